@@ -1,0 +1,259 @@
+//! Secret keys: the daily Temporary Exposure Key and the two keys derived from it.
+
+use std::fmt;
+use std::sync::LazyLock;
+
+use aes::Aes128;
+use aes::cipher::{BlockEncrypt, KeyInit, KeyIvInit, StreamCipher};
+use hmac::{Hmac, Mac};
+use rand_core::{CryptoRng, RngCore};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+use crate::identifiers::{Aem, Rpi};
+use crate::interval::{IntervalNumber, KeyValidity};
+use crate::metadata::{BluetoothMetadata, RawMetadata};
+use crate::payload::BeaconPayload;
+
+/// Length of every key in the protocol, in bytes.
+pub const KEY_LEN: usize = 16;
+
+/// HMAC-SHA256 keyed with HKDF's default salt (32 zero bytes).
+///
+/// GAEN's HKDF uses no salt, so the first half of every extract step is the same;
+/// cloning this precomputed state saves two of the eight SHA-256 blocks per key.
+static HKDF_ZERO_SALT: LazyLock<Hmac<Sha256>> = LazyLock::new(|| {
+    <Hmac<Sha256> as Mac>::new_from_slice(&[0u8; 32]).expect("HMAC accepts any key length")
+});
+
+/// A Temporary Exposure Key (TEK): 16 secret bytes and the intervals it is valid for.
+///
+/// Zeroized on drop, compared in constant time, and never shown by `Debug`.
+/// Read the bytes only through [`expose_secret`](Self::expose_secret), e.g. to upload
+/// them after a positive test.
+#[derive(Clone, ZeroizeOnDrop)]
+pub struct TemporaryExposureKey {
+    key: [u8; KEY_LEN],
+    #[zeroize(skip)]
+    validity: KeyValidity,
+}
+
+impl TemporaryExposureKey {
+    /// A fresh random key for the UTC day containing `now`.
+    ///
+    /// Pass the OS generator ([`OsRng`](crate::OsRng)) outside tests.
+    pub fn generate<R: RngCore + CryptoRng>(rng: &mut R, now: IntervalNumber) -> Self {
+        let mut key = [0u8; KEY_LEN];
+        rng.fill_bytes(&mut key);
+        let tek = Self::from_bytes(key, KeyValidity::day_of(now));
+        key.zeroize();
+        tek
+    }
+
+    /// A key with known bytes, such as a downloaded diagnosis key.
+    pub fn from_bytes(key: [u8; KEY_LEN], validity: KeyValidity) -> Self {
+        Self { key, validity }
+    }
+
+    /// A key read from a slice; fails unless it has exactly 16 bytes.
+    pub fn from_slice(key: &[u8], validity: KeyValidity) -> crate::Result<Self> {
+        let key: [u8; KEY_LEN] = key.try_into().map_err(|_| crate::Error::InvalidLength {
+            what: "temporary exposure key",
+            expected: KEY_LEN,
+            actual: key.len(),
+        })?;
+        Ok(Self::from_bytes(key, validity))
+    }
+
+    /// The secret key bytes.
+    pub fn expose_secret(&self) -> &[u8; KEY_LEN] {
+        &self.key
+    }
+
+    /// The intervals this key is valid for.
+    pub fn validity(&self) -> KeyValidity {
+        self.validity
+    }
+
+    /// The same key with a shorter validity, as when today's key is released early.
+    pub fn with_validity(&self, validity: KeyValidity) -> Self {
+        Self::from_bytes(self.key, validity)
+    }
+
+    /// Both derived keys; cheaper than calling [`rpi_key`](Self::rpi_key) and
+    /// [`aem_key`](Self::aem_key) because the HKDF extract step is shared.
+    pub fn derive_keys(&self) -> (RpiKey, AemKey) {
+        let prk = self.hkdf_extract();
+        (
+            RpiKey::from_bytes(&hkdf_expand_16(&prk, b"EN-RPIK")),
+            AemKey::from_bytes(&hkdf_expand_16(&prk, b"EN-AEMK")),
+        )
+    }
+
+    /// RPIK = HKDF(TEK, no salt, "EN-RPIK", 16): the key of the beacon identifiers.
+    pub fn rpi_key(&self) -> RpiKey {
+        RpiKey::from_bytes(&hkdf_expand_16(&self.hkdf_extract(), b"EN-RPIK"))
+    }
+
+    /// AEMK = HKDF(TEK, no salt, "EN-AEMK", 16): the key of the beacon metadata.
+    pub fn aem_key(&self) -> AemKey {
+        AemKey::from_bytes(&hkdf_expand_16(&self.hkdf_extract(), b"EN-AEMK"))
+    }
+
+    /// The beacon this key broadcasts during `interval`.
+    pub fn beacon(&self, interval: IntervalNumber, metadata: BluetoothMetadata) -> BeaconPayload {
+        let (rpik, aemk) = self.derive_keys();
+        let rpi = rpik.rpi(interval);
+        BeaconPayload::new(rpi, aemk.encrypt(rpi, metadata))
+    }
+
+    fn hkdf_extract(&self) -> Zeroizing<[u8; 32]> {
+        let mut mac = HKDF_ZERO_SALT.clone();
+        mac.update(&self.key);
+        Zeroizing::new(mac.finalize().into_bytes().into())
+    }
+}
+
+/// HKDF-Expand for one output block, truncated to 16 bytes (RFC 5869, L = 16).
+fn hkdf_expand_16(prk: &[u8; 32], info: &[u8]) -> Zeroizing<[u8; KEY_LEN]> {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(prk).expect("HMAC accepts any key length");
+    mac.update(info);
+    mac.update(&[1]);
+    let block = mac.finalize().into_bytes();
+    let mut out = Zeroizing::new([0u8; KEY_LEN]);
+    out.copy_from_slice(&block[..KEY_LEN]);
+    out
+}
+
+impl ConstantTimeEq for TemporaryExposureKey {
+    fn ct_eq(&self, other: &Self) -> subtle::Choice {
+        self.key.ct_eq(&other.key)
+    }
+}
+
+impl PartialEq for TemporaryExposureKey {
+    fn eq(&self, other: &Self) -> bool {
+        bool::from(self.ct_eq(other)) && self.validity == other.validity
+    }
+}
+
+impl Eq for TemporaryExposureKey {}
+
+impl fmt::Debug for TemporaryExposureKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TemporaryExposureKey")
+            .field("key", &"<redacted>")
+            .field("validity", &self.validity)
+            .finish()
+    }
+}
+
+/// The Rolling Proximity Identifier Key (RPIK), ready to encrypt identifiers.
+///
+/// Holds the expanded AES key schedule, so deriving many identifiers pays for the
+/// key expansion once. Zeroized on drop.
+#[derive(Clone)]
+pub struct RpiKey {
+    cipher: Aes128,
+}
+
+/// Identifiers encrypted per call to the block cipher: enough for its widest
+/// parallel path, small enough to live on the stack.
+const RPI_BATCH: usize = 48;
+
+impl RpiKey {
+    /// An RPIK from its bytes.
+    pub fn from_bytes(key: &[u8; KEY_LEN]) -> Self {
+        Self {
+            cipher: Aes128::new(key.into()),
+        }
+    }
+
+    /// RPI = AES-128(RPIK, "EN-RPI" ‖ 0×6 ‖ interval little-endian).
+    pub fn rpi(&self, interval: IntervalNumber) -> Rpi {
+        let mut block = padded_data(interval);
+        self.cipher.encrypt_block((&mut block).into());
+        Rpi::from_bytes(block)
+    }
+
+    /// The identifiers of consecutive intervals starting at `first`, one per slot of `out`.
+    ///
+    /// This is the hot path of matching: it fills the cipher's parallel pipeline
+    /// instead of encrypting one block at a time.
+    ///
+    /// # Panics
+    /// If `first + out.len()` does not fit in a `u32` interval number.
+    pub fn rpis_into(&self, first: IntervalNumber, out: &mut [Rpi]) {
+        let mut blocks = [aes::Block::default(); RPI_BATCH];
+        for (chunk_index, chunk) in out.chunks_mut(RPI_BATCH).enumerate() {
+            let offset = (chunk_index * RPI_BATCH) as u32;
+            let blocks = &mut blocks[..chunk.len()];
+            for (i, block) in blocks.iter_mut().enumerate() {
+                let interval = first
+                    .checked_add(offset + i as u32)
+                    .expect("interval range within u32");
+                *block = padded_data(interval).into();
+            }
+            self.cipher.encrypt_blocks(blocks);
+            for (rpi, block) in chunk.iter_mut().zip(blocks.iter()) {
+                *rpi = Rpi::from_bytes((*block).into());
+            }
+        }
+    }
+
+    /// All identifiers of `validity`, in interval order.
+    pub fn rpis(&self, validity: KeyValidity) -> Vec<Rpi> {
+        let mut out = vec![Rpi::from_bytes([0; 16]); validity.period().get() as usize];
+        self.rpis_into(validity.start(), &mut out);
+        out
+    }
+}
+
+fn padded_data(interval: IntervalNumber) -> [u8; 16] {
+    let mut data = [0u8; 16];
+    data[..6].copy_from_slice(b"EN-RPI");
+    data[12..].copy_from_slice(&interval.to_le_bytes());
+    data
+}
+
+impl fmt::Debug for RpiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RpiKey(<redacted>)")
+    }
+}
+
+/// The Associated Encrypted Metadata Key (AEMK). Zeroized on drop.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct AemKey([u8; KEY_LEN]);
+
+type Aes128Ctr = ctr::Ctr128BE<Aes128>;
+
+impl AemKey {
+    /// An AEMK from its bytes.
+    pub fn from_bytes(key: &[u8; KEY_LEN]) -> Self {
+        Self(*key)
+    }
+
+    /// AEM = AES-128-CTR(AEMK, IV = RPI, metadata).
+    pub fn encrypt(&self, rpi: Rpi, metadata: BluetoothMetadata) -> Aem {
+        Aem::from_bytes(self.apply_keystream(rpi, metadata.to_bytes()))
+    }
+
+    /// The metadata bytes hidden in `aem`, unvalidated; see [`BluetoothMetadata::parse`].
+    pub fn decrypt(&self, rpi: Rpi, aem: Aem) -> RawMetadata {
+        self.apply_keystream(rpi, aem.to_bytes())
+    }
+
+    fn apply_keystream(&self, rpi: Rpi, mut data: [u8; 4]) -> [u8; 4] {
+        let mut cipher = Aes128Ctr::new((&self.0).into(), (&rpi.to_bytes()).into());
+        cipher.apply_keystream(&mut data);
+        data
+    }
+}
+
+impl fmt::Debug for AemKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AemKey(<redacted>)")
+    }
+}

@@ -1,0 +1,57 @@
+//! # kith-core
+//!
+//! The Google/Apple Exposure Notification (GAEN v1.2) protocol, byte for byte:
+//! daily Temporary Exposure Keys, the identifiers and metadata they broadcast, and
+//! the BLE payload that carries them.
+//!
+//! ```text
+//!   TEK ──HKDF "EN-RPIK"──▶ RPIK ──AES(interval)──────────▶ RPI ─┐
+//!    └───HKDF "EN-AEMK"──▶ AEMK ──AES-CTR(IV = RPI, meta)─▶ AEM ─┴▶ BLE service data 0xFD6F
+//! ```
+//!
+//! This crate does no I/O: no sockets, no files, no clock and no randomness of its
+//! own. Callers pass the time ([`IntervalNumber`]) and a random generator, and get
+//! bytes back, so the same code runs in phones, on Linux devices, on the server and
+//! inside the simulator.
+//!
+//! ```
+//! use kith_core::{BeaconPayload, BluetoothMetadata, IntervalNumber, OsRng, TemporaryExposureKey};
+//!
+//! let now = IntervalNumber::from_unix_seconds(1_585_785_600 + 3_600)?;
+//! let tek = TemporaryExposureKey::generate(&mut OsRng, now);
+//! assert_eq!(tek.validity().start(), IntervalNumber::new(2_642_976)); // aligned to the day
+//!
+//! // What this phone advertises now …
+//! let beacon = tek.beacon(now, BluetoothMetadata::v1_0(8));
+//! let on_air = beacon.to_service_data();
+//!
+//! // … and what a receiver who later learns the key recovers from it.
+//! let heard = BeaconPayload::from_service_data(0xFD6F, &on_air)?;
+//! let (rpik, aemk) = tek.derive_keys();
+//! assert_eq!(rpik.rpi(now), heard.rpi());
+//! let metadata = BluetoothMetadata::parse(aemk.decrypt(heard.rpi(), heard.aem()))?;
+//! assert_eq!(metadata.tx_power(), 8);
+//! # Ok::<(), kith_core::Error>(())
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod diagnosis;
+mod error;
+mod identifiers;
+mod interval;
+mod keys;
+mod metadata;
+mod payload;
+
+pub use diagnosis::{DaysSinceOnset, DiagnosisKey, ReportType};
+pub use error::{Error, Result};
+pub use identifiers::{AEM_LEN, Aem, RPI_LEN, Rpi};
+pub use interval::{
+    INTERVAL_SECONDS, INTERVALS_PER_DAY, IntervalNumber, KeyValidity, RollingPeriod,
+};
+pub use keys::{AemKey, KEY_LEN, RpiKey, TemporaryExposureKey};
+pub use metadata::{BluetoothMetadata, CalibrationConfidence, MetadataVersion, RawMetadata};
+pub use payload::{BeaconPayload, SERVICE_DATA_LEN, SERVICE_UUID_16, SERVICE_UUID_128};
+/// The operating system's random generator, for generating keys outside tests.
+pub use rand_core::OsRng;
