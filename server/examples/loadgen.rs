@@ -1,0 +1,319 @@
+//! Load benchmark for `kith-server`: sealed publishes from many concurrent clients.
+//!
+//! ```sh
+//! cargo build --release -p kith-server --bin kith-server --example loadgen
+//! target/release/examples/loadgen --clients 64 --seconds 20
+//! target/release/examples/loadgen --clients 64 --seconds 20 --kill-test
+//! ```
+//!
+//! It starts the release `kith-server` binary on 127.0.0.1 (loopback only) with a
+//! temporary data directory, issues one code per request through the admin API, seals
+//! every request beforehand (as phones on other machines would), then sends them for
+//! the given time and prints throughput and latency percentiles. `--kill-test`
+//! SIGKILLs the server halfway, restarts it on the same data and checks that every
+//! acknowledged publish was stored.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use clap::Parser;
+use rand::RngCore;
+use serde_json::{Value, json};
+
+#[derive(Debug, Parser)]
+#[command(about = "Publish load against a local kith-server")]
+struct Args {
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// Length of the run in seconds (at most 120).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=120))]
+    seconds: u64,
+    /// Keys per publish.
+    #[arg(long, default_value_t = 14, value_parser = clap::value_parser!(u32).range(1..=30))]
+    keys: u32,
+    /// Requests prepared (each with its own code); the run stops early if they run out.
+    #[arg(long, default_value_t = 150_000)]
+    requests: usize,
+    /// Send plain JSON instead of sealed bodies.
+    #[arg(long)]
+    plain: bool,
+    /// SIGKILL the server halfway through and check that nothing acknowledged was lost.
+    #[arg(long)]
+    kill_test: bool,
+    /// The server binary (default: kith-server next to this example's directory).
+    #[arg(long)]
+    server: Option<PathBuf>,
+}
+
+struct ServerChild {
+    child: Child,
+    base: String,
+    admin_key: Option<String>,
+}
+
+fn start_server(binary: &Path, data_dir: &Path) -> ServerChild {
+    let mut child = Command::new(binary)
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .env("KITH_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+    let mut admin_key = None;
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = loop {
+        let line = lines.next().expect("server exited").unwrap();
+        if let Some(key) = line.strip_prefix("admin API key (shown once, store it now): ") {
+            admin_key = Some(key.to_owned());
+        }
+        if let Some(addr) = line.strip_prefix("listening on ") {
+            break addr.to_owned();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    ServerChild {
+        child,
+        base,
+        admin_key,
+    }
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let index = ((sorted.len() - 1) as f64 * p).round() as usize;
+    f64::from(sorted[index]) / 1000.0
+}
+
+/// One prepared request: its body and its first key (to look up after a kill).
+struct Prepared {
+    body: Vec<u8>,
+    key: [u8; 16],
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args = Args::parse();
+    let binary = args.server.clone().unwrap_or_else(|| {
+        let exe = std::env::current_exe().unwrap();
+        exe.parent().unwrap().parent().unwrap().join("kith-server")
+    });
+    assert!(
+        binary.is_file(),
+        "{} not found: build it with `cargo build --release -p kith-server`",
+        binary.display()
+    );
+    let data = tempfile::tempdir().unwrap();
+    let mut server = start_server(&binary, data.path());
+    let admin = server.admin_key.clone().unwrap();
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.clients)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+
+    // Codes, 10 000 per admin call.
+    let started = Instant::now();
+    let mut codes = Vec::with_capacity(args.requests);
+    while codes.len() < args.requests {
+        let count = (args.requests - codes.len()).min(10_000);
+        let body: Value = http
+            .post(format!("{}/v1/admin/codes", server.base))
+            .bearer_auth(&admin)
+            .json(&json!({"diagnosis": "confirmed_test", "count": count}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        codes.extend(
+            body["codes"]
+                .as_array()
+                .expect("codes")
+                .iter()
+                .map(|c| c.as_str().unwrap().to_owned()),
+        );
+    }
+    println!("issued {} codes in {:.1} s", codes.len(), started.elapsed().as_secs_f64());
+
+    // Bodies, sealed in advance on all cores.
+    let config: Value = http
+        .get(format!("{}/v1/config", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let public_key = STANDARD
+        .decode(config["hpke"]["publicKey"].as_str().unwrap())
+        .unwrap();
+    let started = Instant::now();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let today = (now / 600) as u32 / 144 * 144;
+    let (keys_per, plain) = (args.keys, args.plain);
+    let prepare = |code: &String| {
+        let mut rng = rand::thread_rng();
+        let keys: Vec<[u8; 16]> = (0..keys_per)
+            .map(|_| {
+                let mut k = [0u8; 16];
+                rng.fill_bytes(&mut k);
+                k
+            })
+            .collect();
+        let doc = json!({
+            "temporaryExposureKeys": keys.iter().enumerate().map(|(d, k)| json!({
+                "key": STANDARD.encode(k),
+                "rollingStartNumber": today - 144 * (d as u32 / 2),
+                "rollingPeriod": 144,
+            })).collect::<Vec<_>>(),
+            "verificationCode": code,
+        });
+        let body = if plain {
+            doc.to_string().into_bytes()
+        } else {
+            kith_server::sealed::seal(&public_key, doc.to_string().as_bytes(), &mut rng).unwrap()
+        };
+        Prepared { body, key: keys[0] }
+    };
+    let half = codes.len() / 2;
+    let (first, second) = std::thread::scope(|s| {
+        let a = s.spawn(|| codes[..half].iter().map(prepare).collect::<Vec<_>>());
+        let b = s.spawn(|| codes[half..].iter().map(prepare).collect::<Vec<_>>());
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let prepared: Arc<Vec<Prepared>> = Arc::new(first.into_iter().chain(second).collect());
+    println!(
+        "prepared {} {} bodies of {} bytes in {:.1} s",
+        prepared.len(),
+        if plain { "plain" } else { "sealed" },
+        prepared[0].body.len(),
+        started.elapsed().as_secs_f64()
+    );
+
+    // The run.
+    let next = Arc::new(AtomicUsize::new(0));
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let content_type = if plain {
+        "application/json"
+    } else {
+        kith_server::sealed::CONTENT_TYPE
+    };
+    let url = format!("{}/v1/publish", server.base);
+    let started = Instant::now();
+    let clients: Vec<_> = (0..args.clients)
+        .map(|_| {
+            let (http, url, next, prepared) =
+                (http.clone(), url.clone(), next.clone(), prepared.clone());
+            tokio::spawn(async move {
+                let mut latencies_us = Vec::new();
+                let mut acknowledged = Vec::new();
+                let mut failures = 0usize;
+                while Instant::now() < deadline {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(request) = prepared.get(i) else { break };
+                    let sent = Instant::now();
+                    let response = http
+                        .post(&url)
+                        .header("content-type", content_type)
+                        .body(request.body.clone())
+                        .send()
+                        .await;
+                    let ok = match response {
+                        Ok(r) => r.status() == 200 && r.bytes().await.is_ok(),
+                        Err(_) => false,
+                    };
+                    if ok {
+                        latencies_us.push(sent.elapsed().as_micros() as u32);
+                        acknowledged.push(i);
+                    } else {
+                        failures += 1;
+                    }
+                }
+                (latencies_us, acknowledged, failures)
+            })
+        })
+        .collect();
+    if args.kill_test {
+        tokio::time::sleep(Duration::from_secs(args.seconds) / 2).await;
+        server.child.kill().unwrap();
+        server.child.wait().unwrap();
+        println!("SIGKILLed the server after {:.1} s", started.elapsed().as_secs_f64());
+    }
+    let mut latencies = Vec::new();
+    let mut acknowledged = Vec::new();
+    let mut failures = 0;
+    for client in clients {
+        let (l, a, f) = client.await.unwrap();
+        latencies.extend(l);
+        acknowledged.extend(a);
+        failures += f;
+    }
+    let elapsed = if args.kill_test {
+        Duration::from_secs(args.seconds) / 2
+    } else {
+        started.elapsed()
+    };
+    latencies.sort_unstable();
+    println!(
+        "{} clients, {} keys/publish, {}: {} acknowledged in {:.1} s = {:.0} publishes/s; latency ms p50 {:.2} p90 {:.2} p99 {:.2} max {:.2}; {} failed{}",
+        args.clients,
+        args.keys,
+        if plain { "plain JSON" } else { "sealed" },
+        acknowledged.len(),
+        elapsed.as_secs_f64(),
+        acknowledged.len() as f64 / elapsed.as_secs_f64(),
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.90),
+        percentile(&latencies, 0.99),
+        percentile(&latencies, 1.0),
+        failures,
+        if args.kill_test { " (after the kill)" } else { "" },
+    );
+    if next.load(Ordering::Relaxed) >= prepared.len() {
+        println!("note: ran out of prepared requests; raise --requests");
+    }
+
+    if args.kill_test {
+        // Restart on the same data: recovery must keep every acknowledged publish.
+        let restarted = start_server(&binary, data.path());
+        let health = http
+            .get(format!("{}/healthz", restarted.base))
+            .send()
+            .await
+            .map(|r| r.status().as_u16());
+        let conn = kith_server::db::open_read_only(data.path()).unwrap();
+        let stored = kith_server::db::count_keys(&conn).unwrap();
+        let missing = acknowledged
+            .iter()
+            .filter(|&&i| !kith_server::db::contains_key(&conn, &prepared[i].key).unwrap())
+            .count();
+        println!(
+            "after restart (healthz {:?}): {} acknowledged publishes, {} keys stored ({} per publish), {} acknowledged publishes missing",
+            health.ok(),
+            acknowledged.len(),
+            stored,
+            args.keys,
+            missing
+        );
+        let mut child = restarted.child;
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let _ = child.wait();
+        assert_eq!(missing, 0, "acknowledged publishes were lost");
+    } else {
+        let _ = Command::new("kill")
+            .args(["-TERM", &server.child.id().to_string()])
+            .status();
+        let _ = server.child.wait();
+    }
+}

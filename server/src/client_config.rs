@@ -1,0 +1,111 @@
+//! `GET /v1/config`: what a phone needs to talk to this server and score its matches.
+
+use axum::Json;
+use axum::extract::State;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::codes::CODE_DIGITS;
+use crate::sealed;
+use crate::state::AppState;
+
+/// GAEN's signature algorithm OID for ECDSA P-256 with SHA-256.
+pub const SIGNATURE_ALGORITHM: &str = "1.2.840.10045.4.3.2";
+
+/// The client configuration document.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientConfig {
+    /// Risk scoring configuration (GAEN v2, kith-core's JSON form).
+    #[schema(value_type = Object)]
+    pub risk_configuration: serde_json::Value,
+    /// The key that verifies this server's export files.
+    pub export_verification_key: ExportVerificationKey,
+    /// How to seal publish requests.
+    pub hpke: HpkeParameters,
+    /// Digits in a verification code.
+    pub verification_code_digits: usize,
+}
+
+/// The public half of the export signing key, with GAEN's identifiers.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportVerificationKey {
+    /// `verification_key_id` in the export files' `SignatureInfo`.
+    pub key_id: String,
+    /// `verification_key_version` in `SignatureInfo`.
+    pub key_version: String,
+    /// `signature_algorithm` in `SignatureInfo`: ECDSA P-256 SHA-256.
+    pub signature_algorithm: String,
+    /// DER SubjectPublicKeyInfo, standard base64: the form GAEN apps are configured with.
+    pub public_key: String,
+    /// The same key as a PEM `PUBLIC KEY` block.
+    pub public_key_pem: String,
+}
+
+/// HPKE suite and key for `application/kith-sealed` publish bodies.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HpkeParameters {
+    /// RFC 9180 KEM id (0x0020, DHKEM(X25519, HKDF-SHA256)).
+    pub kem_id: u16,
+    /// RFC 9180 KDF id (0x0001, HKDF-SHA256).
+    pub kdf_id: u16,
+    /// RFC 9180 AEAD id (0x0001, AES-128-GCM).
+    pub aead_id: u16,
+    /// The server's X25519 public key, standard base64.
+    pub public_key: String,
+    /// The `info` string.
+    pub info: String,
+    /// Content-Type of sealed bodies.
+    pub content_type: String,
+    /// Plaintext length after padding with spaces.
+    pub padded_plaintext_len: usize,
+    /// Length of every sealed body.
+    pub sealed_body_len: usize,
+}
+
+/// The routes of this resource.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(client_config))
+}
+
+/// Client configuration: risk scoring, export verification key, HPKE key.
+#[utoipa::path(get, path = "/v1/config", tag = "publish", responses(
+    (status = 200, description = "The configuration", body = ClientConfig),
+))]
+async fn client_config(State(state): State<AppState>) -> Json<ClientConfig> {
+    let keyring = &state.keyring;
+    Json(ClientConfig {
+        risk_configuration: risk_configuration(),
+        export_verification_key: ExportVerificationKey {
+            key_id: state.config.export_key_id.clone(),
+            key_version: state.config.export_key_version.clone(),
+            signature_algorithm: SIGNATURE_ALGORITHM.into(),
+            public_key: STANDARD.encode(keyring.export_public_key_der()),
+            public_key_pem: keyring.export_public_key_pem(),
+        },
+        hpke: HpkeParameters {
+            kem_id: 0x0020,
+            kdf_id: 0x0001,
+            aead_id: 0x0001,
+            public_key: STANDARD.encode(keyring.opening_key.public_key()),
+            info: String::from_utf8_lossy(sealed::INFO).into_owned(),
+            content_type: sealed::CONTENT_TYPE.into(),
+            padded_plaintext_len: sealed::SEALED_PLAINTEXT_LEN,
+            sealed_body_len: sealed::SEALED_BODY_LEN,
+        },
+        verification_code_digits: CODE_DIGITS,
+    })
+}
+
+/// The risk configuration published to phones.
+fn risk_configuration() -> serde_json::Value {
+    // Stand-in until kith-core's risk configuration type lands: null means "use
+    // the app's built-in ENX defaults".
+    serde_json::Value::Null
+}

@@ -1,0 +1,353 @@
+//! One-time verification codes: generation, normalisation, hashing, and the
+//! guessing budget that limits how many wrong codes the server answers.
+
+use std::fmt;
+
+use kith_core::ReportType;
+use rand_core::{CryptoRng, RngCore};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use utoipa::ToSchema;
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::error::{AppError, Result};
+
+/// Digits in a verification code: 10^12 possible codes (see the README for the odds).
+pub const CODE_DIGITS: usize = 12;
+
+/// A verification code as typed by a person: twelve decimal digits.
+/// Zeroized on drop (through `Zeroizing`); `Debug` does not show it.
+#[derive(Clone)]
+pub struct VerificationCode(Zeroizing<String>);
+
+impl VerificationCode {
+    /// A uniformly random code.
+    pub fn generate<R: RngCore + CryptoRng>(rng: &mut R) -> Self {
+        let mut code = String::with_capacity(CODE_DIGITS);
+        while code.len() < CODE_DIGITS {
+            // Rejection sampling keeps the digits uniform: 250 = 25 * 10.
+            let mut byte = [0u8; 1];
+            rng.fill_bytes(&mut byte);
+            if byte[0] < 250 {
+                code.push(char::from(b'0' + byte[0] % 10));
+            }
+        }
+        Self(Zeroizing::new(code))
+    }
+
+    /// A code from user input; spaces and dashes between digit groups are ignored.
+    pub fn parse(input: &str) -> Result<Self> {
+        let digits: Zeroizing<String> = Zeroizing::new(
+            input
+                .chars()
+                .filter(|c| *c != ' ' && *c != '-')
+                .collect(),
+        );
+        if digits.len() == CODE_DIGITS && digits.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(Self(digits))
+        } else {
+            Err(AppError::invalid(
+                "invalid_code_format",
+                format!("verification code must be {CODE_DIGITS} digits"),
+            ))
+        }
+    }
+
+    /// The digits, for showing the code once to the person it is issued for.
+    pub fn expose_secret(&self) -> &str {
+        &self.0
+    }
+
+    /// SHA-256 of the pepper and the code: what the database stores.
+    pub fn hash(&self, pepper: &Pepper) -> CodeHash {
+        let mut hasher = Sha256::new();
+        hasher.update(pepper.0.as_slice());
+        hasher.update(self.0.as_bytes());
+        CodeHash(hasher.finalize().into())
+    }
+}
+
+impl fmt::Debug for VerificationCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("VerificationCode(<redacted>)")
+    }
+}
+
+/// A server-wide secret mixed into code hashes. It lives in its own file, not in the
+/// database, so a leaked database alone does not let anyone try all 10^12 codes offline.
+#[derive(Clone)]
+pub struct Pepper(Zeroizing<[u8; 32]>);
+
+impl Pepper {
+    /// A pepper from its stored bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(Zeroizing::new(bytes))
+    }
+
+    /// The bytes, for storing them.
+    pub fn expose_secret(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Pepper {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Pepper(<redacted>)")
+    }
+}
+
+/// The stored form of a code.
+#[derive(Clone, Copy, Zeroize)]
+pub struct CodeHash([u8; 32]);
+
+impl CodeHash {
+    /// A hash read back from the database; `None` unless it has 32 bytes.
+    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+        bytes.try_into().ok().map(Self)
+    }
+
+    /// The bytes, for the database.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl ConstantTimeEq for CodeHash {
+    fn ct_eq(&self, other: &Self) -> subtle::Choice {
+        self.0.ct_eq(&other.0)
+    }
+}
+
+impl fmt::Debug for CodeHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CodeHash(<redacted>)")
+    }
+}
+
+/// The diagnoses a health authority can attach to a code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Diagnosis {
+    /// A positive laboratory test (GAEN `CONFIRMED_TEST`).
+    ConfirmedTest,
+    /// A clinician's diagnosis (GAEN `CONFIRMED_CLINICAL_DIAGNOSIS`).
+    ClinicalDiagnosis,
+    /// The person's own report (GAEN `SELF_REPORT`).
+    SelfReport,
+}
+
+impl Diagnosis {
+    /// All of them, in the order a form lists them.
+    pub const ALL: [Self; 3] = [Self::ConfirmedTest, Self::ClinicalDiagnosis, Self::SelfReport];
+
+    /// The GAEN report type put on the keys.
+    pub fn report_type(self) -> ReportType {
+        match self {
+            Self::ConfirmedTest => ReportType::ConfirmedTest,
+            Self::ClinicalDiagnosis => ReportType::ConfirmedClinicalDiagnosis,
+            Self::SelfReport => ReportType::SelfReport,
+        }
+    }
+
+    /// The inverse of [`report_type`](Self::report_type), for reading the database.
+    pub fn from_report_type(report_type: ReportType) -> Option<Self> {
+        Self::ALL.into_iter().find(|d| d.report_type() == report_type)
+    }
+
+    /// The name used in JSON and forms.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ConfirmedTest => "confirmed_test",
+            Self::ClinicalDiagnosis => "clinical_diagnosis",
+            Self::SelfReport => "self_report",
+        }
+    }
+
+    /// What a case worker reads.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::ConfirmedTest => "Confirmed test",
+            Self::ClinicalDiagnosis => "Clinical diagnosis",
+            Self::SelfReport => "Self report",
+        }
+    }
+}
+
+/// What the day in a code's onset field is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnsetKind {
+    /// The day symptoms began.
+    Symptom,
+    /// The day of the (positive) test, used when there were no symptoms.
+    Test,
+}
+
+impl OnsetKind {
+    /// The name stored in the database.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Symptom => "symptom",
+            Self::Test => "test",
+        }
+    }
+
+    /// The inverse of [`name`](Self::name).
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Symptom, Self::Test]
+            .into_iter()
+            .find(|kind| kind.name() == name)
+    }
+}
+
+/// The day from which days since onset are counted, as the health authority gave it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Onset {
+    /// Days since 1970-01-01 (UTC).
+    pub day: u32,
+    /// Symptom onset or test date.
+    pub kind: OnsetKind,
+}
+
+/// An order for codes, as the admin API or the portal passes it to storage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CodeOrder {
+    /// Diagnosis put on the keys published with these codes.
+    pub diagnosis: Diagnosis,
+    /// Onset or test day, if the health authority knows it.
+    pub onset: Option<Onset>,
+    /// How many codes.
+    pub count: u32,
+    /// Unix seconds after which the codes no longer work.
+    pub expires_at: u64,
+}
+
+/// A token bucket of failed redemptions shared by all clients.
+///
+/// Clients are not told apart (no IP addresses are kept), so the budget bounds how
+/// many codes anyone can try, whoever they are. It is checked before a code is looked
+/// up, so once it is spent even a correct code gets "too many attempts": an attacker
+/// learns nothing from the answers.
+#[derive(Debug)]
+pub struct GuessBudget {
+    capacity: f64,
+    per_second: f64,
+    tokens: f64,
+    updated_at: u64,
+}
+
+impl GuessBudget {
+    /// A full bucket of `burst` failures, refilled at `per_hour`.
+    pub fn new(burst: u32, per_hour: u32, now_unix: u64) -> Self {
+        Self {
+            capacity: f64::from(burst),
+            per_second: f64::from(per_hour) / 3600.0,
+            tokens: f64::from(burst),
+            updated_at: now_unix,
+        }
+    }
+
+    fn refill(&mut self, now_unix: u64) {
+        let elapsed = now_unix.saturating_sub(self.updated_at) as f64;
+        self.tokens = (self.tokens + elapsed * self.per_second).min(self.capacity);
+        self.updated_at = self.updated_at.max(now_unix);
+    }
+
+    /// Ok if a failure could still be afforded now; otherwise how long to wait.
+    pub fn check(&mut self, now_unix: u64) -> Result<()> {
+        self.refill(now_unix);
+        if self.tokens >= 1.0 {
+            Ok(())
+        } else {
+            let wait = ((1.0 - self.tokens) / self.per_second).ceil().max(1.0);
+            Err(AppError::TooManyGuesses {
+                retry_after_seconds: wait as u64,
+            })
+        }
+    }
+
+    /// Records one failed redemption.
+    pub fn spend(&mut self, now_unix: u64) {
+        self.refill(now_unix);
+        self.tokens = (self.tokens - 1.0).max(0.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn generated_codes_have_twelve_uniform_digits() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut counts = [0u32; 10];
+        for _ in 0..1000 {
+            let code = VerificationCode::generate(&mut rng);
+            assert_eq!(code.expose_secret().len(), CODE_DIGITS);
+            for b in code.expose_secret().bytes() {
+                counts[usize::from(b - b'0')] += 1;
+            }
+        }
+        // 12 000 digits: each should appear ~1200 times.
+        assert!(counts.iter().all(|&c| (1000..1400).contains(&c)), "{counts:?}");
+    }
+
+    #[test]
+    fn parse_ignores_grouping_and_rejects_anything_else() {
+        let code = VerificationCode::parse("1234-5678 9012").unwrap();
+        assert_eq!(code.expose_secret(), "123456789012");
+        for bad in ["", "12345678901", "1234567890123", "12345678901a", "١٢٣٤٥٦٧٨٩٠١٢"] {
+            assert!(VerificationCode::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(format!("{code:?}"), "VerificationCode(<redacted>)");
+    }
+
+    #[test]
+    fn hash_depends_on_pepper_and_code() {
+        let a = VerificationCode::parse("111111111111").unwrap();
+        let b = VerificationCode::parse("111111111112").unwrap();
+        let p1 = Pepper::from_bytes([1; 32]);
+        let p2 = Pepper::from_bytes([2; 32]);
+        assert!(bool::from(a.hash(&p1).ct_eq(&a.hash(&p1))));
+        assert!(!bool::from(a.hash(&p1).ct_eq(&b.hash(&p1))));
+        assert!(!bool::from(a.hash(&p1).ct_eq(&a.hash(&p2))));
+    }
+
+    #[test]
+    fn guess_budget_spends_and_refills() {
+        let mut budget = GuessBudget::new(2, 3600, 1000); // one per second
+        budget.check(1000).unwrap();
+        budget.spend(1000);
+        budget.spend(1000);
+        let Err(AppError::TooManyGuesses { retry_after_seconds }) = budget.check(1000) else {
+            panic!("budget should be spent");
+        };
+        assert_eq!(retry_after_seconds, 1);
+        budget.check(1001).unwrap();
+        // The bucket never holds more than its burst.
+        budget.check(100_000).unwrap();
+        budget.spend(100_000);
+        budget.spend(100_000);
+        assert!(budget.check(100_000).is_err());
+    }
+
+    #[test]
+    fn diagnosis_maps_to_report_types_and_back() {
+        for d in Diagnosis::ALL {
+            assert_eq!(Diagnosis::from_report_type(d.report_type()), Some(d));
+        }
+        assert_eq!(Diagnosis::from_report_type(ReportType::Revoked), None);
+    }
+
+    proptest! {
+        #[test]
+        fn parse_never_panics(input in ".{0,40}") {
+            if let Ok(code) = VerificationCode::parse(&input) {
+                prop_assert!(code.expose_secret().bytes().all(|b| b.is_ascii_digit()));
+            }
+        }
+    }
+}

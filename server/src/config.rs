@@ -1,0 +1,103 @@
+//! Command-line flags and environment variables; every setting has a default, so
+//! `kith-server` with no arguments serves on 127.0.0.1:8080 from `./kith-data`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+/// How hard SQLite flushes each committed batch to disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Durability {
+    /// `synchronous=NORMAL` in WAL mode: a committed batch survives the server being
+    /// killed (it is in the operating system's page cache); it can be lost only if the
+    /// whole machine loses power or crashes before the next WAL checkpoint.
+    Normal,
+    /// `synchronous=FULL`: every committed batch is fsync'ed before it is acknowledged,
+    /// so it also survives power loss, at the cost of one fsync per batch.
+    Full,
+}
+
+/// Settings of one server process.
+#[derive(Clone, Debug, Parser)]
+#[command(name = "kith-server", version, about = "Kith key server", long_about = None)]
+pub struct Config {
+    /// Address and port to listen on (port 0 picks a free port and prints it).
+    #[arg(long, env = "KITH_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Directory holding the database and the server's keys; created on first start.
+    #[arg(long, env = "KITH_DATA_DIR", default_value = "./kith-data")]
+    pub data_dir: PathBuf,
+
+    /// How long an issued verification code stays valid, in minutes.
+    #[arg(long, env = "KITH_CODE_LIFETIME_MINUTES", default_value_t = 24 * 60,
+          value_parser = clap::value_parser!(u32).range(1..=30 * 24 * 60))]
+    pub code_lifetime_minutes: u32,
+
+    /// Failed code redemptions allowed per hour, summed over all clients (guessing budget).
+    #[arg(long, env = "KITH_FAILED_REDEMPTIONS_PER_HOUR", default_value_t = 600,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub failed_redemptions_per_hour: u32,
+
+    /// Failed redemptions allowed in a burst before the hourly rate applies.
+    #[arg(long, env = "KITH_FAILED_REDEMPTIONS_BURST", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub failed_redemptions_burst: u32,
+
+    /// Most requests committed to the database in one transaction (group commit).
+    #[arg(long, env = "KITH_WRITE_BATCH", default_value_t = 512,
+          value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub write_batch: u32,
+
+    /// Flush policy of committed batches.
+    #[arg(long, env = "KITH_DURABILITY", value_enum, default_value_t = Durability::Normal)]
+    pub durability: Durability,
+
+    /// Key id put into export signatures and `/v1/config` (Apple uses the country's MCC).
+    #[arg(long, env = "KITH_EXPORT_KEY_ID", default_value = "kith")]
+    pub export_key_id: String,
+
+    /// Version of the export signing key, as in GAEN's `verification_key_version`.
+    #[arg(long, env = "KITH_EXPORT_KEY_VERSION", default_value = "v1")]
+    pub export_key_version: String,
+
+    /// Shifts the server's clock by this many seconds. For tests of code expiry and
+    /// key age only: it changes nothing but what the server believes "now" is.
+    #[arg(long, env = "KITH_TEST_CLOCK_OFFSET", default_value_t = 0, hide = true,
+          allow_hyphen_values = true)]
+    pub test_clock_offset_seconds: i64,
+}
+
+impl Config {
+    /// The defaults, as `kith-server` with no arguments would use them, with another data directory.
+    pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> Self {
+        let mut config = Self::parse_from(["kith-server"]);
+        config.data_dir = data_dir.into();
+        config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_documented_ones() {
+        let config = Config::parse_from(["kith-server"]);
+        assert_eq!(config.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(config.data_dir, PathBuf::from("./kith-data"));
+        assert_eq!(config.code_lifetime_minutes, 1440);
+        assert_eq!(config.durability, Durability::Normal);
+    }
+
+    #[test]
+    fn flags_override_defaults_and_bad_values_are_refused() {
+        let config =
+            Config::parse_from(["kith-server", "--listen", "127.0.0.1:0", "--durability", "full"]);
+        assert_eq!(config.listen.port(), 0);
+        assert_eq!(config.durability, Durability::Full);
+        assert!(Config::try_parse_from(["kith-server", "--code-lifetime-minutes", "0"]).is_err());
+        assert!(Config::try_parse_from(["kith-server", "--listen", "nowhere"]).is_err());
+    }
+}

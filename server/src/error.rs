@@ -1,0 +1,213 @@
+//! The crate's one error type: what a request did wrong (a 4xx with a JSON body) or
+//! what failed inside the server (a 5xx whose details go only to the log).
+
+use axum::Json;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Everything that can go wrong in `kith-server`.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The request is malformed or breaks a validation rule (400).
+    #[error("{message}")]
+    Invalid {
+        /// Stable machine-readable code, e.g. `invalid_key`.
+        code: &'static str,
+        /// What was wrong and what was expected.
+        message: String,
+    },
+    /// Missing or wrong credentials: admin key or verification code (401).
+    #[error("{message}")]
+    Unauthorized {
+        /// Stable machine-readable code.
+        code: &'static str,
+        /// What was wrong.
+        message: String,
+    },
+    /// Valid credentials that cannot be used (any more): a used or expired code (403).
+    #[error("{message}")]
+    Forbidden {
+        /// Stable machine-readable code.
+        code: &'static str,
+        /// What was wrong.
+        message: String,
+    },
+    /// No such route (404).
+    #[error("no such resource: {0}")]
+    NotFound(String),
+    /// The route exists but not with this method (405).
+    #[error("method not allowed on this resource")]
+    MethodNotAllowed,
+    /// The body exceeds the route's limit (413).
+    #[error("request body too large: at most {limit} bytes are accepted")]
+    PayloadTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// A content type the route does not take (415).
+    #[error("unsupported content type: expected {expected}")]
+    UnsupportedMediaType {
+        /// The content types the route accepts.
+        expected: &'static str,
+    },
+    /// The guessing budget for verification codes is spent; retry later (429).
+    #[error("too many failed verification codes recently; retry in {retry_after_seconds} s")]
+    TooManyGuesses {
+        /// When the next attempt can succeed.
+        retry_after_seconds: u64,
+    },
+    /// The server is shutting down or its writer stopped (503).
+    #[error("the server is shutting down")]
+    Unavailable,
+    /// A file in the data directory could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: String,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// A key file in the data directory is not what the server wrote there.
+    #[error("{path}: {reason}")]
+    KeyFile {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The database holds something this server did not write.
+    #[error("stored data is damaged: {0}")]
+    Corrupt(String),
+    /// A database failure.
+    #[error("database: {0}")]
+    Database(#[from] rusqlite::Error),
+    /// The database was written by a newer server.
+    #[error("database schema version {found} is newer than this server's {supported}")]
+    SchemaTooNew {
+        /// Version found in the file.
+        found: u32,
+        /// Newest version this build knows.
+        supported: u32,
+    },
+}
+
+/// `Result` with [`AppError`].
+pub type Result<T, E = AppError> = std::result::Result<T, E>;
+
+/// The JSON body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Stable machine-readable code, e.g. `invalid_key`, `code_expired`.
+    pub error: &'static str,
+    /// Human-readable explanation: what was wrong and what was expected.
+    pub message: String,
+}
+
+impl AppError {
+    /// A 400 with this code and message.
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Invalid { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::TooManyGuesses { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Io { .. }
+            | Self::KeyFile { .. }
+            | Self::Corrupt(_)
+            | Self::Database(_)
+            | Self::SchemaTooNew { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The body sent to the client. Server-side failures get a fixed text; their
+    /// details are logged instead, since they may name files or SQL.
+    pub fn body(&self) -> ErrorBody {
+        let code = match self {
+            Self::Invalid { code, .. }
+            | Self::Unauthorized { code, .. }
+            | Self::Forbidden { code, .. } => code,
+            Self::NotFound(_) => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::UnsupportedMediaType { .. } => "unsupported_media_type",
+            Self::TooManyGuesses { .. } => "too_many_attempts",
+            Self::Unavailable => "unavailable",
+            Self::Io { .. }
+            | Self::KeyFile { .. }
+            | Self::Corrupt(_)
+            | Self::Database(_)
+            | Self::SchemaTooNew { .. } => {
+                tracing::error!(error = %self, "request failed inside the server");
+                return ErrorBody {
+                    error: "internal_error",
+                    message: "internal server error".to_owned(),
+                };
+            }
+        };
+        ErrorBody {
+            error: code,
+            message: self.to_string(),
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status(), Json(self.body())).into_response();
+        if let Self::TooManyGuesses {
+            retry_after_seconds,
+        } = self
+        {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, retry_after_seconds.into());
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_errors_show_their_message_and_server_errors_do_not() {
+        let bad = AppError::invalid("invalid_key", "key must be 16 bytes, got 3");
+        assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(bad.body().error, "invalid_key");
+        assert_eq!(bad.body().message, "key must be 16 bytes, got 3");
+
+        let inner = AppError::KeyFile {
+            path: "/secret/place".into(),
+            reason: "bad".into(),
+        };
+        assert_eq!(inner.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(inner.body().error, "internal_error");
+        assert!(!inner.body().message.contains("/secret/place"));
+    }
+
+    #[test]
+    fn too_many_guesses_says_when_to_retry() {
+        let response = AppError::TooManyGuesses {
+            retry_after_seconds: 7,
+        }
+        .into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "7");
+    }
+}

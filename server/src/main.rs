@@ -1,0 +1,50 @@
+//! `kith-server`: parses the configuration, sets up logging, and serves until SIGTERM or SIGINT.
+
+use clap::Parser;
+use kith_server::{Config, Server};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_env("KITH_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .init();
+    let config = Config::parse();
+    match run(config).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "kith-server stopped");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config) -> kith_server::Result<()> {
+    let mut server = Server::start(config).await?;
+    if let Some(key) = server.take_new_admin_key() {
+        // Straight to stdout, never through the log: it is shown this once only.
+        println!("admin API key (shown once, store it now): {}", key.expose_secret());
+    }
+    println!("listening on http://{}", server.local_addr());
+    // The address goes to stdout only: the log never holds an IP address.
+    tracing::info!("serving");
+    server.serve(shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(error) => {
+            tracing::error!(%error, "cannot listen for SIGTERM");
+            return std::future::pending().await;
+        }
+    };
+    tokio::select! {
+        _ = terminate.recv() => tracing::info!("SIGTERM: finishing in-flight requests"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: finishing in-flight requests"),
+    }
+}

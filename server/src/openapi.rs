@@ -1,0 +1,71 @@
+//! `GET /openapi.json`: the OpenAPI 3.1 description, built from the same route
+//! declarations that build the router, so the two cannot drift apart.
+
+use std::sync::LazyLock;
+
+use axum::http::header;
+use axum::response::IntoResponse;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::ErrorBody;
+use crate::state::AppState;
+use crate::{admin, client_config, health, metrics, portal, publish};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Kith key server",
+        description = "Health-authority verification codes and sealed, padded publishing of diagnosis keys (GAEN-compatible).",
+    ),
+    modifiers(&AdminKeyScheme),
+    components(schemas(ErrorBody)),
+    tags(
+        (name = "publish", description = "What phones call"),
+        (name = "health authority", description = "Codes and the case worker's page"),
+        (name = "operations", description = "Health, metrics and this document"),
+    ),
+)]
+struct ApiDoc;
+
+struct AdminKeyScheme;
+
+impl Modify for AdminKeyScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "admin_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The admin API key printed on the server's first start"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Every route of the server with its OpenAPI description.
+pub fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(publish::router())
+        .merge(client_config::router())
+        .merge(admin::router())
+        .merge(portal::router())
+        .merge(health::router())
+        .merge(metrics::router())
+        .routes(routes!(openapi_json))
+}
+
+static DOCUMENT: LazyLock<String> =
+    LazyLock::new(|| api_router().into_openapi().to_pretty_json().unwrap_or_default());
+
+/// This OpenAPI document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", responses(
+    (status = 200, description = "OpenAPI 3.1 document", body = Object),
+))]
+async fn openapi_json() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], DOCUMENT.as_str())
+}

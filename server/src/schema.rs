@@ -1,0 +1,96 @@
+//! The database schema, its version and the migrations between versions, together.
+//!
+//! The version lives in SQLite's `user_version`. Migration `n` takes a database from
+//! version `n` to `n + 1`; each runs in its own transaction, so a crash leaves the
+//! database at a whole version.
+
+use rusqlite::Connection;
+
+use crate::error::{AppError, Result};
+
+/// Migrations in order; the schema version is their count.
+const MIGRATIONS: &[&str] = &[
+    // 1: verification codes and diagnosis keys.
+    "CREATE TABLE verification_codes (
+        -- SHA-256(pepper || code); the code itself is never stored.
+        code_hash    BLOB PRIMARY KEY NOT NULL CHECK (length(code_hash) = 32),
+        report_type  INTEGER NOT NULL,
+        -- Day (days since the Unix epoch) of symptom onset, or of the test when
+        -- onset_kind = 'test'; NULL when the health authority gave neither.
+        onset_day    INTEGER,
+        onset_kind   TEXT CHECK (onset_kind IN ('symptom', 'test')),
+        issued_at    INTEGER NOT NULL,
+        expires_at   INTEGER NOT NULL,
+        redeemed_at  INTEGER
+    ) WITHOUT ROWID;
+    CREATE INDEX verification_codes_expiry ON verification_codes (expires_at);
+
+    CREATE TABLE diagnosis_keys (
+        key_data          BLOB PRIMARY KEY NOT NULL CHECK (length(key_data) = 16),
+        rolling_start     INTEGER NOT NULL,
+        rolling_period    INTEGER NOT NULL,
+        transmission_risk INTEGER,
+        report_type       INTEGER NOT NULL,
+        days_since_onset  INTEGER,
+        received_at       INTEGER NOT NULL,
+        -- Unix seconds before which the key must not be exported: the end of the
+        -- key's validity for a key that was still in use when it was published.
+        embargo_until     INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX diagnosis_keys_release ON diagnosis_keys (embargo_until);",
+];
+
+/// The schema version this build writes.
+pub const VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Brings the database up to [`VERSION`]; refuses a database from a newer server.
+pub fn migrate(conn: &mut Connection) -> Result<()> {
+    let found: u32 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if found > VERSION {
+        return Err(AppError::SchemaTooNew {
+            found,
+            supported: VERSION,
+        });
+    }
+    for (version, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", version as u32 + 1)?;
+        tx.commit()?;
+        tracing::info!(version = version + 1, "database schema migrated");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_an_empty_database_once() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        migrate(&mut conn).unwrap(); // idempotent
+        let version: u32 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, VERSION);
+        conn.execute("INSERT INTO diagnosis_keys VALUES (zeroblob(16), 1, 144, NULL, 1, 0, 0, 0)", [])
+            .unwrap();
+        assert!(
+            conn.execute("INSERT INTO diagnosis_keys VALUES (zeroblob(15), 1, 144, NULL, 1, 0, 0, 0)", [])
+                .is_err(),
+            "the schema itself refuses keys that are not 16 bytes"
+        );
+    }
+
+    #[test]
+    fn refuses_a_newer_database() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "user_version", VERSION + 1).unwrap();
+        assert!(matches!(
+            migrate(&mut conn),
+            Err(AppError::SchemaTooNew { found, supported }) if found == VERSION + 1 && supported == VERSION
+        ));
+    }
+}

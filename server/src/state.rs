@@ -1,0 +1,64 @@
+//! The one state shared by every handler.
+
+use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::keyring::Keyring;
+use crate::portal::Sessions;
+use crate::writer::Writer;
+
+/// What handlers share: settings, clock, keys, the database writer, metrics, portal sessions.
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+/// The contents of [`AppState`].
+pub struct Shared {
+    /// The process's settings.
+    pub config: Config,
+    /// "Now", shiftable in tests.
+    pub clock: Clock,
+    /// The server's secrets.
+    pub keyring: Keyring,
+    /// The database writer.
+    pub writer: Writer,
+    /// Renders `/metrics`.
+    pub metrics: PrometheusHandle,
+    /// Logged-in case workers.
+    pub sessions: Sessions,
+}
+
+impl AppState {
+    /// Bundles the parts.
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl fmt::Debug for AppState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppState")
+            .field("listen", &self.config.listen)
+            .field("clock", &self.clock)
+            .field("keyring", &self.keyring)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Shared { .. }")
+    }
+}

@@ -1,0 +1,498 @@
+//! The server through real HTTP: the binary on an ephemeral port with a temporary data dir.
+
+mod common;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use common::*;
+use serde_json::{Value, json};
+
+fn stored(server: &ServerProcess, key: &[u8; 16]) -> Option<kith_server::db::KeyRecord> {
+    let conn = kith_server::db::open_read_only(&server.data_dir).unwrap();
+    kith_server::db::key_record(&conn, key).unwrap()
+}
+
+fn stored_count(data_dir: &std::path::Path) -> u64 {
+    kith_server::db::count_keys(&kith_server::db::open_read_only(data_dir).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn happy_path_applies_the_codes_diagnosis_and_embargoes_todays_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path(), &[], &[]);
+    let admin = server.admin_key.clone().expect("first start prints the admin key");
+    let codes = issue_codes(
+        &server,
+        &admin,
+        json!({"diagnosis": "self_report", "symptomOnsetDate": date_days_ago(3)}),
+    )
+    .await;
+    assert_eq!(codes.len(), 1);
+    assert_eq!(codes[0].len(), 12);
+
+    let keys: Vec<[u8; 16]> = (0..15).map(|_| random_key()).collect();
+    let (status, body, size) = publish_json(&server, &publish_doc(&codes[0], &keys)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["insertedExposures"], 15);
+    assert_eq!(size, kith_server::publish::RESPONSE_LEN);
+
+    let today = today_start();
+    let todays = stored(&server, &keys[0]).expect("today's key is stored");
+    assert_eq!(todays.rolling_start, today);
+    assert_eq!(todays.report_type, 3, "self report from the code");
+    assert_eq!(todays.days_since_onset, Some(3), "onset from the code");
+    assert_eq!(todays.embargo_until, u64::from(today + 144) * 600, "embargoed until it expires");
+    let oldest = stored(&server, &keys[14]).unwrap();
+    assert_eq!(oldest.days_since_onset, Some(-11));
+    assert!(oldest.embargo_until <= now_unix());
+    assert_eq!(stored_count(dir.path()), 15);
+}
+
+#[tokio::test]
+async fn every_validation_rule_is_a_400_and_leaves_the_code_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path(), &[], &[]);
+    let admin = server.admin_key.clone().unwrap();
+    let code = issue_code(&server, &admin).await;
+    let today = today_start();
+    let now_interval = (now_unix() / 600) as u32;
+    let k = |start: u32| key_json(&random_key(), start);
+    let doc = |keys: Vec<Value>| json!({"temporaryExposureKeys": keys, "verificationCode": code});
+    let same = random_key();
+    let mut cases: Vec<(&str, Value)> = vec![
+        ("invalid_key_count", doc(vec![])),
+        ("invalid_key_count", doc((0..31).map(|i| k(today - 144 * (i / 3))).collect())),
+        ("invalid_key", doc(vec![json!({"key": STANDARD.encode([1u8; 15]), "rollingStartNumber": today, "rollingPeriod": 144})])),
+        ("invalid_key_encoding", doc(vec![json!({"key": "%%%%", "rollingStartNumber": today, "rollingPeriod": 144})])),
+        ("invalid_rolling_period", doc(vec![json!({"key": STANDARD.encode(random_key()), "rollingStartNumber": today, "rollingPeriod": 0})])),
+        ("invalid_rolling_period", doc(vec![json!({"key": STANDARD.encode(random_key()), "rollingStartNumber": today, "rollingPeriod": 145})])),
+        ("key_in_future", doc(vec![k(now_interval + 1)])),
+        ("key_too_old", doc(vec![k(today - 17 * 144)])),
+        ("invalid_transmission_risk", doc(vec![json!({"key": STANDARD.encode(random_key()), "rollingStartNumber": today, "rollingPeriod": 144, "transmissionRisk": 9})])),
+        ("invalid_transmission_risk", doc(vec![json!({"key": STANDARD.encode(random_key()), "rollingStartNumber": today, "rollingPeriod": 144, "transmissionRisk": -1})])),
+        ("duplicate_key", doc(vec![key_json(&same, today), key_json(&same, today - 144)])),
+        ("too_many_keys_same_start", doc((0..4).map(|_| k(today - 144)).collect())),
+        ("invalid_code_format", json!({"temporaryExposureKeys": [k(today)], "verificationCode": "12345"})),
+        ("invalid_symptom_onset", json!({"temporaryExposureKeys": [k(today)], "verificationCode": code, "symptomOnsetInterval": today + 144})),
+    ];
+    // Days since onset outside -14..=14: a code whose onset is 14 days ago and a key 15 days old
+    // gives -1, fine; the request's onset applies only to codes without one, so use such a code.
+    let bare = issue_code(&server, &admin).await;
+    cases.push((
+        "invalid_days_since_onset",
+        json!({"temporaryExposureKeys": [k(today)], "verificationCode": bare, "symptomOnsetInterval": today - 15 * 144}),
+    ));
+    for (expected, doc) in &cases {
+        let (status, body, size) = publish_json(&server, doc).await;
+        assert_eq!(status, 400, "{expected}: {body}");
+        assert_eq!(body["error"], *expected, "{body}");
+        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert_eq!(size, kith_server::publish::RESPONSE_LEN, "errors are padded too");
+    }
+    // The limits themselves pass, and neither code was spent by the rejected uploads.
+    let keys: Vec<Value> = (0..30u32).map(|i| k(today - 144 * (i / 3))).collect();
+    let (status, body, _) = publish_json(&server, &doc(keys)).await;
+    assert_eq!((status, &body["insertedExposures"]), (200, &json!(30)), "{body}");
+    let (status, _, _) = publish_json(&server, &publish_doc(&bare, &[random_key()])).await;
+    assert_eq!(status, 200);
+    assert_eq!(stored_count(dir.path()), 31);
+}
+
+#[tokio::test]
+async fn codes_are_single_use_expire_and_guessing_is_budgeted() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(
+        dir.path(),
+        &["--failed-redemptions-burst", "3", "--failed-redemptions-per-hour", "1"],
+        &[],
+    );
+    let admin = server.admin_key.clone().unwrap();
+    let codes = issue_codes(&server, &admin, json!({"diagnosis": "confirmed_test", "count": 3})).await;
+    let (status, _, _) = publish_json(&server, &publish_doc(&codes[0], &[random_key()])).await;
+    assert_eq!(status, 200);
+    // Reuse.
+    let (status, body, _) = publish_json(&server, &publish_doc(&codes[0], &[random_key()])).await;
+    assert_eq!((status, body["error"].as_str()), (403, Some("code_already_used")));
+    // Unknown codes (the reuse above was failure 1 of 3).
+    for _ in 0..2 {
+        let (status, body, _) = publish_json(&server, &publish_doc("000000000000", &[random_key()])).await;
+        assert_eq!((status, body["error"].as_str()), (401, Some("invalid_code")), "{body}");
+    }
+    // The budget is spent: even a valid code now gets 429, so guesses learn nothing.
+    let response = client()
+        .post(server.url("/v1/publish"))
+        .json(&publish_doc(&codes[1], &[random_key()]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    let retry: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=3600).contains(&retry), "{retry}");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "too_many_attempts");
+    assert!(server.stop());
+
+    // A day later (the clock moved by the documented test offset) the last code has expired,
+    // and the budget has refilled.
+    let later = ServerProcess::start(dir.path(), &[], &[("KITH_TEST_CLOCK_OFFSET", "90000")]);
+    assert!(later.admin_key.is_none(), "the admin key is printed on first start only");
+    let (status, body, _) = publish_json(&later, &publish_doc(&codes[2], &[random_key()])).await;
+    assert_eq!((status, body["error"].as_str()), (403, Some("code_expired")), "{body}");
+}
+
+#[tokio::test]
+async fn sealed_and_chaff_uploads_have_one_size_and_chaff_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path(), &[], &[]);
+    let admin = server.admin_key.clone().unwrap();
+    let public_key = hpke_key(&server).await;
+    assert_eq!(public_key.len(), 32);
+    let code = issue_code(&server, &admin).await;
+
+    // Chaff first, with the real code: it must not spend it.
+    let chaff_keys: Vec<[u8; 16]> = (0..14).map(|_| random_key()).collect();
+    let mut chaff = publish_doc(&code, &chaff_keys);
+    chaff["fake"] = json!(true);
+    let (chaff_status, chaff_body, chaff_size) = publish_sealed(&server, &public_key, &chaff).await;
+    let mut random_code_chaff = publish_doc("123412341234", &[random_key()]);
+    random_code_chaff["fake"] = json!(true);
+    let (plain_chaff_status, _, plain_chaff_size) = publish_json(&server, &random_code_chaff).await;
+
+    let real_key = random_key();
+    let (real_status, real_body, real_size) =
+        publish_sealed(&server, &public_key, &publish_doc(&code, &[real_key])).await;
+
+    assert_eq!((chaff_status, plain_chaff_status, real_status), (200, 200, 200), "{chaff_body} {real_body}");
+    assert_eq!(chaff_size, real_size);
+    assert_eq!(plain_chaff_size, real_size);
+    assert_eq!(real_body["insertedExposures"], 1);
+    assert_eq!(chaff_body["insertedExposures"], 14);
+    assert!(stored(&server, &real_key).is_some());
+    assert!(chaff_keys.iter().all(|k| stored(&server, k).is_none()), "chaff is not stored");
+    assert_eq!(stored_count(dir.path()), 1);
+
+    // Requests: one sealed size whatever the key count.
+    let one = kith_server::sealed::seal(&public_key, publish_doc(&code, &[random_key()]).to_string().as_bytes(), &mut rand::rngs::OsRng).unwrap();
+    let thirty: Vec<[u8; 16]> = (0..30).map(|_| random_key()).collect();
+    let many = kith_server::sealed::seal(&public_key, publish_doc(&code, &thirty).to_string().as_bytes(), &mut rand::rngs::OsRng).unwrap();
+    assert_eq!(one.len(), many.len());
+}
+
+#[tokio::test]
+async fn restart_keeps_keys_codes_and_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path(), &[], &[]);
+    let admin = server.admin_key.clone().unwrap();
+    let used = issue_code(&server, &admin).await;
+    let unused = issue_code(&server, &admin).await;
+    let key = random_key();
+    assert_eq!(publish_json(&server, &publish_doc(&used, &[key])).await.0, 200);
+    let hpke_before = hpke_key(&server).await;
+    assert!(server.stop(), "SIGTERM gives a clean exit");
+
+    let again = ServerProcess::start(dir.path(), &[], &[]);
+    assert!(again.admin_key.is_none());
+    assert!(again.stdout().contains("listening on"));
+    assert_eq!(hpke_key(&again).await, hpke_before);
+    assert!(stored(&again, &key).is_some());
+    assert_eq!(publish_json(&again, &publish_doc(&used, &[random_key()])).await.0, 403);
+    assert_eq!(publish_json(&again, &publish_doc(&unused, &[random_key()])).await.0, 200);
+    // The old admin key still works.
+    assert_eq!(issue_codes(&again, &admin, json!({"diagnosis": "clinical_diagnosis"})).await.len(), 1);
+}
+
+/// (what, content type, body, expected status, expected error code)
+type Case = (&'static str, Option<&'static str>, Vec<u8>, u16, &'static str);
+
+#[tokio::test]
+async fn malformed_requests_get_the_documented_4xx() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path(), &[], &[]);
+    let admin = server.admin_key.clone().unwrap();
+    let public_key = hpke_key(&server).await;
+    let today = today_start();
+    let json_ct = Some("application/json");
+    let sealed_ct = Some(kith_server::sealed::CONTENT_TYPE);
+    let key = |k: Value| -> Vec<u8> {
+        json!({"temporaryExposureKeys": [k], "verificationCode": "123456789012"}).to_string().into_bytes()
+    };
+    let good_key = STANDARD.encode(random_key());
+    let with = |field: &str, value: Value| {
+        let mut k = json!({"key": good_key, "rollingStartNumber": today, "rollingPeriod": 144});
+        k[field] = value;
+        key(k)
+    };
+    let seal = |text: &[u8]| kith_server::sealed::seal(&public_key, text, &mut rand::rngs::OsRng).unwrap();
+    let mut nested = "[".repeat(5000);
+    nested.push_str(&"]".repeat(5000));
+    let publish_cases: Vec<Case> = vec![
+        ("empty body", json_ct, vec![], 400, "invalid_json"),
+        ("truncated JSON", json_ct, b"{\"temporaryExposureKeys\":".to_vec(), 400, "invalid_json"),
+        ("not JSON", json_ct, b"hello".to_vec(), 400, "invalid_json"),
+        ("trailing garbage", json_ct, b"{} x".to_vec(), 400, "invalid_json"),
+        ("invalid UTF-8", json_ct, vec![b'"', 0xff, 0xfe, b'"'], 400, "invalid_json"),
+        ("deep nesting", json_ct, nested.into_bytes(), 400, "invalid_json"),
+        ("null", json_ct, b"null".to_vec(), 400, "invalid_field"),
+        ("array", json_ct, b"[]".to_vec(), 400, "invalid_field"),
+        ("string", json_ct, b"\"keys\"".to_vec(), 400, "invalid_field"),
+        ("missing fields", json_ct, b"{}".to_vec(), 400, "invalid_field"),
+        ("keys not an array", json_ct, b"{\"temporaryExposureKeys\":{},\"verificationCode\":\"123456789012\"}".to_vec(), 400, "invalid_field"),
+        ("code a number", json_ct, b"{\"temporaryExposureKeys\":[],\"verificationCode\":123456789012}".to_vec(), 400, "invalid_field"),
+        ("duplicate field", json_ct, b"{\"temporaryExposureKeys\":[],\"temporaryExposureKeys\":[],\"verificationCode\":\"1\"}".to_vec(), 400, "invalid_field"),
+        ("key a number", json_ct, with("key", json!(12345)), 400, "invalid_field"),
+        ("start a string", json_ct, with("rollingStartNumber", json!("today")), 400, "invalid_field"),
+        ("start negative", json_ct, with("rollingStartNumber", json!(-1)), 400, "invalid_field"),
+        ("start 2^32", json_ct, with("rollingStartNumber", json!(4_294_967_296u64)), 400, "invalid_field"),
+        ("start 1e20", json_ct, with("rollingStartNumber", json!(1e20)), 400, "invalid_field"),
+        ("period fractional", json_ct, with("rollingPeriod", json!(1.5)), 400, "invalid_field"),
+        ("risk huge", json_ct, with("transmissionRisk", json!(99_999_999_999i64)), 400, "invalid_field"),
+        ("fake not a bool", json_ct, b"{\"temporaryExposureKeys\":[],\"verificationCode\":\"123456789012\",\"fake\":\"yes\"}".to_vec(), 400, "invalid_field"),
+        ("onset negative", json_ct, b"{\"temporaryExposureKeys\":[],\"verificationCode\":\"123456789012\",\"symptomOnsetInterval\":-5}".to_vec(), 400, "invalid_field"),
+        ("key bad base64", json_ct, with("key", json!("!!!!!!!!!!!!!!!!!!!!!!!!")), 400, "invalid_key_encoding"),
+        ("key unpadded base64", json_ct, with("key", json!(STANDARD.encode([7u8; 16]).trim_end_matches('='))), 400, "invalid_key_encoding"),
+        ("key url-safe base64", json_ct, with("key", json!("-_-_-_-_-_-_-_-_-_-_-w==")), 400, "invalid_key_encoding"),
+        ("key 15 bytes", json_ct, with("key", json!(STANDARD.encode([7u8; 15]))), 400, "invalid_key"),
+        ("key 17 bytes", json_ct, with("key", json!(STANDARD.encode([7u8; 17]))), 400, "invalid_key"),
+        ("key empty", json_ct, with("key", json!("")), 400, "invalid_key"),
+        ("code letters", json_ct, json!({"temporaryExposureKeys": [{"key": good_key, "rollingStartNumber": today, "rollingPeriod": 144}], "verificationCode": "abcdefghijkl"}).to_string().into_bytes(), 400, "invalid_code_format"),
+        ("oversize body", json_ct, vec![b' '; 70 * 1024], 413, "payload_too_large"),
+        ("no content type", None, b"{}".to_vec(), 415, "unsupported_media_type"),
+        ("text/plain", Some("text/plain"), b"{}".to_vec(), 415, "unsupported_media_type"),
+        ("form", Some("application/x-www-form-urlencoded"), b"a=b".to_vec(), 415, "unsupported_media_type"),
+        ("sealed too short", sealed_ct, vec![0; 10], 400, "invalid_sealed_body"),
+        ("sealed random bytes", sealed_ct, vec![7; kith_server::sealed::SEALED_BODY_LEN], 400, "invalid_sealed_body"),
+        ("sealed oversize", sealed_ct, vec![7; 70 * 1024], 413, "payload_too_large"),
+        ("sealed non-JSON", sealed_ct, seal(b"not json at all"), 400, "invalid_json"),
+        ("sealed wrong types", sealed_ct, seal(b"{\"temporaryExposureKeys\":7}"), 400, "invalid_field"),
+    ];
+    let mut checked = 0;
+    for (what, content_type, body, status, code) in publish_cases {
+        let mut request = client().post(server.url("/v1/publish")).body(body);
+        if let Some(ct) = content_type {
+            request = request.header("content-type", ct);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{what}");
+        let bytes = response.bytes().await.unwrap();
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("{what}: not JSON"));
+        assert_eq!(body["error"], code, "{what}: {body}");
+        assert!(body["message"].is_string(), "{what}");
+        assert_eq!(bytes.len(), kith_server::publish::RESPONSE_LEN, "{what}: padded");
+        checked += 1;
+    }
+
+    // The admin API and routing.
+    let admin_cases: Vec<(&str, Option<&str>, Option<&str>, Vec<u8>, u16, &str)> = vec![
+        ("no admin key", None, json_ct, b"{\"diagnosis\":\"confirmed_test\"}".to_vec(), 401, "invalid_admin_key"),
+        ("wrong admin key", Some("kith_wrong"), json_ct, b"{\"diagnosis\":\"confirmed_test\"}".to_vec(), 401, "invalid_admin_key"),
+        ("admin bad JSON", Some(&admin), json_ct, b"{".to_vec(), 400, "invalid_json"),
+        ("admin no content type", Some(&admin), None, b"{}".to_vec(), 415, "unsupported_media_type"),
+        ("admin unknown diagnosis", Some(&admin), json_ct, b"{\"diagnosis\":\"flu\"}".to_vec(), 400, "invalid_field"),
+        ("admin unknown field", Some(&admin), json_ct, b"{\"diagnosis\":\"self_report\",\"x\":1}".to_vec(), 400, "invalid_field"),
+        ("admin count 0", Some(&admin), json_ct, b"{\"diagnosis\":\"self_report\",\"count\":0}".to_vec(), 400, "invalid_count"),
+        ("admin count too large", Some(&admin), json_ct, b"{\"diagnosis\":\"self_report\",\"count\":10001}".to_vec(), 400, "invalid_count"),
+        ("admin count negative", Some(&admin), json_ct, b"{\"diagnosis\":\"self_report\",\"count\":-1}".to_vec(), 400, "invalid_field"),
+        ("admin impossible date", Some(&admin), json_ct, b"{\"diagnosis\":\"self_report\",\"testDate\":\"2026-02-30\"}".to_vec(), 400, "invalid_date"),
+        ("admin future date", Some(&admin), json_ct, format!("{{\"diagnosis\":\"self_report\",\"symptomOnsetDate\":\"{}\"}}", kith_server::calendar::format_date(kith_server::calendar::day_of(now_unix()) + 2)).into_bytes(), 400, "invalid_date"),
+        ("admin old date", Some(&admin), json_ct, format!("{{\"diagnosis\":\"self_report\",\"symptomOnsetDate\":\"{}\"}}", date_days_ago(15)).into_bytes(), 400, "invalid_date"),
+        ("admin oversize", Some(&admin), json_ct, vec![b' '; 70 * 1024], 413, "payload_too_large"),
+    ];
+    for (what, bearer, content_type, body, status, code) in admin_cases {
+        let mut request = client().post(server.url("/v1/admin/codes")).body(body);
+        if let Some(ct) = content_type {
+            request = request.header("content-type", ct);
+        }
+        if let Some(key) = bearer {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{what}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], code, "{what}: {body}");
+        assert!(body["message"].is_string());
+        checked += 1;
+    }
+    for (what, method, path, status, code) in [
+        ("unknown path", reqwest::Method::GET, "/v1/nothing", 404, "not_found"),
+        ("GET on publish", reqwest::Method::GET, "/v1/publish", 405, "method_not_allowed"),
+        ("DELETE on config", reqwest::Method::DELETE, "/v1/config", 405, "method_not_allowed"),
+    ] {
+        let response = client().request(method, server.url(path)).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{what}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], code, "{what}");
+        checked += 1;
+    }
+    assert!(checked >= 30);
+    assert_eq!(stored_count(dir.path()), 0, "nothing malformed was stored");
+}
+
+#[tokio::test]
+async fn config_health_and_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path(), &[], &[]);
+    let admin = server.admin_key.clone().unwrap();
+
+    let health: Value = client().get(server.url("/healthz")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(health["status"], "ok");
+
+    let config: Value = client().get(server.url("/v1/config")).send().await.unwrap().json().await.unwrap();
+    let export = &config["exportVerificationKey"];
+    assert_eq!(export["keyId"], "kith");
+    assert_eq!(export["keyVersion"], "v1");
+    assert_eq!(export["signatureAlgorithm"], "1.2.840.10045.4.3.2");
+    let pem = export["publicKeyPem"].as_str().unwrap();
+    let from_pem = <p256::PublicKey as p256::pkcs8::DecodePublicKey>::from_public_key_pem(pem).unwrap();
+    let der = STANDARD.decode(export["publicKey"].as_str().unwrap()).unwrap();
+    let from_der = <p256::PublicKey as p256::pkcs8::DecodePublicKey>::from_public_key_der(&der).unwrap();
+    assert_eq!(from_pem, from_der);
+    assert_eq!(config["hpke"]["kemId"], 32);
+    assert_eq!(config["hpke"]["info"], "kith publish v1");
+    assert_eq!(config["hpke"]["sealedBodyLen"], kith_server::sealed::SEALED_BODY_LEN);
+    assert_eq!(config["verificationCodeDigits"], 12);
+    assert!(config.get("riskConfiguration").is_some());
+
+    let code = issue_code(&server, &admin).await;
+    assert_eq!(publish_json(&server, &publish_doc(&code, &[random_key(), random_key()])).await.0, 200);
+    assert_eq!(publish_json(&server, &publish_doc(&code, &[random_key()])).await.0, 403);
+    let _ = client().get(server.url("/no/such/path-4711")).send().await.unwrap();
+
+    let metrics = client().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    for expected in [
+        r#"kith_http_requests_total{route="/v1/publish",method="POST",status="200"} 1"#,
+        r#"kith_http_requests_total{route="/v1/publish",method="POST",status="403"} 1"#,
+        r#"kith_http_requests_total{route="/v1/admin/codes",method="POST",status="200"} 1"#,
+        r#"kith_http_requests_total{route="unmatched",method="GET",status="404"} 1"#,
+        "kith_http_request_duration_seconds_bucket{route=\"/v1/publish\"",
+        "kith_keys_accepted_total 2",
+        "kith_codes_issued_total 1",
+        "kith_codes_redeemed_total 1",
+        r#"kith_codes_rejected_total{reason="used"} 1"#,
+    ] {
+        assert!(metrics.contains(expected), "missing {expected} in\n{metrics}");
+    }
+    assert!(!metrics.contains("4711"), "raw URIs never become labels");
+}
+
+#[tokio::test]
+async fn openapi_document_and_router_match() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path(), &[], &[]);
+    let doc: Value = client().get(server.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+    let methods = ["get", "post", "put", "delete", "patch"];
+    // Document → router: every documented operation is routed; every other method is 405.
+    for (path, item) in paths {
+        for method in methods {
+            let response = client()
+                .request(method.to_uppercase().parse().unwrap(), server.url(path))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            if item.get(method).is_some() {
+                assert!(status != 404 && status != 405, "{method} {path} documented but answers {status}");
+            } else {
+                assert_eq!(status, 405, "{method} {path} is routed but not documented");
+            }
+        }
+    }
+    // Router → document: every path literal in the server's source that the server
+    // answers (anything but 404) must be documented.
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
+    let mut literals = std::collections::BTreeSet::new();
+    let mut stack = vec![std::path::PathBuf::from(src)];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for piece in text.split("\"/").skip(1) {
+                    let literal: String = piece.chars().take_while(|c| *c != '"').collect();
+                    if !literal.is_empty() && literal.chars().all(|c| c.is_ascii_alphanumeric() || "/_.-".contains(c)) {
+                        literals.insert(format!("/{literal}"));
+                    }
+                }
+            }
+        }
+    }
+    assert!(literals.contains("/v1/publish") && literals.contains("/portal/login"), "{literals:?}");
+    for path in &literals {
+        for method in methods {
+            let response = client()
+                .request(method.to_uppercase().parse().unwrap(), server.url(path))
+                .send()
+                .await
+                .unwrap();
+            if response.status() != 404 {
+                assert!(paths.contains_key(path), "{path} is served but not in /openapi.json");
+            }
+        }
+    }
+    assert_eq!(doc["paths"]["/v1/publish"]["post"]["requestBody"]["content"].as_object().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn logs_hold_no_keys_codes_or_addresses() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path(), &[], &[("KITH_LOG", "debug")]);
+    let admin = server.admin_key.clone().unwrap();
+    let code = issue_code(&server, &admin).await;
+    let key = random_key();
+    assert_eq!(publish_json(&server, &publish_doc(&code, &[key])).await.0, 200);
+    assert_eq!(publish_json(&server, &publish_doc(&code, &[key])).await.0, 403);
+    assert_eq!(publish_json(&server, &publish_doc("999999999999", &[random_key()])).await.0, 401);
+    let public_key = hpke_key(&server).await;
+    let mut chaff = publish_doc(&code, &[random_key()]);
+    chaff["fake"] = json!(true);
+    assert_eq!(publish_sealed(&server, &public_key, &chaff).await.0, 200);
+    let port = server.addr.port().to_string();
+    assert!(server.stdout().contains(&admin), "the admin key goes to stdout");
+    let log = server.log();
+    assert!(server.stop());
+    assert!(log.contains("request"), "debug request lines are logged: {log}");
+    for secret in [
+        code.clone(),
+        STANDARD.encode(key),
+        hex::encode(key),
+        "999999999999".into(),
+        admin.clone(),
+        "127.0.0.1".into(),
+        port,
+    ] {
+        assert!(!log.contains(&secret), "log contains {secret}:\n{log}");
+    }
+}
+
+#[tokio::test]
+async fn sigterm_finishes_in_flight_publishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path(), &[], &[]);
+    let admin = server.admin_key.clone().unwrap();
+    let codes = issue_codes(&server, &admin, json!({"diagnosis": "confirmed_test", "count": 200})).await;
+    let url = server.url("/v1/publish");
+    let tasks: Vec<_> = codes
+        .into_iter()
+        .map(|code| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                let response = client().post(url).json(&publish_doc(&code, &[random_key()])).send().await;
+                response.ok().map(|r| r.status().as_u16())
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    assert!(server.stop(), "clean exit after SIGTERM");
+    let mut acknowledged = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Some(200) => acknowledged += 1,
+            Some(other) => panic!("an in-flight request got {other} during shutdown"),
+            None => {} // never connected: refused after the listener closed
+        }
+    }
+    let stored = stored_count(dir.path());
+    assert!(stored >= acknowledged, "acknowledged {acknowledged} but stored {stored}");
+}

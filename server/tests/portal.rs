@@ -1,0 +1,155 @@
+//! The case worker's page in a real headless Chromium, driven over WebDriver.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them). Without
+//! them the test prints "skipped: ..." unless KITH_REQUIRE_BROWSER is set, when it fails.
+
+mod common;
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use fantoccini::{ClientBuilder, Locator};
+use serde_json::json;
+
+fn on_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|candidate| candidate.is_file())
+    })
+}
+
+/// Kills chromedriver (and with it the browser) however the test ends.
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[tokio::test]
+async fn case_worker_logs_in_and_issues_a_code_in_chromium() {
+    let browser = on_path("chromium").or_else(|| on_path("chromium-browser"));
+    let (Some(chromium), Some(chromedriver)) = (browser, on_path("chromedriver")) else {
+        assert!(
+            std::env::var_os("KITH_REQUIRE_BROWSER").is_none(),
+            "KITH_REQUIRE_BROWSER is set but chromium/chromedriver are not installed"
+        );
+        println!("skipped: chromium or chromedriver not found (apt-get install chromium chromium-driver)");
+        return;
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path(), &[], &[]);
+    let admin = server.admin_key.clone().unwrap();
+
+    let port = free_port();
+    let _driver = Driver(
+        Command::new(&chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "chromedriver did not start listening");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let profile = tempfile::tempdir().unwrap();
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": chromium,
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--disable-dev-shm-usage",
+                format!("--user-data-dir={}", profile.path().display()),
+            ],
+        }),
+    );
+    let browser = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        .expect("WebDriver session");
+
+    let outcome = async {
+        // A wrong key is refused.
+        browser.goto(&server.url("/portal")).await?;
+        browser.find(Locator::Id("admin_key")).await?.send_keys("kith_not-the-key").await?;
+        browser.find(Locator::Id("login")).await?.click().await?;
+        let error = browser.find(Locator::Id("error")).await?.text().await?;
+        assert!(error.contains("not the admin key"), "{error}");
+
+        // The right key logs in; the session cookie is invisible to scripts (HttpOnly).
+        browser.find(Locator::Id("admin_key")).await?.send_keys(&admin).await?;
+        browser.find(Locator::Id("login")).await?.click().await?;
+        browser.find(Locator::Id("diagnosis")).await?;
+        let cookies = browser.execute("return document.cookie", vec![]).await?;
+        assert_eq!(cookies, json!(""));
+
+        // Issue a code for a clinical diagnosis with a test date five days ago.
+        browser
+            .find(Locator::Css("#diagnosis option[value='clinical_diagnosis']"))
+            .await?
+            .click()
+            .await?;
+        browser.find(Locator::Css("#date_kind option[value='test']")).await?.click().await?;
+        browser
+            .execute(
+                "document.getElementById('date').value = arguments[0]",
+                vec![json!(date_days_ago(5))],
+            )
+            .await?;
+        let before = now_unix();
+        browser.find(Locator::Id("issue")).await?.click().await?;
+        let code = browser.find(Locator::Id("code")).await?.text().await?;
+        let expires = browser
+            .find(Locator::Id("expires"))
+            .await?
+            .attr("datetime")
+            .await?
+            .unwrap_or_default();
+        let after = now_unix();
+
+        // Shown once: the form page does not show it again.
+        browser.goto(&server.url("/portal")).await?;
+        let page = browser.source().await?;
+        assert!(!page.contains(&code));
+        browser.find(Locator::Id("logout")).await?.click().await?;
+        browser.find(Locator::Id("admin_key")).await?;
+        Ok::<_, fantoccini::error::CmdError>((code, expires, before, after))
+    }
+    .await;
+    browser.close().await.ok();
+    let (code, expires, before, after) = outcome.expect("browser steps");
+
+    assert_eq!(code.len(), 12, "{code}");
+    assert!(code.bytes().all(|b| b.is_ascii_digit()));
+    let expected: Vec<String> = (before..=after)
+        .map(|t| kith_server::calendar::format_rfc3339(t + 24 * 3600))
+        .collect();
+    assert!(expected.contains(&expires), "expiry {expires} is not 24 h from now");
+
+    // The code works once, with the page's diagnosis and date.
+    let key = random_key();
+    let (status, body, _) = publish_json(&server, &publish_doc(&code, &[key])).await;
+    assert_eq!(status, 200, "{body}");
+    let conn = kith_server::db::open_read_only(dir.path()).unwrap();
+    let record = kith_server::db::key_record(&conn, &key).unwrap().unwrap();
+    assert_eq!(record.report_type, 2, "clinical diagnosis");
+    assert_eq!(record.days_since_onset, Some(5), "counted from the test date");
+}
