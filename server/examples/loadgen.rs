@@ -144,7 +144,11 @@ async fn main() {
                 .map(|c| c.as_str().unwrap().to_owned()),
         );
     }
-    println!("issued {} codes in {:.1} s", codes.len(), started.elapsed().as_secs_f64());
+    println!(
+        "issued {} codes in {:.1} s",
+        codes.len(),
+        started.elapsed().as_secs_f64()
+    );
 
     // Bodies, sealed in advance on all cores.
     let config: Value = http
@@ -159,7 +163,10 @@ async fn main() {
         .decode(config["hpke"]["publicKey"].as_str().unwrap())
         .unwrap();
     let started = Instant::now();
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let today = (now / 600) as u32 / 144 * 144;
     let (keys_per, plain) = (args.keys, args.plain);
     let prepare = |code: &String| {
@@ -221,7 +228,9 @@ async fn main() {
                 let mut failures = 0usize;
                 while Instant::now() < deadline {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(request) = prepared.get(i) else { break };
+                    let Some(request) = prepared.get(i) else {
+                        break;
+                    };
                     let sent = Instant::now();
                     let response = http
                         .post(&url)
@@ -248,7 +257,10 @@ async fn main() {
         tokio::time::sleep(Duration::from_secs(args.seconds) / 2).await;
         server.child.kill().unwrap();
         server.child.wait().unwrap();
-        println!("SIGKILLed the server after {:.1} s", started.elapsed().as_secs_f64());
+        println!(
+            "SIGKILLed the server after {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
     }
     let mut latencies = Vec::new();
     let mut acknowledged = Vec::new();
@@ -278,7 +290,11 @@ async fn main() {
         percentile(&latencies, 0.99),
         percentile(&latencies, 1.0),
         failures,
-        if args.kill_test { " (after the kill)" } else { "" },
+        if args.kill_test {
+            " (after the kill)"
+        } else {
+            ""
+        },
     );
     if next.load(Ordering::Relaxed) >= prepared.len() {
         println!("note: ran out of prepared requests; raise --requests");
@@ -307,7 +323,9 @@ async fn main() {
             missing
         );
         let mut child = restarted.child;
-        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
         let _ = child.wait();
         assert_eq!(missing, 0, "acknowledged publishes were lost");
     } else {

@@ -11,7 +11,9 @@ pub fn parse_date(text: &str) -> Option<u32> {
     }
     let number = |range: std::ops::Range<usize>| -> Option<u32> {
         let part = text.get(range)?;
-        part.bytes().all(|b| b.is_ascii_digit()).then(|| part.parse().ok())?
+        part.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| part.parse().ok())?
     };
     let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
     if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
@@ -85,7 +87,15 @@ mod tests {
         assert_eq!(parse_date("2020-04-01"), Some(18_353));
         assert_eq!(parse_date("2024-02-29"), Some(19_782));
         assert_eq!(format_rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
-        for bad in ["2023-02-29", "2023-13-01", "2023-00-10", "2023-1-01", "+023-01-01", "1969-12-31", ""] {
+        for bad in [
+            "2023-02-29",
+            "2023-13-01",
+            "2023-00-10",
+            "2023-1-01",
+            "+023-01-01",
+            "1969-12-31",
+            "",
+        ] {
             assert_eq!(parse_date(bad), None, "{bad}");
         }
     }

@@ -32,8 +32,7 @@ impl Clock {
     /// The current GAEN interval.
     pub fn now_interval(&self) -> IntervalNumber {
         // u32 intervals last until the year 83 000; saturate rather than fail before then.
-        IntervalNumber::from_unix_seconds(self.now_unix())
-            .unwrap_or(IntervalNumber::new(u32::MAX))
+        IntervalNumber::from_unix_seconds(self.now_unix()).unwrap_or(IntervalNumber::new(u32::MAX))
     }
 }
 

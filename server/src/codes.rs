@@ -38,12 +38,8 @@ impl VerificationCode {
 
     /// A code from user input; spaces and dashes between digit groups are ignored.
     pub fn parse(input: &str) -> Result<Self> {
-        let digits: Zeroizing<String> = Zeroizing::new(
-            input
-                .chars()
-                .filter(|c| *c != ' ' && *c != '-')
-                .collect(),
-        );
+        let digits: Zeroizing<String> =
+            Zeroizing::new(input.chars().filter(|c| *c != ' ' && *c != '-').collect());
         if digits.len() == CODE_DIGITS && digits.bytes().all(|b| b.is_ascii_digit()) {
             Ok(Self(digits))
         } else {
@@ -139,7 +135,11 @@ pub enum Diagnosis {
 
 impl Diagnosis {
     /// All of them, in the order a form lists them.
-    pub const ALL: [Self; 3] = [Self::ConfirmedTest, Self::ClinicalDiagnosis, Self::SelfReport];
+    pub const ALL: [Self; 3] = [
+        Self::ConfirmedTest,
+        Self::ClinicalDiagnosis,
+        Self::SelfReport,
+    ];
 
     /// The GAEN report type put on the keys.
     pub fn report_type(self) -> ReportType {
@@ -152,7 +152,9 @@ impl Diagnosis {
 
     /// The inverse of [`report_type`](Self::report_type), for reading the database.
     pub fn from_report_type(report_type: ReportType) -> Option<Self> {
-        Self::ALL.into_iter().find(|d| d.report_type() == report_type)
+        Self::ALL
+            .into_iter()
+            .find(|d| d.report_type() == report_type)
     }
 
     /// The name used in JSON and forms.
@@ -292,14 +294,23 @@ mod tests {
             }
         }
         // 12 000 digits: each should appear ~1200 times.
-        assert!(counts.iter().all(|&c| (1000..1400).contains(&c)), "{counts:?}");
+        assert!(
+            counts.iter().all(|&c| (1000..1400).contains(&c)),
+            "{counts:?}"
+        );
     }
 
     #[test]
     fn parse_ignores_grouping_and_rejects_anything_else() {
         let code = VerificationCode::parse("1234-5678 9012").unwrap();
         assert_eq!(code.expose_secret(), "123456789012");
-        for bad in ["", "12345678901", "1234567890123", "12345678901a", "١٢٣٤٥٦٧٨٩٠١٢"] {
+        for bad in [
+            "",
+            "12345678901",
+            "1234567890123",
+            "12345678901a",
+            "١٢٣٤٥٦٧٨٩٠١٢",
+        ] {
             assert!(VerificationCode::parse(bad).is_err(), "{bad}");
         }
         assert_eq!(format!("{code:?}"), "VerificationCode(<redacted>)");
@@ -322,7 +333,10 @@ mod tests {
         budget.check(1000).unwrap();
         budget.spend(1000);
         budget.spend(1000);
-        let Err(AppError::TooManyGuesses { retry_after_seconds }) = budget.check(1000) else {
+        let Err(AppError::TooManyGuesses {
+            retry_after_seconds,
+        }) = budget.check(1000)
+        else {
             panic!("budget should be spent");
         };
         assert_eq!(retry_after_seconds, 1);

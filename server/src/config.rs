@@ -64,8 +64,13 @@ pub struct Config {
 
     /// Shifts the server's clock by this many seconds. For tests of code expiry and
     /// key age only: it changes nothing but what the server believes "now" is.
-    #[arg(long, env = "KITH_TEST_CLOCK_OFFSET", default_value_t = 0, hide = true,
-          allow_hyphen_values = true)]
+    #[arg(
+        long,
+        env = "KITH_TEST_CLOCK_OFFSET",
+        default_value_t = 0,
+        hide = true,
+        allow_hyphen_values = true
+    )]
     pub test_clock_offset_seconds: i64,
 }
 
@@ -93,8 +98,13 @@ mod tests {
 
     #[test]
     fn flags_override_defaults_and_bad_values_are_refused() {
-        let config =
-            Config::parse_from(["kith-server", "--listen", "127.0.0.1:0", "--durability", "full"]);
+        let config = Config::parse_from([
+            "kith-server",
+            "--listen",
+            "127.0.0.1:0",
+            "--durability",
+            "full",
+        ]);
         assert_eq!(config.listen.port(), 0);
         assert_eq!(config.durability, Durability::Full);
         assert!(Config::try_parse_from(["kith-server", "--code-lifetime-minutes", "0"]).is_err());

@@ -93,7 +93,8 @@ pub fn find_code(conn: &Connection, hash: &CodeHash) -> Result<Option<CodeRow>> 
     else {
         return Ok(None);
     };
-    let corrupt = |what: &str| AppError::Corrupt(format!("verification code row has an invalid {what}"));
+    let corrupt =
+        |what: &str| AppError::Corrupt(format!("verification code row has an invalid {what}"));
     let diagnosis = ReportType::try_from(report_type)
         .ok()
         .and_then(Diagnosis::from_report_type)
@@ -122,7 +123,12 @@ pub fn redeem_code(conn: &Connection, hash: &CodeHash, now: u64) -> Result<()> {
 }
 
 /// Stores a new code; false if its hash already exists (a collision: draw another).
-pub fn insert_code(conn: &Connection, hash: &CodeHash, order: &CodeOrder, now: u64) -> Result<bool> {
+pub fn insert_code(
+    conn: &Connection,
+    hash: &CodeHash,
+    order: &CodeOrder,
+    now: u64,
+) -> Result<bool> {
     let inserted = conn
         .prepare_cached(
             "INSERT INTO verification_codes

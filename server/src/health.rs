@@ -29,7 +29,12 @@ pub fn router() -> OpenApiRouter<AppState> {
 ))]
 async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     if state.writer.is_alive() {
-        (StatusCode::OK, Json(Health { status: "ok".into() }))
+        (
+            StatusCode::OK,
+            Json(Health {
+                status: "ok".into(),
+            }),
+        )
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,

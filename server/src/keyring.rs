@@ -33,7 +33,10 @@ impl AdminKey {
     fn generate<R: RngCore + CryptoRng>(rng: &mut R) -> Self {
         let mut bytes = Zeroizing::new([0u8; 32]);
         rng.fill_bytes(bytes.as_mut());
-        Self(Zeroizing::new(format!("kith_{}", URL_SAFE_NO_PAD.encode(*bytes))))
+        Self(Zeroizing::new(format!(
+            "kith_{}",
+            URL_SAFE_NO_PAD.encode(*bytes)
+        )))
     }
 
     /// The key, to print it once.
@@ -81,7 +84,9 @@ impl Keyring {
 
         let signing_path = dir.join(SIGNING_KEY_FILE);
         let export_signing_key = match read_secret(&signing_path)? {
-            Some(pem) => SigningKey::from_pkcs8_pem(&pem).map_err(|e| key_error(&signing_path, e))?,
+            Some(pem) => {
+                SigningKey::from_pkcs8_pem(&pem).map_err(|e| key_error(&signing_path, e))?
+            }
             None => {
                 let key = SigningKey::random(&mut OsRng);
                 let pem = key
@@ -233,20 +238,41 @@ mod tests {
         assert!(first.is_admin_key(admin.expose_secret()));
         assert!(!first.is_admin_key("kith_wrong"));
 
-        for name in [SIGNING_KEY_FILE, HPKE_KEY_FILE, PEPPER_FILE, ADMIN_KEY_HASH_FILE] {
+        for name in [
+            SIGNING_KEY_FILE,
+            HPKE_KEY_FILE,
+            PEPPER_FILE,
+            ADMIN_KEY_HASH_FILE,
+        ] {
             let mode = fs::metadata(data.join(name)).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600, "{name}");
         }
-        assert_eq!(fs::metadata(&data).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(
+            fs::metadata(&data).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
         let stored = fs::read_to_string(data.join(ADMIN_KEY_HASH_FILE)).unwrap();
-        assert!(!stored.contains(admin.expose_secret()), "only the hash is stored");
+        assert!(
+            !stored.contains(admin.expose_secret()),
+            "only the hash is stored"
+        );
 
         let (second, again) = Keyring::open_or_create(&data).unwrap();
         assert!(again.is_none(), "the admin key is shown only once");
         assert!(second.is_admin_key(admin.expose_secret()));
-        assert_eq!(second.opening_key.public_key(), first.opening_key.public_key());
-        assert_eq!(second.export_public_key_der(), first.export_public_key_der());
-        assert!(second.export_public_key_pem().starts_with("-----BEGIN PUBLIC KEY-----"));
+        assert_eq!(
+            second.opening_key.public_key(),
+            first.opening_key.public_key()
+        );
+        assert_eq!(
+            second.export_public_key_der(),
+            first.export_public_key_der()
+        );
+        assert!(
+            second
+                .export_public_key_pem()
+                .starts_with("-----BEGIN PUBLIC KEY-----")
+        );
     }
 
     #[test]

@@ -7,7 +7,9 @@ use tracing_subscriber::EnvFilter;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("KITH_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_env("KITH_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .with_writer(std::io::stderr)
         .init();
     let config = Config::parse();
@@ -24,7 +26,10 @@ async fn run(config: Config) -> kith_server::Result<()> {
     let mut server = Server::start(config).await?;
     if let Some(key) = server.take_new_admin_key() {
         // Straight to stdout, never through the log: it is shown this once only.
-        println!("admin API key (shown once, store it now): {}", key.expose_secret());
+        println!(
+            "admin API key (shown once, store it now): {}",
+            key.expose_secret()
+        );
     }
     println!("listening on http://{}", server.local_addr());
     // The address goes to stdout only: the log never holds an IP address.

@@ -40,7 +40,9 @@ impl Modify for AdminKeyScheme {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("The admin API key printed on the server's first start"))
+                    .description(Some(
+                        "The admin API key printed on the server's first start",
+                    ))
                     .build(),
             ),
         );
@@ -59,13 +61,20 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(openapi_json))
 }
 
-static DOCUMENT: LazyLock<String> =
-    LazyLock::new(|| api_router().into_openapi().to_pretty_json().unwrap_or_default());
+static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
+    api_router()
+        .into_openapi()
+        .to_pretty_json()
+        .unwrap_or_default()
+});
 
 /// This OpenAPI document.
 #[utoipa::path(get, path = "/openapi.json", tag = "operations", responses(
     (status = 200, description = "OpenAPI 3.1 document", body = Object),
 ))]
 async fn openapi_json() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], DOCUMENT.as_str())
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        DOCUMENT.as_str(),
+    )
 }

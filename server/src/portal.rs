@@ -121,12 +121,21 @@ async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
         (status = 401, description = "Wrong key", body = String, content_type = "text/html"),
     ),
 )]
-async fn login(State(state): State<AppState>, form: Result<Form<LoginForm>, FormRejection>) -> Response {
+async fn login(
+    State(state): State<AppState>,
+    form: Result<Form<LoginForm>, FormRejection>,
+) -> Response {
     let Ok(Form(form)) = form else {
-        return html(StatusCode::BAD_REQUEST, &login_form(Some("The form was incomplete.")));
+        return html(
+            StatusCode::BAD_REQUEST,
+            &login_form(Some("The form was incomplete.")),
+        );
     };
     if !state.keyring.is_admin_key(form.admin_key.trim()) {
-        return html(StatusCode::UNAUTHORIZED, &login_form(Some("That is not the admin key.")));
+        return html(
+            StatusCode::UNAUTHORIZED,
+            &login_form(Some("That is not the admin key.")),
+        );
     }
     let token = state.sessions.create(state.clock.now_unix());
     let cookie = format!(
@@ -143,7 +152,9 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if let Some(token) = session_token(&headers) {
         state.sessions.end(&token);
     }
-    redirect_with_cookie(&format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/portal; Max-Age=0"))
+    redirect_with_cookie(&format!(
+        "{COOKIE}=; HttpOnly; SameSite=Strict; Path=/portal; Max-Age=0"
+    ))
 }
 
 /// Issues one code and shows it once.
@@ -161,10 +172,16 @@ async fn issue(
     form: Result<Form<CodeForm>, FormRejection>,
 ) -> Response {
     if !logged_in(&state, &headers) {
-        return html(StatusCode::UNAUTHORIZED, &login_form(Some("Please log in first.")));
+        return html(
+            StatusCode::UNAUTHORIZED,
+            &login_form(Some("Please log in first.")),
+        );
     }
     let Ok(Form(form)) = form else {
-        return html(StatusCode::BAD_REQUEST, &issue_form(&state, Some("The form was incomplete.")));
+        return html(
+            StatusCode::BAD_REQUEST,
+            &issue_form(&state, Some("The form was incomplete.")),
+        );
     };
     match issue_one(&state, &form).await {
         Ok((code, expires_at)) => html(StatusCode::OK, &code_page(&code, expires_at)),
@@ -189,7 +206,12 @@ async fn issue_one(state: &AppState, form: &CodeForm) -> Result<(VerificationCod
     let (symptom, test) = match form.date_kind.as_str() {
         "symptom" => (date, None),
         "test" => (None, date),
-        _ => return Err(AppError::invalid("invalid_date_kind", "Choose symptom onset or test date.")),
+        _ => {
+            return Err(AppError::invalid(
+                "invalid_date_kind",
+                "Choose symptom onset or test date.",
+            ));
+        }
     };
     let order = code_order(state, diagnosis, symptom, test, 1)?;
     let code = state
@@ -222,7 +244,10 @@ fn html(status: StatusCode, body: &str) -> Response {
             "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
         ),
     );
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     response
 }
 
@@ -272,7 +297,10 @@ button.secondary {{ background: #6e7781; }}
 
 fn error_note(error: Option<&str>) -> String {
     error.map_or_else(String::new, |e| {
-        format!(r#"<p class="error" id="error" role="alert">{}</p>"#, escape(e))
+        format!(
+            r#"<p class="error" id="error" role="alert">{}</p>"#,
+            escape(e)
+        )
     })
 }
 
@@ -295,7 +323,12 @@ fn issue_form(state: &AppState, error: Option<&str>) -> String {
     let today = calendar::day_of(state.clock.now_unix());
     let mut options = String::new();
     for d in Diagnosis::ALL {
-        let _ = write!(options, r#"<option value="{}">{}</option>"#, d.name(), d.label());
+        let _ = write!(
+            options,
+            r#"<option value="{}">{}</option>"#,
+            d.name(),
+            d.label()
+        );
     }
     layout(
         "Issue a verification code",
@@ -341,7 +374,10 @@ mod tests {
 
     #[test]
     fn html_is_escaped() {
-        assert_eq!(escape(r#"<a href="x">'&'</a>"#), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+        assert_eq!(
+            escape(r#"<a href="x">'&'</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
         assert!(login_form(Some("<script>")).contains("&lt;script&gt;"));
     }
 
@@ -359,7 +395,10 @@ mod tests {
     #[test]
     fn session_cookie_is_found_among_others() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::COOKIE, HeaderValue::from_static("a=1; kith_session=tok; b=2"));
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; kith_session=tok; b=2"),
+        );
         assert_eq!(session_token(&headers).as_deref(), Some("tok"));
     }
 }

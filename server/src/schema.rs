@@ -75,11 +75,17 @@ mod tests {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(version, VERSION);
-        conn.execute("INSERT INTO diagnosis_keys VALUES (zeroblob(16), 1, 144, NULL, 1, 0, 0, 0)", [])
-            .unwrap();
+        conn.execute(
+            "INSERT INTO diagnosis_keys VALUES (zeroblob(16), 1, 144, NULL, 1, 0, 0, 0)",
+            [],
+        )
+        .unwrap();
         assert!(
-            conn.execute("INSERT INTO diagnosis_keys VALUES (zeroblob(15), 1, 144, NULL, 1, 0, 0, 0)", [])
-                .is_err(),
+            conn.execute(
+                "INSERT INTO diagnosis_keys VALUES (zeroblob(15), 1, 144, NULL, 1, 0, 0, 0)",
+                []
+            )
+            .is_err(),
             "the schema itself refuses keys that are not 16 bytes"
         );
     }
@@ -87,7 +93,8 @@ mod tests {
     #[test]
     fn refuses_a_newer_database() {
         let mut conn = Connection::open_in_memory().unwrap();
-        conn.pragma_update(None, "user_version", VERSION + 1).unwrap();
+        conn.pragma_update(None, "user_version", VERSION + 1)
+            .unwrap();
         assert!(matches!(
             migrate(&mut conn),
             Err(AppError::SchemaTooNew { found, supported }) if found == VERSION + 1 && supported == VERSION

@@ -128,7 +128,10 @@ pub fn seal<R: RngCore + CryptoRng>(
         });
     }
     let public = <Kem as hpke::Kem>::PublicKey::from_bytes(server_public_key).map_err(|_| {
-        AppError::invalid("invalid_hpke_key", "an HPKE public key is 32 bytes of X25519")
+        AppError::invalid(
+            "invalid_hpke_key",
+            "an HPKE public key is 32 bytes of X25519",
+        )
     })?;
     let mut plaintext = zeroize::Zeroizing::new(vec![b' '; SEALED_PLAINTEXT_LEN]);
     plaintext[..json.len()].copy_from_slice(json);
@@ -161,7 +164,11 @@ mod tests {
         let short = seal(&key.public_key(), b"{\"a\":1}", &mut rng).unwrap();
         let long = seal(&key.public_key(), &[b'x'; 4000], &mut rng).unwrap();
         assert_eq!(short.len(), SEALED_BODY_LEN);
-        assert_eq!(long.len(), SEALED_BODY_LEN, "size does not depend on content");
+        assert_eq!(
+            long.len(),
+            SEALED_BODY_LEN,
+            "size does not depend on content"
+        );
         let opened = key.open(&short).unwrap();
         assert_eq!(opened.len(), SEALED_PLAINTEXT_LEN);
         assert_eq!(&opened[..7], b"{\"a\":1}");
@@ -186,7 +193,14 @@ mod tests {
         body[100] ^= 1;
         assert!(key.open(&body).is_err());
         assert!(key.open(&body[..body.len() - 1]).is_err());
-        assert!(seal(&key.public_key(), &[b' '; SEALED_PLAINTEXT_LEN + 1], &mut rng).is_err());
+        assert!(
+            seal(
+                &key.public_key(),
+                &[b' '; SEALED_PLAINTEXT_LEN + 1],
+                &mut rng
+            )
+            .is_err()
+        );
     }
 
     proptest! {

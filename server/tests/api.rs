@@ -20,7 +20,10 @@ fn stored_count(data_dir: &std::path::Path) -> u64 {
 async fn happy_path_applies_the_codes_diagnosis_and_embargoes_todays_key() {
     let dir = tempfile::tempdir().unwrap();
     let server = ServerProcess::start(dir.path(), &[], &[]);
-    let admin = server.admin_key.clone().expect("first start prints the admin key");
+    let admin = server
+        .admin_key
+        .clone()
+        .expect("first start prints the admin key");
     let codes = issue_codes(
         &server,
         &admin,
@@ -41,7 +44,11 @@ async fn happy_path_applies_the_codes_diagnosis_and_embargoes_todays_key() {
     assert_eq!(todays.rolling_start, today);
     assert_eq!(todays.report_type, 3, "self report from the code");
     assert_eq!(todays.days_since_onset, Some(3), "onset from the code");
-    assert_eq!(todays.embargo_until, u64::from(today + 144) * 600, "embargoed until it expires");
+    assert_eq!(
+        todays.embargo_until,
+        u64::from(today + 144) * 600,
+        "embargoed until it expires"
+    );
     let oldest = stored(&server, &keys[14]).unwrap();
     assert_eq!(oldest.days_since_onset, Some(-11));
     assert!(oldest.embargo_until <= now_unix());
@@ -61,19 +68,64 @@ async fn every_validation_rule_is_a_400_and_leaves_the_code_usable() {
     let same = random_key();
     let mut cases: Vec<(&str, Value)> = vec![
         ("invalid_key_count", doc(vec![])),
-        ("invalid_key_count", doc((0..31).map(|i| k(today - 144 * (i / 3))).collect())),
-        ("invalid_key", doc(vec![json!({"key": STANDARD.encode([1u8; 15]), "rollingStartNumber": today, "rollingPeriod": 144})])),
-        ("invalid_key_encoding", doc(vec![json!({"key": "%%%%", "rollingStartNumber": today, "rollingPeriod": 144})])),
-        ("invalid_rolling_period", doc(vec![json!({"key": STANDARD.encode(random_key()), "rollingStartNumber": today, "rollingPeriod": 0})])),
-        ("invalid_rolling_period", doc(vec![json!({"key": STANDARD.encode(random_key()), "rollingStartNumber": today, "rollingPeriod": 145})])),
+        (
+            "invalid_key_count",
+            doc((0..31).map(|i| k(today - 144 * (i / 3))).collect()),
+        ),
+        (
+            "invalid_key",
+            doc(vec![
+                json!({"key": STANDARD.encode([1u8; 15]), "rollingStartNumber": today, "rollingPeriod": 144}),
+            ]),
+        ),
+        (
+            "invalid_key_encoding",
+            doc(vec![
+                json!({"key": "%%%%", "rollingStartNumber": today, "rollingPeriod": 144}),
+            ]),
+        ),
+        (
+            "invalid_rolling_period",
+            doc(vec![
+                json!({"key": STANDARD.encode(random_key()), "rollingStartNumber": today, "rollingPeriod": 0}),
+            ]),
+        ),
+        (
+            "invalid_rolling_period",
+            doc(vec![
+                json!({"key": STANDARD.encode(random_key()), "rollingStartNumber": today, "rollingPeriod": 145}),
+            ]),
+        ),
         ("key_in_future", doc(vec![k(now_interval + 1)])),
         ("key_too_old", doc(vec![k(today - 17 * 144)])),
-        ("invalid_transmission_risk", doc(vec![json!({"key": STANDARD.encode(random_key()), "rollingStartNumber": today, "rollingPeriod": 144, "transmissionRisk": 9})])),
-        ("invalid_transmission_risk", doc(vec![json!({"key": STANDARD.encode(random_key()), "rollingStartNumber": today, "rollingPeriod": 144, "transmissionRisk": -1})])),
-        ("duplicate_key", doc(vec![key_json(&same, today), key_json(&same, today - 144)])),
-        ("too_many_keys_same_start", doc((0..4).map(|_| k(today - 144)).collect())),
-        ("invalid_code_format", json!({"temporaryExposureKeys": [k(today)], "verificationCode": "12345"})),
-        ("invalid_symptom_onset", json!({"temporaryExposureKeys": [k(today)], "verificationCode": code, "symptomOnsetInterval": today + 144})),
+        (
+            "invalid_transmission_risk",
+            doc(vec![
+                json!({"key": STANDARD.encode(random_key()), "rollingStartNumber": today, "rollingPeriod": 144, "transmissionRisk": 9}),
+            ]),
+        ),
+        (
+            "invalid_transmission_risk",
+            doc(vec![
+                json!({"key": STANDARD.encode(random_key()), "rollingStartNumber": today, "rollingPeriod": 144, "transmissionRisk": -1}),
+            ]),
+        ),
+        (
+            "duplicate_key",
+            doc(vec![key_json(&same, today), key_json(&same, today - 144)]),
+        ),
+        (
+            "too_many_keys_same_start",
+            doc((0..4).map(|_| k(today - 144)).collect()),
+        ),
+        (
+            "invalid_code_format",
+            json!({"temporaryExposureKeys": [k(today)], "verificationCode": "12345"}),
+        ),
+        (
+            "invalid_symptom_onset",
+            json!({"temporaryExposureKeys": [k(today)], "verificationCode": code, "symptomOnsetInterval": today + 144}),
+        ),
     ];
     // Days since onset outside -14..=14: a code whose onset is 14 days ago and a key 15 days old
     // gives -1, fine; the request's onset applies only to codes without one, so use such a code.
@@ -87,12 +139,20 @@ async fn every_validation_rule_is_a_400_and_leaves_the_code_usable() {
         assert_eq!(status, 400, "{expected}: {body}");
         assert_eq!(body["error"], *expected, "{body}");
         assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
-        assert_eq!(size, kith_server::publish::RESPONSE_LEN, "errors are padded too");
+        assert_eq!(
+            size,
+            kith_server::publish::RESPONSE_LEN,
+            "errors are padded too"
+        );
     }
     // The limits themselves pass, and neither code was spent by the rejected uploads.
     let keys: Vec<Value> = (0..30u32).map(|i| k(today - 144 * (i / 3))).collect();
     let (status, body, _) = publish_json(&server, &doc(keys)).await;
-    assert_eq!((status, &body["insertedExposures"]), (200, &json!(30)), "{body}");
+    assert_eq!(
+        (status, &body["insertedExposures"]),
+        (200, &json!(30)),
+        "{body}"
+    );
     let (status, _, _) = publish_json(&server, &publish_doc(&bare, &[random_key()])).await;
     assert_eq!(status, 200);
     assert_eq!(stored_count(dir.path()), 31);
@@ -103,20 +163,38 @@ async fn codes_are_single_use_expire_and_guessing_is_budgeted() {
     let dir = tempfile::tempdir().unwrap();
     let server = ServerProcess::start(
         dir.path(),
-        &["--failed-redemptions-burst", "3", "--failed-redemptions-per-hour", "1"],
+        &[
+            "--failed-redemptions-burst",
+            "3",
+            "--failed-redemptions-per-hour",
+            "1",
+        ],
         &[],
     );
     let admin = server.admin_key.clone().unwrap();
-    let codes = issue_codes(&server, &admin, json!({"diagnosis": "confirmed_test", "count": 3})).await;
+    let codes = issue_codes(
+        &server,
+        &admin,
+        json!({"diagnosis": "confirmed_test", "count": 3}),
+    )
+    .await;
     let (status, _, _) = publish_json(&server, &publish_doc(&codes[0], &[random_key()])).await;
     assert_eq!(status, 200);
     // Reuse.
     let (status, body, _) = publish_json(&server, &publish_doc(&codes[0], &[random_key()])).await;
-    assert_eq!((status, body["error"].as_str()), (403, Some("code_already_used")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("code_already_used"))
+    );
     // Unknown codes (the reuse above was failure 1 of 3).
     for _ in 0..2 {
-        let (status, body, _) = publish_json(&server, &publish_doc("000000000000", &[random_key()])).await;
-        assert_eq!((status, body["error"].as_str()), (401, Some("invalid_code")), "{body}");
+        let (status, body, _) =
+            publish_json(&server, &publish_doc("000000000000", &[random_key()])).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (401, Some("invalid_code")),
+            "{body}"
+        );
     }
     // The budget is spent: even a valid code now gets 429, so guesses learn nothing.
     let response = client()
@@ -126,7 +204,11 @@ async fn codes_are_single_use_expire_and_guessing_is_budgeted() {
         .await
         .unwrap();
     assert_eq!(response.status(), 429);
-    let retry: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=3600).contains(&retry), "{retry}");
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], "too_many_attempts");
@@ -135,9 +217,16 @@ async fn codes_are_single_use_expire_and_guessing_is_budgeted() {
     // A day later (the clock moved by the documented test offset) the last code has expired,
     // and the budget has refilled.
     let later = ServerProcess::start(dir.path(), &[], &[("KITH_TEST_CLOCK_OFFSET", "90000")]);
-    assert!(later.admin_key.is_none(), "the admin key is printed on first start only");
+    assert!(
+        later.admin_key.is_none(),
+        "the admin key is printed on first start only"
+    );
     let (status, body, _) = publish_json(&later, &publish_doc(&codes[2], &[random_key()])).await;
-    assert_eq!((status, body["error"].as_str()), (403, Some("code_expired")), "{body}");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("code_expired")),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -162,19 +251,36 @@ async fn sealed_and_chaff_uploads_have_one_size_and_chaff_stores_nothing() {
     let (real_status, real_body, real_size) =
         publish_sealed(&server, &public_key, &publish_doc(&code, &[real_key])).await;
 
-    assert_eq!((chaff_status, plain_chaff_status, real_status), (200, 200, 200), "{chaff_body} {real_body}");
+    assert_eq!(
+        (chaff_status, plain_chaff_status, real_status),
+        (200, 200, 200),
+        "{chaff_body} {real_body}"
+    );
     assert_eq!(chaff_size, real_size);
     assert_eq!(plain_chaff_size, real_size);
     assert_eq!(real_body["insertedExposures"], 1);
     assert_eq!(chaff_body["insertedExposures"], 14);
     assert!(stored(&server, &real_key).is_some());
-    assert!(chaff_keys.iter().all(|k| stored(&server, k).is_none()), "chaff is not stored");
+    assert!(
+        chaff_keys.iter().all(|k| stored(&server, k).is_none()),
+        "chaff is not stored"
+    );
     assert_eq!(stored_count(dir.path()), 1);
 
     // Requests: one sealed size whatever the key count.
-    let one = kith_server::sealed::seal(&public_key, publish_doc(&code, &[random_key()]).to_string().as_bytes(), &mut rand::rngs::OsRng).unwrap();
+    let one = kith_server::sealed::seal(
+        &public_key,
+        publish_doc(&code, &[random_key()]).to_string().as_bytes(),
+        &mut rand::rngs::OsRng,
+    )
+    .unwrap();
     let thirty: Vec<[u8; 16]> = (0..30).map(|_| random_key()).collect();
-    let many = kith_server::sealed::seal(&public_key, publish_doc(&code, &thirty).to_string().as_bytes(), &mut rand::rngs::OsRng).unwrap();
+    let many = kith_server::sealed::seal(
+        &public_key,
+        publish_doc(&code, &thirty).to_string().as_bytes(),
+        &mut rand::rngs::OsRng,
+    )
+    .unwrap();
     assert_eq!(one.len(), many.len());
 }
 
@@ -186,7 +292,10 @@ async fn restart_keeps_keys_codes_and_secrets() {
     let used = issue_code(&server, &admin).await;
     let unused = issue_code(&server, &admin).await;
     let key = random_key();
-    assert_eq!(publish_json(&server, &publish_doc(&used, &[key])).await.0, 200);
+    assert_eq!(
+        publish_json(&server, &publish_doc(&used, &[key])).await.0,
+        200
+    );
     let hpke_before = hpke_key(&server).await;
     assert!(server.stop(), "SIGTERM gives a clean exit");
 
@@ -195,14 +304,45 @@ async fn restart_keeps_keys_codes_and_secrets() {
     assert!(again.stdout().contains("listening on"));
     assert_eq!(hpke_key(&again).await, hpke_before);
     assert!(stored(&again, &key).is_some());
-    assert_eq!(publish_json(&again, &publish_doc(&used, &[random_key()])).await.0, 403);
-    assert_eq!(publish_json(&again, &publish_doc(&unused, &[random_key()])).await.0, 200);
+    assert_eq!(
+        publish_json(&again, &publish_doc(&used, &[random_key()]))
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        publish_json(&again, &publish_doc(&unused, &[random_key()]))
+            .await
+            .0,
+        200
+    );
     // The old admin key still works.
-    assert_eq!(issue_codes(&again, &admin, json!({"diagnosis": "clinical_diagnosis"})).await.len(), 1);
+    assert_eq!(
+        issue_codes(&again, &admin, json!({"diagnosis": "clinical_diagnosis"}))
+            .await
+            .len(),
+        1
+    );
 }
 
+/// (what, bearer key, content type, body, expected status, expected error code)
+type AdminCase<'a> = (
+    &'a str,
+    Option<&'a str>,
+    Option<&'a str>,
+    Vec<u8>,
+    u16,
+    &'a str,
+);
+
 /// (what, content type, body, expected status, expected error code)
-type Case = (&'static str, Option<&'static str>, Vec<u8>, u16, &'static str);
+type Case = (
+    &'static str,
+    Option<&'static str>,
+    Vec<u8>,
+    u16,
+    &'static str,
+);
 
 #[tokio::test]
 async fn malformed_requests_get_the_documented_4xx() {
@@ -214,7 +354,9 @@ async fn malformed_requests_get_the_documented_4xx() {
     let json_ct = Some("application/json");
     let sealed_ct = Some(kith_server::sealed::CONTENT_TYPE);
     let key = |k: Value| -> Vec<u8> {
-        json!({"temporaryExposureKeys": [k], "verificationCode": "123456789012"}).to_string().into_bytes()
+        json!({"temporaryExposureKeys": [k], "verificationCode": "123456789012"})
+            .to_string()
+            .into_bytes()
     };
     let good_key = STANDARD.encode(random_key());
     let with = |field: &str, value: Value| {
@@ -222,16 +364,20 @@ async fn malformed_requests_get_the_documented_4xx() {
         k[field] = value;
         key(k)
     };
-    let seal = |text: &[u8]| kith_server::sealed::seal(&public_key, text, &mut rand::rngs::OsRng).unwrap();
-    let mut nested = "[".repeat(5000);
+    let seal =
+        |text: &[u8]| kith_server::sealed::seal(&public_key, text, &mut rand::rngs::OsRng).unwrap();
+    // Ignored fields are skipped recursively: the depth limit must answer, not the stack.
+    let mut nested = String::from("{\"ignoredField\":");
+    nested.push_str(&"[".repeat(5000));
     nested.push_str(&"]".repeat(5000));
+    nested.push('}');
     let publish_cases: Vec<Case> = vec![
         ("empty body", json_ct, vec![], 400, "invalid_json"),
         ("truncated JSON", json_ct, b"{\"temporaryExposureKeys\":".to_vec(), 400, "invalid_json"),
         ("not JSON", json_ct, b"hello".to_vec(), 400, "invalid_json"),
-        ("trailing garbage", json_ct, b"{} x".to_vec(), 400, "invalid_json"),
+        ("trailing garbage", json_ct, [with("rollingPeriod", json!(144)), b" x".to_vec()].concat(), 400, "invalid_json"),
         ("invalid UTF-8", json_ct, vec![b'"', 0xff, 0xfe, b'"'], 400, "invalid_json"),
-        ("deep nesting", json_ct, nested.into_bytes(), 400, "invalid_json"),
+        ("deep nesting (then a missing field)", json_ct, nested.into_bytes(), 400, "invalid_field"),
         ("null", json_ct, b"null".to_vec(), 400, "invalid_field"),
         ("array", json_ct, b"[]".to_vec(), 400, "invalid_field"),
         ("string", json_ct, b"\"keys\"".to_vec(), 400, "invalid_field"),
@@ -274,28 +420,132 @@ async fn malformed_requests_get_the_documented_4xx() {
         let response = request.send().await.unwrap();
         assert_eq!(response.status().as_u16(), status, "{what}");
         let bytes = response.bytes().await.unwrap();
-        let body: Value = serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("{what}: not JSON"));
+        let body: Value =
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("{what}: not JSON"));
         assert_eq!(body["error"], code, "{what}: {body}");
         assert!(body["message"].is_string(), "{what}");
-        assert_eq!(bytes.len(), kith_server::publish::RESPONSE_LEN, "{what}: padded");
+        assert_eq!(
+            bytes.len(),
+            kith_server::publish::RESPONSE_LEN,
+            "{what}: padded"
+        );
         checked += 1;
     }
 
     // The admin API and routing.
-    let admin_cases: Vec<(&str, Option<&str>, Option<&str>, Vec<u8>, u16, &str)> = vec![
-        ("no admin key", None, json_ct, b"{\"diagnosis\":\"confirmed_test\"}".to_vec(), 401, "invalid_admin_key"),
-        ("wrong admin key", Some("kith_wrong"), json_ct, b"{\"diagnosis\":\"confirmed_test\"}".to_vec(), 401, "invalid_admin_key"),
-        ("admin bad JSON", Some(&admin), json_ct, b"{".to_vec(), 400, "invalid_json"),
-        ("admin no content type", Some(&admin), None, b"{}".to_vec(), 415, "unsupported_media_type"),
-        ("admin unknown diagnosis", Some(&admin), json_ct, b"{\"diagnosis\":\"flu\"}".to_vec(), 400, "invalid_field"),
-        ("admin unknown field", Some(&admin), json_ct, b"{\"diagnosis\":\"self_report\",\"x\":1}".to_vec(), 400, "invalid_field"),
-        ("admin count 0", Some(&admin), json_ct, b"{\"diagnosis\":\"self_report\",\"count\":0}".to_vec(), 400, "invalid_count"),
-        ("admin count too large", Some(&admin), json_ct, b"{\"diagnosis\":\"self_report\",\"count\":10001}".to_vec(), 400, "invalid_count"),
-        ("admin count negative", Some(&admin), json_ct, b"{\"diagnosis\":\"self_report\",\"count\":-1}".to_vec(), 400, "invalid_field"),
-        ("admin impossible date", Some(&admin), json_ct, b"{\"diagnosis\":\"self_report\",\"testDate\":\"2026-02-30\"}".to_vec(), 400, "invalid_date"),
-        ("admin future date", Some(&admin), json_ct, format!("{{\"diagnosis\":\"self_report\",\"symptomOnsetDate\":\"{}\"}}", kith_server::calendar::format_date(kith_server::calendar::day_of(now_unix()) + 2)).into_bytes(), 400, "invalid_date"),
-        ("admin old date", Some(&admin), json_ct, format!("{{\"diagnosis\":\"self_report\",\"symptomOnsetDate\":\"{}\"}}", date_days_ago(15)).into_bytes(), 400, "invalid_date"),
-        ("admin oversize", Some(&admin), json_ct, vec![b' '; 70 * 1024], 413, "payload_too_large"),
+    let admin_cases: Vec<AdminCase<'_>> = vec![
+        (
+            "no admin key",
+            None,
+            json_ct,
+            b"{\"diagnosis\":\"confirmed_test\"}".to_vec(),
+            401,
+            "invalid_admin_key",
+        ),
+        (
+            "wrong admin key",
+            Some("kith_wrong"),
+            json_ct,
+            b"{\"diagnosis\":\"confirmed_test\"}".to_vec(),
+            401,
+            "invalid_admin_key",
+        ),
+        (
+            "admin bad JSON",
+            Some(&admin),
+            json_ct,
+            b"{".to_vec(),
+            400,
+            "invalid_json",
+        ),
+        (
+            "admin no content type",
+            Some(&admin),
+            None,
+            b"{}".to_vec(),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "admin unknown diagnosis",
+            Some(&admin),
+            json_ct,
+            b"{\"diagnosis\":\"flu\"}".to_vec(),
+            400,
+            "invalid_field",
+        ),
+        (
+            "admin unknown field",
+            Some(&admin),
+            json_ct,
+            b"{\"diagnosis\":\"self_report\",\"x\":1}".to_vec(),
+            400,
+            "invalid_field",
+        ),
+        (
+            "admin count 0",
+            Some(&admin),
+            json_ct,
+            b"{\"diagnosis\":\"self_report\",\"count\":0}".to_vec(),
+            400,
+            "invalid_count",
+        ),
+        (
+            "admin count too large",
+            Some(&admin),
+            json_ct,
+            b"{\"diagnosis\":\"self_report\",\"count\":10001}".to_vec(),
+            400,
+            "invalid_count",
+        ),
+        (
+            "admin count negative",
+            Some(&admin),
+            json_ct,
+            b"{\"diagnosis\":\"self_report\",\"count\":-1}".to_vec(),
+            400,
+            "invalid_field",
+        ),
+        (
+            "admin impossible date",
+            Some(&admin),
+            json_ct,
+            b"{\"diagnosis\":\"self_report\",\"testDate\":\"2026-02-30\"}".to_vec(),
+            400,
+            "invalid_date",
+        ),
+        (
+            "admin future date",
+            Some(&admin),
+            json_ct,
+            format!(
+                "{{\"diagnosis\":\"self_report\",\"symptomOnsetDate\":\"{}\"}}",
+                kith_server::calendar::format_date(kith_server::calendar::day_of(now_unix()) + 2)
+            )
+            .into_bytes(),
+            400,
+            "invalid_date",
+        ),
+        (
+            "admin old date",
+            Some(&admin),
+            json_ct,
+            format!(
+                "{{\"diagnosis\":\"self_report\",\"symptomOnsetDate\":\"{}\"}}",
+                date_days_ago(15)
+            )
+            .into_bytes(),
+            400,
+            "invalid_date",
+        ),
+        (
+            "admin oversize",
+            Some(&admin),
+            json_ct,
+            vec![b' '; 70 * 1024],
+            413,
+            "payload_too_large",
+        ),
     ];
     for (what, bearer, content_type, body, status, code) in admin_cases {
         let mut request = client().post(server.url("/v1/admin/codes")).body(body);
@@ -313,11 +563,33 @@ async fn malformed_requests_get_the_documented_4xx() {
         checked += 1;
     }
     for (what, method, path, status, code) in [
-        ("unknown path", reqwest::Method::GET, "/v1/nothing", 404, "not_found"),
-        ("GET on publish", reqwest::Method::GET, "/v1/publish", 405, "method_not_allowed"),
-        ("DELETE on config", reqwest::Method::DELETE, "/v1/config", 405, "method_not_allowed"),
+        (
+            "unknown path",
+            reqwest::Method::GET,
+            "/v1/nothing",
+            404,
+            "not_found",
+        ),
+        (
+            "GET on publish",
+            reqwest::Method::GET,
+            "/v1/publish",
+            405,
+            "method_not_allowed",
+        ),
+        (
+            "DELETE on config",
+            reqwest::Method::DELETE,
+            "/v1/config",
+            405,
+            "method_not_allowed",
+        ),
     ] {
-        let response = client().request(method, server.url(path)).send().await.unwrap();
+        let response = client()
+            .request(method, server.url(path))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status().as_u16(), status, "{what}");
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["error"], code, "{what}");
@@ -333,31 +605,73 @@ async fn config_health_and_metrics() {
     let server = ServerProcess::start(dir.path(), &[], &[]);
     let admin = server.admin_key.clone().unwrap();
 
-    let health: Value = client().get(server.url("/healthz")).send().await.unwrap().json().await.unwrap();
+    let health: Value = client()
+        .get(server.url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(health["status"], "ok");
 
-    let config: Value = client().get(server.url("/v1/config")).send().await.unwrap().json().await.unwrap();
+    let config: Value = client()
+        .get(server.url("/v1/config"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let export = &config["exportVerificationKey"];
     assert_eq!(export["keyId"], "kith");
     assert_eq!(export["keyVersion"], "v1");
     assert_eq!(export["signatureAlgorithm"], "1.2.840.10045.4.3.2");
     let pem = export["publicKeyPem"].as_str().unwrap();
-    let from_pem = <p256::PublicKey as p256::pkcs8::DecodePublicKey>::from_public_key_pem(pem).unwrap();
-    let der = STANDARD.decode(export["publicKey"].as_str().unwrap()).unwrap();
-    let from_der = <p256::PublicKey as p256::pkcs8::DecodePublicKey>::from_public_key_der(&der).unwrap();
+    let from_pem =
+        <p256::PublicKey as p256::pkcs8::DecodePublicKey>::from_public_key_pem(pem).unwrap();
+    let der = STANDARD
+        .decode(export["publicKey"].as_str().unwrap())
+        .unwrap();
+    let from_der =
+        <p256::PublicKey as p256::pkcs8::DecodePublicKey>::from_public_key_der(&der).unwrap();
     assert_eq!(from_pem, from_der);
     assert_eq!(config["hpke"]["kemId"], 32);
     assert_eq!(config["hpke"]["info"], "kith publish v1");
-    assert_eq!(config["hpke"]["sealedBodyLen"], kith_server::sealed::SEALED_BODY_LEN);
+    assert_eq!(
+        config["hpke"]["sealedBodyLen"],
+        kith_server::sealed::SEALED_BODY_LEN
+    );
     assert_eq!(config["verificationCodeDigits"], 12);
     assert!(config.get("riskConfiguration").is_some());
 
     let code = issue_code(&server, &admin).await;
-    assert_eq!(publish_json(&server, &publish_doc(&code, &[random_key(), random_key()])).await.0, 200);
-    assert_eq!(publish_json(&server, &publish_doc(&code, &[random_key()])).await.0, 403);
-    let _ = client().get(server.url("/no/such/path-4711")).send().await.unwrap();
+    assert_eq!(
+        publish_json(&server, &publish_doc(&code, &[random_key(), random_key()]))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        publish_json(&server, &publish_doc(&code, &[random_key()]))
+            .await
+            .0,
+        403
+    );
+    let _ = client()
+        .get(server.url("/no/such/path-4711"))
+        .send()
+        .await
+        .unwrap();
 
-    let metrics = client().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = client()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     for expected in [
         r#"kith_http_requests_total{route="/v1/publish",method="POST",status="200"} 1"#,
         r#"kith_http_requests_total{route="/v1/publish",method="POST",status="403"} 1"#,
@@ -369,7 +683,10 @@ async fn config_health_and_metrics() {
         "kith_codes_redeemed_total 1",
         r#"kith_codes_rejected_total{reason="used"} 1"#,
     ] {
-        assert!(metrics.contains(expected), "missing {expected} in\n{metrics}");
+        assert!(
+            metrics.contains(expected),
+            "missing {expected} in\n{metrics}"
+        );
     }
     assert!(!metrics.contains("4711"), "raw URIs never become labels");
 }
@@ -378,7 +695,14 @@ async fn config_health_and_metrics() {
 async fn openapi_document_and_router_match() {
     let dir = tempfile::tempdir().unwrap();
     let server = ServerProcess::start(dir.path(), &[], &[]);
-    let doc: Value = client().get(server.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let doc: Value = client()
+        .get(server.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let paths = doc["paths"].as_object().unwrap();
     let methods = ["get", "post", "put", "delete", "patch"];
     // Document → router: every documented operation is routed; every other method is 405.
@@ -391,7 +715,10 @@ async fn openapi_document_and_router_match() {
                 .unwrap();
             let status = response.status().as_u16();
             if item.get(method).is_some() {
-                assert!(status != 404 && status != 405, "{method} {path} documented but answers {status}");
+                assert!(
+                    status != 404 && status != 405,
+                    "{method} {path} documented but answers {status}"
+                );
             } else {
                 assert_eq!(status, 405, "{method} {path} is routed but not documented");
             }
@@ -411,14 +738,21 @@ async fn openapi_document_and_router_match() {
                 let text = std::fs::read_to_string(&path).unwrap();
                 for piece in text.split("\"/").skip(1) {
                     let literal: String = piece.chars().take_while(|c| *c != '"').collect();
-                    if !literal.is_empty() && literal.chars().all(|c| c.is_ascii_alphanumeric() || "/_.-".contains(c)) {
+                    if !literal.is_empty()
+                        && literal
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "/_.-".contains(c))
+                    {
                         literals.insert(format!("/{literal}"));
                     }
                 }
             }
         }
     }
-    assert!(literals.contains("/v1/publish") && literals.contains("/portal/login"), "{literals:?}");
+    assert!(
+        literals.contains("/v1/publish") && literals.contains("/portal/login"),
+        "{literals:?}"
+    );
     for path in &literals {
         for method in methods {
             let response = client()
@@ -427,11 +761,20 @@ async fn openapi_document_and_router_match() {
                 .await
                 .unwrap();
             if response.status() != 404 {
-                assert!(paths.contains_key(path), "{path} is served but not in /openapi.json");
+                assert!(
+                    paths.contains_key(path),
+                    "{path} is served but not in /openapi.json"
+                );
             }
         }
     }
-    assert_eq!(doc["paths"]["/v1/publish"]["post"]["requestBody"]["content"].as_object().unwrap().len(), 2);
+    assert_eq!(
+        doc["paths"]["/v1/publish"]["post"]["requestBody"]["content"]
+            .as_object()
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 #[tokio::test]
@@ -441,18 +784,35 @@ async fn logs_hold_no_keys_codes_or_addresses() {
     let admin = server.admin_key.clone().unwrap();
     let code = issue_code(&server, &admin).await;
     let key = random_key();
-    assert_eq!(publish_json(&server, &publish_doc(&code, &[key])).await.0, 200);
-    assert_eq!(publish_json(&server, &publish_doc(&code, &[key])).await.0, 403);
-    assert_eq!(publish_json(&server, &publish_doc("999999999999", &[random_key()])).await.0, 401);
+    assert_eq!(
+        publish_json(&server, &publish_doc(&code, &[key])).await.0,
+        200
+    );
+    assert_eq!(
+        publish_json(&server, &publish_doc(&code, &[key])).await.0,
+        403
+    );
+    assert_eq!(
+        publish_json(&server, &publish_doc("999999999999", &[random_key()]))
+            .await
+            .0,
+        401
+    );
     let public_key = hpke_key(&server).await;
     let mut chaff = publish_doc(&code, &[random_key()]);
     chaff["fake"] = json!(true);
     assert_eq!(publish_sealed(&server, &public_key, &chaff).await.0, 200);
     let port = server.addr.port().to_string();
-    assert!(server.stdout().contains(&admin), "the admin key goes to stdout");
+    assert!(
+        server.stdout().contains(&admin),
+        "the admin key goes to stdout"
+    );
     let log = server.log();
     assert!(server.stop());
-    assert!(log.contains("request"), "debug request lines are logged: {log}");
+    assert!(
+        log.contains("request"),
+        "debug request lines are logged: {log}"
+    );
     for secret in [
         code.clone(),
         STANDARD.encode(key),
@@ -471,14 +831,23 @@ async fn sigterm_finishes_in_flight_publishes() {
     let dir = tempfile::tempdir().unwrap();
     let server = ServerProcess::start(dir.path(), &[], &[]);
     let admin = server.admin_key.clone().unwrap();
-    let codes = issue_codes(&server, &admin, json!({"diagnosis": "confirmed_test", "count": 200})).await;
+    let codes = issue_codes(
+        &server,
+        &admin,
+        json!({"diagnosis": "confirmed_test", "count": 200}),
+    )
+    .await;
     let url = server.url("/v1/publish");
     let tasks: Vec<_> = codes
         .into_iter()
         .map(|code| {
             let url = url.clone();
             tokio::spawn(async move {
-                let response = client().post(url).json(&publish_doc(&code, &[random_key()])).send().await;
+                let response = client()
+                    .post(url)
+                    .json(&publish_doc(&code, &[random_key()]))
+                    .send()
+                    .await;
                 response.ok().map(|r| r.status().as_u16())
             })
         })
@@ -494,5 +863,8 @@ async fn sigterm_finishes_in_flight_publishes() {
         }
     }
     let stored = stored_count(dir.path());
-    assert!(stored >= acknowledged, "acknowledged {acknowledged} but stored {stored}");
+    assert!(
+        stored >= acknowledged,
+        "acknowledged {acknowledged} but stored {stored}"
+    );
 }

@@ -33,7 +33,11 @@ impl Drop for Driver {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[tokio::test]
@@ -44,7 +48,9 @@ async fn case_worker_logs_in_and_issues_a_code_in_chromium() {
             std::env::var_os("KITH_REQUIRE_BROWSER").is_none(),
             "KITH_REQUIRE_BROWSER is set but chromium/chromedriver are not installed"
         );
-        println!("skipped: chromium or chromedriver not found (apt-get install chromium chromium-driver)");
+        println!(
+            "skipped: chromium or chromedriver not found (apt-get install chromium chromium-driver)"
+        );
         return;
     };
 
@@ -63,7 +69,10 @@ async fn case_worker_logs_in_and_issues_a_code_in_chromium() {
     );
     let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "chromedriver did not start listening");
+        assert!(
+            Instant::now() < deadline,
+            "chromedriver did not start listening"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let profile = tempfile::tempdir().unwrap();
@@ -89,13 +98,21 @@ async fn case_worker_logs_in_and_issues_a_code_in_chromium() {
     let outcome = async {
         // A wrong key is refused.
         browser.goto(&server.url("/portal")).await?;
-        browser.find(Locator::Id("admin_key")).await?.send_keys("kith_not-the-key").await?;
+        browser
+            .find(Locator::Id("admin_key"))
+            .await?
+            .send_keys("kith_not-the-key")
+            .await?;
         browser.find(Locator::Id("login")).await?.click().await?;
         let error = browser.find(Locator::Id("error")).await?.text().await?;
         assert!(error.contains("not the admin key"), "{error}");
 
         // The right key logs in; the session cookie is invisible to scripts (HttpOnly).
-        browser.find(Locator::Id("admin_key")).await?.send_keys(&admin).await?;
+        browser
+            .find(Locator::Id("admin_key"))
+            .await?
+            .send_keys(&admin)
+            .await?;
         browser.find(Locator::Id("login")).await?.click().await?;
         browser.find(Locator::Id("diagnosis")).await?;
         let cookies = browser.execute("return document.cookie", vec![]).await?;
@@ -103,11 +120,17 @@ async fn case_worker_logs_in_and_issues_a_code_in_chromium() {
 
         // Issue a code for a clinical diagnosis with a test date five days ago.
         browser
-            .find(Locator::Css("#diagnosis option[value='clinical_diagnosis']"))
+            .find(Locator::Css(
+                "#diagnosis option[value='clinical_diagnosis']",
+            ))
             .await?
             .click()
             .await?;
-        browser.find(Locator::Css("#date_kind option[value='test']")).await?.click().await?;
+        browser
+            .find(Locator::Css("#date_kind option[value='test']"))
+            .await?
+            .click()
+            .await?;
         browser
             .execute(
                 "document.getElementById('date').value = arguments[0]",
@@ -142,7 +165,10 @@ async fn case_worker_logs_in_and_issues_a_code_in_chromium() {
     let expected: Vec<String> = (before..=after)
         .map(|t| kith_server::calendar::format_rfc3339(t + 24 * 3600))
         .collect();
-    assert!(expected.contains(&expires), "expiry {expires} is not 24 h from now");
+    assert!(
+        expected.contains(&expires),
+        "expiry {expires} is not 24 h from now"
+    );
 
     // The code works once, with the page's diagnosis and date.
     let key = random_key();
@@ -151,5 +177,9 @@ async fn case_worker_logs_in_and_issues_a_code_in_chromium() {
     let conn = kith_server::db::open_read_only(dir.path()).unwrap();
     let record = kith_server::db::key_record(&conn, &key).unwrap().unwrap();
     assert_eq!(record.report_type, 2, "clinical diagnosis");
-    assert_eq!(record.days_since_onset, Some(5), "counted from the test date");
+    assert_eq!(
+        record.days_since_onset,
+        Some(5),
+        "counted from the test date"
+    );
 }

@@ -111,10 +111,13 @@ async fn publish(
     body: Result<Body>,
 ) -> Response {
     match accept(&state, &headers, body).await {
-        Ok(inserted) => padded(StatusCode::OK, &PublishResponse {
-            inserted_exposures: inserted,
-            padding: String::new(),
-        }),
+        Ok(inserted) => padded(
+            StatusCode::OK,
+            &PublishResponse {
+                inserted_exposures: inserted,
+                padding: String::new(),
+            },
+        ),
         Err(error) => {
             let mut response = padded(error.status(), &error.body());
             if let AppError::TooManyGuesses {
@@ -198,7 +201,9 @@ mod tests {
             ),
         ] {
             let response = padded(status, &value);
-            let bytes = axum::body::to_bytes(response.into_body(), 4096).await.unwrap();
+            let bytes = axum::body::to_bytes(response.into_body(), 4096)
+                .await
+                .unwrap();
             assert_eq!(bytes.len(), RESPONSE_LEN);
             let parsed: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
             assert!(parsed["padding"].is_string());

@@ -77,7 +77,11 @@ impl Upload {
         let mut keys = Vec::with_capacity(count);
         for (i, wire) in request.temporary_exposure_keys.iter().enumerate() {
             let bytes = zeroize::Zeroizing::new(STANDARD.decode(&wire.key).map_err(|_| {
-                rule("invalid_key_encoding", i, "key must be standard base64 with padding")
+                rule(
+                    "invalid_key_encoding",
+                    i,
+                    "key must be standard base64 with padding",
+                )
             })?);
             let period = RollingPeriod::new(wire.rolling_period)
                 .map_err(|e| rule("invalid_rolling_period", i, e))?;
@@ -90,15 +94,15 @@ impl Upload {
                 return Err(rule(
                     "key_in_future",
                     i,
-                    format!("rollingStartNumber {} is after the current interval {}", start.get(), now.get()),
+                    format!(
+                        "rollingStartNumber {} is after the current interval {}",
+                        start.get(),
+                        now.get()
+                    ),
                 ));
             }
             if validity.end() < oldest {
-                return Err(rule(
-                    "key_too_old",
-                    i,
-                    "key expired more than 15 days ago",
-                ));
+                return Err(rule("key_too_old", i, "key expired more than 15 days ago"));
             }
             let transmission_risk = match wire.transmission_risk {
                 None => None,
@@ -120,7 +124,10 @@ impl Upload {
                 return Err(rule(
                     "too_many_keys_same_start",
                     i,
-                    format!("at most {MAX_SAME_START} keys may share rollingStartNumber {}", start.get()),
+                    format!(
+                        "at most {MAX_SAME_START} keys may share rollingStartNumber {}",
+                        start.get()
+                    ),
                 ));
             }
             // Today's key still broadcasts: publishing it now would let anyone nearby
@@ -247,7 +254,9 @@ mod tests {
 
     #[test]
     fn fourteen_days_of_keys_pass_and_todays_is_embargoed() {
-        let keys = (0..15).map(|d| key(d as u8, TODAY_START - d * 144)).collect();
+        let keys = (0..15)
+            .map(|d| key(d as u8, TODAY_START - d * 144))
+            .collect();
         let upload = Upload::validate(&request(keys), NOW).unwrap();
         assert_eq!(upload.len(), 15);
         let stored = upload.stored_keys(ReportType::ConfirmedTest, None).unwrap();
@@ -263,7 +272,11 @@ mod tests {
     fn every_rule_has_its_error_code() {
         let mut r = request(vec![]);
         assert_eq!(error_code(&r), "invalid_key_count");
-        r = request((0..31).map(|i| key(i, TODAY_START - 144 * u32::from(i / 3))).collect());
+        r = request(
+            (0..31)
+                .map(|i| key(i, TODAY_START - 144 * u32::from(i / 3)))
+                .collect(),
+        );
         assert_eq!(error_code(&r), "invalid_key_count");
         let mut k = key(1, TODAY_START);
         k.key = "not base64!".into();
@@ -276,8 +289,14 @@ mod tests {
             k.rolling_period = period;
             assert_eq!(error_code(&request(vec![k])), "invalid_rolling_period");
         }
-        assert_eq!(error_code(&request(vec![key(1, u32::MAX)])), "invalid_rolling_start");
-        assert_eq!(error_code(&request(vec![key(1, NOW_INTERVAL + 1)])), "key_in_future");
+        assert_eq!(
+            error_code(&request(vec![key(1, u32::MAX)])),
+            "invalid_rolling_start"
+        );
+        assert_eq!(
+            error_code(&request(vec![key(1, NOW_INTERVAL + 1)])),
+            "key_in_future"
+        );
         let too_old = TODAY_START - 17 * 144;
         assert_eq!(error_code(&request(vec![key(1, too_old)])), "key_too_old");
         let mut k = key(1, TODAY_START);
@@ -316,16 +335,28 @@ mod tests {
     fn days_since_onset_must_stay_within_fourteen() {
         let upload = Upload::validate(&request(vec![key(1, TODAY_START - 10 * 144)]), NOW).unwrap();
         let today = TODAY_START / 144;
-        assert!(upload.stored_keys(ReportType::ConfirmedTest, Some(today - 24)).is_ok());
+        assert!(
+            upload
+                .stored_keys(ReportType::ConfirmedTest, Some(today - 24))
+                .is_ok()
+        );
         assert!(matches!(
             upload.stored_keys(ReportType::ConfirmedTest, Some(today - 25)),
-            Err(AppError::Invalid { code: "invalid_days_since_onset", .. })
+            Err(AppError::Invalid {
+                code: "invalid_days_since_onset",
+                ..
+            })
         ));
         assert!(matches!(
             upload.stored_keys(ReportType::ConfirmedTest, Some(today + 5)),
-            Err(AppError::Invalid { code: "invalid_days_since_onset", .. })
+            Err(AppError::Invalid {
+                code: "invalid_days_since_onset",
+                ..
+            })
         ));
-        let stored = upload.stored_keys(ReportType::SelfReport, Some(today - 12)).unwrap();
+        let stored = upload
+            .stored_keys(ReportType::SelfReport, Some(today - 12))
+            .unwrap();
         assert_eq!(stored[0].key.days_since_onset.unwrap().get(), 2);
         assert_eq!(stored[0].key.report_type, ReportType::SelfReport);
     }

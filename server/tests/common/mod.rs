@@ -48,7 +48,10 @@ impl ServerProcess {
                 if n == 0 {
                     break;
                 }
-                err_buf.lock().unwrap().push_str(&String::from_utf8_lossy(&chunk[..n]));
+                err_buf
+                    .lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&chunk[..n]));
             }
         });
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -142,7 +145,10 @@ pub fn client() -> reqwest::Client {
 }
 
 pub fn now_unix() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 /// First interval of today (UTC).
@@ -234,9 +240,17 @@ pub async fn hpke_key(server: &ServerProcess) -> Vec<u8> {
 }
 
 /// Publishes a sealed document; returns status, body and body size.
-pub async fn publish_sealed(server: &ServerProcess, public_key: &[u8], doc: &Value) -> (u16, Value, usize) {
-    let sealed = kith_server::sealed::seal(public_key, doc.to_string().as_bytes(), &mut rand::rngs::OsRng)
-        .unwrap();
+pub async fn publish_sealed(
+    server: &ServerProcess,
+    public_key: &[u8],
+    doc: &Value,
+) -> (u16, Value, usize) {
+    let sealed = kith_server::sealed::seal(
+        public_key,
+        doc.to_string().as_bytes(),
+        &mut rand::rngs::OsRng,
+    )
+    .unwrap();
     let response = client()
         .post(server.url("/v1/publish"))
         .header("content-type", kith_server::sealed::CONTENT_TYPE)
