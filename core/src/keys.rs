@@ -155,6 +155,7 @@ impl fmt::Debug for TemporaryExposureKey {
 /// key expansion once. Zeroized on drop.
 #[derive(Clone)]
 pub struct RpiKey {
+    key: Zeroizing<[u8; KEY_LEN]>,
     cipher: Aes128,
 }
 
@@ -166,8 +167,14 @@ impl RpiKey {
     /// An RPIK from its bytes.
     pub fn from_bytes(key: &[u8; KEY_LEN]) -> Self {
         Self {
+            key: Zeroizing::new(*key),
             cipher: Aes128::new(key.into()),
         }
+    }
+
+    /// The secret key bytes.
+    pub fn expose_secret(&self) -> &[u8; KEY_LEN] {
+        &self.key
     }
 
     /// RPI = AES-128(RPIK, "EN-RPI" ‖ 0×6 ‖ interval little-endian).
@@ -233,6 +240,11 @@ impl AemKey {
     /// An AEMK from its bytes.
     pub fn from_bytes(key: &[u8; KEY_LEN]) -> Self {
         Self(*key)
+    }
+
+    /// The secret key bytes.
+    pub fn expose_secret(&self) -> &[u8; KEY_LEN] {
+        &self.0
     }
 
     /// AEM = AES-128-CTR(AEMK, IV = RPI, metadata).
