@@ -150,10 +150,14 @@ pub enum Error {
     #[error("signature does not verify: expected a DER ECDSA P-256 SHA-256 signature by this key")]
     BadSignature,
     /// A private key that is not an unencrypted P-256 PKCS#8 key.
-    #[error("signing key is invalid: expected an unencrypted PKCS#8 P-256 (prime256v1) private key")]
+    #[error(
+        "signing key is invalid: expected an unencrypted PKCS#8 P-256 (prime256v1) private key"
+    )]
     InvalidSigningKey,
     /// A public key that is not a P-256 SubjectPublicKeyInfo.
-    #[error("public key is invalid: expected a P-256 (prime256v1) SubjectPublicKeyInfo in PEM or DER")]
+    #[error(
+        "public key is invalid: expected a P-256 (prime256v1) SubjectPublicKeyInfo in PEM or DER"
+    )]
     InvalidVerifyingKey,
 }
 

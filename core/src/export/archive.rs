@@ -99,8 +99,11 @@ mod tests {
     fn zip_with(entries: &[(&str, &[u8])], method: CompressionMethod) -> Vec<u8> {
         let mut zip = ZipWriter::new(Cursor::new(Vec::new()));
         for (name, content) in entries {
-            zip.start_file(*name, SimpleFileOptions::default().compression_method(method))
-                .unwrap();
+            zip.start_file(
+                *name,
+                SimpleFileOptions::default().compression_method(method),
+            )
+            .unwrap();
             zip.write_all(content).unwrap();
         }
         zip.finish().unwrap().into_inner()

@@ -154,8 +154,7 @@ impl TemporaryExposureKeyRecord {
             rolling_start_interval_number: (start != 0).then_some(start),
             // 1..=144 always fits in an i32.
             rolling_period: (period != INTERVALS_PER_DAY).then_some(period as i32),
-            report_type: (key.report_type != ReportType::Unknown)
-                .then_some(key.report_type as i32),
+            report_type: (key.report_type != ReportType::Unknown).then_some(key.report_type as i32),
             days_since_onset_of_symptoms: key.days_since_onset.map(DaysSinceOnset::get),
         })
     }

@@ -9,7 +9,8 @@ use prost::encoding::{DecodeContext, WireType, decode_key, decode_varint, skip_f
 use super::archive;
 use super::limits::ExportLimits;
 use super::proto::{
-    KEYS_FIELD, REVISED_KEYS_FIELD, TekSignatureList, TemporaryExposureKeyExport, TemporaryExposureKeyRecord,
+    KEYS_FIELD, REVISED_KEYS_FIELD, TekSignatureList, TemporaryExposureKeyExport,
+    TemporaryExposureKeyRecord,
 };
 use super::signing::{ECDSA_P256_SHA256_OID, SignatureInfo, TrustedKeys};
 use crate::diagnosis::DiagnosisKey;
@@ -172,11 +173,12 @@ impl ExportFile {
                 continue;
             };
             let checked = if signature.info.algorithm() == ECDSA_P256_SHA256_OID {
-                key.verify(&self.contents.bin, &signature.der)
-                    .map_err(|_| Error::ExportBadSignature {
+                key.verify(&self.contents.bin, &signature.der).map_err(|_| {
+                    Error::ExportBadSignature {
                         key_id: signature.info.key_id().to_owned(),
                         key_version: signature.info.key_version().to_owned(),
-                    })
+                    }
+                })
             } else {
                 Err(Error::ExportUnsupportedSignatureAlgorithm(
                     signature.info.algorithm().to_owned(),
@@ -323,10 +325,12 @@ impl Iterator for ExportKeys<'_> {
             let index = self.next_index;
             self.next_index += 1;
             self.remaining = self.remaining.saturating_sub(1);
-            return Some(decode_key_record(record).map_err(|source| Error::InvalidExportKey {
-                index,
-                source: Box::new(source),
-            }));
+            return Some(
+                decode_key_record(record).map_err(|source| Error::InvalidExportKey {
+                    index,
+                    source: Box::new(source),
+                }),
+            );
         }
     }
 
@@ -391,7 +395,8 @@ fn parse_header(bin: &[u8], limits: &ExportLimits) -> Result<ExportHeader> {
 }
 
 fn parse_signatures(sig: &[u8]) -> Result<Vec<ExportSignature>> {
-    let list = TekSignatureList::decode(sig).map_err(|error| malformed("TEKSignatureList", error))?;
+    let list =
+        TekSignatureList::decode(sig).map_err(|error| malformed("TEKSignatureList", error))?;
     Ok(list
         .signatures
         .into_iter()
@@ -504,7 +509,8 @@ mod tests {
     }
 
     fn unverified(bytes: &[u8]) -> Result<UnverifiedExport> {
-        ExportFile::parse(bytes, &ExportLimits::default()).map(ExportFile::insecure_skip_verification)
+        ExportFile::parse(bytes, &ExportLimits::default())
+            .map(ExportFile::insecure_skip_verification)
     }
 
     #[test]
@@ -590,19 +596,29 @@ mod tests {
     fn structural_errors_reject_the_file() {
         let good = bin_with_records(&[record(1)]);
         let cases: Vec<(Vec<u8>, fn(&Error) -> bool)> = vec![
-            (b"hello world, not an export".to_vec(), |e| *e == Error::ExportNotRecognized),
+            (b"hello world, not an export".to_vec(), |e| {
+                *e == Error::ExportNotRecognized
+            }),
             (Vec::new(), |e| *e == Error::ExportNotRecognized),
             (good[..good.len() - 1].to_vec(), |e| {
-                matches!(e, Error::ExportMalformed { what: "TemporaryExposureKeyExport", .. })
+                matches!(
+                    e,
+                    Error::ExportMalformed {
+                        what: "TemporaryExposureKeyExport",
+                        ..
+                    }
+                )
             }),
             // Field 7 as a varint instead of a message.
-            ([good.as_slice(), &[7 << 3, 1]].concat(), |e| {
-                matches!(e, Error::ExportMalformed { reason, .. } if reason.contains("field 7"))
-            }),
+            (
+                [good.as_slice(), &[7 << 3, 1]].concat(),
+                |e| matches!(e, Error::ExportMalformed { reason, .. } if reason.contains("field 7")),
+            ),
             // A length running past the end.
-            ([good.as_slice(), &[0x3a, 0xff, 0xff, 0xff, 0xff, 0x0f]].concat(), |e| {
-                matches!(e, Error::ExportMalformed { .. })
-            }),
+            (
+                [good.as_slice(), &[0x3a, 0xff, 0xff, 0xff, 0xff, 0x0f]].concat(),
+                |e| matches!(e, Error::ExportMalformed { .. }),
+            ),
             // Region that is not UTF-8.
             ([good.as_slice(), &[0x1a, 1, 0xff]].concat(), |e| {
                 matches!(e, Error::ExportMalformed { .. })
@@ -677,7 +693,11 @@ mod tests {
 
     #[test]
     fn verification_failures_are_typed() {
-        let signer = ExportSigner::new("310", "v1", SigningKey::generate(&mut StdRng::seed_from_u64(1)));
+        let signer = ExportSigner::new(
+            "310",
+            "v1",
+            SigningKey::generate(&mut StdRng::seed_from_u64(1)),
+        );
         let other = SigningKey::generate(&mut StdRng::seed_from_u64(2)).verifying_key();
         let zip = signed_zip(&signer);
         let parse = || ExportFile::parse(&zip, &ExportLimits::default()).unwrap();
@@ -731,7 +751,11 @@ mod tests {
 
     #[test]
     fn other_signature_algorithms_are_refused() {
-        let signer = ExportSigner::new("310", "v1", SigningKey::generate(&mut StdRng::seed_from_u64(3)));
+        let signer = ExportSigner::new(
+            "310",
+            "v1",
+            SigningKey::generate(&mut StdRng::seed_from_u64(3)),
+        );
         let (bin, sig) = archive::read(&signed_zip(&signer), &ExportLimits::default()).unwrap();
         let mut list = TekSignatureList::decode(sig.unwrap().as_slice()).unwrap();
         list.signatures[0]
@@ -755,7 +779,10 @@ mod tests {
         let zip = archive::write(&bin_with_records(&[]), &[0x0a, 5, 1]).unwrap();
         assert!(matches!(
             ExportFile::parse(&zip, &ExportLimits::default()),
-            Err(Error::ExportMalformed { what: "TEKSignatureList", .. })
+            Err(Error::ExportMalformed {
+                what: "TEKSignatureList",
+                ..
+            })
         ));
     }
 }

@@ -4,7 +4,9 @@ use std::fmt;
 
 use p256::ecdsa::signature::{Signer, Verifier};
 use p256::ecdsa::{self, Signature};
-use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding};
+use p256::pkcs8::{
+    DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
+};
 use rand_core::{CryptoRng, RngCore};
 use zeroize::Zeroizing;
 

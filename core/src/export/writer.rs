@@ -73,14 +73,21 @@ fn export_bin(batch: &ExportBatch<'_>, signers: &[&ExportSigner]) -> Result<Vec<
         region: Some(batch.region.to_owned()),
         batch_num: Some(1),
         batch_size: Some(1),
-        signature_infos: signers.iter().map(|signer| signer.info().to_proto()).collect(),
+        signature_infos: signers
+            .iter()
+            .map(|signer| signer.info().to_proto())
+            .collect(),
     }
     .encode_to_vec();
     let records = batch.keys.len() + batch.revised_keys.len();
-    let mut bin = Vec::with_capacity(EXPORT_HEADER.len() + export.len() + records * TYPICAL_RECORD_LEN);
+    let mut bin =
+        Vec::with_capacity(EXPORT_HEADER.len() + export.len() + records * TYPICAL_RECORD_LEN);
     bin.extend_from_slice(EXPORT_HEADER);
     bin.extend_from_slice(&export);
-    for (field, keys) in [(KEYS_FIELD, batch.keys), (REVISED_KEYS_FIELD, batch.revised_keys)] {
+    for (field, keys) in [
+        (KEYS_FIELD, batch.keys),
+        (REVISED_KEYS_FIELD, batch.revised_keys),
+    ] {
         let mut sorted: Vec<&DiagnosisKey> = keys.iter().collect();
         // Published keys are public, so an ordinary (not constant-time) comparison is fine.
         sorted.sort_by(|a, b| a.tek.expose_secret().cmp(b.tek.expose_secret()));
@@ -125,7 +132,11 @@ mod tests {
     }
 
     fn signer(seed: u64, id: &str) -> ExportSigner {
-        ExportSigner::new(id, "v1", SigningKey::generate(&mut StdRng::seed_from_u64(seed)))
+        ExportSigner::new(
+            id,
+            "v1",
+            SigningKey::generate(&mut StdRng::seed_from_u64(seed)),
+        )
     }
 
     #[test]
@@ -145,14 +156,21 @@ mod tests {
 
         let file = ExportFile::parse(&zip, &ExportLimits::default()).unwrap();
         assert_eq!(file.signatures().len(), 2);
-        assert_eq!(file.header().signature_infos(), [a.info().clone(), b.info().clone()]);
+        assert_eq!(
+            file.header().signature_infos(),
+            [a.info().clone(), b.info().clone()]
+        );
         // Either key alone is enough.
         let trusted = TrustedKeys::new().with("311", "v1", b.verifying_key());
         let export = file.verify(&trusted).unwrap();
         assert_eq!(export.signer(), b.info());
         let header = export.header();
         assert_eq!(
-            (header.region(), header.start_timestamp(), header.end_timestamp()),
+            (
+                header.region(),
+                header.start_timestamp(),
+                header.end_timestamp()
+            ),
             ("US", 1_600_000_000, 1_600_003_600)
         );
         assert_eq!((header.batch_num(), header.batch_size()), (1, 1));
@@ -161,8 +179,7 @@ mod tests {
         let mut expected = keys.clone();
         expected.sort_by(|x, y| x.tek.expose_secret().cmp(y.tek.expose_secret()));
         assert_eq!(read, expected);
-        let read_revised: Vec<DiagnosisKey> =
-            export.revised_keys().collect::<Result<_>>().unwrap();
+        let read_revised: Vec<DiagnosisKey> = export.revised_keys().collect::<Result<_>>().unwrap();
         assert_eq!(read_revised.len(), 5);
         assert!(read_revised.iter().all(|key| revised.contains(key)));
     }
@@ -199,8 +216,12 @@ mod tests {
         let zip = write_export(&batch, &[&a]).unwrap();
         let file = ExportFile::parse(&zip, &ExportLimits::default()).unwrap();
         // key_data (18 bytes) + rolling start (5 bytes), nothing else: 0x3a = field 7.
-        let record = [[0x3a, 23, 0x0a, 16].as_slice(), &[9; 16], &[0x18, 0xb0, 0xdf, 0xa1, 0x01]]
-            .concat();
+        let record = [
+            [0x3a, 23, 0x0a, 16].as_slice(),
+            &[9; 16],
+            &[0x18, 0xb0, 0xdf, 0xa1, 0x01],
+        ]
+        .concat();
         assert!(file.export_bin().ends_with(&record));
     }
 
