@@ -141,22 +141,27 @@ impl TemporaryExposureKeyRecord {
         })
     }
 
-    /// The record the key server writes for `key`: rolling period omitted when it is
-    /// a full day, start omitted when 0, report type omitted when unknown.
-    pub fn from_diagnosis_key(key: &DiagnosisKey) -> Result<Self> {
+    /// Makes this the record the key server writes for `key`: rolling period omitted
+    /// when it is a full day, start omitted when 0, report type omitted when unknown.
+    ///
+    /// Overwrites every field and reuses the key buffer, so one record can encode a
+    /// whole file without an allocation per key.
+    pub fn set_from_diagnosis_key(&mut self, key: &DiagnosisKey) -> Result<()> {
         let validity = key.tek.validity();
         let start = validity.start().get();
         let start = i32::try_from(start).map_err(|_| Error::InvalidRollingStart(start.into()))?;
         let period = validity.period().get();
-        Ok(Self {
-            key_data: Some(key.tek.expose_secret().to_vec()),
-            transmission_risk_level: key.transmission_risk_level.map(i32::from),
-            rolling_start_interval_number: (start != 0).then_some(start),
-            // 1..=144 always fits in an i32.
-            rolling_period: (period != INTERVALS_PER_DAY).then_some(period as i32),
-            report_type: (key.report_type != ReportType::Unknown).then_some(key.report_type as i32),
-            days_since_onset_of_symptoms: key.days_since_onset.map(DaysSinceOnset::get),
-        })
+        let key_data = self.key_data.get_or_insert_with(Vec::new);
+        key_data.clear();
+        key_data.extend_from_slice(key.tek.expose_secret());
+        self.transmission_risk_level = key.transmission_risk_level.map(i32::from);
+        self.rolling_start_interval_number = (start != 0).then_some(start);
+        // 1..=144 always fits in an i32.
+        self.rolling_period = (period != INTERVALS_PER_DAY).then_some(period as i32);
+        self.report_type =
+            (key.report_type != ReportType::Unknown).then_some(key.report_type as i32);
+        self.days_since_onset_of_symptoms = key.days_since_onset.map(DaysSinceOnset::get);
+        Ok(())
     }
 }
 
@@ -297,17 +302,27 @@ mod tests {
         }
     }
 
+    fn written(key: &DiagnosisKey) -> Result<TemporaryExposureKeyRecord> {
+        let mut record = TemporaryExposureKeyRecord::default();
+        record.set_from_diagnosis_key(key)?;
+        Ok(record)
+    }
+
     #[test]
     fn record_round_trips_and_omits_defaults() {
         let key = record().into_diagnosis_key().unwrap();
-        let written = TemporaryExposureKeyRecord::from_diagnosis_key(&key).unwrap();
-        assert_eq!(written, record());
-        assert_eq!(written.rolling_period, None, "144 is omitted");
+        let written_record = written(&key).unwrap();
+        assert_eq!(written_record, record());
+        assert_eq!(written_record.rolling_period, None, "144 is omitted");
 
         let short = DiagnosisKey::new(key.tek.with_validity(
             KeyValidity::new(IntervalNumber::new(0), RollingPeriod::new(5).unwrap()).unwrap(),
         ));
-        let written = TemporaryExposureKeyRecord::from_diagnosis_key(&short).unwrap();
+        // Reusing a record leaves nothing of the previous key behind.
+        let mut reused = record();
+        reused.set_from_diagnosis_key(&short).unwrap();
+        let written = written(&short).unwrap();
+        assert_eq!(reused, written);
         assert_eq!(written.rolling_period, Some(5));
         assert_eq!(written.rolling_start_interval_number, None, "0 is omitted");
         assert_eq!(written.report_type, None);
@@ -320,9 +335,6 @@ mod tests {
             [0; 16],
             KeyValidity::new(IntervalNumber::new(1 << 31), RollingPeriod::FULL_DAY).unwrap(),
         ));
-        assert_eq!(
-            TemporaryExposureKeyRecord::from_diagnosis_key(&key),
-            Err(Error::InvalidRollingStart(1 << 31))
-        );
+        assert_eq!(written(&key), Err(Error::InvalidRollingStart(1 << 31)));
     }
 }
