@@ -595,7 +595,8 @@ mod tests {
     #[test]
     fn structural_errors_reject_the_file() {
         let good = bin_with_records(&[record(1)]);
-        let cases: Vec<(Vec<u8>, fn(&Error) -> bool)> = vec![
+        type Expectation = fn(&Error) -> bool;
+        let cases: Vec<(Vec<u8>, Expectation)> = vec![
             (b"hello world, not an export".to_vec(), |e| {
                 *e == Error::ExportNotRecognized
             }),
