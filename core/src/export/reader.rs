@@ -1,5 +1,6 @@
 //! Reading an export file: parse it, verify its signature, then stream its keys.
 
+use std::fmt;
 use std::iter::FusedIterator;
 
 use prost::Message;
@@ -269,10 +270,19 @@ impl UnverifiedExport {
 }
 
 /// `export.bin` and what [`ExportFile::parse`] learned from it.
-#[derive(Debug)]
 struct Contents {
     bin: Vec<u8>,
     header: ExportHeader,
+}
+
+impl fmt::Debug for Contents {
+    // Megabytes of key records are no use in a debug print: show their size.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Contents")
+            .field("export_bin_len", &self.bin.len())
+            .field("header", &self.header)
+            .finish()
+    }
 }
 
 impl Contents {
@@ -595,8 +605,8 @@ mod tests {
     #[test]
     fn structural_errors_reject_the_file() {
         let good = bin_with_records(&[record(1)]);
-        type Case = (Vec<u8>, fn(&Error) -> bool);
-        let cases: Vec<Case> = vec![
+        type Expectation = fn(&Error) -> bool;
+        let cases: Vec<(Vec<u8>, Expectation)> = vec![
             (b"hello world, not an export".to_vec(), |e| {
                 *e == Error::ExportNotRecognized
             }),
@@ -773,6 +783,14 @@ mod tests {
                 .unwrap_err(),
             Error::ExportUnsupportedSignatureAlgorithm("1.2.840.10045.4.3.4".into())
         );
+    }
+
+    #[test]
+    fn debug_shows_the_size_not_the_bytes() {
+        let export = unverified(&bin_with_records(&[record(1), record(2)])).unwrap();
+        let debug = format!("{export:?}");
+        assert!(debug.contains("export_bin_len: 70"), "{debug}");
+        assert!(debug.contains("key_count: 2"), "{debug}");
     }
 
     #[test]
