@@ -14,6 +14,11 @@
 //! bytes back, so the same code runs in phones, on Linux devices, on the server and
 //! inside the simulator.
 //!
+//! With the default `export` feature it also reads, verifies, writes and signs the
+//! GAEN key-export files in which health authorities publish diagnosis keys: bytes go
+//! into [`ExportFile::parse`], and only the [`VerifiedExport`] that
+//! [`ExportFile::verify`] returns yields keys; [`write_export`] builds a signed file.
+//!
 //! ```
 //! use kith_core::{BeaconPayload, BluetoothMetadata, IntervalNumber, OsRng, TemporaryExposureKey};
 //!
@@ -38,6 +43,8 @@
 
 mod diagnosis;
 mod error;
+#[cfg(feature = "export")]
+mod export;
 mod identifiers;
 mod interval;
 mod keys;
@@ -46,6 +53,12 @@ mod payload;
 
 pub use diagnosis::{DaysSinceOnset, DiagnosisKey, ReportType};
 pub use error::{Error, Result};
+#[cfg(feature = "export")]
+pub use export::{
+    ECDSA_P256_SHA256_OID, EXPORT_HEADER, ExportBatch, ExportFile, ExportHeader, ExportKeys,
+    ExportLimits, ExportSignature, ExportSigner, MAX_EXPORT_SIGNATURES, SignatureInfo, SigningKey,
+    TrustedKeys, UnverifiedExport, VerifiedExport, VerifyingKey, write_export,
+};
 pub use identifiers::{AEM_LEN, Aem, RPI_LEN, Rpi};
 pub use interval::{
     INTERVAL_SECONDS, INTERVALS_PER_DAY, IntervalNumber, KeyValidity, RollingPeriod,

@@ -13,9 +13,6 @@ use crate::codes::CODE_DIGITS;
 use crate::sealed;
 use crate::state::AppState;
 
-/// GAEN's signature algorithm OID for ECDSA P-256 with SHA-256.
-pub const SIGNATURE_ALGORITHM: &str = "1.2.840.10045.4.3.2";
-
 /// The client configuration document.
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -80,14 +77,16 @@ pub fn router() -> OpenApiRouter<AppState> {
 ))]
 async fn client_config(State(state): State<AppState>) -> Json<ClientConfig> {
     let keyring = &state.keyring;
+    let signer = &keyring.export_signer;
+    let verifying_key = signer.verifying_key();
     Json(ClientConfig {
         risk_configuration: risk_configuration(),
         export_verification_key: ExportVerificationKey {
-            key_id: state.config.export_key_id.clone(),
-            key_version: state.config.export_key_version.clone(),
-            signature_algorithm: SIGNATURE_ALGORITHM.into(),
-            public_key: STANDARD.encode(keyring.export_public_key_der()),
-            public_key_pem: keyring.export_public_key_pem(),
+            key_id: signer.info().key_id().to_owned(),
+            key_version: signer.info().key_version().to_owned(),
+            signature_algorithm: signer.info().algorithm().to_owned(),
+            public_key: STANDARD.encode(verifying_key.to_public_key_der()),
+            public_key_pem: verifying_key.to_public_key_pem(),
         },
         hpke: HpkeParameters {
             kem_id: 0x0020,

@@ -10,8 +10,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use p256::ecdsa::SigningKey;
-use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding};
+use kith_core::{ExportSigner, SigningKey};
 use rand_core::{CryptoRng, OsRng, RngCore};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -57,8 +56,8 @@ fn admin_key_hash(key: &str) -> [u8; 32] {
 
 /// Everything secret the server holds.
 pub struct Keyring {
-    /// Signs export files; its public half is published in `/v1/config`.
-    pub export_signing_key: SigningKey,
+    /// Signs export files; its public half, id and version are published in `/v1/config`.
+    pub export_signer: ExportSigner,
     /// Opens sealed publish bodies.
     pub opening_key: OpeningKey,
     /// Mixed into the hashes of verification codes.
@@ -73,9 +72,14 @@ impl fmt::Debug for Keyring {
 }
 
 impl Keyring {
-    /// Loads the keys from `dir`, creating the directory and any missing key. Returns
-    /// the admin API key too when it was created now: it is never readable again.
-    pub fn open_or_create(dir: &Path) -> Result<(Self, Option<AdminKey>)> {
+    /// Loads the keys from `dir`, creating the directory and any missing key. The export
+    /// key is published under `export_key_id` / `export_key_version`. Returns the admin
+    /// API key too when it was created now: it is never readable again.
+    pub fn open_or_create(
+        dir: &Path,
+        export_key_id: &str,
+        export_key_version: &str,
+    ) -> Result<(Self, Option<AdminKey>)> {
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -88,14 +92,13 @@ impl Keyring {
                 SigningKey::from_pkcs8_pem(&pem).map_err(|e| key_error(&signing_path, e))?
             }
             None => {
-                let key = SigningKey::random(&mut OsRng);
-                let pem = key
-                    .to_pkcs8_pem(LineEnding::LF)
-                    .map_err(|e| key_error(&signing_path, e))?;
-                write_secret(&signing_path, pem.as_bytes())?;
+                let key = SigningKey::generate(&mut OsRng);
+                write_secret(&signing_path, key.to_pkcs8_pem().as_bytes())?;
                 key
             }
         };
+        let export_signer =
+            ExportSigner::new(export_key_id, export_key_version, export_signing_key);
 
         let hpke_path = dir.join(HPKE_KEY_FILE);
         let opening_key = match read_hex(&hpke_path)? {
@@ -141,7 +144,7 @@ impl Keyring {
 
         Ok((
             Self {
-                export_signing_key,
+                export_signer,
                 opening_key,
                 pepper,
                 admin_key_hash,
@@ -153,24 +156,6 @@ impl Keyring {
     /// Whether `presented` is the admin API key, compared in constant time.
     pub fn is_admin_key(&self, presented: &str) -> bool {
         bool::from(admin_key_hash(presented).ct_eq(&self.admin_key_hash))
-    }
-
-    /// The export verification key as DER SubjectPublicKeyInfo, the form GAEN apps
-    /// are configured with (base64 of this).
-    pub fn export_public_key_der(&self) -> Vec<u8> {
-        self.export_signing_key
-            .verifying_key()
-            .to_public_key_der()
-            .map(|der| der.into_vec())
-            .unwrap_or_default()
-    }
-
-    /// The export verification key as a PEM `PUBLIC KEY` block.
-    pub fn export_public_key_pem(&self) -> String {
-        self.export_signing_key
-            .verifying_key()
-            .to_public_key_pem(LineEnding::LF)
-            .unwrap_or_default()
     }
 }
 
@@ -233,7 +218,7 @@ mod tests {
     fn first_start_creates_private_files_and_later_starts_reuse_them() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
-        let (first, admin) = Keyring::open_or_create(&data).unwrap();
+        let (first, admin) = Keyring::open_or_create(&data, "310", "v1").unwrap();
         let admin = admin.expect("the admin key is created on first start");
         assert!(first.is_admin_key(admin.expose_secret()));
         assert!(!first.is_admin_key("kith_wrong"));
@@ -257,7 +242,7 @@ mod tests {
             "only the hash is stored"
         );
 
-        let (second, again) = Keyring::open_or_create(&data).unwrap();
+        let (second, again) = Keyring::open_or_create(&data, "310", "v2").unwrap();
         assert!(again.is_none(), "the admin key is shown only once");
         assert!(second.is_admin_key(admin.expose_secret()));
         assert_eq!(
@@ -265,23 +250,22 @@ mod tests {
             first.opening_key.public_key()
         );
         assert_eq!(
-            second.export_public_key_der(),
-            first.export_public_key_der()
+            second.export_signer.verifying_key(),
+            first.export_signer.verifying_key(),
+            "the signing key is kept"
         );
-        assert!(
-            second
-                .export_public_key_pem()
-                .starts_with("-----BEGIN PUBLIC KEY-----")
-        );
+        assert_eq!(second.export_signer.info().key_version(), "v2");
+        let pem = fs::read_to_string(data.join(SIGNING_KEY_FILE)).unwrap();
+        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
     }
 
     #[test]
     fn a_damaged_key_file_is_an_error_not_a_new_key() {
         let dir = tempfile::tempdir().unwrap();
-        Keyring::open_or_create(dir.path()).unwrap();
+        Keyring::open_or_create(dir.path(), "kith", "v1").unwrap();
         fs::write(dir.path().join(HPKE_KEY_FILE), "zz").unwrap();
         assert!(matches!(
-            Keyring::open_or_create(dir.path()),
+            Keyring::open_or_create(dir.path(), "kith", "v1"),
             Err(AppError::KeyFile { .. })
         ));
     }

@@ -111,7 +111,11 @@ impl Server {
     /// Opens (creating on first start) the data directory, starts the database
     /// writer and binds the listening socket.
     pub async fn start(config: Config) -> Result<Self> {
-        let (keyring, new_admin_key) = Keyring::open_or_create(&config.data_dir)?;
+        let (keyring, new_admin_key) = Keyring::open_or_create(
+            &config.data_dir,
+            &config.export_key_id,
+            &config.export_key_version,
+        )?;
         let clock = Clock::with_offset(config.test_clock_offset_seconds);
         let conn = db::open(&config.data_dir, config.durability)?;
         let budget = codes::GuessBudget::new(

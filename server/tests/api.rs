@@ -628,13 +628,11 @@ async fn config_health_and_metrics() {
     assert_eq!(export["keyVersion"], "v1");
     assert_eq!(export["signatureAlgorithm"], "1.2.840.10045.4.3.2");
     let pem = export["publicKeyPem"].as_str().unwrap();
-    let from_pem =
-        <p256::PublicKey as p256::pkcs8::DecodePublicKey>::from_public_key_pem(pem).unwrap();
+    let from_pem = kith_core::VerifyingKey::from_public_key_pem(pem).unwrap();
     let der = STANDARD
         .decode(export["publicKey"].as_str().unwrap())
         .unwrap();
-    let from_der =
-        <p256::PublicKey as p256::pkcs8::DecodePublicKey>::from_public_key_der(&der).unwrap();
+    let from_der = kith_core::VerifyingKey::from_public_key_der(&der).unwrap();
     assert_eq!(from_pem, from_der);
     assert_eq!(config["hpke"]["kemId"], 32);
     assert_eq!(config["hpke"]["info"], "kith publish v1");
