@@ -94,6 +94,10 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
     f64::from(sorted[index]) / 1000.0
 }
 
+async fn json_answer(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 /// One prepared request: its body and its first key (to look up after a kill).
 struct Prepared {
     body: Vec<u8>,
@@ -126,16 +130,12 @@ async fn main() {
     let mut codes = Vec::with_capacity(args.requests);
     while codes.len() < args.requests {
         let count = (args.requests - codes.len()).min(10_000);
-        let body: Value = http
-            .post(format!("{}/v1/admin/codes", server.base))
-            .bearer_auth(&admin)
-            .json(&json!({"diagnosis": "confirmed_test", "count": count}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let body = json_answer(
+            http.post(format!("{}/v1/admin/codes", server.base))
+                .bearer_auth(&admin)
+                .json(&json!({"diagnosis": "confirmed_test", "count": count})),
+        )
+        .await;
         codes.extend(
             body["codes"]
                 .as_array()
@@ -151,14 +151,7 @@ async fn main() {
     );
 
     // Bodies, sealed in advance on all cores.
-    let config: Value = http
-        .get(format!("{}/v1/config", server.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let config = json_answer(http.get(format!("{}/v1/config", server.base))).await;
     let public_key = STANDARD
         .decode(config["hpke"]["publicKey"].as_str().unwrap())
         .unwrap();

@@ -166,17 +166,24 @@ impl AppError {
     }
 }
 
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
-        let mut response = (self.status(), Json(self.body())).into_response();
+impl AppError {
+    /// Adds the headers this error implies to its response: `Retry-After` for a 429.
+    pub fn add_headers(&self, response: &mut Response) {
         if let Self::TooManyGuesses {
             retry_after_seconds,
         } = self
         {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, retry_after_seconds.into());
+                .insert(header::RETRY_AFTER, (*retry_after_seconds).into());
         }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status(), Json(self.body())).into_response();
+        self.add_headers(&mut response);
         response
     }
 }

@@ -18,12 +18,7 @@ fn stored_count(data_dir: &std::path::Path) -> u64 {
 
 #[tokio::test]
 async fn happy_path_applies_the_codes_diagnosis_and_embargoes_todays_key() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start(dir.path(), &[], &[]);
-    let admin = server
-        .admin_key
-        .clone()
-        .expect("first start prints the admin key");
+    let (dir, server, admin) = fresh_server(&[], &[]);
     let codes = issue_codes(
         &server,
         &admin,
@@ -57,9 +52,7 @@ async fn happy_path_applies_the_codes_diagnosis_and_embargoes_todays_key() {
 
 #[tokio::test]
 async fn every_validation_rule_is_a_400_and_leaves_the_code_usable() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start(dir.path(), &[], &[]);
-    let admin = server.admin_key.clone().unwrap();
+    let (dir, server, admin) = fresh_server(&[], &[]);
     let code = issue_code(&server, &admin).await;
     let today = today_start();
     let now_interval = (now_unix() / 600) as u32;
@@ -160,24 +153,14 @@ async fn every_validation_rule_is_a_400_and_leaves_the_code_usable() {
 
 #[tokio::test]
 async fn codes_are_single_use_expire_and_guessing_is_budgeted() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start(
-        dir.path(),
-        &[
-            "--failed-redemptions-burst",
-            "3",
-            "--failed-redemptions-per-hour",
-            "1",
-        ],
-        &[],
-    );
-    let admin = server.admin_key.clone().unwrap();
-    let codes = issue_codes(
-        &server,
-        &admin,
-        json!({"diagnosis": "confirmed_test", "count": 3}),
-    )
-    .await;
+    let budget = [
+        "--failed-redemptions-burst",
+        "3",
+        "--failed-redemptions-per-hour",
+        "1",
+    ];
+    let (dir, server, admin) = fresh_server(&budget, &[]);
+    let codes = issue_many(&server, &admin, 3).await;
     let (status, _, _) = publish_json(&server, &publish_doc(&codes[0], &[random_key()])).await;
     assert_eq!(status, 200);
     // Reuse.
@@ -231,9 +214,7 @@ async fn codes_are_single_use_expire_and_guessing_is_budgeted() {
 
 #[tokio::test]
 async fn sealed_and_chaff_uploads_have_one_size_and_chaff_stores_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start(dir.path(), &[], &[]);
-    let admin = server.admin_key.clone().unwrap();
+    let (dir, server, admin) = fresh_server(&[], &[]);
     let public_key = hpke_key(&server).await;
     assert_eq!(public_key.len(), 32);
     let code = issue_code(&server, &admin).await;
@@ -286,9 +267,7 @@ async fn sealed_and_chaff_uploads_have_one_size_and_chaff_stores_nothing() {
 
 #[tokio::test]
 async fn restart_keeps_keys_codes_and_secrets() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start(dir.path(), &[], &[]);
-    let admin = server.admin_key.clone().unwrap();
+    let (dir, server, admin) = fresh_server(&[], &[]);
     let used = issue_code(&server, &admin).await;
     let unused = issue_code(&server, &admin).await;
     let key = random_key();
@@ -304,18 +283,8 @@ async fn restart_keeps_keys_codes_and_secrets() {
     assert!(again.stdout().contains("listening on"));
     assert_eq!(hpke_key(&again).await, hpke_before);
     assert!(stored(&again, &key).is_some());
-    assert_eq!(
-        publish_json(&again, &publish_doc(&used, &[random_key()]))
-            .await
-            .0,
-        403
-    );
-    assert_eq!(
-        publish_json(&again, &publish_doc(&unused, &[random_key()]))
-            .await
-            .0,
-        200
-    );
+    assert_eq!(publish_status(&again, &used, 1).await, 403);
+    assert_eq!(publish_status(&again, &unused, 1).await, 200);
     // The old admin key still works.
     assert_eq!(
         issue_codes(&again, &admin, json!({"diagnosis": "clinical_diagnosis"}))
@@ -346,9 +315,7 @@ type Case = (
 
 #[tokio::test]
 async fn malformed_requests_get_the_documented_4xx() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start(dir.path(), &[], &[]);
-    let admin = server.admin_key.clone().unwrap();
+    let (dir, server, admin) = fresh_server(&[], &[]);
     let public_key = hpke_key(&server).await;
     let today = today_start();
     let json_ct = Some("application/json");
@@ -601,28 +568,12 @@ async fn malformed_requests_get_the_documented_4xx() {
 
 #[tokio::test]
 async fn config_health_and_metrics() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start(dir.path(), &[], &[]);
-    let admin = server.admin_key.clone().unwrap();
+    let (_dir, server, admin) = fresh_server(&[], &[]);
 
-    let health: Value = client()
-        .get(server.url("/healthz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = get_json(&server, "/healthz").await;
     assert_eq!(health["status"], "ok");
 
-    let config: Value = client()
-        .get(server.url("/v1/config"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let config = get_json(&server, "/v1/config").await;
     let export = &config["exportVerificationKey"];
     assert_eq!(export["keyId"], "kith");
     assert_eq!(export["keyVersion"], "v1");
@@ -644,18 +595,8 @@ async fn config_health_and_metrics() {
     assert!(config.get("riskConfiguration").is_some());
 
     let code = issue_code(&server, &admin).await;
-    assert_eq!(
-        publish_json(&server, &publish_doc(&code, &[random_key(), random_key()]))
-            .await
-            .0,
-        200
-    );
-    assert_eq!(
-        publish_json(&server, &publish_doc(&code, &[random_key()]))
-            .await
-            .0,
-        403
-    );
+    assert_eq!(publish_status(&server, &code, 2).await, 200);
+    assert_eq!(publish_status(&server, &code, 1).await, 403);
     let _ = client()
         .get(server.url("/no/such/path-4711"))
         .send()
@@ -689,29 +630,22 @@ async fn config_health_and_metrics() {
     assert!(!metrics.contains("4711"), "raw URIs never become labels");
 }
 
+async fn status_of(server: &ServerProcess, method: &str, path: &str) -> u16 {
+    let method = method.to_uppercase().parse().unwrap();
+    let response = client().request(method, server.url(path)).send().await;
+    response.unwrap().status().as_u16()
+}
+
 #[tokio::test]
 async fn openapi_document_and_router_match() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start(dir.path(), &[], &[]);
-    let doc: Value = client()
-        .get(server.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_dir, server, _) = fresh_server(&[], &[]);
+    let doc = get_json(&server, "/openapi.json").await;
     let paths = doc["paths"].as_object().unwrap();
     let methods = ["get", "post", "put", "delete", "patch"];
     // Document → router: every documented operation is routed; every other method is 405.
     for (path, item) in paths {
         for method in methods {
-            let response = client()
-                .request(method.to_uppercase().parse().unwrap(), server.url(path))
-                .send()
-                .await
-                .unwrap();
-            let status = response.status().as_u16();
+            let status = status_of(&server, method, path).await;
             if item.get(method).is_some() {
                 assert!(
                     status != 404 && status != 405,
@@ -753,12 +687,7 @@ async fn openapi_document_and_router_match() {
     );
     for path in &literals {
         for method in methods {
-            let response = client()
-                .request(method.to_uppercase().parse().unwrap(), server.url(path))
-                .send()
-                .await
-                .unwrap();
-            if response.status() != 404 {
+            if status_of(&server, method, path).await != 404 {
                 assert!(
                     paths.contains_key(path),
                     "{path} is served but not in /openapi.json"
@@ -777,9 +706,7 @@ async fn openapi_document_and_router_match() {
 
 #[tokio::test]
 async fn logs_hold_no_keys_codes_or_addresses() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start(dir.path(), &[], &[("KITH_LOG", "debug")]);
-    let admin = server.admin_key.clone().unwrap();
+    let (_dir, server, admin) = fresh_server(&[], &[("KITH_LOG", "debug")]);
     let code = issue_code(&server, &admin).await;
     let key = random_key();
     assert_eq!(
@@ -790,12 +717,7 @@ async fn logs_hold_no_keys_codes_or_addresses() {
         publish_json(&server, &publish_doc(&code, &[key])).await.0,
         403
     );
-    assert_eq!(
-        publish_json(&server, &publish_doc("999999999999", &[random_key()]))
-            .await
-            .0,
-        401
-    );
+    assert_eq!(publish_status(&server, "999999999999", 1).await, 401);
     let public_key = hpke_key(&server).await;
     let mut chaff = publish_doc(&code, &[random_key()]);
     chaff["fake"] = json!(true);
@@ -826,15 +748,8 @@ async fn logs_hold_no_keys_codes_or_addresses() {
 
 #[tokio::test]
 async fn sigterm_finishes_in_flight_publishes() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start(dir.path(), &[], &[]);
-    let admin = server.admin_key.clone().unwrap();
-    let codes = issue_codes(
-        &server,
-        &admin,
-        json!({"diagnosis": "confirmed_test", "count": 200}),
-    )
-    .await;
+    let (dir, server, admin) = fresh_server(&[], &[]);
+    let codes = issue_many(&server, &admin, 200).await;
     let url = server.url("/v1/publish");
     let tasks: Vec<_> = codes
         .into_iter()

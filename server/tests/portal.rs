@@ -54,9 +54,7 @@ async fn case_worker_logs_in_and_issues_a_code_in_chromium() {
         return;
     };
 
-    let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start(dir.path(), &[], &[]);
-    let admin = server.admin_key.clone().unwrap();
+    let (dir, server, admin) = fresh_server(&[], &[]);
 
     let port = free_port();
     let _driver = Driver(

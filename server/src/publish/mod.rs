@@ -120,14 +120,7 @@ async fn publish(
         ),
         Err(error) => {
             let mut response = padded(error.status(), &error.body());
-            if let AppError::TooManyGuesses {
-                retry_after_seconds,
-            } = error
-            {
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, retry_after_seconds.into());
-            }
+            error.add_headers(&mut response);
             response
         }
     }

@@ -137,6 +137,20 @@ impl Drop for ServerProcess {
     }
 }
 
+/// A first start on a new temporary data directory: the directory, the server, its admin key.
+pub fn fresh_server(
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (tempfile::TempDir, ServerProcess, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path(), args, env);
+    let admin = server
+        .admin_key
+        .clone()
+        .expect("first start prints the admin key");
+    (dir, server, admin)
+}
+
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
@@ -204,6 +218,12 @@ pub async fn issue_codes(server: &ServerProcess, admin_key: &str, body: Value) -
         .collect()
 }
 
+/// `count` codes for confirmed tests.
+pub async fn issue_many(server: &ServerProcess, admin_key: &str, count: u32) -> Vec<String> {
+    let order = json!({"diagnosis": "confirmed_test", "count": count});
+    issue_codes(server, admin_key, order).await
+}
+
 /// One code for a confirmed test.
 pub async fn issue_code(server: &ServerProcess, admin_key: &str) -> String {
     issue_codes(server, admin_key, json!({"diagnosis": "confirmed_test"}))
@@ -211,29 +231,33 @@ pub async fn issue_code(server: &ServerProcess, admin_key: &str) -> String {
         .remove(0)
 }
 
-/// Publishes a plain JSON document; returns status and body.
-pub async fn publish_json(server: &ServerProcess, doc: &Value) -> (u16, Value, usize) {
-    let response = client()
-        .post(server.url("/v1/publish"))
-        .json(doc)
-        .send()
-        .await
-        .unwrap();
+/// Status, JSON body and body size of an answer.
+async fn answer(request: reqwest::RequestBuilder) -> (u16, Value, usize) {
+    let response = request.send().await.unwrap();
     let status = response.status().as_u16();
     let bytes = response.bytes().await.unwrap();
     (status, serde_json::from_slice(&bytes).unwrap(), bytes.len())
 }
 
+/// GETs a JSON document.
+pub async fn get_json(server: &ServerProcess, path: &str) -> Value {
+    answer(client().get(server.url(path))).await.1
+}
+
+/// Publishes a plain JSON document; returns status, body and body size.
+pub async fn publish_json(server: &ServerProcess, doc: &Value) -> (u16, Value, usize) {
+    answer(client().post(server.url("/v1/publish")).json(doc)).await
+}
+
+/// The status of publishing `keys` fresh keys with `code`.
+pub async fn publish_status(server: &ServerProcess, code: &str, keys: usize) -> u16 {
+    let keys: Vec<[u8; 16]> = (0..keys).map(|_| random_key()).collect();
+    publish_json(server, &publish_doc(code, &keys)).await.0
+}
+
 /// Fetches the server's HPKE public key from /v1/config.
 pub async fn hpke_key(server: &ServerProcess) -> Vec<u8> {
-    let config: Value = client()
-        .get(server.url("/v1/config"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let config = get_json(server, "/v1/config").await;
     STANDARD
         .decode(config["hpke"]["publicKey"].as_str().unwrap())
         .unwrap()
@@ -251,14 +275,9 @@ pub async fn publish_sealed(
         &mut rand::rngs::OsRng,
     )
     .unwrap();
-    let response = client()
+    let request = client()
         .post(server.url("/v1/publish"))
         .header("content-type", kith_server::sealed::CONTENT_TYPE)
-        .body(sealed)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let bytes = response.bytes().await.unwrap();
-    (status, serde_json::from_slice(&bytes).unwrap(), bytes.len())
+        .body(sealed);
+    answer(request).await
 }
