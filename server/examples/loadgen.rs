@@ -44,6 +44,9 @@ struct Args {
     /// Send plain JSON instead of sealed bodies.
     #[arg(long)]
     plain: bool,
+    /// Send chaff (`"fake": true`) only, to compare its latency with real uploads.
+    #[arg(long)]
+    fake: bool,
     /// SIGKILL the server halfway through and check that nothing acknowledged was lost.
     #[arg(long)]
     kill_test: bool,
@@ -161,7 +164,7 @@ async fn main() {
         .unwrap()
         .as_secs();
     let today = (now / 600) as u32 / 144 * 144;
-    let (keys_per, plain) = (args.keys, args.plain);
+    let (keys_per, plain, fake) = (args.keys, args.plain, args.fake);
     let prepare = |code: &String| {
         let mut rng = rand::thread_rng();
         let keys: Vec<[u8; 16]> = (0..keys_per)
@@ -178,6 +181,7 @@ async fn main() {
                 "rollingPeriod": 144,
             })).collect::<Vec<_>>(),
             "verificationCode": code,
+            "fake": fake,
         });
         let body = if plain {
             doc.to_string().into_bytes()
@@ -271,10 +275,11 @@ async fn main() {
     };
     latencies.sort_unstable();
     println!(
-        "{} clients, {} keys/publish, {}: {} acknowledged in {:.1} s = {:.0} publishes/s; latency ms p50 {:.2} p90 {:.2} p99 {:.2} max {:.2}; {} failed{}",
+        "{} clients, {} keys/publish, {}{}: {} acknowledged in {:.1} s = {:.0} publishes/s; latency ms p50 {:.2} p90 {:.2} p99 {:.2} max {:.2}; {} failed{}",
         args.clients,
         args.keys,
         if plain { "plain JSON" } else { "sealed" },
+        if fake { " chaff" } else { "" },
         acknowledged.len(),
         elapsed.as_secs_f64(),
         acknowledged.len() as f64 / elapsed.as_secs_f64(),
@@ -302,10 +307,11 @@ async fn main() {
             .await
             .map(|r| r.status().as_u16());
         let conn = kith_server::db::open_read_only(data.path()).unwrap();
-        let stored = kith_server::db::count_keys(&conn).unwrap();
+        let stored_keys = kith_server::db::all_key_bytes(&conn).unwrap();
+        let stored = stored_keys.len();
         let missing = acknowledged
             .iter()
-            .filter(|&&i| !kith_server::db::contains_key(&conn, &prepared[i].key).unwrap())
+            .filter(|&&i| !stored_keys.contains(&prepared[i].key))
             .count();
         println!(
             "after restart (healthz {:?}): {} acknowledged publishes, {} keys stored ({} per publish), {} acknowledged publishes missing",

@@ -118,6 +118,7 @@ impl Server {
         )?;
         let clock = Clock::with_offset(config.test_clock_offset_seconds);
         let conn = db::open(&config.data_dir, config.durability)?;
+        let checkpoint_conn = db::open(&config.data_dir, config.durability)?;
         let budget = codes::GuessBudget::new(
             config.failed_redemptions_burst,
             config.failed_redemptions_per_hour,
@@ -125,15 +126,12 @@ impl Server {
         );
         let (writer, writer_thread) = writer::Writer::start(
             conn,
+            checkpoint_conn,
             keyring.pepper.clone(),
             budget,
             clock,
             config.write_batch as usize,
-        )
-        .map_err(|source| AppError::Io {
-            path: "writer thread".into(),
-            source,
-        })?;
+        )?;
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|source| AppError::Io {

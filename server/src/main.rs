@@ -11,6 +11,7 @@ async fn main() -> std::process::ExitCode {
             EnvFilter::try_from_env("KITH_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let config = Config::parse();
     match run(config).await {

@@ -25,8 +25,11 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX verification_codes_expiry ON verification_codes (expires_at);
 
+    -- Append-only (rowid order = arrival order): a random-keyed B-tree would dirty a
+    -- random page per key and make every commit rewrite much of the table. A key
+    -- published twice is stored twice; exports de-duplicate by key bytes.
     CREATE TABLE diagnosis_keys (
-        key_data          BLOB PRIMARY KEY NOT NULL CHECK (length(key_data) = 16),
+        key_data          BLOB NOT NULL CHECK (length(key_data) = 16),
         rolling_start     INTEGER NOT NULL,
         rolling_period    INTEGER NOT NULL,
         transmission_risk INTEGER,
@@ -36,7 +39,7 @@ const MIGRATIONS: &[&str] = &[
         -- Unix seconds before which the key must not be exported: the end of the
         -- key's validity for a key that was still in use when it was published.
         embargo_until     INTEGER NOT NULL
-    ) WITHOUT ROWID;
+    );
     CREATE INDEX diagnosis_keys_release ON diagnosis_keys (embargo_until);",
 ];
 

@@ -9,7 +9,9 @@
 //! Every decision about codes happens here, in order, so redeeming a code and
 //! spending the guessing budget cannot race.
 
+use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
@@ -22,6 +24,9 @@ use crate::publish::Upload;
 
 /// Jobs waiting beyond this make handlers wait for room (back-pressure).
 const QUEUE_LEN: usize = 8192;
+
+/// How often the WAL is copied back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
 enum Job {
     Publish {
@@ -50,16 +55,29 @@ impl std::fmt::Debug for Job {
 }
 
 impl Writer {
-    /// Starts the writer thread on `conn`. The thread ends when every `Writer` is dropped,
-    /// after finishing the jobs already sent.
+    /// Starts the writer thread on `conn`, and a checkpointer on `checkpoint_conn` (a
+    /// second connection to the same database) that copies the WAL back into the
+    /// database file, so the writer never stalls on a checkpoint. Both threads end when
+    /// every `Writer` is dropped, after the jobs already sent are done.
     pub fn start(
         conn: Connection,
+        checkpoint_conn: Connection,
         pepper: Pepper,
         budget: GuessBudget,
         clock: Clock,
         batch: usize,
-    ) -> std::io::Result<(Self, JoinHandle<()>)> {
+    ) -> Result<(Self, JoinHandle<()>)> {
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         let (jobs, queue) = mpsc::channel(QUEUE_LEN);
+        let (stop_checkpoints, stopped) = std_mpsc::channel::<()>();
+        let spawn_error = |source| AppError::Io {
+            path: "database threads".into(),
+            source,
+        };
+        std::thread::Builder::new()
+            .name("kith-checkpoint".into())
+            .spawn(move || checkpoint_until_stopped(&checkpoint_conn, &stopped))
+            .map_err(spawn_error)?;
         let thread = std::thread::Builder::new()
             .name("kith-writer".into())
             .spawn(move || {
@@ -70,7 +88,9 @@ impl Writer {
                     clock,
                 }
                 .run(queue, batch.max(1));
-            })?;
+                drop(stop_checkpoints);
+            })
+            .map_err(spawn_error)?;
         Ok((Self { jobs }, thread))
     }
 
@@ -97,6 +117,15 @@ impl Writer {
 
     async fn send(&self, job: Job) -> Result<()> {
         self.jobs.send(job).await.map_err(|_| AppError::Unavailable)
+    }
+}
+
+fn checkpoint_until_stopped(conn: &Connection, stopped: &std_mpsc::Receiver<()>) {
+    while let Err(std_mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
+        // PASSIVE never blocks the writer; what it cannot copy now it copies next time.
+        if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(%error, "WAL checkpoint failed; retrying");
+        }
     }
 }
 
