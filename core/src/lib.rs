@@ -38,6 +38,8 @@
 
 mod diagnosis;
 mod error;
+#[cfg(feature = "export")]
+mod export;
 mod identifiers;
 mod interval;
 mod keys;
@@ -46,6 +48,12 @@ mod payload;
 
 pub use diagnosis::{DaysSinceOnset, DiagnosisKey, ReportType};
 pub use error::{Error, Result};
+#[cfg(feature = "export")]
+pub use export::{
+    ECDSA_P256_SHA256_OID, EXPORT_HEADER, ExportBatch, ExportFile, ExportHeader, ExportKeys,
+    ExportLimits, ExportSignature, ExportSigner, MAX_EXPORT_SIGNATURES, SignatureInfo, SigningKey,
+    TrustedKeys, UnverifiedExport, VerifiedExport, VerifyingKey, write_export,
+};
 pub use identifiers::{AEM_LEN, Aem, RPI_LEN, Rpi};
 pub use interval::{
     INTERVAL_SECONDS, INTERVALS_PER_DAY, IntervalNumber, KeyValidity, RollingPeriod,
