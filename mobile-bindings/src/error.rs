@@ -1,6 +1,8 @@
 //! The one error type apps see.
 
-/// Everything an [`ExposureEngine`](crate::ExposureEngine) call can fail with.
+use kith_core::Error as CoreError;
+
+/// Everything a call into this crate can fail with.
 ///
 /// A flat enum: Kotlin, Swift and Python get one exception class per variant
 /// (`KithError.InvalidTime` …) carrying the message, and each variant is a case
@@ -10,7 +12,20 @@
 pub enum KithError {
     /// A time before 1970 or beyond the range of GAEN interval numbers; the app's clock is wrong.
     #[error("invalid time: {0}")]
-    InvalidTime(kith_core::Error),
+    InvalidTime(CoreError),
+    /// A daily key that breaks GAEN's rules: not 16 bytes, rolling period outside
+    /// 1..=144, start out of range, days since onset outside −14..=14.
+    #[error("invalid exposure key: {0}")]
+    InvalidKey(CoreError),
+    /// A trusted public key that is not a P-256 public key in PEM.
+    #[error("invalid public key: {0}")]
+    InvalidPublicKey(CoreError),
+    /// An export signing key that is not an unencrypted P-256 PKCS#8 PEM key.
+    #[error("invalid signing key: {0}")]
+    InvalidSigningKey(CoreError),
+    /// Bytes that are not a well-formed GAEN export file (or one that could not be written).
+    #[error("invalid export file: {0}")]
+    InvalidExportFile(CoreError),
 }
 
 /// `Result` with [`KithError`].

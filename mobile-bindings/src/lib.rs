@@ -25,9 +25,15 @@
 mod beacon;
 mod engine;
 mod error;
+mod export;
+mod keys;
 
 pub use beacon::Beacon;
 pub use engine::ExposureEngine;
 pub use error::{KithError, Result};
+pub use export::{ExportSigner, PublishedKey, TrustedPublicKey};
+pub use keys::ExposureKey;
+/// How a diagnosis was established, as GAEN numbers it (exported to apps as an enum).
+pub use kith_core::ReportType;
 
 uniffi::setup_scaffolding!();

@@ -8,13 +8,14 @@ use std::process::{Command, Output};
 
 const CRATE_DIR: &str = env!("CARGO_MANIFEST_DIR");
 
-/// The cdylib `cargo test` built for this crate: next to this test executable's
-/// directory (`target/<profile>/deps/`), uplifted one level up.
+/// The cdylib `cargo test` built for this crate: beside this test executable in
+/// `target/<profile>/deps/` (`cargo build` also copies it one level up, but `cargo test`
+/// does not refresh that copy, so it may be stale).
 fn cdylib() -> PathBuf {
     let name = format!("{DLL_PREFIX}kith_mobile{DLL_SUFFIX}");
     let exe = std::env::current_exe().expect("test executable path");
     let deps = exe.parent().expect("test executable directory");
-    [deps.parent(), Some(deps)]
+    [Some(deps), deps.parent()]
         .into_iter()
         .flatten()
         .map(|dir| dir.join(&name))
