@@ -1,16 +1,14 @@
 //! Secret keys: the daily Temporary Exposure Key and the two keys derived from it.
 
 use std::fmt;
-use std::sync::LazyLock;
 
 use aes::Aes128;
 use aes::cipher::{BlockEncrypt, KeyInit, KeyIvInit, StreamCipher};
-use hmac::{Hmac, Mac};
 use rand_core::{CryptoRng, RngCore};
-use sha2::Sha256;
 use subtle::ConstantTimeEq;
-use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+use zeroize::{Zeroize, ZeroizeOnDrop};
 
+use crate::hkdf::Prk;
 use crate::identifiers::{Aem, Rpi};
 use crate::interval::{IntervalNumber, KeyValidity};
 use crate::metadata::{BluetoothMetadata, RawMetadata};
@@ -18,14 +16,6 @@ use crate::payload::BeaconPayload;
 
 /// Length of every key in the protocol, in bytes.
 pub const KEY_LEN: usize = 16;
-
-/// HMAC-SHA256 keyed with HKDF's default salt (32 zero bytes).
-///
-/// GAEN's HKDF uses no salt, so the first half of every extract step is the same;
-/// cloning this precomputed state saves two of the eight SHA-256 blocks per key.
-static HKDF_ZERO_SALT: LazyLock<Hmac<Sha256>> = LazyLock::new(|| {
-    <Hmac<Sha256> as Mac>::new_from_slice(&[0u8; 32]).expect("HMAC accepts any key length")
-});
 
 /// A Temporary Exposure Key (TEK): 16 secret bytes and the intervals it is valid for.
 ///
@@ -84,21 +74,21 @@ impl TemporaryExposureKey {
     /// Both derived keys; cheaper than calling [`rpi_key`](Self::rpi_key) and
     /// [`aem_key`](Self::aem_key) because the HKDF extract step is shared.
     pub fn derive_keys(&self) -> (RpiKey, AemKey) {
-        let prk = self.hkdf_extract();
+        let prk = Prk::extract(&self.key);
         (
-            RpiKey::from_bytes(&hkdf_expand_16(&prk, b"EN-RPIK")),
-            AemKey::from_bytes(&hkdf_expand_16(&prk, b"EN-AEMK")),
+            RpiKey::from_bytes(&prk.expand_16(b"EN-RPIK")),
+            AemKey::from_bytes(&prk.expand_16(b"EN-AEMK")),
         )
     }
 
     /// RPIK = HKDF(TEK, no salt, "EN-RPIK", 16): the key of the beacon identifiers.
     pub fn rpi_key(&self) -> RpiKey {
-        RpiKey::from_bytes(&hkdf_expand_16(&self.hkdf_extract(), b"EN-RPIK"))
+        RpiKey::from_bytes(&Prk::extract(&self.key).expand_16(b"EN-RPIK"))
     }
 
     /// AEMK = HKDF(TEK, no salt, "EN-AEMK", 16): the key of the beacon metadata.
     pub fn aem_key(&self) -> AemKey {
-        AemKey::from_bytes(&hkdf_expand_16(&self.hkdf_extract(), b"EN-AEMK"))
+        AemKey::from_bytes(&Prk::extract(&self.key).expand_16(b"EN-AEMK"))
     }
 
     /// The beacon this key broadcasts during `interval`.
@@ -107,23 +97,6 @@ impl TemporaryExposureKey {
         let rpi = rpik.rpi(interval);
         BeaconPayload::new(rpi, aemk.encrypt(rpi, metadata))
     }
-
-    fn hkdf_extract(&self) -> Zeroizing<[u8; 32]> {
-        let mut mac = HKDF_ZERO_SALT.clone();
-        mac.update(&self.key);
-        Zeroizing::new(mac.finalize().into_bytes().into())
-    }
-}
-
-/// HKDF-Expand for one output block, truncated to 16 bytes (RFC 5869, L = 16).
-fn hkdf_expand_16(prk: &[u8; 32], info: &[u8]) -> Zeroizing<[u8; KEY_LEN]> {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(prk).expect("HMAC accepts any key length");
-    mac.update(info);
-    mac.update(&[1]);
-    let block = mac.finalize().into_bytes();
-    let mut out = Zeroizing::new([0u8; KEY_LEN]);
-    out.copy_from_slice(&block[..KEY_LEN]);
-    out
 }
 
 impl ConstantTimeEq for TemporaryExposureKey {

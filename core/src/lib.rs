@@ -38,11 +38,16 @@
 
 mod diagnosis;
 mod error;
+mod hkdf;
 mod identifiers;
 mod interval;
 mod keys;
+mod matching;
 mod metadata;
 mod payload;
+pub mod risk;
+mod sighting;
+pub mod store;
 
 pub use diagnosis::{DaysSinceOnset, DiagnosisKey, ReportType};
 pub use error::{Error, Result};
@@ -51,7 +56,11 @@ pub use interval::{
     INTERVAL_SECONDS, INTERVALS_PER_DAY, IntervalNumber, KeyValidity, RollingPeriod,
 };
 pub use keys::{AemKey, KEY_LEN, RpiKey, TemporaryExposureKey};
+pub use matching::{
+    DRIFT_TOLERANCE_INTERVALS, Match, MatchedSighting, Matches, SightingIndex, TX_POWER_RANGE,
+};
 pub use metadata::{BluetoothMetadata, CalibrationConfidence, MetadataVersion, RawMetadata};
 pub use payload::{BeaconPayload, SERVICE_DATA_LEN, SERVICE_UUID_16, SERVICE_UUID_128};
+pub use sighting::Sighting;
 /// The operating system's random generator, for generating keys outside tests.
 pub use rand_core::OsRng;
