@@ -1,16 +1,18 @@
 //! GAEN's HKDF-SHA256 (RFC 5869) on the bare SHA-256 compression function.
 //!
-//! GAEN derives two 16-byte keys from a 16-byte TEK with no salt, and every input
-//! fits one SHA-256 block. Calling the compression function directly costs the
-//! minimum of six compressions for the RPIK (two more for the AEMK, which shares the
-//! extract step and the HMAC key states) and none of a general HMAC's buffering.
+//! GAEN derives 16-byte keys from a 16-byte TEK with no salt, and every input fits
+//! one SHA-256 block. Calling the compression function directly costs the minimum
+//! of six compressions for the RPIK (two more for the AEMK, which shares the extract
+//! step and the HMAC key states) and none of a general HMAC's buffering. All secret
+//! intermediate values live in one scratch struct, zeroized once: zeroizing is done
+//! byte by byte, and many small buffers made it cost as much as the hashing.
 //! Matching derives one RPIK per downloaded key, so this is on its hot path.
 
 use std::sync::LazyLock;
 
 use sha2::compress256;
 use sha2::digest::generic_array::GenericArray;
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::{Zeroize, ZeroizeOnDrop};
 
 /// SHA-256 initial hash value (FIPS 180-4, 5.3.3).
 const SHA256_IV: [u32; 8] = [
@@ -26,11 +28,84 @@ const SHA256_IV: [u32; 8] = [
 
 const BLOCK: usize = 64;
 
-/// SHA-256 states after absorbing the HMAC key XOR ipad, and XOR opad.
-#[derive(Zeroize)]
+/// SHA-256 states after absorbing an HMAC key XOR ipad, and XOR opad.
+#[derive(Clone, Zeroize)]
 struct HmacKey {
     inner: [u32; 8],
     outer: [u32; 8],
+}
+
+/// HMAC key states of HKDF's default salt (32 zero bytes), computed once.
+static ZERO_SALT: LazyLock<HmacKey> = LazyLock::new(|| {
+    let mut scratch = Scratch::default();
+    scratch.hmac_key(&[0; 32])
+});
+
+/// Every secret intermediate value of one derivation.
+#[derive(Zeroize, ZeroizeOnDrop)]
+struct Scratch {
+    block: [u8; BLOCK],
+    state: [u32; 8],
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Self {
+            block: [0; BLOCK],
+            state: [0; 8],
+        }
+    }
+}
+
+impl Scratch {
+    /// HMAC key states for a 32-byte key.
+    fn hmac_key(&mut self, key: &[u8; 32]) -> HmacKey {
+        let mut pad = |byte: u8| {
+            self.block.fill(byte);
+            for (p, k) in self.block.iter_mut().zip(key) {
+                *p ^= k;
+            }
+            let mut state = SHA256_IV;
+            compress256(&mut state, &[*GenericArray::from_slice(&self.block)]);
+            state
+        };
+        HmacKey {
+            inner: pad(0x36),
+            outer: pad(0x5c),
+        }
+    }
+
+    /// Absorbs `message` (≤ 55 bytes) as the last block after one key block.
+    fn final_block(&mut self, message_len: usize) {
+        self.block[message_len] = 0x80;
+        self.block[message_len + 1..BLOCK - 8].fill(0);
+        let bits = ((BLOCK + message_len) as u64) * 8;
+        self.block[BLOCK - 8..].copy_from_slice(&bits.to_be_bytes());
+        compress256(&mut self.state, &[*GenericArray::from_slice(&self.block)]);
+    }
+
+    /// HMAC(key, message), left in `state`; `message` is the first bytes of `block`.
+    fn mac(&mut self, key: &HmacKey, message_len: usize) {
+        self.state = key.inner;
+        self.final_block(message_len);
+        self.digest_into_block();
+        self.state = key.outer;
+        self.final_block(32);
+    }
+
+    fn digest_into_block(&mut self) {
+        for (chunk, word) in self.block.chunks_exact_mut(4).zip(&self.state) {
+            chunk.copy_from_slice(&word.to_be_bytes());
+        }
+    }
+}
+
+/// The result of HKDF-Extract(no salt, TEK), ready to expand several labels.
+#[derive(Default, Zeroize, ZeroizeOnDrop)]
+pub(crate) struct Prk {
+    scratch: Scratch,
+    #[zeroize(skip)]
+    key: Option<HmacKey>,
 }
 
 impl Drop for HmacKey {
@@ -39,79 +114,30 @@ impl Drop for HmacKey {
     }
 }
 
-impl HmacKey {
-    /// HMAC key states for a key of at most one block.
-    fn new(key: &[u8]) -> Self {
-        debug_assert!(key.len() <= BLOCK);
-        let mut pad = Zeroizing::new([0u8; BLOCK]);
-        let state = |pad: &mut [u8; BLOCK], byte: u8| {
-            pad.fill(byte);
-            for (p, k) in pad.iter_mut().zip(key) {
-                *p ^= k;
-            }
-            let mut state = SHA256_IV;
-            compress256(&mut state, &[*GenericArray::from_slice(pad)]);
-            state
-        };
-        Self {
-            inner: state(&mut pad, 0x36),
-            outer: state(&mut pad, 0x5c),
-        }
-    }
-
-    /// HMAC(key, message) for a message short enough to share its block with the padding.
-    fn mac(&self, message: &[u8]) -> Zeroizing<[u8; 32]> {
-        let mut state = Zeroizing::new(self.inner);
-        final_block(&mut state, message);
-        let mut inner_digest = Zeroizing::new([0u8; 32]);
-        write_digest(&state, &mut inner_digest);
-        *state = self.outer;
-        final_block(&mut state, &inner_digest[..]);
-        let mut out = Zeroizing::new([0u8; 32]);
-        write_digest(&state, &mut out);
-        out
-    }
-}
-
-/// Absorbs `message` (≤ 55 bytes) as the last block after one key block.
-fn final_block(state: &mut [u32; 8], message: &[u8]) {
-    debug_assert!(message.len() <= BLOCK - 9);
-    let mut block = Zeroizing::new([0u8; BLOCK]);
-    block[..message.len()].copy_from_slice(message);
-    block[message.len()] = 0x80;
-    let bits = ((BLOCK + message.len()) as u64) * 8;
-    block[BLOCK - 8..].copy_from_slice(&bits.to_be_bytes());
-    compress256(state, &[*GenericArray::from_slice(&block[..])]);
-}
-
-fn write_digest(state: &[u32; 8], out: &mut [u8; 32]) {
-    for (chunk, word) in out.chunks_exact_mut(4).zip(state) {
-        chunk.copy_from_slice(&word.to_be_bytes());
-    }
-}
-
-/// HMAC key states of HKDF's default salt (32 zero bytes), computed once.
-static ZERO_SALT: LazyLock<HmacKey> = LazyLock::new(|| HmacKey::new(&[0u8; 32]));
-
-/// The result of HKDF-Extract(no salt, TEK), ready to expand several labels.
-pub(crate) struct Prk(HmacKey);
-
 impl Prk {
     /// HKDF-Extract with GAEN's empty salt.
     pub(crate) fn extract(ikm: &[u8; 16]) -> Self {
-        let prk = ZERO_SALT.mac(ikm);
-        Self(HmacKey::new(&prk[..]))
+        let mut prk = Self::default();
+        let scratch = &mut prk.scratch;
+        scratch.block[..16].copy_from_slice(ikm);
+        scratch.mac(&ZERO_SALT, 16);
+        scratch.digest_into_block();
+        let mut key = [0u8; 32];
+        key.copy_from_slice(&scratch.block[..32]);
+        prk.key = Some(scratch.hmac_key(&key));
+        key.zeroize();
+        prk
     }
 
-    /// HKDF-Expand(PRK, `info`, 16): one output block, truncated.
-    pub(crate) fn expand_16(&self, info: &[u8]) -> Zeroizing<[u8; 16]> {
-        let mut message = Zeroizing::new([0u8; 16]);
-        message[..info.len()].copy_from_slice(info);
-        message[info.len()] = 1;
-        let block = self.0.mac(&message[..=info.len()]);
-        let mut out = Zeroizing::new([0u8; 16]);
-        out.copy_from_slice(&block[..16]);
-        out
+    /// HKDF-Expand(PRK, `info`, 16) into `out`: one output block, truncated.
+    pub(crate) fn expand_16(&mut self, info: &[u8], out: &mut [u8; 16]) {
+        let key = self.key.as_ref().expect("set by extract");
+        let scratch = &mut self.scratch;
+        scratch.block[..info.len()].copy_from_slice(info);
+        scratch.block[info.len()] = 1;
+        scratch.mac(key, info.len() + 1);
+        scratch.digest_into_block();
+        out.copy_from_slice(&scratch.block[..16]);
     }
 }
 
@@ -131,9 +157,11 @@ mod tests {
     proptest! {
         #[test]
         fn agrees_with_the_hkdf_crate(ikm in any::<[u8; 16]>()) {
-            let prk = Prk::extract(&ikm);
-            for info in [&b"EN-RPIK"[..], b"EN-AEMK", b"", b"a label of 14b"] {
-                prop_assert_eq!(*prk.expand_16(info), reference(&ikm, info));
+            let mut prk = Prk::extract(&ikm);
+            for info in [&b"EN-RPIK"[..], b"EN-AEMK", b"", b"a label of 22 bytes..."] {
+                let mut out = [0; 16];
+                prk.expand_16(info, &mut out);
+                prop_assert_eq!(out, reference(&ikm, info));
             }
         }
     }

@@ -2,11 +2,11 @@
 
 use std::fmt;
 
-use aes::Aes128;
+use aes::{Aes128, Aes128Enc};
 use aes::cipher::{BlockEncrypt, KeyInit, KeyIvInit, StreamCipher};
 use rand_core::{CryptoRng, RngCore};
 use subtle::ConstantTimeEq;
-use zeroize::{Zeroize, ZeroizeOnDrop};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::hkdf::Prk;
 use crate::identifiers::{Aem, Rpi};
@@ -74,21 +74,21 @@ impl TemporaryExposureKey {
     /// Both derived keys; cheaper than calling [`rpi_key`](Self::rpi_key) and
     /// [`aem_key`](Self::aem_key) because the HKDF extract step is shared.
     pub fn derive_keys(&self) -> (RpiKey, AemKey) {
-        let prk = Prk::extract(&self.key);
+        let mut prk = Prk::extract(&self.key);
         (
-            RpiKey::from_bytes(&prk.expand_16(b"EN-RPIK")),
-            AemKey::from_bytes(&prk.expand_16(b"EN-AEMK")),
+            RpiKey::from_prk(&mut prk, b"EN-RPIK"),
+            AemKey::from_prk(&mut prk, b"EN-AEMK"),
         )
     }
 
     /// RPIK = HKDF(TEK, no salt, "EN-RPIK", 16): the key of the beacon identifiers.
     pub fn rpi_key(&self) -> RpiKey {
-        RpiKey::from_bytes(&Prk::extract(&self.key).expand_16(b"EN-RPIK"))
+        RpiKey::from_prk(&mut Prk::extract(&self.key), b"EN-RPIK")
     }
 
     /// AEMK = HKDF(TEK, no salt, "EN-AEMK", 16): the key of the beacon metadata.
     pub fn aem_key(&self) -> AemKey {
-        AemKey::from_bytes(&Prk::extract(&self.key).expand_16(b"EN-AEMK"))
+        AemKey::from_prk(&mut Prk::extract(&self.key), b"EN-AEMK")
     }
 
     /// The beacon this key broadcasts during `interval`.
@@ -128,7 +128,7 @@ impl fmt::Debug for TemporaryExposureKey {
 /// key expansion once. Zeroized on drop.
 #[derive(Clone)]
 pub struct RpiKey {
-    cipher: Aes128,
+    cipher: Aes128Enc,
 }
 
 /// Identifiers encrypted per call to the block cipher: enough for its widest
@@ -139,8 +139,14 @@ impl RpiKey {
     /// An RPIK from its bytes.
     pub fn from_bytes(key: &[u8; KEY_LEN]) -> Self {
         Self {
-            cipher: Aes128::new(key.into()),
+            cipher: Aes128Enc::new(key.into()),
         }
+    }
+
+    fn from_prk(prk: &mut Prk, info: &[u8]) -> Self {
+        let mut key = Zeroizing::new([0u8; KEY_LEN]);
+        prk.expand_16(info, &mut key);
+        Self::from_bytes(&key)
     }
 
     /// RPI = AES-128(RPIK, "EN-RPI" ‖ 0×6 ‖ interval little-endian).
@@ -158,18 +164,25 @@ impl RpiKey {
     /// # Panics
     /// If `first + out.len()` does not fit in a `u32` interval number.
     pub fn rpis_into(&self, first: IntervalNumber, out: &mut [Rpi]) {
-        let mut blocks = [aes::Block::default(); RPI_BATCH];
+        let first = first.get();
+        u32::try_from(out.len())
+            .ok()
+            .and_then(|len| first.checked_add(len))
+            .expect("interval range within u32");
+        // The constant prefix is written once; per block only the interval changes, so
+        // filling the input costs one small store per identifier.
+        let mut input = [aes::Block::from(padded_data(IntervalNumber::new(0))); RPI_BATCH];
+        let mut output = [aes::Block::default(); RPI_BATCH];
         for (chunk_index, chunk) in out.chunks_mut(RPI_BATCH).enumerate() {
-            let offset = (chunk_index * RPI_BATCH) as u32;
-            let blocks = &mut blocks[..chunk.len()];
-            for (i, block) in blocks.iter_mut().enumerate() {
-                let interval = first
-                    .checked_add(offset + i as u32)
-                    .expect("interval range within u32");
-                *block = padded_data(interval).into();
+            let chunk_first = first + (chunk_index * RPI_BATCH) as u32;
+            let (input, output) = (&mut input[..chunk.len()], &mut output[..chunk.len()]);
+            for (interval, block) in (chunk_first..).zip(input.iter_mut()) {
+                block[12..].copy_from_slice(&interval.to_le_bytes());
             }
-            self.cipher.encrypt_blocks(blocks);
-            for (rpi, block) in chunk.iter_mut().zip(blocks.iter()) {
+            self.cipher
+                .encrypt_blocks_b2b(input, output)
+                .expect("input and output have the same length");
+            for (rpi, block) in chunk.iter_mut().zip(output.iter()) {
                 *rpi = Rpi::from_bytes((*block).into());
             }
         }
@@ -183,11 +196,11 @@ impl RpiKey {
     }
 }
 
+/// "EN-RPI" ‖ 6 zero bytes ‖ interval little-endian.
+#[inline]
 fn padded_data(interval: IntervalNumber) -> [u8; 16] {
-    let mut data = [0u8; 16];
-    data[..6].copy_from_slice(b"EN-RPI");
-    data[12..].copy_from_slice(&interval.to_le_bytes());
-    data
+    let [a, b, c, d] = interval.to_le_bytes();
+    [b'E', b'N', b'-', b'R', b'P', b'I', 0, 0, 0, 0, 0, 0, a, b, c, d]
 }
 
 impl fmt::Debug for RpiKey {
@@ -206,6 +219,12 @@ impl AemKey {
     /// An AEMK from its bytes.
     pub fn from_bytes(key: &[u8; KEY_LEN]) -> Self {
         Self(*key)
+    }
+
+    fn from_prk(prk: &mut Prk, info: &[u8]) -> Self {
+        let mut key = Self([0; KEY_LEN]);
+        prk.expand_16(info, &mut key.0);
+        key
     }
 
     /// AEM = AES-128-CTR(AEMK, IV = RPI, metadata).

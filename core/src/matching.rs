@@ -63,8 +63,10 @@ struct DayIndex {
     day: u32,
     /// Bit `k`: interval `day·144 + k` has a sighting within the tolerance.
     needed: [u64; NEEDED_WORDS],
-    /// Blocked Bloom filter over the RPIs, two bits per RPI in one word.
+    /// Blocked Bloom filter over the RPIs, three bits per RPI in one word.
     filter: Vec<u64>,
+    /// `filter.len() - 1` (the length is a power of two).
+    filter_mask: usize,
     /// (RPI, index into the sightings), sorted by RPI, for the exact check.
     entries: Vec<(Rpi, u32)>,
 }
@@ -75,6 +77,7 @@ impl DayIndex {
             day,
             needed: [0; NEEDED_WORDS],
             filter: Vec::new(),
+            filter_mask: 0,
             entries: Vec::new(),
         }
     }
@@ -83,8 +86,9 @@ impl DayIndex {
     #[inline]
     fn filter_slot(&self, rpi: &Rpi) -> (usize, u64) {
         let b = rpi.as_bytes();
-        let word = u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize & (self.filter.len() - 1);
-        let bits = (1u64 << (b[4] & 63)) | (1u64 << (b[5] & 63));
+        let h = u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+        let word = h as usize & self.filter_mask;
+        let bits = (1u64 << ((h >> 32) & 63)) | (1u64 << ((h >> 40) & 63)) | (1u64 << (h >> 58));
         (word, bits)
     }
 
@@ -96,10 +100,14 @@ impl DayIndex {
 
     fn build_filter(&mut self) {
         self.entries.sort_unstable();
-        let distinct = self.entries.len();
-        // 32 filter bits per RPI: ~0.5 % false positives, a few KiB per day.
-        let words = distinct.div_ceil(2).next_power_of_two().max(64);
+        // Sized by distinct RPIs (a beacon is heard many times), so the filters of
+        // all 14 days stay in L2 cache.
+        let distinct = 1 + self.entries.windows(2).filter(|w| w[0].0 != w[1].0).count();
+        // 64 to 128 filter bits per RPI: ~0.01 % false positives (each costs a binary
+        // search that misses the cache), a few KiB per day.
+        let words = distinct.next_power_of_two().max(64);
         self.filter = vec![0; words];
+        self.filter_mask = words - 1;
         for i in 0..self.entries.len() {
             let (word, bits) = self.filter_slot(&self.entries[i].0);
             self.filter[word] |= bits;
@@ -217,10 +225,14 @@ impl<'a> SightingIndex<'a> {
     /// Derives the RPIK only when the key's validity has sightings nearby, and the
     /// AEMK only when an RPI was found.
     pub fn match_key(&self, key: &DiagnosisKey) -> Option<Match> {
+        self.match_key_with(key, &mut [Rpi::from_bytes([0; 16]); DAY as usize])
+    }
+
+    /// [`match_key`](Self::match_key) with a reusable buffer for the derived RPIs.
+    fn match_key_with(&self, key: &DiagnosisKey, rpis: &mut [Rpi; DAY as usize]) -> Option<Match> {
         let validity = key.tek.validity();
         let (start, end) = (validity.start().get(), validity.end().get());
         let mut rpik: Option<RpiKey> = None;
-        let mut rpis = [Rpi::from_bytes([0; 16]); DAY as usize];
         let mut candidates: Vec<(u32, Rpi, &DayIndex)> = Vec::new();
         for day in start / DAY..=(end - 1) / DAY {
             let Some(index) = self.day(day) else { continue };
@@ -290,6 +302,7 @@ impl<'a> SightingIndex<'a> {
             index: self,
             keys: keys.into_iter(),
             seen: HashSet::new(),
+            rpis: [Rpi::from_bytes([0; 16]); DAY as usize],
         }
     }
 
@@ -317,7 +330,14 @@ impl<'a> SightingIndex<'a> {
             if chunk.is_empty() {
                 break;
             }
-            let found: Vec<Match> = chunk.par_iter().filter_map(|k| self.match_key(k)).collect();
+            let found: Vec<Match> = chunk
+                .par_iter()
+                .map_init(
+                    || [Rpi::from_bytes([0; 16]); DAY as usize],
+                    |rpis, k| self.match_key_with(k, rpis),
+                )
+                .flatten()
+                .collect();
             out.extend(found.into_iter().filter(|m| first_time(&mut seen, m)));
         }
         out
@@ -346,6 +366,7 @@ pub struct Matches<'i, 'a, K> {
     index: &'i SightingIndex<'a>,
     keys: K,
     seen: HashSet<[u8; KEY_LEN]>,
+    rpis: [Rpi; DAY as usize],
 }
 
 impl<K: Iterator<Item = DiagnosisKey>> Iterator for Matches<'_, '_, K> {
@@ -354,7 +375,7 @@ impl<K: Iterator<Item = DiagnosisKey>> Iterator for Matches<'_, '_, K> {
     fn next(&mut self) -> Option<Match> {
         loop {
             let key = self.keys.next()?;
-            if let Some(m) = self.index.match_key(&key) {
+            if let Some(m) = self.index.match_key_with(&key, &mut self.rpis) {
                 if first_time(&mut self.seen, &m) {
                     return Some(m);
                 }
