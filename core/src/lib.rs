@@ -37,6 +37,7 @@
 #![warn(missing_docs)]
 
 mod diagnosis;
+mod engine;
 mod error;
 mod hkdf;
 mod identifiers;
@@ -50,6 +51,7 @@ mod sighting;
 pub mod store;
 
 pub use diagnosis::{DaysSinceOnset, DiagnosisKey, ReportType};
+pub use engine::ExposureEngine;
 pub use error::{Error, Result};
 pub use identifiers::{AEM_LEN, Aem, RPI_LEN, Rpi};
 pub use interval::{

@@ -56,6 +56,8 @@ pub struct ExposureSummary {
     pub days: Vec<u32>,
     /// Every day with a scored window, ascending.
     pub daily_summaries: Vec<DailySummary>,
+    /// The windows that were scored (not dropped, not too old, not below the minimum).
+    pub windows: Vec<ExposureWindow>,
 }
 
 impl RiskConfig {
@@ -116,29 +118,33 @@ impl RiskConfig {
         Some(self.weighted_duration(window) * report_weight * infectiousness_weight)
     }
 
-    /// Daily summaries of `windows`, ascending by day, as GAEN's `getDailySummaries`:
-    /// dropped windows, windows below the minimum score and days older than
-    /// `days_since_exposure_threshold` before `now` (Unix seconds) are left out.
+    /// The window's (report type, score, weighted duration) if it counts towards the
+    /// daily summaries on `today` (days since the epoch), as in GAEN's
+    /// `getDailySummaries`: not dropped, not older than `days_since_exposure_threshold`,
+    /// not below the minimum window score.
+    fn counted(&self, window: &ExposureWindow, today: u64) -> Option<(ReportType, f64, f64)> {
+        let age = today.saturating_sub(u64::from(window.day()));
+        if self.days_since_exposure_threshold > 0
+            && age > u64::from(self.days_since_exposure_threshold)
+        {
+            return None;
+        }
+        let report_type = self.scored_report_type(window)?;
+        let score = self.window_score(window)?;
+        (score >= self.minimum_window_score)
+            .then(|| (report_type, score, self.weighted_duration(window)))
+    }
+
+    /// Daily summaries of the windows that count at `now` (Unix seconds), ascending by day.
     pub fn daily_summaries(&self, windows: &[ExposureWindow], now: u64) -> Vec<DailySummary> {
         let today = now / SECONDS_PER_DAY;
         let mut days: BTreeMap<u32, DailySummary> = BTreeMap::new();
         for window in windows {
-            let day = window.day();
-            if self.days_since_exposure_threshold > 0
-                && today.saturating_sub(u64::from(day))
-                    > u64::from(self.days_since_exposure_threshold)
-            {
-                continue;
-            }
-            let (Some(report_type), Some(score)) =
-                (self.scored_report_type(window), self.window_score(window))
+            let Some((report_type, score, weighted_duration)) = self.counted(window, today)
             else {
                 continue;
             };
-            if score < self.minimum_window_score {
-                continue;
-            }
-            let weighted_duration = self.weighted_duration(window);
+            let day = window.day();
             let summary = days.entry(day).or_insert_with(|| DailySummary {
                 day,
                 summary: SummaryData::default(),
@@ -194,10 +200,16 @@ impl RiskConfig {
             .filter(|(_, level)| risk_level.is_some() && **level == risk_level)
             .map(|(d, _)| d.day)
             .collect();
+        let today = now / SECONDS_PER_DAY;
         ExposureSummary {
             risk_level,
             days,
             daily_summaries,
+            windows: windows
+                .iter()
+                .filter(|w| self.counted(w, today).is_some())
+                .cloned()
+                .collect(),
         }
     }
 }
