@@ -42,6 +42,9 @@ impl SqliteStore {
     }
 
     fn setup(mut conn: Connection) -> Result<Self> {
+        // Another process (say, a status command beside the agent) may hold the lock briefly.
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(storage)?;
         // WAL: readers never block the writer, and a killed writer leaves the last
         // committed transaction intact. NORMAL sync is safe against process crashes.
         conn.pragma_update(None, "journal_mode", "WAL")
