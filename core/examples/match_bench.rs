@@ -25,7 +25,12 @@ fn thread_cpu_ns() -> Option<u64> {
 }
 
 fn rate(keys: usize, seconds: f64) -> String {
-    format!("{:>10.0} keys/s ({:.3} s, {:.3} µs/key)", keys as f64 / seconds, seconds, seconds * 1e6 / keys as f64)
+    format!(
+        "{:>10.0} keys/s ({:.3} s, {:.3} µs/key)",
+        keys as f64 / seconds,
+        seconds,
+        seconds * 1e6 / keys as f64
+    )
 }
 
 fn main() {
@@ -34,34 +39,60 @@ fn main() {
         .map(|n| n.parse().expect("the number of keys"))
         .unwrap_or(1_000_000);
     let (met, sightings) = scenario::device(1, 200, 100_000);
-    println!("store: {} sightings of {} keys over {} days", sightings.len(), met.len(), scenario::DAYS);
+    println!(
+        "store: {} sightings of {} keys over {} days",
+        sightings.len(),
+        met.len(),
+        scenario::DAYS
+    );
 
     let started = Instant::now();
     let index = SightingIndex::new(&sightings);
-    println!("index built in {:.1} ms", started.elapsed().as_secs_f64() * 1e3);
+    println!(
+        "index built in {:.1} ms",
+        started.elapsed().as_secs_f64() * 1e3
+    );
 
     let started = Instant::now();
     let generated = scenario::diagnosis_keys(2, keys, &met, 50).count();
     let generation = started.elapsed().as_secs_f64();
-    println!("generating {generated} keys alone: {}", rate(generated, generation));
+    println!(
+        "generating {generated} keys alone: {}",
+        rate(generated, generation)
+    );
 
     let started = Instant::now();
     let cpu_before = thread_cpu_ns();
-    let one_core = index.matches(scenario::diagnosis_keys(2, keys, &met, 50)).count();
-    let cpu = thread_cpu_ns().zip(cpu_before).map(|(after, before)| (after - before) as f64 / 1e9);
+    let one_core = index
+        .matches(scenario::diagnosis_keys(2, keys, &met, 50))
+        .count();
+    let cpu = thread_cpu_ns()
+        .zip(cpu_before)
+        .map(|(after, before)| (after - before) as f64 / 1e9);
     let seconds = started.elapsed().as_secs_f64();
-    println!("1 core:     {} → {one_core} matches (wall clock)", rate(keys, seconds));
+    println!(
+        "1 core:     {} → {one_core} matches (wall clock)",
+        rate(keys, seconds)
+    );
     if let Some(cpu) = cpu {
         println!("            {} (CPU time of the thread)", rate(keys, cpu));
     }
 
     let threads = rayon::current_num_threads();
     let started = Instant::now();
-    let all_cores = index.par_matches(scenario::diagnosis_keys(2, keys, &met, 50)).len();
+    let all_cores = index
+        .par_matches(scenario::diagnosis_keys(2, keys, &met, 50))
+        .len();
     let seconds = started.elapsed().as_secs_f64();
-    println!("{threads} threads:  {} → {all_cores} matches", rate(keys, seconds));
+    println!(
+        "{threads} threads:  {} → {all_cores} matches",
+        rate(keys, seconds)
+    );
 
-    assert_eq!(one_core, all_cores, "sequential and parallel matching agree");
+    assert_eq!(
+        one_core, all_cores,
+        "sequential and parallel matching agree"
+    );
     match peak_memory_kib() {
         Some(kib) => println!("peak memory (VmHWM): {:.1} MiB", kib as f64 / 1024.0),
         None => println!("peak memory: /proc/self/status not available"),

@@ -2,8 +2,8 @@
 
 use std::fmt;
 
-use aes::{Aes128, Aes128Enc};
 use aes::cipher::{BlockEncrypt, KeyInit, KeyIvInit, StreamCipher};
+use aes::{Aes128, Aes128Enc};
 use rand_core::{CryptoRng, RngCore};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
@@ -200,7 +200,9 @@ impl RpiKey {
 #[inline]
 fn padded_data(interval: IntervalNumber) -> [u8; 16] {
     let [a, b, c, d] = interval.to_le_bytes();
-    [b'E', b'N', b'-', b'R', b'P', b'I', 0, 0, 0, 0, 0, 0, a, b, c, d]
+    [
+        b'E', b'N', b'-', b'R', b'P', b'I', 0, 0, 0, 0, 0, 0, a, b, c, d,
+    ]
 }
 
 impl fmt::Debug for RpiKey {

@@ -63,6 +63,6 @@ pub use matching::{
 };
 pub use metadata::{BluetoothMetadata, CalibrationConfidence, MetadataVersion, RawMetadata};
 pub use payload::{BeaconPayload, SERVICE_DATA_LEN, SERVICE_UUID_16, SERVICE_UUID_128};
-pub use sighting::Sighting;
 /// The operating system's random generator, for generating keys outside tests.
 pub use rand_core::OsRng;
+pub use sighting::Sighting;

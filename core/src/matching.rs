@@ -268,8 +268,7 @@ impl<'a> SightingIndex<'a> {
                     continue;
                 }
                 let aemk = aemk.get_or_insert_with(|| key.tek.aem_key());
-                let Ok(metadata) = BluetoothMetadata::parse(aemk.decrypt(rpi, sighting.aem))
-                else {
+                let Ok(metadata) = BluetoothMetadata::parse(aemk.decrypt(rpi, sighting.aem)) else {
                     continue;
                 };
                 if TX_POWER_RANGE.contains(&metadata.tx_power()) {

@@ -15,8 +15,11 @@ use rand::{Rng, SeedableRng};
 const DAY_START: u32 = 20_000 * 144;
 
 fn key(rng: &mut StdRng, start: u32, period: u32) -> TemporaryExposureKey {
-    let validity =
-        KeyValidity::new(IntervalNumber::new(start), RollingPeriod::new(period).unwrap()).unwrap();
+    let validity = KeyValidity::new(
+        IntervalNumber::new(start),
+        RollingPeriod::new(period).unwrap(),
+    )
+    .unwrap();
     TemporaryExposureKey::from_bytes(rng.r#gen(), validity)
 }
 
@@ -70,7 +73,10 @@ fn only_the_rolling_period_of_a_short_key_is_matched() {
     let full_day = tek.with_validity(KeyValidity::day_of(IntervalNumber::new(DAY_START)));
     let inside = heard(&full_day, DAY_START + 35, DAY_START + 35, 0);
     let after = heard(&full_day, DAY_START + 36, DAY_START + 36, 0);
-    assert_eq!(matched_intervals(&[inside, after], &tek), vec![DAY_START + 35]);
+    assert_eq!(
+        matched_intervals(&[inside, after], &tek),
+        vec![DAY_START + 35]
+    );
 
     // A key starting mid-day (not aligned) spanning midnight.
     let late = key(&mut rng, DAY_START + 130, 30);
@@ -91,7 +97,13 @@ fn only_the_rolling_period_of_a_short_key_is_matched() {
 fn tx_power_outside_minus_50_to_20_dbm_is_dropped() {
     let mut rng = StdRng::seed_from_u64(3);
     let tek = key(&mut rng, DAY_START, 144);
-    for (tx_power, expected) in [(-50, true), (20, true), (-51, false), (21, false), (0, true)] {
+    for (tx_power, expected) in [
+        (-50, true),
+        (20, true),
+        (-51, false),
+        (21, false),
+        (0, true),
+    ] {
         let seen = heard(&tek, DAY_START + 10, DAY_START + 10, tx_power);
         let found = matches(&[seen], std::slice::from_ref(&tek));
         assert_eq!(found.len(), usize::from(expected), "tx power {tx_power}");
@@ -125,7 +137,9 @@ fn a_key_listed_twice_counts_once() {
 #[test]
 fn unrelated_keys_never_match() {
     let mut rng = StdRng::seed_from_u64(5);
-    let met: Vec<_> = (0..20).map(|d| key(&mut rng, DAY_START + 144 * (d % 3), 144)).collect();
+    let met: Vec<_> = (0..20)
+        .map(|d| key(&mut rng, DAY_START + 144 * (d % 3), 144))
+        .collect();
     let sightings: Vec<_> = met
         .iter()
         .flat_map(|k| {

@@ -53,9 +53,7 @@ fn fifteen_minutes_at_weight_one_is_900_weighted_seconds() {
     assert_eq!(days[0].summary.max_score, 900.0);
     assert_eq!(days[0].summary.weighted_duration_sum, 900.0);
     assert_eq!(
-        days[0]
-            .for_report_type(ReportType::ConfirmedTest)
-            .score_sum,
+        days[0].for_report_type(ReportType::ConfirmedTest).score_sum,
         900.0
     );
 }
@@ -135,7 +133,10 @@ fn report_type_when_missing_and_revoked() {
     config.report_type_weights = [1.0, 0.8, 0.6, 0.4];
     let unknown = window(NOON, ReportType::Unknown, vec![scan(40, 300)]);
     // ENX default: missing → self report.
-    assert_eq!(config.scored_report_type(&unknown), Some(ReportType::SelfReport));
+    assert_eq!(
+        config.scored_report_type(&unknown),
+        Some(ReportType::SelfReport)
+    );
     assert_eq!(config.window_score(&unknown), Some(300.0 * 0.6));
     config.report_type_when_missing = Some(ReportType::ConfirmedClinicalDiagnosis);
     assert_eq!(config.window_score(&unknown), Some(300.0 * 0.8));
@@ -154,7 +155,11 @@ fn daily_summaries_sum_max_weighted_duration_and_minimum_score() {
     config.report_type_weights = [1.0, 1.0, 0.5, 1.0];
     let windows = [
         window(NOON, ReportType::ConfirmedTest, vec![scan(40, 300)]), // 300
-        window(NOON + 3_600, ReportType::SelfReport, vec![scan(40, 300), scan(40, 300)]), // 300, wd 600
+        window(
+            NOON + 3_600,
+            ReportType::SelfReport,
+            vec![scan(40, 300), scan(40, 300)],
+        ), // 300, wd 600
         window(NOON + 7_200, ReportType::ConfirmedTest, vec![scan(40, 60)]), // 60 < minimum
         window(NOON + DAY, ReportType::ConfirmedTest, vec![scan(25, 120)]), // next day: 180
     ];
@@ -165,21 +170,36 @@ fn daily_summaries_sum_max_weighted_duration_and_minimum_score() {
     assert_eq!(days[0].summary.max_score, 300.0);
     assert_eq!(days[0].summary.weighted_duration_sum, 900.0);
     assert_eq!(
-        days[0].for_report_type(ReportType::SelfReport).weighted_duration_sum,
+        days[0]
+            .for_report_type(ReportType::SelfReport)
+            .weighted_duration_sum,
         600.0
     );
     assert_eq!(days[1].day, 20_001);
     assert_eq!(days[1].summary.score_sum, 180.0);
     let summary = config.assess(&windows, NOON + DAY);
-    assert_eq!(summary.windows.len(), 3, "the window below the minimum is left out");
+    assert_eq!(
+        summary.windows.len(),
+        3,
+        "the window below the minimum is left out"
+    );
 }
 
 #[test]
 fn days_older_than_the_threshold_are_ignored() {
     let mut config = RiskConfig::enx_defaults();
     let old = confirmed(30, 40);
-    assert_eq!(config.daily_summaries(&[old.clone()], NOON + 14 * DAY).len(), 1);
-    assert!(config.daily_summaries(&[old.clone()], NOON + 15 * DAY).is_empty());
+    assert_eq!(
+        config
+            .daily_summaries(std::slice::from_ref(&old), NOON + 14 * DAY)
+            .len(),
+        1
+    );
+    assert!(
+        config
+            .daily_summaries(std::slice::from_ref(&old), NOON + 15 * DAY)
+            .is_empty()
+    );
     config.days_since_exposure_threshold = 0; // keep all
     assert_eq!(config.daily_summaries(&[old], NOON + 15 * DAY).len(), 1);
 }
@@ -195,7 +215,9 @@ fn shared_gaen() -> Option<PathBuf> {
 }
 
 fn enx_sample() -> Option<RiskConfig> {
-    let text = std::fs::read_to_string(shared_gaen()?.join("configs/enx_sample_config_risk_subset.json")).unwrap();
+    let text =
+        std::fs::read_to_string(shared_gaen()?.join("configs/enx_sample_config_risk_subset.json"))
+            .unwrap();
     let file: serde_json::Value = serde_json::from_str(&text).unwrap();
     Some(RiskConfig::from_json(&file["config_subset"].to_string()).unwrap())
 }
@@ -205,8 +227,14 @@ fn reads_the_enx_sample_configuration() {
     let Some(config) = enx_sample() else { return };
     assert_eq!(config.attenuation_thresholds, [30, 50, 60]);
     assert_eq!(config.attenuation_weights, [1.5, 1.0, 0.5, 0.0]);
-    assert_eq!(config.infectiousness_by_days_since_onset, [Infectiousness::Standard; 29]);
-    assert_eq!(config.infectiousness_when_onset_missing, Infectiousness::Standard);
+    assert_eq!(
+        config.infectiousness_by_days_since_onset,
+        [Infectiousness::Standard; 29]
+    );
+    assert_eq!(
+        config.infectiousness_when_onset_missing,
+        Infectiousness::Standard
+    );
     assert_eq!(config.infectiousness_weights, [1.0, 1.0]);
     assert_eq!(config.report_type_weights[..3], [1.0, 1.0, 1.0]);
     assert_eq!(
@@ -217,7 +245,10 @@ fn reads_the_enx_sample_configuration() {
     assert_eq!(config.classifications.len(), 4);
     assert_eq!(config.classifications[0].confirmed_test_per_day_sum, 2700.0);
     assert_eq!(config.classifications[1].confirmed_test_per_day_sum, 1.0);
-    assert_eq!(config.classifications[2].clinical_diagnosis_per_day_sum, 1.0);
+    assert_eq!(
+        config.classifications[2].clinical_diagnosis_per_day_sum,
+        1.0
+    );
     assert_eq!(config.classifications[3].self_report_per_day_sum, 1.0);
 }
 
@@ -253,8 +284,14 @@ fn reads_the_canadian_gaen_v1_configuration() {
     // minimumExposureDurationMinutes 15 → classification 1 at 900 weighted seconds.
     assert_eq!(config.classifications.len(), 1);
     assert_eq!(config.classifications[0].weighted_duration, 900.0);
-    assert_eq!(config.assess(&[confirmed(10, 45)], NOON).risk_level, Some(1));
-    assert_eq!(config.assess(&[confirmed(15, 55)], NOON).risk_level, Some(1));
+    assert_eq!(
+        config.assess(&[confirmed(10, 45)], NOON).risk_level,
+        Some(1)
+    );
+    assert_eq!(
+        config.assess(&[confirmed(15, 55)], NOON).risk_level,
+        Some(1)
+    );
     assert_eq!(config.assess(&[confirmed(10, 55)], NOON).risk_level, None);
 }
 
@@ -266,28 +303,56 @@ fn presets_round_trip_through_json() {
     let enx = RiskConfig::enx_defaults();
     assert_eq!(enx.attenuation_thresholds, [30, 50, 60]);
     assert_eq!(enx.attenuation_weights, [1.5, 1.0, 0.5, 0.0]);
-    assert!(enx.to_json().contains("\"symptomOnsetToInfectiousnessMap\": \"0x0401555AA9400000\""));
+    assert!(
+        enx.to_json()
+            .contains("\"symptomOnsetToInfectiousnessMap\": \"0x0401555AA9400000\"")
+    );
     // An empty object is ENX's documented defaults, with no classification.
     let bare = RiskConfig::from_json("{}").unwrap();
     assert_eq!(bare.attenuation_weights, enx.attenuation_weights);
     assert!(bare.classifications.is_empty());
     // The map may be a plain number too.
-    let numeric = RiskConfig::from_json(r#"{"symptomOnsetToInfectiousnessMap": 384307168202282325}"#)
-        .unwrap();
-    assert_eq!(numeric.infectiousness_by_days_since_onset, [Infectiousness::Standard; 29]);
+    let numeric =
+        RiskConfig::from_json(r#"{"symptomOnsetToInfectiousnessMap": 384307168202282325}"#)
+            .unwrap();
+    assert_eq!(
+        numeric.infectiousness_by_days_since_onset,
+        [Infectiousness::Standard; 29]
+    );
 }
 
 #[test]
 fn invalid_configurations_say_what_is_wrong() {
     for (json, needle) in [
-        (r#"{"attenuationNearWeight": 300}"#, "attenuationNearWeight is 300"),
-        (r#"{"attenuationNearWeight": -1}"#, "attenuationNearWeight is -1"),
-        (r#"{"symptomOnsetToInfectiousnessMap": "0x3"}"#, "entry 0 is 3"),
-        (r#"{"symptomOnsetToInfectiousnessMap": "zz"}"#, "not a uint64"),
-        (r#"{"attenuationDurationThresholds": [60, 50, 70]}"#, "must not decrease"),
-        (r#"{"attenuationDurationThresholds": [50]}"#, "expected 2 or 3"),
+        (
+            r#"{"attenuationNearWeight": 300}"#,
+            "attenuationNearWeight is 300",
+        ),
+        (
+            r#"{"attenuationNearWeight": -1}"#,
+            "attenuationNearWeight is -1",
+        ),
+        (
+            r#"{"symptomOnsetToInfectiousnessMap": "0x3"}"#,
+            "entry 0 is 3",
+        ),
+        (
+            r#"{"symptomOnsetToInfectiousnessMap": "zz"}"#,
+            "not a uint64",
+        ),
+        (
+            r#"{"attenuationDurationThresholds": [60, 50, 70]}"#,
+            "must not decrease",
+        ),
+        (
+            r#"{"attenuationDurationThresholds": [50]}"#,
+            "expected 2 or 3",
+        ),
         (r#"{"reportTypeNoneMap": 4}"#, "reportTypeNoneMap is 4"),
-        (r#"{"perDaySumERVThreshold_5": 10}"#, "classification number 1..=4"),
+        (
+            r#"{"perDaySumERVThreshold_5": 10}"#,
+            "classification number 1..=4",
+        ),
         (r#"{"perDaySumERVThreshold_1": "ten"}"#, "expected a number"),
         (r#"{"minimumWindowScore": -3}"#, "minimumWindowScore"),
         ("not json", "invalid risk configuration"),
@@ -326,7 +391,10 @@ fn matched(tek: &TemporaryExposureKey, times: &[(u64, u64, i8)], tx_power: i8) -
 }
 
 fn tek() -> TemporaryExposureKey {
-    TemporaryExposureKey::from_bytes([7; 16], KeyValidity::day_of(IntervalNumber::new(20_000 * 144)))
+    TemporaryExposureKey::from_bytes(
+        [7; 16],
+        KeyValidity::day_of(IntervalNumber::new(20_000 * 144)),
+    )
 }
 
 #[test]
@@ -342,7 +410,10 @@ fn windows_split_at_30_minutes() {
         vec![t, t + 1_800, t + 3_600]
     );
     assert_eq!(
-        windows.iter().map(|w| w.scan_instances.len()).collect::<Vec<_>>(),
+        windows
+            .iter()
+            .map(|w| w.scan_instances.len())
+            .collect::<Vec<_>>(),
         vec![6, 6, 2]
     );
     // First scan: previous unknown, 120 s; then 5 minutes each.
@@ -351,7 +422,10 @@ fn windows_split_at_30_minutes() {
     // 1799 s after the start is still the same window.
     let m = matched(&tek(), &[(t, 1, -60), (t + 1_799, 2, -60)], -10);
     let sightings: Vec<Sighting> = m.sightings.iter().map(|s| s.sighting).collect();
-    assert_eq!(ExposureWindow::from_match(&m, &ScanTimeline::new(&sightings), 0).len(), 1);
+    assert_eq!(
+        ExposureWindow::from_match(&m, &ScanTimeline::new(&sightings), 0).len(),
+        1
+    );
 }
 
 #[test]
@@ -361,7 +435,12 @@ fn scan_instances_aggregate_one_scan() {
     // (40.5 rounded half up), min 40. Scan 3, 9 minutes later: capped at 300 s.
     let m = matched(
         &tek(),
-        &[(t, 1, -50), (t + 240, 2, -50), (t + 241, 2, -51), (t + 780, 3, -70)],
+        &[
+            (t, 1, -50),
+            (t + 240, 2, -50),
+            (t + 241, 2, -51),
+            (t + 780, 3, -70),
+        ],
         -10,
     );
     let sightings: Vec<Sighting> = m.sightings.iter().map(|s| s.sighting).collect();
@@ -371,15 +450,30 @@ fn scan_instances_aggregate_one_scan() {
     assert_eq!(
         windows[0].scan_instances,
         vec![
-            ScanInstance { typical_attenuation: 40, min_attenuation: 40, seconds_since_last_scan: 120 },
-            ScanInstance { typical_attenuation: 41, min_attenuation: 40, seconds_since_last_scan: 240 },
-            ScanInstance { typical_attenuation: 60, min_attenuation: 60, seconds_since_last_scan: 300 },
+            ScanInstance {
+                typical_attenuation: 40,
+                min_attenuation: 40,
+                seconds_since_last_scan: 120
+            },
+            ScanInstance {
+                typical_attenuation: 41,
+                min_attenuation: 40,
+                seconds_since_last_scan: 240
+            },
+            ScanInstance {
+                typical_attenuation: 60,
+                min_attenuation: 60,
+                seconds_since_last_scan: 300
+            },
         ]
     );
     // Whole minutes, as GAEN: previous scan at 59 s, this one at 61 s → 60 s.
     let m = matched(&tek(), &[(t + 59, 1, -60), (t + 61, 2, -60)], 0);
     let sightings: Vec<Sighting> = m.sightings.iter().map(|s| s.sighting).collect();
-    assert_eq!(ScanTimeline::new(&sightings).seconds_since_last_scan(2, t + 61), 60);
+    assert_eq!(
+        ScanTimeline::new(&sightings).seconds_since_last_scan(2, t + 61),
+        60
+    );
     // The receiver's RSSI correction enters the attenuation.
     let windows = ExposureWindow::from_match(&m, &ScanTimeline::new(&sightings), 5);
     assert_eq!(windows[0].scan_instances[0].typical_attenuation, 55);

@@ -27,7 +27,11 @@ fn key_of_day(rng: &mut StdRng, day_offset: u32) -> TemporaryExposureKey {
 
 /// The device: `sightings` of `keys` encountered keys, spread over 14 days in
 /// encounters of 10 scans × 10 beacons at random times of each key's day.
-pub fn device(seed: u64, keys: usize, sightings: usize) -> (Vec<TemporaryExposureKey>, Vec<Sighting>) {
+pub fn device(
+    seed: u64,
+    keys: usize,
+    sightings: usize,
+) -> (Vec<TemporaryExposureKey>, Vec<Sighting>) {
     let mut rng = StdRng::seed_from_u64(seed);
     let met: Vec<_> = (0..keys)
         .map(|i| key_of_day(&mut rng, i as u32 % DAYS))

@@ -187,9 +187,7 @@ impl OnsetMap {
         match self {
             Self::Number(n) => Ok(*n),
             Self::Text(text) => {
-                let digits = text
-                    .strip_prefix("0x")
-                    .or_else(|| text.strip_prefix("0X"));
+                let digits = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X"));
                 match digits {
                     Some(hex) => u64::from_str_radix(hex, 16),
                     None => text.parse(),
@@ -262,7 +260,10 @@ impl Default for EnxConfig {
 }
 
 /// ENX's classification threshold keys, without the `_N` suffix, and where they go.
-const CLASSIFICATION_KEYS: [(&str, fn(&mut Classification) -> &mut f64); 7] = [
+/// Where a threshold key's value goes in a [`Classification`].
+type ThresholdField = fn(&mut Classification) -> &mut f64;
+
+const CLASSIFICATION_KEYS: [(&str, ThresholdField); 7] = [
     ("confirmedTestPerDaySumERVThreshold", |c| {
         &mut c.confirmed_test_per_day_sum
     }),
@@ -332,7 +333,7 @@ impl TryFrom<EnxConfig> for RiskConfig {
                 )));
             }
         };
-        if !(enx.minimum_window_score >= 0.0) {
+        if enx.minimum_window_score.is_nan() || enx.minimum_window_score < 0.0 {
             return Err(Error::InvalidRiskConfig(format!(
                 "minimumWindowScore is {}: expected a score of 0 or more",
                 enx.minimum_window_score
@@ -370,7 +371,10 @@ impl TryFrom<EnxConfig> for RiskConfig {
         Ok(Self {
             attenuation_thresholds,
             attenuation_weights: [
-                percent(enx.attenuation_immediate_weight, "attenuationImmediateWeight")?,
+                percent(
+                    enx.attenuation_immediate_weight,
+                    "attenuationImmediateWeight",
+                )?,
                 percent(enx.attenuation_near_weight, "attenuationNearWeight")?,
                 percent(enx.attenuation_med_weight, "attenuationMedWeight")?,
                 percent(enx.attenuation_other_weight, "attenuationOtherWeight")?,
@@ -393,8 +397,14 @@ impl TryFrom<EnxConfig> for RiskConfig {
                     enx.report_type_confirmed_clinical_diagnosis_weight,
                     "reportTypeConfirmedClinicalDiagnosisWeight",
                 )?,
-                percent(enx.report_type_self_report_weight, "reportTypeSelfReportWeight")?,
-                percent(enx.report_type_recursive_weight, "reportTypeRecursiveWeight")?,
+                percent(
+                    enx.report_type_self_report_weight,
+                    "reportTypeSelfReportWeight",
+                )?,
+                percent(
+                    enx.report_type_recursive_weight,
+                    "reportTypeRecursiveWeight",
+                )?,
             ],
             report_type_when_missing,
             minimum_window_score: enx.minimum_window_score,

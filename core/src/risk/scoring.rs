@@ -140,8 +140,7 @@ impl RiskConfig {
         let today = now / SECONDS_PER_DAY;
         let mut days: BTreeMap<u32, DailySummary> = BTreeMap::new();
         for window in windows {
-            let Some((report_type, score, weighted_duration)) = self.counted(window, today)
-            else {
+            let Some((report_type, score, weighted_duration)) = self.counted(window, today) else {
                 continue;
             };
             let day = window.day();

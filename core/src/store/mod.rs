@@ -71,8 +71,12 @@ pub trait Store {
     /// (if any) as processed at `now` (Unix seconds). An exposure whose key (same key
     /// bytes) is stored already is skipped, so a key published twice counts once.
     /// Returns how many exposures were new.
-    fn add_exposures(&mut self, file: Option<&str>, exposures: &[Exposure], now: u64)
-    -> Result<usize>;
+    fn add_exposures(
+        &mut self,
+        file: Option<&str>,
+        exposures: &[Exposure],
+        now: u64,
+    ) -> Result<usize>;
 
     /// Every stored exposure, in the order they were found.
     fn exposures(&self) -> Result<Vec<Exposure>>;

@@ -104,7 +104,10 @@ mod tests {
             [],
         )
         .unwrap();
-        assert!(conn.execute("INSERT INTO settings VALUES ('a', 'b')", []).is_err());
+        assert!(
+            conn.execute("INSERT INTO settings VALUES ('a', 'b')", [])
+                .is_err()
+        );
 
         migrate_to(&mut conn, SCHEMA_VERSION).unwrap();
         assert_eq!(version(&conn).unwrap(), SCHEMA_VERSION);

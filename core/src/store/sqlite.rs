@@ -386,9 +386,11 @@ impl Store for SqliteStore {
 
     fn setting(&self, name: &str) -> Result<Option<String>> {
         self.conn
-            .query_row("SELECT value FROM settings WHERE name = ?1", [name], |row| {
-                row.get(0)
-            })
+            .query_row(
+                "SELECT value FROM settings WHERE name = ?1",
+                [name],
+                |row| row.get(0),
+            )
             .optional()
             .map_err(storage)
     }
