@@ -72,9 +72,11 @@ pub fn diagnosis_keys(
     met_count: usize,
 ) -> impl Iterator<Item = DiagnosisKey> + '_ {
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut positions: Vec<usize> = (0..met_count).map(|_| rng.gen_range(0..count)).collect();
-    positions.sort_unstable();
-    positions.dedup();
+    let mut positions = std::collections::BTreeSet::new();
+    while positions.len() < met_count.min(count) {
+        positions.insert(rng.gen_range(0..count));
+    }
+    let positions: Vec<usize> = positions.into_iter().collect();
     let mut next = 0;
     (0..count).map(move |i| {
         let tek = if next < positions.len() && positions[next] == i {
