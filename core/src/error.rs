@@ -63,6 +63,108 @@ pub enum Error {
     /// The device store failed (the database could not be opened, read or written).
     #[error("device store: {0}")]
     Storage(String),
+    /// A rolling start interval number that GAEN files cannot carry (they use a signed 32-bit field).
+    #[error("rolling start interval number {0} is invalid: expected 0..=2147483647")]
+    InvalidRollingStart(i64),
+    /// Bytes that are neither a GAEN export zip nor a bare `export.bin`.
+    #[error(
+        "not a GAEN key export: expected a zip archive or an export.bin starting with \"EK Export v1    \""
+    )]
+    ExportNotRecognized,
+    /// An export file, or one of its zip entries, larger than the configured limit.
+    #[error("{what} is larger than the limit of {limit} bytes")]
+    ExportTooLarge {
+        /// The file or entry that was too large.
+        what: &'static str,
+        /// The limit in bytes (see `ExportLimits`).
+        limit: u64,
+    },
+    /// An export with more keys than the configured limit.
+    #[error("export holds more than the limit of {limit} keys")]
+    ExportTooManyKeys {
+        /// The limit (see `ExportLimits`).
+        limit: u64,
+    },
+    /// A zip archive the zip reader or writer rejected.
+    #[error("malformed export zip archive: {0}")]
+    ExportZip(String),
+    /// A zip entry other than `export.bin` and `export.sig`.
+    #[error("zip entry {0:?} is not allowed: expected only \"export.bin\" and \"export.sig\"")]
+    ExportUnexpectedEntry(String),
+    /// A zip archive naming the same entry twice.
+    #[error("zip entry {0:?} appears more than once: expected it once")]
+    ExportDuplicateEntry(&'static str),
+    /// A zip archive without its `export.bin`.
+    #[error("export zip has no {0:?} entry")]
+    ExportMissingEntry(&'static str),
+    /// An `export.bin` without the 16-byte header.
+    #[error("export.bin does not start with the 16-byte header \"EK Export v1    \"")]
+    ExportBadHeader,
+    /// Protobuf that does not decode.
+    #[error("{what} is not a valid protobuf message: {reason}")]
+    ExportMalformed {
+        /// Which message failed.
+        what: &'static str,
+        /// The decoder's explanation.
+        reason: String,
+    },
+    /// An export without signatures, or a writer asked to sign with no key.
+    #[error("export is unsigned: expected at least one signature")]
+    ExportUnsigned,
+    /// An export whose signatures all come from keys we do not trust.
+    #[error(
+        "export is signed by key id {key_id:?} version {key_version:?}, which is not among the trusted keys"
+    )]
+    ExportUnknownSigningKey {
+        /// `verification_key_id` of the first signature.
+        key_id: String,
+        /// `verification_key_version` of the first signature.
+        key_version: String,
+    },
+    /// A signature by a trusted key that does not match the file.
+    #[error(
+        "export signature by key id {key_id:?} version {key_version:?} does not verify: the file was altered or signed by another key"
+    )]
+    ExportBadSignature {
+        /// `verification_key_id` of the signature.
+        key_id: String,
+        /// `verification_key_version` of the signature.
+        key_version: String,
+    },
+    /// A signature algorithm other than ECDSA P-256 with SHA-256.
+    #[error(
+        "signature algorithm {0:?} is unsupported: expected ECDSA P-256 SHA-256 (\"1.2.840.10045.4.3.2\")"
+    )]
+    ExportUnsupportedSignatureAlgorithm(String),
+    /// More signatures than GAEN clients check.
+    #[error("export has {count} signatures: expected at most {limit}")]
+    ExportTooManySignatures {
+        /// Signatures requested.
+        count: usize,
+        /// GAEN's limit.
+        limit: usize,
+    },
+    /// One key record of an export breaks GAEN's rules; the other keys are still readable.
+    #[error("key {index} of the export is invalid: {source}")]
+    InvalidExportKey {
+        /// Position of the key among the file's keys (or revised keys), from 0.
+        index: usize,
+        /// What was wrong with it.
+        source: Box<Error>,
+    },
+    /// A signature that does not match the message and public key.
+    #[error("signature does not verify: expected a DER ECDSA P-256 SHA-256 signature by this key")]
+    BadSignature,
+    /// A private key that is not an unencrypted P-256 PKCS#8 key.
+    #[error(
+        "signing key is invalid: expected an unencrypted PKCS#8 P-256 (prime256v1) private key"
+    )]
+    InvalidSigningKey,
+    /// A public key that is not a P-256 SubjectPublicKeyInfo.
+    #[error(
+        "public key is invalid: expected a P-256 (prime256v1) SubjectPublicKeyInfo in PEM or DER"
+    )]
+    InvalidVerifyingKey,
 }
 
 /// `Result` with this crate's [`Error`].

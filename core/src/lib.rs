@@ -39,6 +39,8 @@
 mod diagnosis;
 mod engine;
 mod error;
+#[cfg(feature = "export")]
+mod export;
 mod hkdf;
 mod identifiers;
 mod interval;
@@ -53,6 +55,12 @@ pub mod store;
 pub use diagnosis::{DaysSinceOnset, DiagnosisKey, ReportType};
 pub use engine::ExposureEngine;
 pub use error::{Error, Result};
+#[cfg(feature = "export")]
+pub use export::{
+    ECDSA_P256_SHA256_OID, EXPORT_HEADER, ExportBatch, ExportFile, ExportHeader, ExportKeys,
+    ExportLimits, ExportSignature, ExportSigner, MAX_EXPORT_SIGNATURES, SignatureInfo, SigningKey,
+    TrustedKeys, UnverifiedExport, VerifiedExport, VerifyingKey, write_export,
+};
 pub use identifiers::{AEM_LEN, Aem, RPI_LEN, Rpi};
 pub use interval::{
     INTERVAL_SECONDS, INTERVALS_PER_DAY, IntervalNumber, KeyValidity, RollingPeriod,

@@ -1,0 +1,94 @@
+//! Helpers shared by the export integration tests.
+#![allow(dead_code)] // each test file uses a different subset
+
+use std::io::{Cursor, Read, Write};
+use std::path::PathBuf;
+
+use kith_core::{
+    DaysSinceOnset, DiagnosisKey, ExportBatch, ExportSigner, IntervalNumber, KeyValidity,
+    ReportType, RollingPeriod, SigningKey, TemporaryExposureKey, write_export,
+};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use zip::write::SimpleFileOptions;
+
+/// `../shared/gaen/real_exports` beside the workspace, or `None` (after saying so) in
+/// a fresh clone that has no `../shared`.
+pub fn real_exports() -> Option<PathBuf> {
+    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/gaen"));
+    if dir.is_dir() {
+        Some(dir.join("real_exports"))
+    } else {
+        println!("skipped: ../shared/gaen not found");
+        None
+    }
+}
+
+/// A signer made from a fixed seed.
+pub fn signer(seed: u64) -> ExportSigner {
+    ExportSigner::new(
+        "310",
+        "v1",
+        SigningKey::generate(&mut StdRng::seed_from_u64(seed)),
+    )
+}
+
+/// `count` random diagnosis keys with every field exercised.
+pub fn random_keys(seed: u64, count: usize) -> Vec<DiagnosisKey> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..count)
+        .map(|i| {
+            let start = IntervalNumber::new(2_650_032 + 144 * (i as u32 % 14));
+            let period = RollingPeriod::new(if rng.gen_bool(0.9) {
+                144
+            } else {
+                rng.gen_range(1..144)
+            })
+            .unwrap();
+            DiagnosisKey {
+                tek: TemporaryExposureKey::from_bytes(
+                    rng.r#gen(),
+                    KeyValidity::new(start, period).unwrap(),
+                ),
+                report_type: ReportType::try_from(rng.gen_range(0..=3)).unwrap(),
+                days_since_onset: Some(DaysSinceOnset::new(rng.gen_range(-14..=14)).unwrap()),
+                transmission_risk_level: Some(rng.gen_range(0..=8)),
+            }
+        })
+        .collect()
+}
+
+/// A signed export of `keys`.
+pub fn signed_export(keys: &[DiagnosisKey], signer: &ExportSigner) -> Vec<u8> {
+    let batch = ExportBatch {
+        region: "US",
+        start_timestamp: 1_600_000_000,
+        end_timestamp: 1_600_003_600,
+        keys,
+        revised_keys: &[],
+    };
+    write_export(&batch, &[signer]).unwrap()
+}
+
+/// The raw content of one zip entry.
+pub fn zip_entry(zip: &[u8], name: &str) -> Vec<u8> {
+    let mut archive = zip::ZipArchive::new(Cursor::new(zip)).unwrap();
+    let mut content = Vec::new();
+    archive
+        .by_name(name)
+        .unwrap()
+        .read_to_end(&mut content)
+        .unwrap();
+    content
+}
+
+/// A stored (uncompressed) zip of `export.bin` and `export.sig`.
+pub fn zip_of(bin: &[u8], sig: &[u8]) -> Vec<u8> {
+    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let options = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for (name, content) in [("export.bin", bin), ("export.sig", sig)] {
+        zip.start_file(name, options).unwrap();
+        zip.write_all(content).unwrap();
+    }
+    zip.finish().unwrap().into_inner()
+}
