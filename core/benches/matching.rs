@@ -1,30 +1,19 @@
-//! Criterion benchmarks of matching's parts, on the scenario of `examples/match_bench.rs`
-//! (which measures the whole 1 000 000-key run). `cargo bench -p kith-core --bench matching`
+//! Criterion benchmarks of matching on the scenario of `examples/match_bench.rs` (which
+//! measures the whole 1 000 000-key run); key derivation alone is in `derive.rs`.
+//!
+//! `cargo bench -p kith-core --bench matching`
 
 mod support {
     pub mod scenario;
 }
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use kith_core::{DiagnosisKey, IntervalNumber, Rpi, SightingIndex};
+use kith_core::{DiagnosisKey, SightingIndex};
 use support::scenario;
 
 fn bench(c: &mut Criterion) {
     let (met, sightings) = scenario::device(1, 200, 100_000);
     let keys: Vec<DiagnosisKey> = scenario::diagnosis_keys(2, 10_000, &met, 0).collect();
-
-    let mut derive = c.benchmark_group("derive");
-    derive.throughput(Throughput::Elements(1));
-    derive.bench_function("rpi_key", |b| {
-        let mut keys = keys.iter().cycle();
-        b.iter(|| keys.next().unwrap().tek.rpi_key())
-    });
-    let rpik = keys[0].tek.rpi_key();
-    let mut out = [Rpi::from_bytes([0; 16]); 144];
-    derive.bench_function("144 rpis", |b| {
-        b.iter(|| rpik.rpis_into(IntervalNumber::new(2_880_000), &mut out))
-    });
-    derive.finish();
 
     let mut matching = c.benchmark_group("matching");
     matching.sample_size(20);
