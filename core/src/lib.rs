@@ -14,6 +14,11 @@
 //! bytes back, so the same code runs in phones, on Linux devices, on the server and
 //! inside the simulator.
 //!
+//! With the default `export` feature it also reads, verifies, writes and signs the
+//! GAEN key-export files in which health authorities publish diagnosis keys: bytes go
+//! into [`ExportFile::parse`], and only the [`VerifiedExport`] that
+//! [`ExportFile::verify`] returns yields keys; [`write_export`] builds a signed file.
+//!
 //! ```
 //! use kith_core::{BeaconPayload, BluetoothMetadata, IntervalNumber, OsRng, TemporaryExposureKey};
 //!
@@ -37,16 +42,23 @@
 #![warn(missing_docs)]
 
 mod diagnosis;
+mod engine;
 mod error;
 #[cfg(feature = "export")]
 mod export;
+mod hkdf;
 mod identifiers;
 mod interval;
 mod keys;
+mod matching;
 mod metadata;
 mod payload;
+pub mod risk;
+mod sighting;
+pub mod store;
 
 pub use diagnosis::{DaysSinceOnset, DiagnosisKey, ReportType};
+pub use engine::ExposureEngine;
 pub use error::{Error, Result};
 #[cfg(feature = "export")]
 pub use export::{
@@ -59,7 +71,11 @@ pub use interval::{
     INTERVAL_SECONDS, INTERVALS_PER_DAY, IntervalNumber, KeyValidity, RollingPeriod,
 };
 pub use keys::{AemKey, KEY_LEN, RpiKey, TemporaryExposureKey};
+pub use matching::{
+    DRIFT_TOLERANCE_INTERVALS, Match, MatchedSighting, Matches, SightingIndex, TX_POWER_RANGE,
+};
 pub use metadata::{BluetoothMetadata, CalibrationConfidence, MetadataVersion, RawMetadata};
 pub use payload::{BeaconPayload, SERVICE_DATA_LEN, SERVICE_UUID_16, SERVICE_UUID_128};
 /// The operating system's random generator, for generating keys outside tests.
 pub use rand_core::OsRng;
+pub use sighting::Sighting;
