@@ -4,12 +4,19 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use kith_core::{BluetoothMetadata, IntervalNumber, OsRng, TemporaryExposureKey};
+use kith_core::store::SqliteStore;
+use kith_core::{
+    BeaconPayload, BluetoothMetadata, Error as CoreError, ExportFile, ExportLimits, IntervalNumber,
+    OsRng, Sighting,
+};
 
 use crate::beacon::Beacon;
 use crate::error::{KithError, Result};
+use crate::export::{TrustedPublicKey, trusted_keys};
+use crate::keys::ExposureKey;
+use crate::summary::ExposureSummary;
 
-/// The exposure-notification engine of one device.
+/// The exposure-notification engine of one device, over its store (one SQLite file).
 ///
 /// Every method takes the current time as an argument (`now_unix_seconds`), so apps
 /// and tests decide what "now" is; the `current_*` convenience methods read the system
@@ -22,36 +29,41 @@ pub struct ExposureEngine {
 
 /// What the engine holds between calls.
 struct EngineState {
-    /// This device's own daily key of the current day, once one was needed.
-    own_key: Option<TemporaryExposureKey>,
+    /// Core's engine: own keys, sightings, matching, risk, retention.
+    engine: kith_core::ExposureEngine<SqliteStore>,
     /// The metadata hidden in every beacon: this phone's calibrated TX power.
     metadata: BluetoothMetadata,
 }
 
 #[uniffi::export]
 impl ExposureEngine {
-    /// An engine whose beacons announce `tx_power_dbm`, the phone's calibrated
-    /// transmit power (from the GAEN calibration table for its model).
+    /// Opens (or creates) the store at `store_path`; the engine's beacons announce
+    /// `tx_power_dbm`, the phone's calibrated transmit power (from the GAEN
+    /// calibration table for its model).
     #[uniffi::constructor]
-    pub fn new(tx_power_dbm: i8) -> Arc<Self> {
-        Arc::new(Self {
-            state: Mutex::new(EngineState {
-                own_key: None,
-                metadata: BluetoothMetadata::v1_0(tx_power_dbm),
-            }),
-        })
+    pub fn open(store_path: String, tx_power_dbm: i8) -> Result<Arc<Self>> {
+        Self::over(SqliteStore::open(store_path), tx_power_dbm)
+    }
+
+    /// An engine whose store lives in memory and is gone when the engine is: for
+    /// trying things out and for tests.
+    #[uniffi::constructor]
+    pub fn open_in_memory(tx_power_dbm: i8) -> Result<Arc<Self>> {
+        Self::over(SqliteStore::open_in_memory(), tx_power_dbm)
     }
 
     /// The beacon to advertise at `now_unix_seconds`.
     ///
-    /// A new daily key is generated (with the OS random generator) when the day
-    /// of `now` has none yet; the payload changes at every 10-minute interval boundary.
+    /// The day's key is generated (with the OS random generator) and stored on the
+    /// first call of each UTC day; the payload changes at every 10-minute interval boundary.
     pub fn beacon(&self, now_unix_seconds: u64) -> Result<Beacon> {
         let now = interval_at(now_unix_seconds)?;
         let mut state = self.lock();
         let metadata = state.metadata;
-        let key = state.own_key_for(now);
-        let payload = key.beacon(now, metadata);
+        let payload = state
+            .engine
+            .beacon(&mut OsRng, now, metadata)
+            .map_err(KithError::Storage)?;
         Ok(Beacon {
             service_data: payload.to_service_data().to_vec(),
             interval_number: now.get(),
@@ -63,33 +75,146 @@ impl ExposureEngine {
     pub fn current_beacon(&self) -> Result<Beacon> {
         self.beacon(system_now()?)
     }
-}
 
-impl ExposureEngine {
-    /// The state, even if a previous call panicked while holding it: every method
-    /// leaves it consistent between its own statements, so it is still usable.
-    fn lock(&self) -> MutexGuard<'_, EngineState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    /// Remembers a beacon heard: its 20 bytes of `0xFD6F` service data, the measured
+    /// RSSI (dBm), when it was heard and the scan that heard it (any number unique per
+    /// scan, such as the scan's start time: beacons of one scan count as one scan instance).
+    pub fn record_sighting(
+        &self,
+        service_data: Vec<u8>,
+        rssi: i8,
+        seen_at_unix_seconds: u64,
+        scan_id: u64,
+    ) -> Result<()> {
+        let payload = BeaconPayload::from_service_data_bytes(&service_data)
+            .map_err(KithError::InvalidPayload)?;
+        interval_at(seen_at_unix_seconds)?;
+        let sighting = Sighting::new(payload, rssi, seen_at_unix_seconds, scan_id);
+        self.lock()
+            .engine
+            .record_sighting(sighting)
+            .map_err(KithError::Storage)
+    }
+
+    /// This device's keys of the last 14 days, to upload after a positive test;
+    /// today's key is included cut to end at `now_unix_seconds` (the key server holds
+    /// it back until it has expired).
+    pub fn keys_to_upload(&self, now_unix_seconds: u64) -> Result<Vec<Arc<ExposureKey>>> {
+        interval_at(now_unix_seconds)?;
+        let keys = self
+            .lock()
+            .engine
+            .keys_to_upload(now_unix_seconds)
+            .map_err(KithError::store_or(KithError::InvalidTime))?;
+        Ok(keys.into_iter().map(ExposureKey::new).collect())
+    }
+
+    /// Reads a downloaded export file (zip bytes), checks its signature against the
+    /// health authority's `trusted_public_keys`, matches its keys against the stored
+    /// sightings and stores the exposures found. Returns how many keys matched that
+    /// had not matched before.
+    ///
+    /// Keys that break GAEN's rules are skipped, as GAEN clients do; the file's
+    /// other keys still count.
+    pub fn ingest_export(
+        &self,
+        export_file: Vec<u8>,
+        trusted_public_keys: Vec<TrustedPublicKey>,
+        now_unix_seconds: u64,
+    ) -> Result<u32> {
+        interval_at(now_unix_seconds)?;
+        let trusted = trusted_keys(&trusted_public_keys)?;
+        let export = ExportFile::parse(&export_file, &ExportLimits::default())
+            .map_err(KithError::InvalidExportFile)?
+            .verify(&trusted)
+            .map_err(|error| match error {
+                CoreError::ExportUnsigned
+                | CoreError::ExportUnknownSigningKey { .. }
+                | CoreError::ExportBadSignature { .. }
+                | CoreError::ExportUnsupportedSignatureAlgorithm(_) => {
+                    KithError::UntrustedExportFile(error)
+                }
+                _ => KithError::InvalidExportFile(error),
+            })?;
+        let matched = self
+            .lock()
+            .engine
+            .ingest(None, export.keys().filter_map(Result::ok), now_unix_seconds)
+            .map_err(KithError::store_or(KithError::InvalidTime))?;
+        Ok(u32::try_from(matched).unwrap_or(u32::MAX))
+    }
+
+    /// The risk level, its days, the daily summaries and the exposure windows behind
+    /// them, as of `now_unix_seconds`.
+    pub fn exposure_summary(&self, now_unix_seconds: u64) -> Result<ExposureSummary> {
+        interval_at(now_unix_seconds)?;
+        let summary = self
+            .lock()
+            .engine
+            .exposure_summary(now_unix_seconds)
+            .map_err(KithError::Storage)?;
+        Ok(summary.into())
+    }
+
+    /// [`exposure_summary`](Self::exposure_summary) at the system clock's time.
+    pub fn current_exposure_summary(&self) -> Result<ExposureSummary> {
+        self.exposure_summary(system_now()?)
+    }
+
+    /// Replaces the risk configuration with the health authority's (ENX JSON, as in
+    /// its published configuration) and keeps it in the store; the ENX defaults
+    /// apply until then.
+    pub fn set_risk_configuration(&self, json: String) -> Result<()> {
+        self.lock()
+            .engine
+            .set_risk_config_json(&json)
+            .map_err(KithError::store_or(KithError::InvalidRiskConfiguration))
+    }
+
+    /// Sets this phone's RSSI calibration (dBm added to every measured RSSI, GAEN's
+    /// `rssiOffset` for the model), used for exposures matched from now on.
+    pub fn set_rssi_correction(&self, rssi_correction_dbm: i8) {
+        self.lock().engine.set_rssi_correction(rssi_correction_dbm);
+    }
+
+    /// Deletes everything older than 14 days before `now_unix_seconds`: own keys,
+    /// sightings and exposures. Apps call it once a day.
+    pub fn purge(&self, now_unix_seconds: u64) -> Result<()> {
+        interval_at(now_unix_seconds)?;
+        self.lock()
+            .engine
+            .purge(now_unix_seconds)
+            .map_err(KithError::Storage)
     }
 }
 
-impl EngineState {
-    /// The own key valid at `now`, replacing the previous day's.
-    fn own_key_for(&mut self, now: IntervalNumber) -> &TemporaryExposureKey {
-        let key = match self.own_key.take() {
-            Some(key) if key.validity().contains(now) => key,
-            _ => TemporaryExposureKey::generate(&mut OsRng, now),
-        };
-        self.own_key.insert(key)
+impl ExposureEngine {
+    fn over(store: kith_core::Result<SqliteStore>, tx_power_dbm: i8) -> Result<Arc<Self>> {
+        let engine = store
+            .and_then(kith_core::ExposureEngine::new)
+            // A stored risk configuration that no longer parses is the store's fault.
+            .map_err(KithError::Storage)?;
+        Ok(Arc::new(Self {
+            state: Mutex::new(EngineState {
+                engine,
+                metadata: BluetoothMetadata::v1_0(tx_power_dbm),
+            }),
+        }))
+    }
+
+    /// The state, even if a previous call panicked while holding it: core's store
+    /// commits each change whole, so what is left is consistent.
+    fn lock(&self) -> MutexGuard<'_, EngineState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 impl fmt::Debug for ExposureEngine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = self.lock();
+        // The keys stay in the store; only where it is and the TX power are shown.
         f.debug_struct("ExposureEngine")
-            // TemporaryExposureKey's Debug redacts the key bytes.
-            .field("own_key", &state.own_key)
+            .field("store", state.engine.store())
             .field("tx_power_dbm", &state.metadata.tx_power())
             .finish()
     }
@@ -105,7 +230,7 @@ fn system_now() -> Result<u64> {
         .duration_since(UNIX_EPOCH)
         .map(|since| since.as_secs())
         .map_err(|before| {
-            KithError::InvalidTime(kith_core::Error::TimeOutOfRange {
+            KithError::InvalidTime(CoreError::TimeOutOfRange {
                 unix_seconds: -i128::from(before.duration().as_secs()),
             })
         })

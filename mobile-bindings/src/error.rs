@@ -26,6 +26,29 @@ pub enum KithError {
     /// Bytes that are not a well-formed GAEN export file (or one that could not be written).
     #[error("invalid export file: {0}")]
     InvalidExportFile(CoreError),
+    /// An export file whose signature does not verify with any of the trusted public
+    /// keys: altered, or from a health authority the app does not trust. Its keys were not used.
+    #[error("untrusted export file: {0}")]
+    UntrustedExportFile(CoreError),
+    /// Received service data that is not a 20-byte exposure-notification payload.
+    #[error("invalid beacon payload: {0}")]
+    InvalidPayload(CoreError),
+    /// A risk configuration that is not ENX JSON of the expected shape and ranges.
+    #[error("invalid risk configuration: {0}")]
+    InvalidRiskConfiguration(CoreError),
+    /// The device store could not be opened, read or written (path, disk, corruption).
+    #[error("device store failed: {0}")]
+    Storage(CoreError),
+}
+
+impl KithError {
+    /// Maps a core error to [`Storage`](Self::Storage) if the store failed, else with `otherwise`.
+    pub(crate) fn store_or(otherwise: fn(CoreError) -> Self) -> impl Fn(CoreError) -> Self {
+        move |error| match error {
+            CoreError::Storage(_) => Self::Storage(error),
+            _ => otherwise(error),
+        }
+    }
 }
 
 /// `Result` with [`KithError`].

@@ -12,7 +12,7 @@
 //! ```
 //! use kith_mobile::ExposureEngine;
 //!
-//! let engine = ExposureEngine::new(-8);
+//! let engine = ExposureEngine::open_in_memory(-8)?;
 //! let now = 1_700_000_123; // unix seconds
 //! let beacon = engine.beacon(now)?;
 //! assert_eq!(beacon.service_data.len(), 20); // advertise under UUID 0xFD6F
@@ -27,6 +27,7 @@ mod engine;
 mod error;
 mod export;
 mod keys;
+mod summary;
 
 pub use beacon::Beacon;
 pub use engine::ExposureEngine;
@@ -35,5 +36,6 @@ pub use export::{ExportSigner, PublishedKey, TrustedPublicKey};
 pub use keys::ExposureKey;
 /// How a diagnosis was established, as GAEN numbers it (exported to apps as an enum).
 pub use kith_core::ReportType;
+pub use summary::{DailySummary, ExposureSummary, ExposureWindow, ScanInstance};
 
 uniffi::setup_scaffolding!();
