@@ -14,6 +14,11 @@
 //! bytes back, so the same code runs in phones, on Linux devices, on the server and
 //! inside the simulator.
 //!
+//! With the default `export` feature it also reads, verifies, writes and signs the
+//! GAEN key-export files in which health authorities publish diagnosis keys: bytes go
+//! into [`ExportFile::parse`], and only the [`VerifiedExport`] that
+//! [`ExportFile::verify`] returns yields keys; [`write_export`] builds a signed file.
+//!
 //! ```
 //! use kith_core::{BeaconPayload, BluetoothMetadata, IntervalNumber, OsRng, TemporaryExposureKey};
 //!

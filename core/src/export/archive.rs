@@ -29,6 +29,7 @@ pub(crate) fn looks_like_zip(bytes: &[u8]) -> bool {
 /// most once, and stops reading an entry as soon as it passes its size limit,
 /// whatever size the archive claims.
 pub(crate) fn read(zip: &[u8], limits: &ExportLimits) -> Result<(Vec<u8>, Option<Vec<u8>>)> {
+    check_end_record(zip)?;
     let mut archive = ZipArchive::new(Cursor::new(zip)).map_err(zip_error)?;
     let mut bin = None;
     let mut sig = None;
@@ -75,6 +76,67 @@ pub(crate) fn write(bin: &[u8], sig: &[u8]) -> Result<Vec<u8>> {
             .map_err(|error| Error::ExportZip(format!("writing {name}: {error}")))?;
     }
     Ok(zip.finish().map_err(zip_error)?.into_inner())
+}
+
+/// Signature of the end-of-central-directory record.
+const END_RECORD_SIGNATURE: &[u8; 4] = b"PK\x05\x06";
+/// Length of that record without its comment.
+const END_RECORD_LEN: usize = 22;
+/// Entries an export may hold: `export.bin` and `export.sig`.
+const MAX_ENTRIES: u16 = 2;
+
+/// Checks the end-of-central-directory record before the zip reader sees the archive.
+///
+/// The zip reader parses every entry the record lists before the first name can be
+/// checked, so a 60 MB archive of 700 000 empty entries would cost 400 MB and
+/// seconds. Here the record must end the archive exactly (no trailing bytes, no
+/// zip64), list at most two entries, and sit right after its central directory, so
+/// that the reader finds this same record and parses at most two entries.
+fn check_end_record(zip: &[u8]) -> Result<()> {
+    let malformed = |reason: String| Error::ExportZip(reason);
+    let last = zip
+        .len()
+        .checked_sub(END_RECORD_LEN)
+        .ok_or_else(|| malformed("archive is shorter than its end record".into()))?;
+    let first = last.saturating_sub(usize::from(u16::MAX));
+    let start = (first..=last)
+        .rev()
+        .find(|&start| {
+            let record = &zip[start..];
+            record.starts_with(END_RECORD_SIGNATURE)
+                && END_RECORD_LEN + usize::from(u16_at(record, 20)) == record.len()
+        })
+        .ok_or_else(|| {
+            malformed("archive does not end with an end-of-central-directory record".into())
+        })?;
+    let record = &zip[start..];
+    let (entries_on_disk, entries) = (u16_at(record, 8), u16_at(record, 10));
+    if entries > MAX_ENTRIES || entries_on_disk != entries {
+        return Err(malformed(format!(
+            "archive lists {entries} entries: expected at most {MAX_ENTRIES} (export.bin and export.sig)"
+        )));
+    }
+    let directory_size = u64::from(u32_at(record, 12));
+    let directory_offset = u64::from(u32_at(record, 16));
+    if directory_offset + directory_size != start as u64 {
+        return Err(malformed(
+            "central directory does not end where the end record starts".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn u16_at(bytes: &[u8], offset: usize) -> u16 {
+    u16::from_le_bytes([bytes[offset], bytes[offset + 1]])
+}
+
+fn u32_at(bytes: &[u8], offset: usize) -> u32 {
+    u32::from_le_bytes([
+        bytes[offset],
+        bytes[offset + 1],
+        bytes[offset + 2],
+        bytes[offset + 3],
+    ])
 }
 
 fn zip_error(error: zip::result::ZipError) -> Error {
@@ -195,6 +257,47 @@ mod tests {
             read(&lying, &limits),
             Err(Error::ExportTooLarge { .. } | Error::ExportZip(_))
         ));
+    }
+
+    #[test]
+    fn archives_listing_many_entries_are_refused_before_parsing() {
+        let names: Vec<String> = (0..1000).map(|i| format!("{i}")).collect();
+        let entries: Vec<(&str, &[u8])> =
+            names.iter().map(|name| (name.as_str(), &b""[..])).collect();
+        let zip = zip_with(&entries, CompressionMethod::Stored);
+        assert_eq!(
+            read(&zip, &ExportLimits::default()),
+            Err(Error::ExportZip(
+                "archive lists 1000 entries: expected at most 2 (export.bin and export.sig)".into()
+            ))
+        );
+        let three = zip_with(
+            &[("export.bin", b"a"), ("export.sig", b"b"), ("x", b"")],
+            CompressionMethod::Stored,
+        );
+        assert!(
+            matches!(read(&three, &ExportLimits::default()), Err(Error::ExportZip(reason)) if reason.contains("3 entries"))
+        );
+    }
+
+    #[test]
+    fn the_end_record_must_end_the_archive() {
+        let zip = write(b"bin", b"sig").unwrap();
+        let mut trailing = zip.clone();
+        trailing.push(0);
+        assert!(
+            matches!(read(&trailing, &ExportLimits::default()), Err(Error::ExportZip(reason)) if reason.contains("does not end with"))
+        );
+        // A central directory offset that does not lead to the end record.
+        let mut moved = zip.clone();
+        let end = moved.len() - END_RECORD_LEN;
+        moved[end + 16] ^= 1;
+        assert!(
+            matches!(read(&moved, &ExportLimits::default()), Err(Error::ExportZip(reason)) if reason.contains("central directory"))
+        );
+        for len in 0..END_RECORD_LEN {
+            assert!(read(&zip[zip.len() - len..], &ExportLimits::default()).is_err());
+        }
     }
 
     /// Overwrites the uncompressed size of the first entry in its local and central headers.

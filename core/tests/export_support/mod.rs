@@ -33,26 +33,25 @@ pub fn signer(seed: u64) -> ExportSigner {
     )
 }
 
-/// `count` random diagnosis keys with every field exercised.
+/// `count` random diagnosis keys with every field exercised, absent values included.
 pub fn random_keys(seed: u64, count: usize) -> Vec<DiagnosisKey> {
     let mut rng = StdRng::seed_from_u64(seed);
     (0..count)
         .map(|i| {
             let start = IntervalNumber::new(2_650_032 + 144 * (i as u32 % 14));
-            let period = RollingPeriod::new(if rng.gen_bool(0.9) {
+            let period = if rng.gen_bool(0.8) {
                 144
             } else {
                 rng.gen_range(1..144)
-            })
-            .unwrap();
+            };
+            let validity = KeyValidity::new(start, RollingPeriod::new(period).unwrap()).unwrap();
             DiagnosisKey {
-                tek: TemporaryExposureKey::from_bytes(
-                    rng.r#gen(),
-                    KeyValidity::new(start, period).unwrap(),
-                ),
-                report_type: ReportType::try_from(rng.gen_range(0..=3)).unwrap(),
-                days_since_onset: Some(DaysSinceOnset::new(rng.gen_range(-14..=14)).unwrap()),
-                transmission_risk_level: Some(rng.gen_range(0..=8)),
+                tek: TemporaryExposureKey::from_bytes(rng.r#gen(), validity),
+                report_type: ReportType::try_from(rng.gen_range(0..=5)).unwrap(),
+                days_since_onset: rng
+                    .gen_bool(0.8)
+                    .then(|| DaysSinceOnset::new(rng.gen_range(-14..=14)).unwrap()),
+                transmission_risk_level: rng.gen_bool(0.7).then(|| rng.gen_range(0..=8)),
             }
         })
         .collect()
