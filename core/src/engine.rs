@@ -165,6 +165,38 @@ impl<S: Store> ExposureEngine<S> {
                 return Ok(0);
             }
         }
+        let exposures = self.find_exposures(keys)?;
+        self.store.add_exposures(file, &exposures, now)
+    }
+
+    /// [`ingest`](Self::ingest) for a verified export file named `name`: its keys
+    /// are decoded as they are matched. A malformed key aborts the whole file, which
+    /// then stays unprocessed. (Revised keys are not applied.)
+    #[cfg(feature = "export")]
+    pub fn ingest_export(
+        &mut self,
+        name: &str,
+        export: &crate::export::VerifiedExport,
+        now: u64,
+    ) -> Result<usize> {
+        if self.store.is_file_processed(name)? {
+            return Ok(0);
+        }
+        let mut malformed = None;
+        let keys = export
+            .keys()
+            .map_while(|key| key.map_err(|e| malformed = Some(e)).ok());
+        let exposures = self.find_exposures(keys)?;
+        if let Some(error) = malformed {
+            return Err(error);
+        }
+        self.store.add_exposures(Some(name), &exposures, now)
+    }
+
+    fn find_exposures<I>(&self, keys: I) -> Result<Vec<Exposure>>
+    where
+        I: IntoIterator<Item = DiagnosisKey>,
+    {
         let sightings = self.store.sightings()?;
         let index = SightingIndex::new(&sightings);
         #[cfg(feature = "parallel")]
@@ -172,14 +204,13 @@ impl<S: Store> ExposureEngine<S> {
         #[cfg(not(feature = "parallel"))]
         let matches: Vec<_> = index.matches(keys).collect();
         let scans = ScanTimeline::new(&sightings);
-        let exposures: Vec<Exposure> = matches
+        Ok(matches
             .into_iter()
             .map(|matched| Exposure {
                 windows: ExposureWindow::from_match(&matched, &scans, self.rssi_correction),
                 matched,
             })
-            .collect();
-        self.store.add_exposures(file, &exposures, now)
+            .collect())
     }
 
     /// The risk level, its days, the daily summaries and the windows behind them.

@@ -7,7 +7,7 @@
 //!
 //! ```text
 //!   sightings ──▶ SightingIndex: per UTC day ─┬─ which intervals need deriving (±12)
-//!                                            ├─ a 2-bit blocked Bloom filter of the RPIs (fits L1/L2)
+//!                                            ├─ a 3-bit blocked Bloom filter of the RPIs (fits L1/L2)
 //!                                            └─ (RPI, sighting) sorted, for the exact check
 //!   keys (stream) ──▶ RPIK ──▶ RPIs of needed runs ──▶ filter ──▶ exact check ──▶ AEMK, metadata ──▶ Match
 //! ```

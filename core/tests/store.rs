@@ -426,3 +426,55 @@ fn a_writer_killed_mid_batch_leaves_only_whole_batches() {
     store.add_sightings(&[sighting(1, T0, 999)]).unwrap();
     assert_eq!(store.sightings().unwrap().len(), batches * BATCH + 1);
 }
+
+#[test]
+fn ingests_a_signed_export_file_once() {
+    use kith_core::{
+        ExportBatch, ExportFile, ExportLimits, ExportSigner, SigningKey, TrustedKeys, write_export,
+    };
+
+    let now = T0 + 9 * 3_600;
+    let interval = IntervalNumber::from_unix_seconds(now).unwrap();
+    let mut alice = ExposureEngine::new(MemoryStore::new()).unwrap();
+    let mut bob = ExposureEngine::new(SqliteStore::open_in_memory().unwrap()).unwrap();
+    let beacon = alice
+        .beacon(&mut OsRng, interval, BluetoothMetadata::v1_0(0))
+        .unwrap();
+    bob.record_sighting(Sighting::new(beacon, -50, now, 1))
+        .unwrap();
+
+    let keys: Vec<DiagnosisKey> = alice
+        .keys_to_upload(now + 600)
+        .unwrap()
+        .into_iter()
+        .map(DiagnosisKey::new)
+        .collect();
+    let signer = ExportSigner::new("310", "v1", SigningKey::generate(&mut OsRng));
+    let zip = write_export(
+        &ExportBatch {
+            region: "US",
+            keys: &keys,
+            ..ExportBatch::default()
+        },
+        &[&signer],
+    )
+    .unwrap();
+    let trusted = TrustedKeys::new().with("310", "v1", signer.verifying_key());
+    let export = ExportFile::parse(&zip, &ExportLimits::default())
+        .unwrap()
+        .verify(&trusted)
+        .unwrap();
+
+    assert_eq!(
+        bob.ingest_export("2024-10-04.zip", &export, now + 3_600)
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        bob.ingest_export("2024-10-04.zip", &export, now + 3_600)
+            .unwrap(),
+        0
+    );
+    assert!(bob.store().is_file_processed("2024-10-04.zip").unwrap());
+    assert_eq!(bob.exposure_summary(now + 3_600).unwrap().windows.len(), 1);
+}

@@ -95,6 +95,16 @@ fn sighting_from(row: &Row<'_>) -> Result<Sighting> {
     })
 }
 
+/// A key from the columns `key`, `rolling_start` and `rolling_period`.
+fn tek_from(row: &Row<'_>) -> Result<TemporaryExposureKey> {
+    let period =
+        RollingPeriod::new(int(row, "rolling_period")?).map_err(|_| corrupt("rolling_period"))?;
+    let validity = KeyValidity::new(IntervalNumber::new(int(row, "rolling_start")?), period)
+        .map_err(|_| corrupt("rolling_start"))?;
+    let key = zeroize::Zeroizing::new(blob::<16>(row, "key")?);
+    Ok(TemporaryExposureKey::from_bytes(*key, validity))
+}
+
 fn days_since_onset(value: Option<i32>) -> Result<Option<DaysSinceOnset>> {
     value
         .map(|d| DaysSinceOnset::new(d).map_err(|_| corrupt("days_since_onset")))
@@ -165,16 +175,7 @@ impl Store for SqliteStore {
             &self.conn,
             "SELECT rolling_start, rolling_period, key FROM own_keys ORDER BY rolling_start",
             [],
-            |row| {
-                let period = RollingPeriod::new(int(row, "rolling_period")?)
-                    .map_err(|_| corrupt("rolling_period"))?;
-                let validity =
-                    KeyValidity::new(IntervalNumber::new(int(row, "rolling_start")?), period)
-                        .map_err(|_| corrupt("rolling_start"))?;
-                let bytes: zeroize::Zeroizing<Vec<u8>> =
-                    zeroize::Zeroizing::new(row.get("key").map_err(storage)?);
-                TemporaryExposureKey::from_slice(&bytes, validity).map_err(|_| corrupt("key"))
-            },
+            tek_from,
         )
     }
 
@@ -314,13 +315,8 @@ impl Store for SqliteStore {
              FROM exposures ORDER BY id",
             [],
             |row| {
-                let period = RollingPeriod::new(int(row, "rolling_period")?)
-                    .map_err(|_| corrupt("rolling_period"))?;
-                let validity =
-                    KeyValidity::new(IntervalNumber::new(int(row, "rolling_start")?), period)
-                        .map_err(|_| corrupt("rolling_start"))?;
                 let key = DiagnosisKey {
-                    tek: TemporaryExposureKey::from_bytes(blob(row, "key")?, validity),
+                    tek: tek_from(row)?,
                     report_type: report_type(int(row, "report_type")?)?,
                     days_since_onset: days_since_onset(int(row, "days_since_onset")?)?,
                     transmission_risk_level: int(row, "transmission_risk_level")?,
