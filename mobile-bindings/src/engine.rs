@@ -235,3 +235,72 @@ fn system_now() -> Result<u64> {
             })
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::thread;
+
+    use super::*;
+    use crate::export::{ExportSigner, PublishedKey};
+
+    const NOW: u64 = 1_700_038_800;
+
+    #[test]
+    fn sightings_recorded_from_many_threads_all_count() {
+        let alice = ExposureEngine::open_in_memory(-20).unwrap();
+        let bob = ExposureEngine::open_in_memory(-20).unwrap();
+        // Four threads each record one scan (five minutes apart) of Alice's beacon.
+        thread::scope(|scope| {
+            for scan in 0..4 {
+                let (alice, bob) = (&alice, &bob);
+                scope.spawn(move || {
+                    let t = NOW + 300 * scan;
+                    let beacon = alice.beacon(t).unwrap();
+                    bob.record_sighting(beacon.service_data, -60, t, t).unwrap();
+                });
+            }
+        });
+        let signer = ExportSigner::generate("310".into(), "v1".into());
+        let keys = alice
+            .keys_to_upload(NOW + 3_600)
+            .unwrap()
+            .into_iter()
+            .map(|key| PublishedKey {
+                key,
+                report_type: kith_core::ReportType::ConfirmedTest,
+                days_since_onset: Some(0),
+            })
+            .collect();
+        let file = signer
+            .write_export(keys, "US".into(), NOW, NOW + 86_400)
+            .unwrap();
+        let trusted = vec![signer.trusted_public_key()];
+        assert_eq!(bob.ingest_export(file, trusted, NOW + 3_600).unwrap(), 1);
+        let summary = bob.exposure_summary(NOW + 3_600).unwrap();
+        let [window] = summary.windows.as_slice() else {
+            panic!("expected one window, got {:?}", summary.windows);
+        };
+        assert_eq!(window.scan_instances.len(), 4);
+    }
+
+    #[test]
+    fn errors_name_the_input_that_was_wrong() {
+        let engine = ExposureEngine::open_in_memory(0).unwrap();
+        assert!(matches!(
+            engine.record_sighting(vec![0; 19], -60, NOW, NOW),
+            Err(KithError::InvalidPayload(_))
+        ));
+        assert!(matches!(
+            engine.record_sighting(vec![0; 20], -60, u64::MAX, NOW),
+            Err(KithError::InvalidTime(_))
+        ));
+        assert!(matches!(
+            engine.ingest_export(b"PK\x03\x04".to_vec(), Vec::new(), NOW),
+            Err(KithError::InvalidExportFile(_))
+        ));
+        assert!(matches!(
+            engine.set_risk_configuration("[]".into()),
+            Err(KithError::InvalidRiskConfiguration(_))
+        ));
+    }
+}
