@@ -57,6 +57,12 @@ pub enum Error {
     /// Days since onset outside −14..=14.
     #[error("days since onset {0} is invalid: expected -14..=14")]
     InvalidDaysSinceOnset(i32),
+    /// A risk configuration that is not valid JSON of the expected shape, or out of range.
+    #[error("invalid risk configuration: {0}")]
+    InvalidRiskConfig(String),
+    /// The device store failed (the database could not be opened, read or written).
+    #[error("device store: {0}")]
+    Storage(String),
     /// A rolling start interval number that GAEN files cannot carry (they use a signed 32-bit field).
     #[error("rolling start interval number {0} is invalid: expected 0..=2147483647")]
     InvalidRollingStart(i64),

@@ -1,16 +1,14 @@
 //! Secret keys: the daily Temporary Exposure Key and the two keys derived from it.
 
 use std::fmt;
-use std::sync::LazyLock;
 
 use aes::Aes128Enc;
 use aes::cipher::{BlockEncrypt, KeyInit, KeyIvInit, StreamCipher};
-use hmac::{Hmac, Mac};
 use rand_core::{CryptoRng, RngCore};
-use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
+use crate::hkdf::Prk;
 use crate::identifiers::{Aem, Rpi};
 use crate::interval::{IntervalNumber, KeyValidity};
 use crate::metadata::{BluetoothMetadata, RawMetadata};
@@ -18,14 +16,6 @@ use crate::payload::BeaconPayload;
 
 /// Length of every key in the protocol, in bytes.
 pub const KEY_LEN: usize = 16;
-
-/// HMAC-SHA256 keyed with HKDF's default salt (32 zero bytes).
-///
-/// GAEN's HKDF uses no salt, so the first half of every extract step is the same;
-/// cloning this precomputed state saves two of the eight SHA-256 blocks per key.
-static HKDF_ZERO_SALT: LazyLock<Hmac<Sha256>> = LazyLock::new(|| {
-    <Hmac<Sha256> as Mac>::new_from_slice(&[0u8; 32]).expect("HMAC accepts any key length")
-});
 
 /// A Temporary Exposure Key (TEK): 16 secret bytes and the intervals it is valid for.
 ///
@@ -84,21 +74,21 @@ impl TemporaryExposureKey {
     /// Both derived keys; cheaper than calling [`rpi_key`](Self::rpi_key) and
     /// [`aem_key`](Self::aem_key) because the HKDF extract step is shared.
     pub fn derive_keys(&self) -> (RpiKey, AemKey) {
-        let prk = self.hkdf_extract();
+        let mut prk = Prk::extract(&self.key);
         (
-            RpiKey::from_bytes(&hkdf_expand_16(&prk, b"EN-RPIK")),
-            AemKey::from_bytes(&hkdf_expand_16(&prk, b"EN-AEMK")),
+            RpiKey::from_prk(&mut prk, b"EN-RPIK"),
+            AemKey::from_prk(&mut prk, b"EN-AEMK"),
         )
     }
 
     /// RPIK = HKDF(TEK, no salt, "EN-RPIK", 16): the key of the beacon identifiers.
     pub fn rpi_key(&self) -> RpiKey {
-        RpiKey::from_bytes(&hkdf_expand_16(&self.hkdf_extract(), b"EN-RPIK"))
+        RpiKey::from_prk(&mut Prk::extract(&self.key), b"EN-RPIK")
     }
 
     /// AEMK = HKDF(TEK, no salt, "EN-AEMK", 16): the key of the beacon metadata.
     pub fn aem_key(&self) -> AemKey {
-        AemKey::from_bytes(&hkdf_expand_16(&self.hkdf_extract(), b"EN-AEMK"))
+        AemKey::from_prk(&mut Prk::extract(&self.key), b"EN-AEMK")
     }
 
     /// The beacon this key broadcasts during `interval`.
@@ -107,23 +97,6 @@ impl TemporaryExposureKey {
         let rpi = rpik.rpi(interval);
         BeaconPayload::new(rpi, aemk.encrypt(rpi, metadata))
     }
-
-    fn hkdf_extract(&self) -> Zeroizing<[u8; 32]> {
-        let mut mac = HKDF_ZERO_SALT.clone();
-        mac.update(&self.key);
-        Zeroizing::new(mac.finalize().into_bytes().into())
-    }
-}
-
-/// HKDF-Expand for one output block, truncated to 16 bytes (RFC 5869, L = 16).
-fn hkdf_expand_16(prk: &[u8; 32], info: &[u8]) -> Zeroizing<[u8; KEY_LEN]> {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(prk).expect("HMAC accepts any key length");
-    mac.update(info);
-    mac.update(&[1]);
-    let block = mac.finalize().into_bytes();
-    let mut out = Zeroizing::new([0u8; KEY_LEN]);
-    out.copy_from_slice(&block[..KEY_LEN]);
-    out
 }
 
 impl ConstantTimeEq for TemporaryExposureKey {
@@ -172,6 +145,12 @@ impl RpiKey {
         }
     }
 
+    fn from_prk(prk: &mut Prk, info: &[u8]) -> Self {
+        let mut key = Zeroizing::new([0u8; KEY_LEN]);
+        prk.expand_16(info, &mut key);
+        Self::from_bytes(&key)
+    }
+
     /// The secret key bytes.
     pub fn expose_secret(&self) -> &[u8; KEY_LEN] {
         &self.key
@@ -192,18 +171,25 @@ impl RpiKey {
     /// # Panics
     /// If `first + out.len()` does not fit in a `u32` interval number.
     pub fn rpis_into(&self, first: IntervalNumber, out: &mut [Rpi]) {
-        let count = u32::try_from(out.len()).expect("fewer than 2^32 identifiers");
-        first.checked_add(count).expect("interval range within u32");
-        let mut blocks = [aes::Block::default(); RPI_BATCH];
-        let mut interval = first.get();
-        for chunk in out.chunks_mut(RPI_BATCH) {
-            let blocks = &mut blocks[..chunk.len()];
-            for block in blocks.iter_mut() {
-                *block = padded_data(IntervalNumber::new(interval)).into();
-                interval += 1;
+        let first = first.get();
+        u32::try_from(out.len())
+            .ok()
+            .and_then(|len| first.checked_add(len))
+            .expect("interval range within u32");
+        // The constant prefix is written once; per block only the interval changes, so
+        // filling the input costs one small store per identifier.
+        let mut input = [aes::Block::from(padded_data(IntervalNumber::new(0))); RPI_BATCH];
+        let mut output = [aes::Block::default(); RPI_BATCH];
+        for (chunk_index, chunk) in out.chunks_mut(RPI_BATCH).enumerate() {
+            let chunk_first = first + (chunk_index * RPI_BATCH) as u32;
+            let (input, output) = (&mut input[..chunk.len()], &mut output[..chunk.len()]);
+            for (interval, block) in (chunk_first..).zip(input.iter_mut()) {
+                block[12..].copy_from_slice(&interval.to_le_bytes());
             }
-            self.cipher.encrypt_blocks(blocks);
-            for (rpi, block) in chunk.iter_mut().zip(blocks.iter()) {
+            self.cipher
+                .encrypt_blocks_b2b(input, output)
+                .expect("input and output have the same length");
+            for (rpi, block) in chunk.iter_mut().zip(output.iter()) {
                 *rpi = Rpi::from_bytes((*block).into());
             }
         }
@@ -241,6 +227,12 @@ impl AemKey {
     /// An AEMK from its bytes.
     pub fn from_bytes(key: &[u8; KEY_LEN]) -> Self {
         Self(*key)
+    }
+
+    fn from_prk(prk: &mut Prk, info: &[u8]) -> Self {
+        let mut key = Self([0; KEY_LEN]);
+        prk.expand_16(info, &mut key.0);
+        key
     }
 
     /// The secret key bytes.

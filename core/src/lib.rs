@@ -42,16 +42,23 @@
 #![warn(missing_docs)]
 
 mod diagnosis;
+mod engine;
 mod error;
 #[cfg(feature = "export")]
 mod export;
+mod hkdf;
 mod identifiers;
 mod interval;
 mod keys;
+mod matching;
 mod metadata;
 mod payload;
+pub mod risk;
+mod sighting;
+pub mod store;
 
 pub use diagnosis::{DaysSinceOnset, DiagnosisKey, ReportType};
+pub use engine::ExposureEngine;
 pub use error::{Error, Result};
 #[cfg(feature = "export")]
 pub use export::{
@@ -64,7 +71,11 @@ pub use interval::{
     INTERVAL_SECONDS, INTERVALS_PER_DAY, IntervalNumber, KeyValidity, RollingPeriod,
 };
 pub use keys::{AemKey, KEY_LEN, RpiKey, TemporaryExposureKey};
+pub use matching::{
+    DRIFT_TOLERANCE_INTERVALS, Match, MatchedSighting, Matches, SightingIndex, TX_POWER_RANGE,
+};
 pub use metadata::{BluetoothMetadata, CalibrationConfidence, MetadataVersion, RawMetadata};
 pub use payload::{BeaconPayload, SERVICE_DATA_LEN, SERVICE_UUID_16, SERVICE_UUID_128};
 /// The operating system's random generator, for generating keys outside tests.
 pub use rand_core::OsRng;
+pub use sighting::Sighting;

@@ -17,7 +17,7 @@ use crate::state::AppState;
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientConfig {
-    /// Risk scoring configuration (GAEN v2, kith-core's JSON form).
+    /// Risk scoring configuration (GAEN v2, ENX's JSON format as kith-core reads it).
     #[schema(value_type = Object)]
     pub risk_configuration: serde_json::Value,
     /// The key that verifies this server's export files.
@@ -80,7 +80,7 @@ async fn client_config(State(state): State<AppState>) -> Json<ClientConfig> {
     let signer = &keyring.export_signer;
     let verifying_key = signer.verifying_key();
     Json(ClientConfig {
-        risk_configuration: risk_configuration(),
+        risk_configuration: serde_json::to_value(&state.risk).unwrap_or_default(),
         export_verification_key: ExportVerificationKey {
             key_id: signer.info().key_id().to_owned(),
             key_version: signer.info().key_version().to_owned(),
@@ -100,11 +100,4 @@ async fn client_config(State(state): State<AppState>) -> Json<ClientConfig> {
         },
         verification_code_digits: CODE_DIGITS,
     })
-}
-
-/// The risk configuration published to phones.
-fn risk_configuration() -> serde_json::Value {
-    // Stand-in until kith-core's risk configuration type lands: null means "use
-    // the app's built-in ENX defaults".
-    serde_json::Value::Null
 }

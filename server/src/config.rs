@@ -54,6 +54,11 @@ pub struct Config {
     #[arg(long, env = "KITH_DURABILITY", value_enum, default_value_t = Durability::Normal)]
     pub durability: Durability,
 
+    /// Risk configuration published in `/v1/config`: a JSON file in ENX's format
+    /// (e.g. one of a health authority's); the ENX defaults when not given.
+    #[arg(long, env = "KITH_RISK_CONFIG")]
+    pub risk_config: Option<PathBuf>,
+
     /// Key id put into export signatures and `/v1/config` (Apple uses the country's MCC).
     #[arg(long, env = "KITH_EXPORT_KEY_ID", default_value = "kith")]
     pub export_key_id: String,

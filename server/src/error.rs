@@ -69,9 +69,9 @@ pub enum AppError {
         /// What the operating system said.
         source: std::io::Error,
     },
-    /// A key file in the data directory is not what the server wrote there.
+    /// A file (a key in the data directory, a risk configuration) is not what was expected.
     #[error("{path}: {reason}")]
-    KeyFile {
+    BadFile {
         /// The file.
         path: String,
         /// What is wrong with it.
@@ -127,7 +127,7 @@ impl AppError {
             Self::TooManyGuesses { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Io { .. }
-            | Self::KeyFile { .. }
+            | Self::BadFile { .. }
             | Self::Corrupt(_)
             | Self::Database(_)
             | Self::SchemaTooNew { .. } => StatusCode::INTERNAL_SERVER_ERROR,
@@ -148,7 +148,7 @@ impl AppError {
             Self::TooManyGuesses { .. } => "too_many_attempts",
             Self::Unavailable => "unavailable",
             Self::Io { .. }
-            | Self::KeyFile { .. }
+            | Self::BadFile { .. }
             | Self::Corrupt(_)
             | Self::Database(_)
             | Self::SchemaTooNew { .. } => {
@@ -199,7 +199,7 @@ mod tests {
         assert_eq!(bad.body().error, "invalid_key");
         assert_eq!(bad.body().message, "key must be 16 bytes, got 3");
 
-        let inner = AppError::KeyFile {
+        let inner = AppError::BadFile {
             path: "/secret/place".into(),
             reason: "bad".into(),
         };

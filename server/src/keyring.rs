@@ -167,7 +167,7 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> AppError + '_ {
 }
 
 fn key_error(path: &Path, reason: impl fmt::Display) -> AppError {
-    AppError::KeyFile {
+    AppError::BadFile {
         path: path.display().to_string(),
         reason: reason.to_string(),
     }
@@ -266,7 +266,7 @@ mod tests {
         fs::write(dir.path().join(HPKE_KEY_FILE), "zz").unwrap();
         assert!(matches!(
             Keyring::open_or_create(dir.path(), "kith", "v1"),
-            Err(AppError::KeyFile { .. })
+            Err(AppError::BadFile { .. })
         ));
     }
 }

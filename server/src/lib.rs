@@ -117,6 +117,19 @@ impl Server {
             &config.export_key_version,
         )?;
         let clock = Clock::with_offset(config.test_clock_offset_seconds);
+        let risk = match &config.risk_config {
+            None => kith_core::risk::RiskConfig::enx_defaults(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| AppError::Io {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                kith_core::risk::RiskConfig::from_json(&text).map_err(|e| AppError::BadFile {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                })?
+            }
+        };
         let conn = db::open(&config.data_dir, config.durability)?;
         let checkpoint_conn = db::open(&config.data_dir, config.durability)?;
         let budget = codes::GuessBudget::new(
@@ -142,6 +155,7 @@ impl Server {
             config,
             clock,
             keyring,
+            risk,
             writer,
             metrics: metrics::recorder(),
             sessions: portal::Sessions::default(),

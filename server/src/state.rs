@@ -4,6 +4,7 @@ use std::fmt;
 use std::ops::Deref;
 use std::sync::Arc;
 
+use kith_core::risk::RiskConfig;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::clock::Clock;
@@ -24,6 +25,8 @@ pub struct Shared {
     pub clock: Clock,
     /// The server's secrets.
     pub keyring: Keyring,
+    /// Risk scoring settings published to phones.
+    pub risk: RiskConfig,
     /// The database writer.
     pub writer: Writer,
     /// Renders `/metrics`.

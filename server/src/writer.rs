@@ -180,33 +180,30 @@ impl WriterThread {
         tracing::info!("database writer stopped");
     }
 
-    /// Runs all jobs in one transaction. On failure the jobs stay in `jobs`, to be failed.
+    /// Runs all jobs in one transaction. A job that is refused (a bad code, a key
+    /// too far from onset) decides so before it writes anything, so refusals need no
+    /// rollback; a database error fails the whole batch, and the jobs stay in `jobs`.
     fn commit_batch(&mut self, jobs: &mut Vec<Job>) -> Result<Vec<Reply>> {
         let now = self.clock.now_unix();
-        let mut tx = self.conn.transaction()?;
-        let mut replies = Vec::with_capacity(jobs.len());
-        let mut committed = Vec::with_capacity(jobs.len());
+        let tx = self.conn.transaction()?;
+        let mut outcomes = Vec::with_capacity(jobs.len());
         for job in jobs.iter() {
-            // A savepoint per job: one job's failure must not undo the others.
-            let sp = tx.savepoint()?;
             let outcome = match job {
                 Job::Publish { upload, .. } => {
-                    Outcome::Published(publish(&sp, &mut self.budget, &self.pepper, upload, now))
+                    Outcome::Published(publish(&tx, &mut self.budget, &self.pepper, upload, now))
                 }
                 Job::IssueCodes { order, .. } => {
-                    Outcome::Issued(issue_codes(&sp, &self.pepper, order, now))
+                    Outcome::Issued(issue_codes(&tx, &self.pepper, order, now))
                 }
             };
-            if outcome.is_ok() {
-                sp.commit()?;
-            } // else dropped: rolled back
-            committed.push(outcome);
+            outcomes.push(outcome.server_failure()?);
         }
         tx.commit()?;
-        for (job, outcome) in jobs.drain(..).zip(committed) {
-            replies.push(job.answer(outcome));
-        }
-        Ok(replies)
+        Ok(jobs
+            .drain(..)
+            .zip(outcomes)
+            .map(|(job, outcome)| job.answer(outcome))
+            .collect())
     }
 }
 
@@ -216,10 +213,13 @@ enum Outcome {
 }
 
 impl Outcome {
-    fn is_ok(&self) -> bool {
+    /// The error inside, if the server (not the request) failed; else the outcome.
+    fn server_failure(self) -> Result<Self> {
         match self {
-            Self::Published(r) => r.is_ok(),
-            Self::Issued(r) => r.is_ok(),
+            Self::Published(Err(e)) | Self::Issued(Err(e)) if e.status().is_server_error() => {
+                Err(e)
+            }
+            outcome => Ok(outcome),
         }
     }
 }
@@ -251,7 +251,7 @@ fn reject(reason: &'static str, error: AppError) -> Result<usize> {
 }
 
 fn publish(
-    tx: &rusqlite::Savepoint<'_>,
+    tx: &Connection,
     budget: &mut GuessBudget,
     pepper: &Pepper,
     upload: &Upload,
@@ -312,7 +312,7 @@ fn publish(
 }
 
 fn issue_codes(
-    tx: &rusqlite::Savepoint<'_>,
+    tx: &Connection,
     pepper: &Pepper,
     order: &CodeOrder,
     now: u64,

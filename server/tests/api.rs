@@ -592,7 +592,11 @@ async fn config_health_and_metrics() {
         kith_server::sealed::SEALED_BODY_LEN
     );
     assert_eq!(config["verificationCodeDigits"], 12);
-    assert!(config.get("riskConfiguration").is_some());
+    let enx = kith_core::risk::RiskConfig::enx_defaults();
+    assert_eq!(
+        config["riskConfiguration"],
+        serde_json::to_value(&enx).unwrap()
+    );
 
     let code = issue_code(&server, &admin).await;
     assert_eq!(publish_status(&server, &code, 2).await, 200);
@@ -634,6 +638,20 @@ async fn status_of(server: &ServerProcess, method: &str, path: &str) -> u16 {
     let method = method.to_uppercase().parse().unwrap();
     let response = client().request(method, server.url(path)).send().await;
     response.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+async fn a_health_authoritys_risk_configuration_is_published() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("risk.json");
+    let apple = kith_core::risk::RiskConfig::apple_defaults();
+    std::fs::write(&file, apple.to_json()).unwrap();
+    let flag = ["--risk-config", file.to_str().unwrap()];
+    let (_data, server, _) = fresh_server(&flag, &[]);
+    let config = get_json(&server, "/v1/config").await;
+    let served: kith_core::risk::RiskConfig =
+        serde_json::from_value(config["riskConfiguration"].clone()).unwrap();
+    assert_eq!(served, apple);
 }
 
 #[tokio::test]

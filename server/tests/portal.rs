@@ -102,7 +102,13 @@ async fn case_worker_logs_in_and_issues_a_code_in_chromium() {
             .send_keys("kith_not-the-key")
             .await?;
         browser.find(Locator::Id("login")).await?.click().await?;
-        let error = browser.find(Locator::Id("error")).await?.text().await?;
+        // Clicks return before the next page loads: wait for elements only it has.
+        let error = browser
+            .wait()
+            .for_element(Locator::Id("error"))
+            .await?
+            .text()
+            .await?;
         assert!(error.contains("not the admin key"), "{error}");
 
         // The right key logs in; the session cookie is invisible to scripts (HttpOnly).
@@ -112,7 +118,7 @@ async fn case_worker_logs_in_and_issues_a_code_in_chromium() {
             .send_keys(&admin)
             .await?;
         browser.find(Locator::Id("login")).await?.click().await?;
-        browser.find(Locator::Id("diagnosis")).await?;
+        browser.wait().for_element(Locator::Id("diagnosis")).await?;
         let cookies = browser.execute("return document.cookie", vec![]).await?;
         assert_eq!(cookies, json!(""));
 
@@ -137,7 +143,12 @@ async fn case_worker_logs_in_and_issues_a_code_in_chromium() {
             .await?;
         let before = now_unix();
         browser.find(Locator::Id("issue")).await?.click().await?;
-        let code = browser.find(Locator::Id("code")).await?.text().await?;
+        let code = browser
+            .wait()
+            .for_element(Locator::Id("code"))
+            .await?
+            .text()
+            .await?;
         let expires = browser
             .find(Locator::Id("expires"))
             .await?
@@ -150,8 +161,13 @@ async fn case_worker_logs_in_and_issues_a_code_in_chromium() {
         browser.goto(&server.url("/portal")).await?;
         let page = browser.source().await?;
         assert!(!page.contains(&code));
-        browser.find(Locator::Id("logout")).await?.click().await?;
-        browser.find(Locator::Id("admin_key")).await?;
+        browser
+            .wait()
+            .for_element(Locator::Id("logout"))
+            .await?
+            .click()
+            .await?;
+        browser.wait().for_element(Locator::Id("admin_key")).await?;
         Ok::<_, fantoccini::error::CmdError>((code, expires, before, after))
     }
     .await;

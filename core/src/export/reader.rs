@@ -13,7 +13,7 @@ use super::proto::{
     KEYS_FIELD, REVISED_KEYS_FIELD, TekSignatureList, TemporaryExposureKeyExport,
     TemporaryExposureKeyRecord,
 };
-use super::signing::{ECDSA_P256_SHA256_OID, SignatureInfo, TrustedKeys};
+use super::signing::{ECDSA_P256_SHA256_OID, ExportDigest, SignatureInfo, TrustedKeys};
 use crate::diagnosis::DiagnosisKey;
 use crate::error::{Error, Result};
 
@@ -168,18 +168,18 @@ impl ExportFile {
     /// ([`Error::ExportBadSignature`] or [`Error::ExportUnsupportedSignatureAlgorithm`]).
     pub fn verify(self, trusted: &TrustedKeys) -> Result<VerifiedExport> {
         let first = self.signatures.first().ok_or(Error::ExportUnsigned)?;
+        let digest = ExportDigest::of(&self.contents.bin);
         let mut failure = None;
         for signature in &self.signatures {
             let Some(key) = trusted.get(&signature.info) else {
                 continue;
             };
             let checked = if signature.info.algorithm() == ECDSA_P256_SHA256_OID {
-                key.verify(&self.contents.bin, &signature.der).map_err(|_| {
-                    Error::ExportBadSignature {
+                key.verify_digest(&digest, &signature.der)
+                    .map_err(|_| Error::ExportBadSignature {
                         key_id: signature.info.key_id().to_owned(),
                         key_version: signature.info.key_version().to_owned(),
-                    }
-                })
+                    })
             } else {
                 Err(Error::ExportUnsupportedSignatureAlgorithm(
                     signature.info.algorithm().to_owned(),
@@ -791,6 +791,41 @@ mod tests {
         let debug = format!("{export:?}");
         assert!(debug.contains("export_bin_len: 70"), "{debug}");
         assert!(debug.contains("key_count: 2"), "{debug}");
+    }
+
+    #[test]
+    fn a_good_signature_after_bad_ones_still_verifies() {
+        let signer = ExportSigner::new(
+            "310",
+            "v1",
+            SigningKey::generate(&mut StdRng::seed_from_u64(4)),
+        );
+        let (bin, sig) = archive::read(&signed_zip(&signer), &ExportLimits::default()).unwrap();
+        let good = TekSignatureList::decode(sig.unwrap().as_slice())
+            .unwrap()
+            .signatures[0]
+            .clone();
+        let mut bad = good.clone();
+        bad.signature.as_mut().unwrap()[10] ^= 1;
+        let trusted = TrustedKeys::new().with("310", "v1", signer.verifying_key());
+        let verify = |signatures: Vec<_>| {
+            let zip =
+                archive::write(&bin, &TekSignatureList { signatures }.encode_to_vec()).unwrap();
+            ExportFile::parse(&zip, &ExportLimits::default())
+                .unwrap()
+                .verify(&trusted)
+                .map(|export| export.signer().clone())
+        };
+        let mut signatures = vec![bad; 50];
+        assert_eq!(
+            verify(signatures.clone()),
+            Err(Error::ExportBadSignature {
+                key_id: "310".into(),
+                key_version: "v1".into()
+            })
+        );
+        signatures.push(good);
+        assert_eq!(verify(signatures), Ok(signer.info().clone()));
     }
 
     #[test]

@@ -2,18 +2,31 @@
 
 use std::fmt;
 
-use p256::ecdsa::signature::{Signer, Verifier};
+use p256::ecdsa::signature::hazmat::{PrehashSigner, PrehashVerifier};
 use p256::ecdsa::{self, Signature};
 use p256::pkcs8::{
     DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
 };
 use rand_core::{CryptoRng, RngCore};
+use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 
 /// OID of ECDSA with SHA-256 (`ecdsa-with-SHA256`), the only algorithm GAEN exports use.
 pub const ECDSA_P256_SHA256_OID: &str = "1.2.840.10045.4.3.2";
+
+/// SHA-256 of a whole `export.bin`: hashed once, however many keys sign or verify it.
+///
+/// Hashing 16 MB takes far longer than one ECDSA operation, so a file listing many
+/// signatures must not cost one hash each.
+pub(crate) struct ExportDigest([u8; 32]);
+
+impl ExportDigest {
+    pub(crate) fn of(export_bin: &[u8]) -> Self {
+        Self(Sha256::digest(export_bin).into())
+    }
+}
 
 /// A P-256 private key that signs export files.
 ///
@@ -48,9 +61,13 @@ impl SigningKey {
         VerifyingKey(*self.0.verifying_key())
     }
 
-    /// ECDSA P-256 signature over SHA-256(`message`), DER-encoded.
-    pub(crate) fn sign(&self, message: &[u8]) -> Vec<u8> {
-        let signature: Signature = self.0.sign(message);
+    /// ECDSA P-256 signature of a SHA-256 digest, DER-encoded; the same bytes as
+    /// signing the message itself.
+    pub(crate) fn sign(&self, digest: &ExportDigest) -> Vec<u8> {
+        let signature: Signature = self
+            .0
+            .sign_prehash(&digest.0)
+            .expect("a 32-byte digest is always a valid P-256 prehash");
         signature.to_der().as_bytes().to_vec()
     }
 }
@@ -99,9 +116,14 @@ impl VerifyingKey {
     /// Checks a DER-encoded ECDSA P-256 signature over SHA-256(`message`), such as one
     /// made by `openssl dgst -sha256 -sign`.
     pub fn verify(&self, message: &[u8], der_signature: &[u8]) -> Result<()> {
+        self.verify_digest(&ExportDigest::of(message), der_signature)
+    }
+
+    /// [`verify`](Self::verify) for a message hashed beforehand.
+    pub(crate) fn verify_digest(&self, digest: &ExportDigest, der_signature: &[u8]) -> Result<()> {
         let signature = Signature::from_der(der_signature).map_err(|_| Error::BadSignature)?;
         self.0
-            .verify(message, &signature)
+            .verify_prehash(&digest.0, &signature)
             .map_err(|_| Error::BadSignature)
     }
 }
@@ -189,8 +211,8 @@ impl ExportSigner {
         self.key.verifying_key()
     }
 
-    pub(crate) fn sign(&self, message: &[u8]) -> Vec<u8> {
-        self.key.sign(message)
+    pub(crate) fn sign(&self, digest: &ExportDigest) -> Vec<u8> {
+        self.key.sign(digest)
     }
 }
 
@@ -270,9 +292,12 @@ mod tests {
     #[test]
     fn signing_is_deterministic_and_verifies() {
         let key = SigningKey::generate(&mut StdRng::seed_from_u64(2));
-        let first = key.sign(b"export");
-        assert_eq!(first, key.sign(b"export"));
-        assert_ne!(first, key.sign(b"exporT"));
+        let first = key.sign(&ExportDigest::of(b"export"));
+        assert_eq!(first, key.sign(&ExportDigest::of(b"export")));
+        assert_ne!(first, key.sign(&ExportDigest::of(b"exporT")));
+        // Signing the digest gives what signing the message would.
+        let whole: Signature = p256::ecdsa::signature::Signer::sign(&key.0, b"export");
+        assert_eq!(first, whole.to_der().as_bytes());
         assert_eq!(first[0], 0x30, "DER SEQUENCE");
         key.verifying_key().verify(b"export", &first).unwrap();
         assert!(key.verifying_key().verify(b"exporT", &first).is_err());

@@ -8,7 +8,7 @@ use super::proto::{
     TemporaryExposureKeyRecord,
 };
 use super::reader::EXPORT_HEADER;
-use super::signing::ExportSigner;
+use super::signing::{ExportDigest, ExportSigner};
 use crate::diagnosis::DiagnosisKey;
 use crate::error::{Error, Result};
 
@@ -50,6 +50,7 @@ pub fn write_export(batch: &ExportBatch<'_>, signers: &[&ExportSigner]) -> Resul
         });
     }
     let bin = export_bin(batch, signers)?;
+    let digest = ExportDigest::of(&bin);
     let signatures = TekSignatureList {
         signatures: signers
             .iter()
@@ -57,7 +58,7 @@ pub fn write_export(batch: &ExportBatch<'_>, signers: &[&ExportSigner]) -> Resul
                 signature_info: Some(signer.info().to_proto()),
                 batch_num: Some(1),
                 batch_size: Some(1),
-                signature: Some(signer.sign(&bin)),
+                signature: Some(signer.sign(&digest)),
             })
             .collect(),
     };

@@ -1,0 +1,42 @@
+//! GAEN v2 risk scoring: from matches to exposure windows, daily summaries and a risk level.
+//!
+//! ```text
+//!   Match ──▶ ScanInstances (one per scan: rounded mean and min attenuation, seconds since last scan)
+//!         ──▶ ExposureWindows (≤ 30 min each)
+//!         ──▶ score = Σ seconds × bucket weight × report-type weight × infectiousness weight
+//!         ──▶ DailySummaries (sum, max, weighted duration) ──▶ classification (risk level) and days
+//! ```
+//!
+//! ```
+//! use kith_core::ReportType;
+//! use kith_core::risk::{ExposureWindow, RiskConfig, ScanInstance};
+//! use kith_core::CalibrationConfidence;
+//!
+//! // 15 minutes at 45 dB (the "near" bucket, weight 100 %), confirmed test.
+//! let window = ExposureWindow {
+//!     start: 1_700_000_000,
+//!     report_type: ReportType::ConfirmedTest,
+//!     days_since_onset: None,
+//!     calibration_confidence: CalibrationConfidence::Lowest,
+//!     scan_instances: vec![
+//!         ScanInstance { typical_attenuation: 45, min_attenuation: 40, seconds_since_last_scan: 300 };
+//!         3
+//!     ],
+//! };
+//! let config = RiskConfig::enx_defaults();
+//! assert_eq!(config.window_score(&window), Some(900.0));
+//! let summary = config.assess(&[window], 1_700_000_000);
+//! assert_eq!(summary.risk_level, Some(1));
+//! assert_eq!(summary.days, vec![1_700_000_000 / 86_400]);
+//! ```
+
+mod config;
+mod scoring;
+mod window;
+
+pub use config::{Classification, Infectiousness, RiskConfig};
+pub use scoring::{DailySummary, ExposureSummary, SummaryData};
+pub use window::{
+    DEFAULT_SECONDS_SINCE_LAST_SCAN, ExposureWindow, MAX_SECONDS_SINCE_LAST_SCAN,
+    MAX_WINDOW_SECONDS, ScanInstance, ScanTimeline, attenuation,
+};

@@ -1,0 +1,214 @@
+//! GAEN v2 scoring: window scores, daily summaries and the resulting risk level.
+
+use std::collections::BTreeMap;
+
+use crate::diagnosis::ReportType;
+use crate::risk::config::{Classification, Infectiousness, RiskConfig};
+use crate::risk::window::ExposureWindow;
+
+const SECONDS_PER_DAY: u64 = 86_400;
+/// Report types GAEN numbers 0..=5.
+const REPORT_TYPES: usize = 6;
+
+/// Scores summed over windows (GAEN `ExposureSummaryData`).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct SummaryData {
+    /// Sum of the window scores.
+    pub score_sum: f64,
+    /// Highest window score.
+    pub max_score: f64,
+    /// Sum of the windows' weighted durations (seconds × attenuation weight).
+    pub weighted_duration_sum: f64,
+}
+
+impl SummaryData {
+    fn add(&mut self, score: f64, weighted_duration: f64) {
+        self.score_sum += score;
+        self.max_score = self.max_score.max(score);
+        self.weighted_duration_sum += weighted_duration;
+    }
+}
+
+/// One UTC day of exposure (GAEN `DailySummary`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DailySummary {
+    /// Days since the Unix epoch.
+    pub day: u32,
+    /// Over all windows of the day.
+    pub summary: SummaryData,
+    /// Per report type (indexed by GAEN's report type number).
+    pub per_report_type: [SummaryData; REPORT_TYPES],
+}
+
+impl DailySummary {
+    /// The day's summary of windows of keys with this (mapped) report type.
+    pub fn for_report_type(&self, report_type: ReportType) -> SummaryData {
+        self.per_report_type[report_type as usize]
+    }
+}
+
+/// What a device concludes from its exposure windows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExposureSummary {
+    /// The most severe classification reached (1 = most severe), or `None`.
+    pub risk_level: Option<u8>,
+    /// The days (since the Unix epoch, ascending) on which that classification was reached.
+    pub days: Vec<u32>,
+    /// Every day with a scored window, ascending.
+    pub daily_summaries: Vec<DailySummary>,
+    /// The windows that were scored (not dropped, not too old, not below the minimum).
+    pub windows: Vec<ExposureWindow>,
+}
+
+impl RiskConfig {
+    /// The attenuation bucket (0 immediate … 3 other) of a typical attenuation:
+    /// each bucket includes its upper threshold.
+    pub fn attenuation_bucket(&self, typical_attenuation: u8) -> usize {
+        self.attenuation_thresholds
+            .iter()
+            .position(|&t| typical_attenuation <= t)
+            .unwrap_or(3)
+    }
+
+    /// Σ seconds since last scan × the weight of the scan's attenuation bucket.
+    pub fn weighted_duration(&self, window: &ExposureWindow) -> f64 {
+        let mut seconds = [0u32; 4];
+        for scan in &window.scan_instances {
+            seconds[self.attenuation_bucket(scan.typical_attenuation)] +=
+                u32::from(scan.seconds_since_last_scan);
+        }
+        seconds
+            .iter()
+            .zip(self.attenuation_weights)
+            .map(|(&s, w)| f64::from(s) * w)
+            .sum()
+    }
+
+    /// The report type a window is scored as, or `None` when it is not scored
+    /// (missing and mapped to drop, or revoked).
+    pub fn scored_report_type(&self, window: &ExposureWindow) -> Option<ReportType> {
+        let report_type = match window.report_type {
+            ReportType::Unknown => self.report_type_when_missing?,
+            given => given,
+        };
+        matches!(
+            report_type,
+            ReportType::ConfirmedTest
+                | ReportType::ConfirmedClinicalDiagnosis
+                | ReportType::SelfReport
+                | ReportType::Recursive
+        )
+        .then_some(report_type)
+    }
+
+    /// The window's score: weighted duration × report-type weight × infectiousness
+    /// weight; `None` if the window is dropped (report type or infectiousness none).
+    pub fn window_score(&self, window: &ExposureWindow) -> Option<f64> {
+        let report_weight = match self.scored_report_type(window)? {
+            ReportType::ConfirmedTest => self.report_type_weights[0],
+            ReportType::ConfirmedClinicalDiagnosis => self.report_type_weights[1],
+            ReportType::SelfReport => self.report_type_weights[2],
+            _ => self.report_type_weights[3],
+        };
+        let infectiousness_weight = match self.infectiousness(window.days_since_onset) {
+            Infectiousness::None => return None,
+            Infectiousness::Standard => self.infectiousness_weights[0],
+            Infectiousness::High => self.infectiousness_weights[1],
+        };
+        Some(self.weighted_duration(window) * report_weight * infectiousness_weight)
+    }
+
+    /// The window's (report type, score, weighted duration) if it counts towards the
+    /// daily summaries on `today` (days since the epoch), as in GAEN's
+    /// `getDailySummaries`: not dropped, not older than `days_since_exposure_threshold`,
+    /// not below the minimum window score.
+    fn counted(&self, window: &ExposureWindow, today: u64) -> Option<(ReportType, f64, f64)> {
+        let age = today.saturating_sub(u64::from(window.day()));
+        if self.days_since_exposure_threshold > 0
+            && age > u64::from(self.days_since_exposure_threshold)
+        {
+            return None;
+        }
+        let report_type = self.scored_report_type(window)?;
+        let score = self.window_score(window)?;
+        (score >= self.minimum_window_score)
+            .then(|| (report_type, score, self.weighted_duration(window)))
+    }
+
+    /// Daily summaries of the windows that count at `now` (Unix seconds), ascending by day.
+    pub fn daily_summaries(&self, windows: &[ExposureWindow], now: u64) -> Vec<DailySummary> {
+        let today = now / SECONDS_PER_DAY;
+        let mut days: BTreeMap<u32, DailySummary> = BTreeMap::new();
+        for window in windows {
+            let Some((report_type, score, weighted_duration)) = self.counted(window, today) else {
+                continue;
+            };
+            let day = window.day();
+            let summary = days.entry(day).or_insert_with(|| DailySummary {
+                day,
+                summary: SummaryData::default(),
+                per_report_type: [SummaryData::default(); REPORT_TYPES],
+            });
+            summary.summary.add(score, weighted_duration);
+            summary.per_report_type[report_type as usize].add(score, weighted_duration);
+        }
+        days.into_values().collect()
+    }
+
+    /// The exposure classification a day reaches, 1-based, if any.
+    pub fn classify(&self, day: &DailySummary) -> Option<u8> {
+        let reached = |c: &Classification| {
+            let checks = [
+                (
+                    c.confirmed_test_per_day_sum,
+                    day.for_report_type(ReportType::ConfirmedTest).score_sum,
+                ),
+                (
+                    c.clinical_diagnosis_per_day_sum,
+                    day.for_report_type(ReportType::ConfirmedClinicalDiagnosis)
+                        .score_sum,
+                ),
+                (
+                    c.self_report_per_day_sum,
+                    day.for_report_type(ReportType::SelfReport).score_sum,
+                ),
+                (
+                    c.recursive_per_day_sum,
+                    day.for_report_type(ReportType::Recursive).score_sum,
+                ),
+                (c.per_day_sum, day.summary.score_sum),
+                (c.per_day_max, day.summary.max_score),
+                (c.weighted_duration, day.summary.weighted_duration_sum),
+            ];
+            checks
+                .iter()
+                .any(|&(threshold, value)| threshold > 0.0 && value >= threshold)
+        };
+        let index = self.classifications.iter().position(reached)?;
+        Some(index as u8 + 1)
+    }
+
+    /// Daily summaries, the most severe classification any day reaches, and its days.
+    pub fn assess(&self, windows: &[ExposureWindow], now: u64) -> ExposureSummary {
+        let daily_summaries = self.daily_summaries(windows, now);
+        let levels: Vec<Option<u8>> = daily_summaries.iter().map(|d| self.classify(d)).collect();
+        let risk_level = levels.iter().flatten().copied().min();
+        let days = daily_summaries
+            .iter()
+            .zip(&levels)
+            .filter(|(_, level)| risk_level.is_some() && **level == risk_level)
+            .map(|(d, _)| d.day)
+            .collect();
+        let today = now / SECONDS_PER_DAY;
+        ExposureSummary {
+            risk_level,
+            days,
+            daily_summaries,
+            windows: windows
+                .iter()
+                .filter(|w| self.counted(w, today).is_some())
+                .cloned()
+                .collect(),
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! GAEN v2 ExposureWindows: a matched key's sightings, grouped by scan and by 30 minutes.
+
+use std::collections::HashMap;
+
+use crate::diagnosis::{DaysSinceOnset, ReportType};
+use crate::matching::Match;
+use crate::metadata::CalibrationConfidence;
+use crate::sighting::Sighting;
+
+/// Longest span of one exposure window: a key heard for longer gives several windows.
+pub const MAX_WINDOW_SECONDS: u64 = 30 * 60;
+
+/// Duration credited to a scan when the previous scan is unknown.
+pub const DEFAULT_SECONDS_SINCE_LAST_SCAN: u16 = 120;
+
+/// Most a single scan is credited, however long since the previous one.
+pub const MAX_SECONDS_SINCE_LAST_SCAN: u16 = 300;
+
+const SECONDS_PER_DAY: u64 = 86_400;
+
+/// The sightings of one key within one scan (GAEN `ScanInstance`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScanInstance {
+    /// Mean attenuation of the key's beacons in the scan, rounded (dB).
+    pub typical_attenuation: u8,
+    /// Smallest attenuation of the key's beacons in the scan (dB).
+    pub min_attenuation: u8,
+    /// Seconds since the device's previous scan: the duration this scan stands for.
+    pub seconds_since_last_scan: u16,
+}
+
+/// Up to 30 minutes of sightings of one diagnosis key (GAEN `ExposureWindow`).
+///
+/// It keeps the key's report type and days since onset as published, so a new risk
+/// configuration re-scores old windows correctly.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExposureWindow {
+    /// Time of the window's first sighting, in Unix seconds.
+    pub start: u64,
+    /// The key's report type as published.
+    pub report_type: ReportType,
+    /// The key's days since onset as published.
+    pub days_since_onset: Option<DaysSinceOnset>,
+    /// The sender's calibration confidence (from its first beacon in the window).
+    pub calibration_confidence: CalibrationConfidence,
+    /// The scans that heard the key, in time order.
+    pub scan_instances: Vec<ScanInstance>,
+}
+
+impl ExposureWindow {
+    /// The UTC day of the window, in days since the Unix epoch.
+    pub fn day(&self) -> u32 {
+        u32::try_from(self.start / SECONDS_PER_DAY).unwrap_or(u32::MAX)
+    }
+
+    /// Total seconds the window stands for.
+    pub fn duration_seconds(&self) -> u32 {
+        self.scan_instances
+            .iter()
+            .map(|s| u32::from(s.seconds_since_last_scan))
+            .sum()
+    }
+
+    /// The windows of one matched key.
+    ///
+    /// Attenuation = TX power − (RSSI + `rssi_correction`), at least 0: the
+    /// correction is this receiver's calibration (GAEN's `rssiOffset`).
+    pub fn from_match(m: &Match, scans: &ScanTimeline, rssi_correction: i8) -> Vec<Self> {
+        let mut windows: Vec<Self> = Vec::new();
+        // Per scan instance of the current window: its scan id and attenuations.
+        let mut current: Vec<(u64, Vec<u8>, u16)> = Vec::new();
+        let flush = |windows: &mut Vec<Self>, current: &mut Vec<(u64, Vec<u8>, u16)>| {
+            if let Some(window) = windows.last_mut() {
+                window.scan_instances = current.drain(..).map(scan_instance).collect();
+            }
+        };
+        for matched in &m.sightings {
+            let s = &matched.sighting;
+            let starts_window = windows
+                .last()
+                .is_none_or(|w| s.time.saturating_sub(w.start) >= MAX_WINDOW_SECONDS);
+            if starts_window {
+                flush(&mut windows, &mut current);
+                windows.push(Self {
+                    start: s.time,
+                    report_type: m.key.report_type,
+                    days_since_onset: m.key.days_since_onset,
+                    calibration_confidence: matched.metadata.calibration_confidence(),
+                    scan_instances: Vec::new(),
+                });
+            }
+            let attenuation = attenuation(matched.metadata.tx_power(), s.rssi, rssi_correction);
+            match current.last_mut() {
+                Some((scan, attenuations, _)) if *scan == s.scan_id => {
+                    attenuations.push(attenuation);
+                }
+                _ => current.push((
+                    s.scan_id,
+                    vec![attenuation],
+                    scans.seconds_since_last_scan(s.scan_id, s.time),
+                )),
+            }
+        }
+        flush(&mut windows, &mut current);
+        windows
+    }
+}
+
+/// Attenuation in dB = TX power − (RSSI + correction), clamped to 0..=255.
+pub fn attenuation(tx_power: i8, rssi: i8, rssi_correction: i8) -> u8 {
+    let db = i32::from(tx_power) - (i32::from(rssi) + i32::from(rssi_correction));
+    db.clamp(0, 255) as u8
+}
+
+fn scan_instance((_, attenuations, seconds): (u64, Vec<u8>, u16)) -> ScanInstance {
+    let sum: u32 = attenuations.iter().map(|&a| u32::from(a)).sum();
+    let count = attenuations.len() as u32;
+    // Rounded half up, like Java's Math.round in GAEN's reference code.
+    let typical = (2 * sum + count) / (2 * count);
+    ScanInstance {
+        typical_attenuation: typical as u8,
+        min_attenuation: attenuations.iter().copied().min().unwrap_or(0),
+        seconds_since_last_scan: seconds,
+    }
+}
+
+/// When the device's scans ran, learned from its sightings: a scan's time is that of
+/// its first sighting.
+///
+/// A scan that heard nothing at all leaves no trace, so the time since the previous
+/// scan can come out longer than it was; it is capped at 5 minutes anyway.
+#[derive(Clone, Debug, Default)]
+pub struct ScanTimeline {
+    /// Scan id → (its time, the previous scan's time).
+    scans: HashMap<u64, (u64, Option<u64>)>,
+}
+
+impl ScanTimeline {
+    /// The timeline of the scans that produced `sightings`.
+    pub fn new(sightings: &[Sighting]) -> Self {
+        let mut first: HashMap<u64, u64> = HashMap::new();
+        for s in sightings {
+            first
+                .entry(s.scan_id)
+                .and_modify(|t| *t = (*t).min(s.time))
+                .or_insert(s.time);
+        }
+        let mut ordered: Vec<(u64, u64)> = first.into_iter().map(|(id, t)| (t, id)).collect();
+        ordered.sort_unstable();
+        let mut scans = HashMap::with_capacity(ordered.len());
+        let mut previous = None;
+        for (time, id) in ordered {
+            scans.insert(id, (time, previous));
+            previous = Some(time);
+        }
+        Self { scans }
+    }
+
+    /// GAEN's `secondsSinceLastScan` for a sighting at `time` in scan `scan_id`:
+    /// whole minutes since the previous scan, at most 5, or 2 when unknown.
+    pub fn seconds_since_last_scan(&self, scan_id: u64, time: u64) -> u16 {
+        match self.scans.get(&scan_id) {
+            Some(&(_, Some(previous))) => {
+                let minutes = (time / 60).saturating_sub(previous / 60);
+                (60 * minutes).min(u64::from(MAX_SECONDS_SINCE_LAST_SCAN)) as u16
+            }
+            _ => DEFAULT_SECONDS_SINCE_LAST_SCAN,
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! What a scanning device remembers of each beacon it hears.
+
+use crate::identifiers::{Aem, Rpi};
+use crate::interval::{INTERVAL_SECONDS, IntervalNumber};
+use crate::payload::BeaconPayload;
+
+/// One received beacon: its RPI and AEM, how strong it was and when it was heard.
+///
+/// `scan_id` names the scan (a few seconds of listening) that heard it; sightings of
+/// one key within one scan form one GAEN `ScanInstance`. Any number that is unique
+/// per scan works, e.g. a counter or the scan's start time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Sighting {
+    /// The Rolling Proximity Identifier heard.
+    pub rpi: Rpi,
+    /// The encrypted metadata that came with it.
+    pub aem: Aem,
+    /// Received signal strength in dBm, as measured (uncalibrated).
+    pub rssi: i8,
+    /// When it was heard, in seconds since the Unix epoch.
+    pub time: u64,
+    /// The scan that heard it.
+    pub scan_id: u64,
+}
+
+impl Sighting {
+    /// A sighting of `beacon` at `time` (Unix seconds) during scan `scan_id`.
+    pub fn new(beacon: BeaconPayload, rssi: i8, time: u64, scan_id: u64) -> Self {
+        Self {
+            rpi: beacon.rpi(),
+            aem: beacon.aem(),
+            rssi,
+            time,
+            scan_id,
+        }
+    }
+
+    /// The interval the sighting falls in (the last interval for times past year 83 000).
+    pub fn interval(&self) -> IntervalNumber {
+        IntervalNumber::new(u32::try_from(self.time / INTERVAL_SECONDS).unwrap_or(u32::MAX))
+    }
+
+    /// The beacon that was heard.
+    pub fn beacon(&self) -> BeaconPayload {
+        BeaconPayload::new(self.rpi, self.aem)
+    }
+}

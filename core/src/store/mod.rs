@@ -1,0 +1,103 @@
+//! The device store: own keys, sightings, processed export files, exposures and settings.
+//!
+//! [`Store`] is the interface; [`MemoryStore`] keeps everything in memory (tests,
+//! simulations), and `SqliteStore` (feature `store`) keeps it in one SQLite file
+//! in WAL mode. Both pass one conformance suite (`tests/store.rs`).
+//!
+//! Every write method is atomic: a batch is stored whole or not at all, even if the
+//! process is killed in the middle of it.
+
+mod memory;
+#[cfg(feature = "store")]
+mod schema;
+#[cfg(feature = "store")]
+mod sqlite;
+
+pub use memory::MemoryStore;
+#[cfg(feature = "store")]
+pub use schema::SCHEMA_VERSION;
+#[cfg(feature = "store")]
+pub use sqlite::SqliteStore;
+
+use crate::error::Result;
+use crate::interval::INTERVAL_SECONDS;
+use crate::keys::TemporaryExposureKey;
+use crate::matching::Match;
+use crate::risk::ExposureWindow;
+use crate::sighting::Sighting;
+
+/// How long everything is kept: 14 days.
+pub const RETENTION_SECONDS: u64 = 14 * 86_400;
+
+/// A matched diagnosis key with the exposure windows computed from its sightings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Exposure {
+    /// The key and its sightings.
+    pub matched: Match,
+    /// Its exposure windows.
+    pub windows: Vec<ExposureWindow>,
+}
+
+impl Exposure {
+    /// Time of the last sighting, in Unix seconds.
+    pub fn last_seen(&self) -> u64 {
+        self.matched
+            .sightings
+            .iter()
+            .map(|s| s.sighting.time)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// What a device keeps between runs.
+pub trait Store {
+    /// Stores one of this device's own daily keys, replacing a key with the same start.
+    fn add_own_key(&mut self, key: &TemporaryExposureKey) -> Result<()>;
+
+    /// This device's own keys, oldest first.
+    fn own_keys(&self) -> Result<Vec<TemporaryExposureKey>>;
+
+    /// Stores a batch of sightings, all or none.
+    fn add_sightings(&mut self, sightings: &[Sighting]) -> Result<()>;
+
+    /// Every stored sighting, in time order.
+    fn sightings(&self) -> Result<Vec<Sighting>>;
+
+    /// Whether the export file named `name` was matched already.
+    fn is_file_processed(&self, name: &str) -> Result<bool>;
+
+    /// Stores the exposures one matching run found, all or none, and marks `file`
+    /// (if any) as processed at `now` (Unix seconds). An exposure whose key (same key
+    /// bytes) is stored already is skipped, so a key published twice counts once.
+    /// Returns how many exposures were new.
+    fn add_exposures(
+        &mut self,
+        file: Option<&str>,
+        exposures: &[Exposure],
+        now: u64,
+    ) -> Result<usize>;
+
+    /// Every stored exposure, in the order they were found.
+    fn exposures(&self) -> Result<Vec<Exposure>>;
+
+    /// Stores a setting (such as the risk configuration), replacing an earlier value.
+    fn set_setting(&mut self, name: &str, value: &str) -> Result<()>;
+
+    /// A stored setting.
+    fn setting(&self, name: &str) -> Result<Option<String>>;
+
+    /// Deletes what is older than 14 days before `now` (Unix seconds): own keys that
+    /// expired, sightings, processed-file marks, and exposures last seen before then.
+    fn purge(&mut self, now: u64) -> Result<()>;
+}
+
+/// The oldest time (Unix seconds) kept by a purge at `now`.
+fn retention_cutoff(now: u64) -> u64 {
+    now.saturating_sub(RETENTION_SECONDS)
+}
+
+/// Whether an own key expired before `cutoff` (Unix seconds).
+fn own_key_expired(key: &TemporaryExposureKey, cutoff: u64) -> bool {
+    u64::from(key.validity().end().get()) * INTERVAL_SECONDS <= cutoff
+}

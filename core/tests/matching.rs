@@ -1,0 +1,216 @@
+//! Matching through the public API: drift tolerance, rolling periods, TX power
+//! bounds, duplicates, unrelated keys, and a synthetic device (property test).
+
+use std::collections::BTreeMap;
+
+use kith_core::{
+    BluetoothMetadata, DiagnosisKey, IntervalNumber, KeyValidity, Match, RollingPeriod, Sighting,
+    SightingIndex, TemporaryExposureKey,
+};
+use proptest::prelude::*;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// First interval of 2024-10-04 (day 20 000).
+const DAY_START: u32 = 20_000 * 144;
+
+fn key(rng: &mut StdRng, start: u32, period: u32) -> TemporaryExposureKey {
+    let validity = KeyValidity::new(
+        IntervalNumber::new(start),
+        RollingPeriod::new(period).unwrap(),
+    )
+    .unwrap();
+    TemporaryExposureKey::from_bytes(rng.r#gen(), validity)
+}
+
+/// The beacon `tek` sent in `sent`, heard by the device in interval `heard`.
+fn heard(tek: &TemporaryExposureKey, sent: u32, heard: u32, tx_power: i8) -> Sighting {
+    let beacon = tek.beacon(IntervalNumber::new(sent), BluetoothMetadata::v1_0(tx_power));
+    let time = u64::from(heard) * 600 + 7;
+    Sighting::new(beacon, -70, time, time / 240)
+}
+
+fn matches(sightings: &[Sighting], keys: &[TemporaryExposureKey]) -> Vec<Match> {
+    let keys = keys.iter().cloned().map(DiagnosisKey::new);
+    SightingIndex::new(sightings).matches(keys).collect()
+}
+
+fn matched_intervals(sightings: &[Sighting], tek: &TemporaryExposureKey) -> Vec<u32> {
+    matches(sightings, std::slice::from_ref(tek))
+        .iter()
+        .flat_map(|m| m.sightings.iter().map(|s| s.interval.get()))
+        .collect()
+}
+
+#[test]
+fn drift_of_twelve_intervals_matches_and_thirteen_does_not() {
+    let mut rng = StdRng::seed_from_u64(1);
+    let tek = key(&mut rng, DAY_START, 144);
+    let first = DAY_START;
+    let last = DAY_START + 143;
+    for (sent, offset, expected) in [
+        (first, -12, true),
+        (first, -13, false),
+        (last, 12, true),
+        (last, 13, false),
+        (first + 70, 12, true),
+        (first + 70, -12, true),
+        (first + 70, 13, false),
+        (first + 70, -13, false),
+    ] {
+        let seen = heard(&tek, sent, sent.checked_add_signed(offset).unwrap(), 0);
+        let found = matched_intervals(&[seen], &tek);
+        let want = if expected { vec![sent] } else { vec![] };
+        assert_eq!(found, want, "RPI of {sent} heard {offset:+} intervals away");
+    }
+}
+
+#[test]
+fn only_the_rolling_period_of_a_short_key_is_matched() {
+    let mut rng = StdRng::seed_from_u64(2);
+    // A key released early: valid for the first 36 intervals only.
+    let tek = key(&mut rng, DAY_START, 36);
+    let full_day = tek.with_validity(KeyValidity::day_of(IntervalNumber::new(DAY_START)));
+    let inside = heard(&full_day, DAY_START + 35, DAY_START + 35, 0);
+    let after = heard(&full_day, DAY_START + 36, DAY_START + 36, 0);
+    assert_eq!(
+        matched_intervals(&[inside, after], &tek),
+        vec![DAY_START + 35]
+    );
+
+    // A key starting mid-day (not aligned) spanning midnight.
+    let late = key(&mut rng, DAY_START + 130, 30);
+    let sightings = [
+        heard(&late, DAY_START + 129, DAY_START + 129, 0),
+        heard(&late, DAY_START + 130, DAY_START + 131, 0),
+        heard(&late, DAY_START + 150, DAY_START + 149, 0),
+        heard(&late, DAY_START + 159, DAY_START + 159, 0),
+        heard(&late, DAY_START + 160, DAY_START + 160, 0),
+    ];
+    assert_eq!(
+        matched_intervals(&sightings, &late),
+        vec![DAY_START + 130, DAY_START + 150, DAY_START + 159]
+    );
+}
+
+#[test]
+fn tx_power_outside_minus_50_to_20_dbm_is_dropped() {
+    let mut rng = StdRng::seed_from_u64(3);
+    let tek = key(&mut rng, DAY_START, 144);
+    for (tx_power, expected) in [
+        (-50, true),
+        (20, true),
+        (-51, false),
+        (21, false),
+        (0, true),
+    ] {
+        let seen = heard(&tek, DAY_START + 10, DAY_START + 10, tx_power);
+        let found = matches(&[seen], std::slice::from_ref(&tek));
+        assert_eq!(found.len(), usize::from(expected), "tx power {tx_power}");
+        if expected {
+            assert_eq!(found[0].sightings[0].metadata.tx_power(), tx_power);
+        }
+    }
+    // A match keeps only the sightings with plausible power.
+    let mixed = [
+        heard(&tek, DAY_START + 10, DAY_START + 10, -60),
+        heard(&tek, DAY_START + 11, DAY_START + 11, 5),
+    ];
+    let found = matches(&mixed, std::slice::from_ref(&tek));
+    assert_eq!(found[0].sightings.len(), 1);
+    assert_eq!(found[0].sightings[0].interval.get(), DAY_START + 11);
+}
+
+#[test]
+fn a_key_listed_twice_counts_once() {
+    let mut rng = StdRng::seed_from_u64(4);
+    let tek = key(&mut rng, DAY_START, 144);
+    let other = key(&mut rng, DAY_START, 144);
+    let sightings = [heard(&tek, DAY_START + 3, DAY_START + 3, 0)];
+    let keys = [tek.clone(), other, tek.clone(), tek];
+    assert_eq!(matches(&sightings, &keys).len(), 1);
+    let index = SightingIndex::new(&sightings);
+    let parallel = index.par_matches(keys.iter().cloned().map(DiagnosisKey::new));
+    assert_eq!(parallel.len(), 1);
+}
+
+#[test]
+fn unrelated_keys_never_match() {
+    let mut rng = StdRng::seed_from_u64(5);
+    let met: Vec<_> = (0..20)
+        .map(|d| key(&mut rng, DAY_START + 144 * (d % 3), 144))
+        .collect();
+    let sightings: Vec<_> = met
+        .iter()
+        .flat_map(|k| {
+            let s = k.validity().start().get();
+            (0..144).map(move |i| heard(k, s + i, s + i, 0))
+        })
+        .collect();
+    let strangers: Vec<_> = (0..20_000)
+        .map(|i| key(&mut rng, DAY_START + 144 * (i % 3), 144))
+        .collect();
+    assert!(matches(&sightings, &strangers).is_empty());
+    let index = SightingIndex::new(&sightings);
+    assert!(
+        index
+            .par_matches(strangers.into_iter().map(DiagnosisKey::new))
+            .is_empty()
+    );
+}
+
+#[test]
+fn no_sightings_no_matches() {
+    let mut rng = StdRng::seed_from_u64(6);
+    assert!(matches(&[], &[key(&mut rng, DAY_START, 144)]).is_empty());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// A device records the RPIs of random keys at random times (with clock drift
+    /// within tolerance); matching finds exactly those keys and those sightings.
+    #[test]
+    fn finds_exactly_the_recorded_encounters(
+        seed in any::<u64>(),
+        met in 1usize..12,
+        strangers in 0usize..300,
+    ) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut recorded: BTreeMap<[u8; 16], Vec<u32>> = BTreeMap::new();
+        let mut sightings = Vec::new();
+        let mut keys = Vec::new();
+        for _ in 0..met {
+            let start = DAY_START + 144 * rng.gen_range(0..3) + rng.gen_range(0..4) * 36;
+            let period = rng.gen_range(1..=144);
+            let tek = key(&mut rng, start, period);
+            let validity = tek.validity();
+            for _ in 0..rng.gen_range(1..6) {
+                let sent = rng.gen_range(validity.range());
+                let drift: i32 = rng.gen_range(-12..=12);
+                sightings.push(heard(&tek, sent, sent.checked_add_signed(drift).unwrap(), rng.gen_range(-50..=20)));
+                recorded.entry(*tek.expose_secret()).or_default().push(sent);
+            }
+            keys.push(tek);
+        }
+        for _ in 0..strangers {
+            let start = DAY_START + 144 * rng.gen_range(0..3);
+            keys.push(key(&mut rng, start, 144));
+        }
+        let found = matches(&sightings, &keys);
+        let mut got: BTreeMap<[u8; 16], Vec<u32>> = BTreeMap::new();
+        for m in &found {
+            let mut intervals: Vec<u32> = m.sightings.iter().map(|s| s.interval.get()).collect();
+            intervals.sort_unstable();
+            got.insert(*m.key.tek.expose_secret(), intervals);
+        }
+        for intervals in recorded.values_mut() {
+            intervals.sort_unstable();
+        }
+        prop_assert_eq!(&got, &recorded);
+
+        let index = SightingIndex::new(&sightings);
+        let parallel = index.par_matches(keys.into_iter().map(DiagnosisKey::new));
+        prop_assert_eq!(parallel, found);
+    }
+}

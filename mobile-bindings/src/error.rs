@@ -1,0 +1,55 @@
+//! The one error type apps see.
+
+use kith_core::Error as CoreError;
+
+/// Everything a call into this crate can fail with.
+///
+/// A flat enum: Kotlin, Swift and Python get one exception class per variant
+/// (`KithError.InvalidTime` …) carrying the message, and each variant is a case
+/// an app handles differently. Messages never contain secret bytes.
+#[derive(Debug, thiserror::Error, uniffi::Error)]
+#[uniffi(flat_error)]
+pub enum KithError {
+    /// A time before 1970 or beyond the range of GAEN interval numbers; the app's clock is wrong.
+    #[error("invalid time: {0}")]
+    InvalidTime(CoreError),
+    /// A daily key that breaks GAEN's rules: not 16 bytes, rolling period outside
+    /// 1..=144, start out of range, days since onset outside −14..=14.
+    #[error("invalid exposure key: {0}")]
+    InvalidKey(CoreError),
+    /// A trusted public key that is not a P-256 public key in PEM.
+    #[error("invalid public key: {0}")]
+    InvalidPublicKey(CoreError),
+    /// An export signing key that is not an unencrypted P-256 PKCS#8 PEM key.
+    #[error("invalid signing key: {0}")]
+    InvalidSigningKey(CoreError),
+    /// Bytes that are not a well-formed GAEN export file (or one that could not be written).
+    #[error("invalid export file: {0}")]
+    InvalidExportFile(CoreError),
+    /// An export file whose signature does not verify with any of the trusted public
+    /// keys: altered, or from a health authority the app does not trust. Its keys were not used.
+    #[error("untrusted export file: {0}")]
+    UntrustedExportFile(CoreError),
+    /// Received service data that is not a 20-byte exposure-notification payload.
+    #[error("invalid beacon payload: {0}")]
+    InvalidPayload(CoreError),
+    /// A risk configuration that is not ENX JSON of the expected shape and ranges.
+    #[error("invalid risk configuration: {0}")]
+    InvalidRiskConfiguration(CoreError),
+    /// The device store could not be opened, read or written (path, disk, corruption).
+    #[error("device store failed: {0}")]
+    Storage(CoreError),
+}
+
+impl KithError {
+    /// Maps a core error to [`Storage`](Self::Storage) if the store failed, else with `otherwise`.
+    pub(crate) fn store_or(otherwise: fn(CoreError) -> Self) -> impl Fn(CoreError) -> Self {
+        move |error| match error {
+            CoreError::Storage(_) => Self::Storage(error),
+            _ => otherwise(error),
+        }
+    }
+}
+
+/// `Result` with [`KithError`].
+pub type Result<T, E = KithError> = std::result::Result<T, E>;

@@ -1,0 +1,69 @@
+//! Daily keys as apps hand them on: this device's keys to upload, or published keys.
+
+use std::fmt;
+use std::sync::Arc;
+
+use kith_core::{IntervalNumber, KeyValidity, RollingPeriod, TemporaryExposureKey};
+
+use crate::error::{KithError, Result};
+
+/// One daily Temporary Exposure Key with the intervals it is valid for.
+///
+/// An object rather than a record so that printing it (`Debug`, Python's `repr`,
+/// Kotlin's `toString`) never shows the key: the 16 bytes come out only through
+/// [`expose_secret`](Self::expose_secret), e.g. to build the upload request.
+#[derive(uniffi::Object)]
+#[uniffi::export(Debug)]
+pub struct ExposureKey(TemporaryExposureKey);
+
+#[uniffi::export]
+impl ExposureKey {
+    /// A key from its 16 bytes and validity, as a key server receives it.
+    #[uniffi::constructor]
+    pub fn from_bytes(
+        key_data: Vec<u8>,
+        rolling_start_interval_number: u32,
+        rolling_period: u32,
+    ) -> Result<Arc<Self>> {
+        let period = RollingPeriod::new(rolling_period).map_err(KithError::InvalidKey)?;
+        let validity = KeyValidity::new(IntervalNumber::new(rolling_start_interval_number), period)
+            .map_err(KithError::InvalidKey)?;
+        let key =
+            TemporaryExposureKey::from_slice(&key_data, validity).map_err(KithError::InvalidKey)?;
+        Ok(Arc::new(Self(key)))
+    }
+
+    /// The 16 secret key bytes (`key_data` of GAEN uploads and exports).
+    pub fn expose_secret(&self) -> Vec<u8> {
+        self.0.expose_secret().to_vec()
+    }
+
+    /// First interval the key is valid for (`rolling_start_interval_number`).
+    pub fn rolling_start_interval_number(&self) -> u32 {
+        self.0.validity().start().get()
+    }
+
+    /// Number of intervals it is valid for, 1..=144 (`rolling_period`).
+    pub fn rolling_period(&self) -> u32 {
+        self.0.validity().period().get()
+    }
+}
+
+impl ExposureKey {
+    /// Wraps a core key.
+    pub(crate) fn new(key: TemporaryExposureKey) -> Arc<Self> {
+        Arc::new(Self(key))
+    }
+
+    /// The core key.
+    pub(crate) fn key(&self) -> &TemporaryExposureKey {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ExposureKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Core's Debug redacts the key bytes.
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
