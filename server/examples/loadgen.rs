@@ -215,6 +215,7 @@ async fn main() {
     };
     let url = format!("{}/v1/publish", server.base);
     let started = Instant::now();
+    let stop_on_failure = args.kill_test;
     let clients: Vec<_> = (0..args.clients)
         .map(|_| {
             let (http, url, next, prepared) =
@@ -244,6 +245,9 @@ async fn main() {
                         acknowledged.push(i);
                     } else {
                         failures += 1;
+                        if stop_on_failure {
+                            break; // the server was killed
+                        }
                     }
                 }
                 (latencies_us, acknowledged, failures)
@@ -289,12 +293,12 @@ async fn main() {
         percentile(&latencies, 1.0),
         failures,
         if args.kill_test {
-            " (after the kill)"
+            " (in flight at the kill)"
         } else {
             ""
         },
     );
-    if next.load(Ordering::Relaxed) >= prepared.len() {
+    if !args.kill_test && next.load(Ordering::Relaxed) >= prepared.len() {
         println!("note: ran out of prepared requests; raise --requests");
     }
 
