@@ -4,9 +4,10 @@
 //! one SHA-256 block. Calling the compression function directly costs the minimum
 //! of six compressions for the RPIK (two more for the AEMK, which shares the extract
 //! step and the HMAC key states) and none of a general HMAC's buffering. All secret
-//! intermediate values live in one scratch struct, zeroized once: zeroizing is done
-//! byte by byte, and many small buffers made it cost as much as the hashing.
-//! Matching derives one RPIK per downloaded key, so this is on its hot path.
+//! intermediate values of a derivation live in one struct, zeroized once: zeroizing
+//! is done byte by byte, and many small buffers made it cost as much as the hashing.
+//! Matching derives one RPIK per downloaded key, so this is on its hot path, and
+//! derives several side by side (see [`Prk`]).
 
 use std::sync::LazyLock;
 
@@ -29,7 +30,7 @@ const SHA256_IV: [u32; 8] = [
 const BLOCK: usize = 64;
 
 /// SHA-256 states after absorbing an HMAC key XOR ipad, and XOR opad.
-#[derive(Clone, Zeroize)]
+#[derive(Clone, Default, Zeroize)]
 struct HmacKey {
     inner: [u32; 8],
     outer: [u32; 8],
@@ -37,60 +38,56 @@ struct HmacKey {
 
 /// HMAC key states of HKDF's default salt (32 zero bytes), computed once.
 static ZERO_SALT: LazyLock<HmacKey> = LazyLock::new(|| {
-    let mut scratch = Scratch::default();
-    scratch.hmac_key(&[0; 32])
+    let mut lane = Lane::default();
+    lane.set_hmac_key_from_state();
+    lane.key.clone()
 });
 
-/// Every secret intermediate value of one derivation.
+/// Every secret intermediate value of one derivation, zeroized once.
 #[derive(Zeroize, ZeroizeOnDrop)]
-struct Scratch {
+struct Lane {
     block: [u8; BLOCK],
     state: [u32; 8],
+    key: HmacKey,
 }
 
-impl Default for Scratch {
+impl Default for Lane {
     fn default() -> Self {
         Self {
             block: [0; BLOCK],
             state: [0; 8],
+            key: HmacKey::default(),
         }
     }
 }
 
-impl Scratch {
-    /// HMAC key states for a 32-byte key.
-    fn hmac_key(&mut self, key: &[u8; 32]) -> HmacKey {
-        let mut pad = |byte: u8| {
-            self.block.fill(byte);
-            for (p, k) in self.block.iter_mut().zip(key) {
-                *p ^= k;
-            }
-            let mut state = SHA256_IV;
-            compress256(&mut state, &[*GenericArray::from_slice(&self.block)]);
-            state
-        };
-        HmacKey {
-            inner: pad(0x36),
-            outer: pad(0x5c),
-        }
+impl Lane {
+    /// Sets `key` to the HMAC key states of the 32-byte key held in `state`.
+    fn set_hmac_key_from_state(&mut self) {
+        self.key.inner = self.hmac_pad(0x36);
+        self.key.outer = self.hmac_pad(0x5c);
     }
 
-    /// Absorbs `message` (≤ 55 bytes) as the last block after one key block.
-    fn final_block(&mut self, message_len: usize) {
+    /// The state after absorbing (key in `state`) XOR `pad`, zero-extended to a block.
+    fn hmac_pad(&mut self, pad: u8) -> [u32; 8] {
+        let pad_word = u32::from_ne_bytes([pad; 4]);
+        for (chunk, word) in self.block.chunks_exact_mut(4).zip(&self.state) {
+            chunk.copy_from_slice(&(word ^ pad_word).to_be_bytes());
+        }
+        self.block[32..].fill(pad);
+        let mut state = SHA256_IV;
+        compress256(&mut state, &[*GenericArray::from_slice(&self.block)]);
+        state
+    }
+
+    /// Absorbs the first `message_len` (≤ 55) bytes of `block` as the last block
+    /// of a message that follows one key block.
+    fn compress_final(&mut self, message_len: usize) {
         self.block[message_len] = 0x80;
         self.block[message_len + 1..BLOCK - 8].fill(0);
         let bits = ((BLOCK + message_len) as u64) * 8;
         self.block[BLOCK - 8..].copy_from_slice(&bits.to_be_bytes());
         compress256(&mut self.state, &[*GenericArray::from_slice(&self.block)]);
-    }
-
-    /// HMAC(key, message), left in `state`; `message` is the first bytes of `block`.
-    fn mac(&mut self, key: &HmacKey, message_len: usize) {
-        self.state = key.inner;
-        self.final_block(message_len);
-        self.digest_into_block();
-        self.state = key.outer;
-        self.final_block(32);
     }
 
     fn digest_into_block(&mut self) {
@@ -100,44 +97,54 @@ impl Scratch {
     }
 }
 
-/// The result of HKDF-Extract(no salt, TEK), ready to expand several labels.
-#[derive(Default, Zeroize, ZeroizeOnDrop)]
-pub(crate) struct Prk {
-    scratch: Scratch,
-    #[zeroize(skip)]
-    key: Option<HmacKey>,
+/// HKDF-Extract(no salt, IKM) of `N` keys, ready to expand several labels.
+///
+/// A compression is one chain of 64 dependent rounds. The lanes' chains are
+/// independent, and every step runs for all lanes before the next step, so the
+/// CPU overlaps them: matching derives its keys several at a time.
+pub(crate) struct Prk<const N: usize> {
+    lanes: [Lane; N],
 }
 
-impl Drop for HmacKey {
-    fn drop(&mut self) {
-        self.zeroize();
+impl<const N: usize> Prk<N> {
+    /// HKDF-Extract with GAEN's empty salt, of each of `ikms`.
+    pub(crate) fn extract(ikms: [&[u8; 16]; N]) -> Self {
+        let mut lanes: [Lane; N] = std::array::from_fn(|_| Lane::default());
+        let salt = &*ZERO_SALT;
+        for (lane, ikm) in lanes.iter_mut().zip(ikms) {
+            lane.block[..16].copy_from_slice(ikm);
+            lane.state = salt.inner;
+            lane.compress_final(16);
+        }
+        for lane in &mut lanes {
+            lane.digest_into_block();
+            lane.state = salt.outer;
+            lane.compress_final(32);
+        }
+        // `state` now holds the PRK, the HMAC key of the expand step.
+        for lane in &mut lanes {
+            lane.set_hmac_key_from_state();
+        }
+        Self { lanes }
     }
-}
 
-impl Prk {
-    /// HKDF-Extract with GAEN's empty salt.
-    pub(crate) fn extract(ikm: &[u8; 16]) -> Self {
-        let mut prk = Self::default();
-        let scratch = &mut prk.scratch;
-        scratch.block[..16].copy_from_slice(ikm);
-        scratch.mac(&ZERO_SALT, 16);
-        scratch.digest_into_block();
-        let mut key = [0u8; 32];
-        key.copy_from_slice(&scratch.block[..32]);
-        prk.key = Some(scratch.hmac_key(&key));
-        key.zeroize();
-        prk
-    }
-
-    /// HKDF-Expand(PRK, `info`, 16) into `out`: one output block, truncated.
-    pub(crate) fn expand_16(&mut self, info: &[u8], out: &mut [u8; 16]) {
-        let key = self.key.as_ref().expect("set by extract");
-        let scratch = &mut self.scratch;
-        scratch.block[..info.len()].copy_from_slice(info);
-        scratch.block[info.len()] = 1;
-        scratch.mac(key, info.len() + 1);
-        scratch.digest_into_block();
-        out.copy_from_slice(&scratch.block[..16]);
+    /// HKDF-Expand(PRK, `info`, 16) of each lane into `out`: one output block, truncated.
+    pub(crate) fn expand_16(&mut self, info: &[u8], out: &mut [[u8; 16]; N]) {
+        for lane in &mut self.lanes {
+            lane.block[..info.len()].copy_from_slice(info);
+            lane.block[info.len()] = 1;
+            lane.state = lane.key.inner;
+            lane.compress_final(info.len() + 1);
+        }
+        for lane in &mut self.lanes {
+            lane.digest_into_block();
+            lane.state = lane.key.outer;
+            lane.compress_final(32);
+        }
+        for (lane, out) in self.lanes.iter_mut().zip(out) {
+            lane.digest_into_block();
+            out.copy_from_slice(&lane.block[..16]);
+        }
     }
 }
 
@@ -157,11 +164,21 @@ mod tests {
     proptest! {
         #[test]
         fn agrees_with_the_hkdf_crate(ikm in any::<[u8; 16]>()) {
-            let mut prk = Prk::extract(&ikm);
+            let mut prk = Prk::extract([&ikm]);
             for info in [&b"EN-RPIK"[..], b"EN-AEMK", b"", b"a label of 22 bytes..."] {
-                let mut out = [0; 16];
+                let mut out = [[0; 16]];
                 prk.expand_16(info, &mut out);
-                prop_assert_eq!(out, reference(&ikm, info));
+                prop_assert_eq!(out[0], reference(&ikm, info));
+            }
+        }
+
+        #[test]
+        fn lanes_agree_with_the_hkdf_crate(ikms in any::<[[u8; 16]; 3]>()) {
+            let mut prk = Prk::extract([&ikms[0], &ikms[1], &ikms[2]]);
+            let mut out = [[0; 16]; 3];
+            prk.expand_16(b"EN-RPIK", &mut out);
+            for (out, ikm) in out.iter().zip(&ikms) {
+                prop_assert_eq!(*out, reference(ikm, b"EN-RPIK"));
             }
         }
     }

@@ -16,12 +16,13 @@
 //! [`SightingIndex::par_matches`] spreads chunks of them over all cores.
 
 use std::collections::HashSet;
+use std::fmt;
 use std::ops::RangeInclusive;
 
 use crate::diagnosis::DiagnosisKey;
 use crate::identifiers::Rpi;
-use crate::interval::{INTERVALS_PER_DAY, IntervalNumber};
-use crate::keys::{KEY_LEN, RpiKey};
+use crate::interval::{INTERVALS_PER_DAY, IntervalNumber, KeyValidity};
+use crate::keys::{KEY_LEN, RpiKey, TemporaryExposureKey};
 use crate::metadata::BluetoothMetadata;
 use crate::sighting::Sighting;
 
@@ -82,18 +83,18 @@ impl DayIndex {
         }
     }
 
-    /// RPIs are AES output, so their bytes serve as hash values directly.
+    /// The filter word and bits of an RPI. RPIs are AES output, so their bytes serve
+    /// as hash values directly.
     #[inline]
-    fn filter_slot(&self, rpi: &Rpi) -> (usize, u64) {
-        let b = rpi.as_bytes();
-        let h = u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+    fn filter_slot(&self, rpi: &[u8]) -> (usize, u64) {
+        let h = u64::from_le_bytes(rpi[..8].try_into().expect("an RPI has 16 bytes"));
         let word = h as usize & self.filter_mask;
         let bits = (1u64 << ((h >> 32) & 63)) | (1u64 << ((h >> 40) & 63)) | (1u64 << (h >> 58));
         (word, bits)
     }
 
     #[inline]
-    fn may_contain(&self, rpi: &Rpi) -> bool {
+    fn may_contain(&self, rpi: &[u8]) -> bool {
         let (word, bits) = self.filter_slot(rpi);
         self.filter[word] & bits == bits
     }
@@ -109,7 +110,7 @@ impl DayIndex {
         self.filter = vec![0; words];
         self.filter_mask = words - 1;
         for i in 0..self.entries.len() {
-            let (word, bits) = self.filter_slot(&self.entries[i].0);
+            let (word, bits) = self.filter_slot(self.entries[i].0.as_bytes());
             self.filter[word] |= bits;
         }
     }
@@ -213,39 +214,105 @@ impl<'a> SightingIndex<'a> {
         self.sightings
     }
 
-    fn day(&self, day: u32) -> Option<&DayIndex> {
-        self.days
-            .binary_search_by_key(&day, |d| d.day)
-            .ok()
-            .map(|i| &self.days[i])
+    /// The indexed days that overlap `validity`, each with the key's intervals in it
+    /// as a day-relative range `[lo, hi)`, from position `slot` of `days` on.
+    fn days_of(
+        &self,
+        validity: KeyValidity,
+        slot: usize,
+    ) -> impl Iterator<Item = (&DayIndex, u32, u32)> + '_ {
+        let (start, end) = (validity.start().get(), validity.end().get());
+        let last_day = (end - 1) / DAY;
+        self.days[slot..]
+            .iter()
+            .take_while(move |d| d.day <= last_day)
+            .map(move |d| {
+                let base = d.day * DAY;
+                (d, start.max(base) - base, (end - base).min(DAY))
+            })
+    }
+
+    /// The position in `days` of the first day in which the key of `validity` has
+    /// an interval to derive, if any.
+    fn first_needed_day(&self, validity: KeyValidity) -> Option<usize> {
+        let first = validity.start().get() / DAY;
+        let slot = self.days.partition_point(|d| d.day < first);
+        let skipped = self
+            .days_of(validity, slot)
+            .position(|(index, lo, hi)| index.needed_runs(lo, hi).next().is_some())?;
+        Some(slot + skipped)
     }
 
     /// The match for one key, if the device heard it.
     ///
     /// Derives the RPIK only when the key's validity has sightings nearby, and the
-    /// AEMK only when an RPI was found.
+    /// AEMK only when an RPI was found. To match many keys, use
+    /// [`matches`](Self::matches) or [`par_matches`](Self::par_matches), which are
+    /// faster per key.
     pub fn match_key(&self, key: &DiagnosisKey) -> Option<Match> {
-        self.match_key_with(key, &mut [Rpi::from_bytes([0; 16]); DAY as usize])
+        let mut found = Vec::new();
+        self.match_batch(std::slice::from_ref(key), &mut Scratch::new(), &mut found);
+        found.pop()
     }
 
-    /// [`match_key`](Self::match_key) with a reusable buffer for the derived RPIs.
-    fn match_key_with(&self, key: &DiagnosisKey, rpis: &mut [Rpi; DAY as usize]) -> Option<Match> {
-        let validity = key.tek.validity();
-        let (start, end) = (validity.start().get(), validity.end().get());
-        let mut rpik: Option<RpiKey> = None;
+    /// Appends the matches among `keys` to `found`, in the order of `keys`.
+    ///
+    /// Keys without sightings nearby are dropped before any derivation. The others
+    /// are visited grouped by day, so that the Bloom filter of the day stays in L1
+    /// cache while they are probed (in stream order, every key hit another day's
+    /// filter and each probe waited for L2), and their RPIKs are derived
+    /// [`LANES`] at a time.
+    fn match_batch(&self, keys: &[DiagnosisKey], scratch: &mut Scratch, found: &mut Vec<Match>) {
+        let Scratch {
+            blocks,
+            order,
+            found: matched,
+        } = scratch;
+        order.clear();
+        order.extend(keys.iter().enumerate().filter_map(|(position, key)| {
+            let slot = self.first_needed_day(key.tek.validity())?;
+            Some((slot as u32, position as u32))
+        }));
+        order.sort_unstable();
+        let mut match_one = |(slot, position): (u32, u32), rpik: &RpiKey| {
+            let key = &keys[position as usize];
+            if let Some(m) = self.match_key_from(key, slot as usize, rpik, blocks) {
+                matched.push((position, m));
+            }
+        };
+        let mut groups = order.chunks_exact(LANES);
+        for group in groups.by_ref() {
+            let group: &[(u32, u32); LANES] = group.try_into().expect("chunks of LANES");
+            let rpiks = TemporaryExposureKey::rpi_keys(group.map(|(_, p)| &keys[p as usize].tek));
+            for (&entry, rpik) in group.iter().zip(&rpiks) {
+                match_one(entry, rpik);
+            }
+        }
+        for &entry in groups.remainder() {
+            match_one(entry, &keys[entry.1 as usize].tek.rpi_key());
+        }
+        matched.sort_unstable_by_key(|(position, _)| *position);
+        found.extend(matched.drain(..).map(|(_, m)| m));
+    }
+
+    /// The match for `key`, whose RPIK is `rpik` and whose first day with intervals
+    /// to derive is `days[slot]`.
+    fn match_key_from(
+        &self,
+        key: &DiagnosisKey,
+        slot: usize,
+        rpik: &RpiKey,
+        blocks: &mut [aes::Block; DAY as usize],
+    ) -> Option<Match> {
         let mut candidates: Vec<(u32, Rpi, &DayIndex)> = Vec::new();
-        for day in start / DAY..=(end - 1) / DAY {
-            let Some(index) = self.day(day) else { continue };
-            let base = day * DAY;
-            let lo = start.max(base) - base;
-            let hi = (end - base).min(DAY);
+        for (index, lo, hi) in self.days_of(key.tek.validity(), slot) {
+            let base = index.day * DAY;
             for (a, b) in index.needed_runs(lo, hi) {
-                let rpik = rpik.get_or_insert_with(|| key.tek.rpi_key());
-                let out = &mut rpis[..(b - a) as usize];
-                rpik.rpis_into(IntervalNumber::new(base + a), out);
-                for (offset, rpi) in (base + a..).zip(out.iter()) {
-                    if index.may_contain(rpi) {
-                        candidates.push((offset, *rpi, index));
+                let blocks = &mut blocks[..(b - a) as usize];
+                rpik.encrypt_intervals(base + a, blocks);
+                for (interval, block) in (base + a..).zip(blocks.iter()) {
+                    if index.may_contain(block) {
+                        candidates.push((interval, Rpi::from_bytes((*block).into()), index));
                     }
                 }
             }
@@ -292,7 +359,9 @@ impl<'a> SightingIndex<'a> {
 
     /// The matches among a stream of keys, lazily, on the calling thread.
     ///
-    /// A key that occurs more than once (same key bytes) yields one match.
+    /// Keys are pulled and matched [`BATCH`] at a time, so memory stays bounded however
+    /// long the stream. A key that occurs more than once (same key bytes) yields one
+    /// match; matches come in stream order.
     pub fn matches<I>(&self, keys: I) -> Matches<'_, 'a, I::IntoIter>
     where
         I: IntoIterator<Item = DiagnosisKey>,
@@ -301,7 +370,9 @@ impl<'a> SightingIndex<'a> {
             index: self,
             keys: keys.into_iter(),
             seen: HashSet::new(),
-            rpis: [Rpi::from_bytes([0; 16]); DAY as usize],
+            scratch: Scratch::new(),
+            batch: Vec::with_capacity(BATCH),
+            ready: Vec::new().into_iter(),
         }
     }
 
@@ -316,8 +387,9 @@ impl<'a> SightingIndex<'a> {
         I: IntoIterator<Item = DiagnosisKey>,
     {
         use rayon::prelude::*;
-        /// Large enough to amortise rayon's fork-join, small enough to stay in cache.
-        const CHUNK: usize = 8192;
+        /// Batches per fork-join: enough to keep every core busy, few enough that
+        /// the keys pulled at once stay small.
+        const CHUNK: usize = 16 * BATCH;
 
         let mut keys = keys.into_iter();
         let mut chunk = Vec::with_capacity(CHUNK);
@@ -329,17 +401,46 @@ impl<'a> SightingIndex<'a> {
             if chunk.is_empty() {
                 break;
             }
-            let found: Vec<Match> = chunk
-                .par_iter()
-                .map_init(
-                    || [Rpi::from_bytes([0; 16]); DAY as usize],
-                    |rpis, k| self.match_key_with(k, rpis),
-                )
-                .flatten()
+            let found: Vec<Vec<Match>> = chunk
+                .par_chunks(BATCH)
+                .map_init(Scratch::new, |scratch, batch| {
+                    let mut found = Vec::new();
+                    self.match_batch(batch, scratch, &mut found);
+                    found
+                })
                 .collect();
-            out.extend(found.into_iter().filter(|m| first_time(&mut seen, m)));
+            out.extend(found.into_iter().flatten().filter(|m| first_time(&mut seen, m)));
         }
         out
+    }
+}
+
+/// Keys matched together. Large enough that each day of the index gets a run of
+/// keys (a country's export mixes all 14 days), small enough to keep the
+/// stream's latency and memory low.
+const BATCH: usize = 1024;
+
+/// RPIKs derived side by side (see [`TemporaryExposureKey::rpi_keys`]): enough to
+/// overlap the hash computations, few enough to keep their state in registers and L1.
+const LANES: usize = 4;
+
+/// Reusable buffers of one matching thread.
+struct Scratch {
+    /// The RPIs of one run of intervals, encrypted in place.
+    blocks: [aes::Block; DAY as usize],
+    /// (first indexed day, position in the batch) of the batch's keys.
+    order: Vec<(u32, u32)>,
+    /// Matches with their position in the batch.
+    found: Vec<(u32, Match)>,
+}
+
+impl Scratch {
+    fn new() -> Self {
+        Self {
+            blocks: [aes::Block::default(); DAY as usize],
+            order: Vec::with_capacity(BATCH),
+            found: Vec::new(),
+        }
     }
 }
 
@@ -360,12 +461,24 @@ fn first_time(seen: &mut HashSet<[u8; KEY_LEN]>, m: &Match) -> bool {
 }
 
 /// Iterator of matches returned by [`SightingIndex::matches`].
-#[derive(Debug)]
 pub struct Matches<'i, 'a, K> {
     index: &'i SightingIndex<'a>,
     keys: K,
     seen: HashSet<[u8; KEY_LEN]>,
-    rpis: [Rpi; DAY as usize],
+    scratch: Scratch,
+    /// The keys being matched.
+    batch: Vec<DiagnosisKey>,
+    /// Matches of the last batch not yet returned.
+    ready: std::vec::IntoIter<Match>,
+}
+
+impl<K> fmt::Debug for Matches<'_, '_, K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Matches")
+            .field("index", &self.index)
+            .field("distinct_matches", &self.seen.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<K: Iterator<Item = DiagnosisKey>> Iterator for Matches<'_, '_, K> {
@@ -373,12 +486,19 @@ impl<K: Iterator<Item = DiagnosisKey>> Iterator for Matches<'_, '_, K> {
 
     fn next(&mut self) -> Option<Match> {
         loop {
-            let key = self.keys.next()?;
-            if let Some(m) = self.index.match_key_with(&key, &mut self.rpis) {
+            for m in self.ready.by_ref() {
                 if first_time(&mut self.seen, &m) {
                     return Some(m);
                 }
             }
+            self.batch.clear();
+            self.batch.extend(self.keys.by_ref().take(BATCH));
+            if self.batch.is_empty() {
+                return None;
+            }
+            let mut found = Vec::new();
+            self.index.match_batch(&self.batch, &mut self.scratch, &mut found);
+            self.ready = found.into_iter();
         }
     }
 }
