@@ -8,7 +8,7 @@ use rand_core::{CryptoRng, RngCore};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
-use crate::hkdf::Prk;
+use crate::hkdf::{Lanes, Prk};
 use crate::identifiers::{Aem, Rpi};
 use crate::interval::{IntervalNumber, KeyValidity};
 use crate::metadata::{BluetoothMetadata, RawMetadata};
@@ -74,7 +74,7 @@ impl TemporaryExposureKey {
     /// Both derived keys; cheaper than calling [`rpi_key`](Self::rpi_key) and
     /// [`aem_key`](Self::aem_key) because the HKDF extract step is shared.
     pub fn derive_keys(&self) -> (RpiKey, AemKey) {
-        let mut prk = Prk::extract([&self.key]);
+        let mut prk = Prk::extract(&self.key);
         (
             RpiKey::from_prk(&mut prk, b"EN-RPIK"),
             AemKey::from_prk(&mut prk, b"EN-AEMK"),
@@ -83,22 +83,23 @@ impl TemporaryExposureKey {
 
     /// RPIK = HKDF(TEK, no salt, "EN-RPIK", 16): the key of the beacon identifiers.
     pub fn rpi_key(&self) -> RpiKey {
-        let [rpik] = Self::rpi_keys([self]);
-        rpik
+        RpiKey::from_prk(&mut Prk::extract(&self.key), b"EN-RPIK")
     }
 
-    /// The RPIKs of `N` keys, derived side by side: faster per key than one at a
-    /// time, because the CPU overlaps their hash computations.
-    pub(crate) fn rpi_keys<const N: usize>(teks: [&Self; N]) -> [RpiKey; N] {
-        let mut prk = Prk::extract(teks.map(|tek| &tek.key));
-        let mut keys = Zeroizing::new([[0u8; KEY_LEN]; N]);
-        prk.expand_16(b"EN-RPIK", &mut keys);
-        std::array::from_fn(|i| RpiKey::from_bytes(&keys[i]))
+    /// The RPIK bytes of `N` published keys, derived side by side: faster per key
+    /// than one at a time, because the CPU overlaps their hash computations.
+    ///
+    /// Nothing is zeroized: a diagnosis key is public once published, and zeroizing
+    /// the intermediate values costs a fifth of a derivation.
+    pub(crate) fn published_rpi_keys<const N: usize>(teks: [&Self; N]) -> [[u8; KEY_LEN]; N] {
+        let mut keys = [[0; KEY_LEN]; N];
+        Lanes::extract(teks.map(|tek| &tek.key)).expand_16(b"EN-RPIK", &mut keys);
+        keys
     }
 
     /// AEMK = HKDF(TEK, no salt, "EN-AEMK", 16): the key of the beacon metadata.
     pub fn aem_key(&self) -> AemKey {
-        AemKey::from_prk(&mut Prk::extract([&self.key]), b"EN-AEMK")
+        AemKey::from_prk(&mut Prk::extract(&self.key), b"EN-AEMK")
     }
 
     /// The beacon this key broadcasts during `interval`.
@@ -155,10 +156,10 @@ impl RpiKey {
         }
     }
 
-    fn from_prk(prk: &mut Prk<1>, info: &[u8]) -> Self {
-        let mut key = Zeroizing::new([[0u8; KEY_LEN]]);
+    fn from_prk(prk: &mut Prk, info: &[u8]) -> Self {
+        let mut key = Zeroizing::new([0u8; KEY_LEN]);
         prk.expand_16(info, &mut key);
-        Self::from_bytes(&key[0])
+        Self::from_bytes(&key)
     }
 
     /// The secret key bytes.
@@ -239,10 +240,10 @@ impl AemKey {
         Self(*key)
     }
 
-    fn from_prk(prk: &mut Prk<1>, info: &[u8]) -> Self {
-        let mut key = Zeroizing::new([[0u8; KEY_LEN]]);
-        prk.expand_16(info, &mut key);
-        Self(key[0])
+    fn from_prk(prk: &mut Prk, info: &[u8]) -> Self {
+        let mut key = Self([0; KEY_LEN]);
+        prk.expand_16(info, &mut key.0);
+        key
     }
 
     /// The secret key bytes.
