@@ -108,23 +108,27 @@ impl Lane {
 pub(crate) struct Lanes<const N: usize>([Lane; N]);
 
 impl<const N: usize> Lanes<N> {
-    /// HKDF-Extract with GAEN's empty salt, of each of `ikms`.
-    pub(crate) fn extract(ikms: [&[u8; 16]; N]) -> Self {
-        let mut lanes: [Lane; N] = std::array::from_fn(|_| Lane::default());
+    /// Lanes ready for [`extract`](Self::extract).
+    pub(crate) fn new() -> Self {
+        Self(std::array::from_fn(|_| Lane::default()))
+    }
+
+    /// HKDF-Extract with GAEN's empty salt, of each of `ikms`, in place: returning
+    /// the lanes by value cost a copy that waited on the hash results.
+    pub(crate) fn extract(&mut self, ikms: [&[u8; 16]; N]) {
         let salt = *ZERO_SALT;
-        for (lane, ikm) in lanes.iter_mut().zip(ikms) {
+        for (lane, ikm) in self.0.iter_mut().zip(ikms) {
             lane.block[..16].copy_from_slice(ikm);
             lane.compress_final(salt.inner, 16);
         }
-        for lane in &mut lanes {
+        for lane in &mut self.0 {
             lane.digest_into_block();
             lane.compress_final(salt.outer, 32);
         }
         // `state` holds the PRK: the HMAC key of the expand step.
-        for lane in &mut lanes {
+        for lane in &mut self.0 {
             lane.set_hmac_key_from_state();
         }
-        Self(lanes)
     }
 
     /// HKDF-Expand(PRK, `info`, 16) of each lane into `out`: one output block, truncated.
@@ -151,7 +155,9 @@ pub(crate) struct Prk(Lanes<1>);
 impl Prk {
     /// HKDF-Extract with GAEN's empty salt.
     pub(crate) fn extract(ikm: &[u8; 16]) -> Self {
-        Self(Lanes::extract([ikm]))
+        let mut prk = Self(Lanes::new());
+        prk.0.extract([ikm]);
+        prk
     }
 
     /// HKDF-Expand(PRK, `info`, 16) into `out`: one output block, truncated.
@@ -192,7 +198,8 @@ mod tests {
 
         #[test]
         fn lanes_agree_with_the_hkdf_crate(ikms in any::<[[u8; 16]; 3]>()) {
-            let mut lanes = Lanes::extract([&ikms[0], &ikms[1], &ikms[2]]);
+            let mut lanes = Lanes::new();
+            lanes.extract([&ikms[0], &ikms[1], &ikms[2]]);
             let mut out = [[0; 16]; 3];
             lanes.expand_16(b"EN-RPIK", &mut out);
             for (out, ikm) in out.iter().zip(&ikms) {

@@ -92,8 +92,10 @@ impl TemporaryExposureKey {
     /// Nothing is zeroized: a diagnosis key is public once published, and zeroizing
     /// the intermediate values costs a fifth of a derivation.
     pub(crate) fn published_rpi_keys<const N: usize>(teks: [&Self; N]) -> [[u8; KEY_LEN]; N] {
+        let mut lanes = Lanes::new();
+        lanes.extract(teks.map(|tek| &tek.key));
         let mut keys = [[0; KEY_LEN]; N];
-        Lanes::extract(teks.map(|tek| &tek.key)).expand_16(b"EN-RPIK", &mut keys);
+        lanes.expand_16(b"EN-RPIK", &mut keys);
         keys
     }
 

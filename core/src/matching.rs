@@ -81,16 +81,71 @@ pub struct Match {
     pub sightings: Vec<MatchedSighting>,
 }
 
+/// A blocked Bloom filter over RPIs: up to four bits per RPI, all in one word.
+#[derive(Debug)]
+struct BloomFilter {
+    /// A power-of-two number of words.
+    words: Vec<u64>,
+}
+
+impl BloomFilter {
+    fn new(rpis: &[Rpi]) -> Self {
+        // 128 to 256 bits per RPI give ~0.01 % false positives, in a few KiB that
+        // stay in L1 cache while the keys of a day are probed.
+        let mut words = vec![0; (2 * rpis.len()).next_power_of_two().max(64)];
+        let probe = Probe {
+            words: &words,
+            mask: words.len() - 1,
+        };
+        let slots: Vec<(usize, u64)> = rpis.iter().map(|rpi| probe.slot(rpi.as_bytes())).collect();
+        for (word, bits) in slots {
+            words[word] |= bits;
+        }
+        Self { words }
+    }
+
+    /// A view for probing, whose fields the compiler keeps in registers in the
+    /// probe loop (through `&self` it reloaded them on every probe).
+    fn probe(&self) -> Probe<'_> {
+        Probe {
+            words: &self.words,
+            mask: self.words.len() - 1,
+        }
+    }
+}
+
+/// See [`BloomFilter::probe`].
+#[derive(Clone, Copy)]
+struct Probe<'f> {
+    words: &'f [u64],
+    mask: usize,
+}
+
+impl Probe<'_> {
+    /// The word and bits of an RPI. RPIs are AES output, so their bytes serve as
+    /// hash values directly: the low bits pick the word, the top two bytes the bits.
+    #[inline]
+    fn slot(self, rpi: &[u8]) -> (usize, u64) {
+        let h = u64::from_le_bytes(rpi[..8].try_into().expect("an RPI has 16 bytes"));
+        let bits = FILTER_PATTERNS[(h >> 56) as usize] | FILTER_PATTERNS[usize::from((h >> 48) as u8)];
+        (h as usize & self.mask, bits)
+    }
+
+    #[inline]
+    fn may_contain(self, rpi: &[u8]) -> bool {
+        let (word, bits) = self.slot(rpi);
+        self.words.get(word).is_some_and(|w| w & bits == bits)
+    }
+}
+
 /// The sightings of one UTC day (± the drift tolerance), indexed for look-up.
 #[derive(Debug)]
 struct DayIndex {
     day: u32,
     /// Bit `k`: interval `day·144 + k` has a sighting within the tolerance.
     needed: [u64; NEEDED_WORDS],
-    /// Blocked Bloom filter over the RPIs: up to four bits per RPI, in one word.
-    filter: Vec<u64>,
-    /// `filter.len() - 1` (the length is a power of two).
-    filter_mask: usize,
+    /// The distinct RPIs, for a first check.
+    filter: BloomFilter,
     /// The distinct RPIs, sorted, for the exact check of the filter's candidates.
     rpis: Vec<Rpi>,
     /// `sightings[starts[k]..starts[k + 1]]` are the sightings of `rpis[k]`.
@@ -111,41 +166,14 @@ impl DayIndex {
             }
         }
         starts.push(entries.len() as u32);
-        // Sized by distinct RPIs (a beacon is heard many times): 128 to 256 bits per
-        // RPI give ~0.01 % false positives, in a few KiB that stay in L1 cache
-        // while the keys of the day are probed.
-        let words = (2 * rpis.len()).next_power_of_two().max(64);
-        let mut index = Self {
+        Self {
             day,
             needed: [0; NEEDED_WORDS],
-            filter: vec![0; words],
-            filter_mask: words - 1,
+            filter: BloomFilter::new(&rpis),
             rpis,
             starts,
             sightings: entries.iter().map(|&(_, sighting)| sighting).collect(),
-        };
-        for rpi in &index.rpis {
-            let (word, bits) = index.filter_slot(rpi.as_bytes());
-            index.filter[word] |= bits;
         }
-        index
-    }
-
-    /// The filter word and bits of an RPI. RPIs are AES output, so their bytes serve
-    /// as hash values directly: the low bits pick the word, the top two bytes the
-    /// bits.
-    #[inline]
-    fn filter_slot(&self, rpi: &[u8]) -> (usize, u64) {
-        let h = u64::from_le_bytes(rpi[..8].try_into().expect("an RPI has 16 bytes"));
-        let word = h as usize & self.filter_mask;
-        let bits = FILTER_PATTERNS[(h >> 56) as usize] | FILTER_PATTERNS[usize::from((h >> 48) as u8)];
-        (word, bits)
-    }
-
-    #[inline]
-    fn may_contain(&self, rpi: &[u8]) -> bool {
-        let (word, bits) = self.filter_slot(rpi);
-        self.filter[word] & bits == bits
     }
 
     /// Indexes of the sightings of `rpi` (none if it was not heard).
@@ -352,11 +380,12 @@ impl<'a> SightingIndex<'a> {
         let mut candidates: Vec<(u32, Rpi, &DayIndex)> = Vec::new();
         for (index, lo, hi) in self.days_of(key.tek.validity(), slot) {
             let base = index.day * DAY;
+            let filter = index.filter.probe();
             for (a, b) in index.needed_runs(lo, hi) {
                 let blocks = &mut blocks[..(b - a) as usize];
                 rpik.encrypt_intervals(base + a, blocks);
                 for (interval, block) in (base + a..).zip(blocks.iter()) {
-                    if index.may_contain(block) {
+                    if filter.may_contain(block) {
                         candidates.push((interval, Rpi::from_bytes((*block).into()), index));
                     }
                 }
@@ -559,10 +588,11 @@ mod tests {
                 (0..members).map(|i| (Rpi::from_bytes(rng.r#gen()), i)).collect();
             entries.sort_unstable();
             let day = DayIndex::new(0, &entries);
-            assert!(entries.iter().all(|(rpi, _)| day.may_contain(rpi.as_bytes())));
+            let filter = day.filter.probe();
+            assert!(entries.iter().all(|(rpi, _)| filter.may_contain(rpi.as_bytes())));
             let probes = 200_000;
             let false_positives = (0..probes)
-                .filter(|_| day.may_contain(&rng.r#gen::<[u8; 16]>()))
+                .filter(|_| filter.may_contain(&rng.r#gen::<[u8; 16]>()))
                 .count();
             let rate = false_positives as f64 / probes as f64;
             assert!(rate < 5e-4, "{members} RPIs: false positive rate {rate}");
