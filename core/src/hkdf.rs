@@ -39,14 +39,22 @@ struct HmacKey {
 /// HMAC key states of HKDF's default salt (32 zero bytes), computed once.
 static ZERO_SALT: LazyLock<HmacKey> = LazyLock::new(|| {
     let mut lane = Lane::default();
-    lane.set_hmac_key_from_state();
+    lane.hmac_pads_from_state();
+    lane.hmac_key_from_pads();
     lane.key
 });
 
 /// The intermediate values of one derivation.
+///
+/// Every step first writes the blocks of all lanes, then compresses them all. A
+/// block written byte-wise and read by the next compression with wide loads cannot
+/// be forwarded from the store buffer: the load waits until the stores retire, and
+/// retirement is in order, so interleaving write and compress lane by lane ran the
+/// lanes one after the other.
 #[derive(Zeroize)]
 struct Lane {
-    block: [u8; BLOCK],
+    /// Message blocks: the two HMAC key pads are compressed side by side.
+    blocks: [[u8; BLOCK]; 2],
     state: [u32; 8],
     key: HmacKey,
 }
@@ -54,7 +62,7 @@ struct Lane {
 impl Default for Lane {
     fn default() -> Self {
         Self {
-            block: [0; BLOCK],
+            blocks: [[0; BLOCK]; 2],
             state: [0; 8],
             key: HmacKey::default(),
         }
@@ -62,40 +70,48 @@ impl Default for Lane {
 }
 
 impl Lane {
-    /// Sets `key` to the HMAC key states of the 32-byte key held in `state`.
-    fn set_hmac_key_from_state(&mut self) {
-        self.key.inner = self.hmac_pad(0x36);
-        self.key.outer = self.hmac_pad(0x5c);
-    }
-
-    /// The state after absorbing (the key in `state`) XOR `pad`, zero-extended to a block.
-    fn hmac_pad(&mut self, pad: u8) -> [u32; 8] {
-        let pad_word = u32::from_ne_bytes([pad; 4]);
-        for (chunk, word) in self.block.chunks_exact_mut(4).zip(&self.state) {
-            chunk.copy_from_slice(&(word ^ pad_word).to_be_bytes());
-        }
-        self.block[32..].fill(pad);
-        let mut state = SHA256_IV;
-        compress256(&mut state, &[*GenericArray::from_slice(&self.block)]);
-        state
-    }
-
-    /// Absorbs the first `message_len` (≤ 55) bytes of `block`, starting from
-    /// `state`, as the last block of a message that follows one key block.
-    fn compress_final(&mut self, state: [u32; 8], message_len: usize) {
-        self.state = state;
-        self.block[message_len] = 0x80;
-        self.block[message_len + 1..BLOCK - 8].fill(0);
+    /// Pads the first `message_len` (≤ 55) bytes of block 0 as the end of a message
+    /// that follows one key block.
+    fn pad_final(&mut self, message_len: usize) {
+        let block = &mut self.blocks[0];
+        block[message_len] = 0x80;
+        block[message_len + 1..BLOCK - 8].fill(0);
         let bits = ((BLOCK + message_len) as u64) * 8;
-        self.block[BLOCK - 8..].copy_from_slice(&bits.to_be_bytes());
-        compress256(&mut self.state, &[*GenericArray::from_slice(&self.block)]);
+        block[BLOCK - 8..].copy_from_slice(&bits.to_be_bytes());
     }
 
-    /// Writes the 32-byte value in `state` to the start of `block`.
-    fn digest_into_block(&mut self) {
-        for (chunk, word) in self.block.chunks_exact_mut(4).zip(&self.state) {
+    /// Writes the 32-byte digest in `state` to block 0, padded as the final block.
+    fn digest_into_final_block(&mut self) {
+        for (chunk, word) in self.blocks[0].chunks_exact_mut(4).zip(&self.state) {
             chunk.copy_from_slice(&word.to_be_bytes());
         }
+        self.pad_final(32);
+    }
+
+    /// Writes the 32-byte HMAC key in `state`, XOR ipad and XOR opad and padded to
+    /// a block, to blocks 0 and 1.
+    fn hmac_pads_from_state(&mut self) {
+        for (block, pad) in self.blocks.iter_mut().zip([0x36u8, 0x5c]) {
+            let pad_word = u32::from_ne_bytes([pad; 4]);
+            for (chunk, word) in block.chunks_exact_mut(4).zip(&self.state) {
+                chunk.copy_from_slice(&(word ^ pad_word).to_be_bytes());
+            }
+            block[32..].fill(pad);
+        }
+    }
+
+    /// Sets `key` to the states after absorbing blocks 0 and 1 (the key pads).
+    fn hmac_key_from_pads(&mut self) {
+        for (state, block) in [&mut self.key.inner, &mut self.key.outer].into_iter().zip(&self.blocks) {
+            *state = SHA256_IV;
+            compress256(state, &[*GenericArray::from_slice(block)]);
+        }
+    }
+
+    /// Absorbs block 0 into `state`, starting from `from`.
+    fn compress(&mut self, from: [u32; 8]) {
+        self.state = from;
+        compress256(&mut self.state, &[*GenericArray::from_slice(&self.blocks[0])]);
     }
 }
 
@@ -113,38 +129,40 @@ impl<const N: usize> Lanes<N> {
         Self(std::array::from_fn(|_| Lane::default()))
     }
 
+    fn each(&mut self, step: impl FnMut(&mut Lane)) {
+        self.0.iter_mut().for_each(step);
+    }
+
     /// HKDF-Extract with GAEN's empty salt, of each of `ikms`, in place: returning
     /// the lanes by value cost a copy that waited on the hash results.
     pub(crate) fn extract(&mut self, ikms: [&[u8; 16]; N]) {
         let salt = *ZERO_SALT;
         for (lane, ikm) in self.0.iter_mut().zip(ikms) {
-            lane.block[..16].copy_from_slice(ikm);
-            lane.compress_final(salt.inner, 16);
+            lane.blocks[0][..16].copy_from_slice(ikm);
+            lane.pad_final(16);
         }
-        for lane in &mut self.0 {
-            lane.digest_into_block();
-            lane.compress_final(salt.outer, 32);
-        }
+        self.each(|lane| lane.compress(salt.inner));
+        self.each(Lane::digest_into_final_block);
+        self.each(|lane| lane.compress(salt.outer));
         // `state` holds the PRK: the HMAC key of the expand step.
-        for lane in &mut self.0 {
-            lane.set_hmac_key_from_state();
-        }
+        self.each(Lane::hmac_pads_from_state);
+        self.each(Lane::hmac_key_from_pads);
     }
 
     /// HKDF-Expand(PRK, `info`, 16) of each lane into `out`: one output block, truncated.
     pub(crate) fn expand_16(&mut self, info: &[u8], out: &mut [[u8; 16]; N]) {
-        for lane in &mut self.0 {
-            lane.block[..info.len()].copy_from_slice(info);
-            lane.block[info.len()] = 1;
-            lane.compress_final(lane.key.inner, info.len() + 1);
-        }
-        for lane in &mut self.0 {
-            lane.digest_into_block();
-            lane.compress_final(lane.key.outer, 32);
-        }
-        for (lane, out) in self.0.iter_mut().zip(out) {
-            lane.digest_into_block();
-            out.copy_from_slice(&lane.block[..16]);
+        self.each(|lane| {
+            lane.blocks[0][..info.len()].copy_from_slice(info);
+            lane.blocks[0][info.len()] = 1;
+            lane.pad_final(info.len() + 1);
+        });
+        self.each(|lane| lane.compress(lane.key.inner));
+        self.each(Lane::digest_into_final_block);
+        self.each(|lane| lane.compress(lane.key.outer));
+        for (lane, out) in self.0.iter().zip(out) {
+            for (chunk, word) in out.chunks_exact_mut(4).zip(&lane.state) {
+                chunk.copy_from_slice(&word.to_be_bytes());
+            }
         }
     }
 }

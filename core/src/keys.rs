@@ -3,7 +3,7 @@
 use std::fmt;
 
 use aes::Aes128Enc;
-use aes::cipher::{BlockEncrypt, KeyInit, KeyIvInit, StreamCipher};
+use aes::cipher::{BlockEncrypt, KeyInit};
 use rand_core::{CryptoRng, RngCore};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
@@ -171,9 +171,9 @@ impl RpiKey {
 
     /// RPI = AES-128(RPIK, "EN-RPI" ‖ 0×6 ‖ interval little-endian).
     pub fn rpi(&self, interval: IntervalNumber) -> Rpi {
-        let mut block = padded_data(interval);
-        self.cipher.encrypt_block((&mut block).into());
-        Rpi::from_bytes(block)
+        let mut block = aes::Block::from(padded_data(interval));
+        self.cipher.encrypt_block(&mut block);
+        Rpi::from_bytes(block.into())
     }
 
     /// The identifiers of consecutive intervals starting at `first`, one per slot of `out`.
@@ -234,8 +234,6 @@ impl fmt::Debug for RpiKey {
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct AemKey([u8; KEY_LEN]);
 
-type Aes128Ctr = ctr::Ctr128BE<Aes128Enc>;
-
 impl AemKey {
     /// An AEMK from its bytes.
     pub fn from_bytes(key: &[u8; KEY_LEN]) -> Self {
@@ -264,8 +262,13 @@ impl AemKey {
     }
 
     fn apply_keystream(&self, rpi: Rpi, mut data: [u8; 4]) -> [u8; 4] {
-        let mut cipher = Aes128Ctr::new((&self.0).into(), (&rpi.to_bytes()).into());
-        cipher.apply_keystream(&mut data);
+        // CTR mode with the RPI as the initial counter block: 4 bytes take only the
+        // first block of keystream.
+        let mut keystream = aes::Block::from(rpi.to_bytes());
+        Aes128Enc::new((&self.0).into()).encrypt_block(&mut keystream);
+        for (byte, key) in data.iter_mut().zip(keystream.iter()) {
+            *byte ^= key;
+        }
         data
     }
 }

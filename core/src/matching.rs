@@ -495,7 +495,7 @@ const BATCH: usize = 1024;
 
 /// Published keys whose RPIKs are derived side by side (see
 /// [`TemporaryExposureKey::published_rpi_keys`]).
-const LANES: usize = 2;
+const LANES: usize = 4;
 
 /// Reusable buffers of one matching thread.
 struct Scratch {
