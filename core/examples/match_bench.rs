@@ -1,9 +1,11 @@
 //! Matching throughput on the scenario: a 14-day store with 100 000 sightings
 //! of 200 keys, matched against 1 000 000 diagnosis keys of which 50 were met.
 //!
-//! `cargo run --release -p kith-core --example match_bench [keys]`
+//! `cargo run --release -p kith-core --example match_bench [keys] [runs]`
 //!
-//! Prints keys/s on one core and on all cores, and the peak memory (VmHWM).
+//! Prints keys/s on one core and on all cores, each measured `runs` times (default
+//! 3, since a shared machine's speed varies from run to run), and the peak memory
+//! (VmHWM).
 
 #[path = "../benches/support/scenario.rs"]
 mod scenario;
@@ -33,11 +35,21 @@ fn rate(keys: usize, seconds: f64) -> String {
     )
 }
 
+fn median(seconds: &mut [f64]) -> f64 {
+    seconds.sort_by(f64::total_cmp);
+    seconds[seconds.len() / 2]
+}
+
 fn main() {
     let keys: usize = std::env::args()
         .nth(1)
         .map(|n| n.parse().expect("the number of keys"))
         .unwrap_or(1_000_000);
+    let runs: usize = std::env::args()
+        .nth(2)
+        .map(|n| n.parse().expect("the number of runs"))
+        .unwrap_or(3);
+    let threads = rayon::current_num_threads();
     let (met, sightings) = scenario::device(1, 200, 100_000);
     println!(
         "store: {} sightings of {} keys over {} days",
@@ -61,37 +73,44 @@ fn main() {
         rate(generated, generation)
     );
 
-    let started = Instant::now();
-    let cpu_before = thread_cpu_ns();
-    let one_core = index
-        .matches(scenario::diagnosis_keys(2, keys, &met, 50))
-        .count();
-    let cpu = thread_cpu_ns()
-        .zip(cpu_before)
-        .map(|(after, before)| (after - before) as f64 / 1e9);
-    let seconds = started.elapsed().as_secs_f64();
-    println!(
-        "1 core:     {} → {one_core} matches (wall clock)",
-        rate(keys, seconds)
-    );
-    if let Some(cpu) = cpu {
-        println!("            {} (CPU time of the thread)", rate(keys, cpu));
+    let mut one_core = Vec::new();
+    let mut all_cores = Vec::new();
+    for _ in 0..runs {
+        let started = Instant::now();
+        let cpu_before = thread_cpu_ns();
+        let found = index
+            .matches(scenario::diagnosis_keys(2, keys, &met, 50))
+            .count();
+        let cpu = thread_cpu_ns()
+            .zip(cpu_before)
+            .map(|(after, before)| (after - before) as f64 / 1e9);
+        let seconds = started.elapsed().as_secs_f64();
+        println!("1 core:     {} → {found} matches", rate(keys, seconds));
+        if let Some(cpu) = cpu {
+            println!("            {} (CPU time of the thread)", rate(keys, cpu));
+        }
+        one_core.push(seconds);
+
+        let started = Instant::now();
+        let found_in_parallel = index
+            .par_matches(scenario::diagnosis_keys(2, keys, &met, 50))
+            .len();
+        let seconds = started.elapsed().as_secs_f64();
+        println!(
+            "{threads} threads:  {} → {found_in_parallel} matches",
+            rate(keys, seconds)
+        );
+        all_cores.push(seconds);
+        assert_eq!(
+            found, found_in_parallel,
+            "sequential and parallel matching agree"
+        );
     }
-
-    let threads = rayon::current_num_threads();
-    let started = Instant::now();
-    let all_cores = index
-        .par_matches(scenario::diagnosis_keys(2, keys, &met, 50))
-        .len();
-    let seconds = started.elapsed().as_secs_f64();
+    println!("median of {runs} runs:");
+    println!("  1 core:     {}", rate(keys, median(&mut one_core)));
     println!(
-        "{threads} threads:  {} → {all_cores} matches",
-        rate(keys, seconds)
-    );
-
-    assert_eq!(
-        one_core, all_cores,
-        "sequential and parallel matching agree"
+        "  {threads} threads:  {}",
+        rate(keys, median(&mut all_cores))
     );
     match peak_memory_kib() {
         Some(kib) => println!("peak memory (VmHWM): {:.1} MiB", kib as f64 / 1024.0),

@@ -102,7 +102,10 @@ impl Lane {
 
     /// Sets `key` to the states after absorbing blocks 0 and 1 (the key pads).
     fn hmac_key_from_pads(&mut self) {
-        for (state, block) in [&mut self.key.inner, &mut self.key.outer].into_iter().zip(&self.blocks) {
+        for (state, block) in [&mut self.key.inner, &mut self.key.outer]
+            .into_iter()
+            .zip(&self.blocks)
+        {
             *state = SHA256_IV;
             compress256(state, &[*GenericArray::from_slice(block)]);
         }
@@ -111,7 +114,10 @@ impl Lane {
     /// Absorbs block 0 into `state`, starting from `from`.
     fn compress(&mut self, from: [u32; 8]) {
         self.state = from;
-        compress256(&mut self.state, &[*GenericArray::from_slice(&self.blocks[0])]);
+        compress256(
+            &mut self.state,
+            &[*GenericArray::from_slice(&self.blocks[0])],
+        );
     }
 }
 

@@ -189,23 +189,23 @@ impl RpiKey {
             .ok()
             .and_then(|len| first.checked_add(len))
             .expect("interval range within u32");
+        let mut padded = [aes::Block::default(); RPI_BATCH];
         let mut blocks = [aes::Block::default(); RPI_BATCH];
         for (chunk_index, chunk) in out.chunks_mut(RPI_BATCH).enumerate() {
-            let blocks = &mut blocks[..chunk.len()];
-            self.encrypt_intervals(first + (chunk_index * RPI_BATCH) as u32, blocks);
+            let (padded, blocks) = (&mut padded[..chunk.len()], &mut blocks[..chunk.len()]);
+            padded_blocks(first + (chunk_index * RPI_BATCH) as u32, padded);
+            self.encrypt_padded(padded, blocks);
             for (rpi, block) in chunk.iter_mut().zip(blocks.iter()) {
                 *rpi = Rpi::from_bytes((*block).into());
             }
         }
     }
 
-    /// The identifiers of the intervals `first, first + 1, …`, one per block,
-    /// encrypted in place: matching probes them where they are, without copying.
-    pub(crate) fn encrypt_intervals(&self, first: u32, blocks: &mut [aes::Block]) {
-        for (interval, block) in (first..).zip(blocks.iter_mut()) {
-            *block = padded_data(IntervalNumber::new(interval)).into();
-        }
-        self.cipher.encrypt_blocks(blocks);
+    /// Encrypts the cipher inputs written by [`padded_blocks`] into the RPIs `out`.
+    pub(crate) fn encrypt_padded(&self, padded: &[aes::Block], out: &mut [aes::Block]) {
+        self.cipher
+            .encrypt_blocks_b2b(padded, out)
+            .expect("as many inputs as outputs");
     }
 
     /// All identifiers of `validity`, in interval order.
@@ -213,6 +213,13 @@ impl RpiKey {
         let mut out = vec![Rpi::from_bytes([0; 16]); validity.period().get() as usize];
         self.rpis_into(validity.start(), &mut out);
         out
+    }
+}
+
+/// The cipher inputs (PaddedData) of the intervals `first, first + 1, …`, one per block.
+pub(crate) fn padded_blocks(first: u32, blocks: &mut [aes::Block]) {
+    for (interval, block) in (first..).zip(blocks) {
+        *block = padded_data(IntervalNumber::new(interval)).into();
     }
 }
 

@@ -6,14 +6,24 @@
 //! the sightings built once per run:
 //!
 //! ```text
-//!   sightings ──▶ SightingIndex: per UTC day ─┬─ which intervals need deriving (±12)
-//!                                            ├─ a 3-bit blocked Bloom filter of the RPIs (fits L1/L2)
-//!                                            └─ (RPI, sighting) sorted, for the exact check
-//!   keys (stream) ──▶ RPIK ──▶ RPIs of needed runs ──▶ filter ──▶ exact check ──▶ AEMK, metadata ──▶ Match
+//!   sightings ──▶ SightingIndex, per UTC day ─┬─ which intervals need deriving (±12)
+//!                                            ├─ a Bloom filter of the distinct RPIs (a few KiB)
+//!                                            └─ the distinct RPIs, sorted, with their sightings
+//!   keys (stream) ──▶ batches sorted by day ──▶ RPIKs, 4 at a time ──▶ RPIs of the needed runs
+//!                 ──▶ filter ──▶ exact check ──▶ AEMK, metadata, TX power ──▶ Match
 //! ```
 //!
+//! Per key that overlaps the device's sightings, the work is fixed by the protocol:
+//! six SHA-256 compressions (HKDF) and one AES block per needed interval, up to 144.
+//! Everything else is arranged around them: keys of the same day are matched one
+//! after the other so that the day's filter and cipher inputs stay in L1 cache,
+//! the RPIKs of four keys are hashed side by side so their dependency chains
+//! overlap, and a filter probe is a handful of instructions.
+//!
 //! Keys are consumed as a stream, so a million keys never sit in memory at once;
-//! [`SightingIndex::par_matches`] spreads chunks of them over all cores.
+//! [`SightingIndex::par_matches`] spreads batches of them over all cores.
+
+mod filter;
 
 use std::collections::HashSet;
 use std::fmt;
@@ -22,9 +32,10 @@ use std::ops::RangeInclusive;
 use crate::diagnosis::DiagnosisKey;
 use crate::identifiers::Rpi;
 use crate::interval::{INTERVALS_PER_DAY, IntervalNumber, KeyValidity};
-use crate::keys::{KEY_LEN, RpiKey, TemporaryExposureKey};
+use crate::keys::{KEY_LEN, RpiKey, TemporaryExposureKey, padded_blocks};
 use crate::metadata::BluetoothMetadata;
 use crate::sighting::Sighting;
+use filter::BloomFilter;
 
 /// Clock drift allowed between sender and receiver: an RPI of interval `j` matches a
 /// sighting in interval `i` when `|i − j| ≤ 12` (2 hours).
@@ -37,29 +48,6 @@ pub const TX_POWER_RANGE: RangeInclusive<i8> = -50..=20;
 const DAY: u32 = INTERVALS_PER_DAY;
 /// `needed` bits per day, in u64 words (144 bits).
 const NEEDED_WORDS: usize = (DAY as usize).div_ceil(64);
-
-/// Bit patterns of the Bloom filter: two pseudo-random bits per byte value. A probe
-/// ORs the patterns of two bytes of the RPI (up to four bits of 64, 16 bits of
-/// entropy). Two table look-ups cost a third of the µops of shifting 1 by three
-/// variable amounts, and probing is the innermost loop of matching.
-static FILTER_PATTERNS: [u64; 256] = filter_patterns();
-
-const fn filter_patterns() -> [u64; 256] {
-    let mut table = [0; 256];
-    let mut state: u64 = 0;
-    let mut i = 0;
-    while i < table.len() {
-        // SplitMix64: fixed, well-mixed bits without a dependency.
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
-        table[i] = (1 << (z & 63)) | (1 << ((z >> 6) & 63));
-        i += 1;
-    }
-    table
-}
 
 /// One sighting that belongs to a diagnosis key.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,63 +67,6 @@ pub struct Match {
     pub key: DiagnosisKey,
     /// Its sightings (never empty), sorted by time.
     pub sightings: Vec<MatchedSighting>,
-}
-
-/// A blocked Bloom filter over RPIs: up to four bits per RPI, all in one word.
-#[derive(Debug)]
-struct BloomFilter {
-    /// A power-of-two number of words.
-    words: Vec<u64>,
-}
-
-impl BloomFilter {
-    fn new(rpis: &[Rpi]) -> Self {
-        // 128 to 256 bits per RPI give ~0.01 % false positives, in a few KiB that
-        // stay in L1 cache while the keys of a day are probed.
-        let mut words = vec![0; (2 * rpis.len()).next_power_of_two().max(64)];
-        let probe = Probe {
-            words: &words,
-            mask: words.len() - 1,
-        };
-        let slots: Vec<(usize, u64)> = rpis.iter().map(|rpi| probe.slot(rpi.as_bytes())).collect();
-        for (word, bits) in slots {
-            words[word] |= bits;
-        }
-        Self { words }
-    }
-
-    /// A view for probing, whose fields the compiler keeps in registers in the
-    /// probe loop (through `&self` it reloaded them on every probe).
-    fn probe(&self) -> Probe<'_> {
-        Probe {
-            words: &self.words,
-            mask: self.words.len() - 1,
-        }
-    }
-}
-
-/// See [`BloomFilter::probe`].
-#[derive(Clone, Copy)]
-struct Probe<'f> {
-    words: &'f [u64],
-    mask: usize,
-}
-
-impl Probe<'_> {
-    /// The word and bits of an RPI. RPIs are AES output, so their bytes serve as
-    /// hash values directly: the low bits pick the word, the top two bytes the bits.
-    #[inline]
-    fn slot(self, rpi: &[u8]) -> (usize, u64) {
-        let h = u64::from_le_bytes(rpi[..8].try_into().expect("an RPI has 16 bytes"));
-        let bits = FILTER_PATTERNS[(h >> 56) as usize] | FILTER_PATTERNS[usize::from((h >> 48) as u8)];
-        (h as usize & self.mask, bits)
-    }
-
-    #[inline]
-    fn may_contain(self, rpi: &[u8]) -> bool {
-        let (word, bits) = self.slot(rpi);
-        self.words.get(word).is_some_and(|w| w & bits == bits)
-    }
 }
 
 /// The sightings of one UTC day (± the drift tolerance), indexed for look-up.
@@ -334,7 +265,7 @@ impl<'a> SightingIndex<'a> {
     /// at a time.
     fn match_batch(&self, keys: &[DiagnosisKey], scratch: &mut Scratch, found: &mut Vec<Match>) {
         let Scratch {
-            blocks,
+            rpis,
             order,
             found: matched,
         } = scratch;
@@ -347,7 +278,7 @@ impl<'a> SightingIndex<'a> {
         let mut match_one = |(slot, position): (u32, u32), rpik: &[u8; KEY_LEN]| {
             let key = &keys[position as usize];
             let rpik = RpiKey::from_bytes(rpik);
-            if let Some(m) = self.match_key_from(key, slot as usize, &rpik, blocks) {
+            if let Some(m) = self.match_key_from(key, slot as usize, &rpik, rpis) {
                 matched.push((position, m));
             }
         };
@@ -375,16 +306,14 @@ impl<'a> SightingIndex<'a> {
         key: &DiagnosisKey,
         slot: usize,
         rpik: &RpiKey,
-        blocks: &mut [aes::Block; DAY as usize],
+        rpis: &mut RpiBuffers,
     ) -> Option<Match> {
         let mut candidates: Vec<(u32, Rpi, &DayIndex)> = Vec::new();
         for (index, lo, hi) in self.days_of(key.tek.validity(), slot) {
             let base = index.day * DAY;
             let filter = index.filter.probe();
             for (a, b) in index.needed_runs(lo, hi) {
-                let blocks = &mut blocks[..(b - a) as usize];
-                rpik.encrypt_intervals(base + a, blocks);
-                for (interval, block) in (base + a..).zip(blocks.iter()) {
+                for (interval, block) in (base + a..).zip(rpis.derive(rpik, index.day, a, b)) {
                     if filter.may_contain(block) {
                         candidates.push((interval, Rpi::from_bytes((*block).into()), index));
                     }
@@ -482,7 +411,12 @@ impl<'a> SightingIndex<'a> {
                     found
                 })
                 .collect();
-            out.extend(found.into_iter().flatten().filter(|m| first_time(&mut seen, m)));
+            out.extend(
+                found
+                    .into_iter()
+                    .flatten()
+                    .filter(|m| first_time(&mut seen, m)),
+            );
         }
         out
     }
@@ -497,10 +431,39 @@ const BATCH: usize = 1024;
 /// [`TemporaryExposureKey::published_rpi_keys`]).
 const LANES: usize = 4;
 
+/// The RPIs of one run of intervals, and the cipher inputs of a whole day: keys
+/// come sorted by day, so consecutive keys share the inputs, written once.
+struct RpiBuffers {
+    /// The day whose inputs `padded` holds.
+    day: Option<u32>,
+    padded: [aes::Block; DAY as usize],
+    rpis: [aes::Block; DAY as usize],
+}
+
+impl RpiBuffers {
+    fn new() -> Self {
+        Self {
+            day: None,
+            padded: [aes::Block::default(); DAY as usize],
+            rpis: [aes::Block::default(); DAY as usize],
+        }
+    }
+
+    /// The RPIs of the intervals `[a, b)` of `day` (day-relative).
+    fn derive(&mut self, rpik: &RpiKey, day: u32, a: u32, b: u32) -> &[aes::Block] {
+        if self.day != Some(day) {
+            padded_blocks(day * DAY, &mut self.padded);
+            self.day = Some(day);
+        }
+        let rpis = &mut self.rpis[..(b - a) as usize];
+        rpik.encrypt_padded(&self.padded[a as usize..b as usize], rpis);
+        rpis
+    }
+}
+
 /// Reusable buffers of one matching thread.
 struct Scratch {
-    /// The RPIs of one run of intervals, encrypted in place.
-    blocks: [aes::Block; DAY as usize],
+    rpis: RpiBuffers,
     /// (first indexed day, position in the batch) of the batch's keys.
     order: Vec<(u32, u32)>,
     /// Matches with their position in the batch.
@@ -510,7 +473,7 @@ struct Scratch {
 impl Scratch {
     fn new() -> Self {
         Self {
-            blocks: [aes::Block::default(); DAY as usize],
+            rpis: RpiBuffers::new(),
             order: Vec::with_capacity(BATCH),
             found: Vec::new(),
         }
@@ -567,35 +530,9 @@ impl<K: Iterator<Item = DiagnosisKey>> Iterator for Matches<'_, '_, K> {
                 return None;
             }
             let mut found = Vec::new();
-            self.index.match_batch(&self.batch, &mut self.scratch, &mut found);
+            self.index
+                .match_batch(&self.batch, &mut self.scratch, &mut found);
             self.ready = found.into_iter();
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rand::{Rng, SeedableRng, rngs::StdRng};
-
-    /// Each false positive costs a binary search, so the filter must stay sharp
-    /// whatever the number of RPIs a day holds.
-    #[test]
-    fn filter_has_no_false_negatives_and_few_false_positives() {
-        let mut rng = StdRng::seed_from_u64(7);
-        for members in [1, 100, 360, 500, 1000, 5000] {
-            let mut entries: Vec<(Rpi, u32)> =
-                (0..members).map(|i| (Rpi::from_bytes(rng.r#gen()), i)).collect();
-            entries.sort_unstable();
-            let day = DayIndex::new(0, &entries);
-            let filter = day.filter.probe();
-            assert!(entries.iter().all(|(rpi, _)| filter.may_contain(rpi.as_bytes())));
-            let probes = 200_000;
-            let false_positives = (0..probes)
-                .filter(|_| filter.may_contain(&rng.r#gen::<[u8; 16]>()))
-                .count();
-            let rate = false_positives as f64 / probes as f64;
-            assert!(rate < 5e-4, "{members} RPIs: false positive rate {rate}");
         }
     }
 }
