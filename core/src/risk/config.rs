@@ -92,10 +92,11 @@ impl RiskConfig {
         config
     }
 
-    /// Apple's `ENExposureConfiguration` defaults: thresholds 50/70/90 dB, every
-    /// weight 100 %, every day of standard infectiousness, missing report type →
-    /// confirmed test; with the same 15-minute classification as
-    /// [`enx_defaults`](Self::enx_defaults).
+    /// Apple's `ENExposureConfiguration` default attenuation thresholds, 50/70/90 dB
+    /// (the only default Apple documents: developer.apple.com, ENExposureConfiguration
+    /// `attenuationDurationThresholds`), with everything else neutral: every weight
+    /// 100 %, every day of standard infectiousness, missing report type → confirmed
+    /// test, and the same 15-minute classification as [`enx_defaults`](Self::enx_defaults).
     pub fn apple_defaults() -> Self {
         Self {
             attenuation_thresholds: [50, 70, 90],
