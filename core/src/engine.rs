@@ -166,12 +166,17 @@ impl<S: Store> ExposureEngine<S> {
             }
         }
         let exposures = self.find_exposures(keys)?;
-        self.store.add_exposures(file, &exposures, now)
+        self.store.add_exposures(file, &exposures, &[], now)
     }
 
     /// [`ingest`](Self::ingest) for a verified export file named `name`: its keys
-    /// are decoded as they are matched. A malformed key aborts the whole file, which
-    /// then stays unprocessed. (Revised keys are not applied.)
+    /// are decoded as they are matched.
+    ///
+    /// The file's revised keys (report types changed since publication, e.g. to
+    /// revoked) are applied to the exposures already stored, and matched like the
+    /// other keys in case the file that first published them was missed. Key
+    /// records that break GAEN's rules are skipped, as GAEN clients do: the file's
+    /// other keys still count.
     #[cfg(feature = "export")]
     pub fn ingest_export(
         &mut self,
@@ -182,15 +187,14 @@ impl<S: Store> ExposureEngine<S> {
         if self.store.is_file_processed(name)? {
             return Ok(0);
         }
-        let mut malformed = None;
+        let revised: Vec<DiagnosisKey> = export.revised_keys().filter_map(Result::ok).collect();
         let keys = export
             .keys()
-            .map_while(|key| key.map_err(|e| malformed = Some(e)).ok());
+            .filter_map(Result::ok)
+            .chain(revised.iter().cloned());
         let exposures = self.find_exposures(keys)?;
-        if let Some(error) = malformed {
-            return Err(error);
-        }
-        self.store.add_exposures(Some(name), &exposures, now)
+        self.store
+            .add_exposures(Some(name), &exposures, &revised, now)
     }
 
     fn find_exposures<I>(&self, keys: I) -> Result<Vec<Exposure>>

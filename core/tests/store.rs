@@ -118,7 +118,10 @@ fn exposures(mut store: impl Store) {
         exposure(2, T0 + 7_200, ReportType::Unknown),
     ];
     assert!(!store.is_file_processed("a.zip").unwrap());
-    assert_eq!(store.add_exposures(Some("a.zip"), &found, T0).unwrap(), 2);
+    assert_eq!(
+        store.add_exposures(Some("a.zip"), &found, &[], T0).unwrap(),
+        2
+    );
     assert!(store.is_file_processed("a.zip").unwrap());
     assert!(!store.is_file_processed("b.zip").unwrap());
     // The same key in a later file (even with other metadata) does not count again.
@@ -126,13 +129,45 @@ fn exposures(mut store: impl Store) {
         exposure(2, T0 + 7_200, ReportType::SelfReport),
         exposure(3, T0, ReportType::SelfReport),
     ];
-    assert_eq!(store.add_exposures(Some("b.zip"), &again, T0).unwrap(), 1);
-    assert_eq!(store.add_exposures(None, &[], T0).unwrap(), 0);
+    assert_eq!(
+        store.add_exposures(Some("b.zip"), &again, &[], T0).unwrap(),
+        1
+    );
+    assert_eq!(store.add_exposures(None, &[], &[], T0).unwrap(), 0);
     let stored = store.exposures().unwrap();
     assert_eq!(
         stored,
         vec![found[0].clone(), found[1].clone(), again[1].clone()]
     );
+}
+
+fn revisions(mut store: impl Store) {
+    let found = vec![
+        exposure(1, T0 + 3_600, ReportType::SelfReport),
+        exposure(2, T0 + 7_200, ReportType::SelfReport),
+    ];
+    store.add_exposures(None, &found, &[], T0).unwrap();
+    // Key 1 was confirmed by a test; key 9 was never matched here.
+    let mut confirmed = found[0].matched.key.clone();
+    confirmed.report_type = ReportType::ConfirmedTest;
+    confirmed.days_since_onset = DaysSinceOnset::new(-2).ok();
+    confirmed.transmission_risk_level = None;
+    let stranger = exposure(9, T0, ReportType::Revoked).matched.key;
+    let new = [exposure(3, T0, ReportType::ConfirmedTest)];
+    assert_eq!(
+        store
+            .add_exposures(Some("c.zip"), &new, &[confirmed.clone(), stranger], T0)
+            .unwrap(),
+        1
+    );
+    let mut expected = found[0].clone();
+    assert!(expected.revise(&confirmed));
+    assert_eq!(expected.windows[0].report_type, ReportType::ConfirmedTest);
+    assert_eq!(
+        store.exposures().unwrap(),
+        vec![expected, found[1].clone(), new[0].clone()]
+    );
+    assert!(store.is_file_processed("c.zip").unwrap());
 }
 
 fn settings(mut store: impl Store) {
@@ -164,6 +199,7 @@ fn purge(mut store: impl Store) {
         .add_exposures(
             Some("old.zip"),
             &[exposure(1, cutoff - 1, ReportType::ConfirmedTest)],
+            &[],
             cutoff - 1,
         )
         .unwrap();
@@ -171,6 +207,7 @@ fn purge(mut store: impl Store) {
         .add_exposures(
             Some("new.zip"),
             &[exposure(2, cutoff, ReportType::ConfirmedTest)],
+            &[],
             cutoff,
         )
         .unwrap();
@@ -301,6 +338,10 @@ macro_rules! conformance {
                 exposures($store);
             }
             #[test]
+            fn applies_revised_keys() {
+                revisions($store);
+            }
+            #[test]
             fn keeps_settings() {
                 settings($store);
             }
@@ -427,43 +468,58 @@ fn a_writer_killed_mid_batch_leaves_only_whole_batches() {
     assert_eq!(store.sightings().unwrap().len(), batches * BATCH + 1);
 }
 
-#[test]
-fn ingests_a_signed_export_file_once() {
-    use kith_core::{
-        ExportBatch, ExportFile, ExportLimits, ExportSigner, SigningKey, TrustedKeys, write_export,
-    };
-
-    let now = T0 + 9 * 3_600;
+/// Bob met Alice 20 minutes at `now` and stores his sightings in SQLite; Alice's
+/// keys to upload, each with `report_type`.
+fn bob_met_alice(
+    now: u64,
+    report_type: ReportType,
+) -> (ExposureEngine<SqliteStore>, Vec<DiagnosisKey>) {
     let interval = IntervalNumber::from_unix_seconds(now).unwrap();
     let mut alice = ExposureEngine::new(MemoryStore::new()).unwrap();
     let mut bob = ExposureEngine::new(SqliteStore::open_in_memory().unwrap()).unwrap();
     let beacon = alice
         .beacon(&mut OsRng, interval, BluetoothMetadata::v1_0(0))
         .unwrap();
-    bob.record_sighting(Sighting::new(beacon, -50, now, 1))
-        .unwrap();
-
-    let keys: Vec<DiagnosisKey> = alice
-        .keys_to_upload(now + 600)
+    for scan in 0..5 {
+        bob.record_sighting(Sighting::new(beacon, -50, now + scan * 240, scan))
+            .unwrap();
+    }
+    let keys = alice
+        .keys_to_upload(now + 1_200)
         .unwrap()
         .into_iter()
-        .map(DiagnosisKey::new)
+        .map(|tek| DiagnosisKey {
+            report_type,
+            ..DiagnosisKey::new(tek)
+        })
         .collect();
+    (bob, keys)
+}
+
+/// `batch`, signed, parsed and verified as a device does.
+fn signed_export(batch: &kith_core::ExportBatch<'_>) -> kith_core::VerifiedExport {
+    use kith_core::{
+        ExportFile, ExportLimits, ExportSigner, SigningKey, TrustedKeys, write_export,
+    };
+
     let signer = ExportSigner::new("310", "v1", SigningKey::generate(&mut OsRng));
-    let zip = write_export(
-        &ExportBatch {
-            region: "US",
-            keys: &keys,
-            ..ExportBatch::default()
-        },
-        &[&signer],
-    )
-    .unwrap();
+    let zip = write_export(batch, &[&signer]).unwrap();
     let trusted = TrustedKeys::new().with("310", "v1", signer.verifying_key());
-    let export = ExportFile::parse(&zip, &ExportLimits::default())
+    ExportFile::parse(&zip, &ExportLimits::default())
         .unwrap()
         .verify(&trusted)
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn ingests_a_signed_export_file_once() {
+    let now = T0 + 9 * 3_600;
+    let (mut bob, keys) = bob_met_alice(now, ReportType::ConfirmedTest);
+    let export = signed_export(&kith_core::ExportBatch {
+        region: "US",
+        keys: &keys,
+        ..Default::default()
+    });
 
     assert_eq!(
         bob.ingest_export("2024-10-04.zip", &export, now + 3_600)
@@ -477,4 +533,60 @@ fn ingests_a_signed_export_file_once() {
     );
     assert!(bob.store().is_file_processed("2024-10-04.zip").unwrap());
     assert_eq!(bob.exposure_summary(now + 3_600).unwrap().windows.len(), 1);
+}
+
+#[test]
+fn a_revised_key_in_a_later_file_changes_the_risk() {
+    let now = T0 + 9 * 3_600;
+    let (mut bob, keys) = bob_met_alice(now, ReportType::SelfReport);
+    let first = signed_export(&kith_core::ExportBatch {
+        region: "US",
+        keys: &keys,
+        ..Default::default()
+    });
+    assert_eq!(bob.ingest_export("1.zip", &first, now + 3_600).unwrap(), 1);
+    let summary = bob.exposure_summary(now + 3_600).unwrap();
+    assert_eq!(summary.windows[0].report_type, ReportType::SelfReport);
+    assert_eq!(
+        summary.risk_level,
+        Some(1),
+        "18 minutes near, past the 15 of ENX"
+    );
+
+    // The health authority revokes the diagnosis.
+    let revoked: Vec<DiagnosisKey> = keys
+        .iter()
+        .map(|key| DiagnosisKey {
+            report_type: ReportType::Revoked,
+            ..key.clone()
+        })
+        .collect();
+    let second = signed_export(&kith_core::ExportBatch {
+        region: "US",
+        revised_keys: &revoked,
+        ..Default::default()
+    });
+    assert_eq!(bob.ingest_export("2.zip", &second, now + 7_200).unwrap(), 0);
+    let stored = bob.store().exposures().unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].matched.key.report_type, ReportType::Revoked);
+    let summary = bob.exposure_summary(now + 7_200).unwrap();
+    assert!(summary.windows.is_empty(), "a revoked key is never scored");
+    assert_eq!(summary.risk_level, None);
+}
+
+#[test]
+fn a_revised_key_matches_when_its_first_file_was_missed() {
+    let now = T0 + 9 * 3_600;
+    let (mut bob, keys) = bob_met_alice(now, ReportType::ConfirmedTest);
+    let export = signed_export(&kith_core::ExportBatch {
+        region: "US",
+        revised_keys: &keys,
+        ..Default::default()
+    });
+    assert_eq!(bob.ingest_export("2.zip", &export, now + 3_600).unwrap(), 1);
+    assert_eq!(
+        bob.exposure_summary(now + 3_600).unwrap().risk_level,
+        Some(1)
+    );
 }

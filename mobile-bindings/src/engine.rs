@@ -9,6 +9,7 @@ use kith_core::{
     BeaconPayload, BluetoothMetadata, Error as CoreError, ExportFile, ExportLimits, IntervalNumber,
     OsRng, Sighting,
 };
+use sha2::{Digest, Sha256};
 
 use crate::beacon::Beacon;
 use crate::error::{KithError, Result};
@@ -114,8 +115,10 @@ impl ExposureEngine {
     /// sightings and stores the exposures found. Returns how many keys matched that
     /// had not matched before.
     ///
-    /// Keys that break GAEN's rules are skipped, as GAEN clients do; the file's
-    /// other keys still count.
+    /// A file is matched once: the same bytes again return 0 without matching. Its
+    /// revised keys (a diagnosis confirmed or revoked after publication) update the
+    /// exposures already found. Keys that break GAEN's rules are skipped, as GAEN
+    /// clients do; the file's other keys still count.
     pub fn ingest_export(
         &self,
         export_file: Vec<u8>,
@@ -136,10 +139,12 @@ impl ExposureEngine {
                 }
                 _ => KithError::InvalidExportFile(error),
             })?;
+        // Named by content: the same file downloaded twice is recognised.
+        let name = format!("sha256:{}", hex::encode(Sha256::digest(&export_file)));
         let matched = self
             .lock()
             .engine
-            .ingest(None, export.keys().filter_map(Result::ok), now_unix_seconds)
+            .ingest_export(&name, &export, now_unix_seconds)
             .map_err(KithError::store_or(KithError::InvalidTime))?;
         Ok(u32::try_from(matched).unwrap_or(u32::MAX))
     }
@@ -275,7 +280,13 @@ mod tests {
             .write_export(keys, "US".into(), NOW, NOW + 86_400)
             .unwrap();
         let trusted = vec![signer.trusted_public_key()];
-        assert_eq!(bob.ingest_export(file, trusted, NOW + 3_600).unwrap(), 1);
+        assert_eq!(
+            bob.ingest_export(file.clone(), trusted.clone(), NOW + 3_600)
+                .unwrap(),
+            1
+        );
+        // The same download again is recognised and not matched twice.
+        assert_eq!(bob.ingest_export(file, trusted, NOW + 3_600).unwrap(), 0);
         let summary = bob.exposure_summary(NOW + 3_600).unwrap();
         let [window] = summary.windows.as_slice() else {
             panic!("expected one window, got {:?}", summary.windows);

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::diagnosis::DiagnosisKey;
 use crate::error::Result;
 use crate::keys::TemporaryExposureKey;
 use crate::sighting::Sighting;
@@ -54,6 +55,7 @@ impl Store for MemoryStore {
         &mut self,
         file: Option<&str>,
         exposures: &[Exposure],
+        revised: &[DiagnosisKey],
         now: u64,
     ) -> Result<usize> {
         let before = self.exposures.len();
@@ -67,10 +69,16 @@ impl Store for MemoryStore {
                 self.exposures.push(exposure.clone());
             }
         }
+        let added = self.exposures.len() - before;
+        for key in revised {
+            for exposure in &mut self.exposures {
+                exposure.revise(key);
+            }
+        }
         if let Some(file) = file {
             self.processed_files.insert(file.to_owned(), now);
         }
-        Ok(self.exposures.len() - before)
+        Ok(added)
     }
 
     fn exposures(&self) -> Result<Vec<Exposure>> {

@@ -19,6 +19,7 @@ pub use schema::SCHEMA_VERSION;
 #[cfg(feature = "store")]
 pub use sqlite::SqliteStore;
 
+use crate::diagnosis::DiagnosisKey;
 use crate::error::Result;
 use crate::interval::INTERVAL_SECONDS;
 use crate::keys::TemporaryExposureKey;
@@ -39,6 +40,24 @@ pub struct Exposure {
 }
 
 impl Exposure {
+    /// Takes the diagnosis of `revised` (report type, days since onset, transmission
+    /// risk level), in the key and in every window, if it is the same key.
+    /// Returns whether it was.
+    pub fn revise(&mut self, revised: &DiagnosisKey) -> bool {
+        let key = &mut self.matched.key;
+        if key.tek.expose_secret() != revised.tek.expose_secret() {
+            return false;
+        }
+        key.report_type = revised.report_type;
+        key.days_since_onset = revised.days_since_onset;
+        key.transmission_risk_level = revised.transmission_risk_level;
+        for window in &mut self.windows {
+            window.report_type = revised.report_type;
+            window.days_since_onset = revised.days_since_onset;
+        }
+        true
+    }
+
     /// Time of the last sighting, in Unix seconds.
     pub fn last_seen(&self) -> u64 {
         self.matched
@@ -67,14 +86,18 @@ pub trait Store {
     /// Whether the export file named `name` was matched already.
     fn is_file_processed(&self, name: &str) -> Result<bool>;
 
-    /// Stores the exposures one matching run found, all or none, and marks `file`
-    /// (if any) as processed at `now` (Unix seconds). An exposure whose key (same key
-    /// bytes) is stored already is skipped, so a key published twice counts once.
-    /// Returns how many exposures were new.
+    /// Stores what one matching run found, all or none: the new `exposures`; the
+    /// `revised` keys (whose report type changed after publication: a self-report
+    /// confirmed by a test, a diagnosis revoked), applied to the stored exposures of
+    /// the same key bytes (see [`Exposure::revise`]); and `file`, if any, marked as
+    /// processed at `now` (Unix seconds). An exposure whose key is stored already is
+    /// skipped, so a key published twice counts once. Returns how many exposures
+    /// were new.
     fn add_exposures(
         &mut self,
         file: Option<&str>,
         exposures: &[Exposure],
+        revised: &[DiagnosisKey],
         now: u64,
     ) -> Result<usize>;
 

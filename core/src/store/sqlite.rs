@@ -226,6 +226,7 @@ impl Store for SqliteStore {
         &mut self,
         file: Option<&str>,
         exposures: &[Exposure],
+        revised: &[DiagnosisKey],
         now: u64,
     ) -> Result<usize> {
         self.write(|tx| {
@@ -295,6 +296,28 @@ impl Store for SqliteStore {
                         ])
                         .map_err(storage)?;
                 }
+            }
+            for key in revised {
+                let key_bytes = &key.tek.expose_secret()[..];
+                let days_since_onset = key.days_since_onset.map(DaysSinceOnset::get);
+                tx.execute(
+                    "UPDATE exposures
+                     SET report_type = ?2, days_since_onset = ?3, transmission_risk_level = ?4
+                     WHERE key = ?1",
+                    params![
+                        key_bytes,
+                        key.report_type as i32,
+                        days_since_onset,
+                        key.transmission_risk_level
+                    ],
+                )
+                .map_err(storage)?;
+                tx.execute(
+                    "UPDATE exposure_windows SET report_type = ?2, days_since_onset = ?3
+                     WHERE exposure_id = (SELECT id FROM exposures WHERE key = ?1)",
+                    params![key_bytes, key.report_type as i32, days_since_onset],
+                )
+                .map_err(storage)?;
             }
             if let Some(file) = file {
                 tx.execute(
