@@ -189,11 +189,16 @@ impl RpiKey {
             .ok()
             .and_then(|len| first.checked_add(len))
             .expect("interval range within u32");
-        let mut padded = [aes::Block::default(); RPI_BATCH];
+        // The constant prefix is written once; per block only the interval changes, so
+        // filling the input costs one small store per identifier.
+        let mut padded = [aes::Block::from(padded_data(IntervalNumber::new(0))); RPI_BATCH];
         let mut blocks = [aes::Block::default(); RPI_BATCH];
         for (chunk_index, chunk) in out.chunks_mut(RPI_BATCH).enumerate() {
             let (padded, blocks) = (&mut padded[..chunk.len()], &mut blocks[..chunk.len()]);
-            padded_blocks(first + (chunk_index * RPI_BATCH) as u32, padded);
+            let chunk_first = first + (chunk_index * RPI_BATCH) as u32;
+            for (interval, block) in (chunk_first..).zip(padded.iter_mut()) {
+                block[12..].copy_from_slice(&interval.to_le_bytes());
+            }
             self.encrypt_padded(padded, blocks);
             for (rpi, block) in chunk.iter_mut().zip(blocks.iter()) {
                 *rpi = Rpi::from_bytes((*block).into());

@@ -75,7 +75,7 @@ struct DayIndex {
     day: u32,
     /// Bit `k`: interval `day·144 + k` has a sighting within the tolerance.
     needed: [u64; NEEDED_WORDS],
-    /// The distinct RPIs, for a first check.
+    /// A Bloom filter of the distinct RPIs: the first, cheap check.
     filter: BloomFilter,
     /// The distinct RPIs, sorted, for the exact check of the filter's candidates.
     rpis: Vec<Rpi>,
