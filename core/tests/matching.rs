@@ -214,3 +214,28 @@ proptest! {
         prop_assert_eq!(parallel, found);
     }
 }
+
+#[test]
+fn the_index_prints_a_summary_not_its_tables() {
+    let mut rng = StdRng::seed_from_u64(8);
+    let tek = key(&mut rng, DAY_START, 144);
+    let sightings: Vec<_> = (0..144)
+        .map(|i| heard(&tek, DAY_START + i, DAY_START + i, 0))
+        .collect();
+    let printed = format!("{:?}", SightingIndex::new(&sightings));
+    assert!(
+        printed.starts_with("SightingIndex { sightings: 144,"),
+        "{printed}"
+    );
+    // Each day with the RPIs heard within 2 hours of it.
+    let days = format!(
+        "[({}, 12), ({}, 144), ({}, 12)]",
+        DAY_START / 144 - 1,
+        DAY_START / 144,
+        DAY_START / 144 + 1
+    );
+    assert!(
+        printed.ends_with(&format!("distinct_rpis_by_day: {days} }}")),
+        "{printed}"
+    );
+}

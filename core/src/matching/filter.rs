@@ -7,7 +7,6 @@ use crate::identifiers::Rpi;
 /// Matching probes it once per derived RPI (144 times per key), so a probe is a
 /// few instructions on a table that stays in L1 cache; a hit is confirmed against
 /// the exact list of RPIs.
-#[derive(Debug)]
 pub(super) struct BloomFilter {
     /// A power-of-two number of words.
     words: Vec<u64>,

@@ -70,7 +70,6 @@ pub struct Match {
 }
 
 /// The sightings of one UTC day (± the drift tolerance), indexed for look-up.
-#[derive(Debug)]
 struct DayIndex {
     day: u32,
     /// Bit `k`: interval `day·144 + k` has a sighting within the tolerance.
@@ -168,7 +167,6 @@ impl DayIndex {
 /// assert_eq!(matches[0].key.tek, met);
 /// assert_eq!(matches[0].sightings[0].metadata.tx_power(), -10);
 /// ```
-#[derive(Debug)]
 pub struct SightingIndex<'a> {
     sightings: &'a [Sighting],
     /// Sorted by day.
@@ -491,6 +489,23 @@ fn tolerance(interval: u32) -> (u32, u32) {
 /// Whether `m` is the first match of its key bytes.
 fn first_time(seen: &mut HashSet<[u8; KEY_LEN]>, m: &Match) -> bool {
     seen.insert(*m.key.tek.expose_secret())
+}
+
+/// A summary: the full index runs to megabytes.
+impl fmt::Debug for SightingIndex<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SightingIndex")
+            .field("sightings", &self.sightings.len())
+            .field(
+                "distinct_rpis_by_day",
+                &self
+                    .days
+                    .iter()
+                    .map(|d| (d.day, d.rpis.len()))
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
 }
 
 /// Iterator of matches returned by [`SightingIndex::matches`].
