@@ -496,14 +496,23 @@ fn bob_met_alice(
     (bob, keys)
 }
 
-/// `batch`, signed, parsed and verified as a device does.
-fn signed_export(batch: &kith_core::ExportBatch<'_>) -> kith_core::VerifiedExport {
+/// An export of `keys` and `revised_keys`, signed, parsed and verified as a device does.
+fn signed_export(
+    keys: &[DiagnosisKey],
+    revised_keys: &[DiagnosisKey],
+) -> kith_core::VerifiedExport {
     use kith_core::{
-        ExportFile, ExportLimits, ExportSigner, SigningKey, TrustedKeys, write_export,
+        ExportBatch, ExportFile, ExportLimits, ExportSigner, SigningKey, TrustedKeys, write_export,
     };
 
+    let batch = ExportBatch {
+        region: "US",
+        keys,
+        revised_keys,
+        ..ExportBatch::default()
+    };
     let signer = ExportSigner::new("310", "v1", SigningKey::generate(&mut OsRng));
-    let zip = write_export(batch, &[&signer]).unwrap();
+    let zip = write_export(&batch, &[&signer]).unwrap();
     let trusted = TrustedKeys::new().with("310", "v1", signer.verifying_key());
     ExportFile::parse(&zip, &ExportLimits::default())
         .unwrap()
@@ -515,11 +524,7 @@ fn signed_export(batch: &kith_core::ExportBatch<'_>) -> kith_core::VerifiedExpor
 fn ingests_a_signed_export_file_once() {
     let now = T0 + 9 * 3_600;
     let (mut bob, keys) = bob_met_alice(now, ReportType::ConfirmedTest);
-    let export = signed_export(&kith_core::ExportBatch {
-        region: "US",
-        keys: &keys,
-        ..Default::default()
-    });
+    let export = signed_export(&keys, &[]);
 
     assert_eq!(
         bob.ingest_export("2024-10-04.zip", &export, now + 3_600)
@@ -539,11 +544,7 @@ fn ingests_a_signed_export_file_once() {
 fn a_revised_key_in_a_later_file_changes_the_risk() {
     let now = T0 + 9 * 3_600;
     let (mut bob, keys) = bob_met_alice(now, ReportType::SelfReport);
-    let first = signed_export(&kith_core::ExportBatch {
-        region: "US",
-        keys: &keys,
-        ..Default::default()
-    });
+    let first = signed_export(&keys, &[]);
     assert_eq!(bob.ingest_export("1.zip", &first, now + 3_600).unwrap(), 1);
     let summary = bob.exposure_summary(now + 3_600).unwrap();
     assert_eq!(summary.windows[0].report_type, ReportType::SelfReport);
@@ -561,11 +562,7 @@ fn a_revised_key_in_a_later_file_changes_the_risk() {
             ..key.clone()
         })
         .collect();
-    let second = signed_export(&kith_core::ExportBatch {
-        region: "US",
-        revised_keys: &revoked,
-        ..Default::default()
-    });
+    let second = signed_export(&[], &revoked);
     assert_eq!(bob.ingest_export("2.zip", &second, now + 7_200).unwrap(), 0);
     let stored = bob.store().exposures().unwrap();
     assert_eq!(stored.len(), 1);
@@ -579,11 +576,7 @@ fn a_revised_key_in_a_later_file_changes_the_risk() {
 fn a_revised_key_matches_when_its_first_file_was_missed() {
     let now = T0 + 9 * 3_600;
     let (mut bob, keys) = bob_met_alice(now, ReportType::ConfirmedTest);
-    let export = signed_export(&kith_core::ExportBatch {
-        region: "US",
-        revised_keys: &keys,
-        ..Default::default()
-    });
+    let export = signed_export(&[], &keys);
     assert_eq!(bob.ingest_export("2.zip", &export, now + 3_600).unwrap(), 1);
     assert_eq!(
         bob.exposure_summary(now + 3_600).unwrap().risk_level,
