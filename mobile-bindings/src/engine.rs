@@ -277,7 +277,7 @@ mod tests {
             })
             .collect();
         let file = signer
-            .write_export(keys, "US".into(), NOW, NOW + 86_400)
+            .write_export(keys, Vec::new(), "US".into(), NOW, NOW + 86_400)
             .unwrap();
         let trusted = vec![signer.trusted_public_key()];
         assert_eq!(

@@ -98,41 +98,46 @@ impl ExportSigner {
     }
 
     /// A signed GAEN export zip of `keys` for `region`, covering the publication
-    /// window from `start_unix_seconds` to `end_unix_seconds`.
+    /// window from `start_unix_seconds` to `end_unix_seconds`, with `revised_keys`:
+    /// keys published before whose report type changed (confirmed, or revoked).
     pub fn write_export(
         &self,
         keys: Vec<PublishedKey>,
+        revised_keys: Vec<PublishedKey>,
         region: String,
         start_unix_seconds: u64,
         end_unix_seconds: u64,
     ) -> Result<Vec<u8>> {
-        let keys = keys
-            .into_iter()
-            .map(|published| {
-                let days_since_onset = published
-                    .days_since_onset
-                    .map(DaysSinceOnset::new)
-                    .transpose()
-                    .map_err(KithError::InvalidKey)?;
-                Ok(DiagnosisKey {
-                    report_type: published.report_type,
-                    days_since_onset,
-                    ..DiagnosisKey::new(published.key.key().clone())
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
         let batch = ExportBatch {
             region: &region,
             start_timestamp: start_unix_seconds,
             end_timestamp: end_unix_seconds,
-            keys: &keys,
-            revised_keys: &[],
+            keys: &diagnosis_keys(keys)?,
+            revised_keys: &diagnosis_keys(revised_keys)?,
         };
         kith_core::write_export(&batch, &[&self.0]).map_err(|error| match error {
             kith_core::Error::InvalidRollingStart(_) => KithError::InvalidKey(error),
             _ => KithError::InvalidExportFile(error),
         })
     }
+}
+
+/// The core's diagnosis keys for keys as an app publishes them.
+fn diagnosis_keys(keys: Vec<PublishedKey>) -> Result<Vec<DiagnosisKey>> {
+    keys.into_iter()
+        .map(|published| {
+            let days_since_onset = published
+                .days_since_onset
+                .map(DaysSinceOnset::new)
+                .transpose()
+                .map_err(KithError::InvalidKey)?;
+            Ok(DiagnosisKey {
+                report_type: published.report_type,
+                days_since_onset,
+                ..DiagnosisKey::new(published.key.key().clone())
+            })
+        })
+        .collect()
 }
 
 impl fmt::Debug for ExportSigner {

@@ -51,17 +51,17 @@ def test_signer_writes_a_zip_with_its_public_key_published():
     assert "PRIVATE" not in repr(signer)
 
     key = ExposureKey.from_bytes(KEY, START, 144)
-    zip_bytes = signer.write_export([published(key)], "US", START * 600, START * 600 + 86_400)
+    zip_bytes = signer.write_export([published(key)], [], "US", START * 600, START * 600 + 86_400)
     assert zip_bytes[:4] == b"PK\x03\x04"
     # Deterministic (RFC 6979 signatures, fixed zip timestamps).
-    assert zip_bytes == signer.write_export([published(key)], "US", START * 600, START * 600 + 86_400)
+    assert zip_bytes == signer.write_export([published(key)], [], "US", START * 600, START * 600 + 86_400)
 
 
 def test_signer_rejects_days_since_onset_out_of_range():
     signer = ExportSigner.generate("310", "v1")
     key = ExposureKey.from_bytes(KEY, START, 144)
     with pytest.raises(KithError.InvalidKey):
-        signer.write_export([published(key, days_since_onset=15)], "US", 0, 1)
+        signer.write_export([published(key, days_since_onset=15)], [], "US", 0, 1)
 
 
 def test_signer_from_a_malformed_pem_raises_invalid_signing_key():

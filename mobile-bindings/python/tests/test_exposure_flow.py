@@ -24,10 +24,13 @@ def meet(alice, bob, scans):
         bob.record_sighting(alice.beacon(t).service_data, RSSI, t, t)
 
 
+def published(keys, report_type=ReportType.CONFIRMED_TEST):
+    return [PublishedKey(key=k, report_type=report_type, days_since_onset=0) for k in keys]
+
+
 def publish(signer, keys, report_type=ReportType.CONFIRMED_TEST):
     """What the health authority's server does with Alice's upload."""
-    published = [PublishedKey(key=k, report_type=report_type, days_since_onset=0) for k in keys]
-    return signer.write_export(published, "US", MEETING, MEETING + DAY)
+    return signer.write_export(published(keys, report_type), [], "US", MEETING, MEETING + DAY)
 
 
 @pytest.fixture
@@ -72,6 +75,24 @@ def test_bob_learns_of_a_27_minute_exposure_to_alice(people, signer):
 
     # The same file again matches nothing new.
     assert bob.ingest_export(publish(signer, keys), [signer.trusted_public_key()], later) == 0
+
+
+def test_a_revoked_diagnosis_clears_the_risk(people, signer):
+    alice, bob = people
+    meet(alice, bob, scans=6)
+    keys = alice.keys_to_upload(MEETING + 3_600)
+    trusted = [signer.trusted_public_key()]
+    later = MEETING + 2 * 3_600
+    assert bob.ingest_export(publish(signer, keys, ReportType.SELF_REPORT), trusted, later) == 1
+    assert bob.exposure_summary(later).risk_level == 1
+
+    # The next day's file revokes Alice's diagnosis.
+    revoked = published(keys, ReportType.REVOKED)
+    next_file = signer.write_export([], revoked, "US", MEETING + DAY, MEETING + 2 * DAY)
+    assert bob.ingest_export(next_file, trusted, later + DAY) == 0
+    summary = bob.exposure_summary(later + DAY)
+    assert summary.risk_level is None
+    assert summary.windows == []
 
 
 def test_a_two_minute_exposure_is_recorded_but_below_the_threshold(people, signer):
