@@ -222,9 +222,12 @@ impl RpiKey {
 }
 
 /// The cipher inputs (PaddedData) of the intervals `first, first + 1, …`, one per block.
+///
+/// Interval numbers past `u32::MAX` wrap: matching fills whole days, and the last day
+/// interval numbers reach is cut short; no key is valid in its wrapped part.
 pub(crate) fn padded_blocks(first: u32, blocks: &mut [aes::Block]) {
-    for (interval, block) in (first..).zip(blocks) {
-        *block = padded_data(IntervalNumber::new(interval)).into();
+    for (offset, block) in (0..).zip(blocks) {
+        *block = padded_data(IntervalNumber::new(first.wrapping_add(offset))).into();
     }
 }
 

@@ -239,3 +239,19 @@ fn the_index_prints_a_summary_not_its_tables() {
         "{printed}"
     );
 }
+
+/// The last UTC day that interval numbers reach (year 83 000) has 111 intervals;
+/// matching there must neither overflow nor miss.
+#[test]
+fn matches_in_the_last_intervals_there_are() {
+    let mut rng = StdRng::seed_from_u64(9);
+    let tek = key(&mut rng, u32::MAX - 100, 100);
+    let last = u32::MAX - 1;
+    let sightings = [
+        heard(&tek, last, last, 0),
+        heard(&tek, last - 99, last - 99, 0),
+    ];
+    assert_eq!(matched_intervals(&sightings, &tek), vec![last - 99, last]);
+    let index = SightingIndex::new(&sightings);
+    assert_eq!(index.par_matches([DiagnosisKey::new(tek)]).len(), 1);
+}

@@ -311,7 +311,9 @@ impl<'a> SightingIndex<'a> {
             let base = index.day * DAY;
             let filter = index.filter.probe();
             for (a, b) in index.needed_runs(lo, hi) {
-                for (interval, block) in (base + a..).zip(rpis.derive(rpik, index.day, a, b)) {
+                for (interval, block) in
+                    (base + a..base + b).zip(rpis.derive(rpik, index.day, a, b))
+                {
                     if filter.may_contain(block) {
                         candidates.push((interval, Rpi::from_bytes((*block).into()), index));
                     }
