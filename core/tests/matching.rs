@@ -9,6 +9,7 @@ use kith_core::{
 };
 use proptest::prelude::*;
 use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
 /// First interval of 2024-10-04 (day 20 000).
@@ -182,7 +183,7 @@ proptest! {
     fn finds_exactly_the_recorded_encounters(
         seed in any::<u64>(),
         met in 1usize..12,
-        strangers in 0usize..300,
+        strangers in 0usize..1_500,
     ) {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut recorded: BTreeMap<[u8; 16], Vec<u32>> = BTreeMap::new();
@@ -205,7 +206,12 @@ proptest! {
             let start = DAY_START + 144 * rng.gen_range(0..3);
             keys.push(key(&mut rng, start, 144));
         }
+        // Met keys anywhere in the stream, across matching's batches.
+        keys.shuffle(&mut rng);
         let found = matches(&sightings, &keys);
+        let position = |tek: &TemporaryExposureKey| keys.iter().position(|k| k == tek);
+        let positions: Vec<_> = found.iter().map(|m| position(&m.key.tek)).collect();
+        prop_assert!(positions.is_sorted(), "matches in stream order: {:?}", positions);
         let mut got: BTreeMap<[u8; 16], Vec<u32>> = BTreeMap::new();
         for m in &found {
             let mut intervals: Vec<u32> = m.sightings.iter().map(|s| s.interval.get()).collect();
