@@ -85,11 +85,11 @@ struct DayIndex {
 }
 
 impl DayIndex {
-    /// The index of `day`, from its (RPI, sighting index) entries sorted by RPI.
-    fn new(day: u32, entries: &[(Rpi, u32)]) -> Self {
+    /// The index of one day, from its (day, RPI, sighting index) entries sorted by RPI.
+    fn new(day: u32, entries: &[(u32, Rpi, u32)]) -> Self {
         let mut rpis = Vec::new();
         let mut starts = Vec::new();
-        for (k, (rpi, _)) in entries.iter().enumerate() {
+        for (k, (_, rpi, _)) in entries.iter().enumerate() {
             if rpis.last() != Some(rpi) {
                 rpis.push(*rpi);
                 starts.push(k as u32);
@@ -102,7 +102,7 @@ impl DayIndex {
             filter: BloomFilter::new(&rpis),
             rpis,
             starts,
-            sightings: entries.iter().map(|&(_, sighting)| sighting).collect(),
+            sightings: entries.iter().map(|&(_, _, sighting)| sighting).collect(),
         }
     }
 
@@ -191,10 +191,7 @@ impl<'a> SightingIndex<'a> {
         entries.sort_unstable();
         let mut days: Vec<DayIndex> = entries
             .chunk_by(|a, b| a.0 == b.0)
-            .map(|day| {
-                let rpis: Vec<(Rpi, u32)> = day.iter().map(|&(_, rpi, i)| (rpi, i)).collect();
-                DayIndex::new(day[0].0, &rpis)
-            })
+            .map(|day| DayIndex::new(day[0].0, day))
             .collect();
         intervals.sort_unstable_by_key(|r| *r.start());
         intervals.dedup();

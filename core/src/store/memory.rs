@@ -71,8 +71,11 @@ impl Store for MemoryStore {
         }
         let added = self.exposures.len() - before;
         for key in revised {
+            // A key is stored once: the first exposure that takes the revision is the only one.
             for exposure in &mut self.exposures {
-                exposure.revise(key);
+                if exposure.revise(key) {
+                    break;
+                }
             }
         }
         if let Some(file) = file {
