@@ -10,7 +10,7 @@ use super::proto::{
 use super::reader::EXPORT_HEADER;
 use super::signing::{ExportDigest, ExportSigner};
 use crate::diagnosis::DiagnosisKey;
-use crate::error::{Error, Result};
+use crate::error::{Error, ExportWriteError, Result};
 
 /// Most signatures in one file: GAEN clients may not check any beyond the tenth.
 pub const MAX_EXPORT_SIGNATURES: usize = 10;
@@ -41,13 +41,13 @@ pub struct ExportBatch<'a> {
 /// batch and keys, since signing is deterministic and the zip carries fixed timestamps.
 pub fn write_export(batch: &ExportBatch<'_>, signers: &[&ExportSigner]) -> Result<Vec<u8>> {
     if signers.is_empty() {
-        return Err(Error::ExportUnsigned);
+        return Err(ExportWriteError::NoSigningKey.into());
     }
     if signers.len() > MAX_EXPORT_SIGNATURES {
-        return Err(Error::ExportTooManySignatures {
+        return Err(Error::ExportWrite(ExportWriteError::TooManySignatures {
             count: signers.len(),
             limit: MAX_EXPORT_SIGNATURES,
-        });
+        }));
     }
     let bin = export_bin(batch, signers)?;
     let digest = ExportDigest::of(&bin);
@@ -153,14 +153,17 @@ mod tests {
     #[test]
     fn signer_count_is_checked() {
         let batch = ExportBatch::default();
-        assert_eq!(write_export(&batch, &[]), Err(Error::ExportUnsigned));
+        assert_eq!(
+            write_export(&batch, &[]),
+            Err(Error::ExportWrite(ExportWriteError::NoSigningKey))
+        );
         let a = signer(5, "310");
         assert_eq!(
             write_export(&batch, &[&a; 11]),
-            Err(Error::ExportTooManySignatures {
+            Err(Error::ExportWrite(ExportWriteError::TooManySignatures {
                 count: 11,
                 limit: 10
-            })
+            }))
         );
         assert!(write_export(&batch, &[&a; 10]).is_ok());
     }
