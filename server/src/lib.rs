@@ -55,13 +55,16 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod answer;
 pub mod calendar;
 mod client_config;
 mod clock;
 mod codes;
 mod config;
+mod datadir;
 mod db;
 mod error;
+mod guessing;
 mod health;
 mod html;
 pub mod inspect;
@@ -75,18 +78,19 @@ mod router;
 mod schema;
 pub mod sealed;
 mod server;
+mod serving;
 mod sessions;
 mod state;
 mod upload;
 mod writer;
 
+pub use answer::RESPONSE_LEN;
 pub use clock::{Clock, ManualClock, UnixSeconds};
 pub use codes::CODE_DIGITS;
 pub use config::{Config, Durability};
 pub use error::{AppError, ErrorBody, Result};
 pub use keyring::AdminKey;
-pub use publish::RESPONSE_LEN;
-pub use router::app;
+pub use router::{operator, public};
 pub use server::{Listening, Server};
 pub use state::AppState;
 pub use upload::{ExposureKey, PublishRequest};
