@@ -35,7 +35,7 @@
 //!
 //! // … two visitors scan it; the first tests positive and shares her visit.
 //! let venue = VenuePayload::from_qr_text(&qr_text)?;
-//! let hers = Stay::new(1_700_000_000, 1_700_003_600)?;
+//! let hers = Stay::new(1_700_000_400, 1_700_004_000)?; // 10-minute aligned
 //! let report = ProtectedReport::seal(&mut OsRng, venue.location_id(), hers, TransmissionRiskLevel::HIGHEST);
 //!
 //! // The health authority publishes it, signed …
@@ -52,7 +52,7 @@
 //!         location_id: venue.location_id().clone(),
 //!         description: venue.details().description.clone(),
 //!         address: venue.details().address.clone(),
-//!         stay: Stay::new(1_700_001_800, 1_700_005_400)?,
+//!         stay: Stay::new(1_700_002_200, 1_700_005_800)?,
 //!     },
 //! };
 //! let exposures = match_check_ins(&[mine], warnings.reports(), &VenueMatchConfig::default());
