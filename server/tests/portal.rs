@@ -1,7 +1,7 @@
 //! The case worker's page in a real headless Chromium, driven over WebDriver.
 //!
-//! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them). Without
-//! them the test prints "skipped: ..." unless KITH_REQUIRE_BROWSER is set, when it fails.
+//! Needs Debian's `chromium` and `chromium-driver` (`scripts/test` installs them). Without
+//! them the test skips (see `kith_test_support::skip`).
 
 mod common;
 
@@ -44,14 +44,9 @@ fn free_port() -> u16 {
 async fn case_worker_logs_in_and_issues_a_code_in_chromium() {
     let browser = on_path("chromium").or_else(|| on_path("chromium-browser"));
     let (Some(chromium), Some(chromedriver)) = (browser, on_path("chromedriver")) else {
-        assert!(
-            std::env::var_os("KITH_REQUIRE_BROWSER").is_none(),
-            "KITH_REQUIRE_BROWSER is set but chromium/chromedriver are not installed"
+        return kith_test_support::skip(
+            "chromium or chromedriver not found (apt-get install chromium chromium-driver)",
         );
-        println!(
-            "skipped: chromium or chromedriver not found (apt-get install chromium chromium-driver)"
-        );
-        return;
     };
 
     let (dir, server, admin) = fresh_server(&[], &[]);
