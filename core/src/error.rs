@@ -43,6 +43,9 @@ pub enum Error {
     /// The device store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A venue QR code, check-in or protected report that was refused.
+    #[error("venue check-in: {0}")]
+    Checkin(#[from] crate::checkin::CheckinError),
 }
 
 /// Times and intervals outside the range of GAEN interval numbers.
@@ -285,8 +288,8 @@ pub enum StoreError {
     /// The database could not be opened, read or written (path, disk, lock).
     #[error("device store: {0}")]
     Database(#[source] OtherError),
-    /// A stored value that this program cannot read back.
-    #[error("device store is corrupt: column {0} holds an invalid value")]
+    /// A stored value (the column or setting named) that this program cannot read back.
+    #[error("device store is corrupt: {0} holds an invalid value")]
     Corrupt(&'static str),
     /// A database written by a newer version of this program.
     #[error("device store schema version {found} is newer than this program's {supported}")]
