@@ -58,7 +58,14 @@ async fn guessing_from_a_thousand_addresses_blocks_no_legitimate_upload() {
             let url = url.clone();
             tokio::spawn(async move {
                 let doc = publish_doc_at(today, &code, &[random_key()]);
-                client.post(&url).json(&doc).send().await.unwrap().status().as_u16()
+                client
+                    .post(&url)
+                    .json(&doc)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
             })
         })
         .collect();
@@ -85,7 +92,10 @@ async fn guessing_from_a_thousand_addresses_blocks_no_legitimate_upload() {
     );
     assert!(succeeded * 100 >= PEOPLE * 99, "{succeeded} of {PEOPLE}");
     // The attack was limited: far fewer wrong codes were answered than guesses sent.
-    assert!(wrong <= 100 + ATTACKERS + 10, "{wrong} guesses were answered");
+    assert!(
+        wrong <= 100 + ATTACKERS + 10,
+        "{wrong} guesses were answered"
+    );
     assert!(refused > 0);
 }
 
@@ -101,7 +111,11 @@ async fn the_guessing_budget_survives_a_restart() {
     let (dir, server, _) = fresh_server(&budget, &[]);
     assert_eq!(publish_status(&server, GUESS, 1).await, 401);
     assert_eq!(publish_status(&server, GUESS, 1).await, 401);
-    assert_eq!(publish_status(&server, GUESS, 1).await, 429, "this source failed and the budget is spent");
+    assert_eq!(
+        publish_status(&server, GUESS, 1).await,
+        429,
+        "this source failed and the budget is spent"
+    );
     assert!(server.stop());
     let again = ServerProcess::start(dir.path(), &budget, &[]);
     // The source is new to the restarted server, so its first try is answered; the
@@ -128,11 +142,14 @@ fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
 async fn a_thousand_idle_and_dripping_connections_stop_neither_health_nor_publishes() {
     let (_dir, server, admin) = fresh_server(&["--request-timeout-seconds", "3"], &[]);
     let code = issue_code(&server, &admin).await;
-    let mut idle: Vec<TcpStream> = (0..900).map(|_| TcpStream::connect(server.addr).unwrap()).collect();
+    let mut idle: Vec<TcpStream> = (0..900)
+        .map(|_| TcpStream::connect(server.addr).unwrap())
+        .collect();
     let mut dripping: Vec<TcpStream> = (0..100)
         .map(|_| {
             let mut s = TcpStream::connect(server.addr).unwrap();
-            s.write_all(b"POST /v1/publish HTTP/1.1\r\nHost: x\r\n").unwrap();
+            s.write_all(b"POST /v1/publish HTTP/1.1\r\nHost: x\r\n")
+                .unwrap();
             s
         })
         .collect();
@@ -157,23 +174,32 @@ async fn a_thousand_idle_and_dripping_connections_stop_neither_health_nor_publis
     let deadline = Instant::now() + Duration::from_secs(8);
     let mut closed = 0;
     for s in dripping.iter_mut().chain(idle.iter_mut().step_by(10)) {
-        let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(10));
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(10));
         if closed_within(s, left) {
             closed += 1;
         }
     }
-    println!("held 1000 connections (900 idle, 100 dripping headers) while /healthz and a publish answered; {closed}/190 checked were closed after the 3 s header timeout");
+    println!(
+        "held 1000 connections (900 idle, 100 dripping headers) while /healthz and a publish answered; {closed}/190 checked were closed after the 3 s header timeout"
+    );
     assert_eq!(closed, 190);
 }
 
 #[tokio::test]
 async fn connections_beyond_the_cap_are_closed_and_the_operator_listener_still_answers() {
     let (_dir, server, _) = fresh_server(&["--max-connections", "20"], &[]);
-    let _held: Vec<TcpStream> = (0..20).map(|_| TcpStream::connect(server.addr).unwrap()).collect();
+    let _held: Vec<TcpStream> = (0..20)
+        .map(|_| TcpStream::connect(server.addr).unwrap())
+        .collect();
     // Let the server accept them all before the one too many.
     std::thread::sleep(Duration::from_millis(200));
     let mut extra = TcpStream::connect(server.addr).unwrap();
-    assert!(closed_within(&mut extra, Duration::from_secs(2)), "the 21st connection is closed");
+    assert!(
+        closed_within(&mut extra, Duration::from_secs(2)),
+        "the 21st connection is closed"
+    );
     let operator = client()
         .get(format!("http://{}/healthz", server.operator_addr))
         .send()
@@ -188,12 +214,30 @@ async fn invented_methods_do_not_grow_the_metrics() {
     let http = client();
     for i in 0..300 {
         let method = reqwest::Method::from_bytes(format!("M{i}X{}", i * 31).as_bytes()).unwrap();
-        let _ = http.request(method, server.url("/v1/config")).send().await.unwrap();
+        let _ = http
+            .request(method, server.url("/v1/config"))
+            .send()
+            .await
+            .unwrap();
     }
-    let metrics = http.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(metrics.contains(r#"method="other""#), "{metrics}");
-    assert!(!metrics.contains("M17X527"), "an invented method became a label");
-    assert!(metrics.len() < 64 * 1024, "/metrics is {} bytes", metrics.len());
+    assert!(
+        !metrics.contains("M17X527"),
+        "an invented method became a label"
+    );
+    assert!(
+        metrics.len() < 64 * 1024,
+        "/metrics is {} bytes",
+        metrics.len()
+    );
     // The public listener does not serve /metrics at all.
     let public = http
         .get(format!("http://{}/metrics", server.addr))
@@ -206,7 +250,13 @@ async fn invented_methods_do_not_grow_the_metrics() {
 /// Runs the binary to its exit (at most 10 s): success, and what it wrote to stderr.
 fn run_to_exit(data_dir: &std::path::Path) -> (bool, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kith-server"))
-        .args(["--listen", "127.0.0.1:0", "--operator-listen", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--operator-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
         .arg(data_dir)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -221,7 +271,12 @@ fn run_to_exit(data_dir: &std::path::Path) -> (bool, String) {
         std::thread::sleep(Duration::from_millis(20));
     };
     let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
     (status.success(), stderr)
 }
 
@@ -232,7 +287,11 @@ async fn a_data_directory_is_private_and_serves_one_server_at_a_time() {
     let server = ServerProcess::start(dir.path(), &[], &[]);
     let mode = std::fs::metadata(dir.path()).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o700);
-    assert!(server.log().contains("its mode is now 0700"), "{}", server.log());
+    assert!(
+        server.log().contains("its mode is now 0700"),
+        "{}",
+        server.log()
+    );
     let (ok, stderr) = run_to_exit(dir.path());
     assert!(!ok);
     assert!(stderr.contains("in use by another kith-server"), "{stderr}");
@@ -252,6 +311,14 @@ async fn the_admin_key_can_go_to_a_private_file_instead_of_stdout() {
     assert!(key.starts_with("kith_"));
     assert!(!server.stdout().contains(&key));
     assert!(!server.log().contains(&key));
-    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
-    assert_eq!(issue_codes(&server, &key, json!({"diagnosis": "self_report"})).await.len(), 1);
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        issue_codes(&server, &key, json!({"diagnosis": "self_report"}))
+            .await
+            .len(),
+        1
+    );
 }

@@ -724,7 +724,10 @@ async fn a_full_database_answers_503_storage_full_and_healthz_says_so() {
     assert_eq!(full.headers["retry-after"], "60");
     assert_eq!(full.body.len(), kith_server::RESPONSE_LEN);
     let health = server.send(get("/healthz")).await;
-    assert_eq!((health.status, health.json()["status"].as_str()), (503, Some("storage_full")));
+    assert_eq!(
+        (health.status, health.json()["status"].as_str()),
+        (503, Some("storage_full"))
+    );
     // Nothing accepted before was lost.
     assert_eq!(server.stored().count_keys().unwrap(), stored_before);
 }
