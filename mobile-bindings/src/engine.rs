@@ -9,6 +9,7 @@ use kith_core::{
     BeaconPayload, BluetoothMetadata, Error as CoreError, IntervalError, IntervalNumber, OsRng,
     Sighting,
 };
+use sha2::{Digest, Sha256};
 
 use crate::beacon::Beacon;
 use crate::error::{KithError, Result};
@@ -121,10 +122,14 @@ impl ExposureEngine {
     }
 
     /// The risk level, its days, the daily summaries and the exposure windows behind
-    /// them, as of `now_unix_seconds`.
+    /// them, as of `now_unix_seconds`, and the venue exposures found among the visits.
     pub fn exposure_summary(&self, now_unix_seconds: u64) -> Result<ExposureSummary> {
         interval_at(now_unix_seconds)?;
-        Ok(self.lock().exposure_summary(now_unix_seconds)?.into())
+        let summary = self.lock().exposure_summary(now_unix_seconds)?;
+        Ok(ExposureSummary {
+            venue_exposures: self.venue_exposures()?,
+            ..summary.into()
+        })
     }
 
     /// [`exposure_summary`](Self::exposure_summary) at the system clock's time.
@@ -164,7 +169,7 @@ impl ExposureEngine {
 
     /// The state, even if a previous call panicked while holding it: core's store
     /// commits each change whole, so what is left is consistent.
-    fn lock(&self) -> MutexGuard<'_, kith_core::ExposureEngine<SqliteStore>> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, kith_core::ExposureEngine<SqliteStore>> {
         self.engine.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -179,7 +184,13 @@ impl fmt::Debug for ExposureEngine {
     }
 }
 
-fn interval_at(unix_seconds: u64) -> Result<IntervalNumber> {
+/// The name a downloaded file is remembered by: its content, so the same file
+/// downloaded twice is recognised.
+pub(crate) fn file_name(file: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(file)))
+}
+
+pub(crate) fn interval_at(unix_seconds: u64) -> Result<IntervalNumber> {
     Ok(IntervalNumber::from_unix_seconds(unix_seconds)?)
 }
 

@@ -36,6 +36,14 @@ pub enum KithError {
     /// A risk configuration that is not ENX JSON of the expected shape and ranges.
     #[error("invalid risk configuration: {0}")]
     InvalidRiskConfiguration(CoreError),
+    /// Scanned text that is not a venue's check-in QR code, or a code that breaks its
+    /// rules (description, address, seed); the message says which.
+    #[error("invalid venue QR code: {0}")]
+    InvalidVenueCode(CoreError),
+    /// A check-out or upload that names no stored visit, or times that make no visit
+    /// (departure not after arrival, longer than a day).
+    #[error("invalid check-in: {0}")]
+    InvalidCheckIn(CoreError),
     /// The device store could not be opened, read or written (path, disk, corruption).
     #[error("device store failed: {0}")]
     Storage(CoreError),
@@ -61,6 +69,16 @@ impl From<CoreError> for KithError {
             CoreError::RiskConfig(_) => Self::InvalidRiskConfiguration(error),
             CoreError::Store(_) => Self::Storage(error),
             _ => Self::Other(error),
+        }
+    }
+}
+
+impl KithError {
+    /// Maps a core error to [`Storage`](Self::Storage) if the store failed, else with `otherwise`.
+    pub(crate) fn store_or(otherwise: fn(CoreError) -> Self) -> impl Fn(CoreError) -> Self {
+        move |error| match error {
+            CoreError::Store(_) => Self::Storage(error),
+            _ => otherwise(error),
         }
     }
 }
