@@ -3,7 +3,7 @@
 use rand_core::{CryptoRng, RngCore};
 
 use crate::diagnosis::DiagnosisKey;
-use crate::error::{Error, Result, StoreError};
+use crate::error::{Error, IntervalError, Result, StoreError};
 use crate::interval::{IntervalNumber, KeyValidity};
 use crate::keys::TemporaryExposureKey;
 use crate::matching::SightingIndex;
@@ -62,7 +62,7 @@ pub struct ExposureEngine<S> {
 
 impl<S: Store> ExposureEngine<S> {
     /// An engine over `store`, with the risk configuration stored there (or
-    /// [`RiskConfig::enx_defaults`]) and no RSSI correction.
+    /// [`RiskConfig::enx_with_15_minute_alert`]) and no RSSI correction.
     ///
     /// A stored configuration that no longer reads is a [`StoreError::InvalidSetting`].
     pub fn new(store: S) -> Result<Self> {
@@ -75,7 +75,7 @@ impl<S: Store> ExposureEngine<S> {
                 .into(),
                 other => other,
             })?,
-            None => RiskConfig::enx_defaults(),
+            None => RiskConfig::enx_with_15_minute_alert(),
         };
         Ok(Self {
             store,
@@ -133,12 +133,21 @@ impl<S: Store> ExposureEngine<S> {
     }
 
     /// The beacon to advertise during `now`.
+    ///
+    /// The last interval number, 2^32 − 1, is refused ([`IntervalError::TimeOutOfRange`]):
+    /// a key valid then would end past the range, so no upload could cover that beacon.
     pub fn beacon<R: RngCore + CryptoRng>(
         &mut self,
         rng: &mut R,
         now: IntervalNumber,
         metadata: BluetoothMetadata,
     ) -> Result<BeaconPayload> {
+        if now.checked_add(1).is_none() {
+            return Err(IntervalError::TimeOutOfRange {
+                unix_seconds: i128::from(now.start_unix_seconds()),
+            }
+            .into());
+        }
         Ok(self.current_key(rng, now)?.beacon(now, metadata))
     }
 

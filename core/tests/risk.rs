@@ -58,7 +58,7 @@ fn fifteen_minutes_at_weight_one_is_900_weighted_seconds() {
 
 #[test]
 fn attenuation_buckets_include_their_upper_threshold() {
-    let config = RiskConfig::enx_defaults(); // 30/50/60 dB, 150/100/50/0 %
+    let config = RiskConfig::enx_with_15_minute_alert(); // 30/50/60 dB, 150/100/50/0 %
     for (typical, bucket, weighted) in [
         (0, 0, 450.0),
         (30, 0, 450.0),
@@ -83,7 +83,7 @@ fn attenuation_buckets_include_their_upper_threshold() {
 
 #[test]
 fn mixed_buckets_and_weights_multiply() {
-    let mut config = RiskConfig::enx_defaults();
+    let mut config = RiskConfig::enx_with_15_minute_alert();
     config.report_type_weights = [2.0, 1.0, 0.5, 1.0];
     config.infectiousness_weights = [0.5, 2.0];
     // 300 s immediate (×1.5) + 120 s near (×1) + 240 s medium (×0.5) + 300 s other (×0)
@@ -104,7 +104,7 @@ fn mixed_buckets_and_weights_multiply() {
 #[test]
 fn enx_default_onset_map_decodes_as_documented() {
     // −14…−4 drop; −3,−2 standard; −1…+3 high; +4…+10 standard; +11…+14 drop; none → standard.
-    let config = RiskConfig::enx_defaults();
+    let config = RiskConfig::enx_with_15_minute_alert();
     for days in -14..=14 {
         let expected = match days {
             -3 | -2 | 4..=10 => Infectiousness::Standard,
@@ -127,7 +127,7 @@ fn enx_default_onset_map_decodes_as_documented() {
 
 #[test]
 fn report_type_when_missing_and_revoked() {
-    let mut config = RiskConfig::enx_defaults();
+    let mut config = RiskConfig::enx_with_15_minute_alert();
     config.report_type_weights = [1.0, 0.8, 0.6, 0.4];
     let unknown = window(NOON, ReportType::Unknown, vec![scan(40, 300)]);
     // ENX default: missing → self report.
@@ -148,7 +148,7 @@ fn report_type_when_missing_and_revoked() {
 
 #[test]
 fn daily_summaries_sum_max_weighted_duration_and_minimum_score() {
-    let mut config = RiskConfig::enx_defaults();
+    let mut config = RiskConfig::enx_with_15_minute_alert();
     config.minimum_window_score = 100.0;
     config.report_type_weights = [1.0, 1.0, 0.5, 1.0];
     let windows = [
@@ -185,7 +185,7 @@ fn daily_summaries_sum_max_weighted_duration_and_minimum_score() {
 
 #[test]
 fn days_older_than_the_threshold_are_ignored() {
-    let mut config = RiskConfig::enx_defaults();
+    let mut config = RiskConfig::enx_with_15_minute_alert();
     let old = confirmed(30, 40);
     assert_eq!(
         config
@@ -286,10 +286,13 @@ fn reads_the_canadian_gaen_v1_configuration() {
 
 #[test]
 fn presets_round_trip_through_json() {
-    for config in [RiskConfig::enx_defaults(), RiskConfig::apple_defaults()] {
+    for config in [
+        RiskConfig::enx_with_15_minute_alert(),
+        RiskConfig::apple_defaults(),
+    ] {
         assert_eq!(RiskConfig::from_json(&config.to_json()).unwrap(), config);
     }
-    let enx = RiskConfig::enx_defaults();
+    let enx = RiskConfig::enx_with_15_minute_alert();
     assert_eq!(enx.attenuation_thresholds, [30, 50, 60]);
     assert_eq!(enx.attenuation_weights, [1.5, 1.0, 0.5, 0.0]);
     assert!(

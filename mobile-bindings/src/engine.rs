@@ -138,8 +138,9 @@ impl ExposureEngine {
     }
 
     /// Replaces the risk configuration with the health authority's (ENX JSON, as in
-    /// its published configuration) and keeps it in the store; the ENX defaults
-    /// apply until then.
+    /// its published configuration) and keeps it in the store. Until then Kith's preset
+    /// applies: ENX's scoring defaults with an alert at 15 weighted minutes a day
+    /// (ENX's own defaults disable every classification, so they never notify).
     pub fn set_risk_configuration(&self, json: String) -> Result<()> {
         Ok(self.lock().set_risk_config_json(&json)?)
     }
@@ -320,6 +321,26 @@ mod tests {
         assert!(
             served_meanwhile > 0,
             "no beacon was served during the ingest"
+        );
+    }
+
+    #[test]
+    fn every_beacon_aired_at_the_end_of_the_interval_range_can_be_uploaded() {
+        let engine = ExposureEngine::open_in_memory(0).unwrap();
+        let last = u64::from(u32::MAX) * 600;
+        assert!(matches!(
+            engine.beacon(last),
+            Err(KithError::InvalidTime(_))
+        ));
+        let aired = engine.beacon(last - 600).unwrap();
+        let keys = engine.keys_to_upload(last - 600).unwrap();
+        let [key] = keys.as_slice() else {
+            panic!("expected one key, got {keys:?}");
+        };
+        let end = u64::from(key.rolling_start_interval_number()) + u64::from(key.rolling_period());
+        assert!(
+            u64::from(aired.interval_number) < end,
+            "the last beacon is covered"
         );
     }
 

@@ -114,7 +114,7 @@ impl Server {
 
 fn risk_config(config: &Config) -> Result<RiskConfig> {
     let Some(path) = &config.risk_config else {
-        return Ok(RiskConfig::enx_defaults());
+        return Ok(RiskConfig::enx_with_15_minute_alert());
     };
     let text = std::fs::read_to_string(path).map_err(|source| AppError::Io {
         path: path.display().to_string(),

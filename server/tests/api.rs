@@ -577,7 +577,7 @@ async fn config_and_health() {
         kith_server::sealed::SEALED_BODY_LEN
     );
     assert_eq!(config["verificationCodeDigits"], 16);
-    let enx = kith_core::risk::RiskConfig::enx_defaults();
+    let enx = kith_core::risk::RiskConfig::enx_with_15_minute_alert();
     assert_eq!(
         config["riskConfiguration"],
         serde_json::to_value(&enx).unwrap()

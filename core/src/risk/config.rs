@@ -80,13 +80,15 @@ pub struct RiskConfig {
 }
 
 impl RiskConfig {
-    /// ENX's documented defaults: thresholds 30/50/60 dB, weights 150/100/50/0 %,
-    /// onset map `0x0401555AA9400000`, missing report type → self report, 14 days.
+    /// Kith's default preset: ENX's documented scoring defaults (thresholds 30/50/60 dB,
+    /// weights 150/100/50/0 %, onset map `0x0401555AA9400000`, missing report type →
+    /// self report, 14 days) plus one classification that ENX's defaults lack.
     ///
-    /// ENX ships with every classification disabled; this preset adds one, reached
-    /// by 15 minutes of weighted exposure (900) in a day, the alert tier of the
-    /// Risk Score Symposium's recommendations.
-    pub fn enx_defaults() -> Self {
+    /// ENX ships with every classification disabled (no notification ever); this
+    /// preset adds one, reached by 15 minutes of weighted exposure (900) in a day, the
+    /// alert tier of the Risk Score Symposium's recommendations. Hence the name: it is
+    /// not ENX's default, which notifies no one.
+    pub fn enx_with_15_minute_alert() -> Self {
         let mut config = Self::try_from(EnxConfig::default()).expect("ENX defaults are valid");
         config.classifications = vec![Self::fifteen_minutes()];
         config
@@ -96,7 +98,7 @@ impl RiskConfig {
     /// (the only default Apple documents: developer.apple.com, ENExposureConfiguration
     /// `attenuationDurationThresholds`), with everything else neutral: every weight
     /// 100 %, every day of standard infectiousness, missing report type → confirmed
-    /// test, and the same 15-minute classification as [`enx_defaults`](Self::enx_defaults).
+    /// test, and the same 15-minute classification as [`enx_with_15_minute_alert`](Self::enx_with_15_minute_alert).
     pub fn apple_defaults() -> Self {
         Self {
             attenuation_thresholds: [50, 70, 90],
@@ -142,7 +144,7 @@ impl RiskConfig {
 
 impl Default for RiskConfig {
     fn default() -> Self {
-        Self::enx_defaults()
+        Self::enx_with_15_minute_alert()
     }
 }
 

@@ -23,7 +23,7 @@
 //!         3
 //!     ],
 //! };
-//! let config = RiskConfig::enx_defaults();
+//! let config = RiskConfig::enx_with_15_minute_alert();
 //! assert_eq!(config.window_score(&window), Some(900.0));
 //! let summary = config.assess(&[window], 1_700_000_000);
 //! assert_eq!(summary.risk_level, Some(1));
