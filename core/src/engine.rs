@@ -81,6 +81,11 @@ impl<S: Store> ExposureEngine<S> {
         &self.store
     }
 
+    /// The store, for callers that keep their own settings in it (as the agent does).
+    pub fn store_mut(&mut self) -> &mut S {
+        &mut self.store
+    }
+
     /// The risk configuration in use.
     pub fn risk_config(&self) -> &RiskConfig {
         &self.config
