@@ -310,8 +310,8 @@ async fn main() {
             .send()
             .await
             .map(|r| r.status().as_u16());
-        let conn = kith_server::db::open_read_only(data.path()).unwrap();
-        let stored_keys = kith_server::db::all_key_bytes(&conn).unwrap();
+        let stored = kith_server::inspect::StoredData::open(data.path()).unwrap();
+        let stored_keys = stored.all_key_bytes().unwrap();
         let stored = stored_keys.len();
         let missing = acknowledged
             .iter()

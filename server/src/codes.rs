@@ -1,5 +1,5 @@
-//! One-time verification codes: generation, normalisation, hashing, and the
-//! guessing budget that limits how many wrong codes the server answers.
+//! One-time verification codes: generation, normalisation, hashing, orders for new
+//! codes, and the guessing budget that limits how many wrong codes the server answers.
 
 use std::fmt;
 
@@ -11,6 +11,8 @@ use subtle::ConstantTimeEq;
 use utoipa::ToSchema;
 use zeroize::{Zeroize, Zeroizing};
 
+use crate::calendar::Day;
+use crate::clock::UnixSeconds;
 use crate::error::{AppError, Result};
 
 /// Digits in a verification code: 10^12 possible codes (see the README for the odds).
@@ -122,6 +124,8 @@ impl fmt::Debug for CodeHash {
 }
 
 /// The diagnoses a health authority can attach to a code.
+// The variant names are GAEN's report types.
+#[allow(clippy::enum_variant_names)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Diagnosis {
@@ -206,8 +210,8 @@ impl OnsetKind {
 /// The day from which days since onset are counted, as the health authority gave it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Onset {
-    /// Days since 1970-01-01 (UTC).
-    pub day: u32,
+    /// The day (UTC).
+    pub day: Day,
     /// Symptom onset or test date.
     pub kind: OnsetKind,
 }
@@ -221,8 +225,73 @@ pub struct CodeOrder {
     pub onset: Option<Onset>,
     /// How many codes.
     pub count: u32,
-    /// Unix seconds after which the codes no longer work.
-    pub expires_at: u64,
+    /// When the codes stop working.
+    pub expires_at: UnixSeconds,
+}
+
+/// Most codes one order may ask for (batch workflows of large test centres).
+pub const MAX_CODES_PER_ORDER: u32 = 10_000;
+
+/// Oldest onset or test date accepted, in days before today (GAEN: at most 14 days ago).
+pub const MAX_ONSET_AGE_DAYS: u32 = 14;
+
+/// The dates a health authority may give with an order; the symptom onset wins.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OnsetDates<'a> {
+    /// Day symptoms began, `YYYY-MM-DD` (UTC).
+    pub symptom_onset: Option<&'a str>,
+    /// Day of the test, `YYYY-MM-DD`, used when there is no symptom onset.
+    pub test: Option<&'a str>,
+}
+
+impl CodeOrder {
+    /// Checks an order placed at `now` for codes that live `lifetime_seconds`.
+    pub fn new(
+        diagnosis: Diagnosis,
+        dates: OnsetDates<'_>,
+        count: u32,
+        now: UnixSeconds,
+        lifetime_seconds: u64,
+    ) -> Result<Self> {
+        if !(1..=MAX_CODES_PER_ORDER).contains(&count) {
+            return Err(AppError::invalid(
+                "invalid_count",
+                format!("count must be 1..={MAX_CODES_PER_ORDER}, got {count}"),
+            ));
+        }
+        let today = Day::of(now);
+        let onset = match (dates.symptom_onset, dates.test) {
+            (Some(date), _) => Some(Onset {
+                day: recent_day(date, "symptomOnsetDate", today)?,
+                kind: OnsetKind::Symptom,
+            }),
+            (None, Some(date)) => Some(Onset {
+                day: recent_day(date, "testDate", today)?,
+                kind: OnsetKind::Test,
+            }),
+            (None, None) => None,
+        };
+        Ok(Self {
+            diagnosis,
+            onset,
+            count,
+            expires_at: now.plus(lifetime_seconds),
+        })
+    }
+}
+
+/// `text` as a day between [`MAX_ONSET_AGE_DAYS`] ago and `today`.
+fn recent_day(text: &str, field: &str, today: Day) -> Result<Day> {
+    let day = Day::parse(text).ok_or_else(|| {
+        AppError::invalid("invalid_date", format!("{field} must be a date YYYY-MM-DD"))
+    })?;
+    if day > today || day < today.minus(MAX_ONSET_AGE_DAYS) {
+        return Err(AppError::invalid(
+            "invalid_date",
+            format!("{field} must be between {MAX_ONSET_AGE_DAYS} days ago and today (UTC)"),
+        ));
+    }
+    Ok(day)
 }
 
 /// A token bucket of failed redemptions shared by all clients.
@@ -236,29 +305,29 @@ pub struct GuessBudget {
     capacity: f64,
     per_second: f64,
     tokens: f64,
-    updated_at: u64,
+    updated_at: UnixSeconds,
 }
 
 impl GuessBudget {
     /// A full bucket of `burst` failures, refilled at `per_hour`.
-    pub fn new(burst: u32, per_hour: u32, now_unix: u64) -> Self {
+    pub fn new(burst: u32, per_hour: u32, now: UnixSeconds) -> Self {
         Self {
             capacity: f64::from(burst),
             per_second: f64::from(per_hour) / 3600.0,
             tokens: f64::from(burst),
-            updated_at: now_unix,
+            updated_at: now,
         }
     }
 
-    fn refill(&mut self, now_unix: u64) {
-        let elapsed = now_unix.saturating_sub(self.updated_at) as f64;
+    fn refill(&mut self, now: UnixSeconds) {
+        let elapsed = now.since(self.updated_at) as f64;
         self.tokens = (self.tokens + elapsed * self.per_second).min(self.capacity);
-        self.updated_at = self.updated_at.max(now_unix);
+        self.updated_at = self.updated_at.max(now);
     }
 
     /// Ok if a failure could still be afforded now; otherwise how long to wait.
-    pub fn check(&mut self, now_unix: u64) -> Result<()> {
-        self.refill(now_unix);
+    pub fn check(&mut self, now: UnixSeconds) -> Result<()> {
+        self.refill(now);
         if self.tokens >= 1.0 {
             Ok(())
         } else {
@@ -270,8 +339,8 @@ impl GuessBudget {
     }
 
     /// Records one failed redemption.
-    pub fn spend(&mut self, now_unix: u64) {
-        self.refill(now_unix);
+    pub fn spend(&mut self, now: UnixSeconds) {
+        self.refill(now);
         self.tokens = (self.tokens - 1.0).max(0.0);
     }
 }
@@ -329,23 +398,24 @@ mod tests {
 
     #[test]
     fn guess_budget_spends_and_refills() {
-        let mut budget = GuessBudget::new(2, 3600, 1000); // one per second
-        budget.check(1000).unwrap();
-        budget.spend(1000);
-        budget.spend(1000);
+        let t = UnixSeconds::new;
+        let mut budget = GuessBudget::new(2, 3600, t(1000)); // one per second
+        budget.check(t(1000)).unwrap();
+        budget.spend(t(1000));
+        budget.spend(t(1000));
         let Err(AppError::TooManyGuesses {
             retry_after_seconds,
-        }) = budget.check(1000)
+        }) = budget.check(t(1000))
         else {
             panic!("budget should be spent");
         };
         assert_eq!(retry_after_seconds, 1);
-        budget.check(1001).unwrap();
+        budget.check(t(1001)).unwrap();
         // The bucket never holds more than its burst.
-        budget.check(100_000).unwrap();
-        budget.spend(100_000);
-        budget.spend(100_000);
-        assert!(budget.check(100_000).is_err());
+        budget.check(t(100_000)).unwrap();
+        budget.spend(t(100_000));
+        budget.spend(t(100_000));
+        assert!(budget.check(t(100_000)).is_err());
     }
 
     #[test]
@@ -354,6 +424,37 @@ mod tests {
             assert_eq!(Diagnosis::from_report_type(d.report_type()), Some(d));
         }
         assert_eq!(Diagnosis::from_report_type(ReportType::Revoked), None);
+    }
+
+    #[test]
+    fn orders_check_count_and_dates() {
+        let now = UnixSeconds::new(1_700_000_000); // 2023-11-14
+        let order = |dates, count| CodeOrder::new(Diagnosis::SelfReport, dates, count, now, 60);
+        let code = |result: Result<CodeOrder>| match result {
+            Err(AppError::Invalid { code, .. }) => code,
+            other => panic!("{other:?}"),
+        };
+        let none = OnsetDates::default();
+        assert_eq!(order(none, 1).unwrap().expires_at, now.plus(60));
+        assert_eq!(code(order(none, 0)), "invalid_count");
+        assert_eq!(code(order(none, MAX_CODES_PER_ORDER + 1)), "invalid_count");
+        let symptom = |date| OnsetDates {
+            symptom_onset: Some(date),
+            test: Some("2023-11-01"),
+        };
+        let onset = order(symptom("2023-11-10"), 1).unwrap().onset.unwrap();
+        assert_eq!(
+            (onset.day.to_string(), onset.kind),
+            ("2023-11-10".into(), OnsetKind::Symptom)
+        );
+        let test = OnsetDates {
+            symptom_onset: None,
+            test: Some("2023-10-31"),
+        };
+        assert_eq!(order(test, 1).unwrap().onset.unwrap().kind, OnsetKind::Test);
+        for bad in ["2023-11-15", "2023-10-30", "2023-02-30", "yesterday"] {
+            assert_eq!(code(order(symptom(bad), 1)), "invalid_date", "{bad}");
+        }
     }
 
     proptest! {

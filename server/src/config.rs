@@ -66,17 +66,6 @@ pub struct Config {
     /// Version of the export signing key, as in GAEN's `verification_key_version`.
     #[arg(long, env = "KITH_EXPORT_KEY_VERSION", default_value = "v1")]
     pub export_key_version: String,
-
-    /// Shifts the server's clock by this many seconds. For tests of code expiry and
-    /// key age only: it changes nothing but what the server believes "now" is.
-    #[arg(
-        long,
-        env = "KITH_TEST_CLOCK_OFFSET",
-        default_value_t = 0,
-        hide = true,
-        allow_hyphen_values = true
-    )]
-    pub test_clock_offset_seconds: i64,
 }
 
 impl Config {
@@ -85,6 +74,11 @@ impl Config {
         let mut config = Self::parse_from(["kith-server"]);
         config.data_dir = data_dir.into();
         config
+    }
+
+    /// How long an issued code stays valid.
+    pub fn code_lifetime_seconds(&self) -> u64 {
+        u64::from(self.code_lifetime_minutes) * 60
     }
 }
 

@@ -5,13 +5,15 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use kith_core::ReportType;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::calendar::Day;
+use crate::clock::UnixSeconds;
 use crate::codes::{CodeHash, CodeOrder, Diagnosis, Onset, OnsetKind};
 use crate::config::Durability;
 use crate::error::{AppError, Result};
-use crate::publish::StoredKey;
 use crate::schema;
+use crate::upload::StoredKey;
 
 /// File name of the database inside the data directory.
 pub const DATABASE_FILE: &str = "kith.sqlite3";
@@ -50,14 +52,6 @@ pub fn open(data_dir: &Path, durability: Durability) -> Result<Connection> {
     Ok(conn)
 }
 
-/// Opens the database read-only, e.g. for a benchmark to check what was stored.
-pub fn open_read_only(data_dir: &Path) -> Result<Connection> {
-    Ok(Connection::open_with_flags(
-        data_dir.join(DATABASE_FILE),
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?)
-}
-
 /// A stored verification code.
 #[derive(Debug)]
 pub struct CodeRow {
@@ -67,10 +61,10 @@ pub struct CodeRow {
     pub diagnosis: Diagnosis,
     /// Onset or test day.
     pub onset: Option<Onset>,
-    /// Unix seconds after which it no longer works.
-    pub expires_at: u64,
+    /// When it stops working.
+    pub expires_at: UnixSeconds,
     /// When it was used, if it was.
-    pub redeemed_at: Option<u64>,
+    pub redeemed_at: Option<UnixSeconds>,
 }
 
 /// Looks up a code by its hash.
@@ -103,7 +97,7 @@ pub fn find_code(conn: &Connection, hash: &CodeHash) -> Result<Option<CodeRow>> 
         .ok_or_else(|| corrupt("report type"))?;
     let onset = match (onset_day, onset_kind) {
         (Some(day), Some(kind)) => Some(Onset {
-            day,
+            day: Day::new(day),
             kind: OnsetKind::from_name(&kind).ok_or_else(|| corrupt("onset kind"))?,
         }),
         _ => None,
@@ -112,15 +106,15 @@ pub fn find_code(conn: &Connection, hash: &CodeHash) -> Result<Option<CodeRow>> 
         hash: CodeHash::from_slice(&stored_hash).ok_or_else(|| corrupt("hash"))?,
         diagnosis,
         onset,
-        expires_at,
-        redeemed_at,
+        expires_at: UnixSeconds::new(expires_at),
+        redeemed_at: redeemed_at.map(UnixSeconds::new),
     }))
 }
 
 /// Marks a code used.
-pub fn redeem_code(conn: &Connection, hash: &CodeHash, now: u64) -> Result<()> {
+pub fn redeem_code(conn: &Connection, hash: &CodeHash, now: UnixSeconds) -> Result<()> {
     conn.prepare_cached("UPDATE verification_codes SET redeemed_at = ?2 WHERE code_hash = ?1")?
-        .execute(params![hash.as_bytes().as_slice(), now])?;
+        .execute(params![hash.as_bytes().as_slice(), now.get()])?;
     Ok(())
 }
 
@@ -129,7 +123,7 @@ pub fn insert_code(
     conn: &Connection,
     hash: &CodeHash,
     order: &CodeOrder,
-    now: u64,
+    now: UnixSeconds,
 ) -> Result<bool> {
     let inserted = conn
         .prepare_cached(
@@ -140,16 +134,16 @@ pub fn insert_code(
         .execute(params![
             hash.as_bytes().as_slice(),
             order.diagnosis.report_type() as i32,
-            order.onset.map(|o| o.day),
+            order.onset.map(|o| o.day.get()),
             order.onset.map(|o| o.kind.name()),
-            now,
-            order.expires_at,
+            now.get(),
+            order.expires_at.get(),
         ])?;
     Ok(inserted == 1)
 }
 
 /// Stores published keys.
-pub fn insert_keys(conn: &Connection, keys: &[StoredKey], now: u64) -> Result<()> {
+pub fn insert_keys(conn: &Connection, keys: &[StoredKey], now: UnixSeconds) -> Result<()> {
     let mut stmt = conn.prepare_cached(
         "INSERT INTO diagnosis_keys
            (key_data, rolling_start, rolling_period, transmission_risk, report_type,
@@ -165,55 +159,9 @@ pub fn insert_keys(conn: &Connection, keys: &[StoredKey], now: u64) -> Result<()
             k.key.transmission_risk_level,
             k.key.report_type as i32,
             k.key.days_since_onset.map(|d| d.get()),
-            now,
-            k.embargo_until,
+            now.get(),
+            k.embargo_until.get(),
         ])?;
     }
     Ok(())
-}
-
-/// Number of stored diagnosis keys.
-pub fn count_keys(conn: &Connection) -> Result<u64> {
-    Ok(conn.query_row("SELECT count(*) FROM diagnosis_keys", [], |row| row.get(0))?)
-}
-
-/// The bytes of every stored key (for checking what a benchmark stored).
-pub fn all_key_bytes(conn: &Connection) -> Result<std::collections::HashSet<[u8; 16]>> {
-    let mut stmt = conn.prepare("SELECT key_data FROM diagnosis_keys")?;
-    let rows = stmt.query_map([], |row| row.get::<_, [u8; 16]>(0))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
-}
-
-/// A stored key as the tests and the exporter read it back.
-#[derive(Debug, PartialEq, Eq)]
-pub struct KeyRecord {
-    /// Rolling start interval number.
-    pub rolling_start: u32,
-    /// Rolling period.
-    pub rolling_period: u32,
-    /// GAEN report type number.
-    pub report_type: i32,
-    /// Days since onset.
-    pub days_since_onset: Option<i32>,
-    /// Unix seconds before which the key is not exported.
-    pub embargo_until: u64,
-}
-
-/// The stored record of a key, if any (a table scan: for tests and tools).
-pub fn key_record(conn: &Connection, key: &[u8; 16]) -> Result<Option<KeyRecord>> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT rolling_start, rolling_period, report_type, days_since_onset, embargo_until
-             FROM diagnosis_keys WHERE key_data = ?1 LIMIT 1",
-        )?
-        .query_row([key.as_slice()], |row| {
-            Ok(KeyRecord {
-                rolling_start: row.get(0)?,
-                rolling_period: row.get(1)?,
-                report_type: row.get(2)?,
-                days_since_onset: row.get(3)?,
-                embargo_until: row.get(4)?,
-            })
-        })
-        .optional()?)
 }

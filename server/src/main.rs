@@ -1,7 +1,7 @@
 //! `kith-server`: parses the configuration, sets up logging, and serves until SIGTERM or SIGINT.
 
 use clap::Parser;
-use kith_server::{Config, Server};
+use kith_server::{Clock, Config, Server};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -24,7 +24,7 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(config: Config) -> kith_server::Result<()> {
-    let mut server = Server::start(config).await?;
+    let mut server = Server::open(config, Clock::system())?;
     if let Some(key) = server.take_new_admin_key() {
         // Straight to stdout, never through the log: it is shown this once only.
         println!(
@@ -32,10 +32,11 @@ async fn run(config: Config) -> kith_server::Result<()> {
             key.expose_secret()
         );
     }
-    println!("listening on http://{}", server.local_addr());
+    let listening = server.bind().await?;
+    println!("listening on http://{}", listening.local_addr());
     // The address goes to stdout only: the log never holds an IP address.
     tracing::info!("serving");
-    server.serve(shutdown_signal()).await?;
+    listening.serve(shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -10,7 +10,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::keyring::Keyring;
-use crate::portal::Sessions;
+use crate::sessions::Sessions;
 use crate::writer::Writer;
 
 /// What handlers share: settings, clock, keys, the database writer, metrics, portal sessions.
@@ -21,7 +21,7 @@ pub struct AppState(Arc<Shared>);
 pub struct Shared {
     /// The process's settings.
     pub config: Config,
-    /// "Now", shiftable in tests.
+    /// "Now": the system clock, or a test's manual one.
     pub clock: Clock,
     /// The server's secrets.
     pub keyring: Keyring,

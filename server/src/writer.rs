@@ -16,11 +16,11 @@ use std::time::Duration;
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::clock::Clock;
+use crate::clock::{Clock, UnixSeconds};
 use crate::codes::{CodeOrder, GuessBudget, Pepper, VerificationCode};
 use crate::db;
 use crate::error::{AppError, Result};
-use crate::publish::Upload;
+use crate::upload::Upload;
 
 /// Jobs waiting beyond this make handlers wait for room (back-pressure).
 const QUEUE_LEN: usize = 8192;
@@ -184,7 +184,7 @@ impl WriterThread {
     /// too far from onset) decides so before it writes anything, so refusals need no
     /// rollback; a database error fails the whole batch, and the jobs stay in `jobs`.
     fn commit_batch(&mut self, jobs: &mut Vec<Job>) -> Result<Vec<Reply>> {
-        let now = self.clock.now_unix();
+        let now = self.clock.now();
         let tx = self.conn.transaction()?;
         let mut outcomes = Vec::with_capacity(jobs.len());
         for job in jobs.iter() {
@@ -255,7 +255,7 @@ fn publish(
     budget: &mut GuessBudget,
     pepper: &Pepper,
     upload: &Upload,
-    now: u64,
+    now: UnixSeconds,
 ) -> Result<usize> {
     // Checked before anything else so that, once the budget is spent, every
     // answer is the same whether the code is right or not.
@@ -315,7 +315,7 @@ fn issue_codes(
     tx: &Connection,
     pepper: &Pepper,
     order: &CodeOrder,
-    now: u64,
+    now: UnixSeconds,
 ) -> Result<Vec<VerificationCode>> {
     let mut codes = Vec::with_capacity(order.count as usize);
     let mut rng = rand_core::OsRng;

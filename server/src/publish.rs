@@ -1,75 +1,23 @@
 //! `POST /v1/publish`: a positive person's keys with a verification code, as plain
 //! JSON (GAEN key-server shape) or sealed with HPKE; every answer has the same size.
 
-mod validate;
-
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rand::Rng;
 use rand::distributions::Alphanumeric;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-
-pub use validate::{
-    DEFAULT_ONSET_DAYS_AGO, MAX_AGE_INTERVALS, MAX_KEYS, MAX_SAME_START, StoredKey, Upload,
-};
 
 use crate::error::{AppError, ErrorBody, Result};
 use crate::json::{self, Body};
 use crate::sealed;
 use crate::state::AppState;
+use crate::upload::{PublishRequest, PublishResponse, Upload};
 
 /// Size of every publish response body, success or error, in bytes.
 pub const RESPONSE_LEN: usize = 512;
-
-/// One key of a publish request (GAEN `ExposureKey`).
-#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ExposureKey {
-    /// The 16 key bytes, standard base64 with padding.
-    #[schema(example = "z2Cx9hdz2SlxZ8GEgqTYpA==")]
-    pub key: String,
-    /// First interval (10 minutes since the epoch) of the key's validity.
-    pub rolling_start_number: u32,
-    /// Intervals the key is valid for, 1..=144.
-    pub rolling_period: u32,
-    /// GAEN v1 transmission risk, 0..=8 (optional; v2 scoring ignores it).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub transmission_risk: Option<i32>,
-}
-
-/// The publish document, plain or inside a sealed body.
-#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PublishRequest {
-    /// 1 to 30 keys.
-    pub temporary_exposure_keys: Vec<ExposureKey>,
-    /// The one-time code from the health authority: 12 digits (spaces and dashes ignored).
-    pub verification_code: String,
-    /// Interval of symptom onset, used only when the code carries no onset or test date.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub symptom_onset_interval: Option<u32>,
-    /// Ignored; lets plain-JSON clients hide the key count (GAEN recommends 1–2 KiB of random text).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub padding: Option<String>,
-    /// Chaff: validated and answered like a real upload, but nothing is stored and the
-    /// code is not checked. Send it sealed, or an observer can read the flag.
-    #[serde(default)]
-    pub fake: bool,
-}
-
-/// The answer to a successful publish.
-#[derive(Debug, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PublishResponse {
-    /// Number of keys accepted.
-    pub inserted_exposures: usize,
-    /// Filler that makes every publish response [`RESPONSE_LEN`] bytes long.
-    pub padding: String,
-}
 
 /// The routes of this resource.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -136,7 +84,7 @@ async fn accept(state: &AppState, headers: &HeaderMap, body: Result<Body>) -> Re
             });
         }
     };
-    let upload = Upload::validate(&request, state.clock.now_unix())?;
+    let upload = Upload::validate(&request, state.clock.now())?;
     state.writer.publish(upload).await
 }
 

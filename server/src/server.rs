@@ -1,0 +1,150 @@
+//! Starting and stopping: the data directory opened, the writer running, the socket bound.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::thread::JoinHandle;
+
+use kith_core::risk::RiskConfig;
+use tokio::net::TcpListener;
+
+use crate::clock::Clock;
+use crate::codes::GuessBudget;
+use crate::config::Config;
+use crate::error::{AppError, Result};
+use crate::keyring::{AdminKey, Keyring};
+use crate::router::app;
+use crate::sessions::Sessions;
+use crate::state::{AppState, Shared};
+use crate::writer::Writer;
+use crate::{db, metrics};
+
+/// A server with its data directory open and its database writer running, not yet
+/// listening. Its [`state`](Self::state) serves requests through [`app`] without a
+/// socket, which is how most tests drive it.
+#[derive(Debug)]
+pub struct Server {
+    state: AppState,
+    writer_thread: JoinHandle<()>,
+    new_admin_key: Option<AdminKey>,
+}
+
+impl Server {
+    /// Opens (creating on first start) the data directory and starts the database
+    /// writer; "now" comes from `clock`.
+    pub fn open(config: Config, clock: Clock) -> Result<Self> {
+        let (keyring, new_admin_key) = Keyring::open_or_create(
+            &config.data_dir,
+            &config.export_key_id,
+            &config.export_key_version,
+        )?;
+        let risk = risk_config(&config)?;
+        let conn = db::open(&config.data_dir, config.durability)?;
+        let checkpoint_conn = db::open(&config.data_dir, config.durability)?;
+        let budget = GuessBudget::new(
+            config.failed_redemptions_burst,
+            config.failed_redemptions_per_hour,
+            clock.now(),
+        );
+        let (writer, writer_thread) = Writer::start(
+            conn,
+            checkpoint_conn,
+            keyring.pepper.clone(),
+            budget,
+            clock.clone(),
+            config.write_batch as usize,
+        )?;
+        let state = AppState::new(Shared {
+            config,
+            clock,
+            keyring,
+            risk,
+            writer,
+            metrics: metrics::recorder(),
+            sessions: Sessions::default(),
+        });
+        Ok(Self {
+            state,
+            writer_thread,
+            new_admin_key,
+        })
+    }
+
+    /// The admin API key, if it was created by this start (first start only).
+    pub fn take_new_admin_key(&mut self) -> Option<AdminKey> {
+        self.new_admin_key.take()
+    }
+
+    /// The shared state, to build [`app`] on.
+    pub fn state(&self) -> AppState {
+        self.state.clone()
+    }
+
+    /// Binds the listening socket.
+    pub async fn bind(self) -> Result<Listening> {
+        let listen = self.state.config.listen;
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|source| AppError::Io {
+                path: listen.to_string(),
+                source,
+            })?;
+        Ok(Listening {
+            server: self,
+            listener,
+        })
+    }
+}
+
+fn risk_config(config: &Config) -> Result<RiskConfig> {
+    let Some(path) = &config.risk_config else {
+        return Ok(RiskConfig::enx_defaults());
+    };
+    let text = std::fs::read_to_string(path).map_err(|source| AppError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    RiskConfig::from_json(&text).map_err(|e| AppError::BadFile {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// A [`Server`] with its socket bound.
+#[derive(Debug)]
+pub struct Listening {
+    server: Server,
+    listener: TcpListener,
+}
+
+impl Listening {
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or(self.server.state.config.listen)
+    }
+
+    /// Serves until `shutdown` completes, then finishes in-flight requests, lets the
+    /// writer commit what it was given, and returns.
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+        let Self { server, listener } = self;
+        let Server {
+            state,
+            writer_thread,
+            ..
+        } = server;
+        axum::serve(listener, app(state))
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(|source| AppError::Io {
+                path: "listener".into(),
+                source,
+            })?;
+        // The router (and with it every sender to the writer) is gone now; the writer
+        // drains its queue and stops.
+        tokio::task::spawn_blocking(move || writer_thread.join())
+            .await
+            .ok();
+        Ok(())
+    }
+}
