@@ -148,7 +148,8 @@ mod tests {
         config.validate().unwrap();
         assert_eq!(config.radio, RadioKind::Bluez);
         assert_eq!(config.scan, DutyCycle::default());
-        assert_eq!(config.trusted_keys.len(), 1);
+        assert_eq!(config.data_dir, PathBuf::from("/var/lib/kith-agent"));
+        assert!(config.trusted_keys.is_empty());
     }
 
     #[test]

@@ -83,15 +83,8 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     }
 
     say("starting kith-server");
-    let mut server = Command::new(&server_bin)
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.join("server"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(Error::io(format!("starting {}", server_bin.display())))?;
-    let (admin_key, url) = server_banner(&mut server).await?;
+    let mut server = RunningServer::start(&server_bin, &dir.join("server")).await?;
+    let (admin_key, url) = (server.admin_key.clone(), server.url.clone());
     say(&format!("kith-server listening on {url}"));
 
     let mut agents = Vec::new();
@@ -145,7 +138,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     for mut agent in agents {
         let _ = agent.kill().await;
     }
-    let _ = server.kill().await;
+    let _ = server.child.kill().await;
 
     for person in &PEOPLE {
         let config = Config {
@@ -218,36 +211,63 @@ fn spawn_agent(exe: &Path, dir: &Path, url: &str, person: &Person) -> Result<Chi
     Ok(child)
 }
 
-/// Reads the admin key and the URL the server prints on its first start.
-async fn server_banner(server: &mut Child) -> Result<(String, String)> {
-    let stdout = server
-        .stdout
-        .take()
-        .ok_or_else(|| Error::Server("kith-server has no stdout".into()))?;
-    let mut lines = BufReader::new(stdout).lines();
-    let mut admin = None;
-    let read = async {
-        while let Some(line) = lines
-            .next_line()
+/// A kith-server process started on a free loopback port.
+#[derive(Debug)]
+pub struct RunningServer {
+    /// The process (killed when dropped).
+    pub child: Child,
+    /// The admin API key it printed on its first start.
+    pub admin_key: String,
+    /// Its base URL.
+    pub url: String,
+}
+
+impl RunningServer {
+    /// Starts `bin` on 127.0.0.1 with a fresh `data_dir`, and reads the admin key and
+    /// the URL it prints.
+    pub async fn start(bin: &Path, data_dir: &Path) -> Result<Self> {
+        let mut child = Command::new(bin)
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(Error::io(format!("starting {}", bin.display())))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| Error::Server("kith-server has no stdout".into()))?;
+        let mut lines = BufReader::new(stdout).lines();
+        let mut admin = None;
+        let read = async {
+            while let Some(line) = lines
+                .next_line()
+                .await
+                .map_err(Error::io("reading kith-server's output"))?
+            {
+                if let Some(key) = line.split("store it now): ").nth(1) {
+                    admin = Some(key.trim().to_owned());
+                }
+                if let Some(url) = line.strip_prefix("listening on ") {
+                    return Ok(url.trim().to_owned());
+                }
+            }
+            Err(Error::Server("kith-server exited before listening".into()))
+        };
+        let url = tokio::time::timeout(Duration::from_secs(30), read)
             .await
-            .map_err(Error::io("reading kith-server's output"))?
-        {
-            if let Some(key) = line.split("store it now): ").nth(1) {
-                admin = Some(key.trim().to_owned());
-            }
-            if let Some(url) = line.strip_prefix("listening on ") {
-                return Ok(url.trim().to_owned());
-            }
-        }
-        Err(Error::Server("kith-server exited before listening".into()))
-    };
-    let url = tokio::time::timeout(Duration::from_secs(30), read)
-        .await
-        .map_err(|_| Error::Server("kith-server did not start within 30 s".into()))??;
-    // Keep draining its stdout so it never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    let admin = admin.ok_or_else(|| Error::Server("kith-server printed no admin key".into()))?;
-    Ok((admin, url))
+            .map_err(|_| Error::Server("kith-server did not start within 30 s".into()))??;
+        // Keep draining its stdout so it never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let admin_key =
+            admin.ok_or_else(|| Error::Server("kith-server printed no admin key".into()))?;
+        Ok(Self {
+            child,
+            admin_key,
+            url,
+        })
+    }
 }
 
 /// A one-time code for a confirmed test, from the admin API.
