@@ -85,6 +85,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     say("starting kith-server");
     let mut server = RunningServer::start(&server_bin, &dir.join("server")).await?;
     let (admin_key, url) = (server.admin_key.clone(), server.url.clone());
+    let operator_url = server.operator_url.clone();
     say(&format!("kith-server listening on {url}"));
 
     let mut agents = Vec::new();
@@ -102,7 +103,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     tokio::time::sleep(Duration::from_secs(args.listen_seconds)).await;
 
     say("alice tests positive; the health authority issues a code");
-    let code = issue_code(&url, &admin_key).await?;
+    let code = issue_code(&operator_url, &admin_key).await?;
     let report = Command::new(&exe)
         .args(["report", "--code", &code, "--server", &url, "--data-dir"])
         .arg(dir.join("alice"))
@@ -218,8 +219,10 @@ pub struct RunningServer {
     pub child: Child,
     /// The admin API key it printed on its first start.
     pub admin_key: String,
-    /// Its base URL.
+    /// Its public base URL.
     pub url: String,
+    /// Its operator listener (admin API, portal).
+    pub operator_url: String,
 }
 
 impl RunningServer {
@@ -227,7 +230,13 @@ impl RunningServer {
     /// the URL it prints.
     pub async fn start(bin: &Path, data_dir: &Path) -> Result<Self> {
         let mut child = Command::new(bin)
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--operator-listen",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
             .arg(data_dir)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -239,7 +248,7 @@ impl RunningServer {
             .take()
             .ok_or_else(|| Error::Server("kith-server has no stdout".into()))?;
         let mut lines = BufReader::new(stdout).lines();
-        let mut admin = None;
+        let (mut admin, mut public) = (None, None);
         let read = async {
             while let Some(line) = lines
                 .next_line()
@@ -250,30 +259,35 @@ impl RunningServer {
                     admin = Some(key.trim().to_owned());
                 }
                 if let Some(url) = line.strip_prefix("listening on ") {
+                    public = Some(url.trim().to_owned());
+                }
+                if let Some(url) = line.strip_prefix("operator listening on ") {
                     return Ok(url.trim().to_owned());
                 }
             }
             Err(Error::Server("kith-server exited before listening".into()))
         };
-        let url = tokio::time::timeout(Duration::from_secs(30), read)
+        let operator_url = tokio::time::timeout(Duration::from_secs(30), read)
             .await
             .map_err(|_| Error::Server("kith-server did not start within 30 s".into()))??;
         // Keep draining its stdout so it never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         let admin_key =
             admin.ok_or_else(|| Error::Server("kith-server printed no admin key".into()))?;
+        let url = public.ok_or_else(|| Error::Server("kith-server printed no address".into()))?;
         Ok(Self {
             child,
             admin_key,
             url,
+            operator_url,
         })
     }
 }
 
-/// A one-time code for a confirmed test, from the admin API.
-pub async fn issue_code(url: &str, admin_key: &str) -> Result<String> {
+/// A one-time code for a confirmed test, from the admin API on the operator listener.
+pub async fn issue_code(operator_url: &str, admin_key: &str) -> Result<String> {
     let answer: serde_json::Value = reqwest::Client::new()
-        .post(format!("{url}/v1/admin/codes"))
+        .post(format!("{operator_url}/v1/admin/codes"))
         .bearer_auth(admin_key)
         .json(&serde_json::json!({"diagnosis": "confirmed_test"}))
         .send()

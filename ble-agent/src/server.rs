@@ -204,7 +204,7 @@ impl ServerClient {
         let json = zeroize::Zeroizing::new(
             serde_json::to_vec(&document).map_err(|e| Error::Server(e.to_string()))?,
         );
-        let sealed = seal(&config.hpke, &json, rng)?;
+        let (sealed, opener) = seal(&config.hpke, &json, rng)?;
         let response = self
             .send_any(
                 self.http
@@ -214,9 +214,17 @@ impl ServerClient {
             )
             .await?;
         let status = response.status();
-        let bytes = body(response, 1 << 16).await?;
+        let sealed_answer = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes() == SEALED_RESPONSE_TYPE.as_bytes());
+        let mut bytes = body(response, 1 << 16).await?;
+        if sealed_answer {
+            bytes = opener.open(&bytes)?;
+        }
         let answer: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-        if status.is_success() {
+        // A sealed answer arrives with 200 whatever it says: the error is inside.
+        if status.is_success() && answer.get("error").is_none() {
             Ok(PublishAnswer {
                 inserted: answer["insertedExposures"].as_u64().unwrap_or(0),
             })
@@ -294,9 +302,47 @@ async fn body(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>> 
 
 type Kem = X25519HkdfSha256;
 
-/// HPKE base mode single shot (X25519 / HKDF-SHA256 / AES-128-GCM) of the JSON padded
+/// The media type of an answer sealed back to the sender (as Oblivious HTTP, RFC 9458 §4.4).
+const SEALED_RESPONSE_TYPE: &str = "application/kith-sealed-response";
+
+/// The exporter context of the answer's secret.
+const RESPONSE_EXPORT_CONTEXT: &[u8] = b"kith publish response v1";
+
+/// What opens the answer to one sealed request: its `enc` and the secret exported
+/// from its HPKE context.
+struct ResponseOpener {
+    enc: Vec<u8>,
+    secret: zeroize::Zeroizing<[u8; 16]>,
+}
+
+impl ResponseOpener {
+    /// `response_nonce (16) ‖ AES-128-GCM(answer)`, keyed by HKDF(salt = enc ‖ nonce, secret).
+    fn open(&self, body: &[u8]) -> Result<Vec<u8>> {
+        use aes_gcm::aead::{Aead, KeyInit};
+        let unopenable = || Error::Server("the server's sealed answer does not open".into());
+        if body.len() < 16 {
+            return Err(unopenable());
+        }
+        let (nonce, ciphertext) = body.split_at(16);
+        let salt = [self.enc.as_slice(), nonce].concat();
+        let prk = hkdf::Hkdf::<sha2::Sha256>::new(Some(&salt), self.secret.as_ref());
+        let mut key = zeroize::Zeroizing::new([0u8; 16]);
+        let mut iv = [0u8; 12];
+        prk.expand(b"key", key.as_mut()).map_err(|_| unopenable())?;
+        prk.expand(b"nonce", &mut iv).map_err(|_| unopenable())?;
+        aes_gcm::Aes128Gcm::new((&*key).into())
+            .decrypt(aes_gcm::Nonce::from_slice(&iv), ciphertext)
+            .map_err(|_| unopenable())
+    }
+}
+
+/// HPKE base mode (X25519 / HKDF-SHA256 / AES-128-GCM) of the JSON padded
 /// with spaces, as `/v1/config` describes: `enc ‖ ciphertext`.
-fn seal<R: RngCore + CryptoRng>(hpke: &Hpke, json: &[u8], rng: &mut R) -> Result<Vec<u8>> {
+fn seal<R: RngCore + CryptoRng>(
+    hpke: &Hpke,
+    json: &[u8],
+    rng: &mut R,
+) -> Result<(Vec<u8>, ResponseOpener)> {
     if (hpke.kem_id, hpke.kdf_id, hpke.aead_id) != (0x20, 1, 1) {
         return Err(Error::Server(format!(
             "the server wants HPKE suite {:#x}/{:#x}/{:#x}; this agent speaks 0x20/0x1/0x1",
@@ -317,16 +363,20 @@ fn seal<R: RngCore + CryptoRng>(hpke: &Hpke, json: &[u8], rng: &mut R) -> Result
         .ok_or_else(|| Error::Server("the server's HPKE key is not 32 bytes of X25519".into()))?;
     let mut plaintext = zeroize::Zeroizing::new(vec![b' '; hpke.padded_plaintext_len]);
     plaintext[..json.len()].copy_from_slice(json);
-    let (enc, ciphertext) = hpke::single_shot_seal::<AesGcm128, HkdfSha256, Kem, R>(
+    let failed = |e: hpke::HpkeError| Error::Server(format!("sealing failed: {e}"));
+    let (enc, mut context) = hpke::setup_sender::<AesGcm128, HkdfSha256, Kem, R>(
         &OpModeS::Base,
         &key,
         hpke.info.as_bytes(),
-        &plaintext,
-        &[],
         rng,
     )
-    .map_err(|e| Error::Server(format!("sealing failed: {e}")))?;
-    let mut body = enc.to_bytes().to_vec();
-    body.extend_from_slice(&ciphertext);
-    Ok(body)
+    .map_err(failed)?;
+    let ciphertext = context.seal(&plaintext, b"").map_err(failed)?;
+    let mut secret = zeroize::Zeroizing::new([0u8; 16]);
+    context
+        .export(RESPONSE_EXPORT_CONTEXT, secret.as_mut())
+        .map_err(failed)?;
+    let enc = enc.to_bytes().to_vec();
+    let body = [enc.as_slice(), &ciphertext].concat();
+    Ok((body, ResponseOpener { enc, secret }))
 }

@@ -46,7 +46,9 @@ async fn report_uploads_sealed_keys_once_per_code() {
     let now = kith_agent::clock::Clock::now(&SystemClock::default());
     alice.beacon(now).unwrap(); // today's key exists once a beacon has been on the air
 
-    let code = issue_code(&server.url, &server.admin_key).await.unwrap();
+    let code = issue_code(&server.operator_url, &server.admin_key)
+        .await
+        .unwrap();
     let outcome = alice.report(&code).await.unwrap();
     assert_eq!(outcome.keys_uploaded, 1);
     assert_eq!(outcome.server.inserted, 1);

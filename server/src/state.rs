@@ -9,6 +9,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::guessing::SourceKey;
 use crate::keyring::Keyring;
 use crate::sessions::Sessions;
 use crate::writer::Writer;
@@ -33,6 +34,8 @@ pub struct Shared {
     pub metrics: PrometheusHandle,
     /// Logged-in case workers.
     pub sessions: Sessions,
+    /// Today's key for telling sources apart without knowing them.
+    pub sources: SourceKey,
 }
 
 impl AppState {
