@@ -8,10 +8,14 @@
 //! ```text
 //!  case worker ──/portal, /v1/admin/codes──▶ code (hashed) ─┐
 //!  phone ──/v1/publish (JSON or HPKE-sealed, padded)────────┴▶ writer thread ─▶ SQLite
-//!  phone ──/v1/config: risk config, export key, HPKE key
+//!  phone ──/v1/config: risk config, export keys, HPKE key
+//!  SQLite ──export batcher (leased batches, padded, signed by every active key)──▶ v1/exports/*.zip
+//!  phone ──/v1/exports/index.txt, /v1/exports/<name>.zip (ETag, immutable, ranges)
 //! ```
 //!
-//! What it does not do (yet): build and serve export files, delete old data, run on
+//! The batcher (`export`, run by `jobs` every minute and by `kith-server export --once`)
+//! exports each key exactly once; `retention` drops old files from the index before it
+//! deletes them; `signing_keys` rotates the export keys. What it does not do (yet): run on
 //! PostgreSQL. It never sees IP addresses or logs keys and codes.
 //!
 //! [`Server::open`] opens a data directory with a [`Clock`]; [`app`] is the router on
@@ -61,21 +65,26 @@ mod clock;
 mod codes;
 mod config;
 mod db;
+mod distribution;
 mod error;
+pub mod export;
 mod health;
 mod html;
 pub mod inspect;
+pub mod jobs;
 mod json;
 mod keyring;
 mod metrics;
 mod openapi;
 mod portal;
 mod publish;
+mod retention;
 mod router;
 mod schema;
 pub mod sealed;
 mod server;
 mod sessions;
+pub mod signing_keys;
 mod state;
 mod upload;
 mod writer;

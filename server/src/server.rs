@@ -11,12 +11,14 @@ use crate::clock::Clock;
 use crate::codes::GuessBudget;
 use crate::config::Config;
 use crate::error::{AppError, Result};
+use crate::export::serving::ExportCache;
 use crate::keyring::{AdminKey, Keyring};
 use crate::router::app;
 use crate::sessions::Sessions;
+use crate::signing_keys::{SigningKeys, SigningKeysCell};
 use crate::state::{AppState, Shared};
 use crate::writer::Writer;
-use crate::{db, metrics};
+use crate::{db, jobs, metrics};
 
 /// A server with its data directory open and its database writer running, not yet
 /// listening. Its [`state`](Self::state) serves requests through [`app`] without a
@@ -32,14 +34,17 @@ impl Server {
     /// Opens (creating on first start) the data directory and starts the database
     /// writer; "now" comes from `clock`.
     pub fn open(config: Config, clock: Clock) -> Result<Self> {
-        let (keyring, new_admin_key) = Keyring::open_or_create(
-            &config.data_dir,
-            &config.export_key_id,
-            &config.export_key_version,
-        )?;
+        let (keyring, new_admin_key) = Keyring::open_or_create(&config.data_dir)?;
         let risk = risk_config(&config)?;
         let conn = db::open(&config.data_dir, config.durability)?;
         let checkpoint_conn = db::open(&config.data_dir, config.durability)?;
+        let signing_keys = SigningKeys::load(
+            &conn,
+            &config.data_dir,
+            &config.export_key_id,
+            &config.export_key_version,
+            clock.now(),
+        )?;
         let budget = GuessBudget::new(
             config.failed_redemptions_burst,
             config.failed_redemptions_per_hour,
@@ -54,13 +59,15 @@ impl Server {
             config.write_batch as usize,
         )?;
         let state = AppState::new(Shared {
-            config,
             clock,
             keyring,
             risk,
             writer,
             metrics: metrics::recorder(),
             sessions: Sessions::default(),
+            signing_keys: SigningKeysCell::new(signing_keys),
+            exports: ExportCache::new(config.data_dir.clone()),
+            config,
         });
         Ok(Self {
             state,
@@ -70,6 +77,12 @@ impl Server {
     }
 
     /// The admin API key, if it was created by this start (first start only).
+    /// Runs one export pass now (what the background task does every minute) and makes the
+    /// signing keys it found current.
+    pub fn export_pass(&self) -> Result<jobs::Pass> {
+        export_pass(&self.state)
+    }
+
     pub fn take_new_admin_key(&mut self) -> Option<AdminKey> {
         self.new_admin_key.take()
     }
@@ -133,6 +146,7 @@ impl Listening {
             writer_thread,
             ..
         } = server;
+        let exporter = tokio::spawn(export_in_background(state.clone()));
         axum::serve(listener, app(state))
             .with_graceful_shutdown(shutdown)
             .await
@@ -140,6 +154,8 @@ impl Listening {
                 path: "listener".into(),
                 source,
             })?;
+        // A pass cut short holds a lease that expires; the next pass takes the batch over.
+        exporter.abort();
         // The router (and with it every sender to the writer) is gone now; the writer
         // drains its queue and stops.
         tokio::task::spawn_blocking(move || writer_thread.join())
@@ -147,4 +163,40 @@ impl Listening {
             .ok();
         Ok(())
     }
+}
+
+/// Runs the batcher ([`jobs::pass`]) every minute, or every export period if shorter.
+async fn export_in_background(state: AppState) {
+    let every = state
+        .config
+        .export
+        .period_seconds
+        .min(jobs::MAX_PASS_INTERVAL);
+    let mut ticks = tokio::time::interval(std::time::Duration::from_secs(every));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let job = state.clone();
+        match tokio::task::spawn_blocking(move || export_pass(&job)).await {
+            Ok(Ok(pass)) => {
+                if !pass.export.files.is_empty() || pass.retention != Default::default() {
+                    tracing::info!(
+                        batches = pass.export.completed,
+                        files = pass.export.files.len(),
+                        dropped = pass.retention.files_dropped,
+                        deleted = pass.retention.files_deleted,
+                        "export pass"
+                    );
+                }
+            }
+            Ok(Err(error)) => tracing::error!(%error, "export pass failed"),
+            Err(error) => tracing::error!(%error, "export pass panicked"),
+        }
+    }
+}
+
+fn export_pass(state: &AppState) -> Result<jobs::Pass> {
+    let pass = jobs::pass(&state.config, state.clock.now())?;
+    state.signing_keys.set(std::sync::Arc::clone(&pass.keys));
+    Ok(pass)
 }

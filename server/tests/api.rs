@@ -585,7 +585,19 @@ async fn openapi_document_and_router_match() {
     let paths = doc["paths"].as_object().unwrap();
     let methods = ["get", "post", "put", "delete", "patch"];
     // Document → router: every documented operation is routed; every other method is 405.
-    for (path, item) in paths {
+    for (template, item) in paths {
+        // Path parameters take their documented example.
+        let mut path = template.clone();
+        for operation in item.as_object().unwrap().values() {
+            for param in operation["parameters"].as_array().into_iter().flatten() {
+                if let (Some(name), Some(example)) =
+                    (param["name"].as_str(), param["example"].as_str())
+                {
+                    path = path.replace(&format!("{{{name}}}"), example);
+                }
+            }
+        }
+        let path = &path;
         for method in methods {
             let status = status_of(&server, method, path).await;
             if item.get(method).is_some() {

@@ -163,7 +163,7 @@ pub struct TestServer {
     pub clock: ManualClock,
     pub admin_key: String,
     app: axum::Router,
-    _server: Server,
+    pub server: Server,
 }
 
 impl TestServer {
@@ -189,7 +189,7 @@ impl TestServer {
             dir,
             clock,
             admin_key,
-            _server: server,
+            server,
         }
     }
 
