@@ -1,5 +1,5 @@
-//! One-time verification codes: generation, normalisation, hashing, orders for new
-//! codes, and the guessing budget that limits how many wrong codes the server answers.
+//! One-time verification codes: generation, normalisation, hashing, and orders for
+//! new codes.
 
 use std::fmt;
 
@@ -15,10 +15,10 @@ use crate::calendar::Day;
 use crate::clock::UnixSeconds;
 use crate::error::{AppError, Result};
 
-/// Digits in a verification code: 10^12 possible codes (see the README for the odds).
-pub const CODE_DIGITS: usize = 12;
+/// Digits in a verification code: 10^16 possible codes (see the README for the odds).
+pub const CODE_DIGITS: usize = 16;
 
-/// A verification code as typed by a person: twelve decimal digits.
+/// A verification code as typed by a person: sixteen decimal digits.
 /// Zeroized on drop (through `Zeroizing`); `Debug` does not show it.
 #[derive(Clone)]
 pub struct VerificationCode(Zeroizing<String>);
@@ -100,6 +100,13 @@ impl fmt::Debug for Pepper {
 pub struct CodeHash([u8; 32]);
 
 impl CodeHash {
+    /// A hash no code has (with overwhelming probability): what chaff looks up.
+    pub fn random<R: RngCore + CryptoRng>(rng: &mut R) -> Self {
+        let mut bytes = [0u8; 32];
+        rng.fill_bytes(&mut bytes);
+        Self(bytes)
+    }
+
     /// A hash read back from the database; `None` unless it has 32 bytes.
     pub fn from_slice(bytes: &[u8]) -> Option<Self> {
         bytes.try_into().ok().map(Self)
@@ -294,57 +301,6 @@ fn recent_day(text: &str, field: &str, today: Day) -> Result<Day> {
     Ok(day)
 }
 
-/// A token bucket of failed redemptions shared by all clients.
-///
-/// Clients are not told apart (no IP addresses are kept), so the budget bounds how
-/// many codes anyone can try, whoever they are. It is checked before a code is looked
-/// up, so once it is spent even a correct code gets "too many attempts": an attacker
-/// learns nothing from the answers.
-#[derive(Debug)]
-pub struct GuessBudget {
-    capacity: f64,
-    per_second: f64,
-    tokens: f64,
-    updated_at: UnixSeconds,
-}
-
-impl GuessBudget {
-    /// A full bucket of `burst` failures, refilled at `per_hour`.
-    pub fn new(burst: u32, per_hour: u32, now: UnixSeconds) -> Self {
-        Self {
-            capacity: f64::from(burst),
-            per_second: f64::from(per_hour) / 3600.0,
-            tokens: f64::from(burst),
-            updated_at: now,
-        }
-    }
-
-    fn refill(&mut self, now: UnixSeconds) {
-        let elapsed = now.since(self.updated_at) as f64;
-        self.tokens = (self.tokens + elapsed * self.per_second).min(self.capacity);
-        self.updated_at = self.updated_at.max(now);
-    }
-
-    /// Ok if a failure could still be afforded now; otherwise how long to wait.
-    pub fn check(&mut self, now: UnixSeconds) -> Result<()> {
-        self.refill(now);
-        if self.tokens >= 1.0 {
-            Ok(())
-        } else {
-            let wait = ((1.0 - self.tokens) / self.per_second).ceil().max(1.0);
-            Err(AppError::TooManyGuesses {
-                retry_after_seconds: wait as u64,
-            })
-        }
-    }
-
-    /// Records one failed redemption.
-    pub fn spend(&mut self, now: UnixSeconds) {
-        self.refill(now);
-        self.tokens = (self.tokens - 1.0).max(0.0);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -352,7 +308,7 @@ mod tests {
     use rand::SeedableRng;
 
     #[test]
-    fn generated_codes_have_twelve_uniform_digits() {
+    fn generated_codes_have_sixteen_uniform_digits() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         let mut counts = [0u32; 10];
         for _ in 0..1000 {
@@ -362,23 +318,24 @@ mod tests {
                 counts[usize::from(b - b'0')] += 1;
             }
         }
-        // 12 000 digits: each should appear ~1200 times.
+        // 16 000 digits: each should appear ~1600 times.
         assert!(
-            counts.iter().all(|&c| (1000..1400).contains(&c)),
+            counts.iter().all(|&c| (1400..1800).contains(&c)),
             "{counts:?}"
         );
     }
 
     #[test]
     fn parse_ignores_grouping_and_rejects_anything_else() {
-        let code = VerificationCode::parse("1234-5678 9012").unwrap();
-        assert_eq!(code.expose_secret(), "123456789012");
+        let code = VerificationCode::parse("1234-5678 9012 3456").unwrap();
+        assert_eq!(code.expose_secret(), "1234567890123456");
         for bad in [
             "",
-            "12345678901",
-            "1234567890123",
-            "12345678901a",
-            "١٢٣٤٥٦٧٨٩٠١٢",
+            "123456789012",
+            "123456789012345",
+            "12345678901234567",
+            "123456789012345a",
+            "١٢٣٤٥٦٧٨٩٠١٢٣٤٥٦",
         ] {
             assert!(VerificationCode::parse(bad).is_err(), "{bad}");
         }
@@ -387,35 +344,13 @@ mod tests {
 
     #[test]
     fn hash_depends_on_pepper_and_code() {
-        let a = VerificationCode::parse("111111111111").unwrap();
-        let b = VerificationCode::parse("111111111112").unwrap();
+        let a = VerificationCode::parse("1111111111111111").unwrap();
+        let b = VerificationCode::parse("1111111111111112").unwrap();
         let p1 = Pepper::from_bytes([1; 32]);
         let p2 = Pepper::from_bytes([2; 32]);
         assert!(bool::from(a.hash(&p1).ct_eq(&a.hash(&p1))));
         assert!(!bool::from(a.hash(&p1).ct_eq(&b.hash(&p1))));
         assert!(!bool::from(a.hash(&p1).ct_eq(&a.hash(&p2))));
-    }
-
-    #[test]
-    fn guess_budget_spends_and_refills() {
-        let t = UnixSeconds::new;
-        let mut budget = GuessBudget::new(2, 3600, t(1000)); // one per second
-        budget.check(t(1000)).unwrap();
-        budget.spend(t(1000));
-        budget.spend(t(1000));
-        let Err(AppError::TooManyGuesses {
-            retry_after_seconds,
-        }) = budget.check(t(1000))
-        else {
-            panic!("budget should be spent");
-        };
-        assert_eq!(retry_after_seconds, 1);
-        budget.check(t(1001)).unwrap();
-        // The bucket never holds more than its burst.
-        budget.check(t(100_000)).unwrap();
-        budget.spend(t(100_000));
-        budget.spend(t(100_000));
-        assert!(budget.check(t(100_000)).is_err());
     }
 
     #[test]

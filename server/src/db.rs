@@ -12,6 +12,7 @@ use crate::clock::UnixSeconds;
 use crate::codes::{CodeHash, CodeOrder, Diagnosis, Onset, OnsetKind};
 use crate::config::Durability;
 use crate::error::{AppError, Result};
+use crate::guessing::BudgetState;
 use crate::schema;
 use crate::upload::StoredKey;
 
@@ -19,19 +20,24 @@ use crate::upload::StoredKey;
 pub const DATABASE_FILE: &str = "kith.sqlite3";
 
 /// Opens (creating if needed) the database for writing, in WAL mode, migrated.
-pub fn open(data_dir: &Path, durability: Durability) -> Result<Connection> {
+pub fn open(data_dir: &Path, durability: Durability, max_mib: Option<u32>) -> Result<Connection> {
     let path = data_dir.join(DATABASE_FILE);
     // Create the file ourselves so it is private; SQLite gives its -wal and -shm
-    // files the same permissions as the database.
-    fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|source| AppError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
+    // files the same permissions as the database. Only when it is missing: closing any
+    // descriptor of an open database drops every POSIX lock this process holds on it
+    // (SQLite's "How To Corrupt" §2.2), and another process (`kith-server export
+    // --once`) could then checkpoint and delete the WAL under the server's feet.
+    if !path.exists() {
+        fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|source| AppError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+    }
     let mut conn = Connection::open(&path)?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
@@ -49,10 +55,16 @@ pub fn open(data_dir: &Path, durability: Durability) -> Result<Connection> {
     conn.pragma_update(None, "cache_size", -65_536)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     schema::migrate(&mut conn)?;
+    if let Some(mib) = max_mib {
+        let page_size: u64 = conn.query_row("PRAGMA page_size", [], |row| row.get(0))?;
+        let pages = u64::from(mib) * 1024 * 1024 / page_size.max(512);
+        // SQLite answers SQLITE_FULL beyond this size, as it does on a full disk.
+        conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))?;
+    }
     Ok(conn)
 }
 
-/// A stored verification code.
+/// A verification code that has not been used.
 #[derive(Debug)]
 pub struct CodeRow {
     /// The hash it is stored under.
@@ -63,14 +75,23 @@ pub struct CodeRow {
     pub onset: Option<Onset>,
     /// When it stops working.
     pub expires_at: UnixSeconds,
-    /// When it was used, if it was.
-    pub redeemed_at: Option<UnixSeconds>,
+}
+
+/// What the database knows of a code.
+#[derive(Debug)]
+pub enum CodeState {
+    /// Never issued (or deleted long after it expired).
+    Unknown,
+    /// Issued and not yet used.
+    Unused(CodeRow),
+    /// Used once already.
+    Redeemed,
 }
 
 /// Looks up a code by its hash.
-pub fn find_code(conn: &Connection, hash: &CodeHash) -> Result<Option<CodeRow>> {
+pub fn find_code(conn: &Connection, hash: &CodeHash) -> Result<CodeState> {
     let mut stmt = conn.prepare_cached(
-        "SELECT code_hash, report_type, onset_day, onset_kind, expires_at, redeemed_at
+        "SELECT code_hash, report_type, onset_day, onset_kind, expires_at
          FROM verification_codes WHERE code_hash = ?1",
     )?;
     let row = stmt
@@ -81,13 +102,18 @@ pub fn find_code(conn: &Connection, hash: &CodeHash) -> Result<Option<CodeRow>> 
                 row.get::<_, Option<u32>>(2)?,
                 row.get::<_, Option<String>>(3)?,
                 row.get::<_, u64>(4)?,
-                row.get::<_, Option<u64>>(5)?,
             ))
         })
         .optional()?;
-    let Some((stored_hash, report_type, onset_day, onset_kind, expires_at, redeemed_at)) = row
-    else {
-        return Ok(None);
+    let Some((stored_hash, report_type, onset_day, onset_kind, expires_at)) = row else {
+        let redeemed = conn
+            .prepare_cached("SELECT 1 FROM redeemed_codes WHERE code_hash = ?1")?
+            .exists([hash.as_bytes().as_slice()])?;
+        return Ok(if redeemed {
+            CodeState::Redeemed
+        } else {
+            CodeState::Unknown
+        });
     };
     let corrupt =
         |what: &str| AppError::Corrupt(format!("verification code row has an invalid {what}"));
@@ -102,66 +128,145 @@ pub fn find_code(conn: &Connection, hash: &CodeHash) -> Result<Option<CodeRow>> 
         }),
         _ => None,
     };
-    Ok(Some(CodeRow {
+    Ok(CodeState::Unused(CodeRow {
         hash: CodeHash::from_slice(&stored_hash).ok_or_else(|| corrupt("hash"))?,
         diagnosis,
         onset,
         expires_at: UnixSeconds::new(expires_at),
-        redeemed_at: redeemed_at.map(UnixSeconds::new),
     }))
 }
 
-/// Marks a code used.
-pub fn redeem_code(conn: &Connection, hash: &CodeHash, now: UnixSeconds) -> Result<()> {
-    conn.prepare_cached("UPDATE verification_codes SET redeemed_at = ?2 WHERE code_hash = ?1")?
-        .execute(params![hash.as_bytes().as_slice(), now.get()])?;
+/// Marks a code used: its row shrinks to the hash and the hour it expires, so nothing
+/// of it (diagnosis, onset, times) is left to match with the keys stored beside it.
+pub fn redeem_code(conn: &Connection, code: &CodeRow) -> Result<()> {
+    conn.prepare_cached("DELETE FROM verification_codes WHERE code_hash = ?1")?
+        .execute([code.hash.as_bytes().as_slice()])?;
+    conn.prepare_cached("INSERT INTO redeemed_codes (code_hash, expires_hour) VALUES (?1, ?2)")?
+        .execute(params![
+            code.hash.as_bytes().as_slice(),
+            code.expires_at.get().div_ceil(HOUR)
+        ])?;
     Ok(())
 }
 
 /// Stores a new code; false if its hash already exists (a collision: draw another).
-pub fn insert_code(
-    conn: &Connection,
-    hash: &CodeHash,
-    order: &CodeOrder,
-    now: UnixSeconds,
-) -> Result<bool> {
+pub fn insert_code(conn: &Connection, hash: &CodeHash, order: &CodeOrder) -> Result<bool> {
+    let hash = hash.as_bytes().as_slice();
+    if conn
+        .prepare_cached("SELECT 1 FROM redeemed_codes WHERE code_hash = ?1")?
+        .exists([hash])?
+    {
+        return Ok(false);
+    }
     let inserted = conn
         .prepare_cached(
             "INSERT INTO verification_codes
-               (code_hash, report_type, onset_day, onset_kind, issued_at, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+               (code_hash, report_type, onset_day, onset_kind, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
         )?
         .execute(params![
-            hash.as_bytes().as_slice(),
+            hash,
             order.diagnosis.report_type() as i32,
             order.onset.map(|o| o.day.get()),
             order.onset.map(|o| o.kind.name()),
-            now.get(),
             order.expires_at.get(),
         ])?;
     Ok(inserted == 1)
 }
 
-/// Stores published keys.
-pub fn insert_keys(conn: &Connection, keys: &[StoredKey], now: UnixSeconds) -> Result<()> {
+const HOUR: u64 = 3600;
+
+/// The answer stored for a sealed body (by the SHA-256 of its `enc`), if it was sent before.
+pub fn find_sealed_answer(conn: &Connection, id: &[u8; 32]) -> Result<Option<Vec<u8>>> {
+    Ok(conn
+        .prepare_cached("SELECT answer FROM sealed_answers WHERE id = ?1")?
+        .query_row([id.as_slice()], |row| row.get(0))
+        .optional()?)
+}
+
+/// Stores a sealed body's answer for replays until `expires_hour` (Unix hours).
+pub fn store_sealed_answer(
+    conn: &Connection,
+    id: &[u8; 32],
+    answer: &[u8],
+    expires_hour: u64,
+) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO sealed_answers (id, answer, expires_hour) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![id.as_slice(), answer, expires_hour])?;
+    Ok(())
+}
+
+/// Deletes the sealed answers kept long enough.
+pub fn prune_sealed_answers(conn: &Connection, hour: u64) -> Result<()> {
+    conn.prepare_cached("DELETE FROM sealed_answers WHERE expires_hour < ?1")?
+        .execute([hour])?;
+    Ok(())
+}
+
+/// The stored server-wide guessing budget, if one was stored.
+pub fn load_budget(conn: &Connection) -> Result<Option<BudgetState>> {
+    Ok(conn
+        .query_row(
+            "SELECT tokens, updated_at FROM guess_budget WHERE id = 1",
+            [],
+            |row| {
+                Ok(BudgetState {
+                    tokens: row.get(0)?,
+                    at: UnixSeconds::new(row.get(1)?),
+                })
+            },
+        )
+        .optional()?)
+}
+
+/// Stores the server-wide guessing budget.
+pub fn store_budget(conn: &Connection, budget: BudgetState) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO guess_budget (id, tokens, updated_at) VALUES (1, ?1, ?2)
+         ON CONFLICT (id) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at",
+    )?
+    .execute(params![budget.tokens, budget.at.get()])?;
+    Ok(())
+}
+
+/// Stores published keys, each under a random id, with the hour they arrived in and
+/// their embargo rounded up to the hour.
+pub fn insert_keys(
+    conn: &Connection,
+    keys: &[StoredKey],
+    now: UnixSeconds,
+    rng: &mut impl rand_core::RngCore,
+) -> Result<()> {
     let mut stmt = conn.prepare_cached(
         "INSERT INTO diagnosis_keys
-           (key_data, rolling_start, rolling_period, transmission_risk, report_type,
+           (id, key_data, rolling_start, rolling_period, transmission_risk, report_type,
             days_since_onset, received_at, embargo_until)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
     )?;
+    let received_hour = now.get() / HOUR * HOUR;
     for k in keys {
         let validity = k.key.tek.validity();
-        stmt.execute(params![
-            k.key.tek.expose_secret().as_slice(),
-            validity.start().get(),
-            validity.period().get(),
-            k.key.transmission_risk_level,
-            k.key.report_type as i32,
-            k.key.days_since_onset.map(|d| d.get()),
-            now.get(),
-            k.embargo_until.get(),
-        ])?;
+        // A random id collides with one of n stored keys with probability n / 2^63; then
+        // draw again.
+        loop {
+            let id = (rng.next_u64() >> 1) as i64;
+            let inserted = stmt.execute(params![
+                id,
+                k.key.tek.expose_secret().as_slice(),
+                validity.start().get(),
+                validity.period().get(),
+                k.key.transmission_risk_level,
+                k.key.report_type as i32,
+                k.key.days_since_onset.map(|d| d.get()),
+                received_hour,
+                k.embargo_until.get().div_ceil(HOUR) * HOUR,
+            ])?;
+            if inserted == 1 {
+                break;
+            }
+        }
     }
     Ok(())
 }

@@ -82,5 +82,5 @@ fn open_existing(config: &Config) -> Result<rusqlite::Connection> {
             reason: "no Kith data directory here; start kith-server on it once first".into(),
         });
     }
-    db::open(&config.data_dir, config.durability)
+    db::open(&config.data_dir, config.durability, config.max_database_mib)
 }

@@ -6,20 +6,18 @@
 //! the export files phones download.
 //!
 //! ```text
-//!  case worker ──/portal, /v1/admin/codes──▶ code (hashed) ─┐
-//!  phone ──/v1/publish (JSON or HPKE-sealed, padded)────────┴▶ writer thread ─▶ SQLite
-//!  phone ──/v1/config: risk config, export keys, HPKE key
-//!  SQLite ──export batcher (leased batches, padded, signed by every active key)──▶ v1/exports/*.zip
-//!  phone ──/v1/exports/index.txt, /v1/exports/<name>.zip (ETag, immutable, ranges)
+//!  operator listener:  case worker ──/portal, /v1/admin/codes──▶ code (hashed) ─┐
+//!  public listener:    phone ──/v1/publish (JSON or HPKE-sealed, padded)────────┴▶ writer ─▶ SQLite
+//!                      phone ──/v1/config: risk config, export key, HPKE key
 //! ```
 //!
-//! The batcher (`export`, run by `jobs` every minute and by `kith-server export --once`)
-//! exports each key exactly once; `retention` drops old files from the index before it
-//! deletes them; `signing_keys` rotates the export keys. What it does not do (yet): run on
-//! PostgreSQL. It never sees IP addresses or logs keys and codes.
+//! What it does not do (yet): build and serve export files, delete old data, run on
+//! PostgreSQL. It never logs or stores IP addresses, keys or codes; a client's address
+//! is used only as a keyed hash, in memory, for the guessing limits.
 //!
-//! [`Server::open`] opens a data directory with a [`Clock`]; [`app`] is the router on
-//! its state. Handlers are tested without a socket, on a clock the test moves:
+//! [`Server::open`] opens a data directory with a [`Clock`]; [`public`] and [`operator`]
+//! are the routers of its two listeners. Handlers are tested without a socket, on a
+//! clock the test moves:
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -30,7 +28,7 @@
 //! let server =
 //!     kith_server::Server::open(kith_server::Config::with_data_dir(dir.path()), clock.clock())
 //!         .unwrap();
-//! let app = kith_server::app(server.state());
+//! let app = kith_server::public(server.state());
 //! let request = axum::http::Request::get("/healthz").body(axum::body::Body::empty()).unwrap();
 //! let response = app.oneshot(request).await.unwrap();
 //! assert_eq!(response.status(), 200);
@@ -45,7 +43,7 @@
 //! let config = kith_server::Config::parse_from(["kith-server", "--listen", "127.0.0.1:0"]);
 //! let server = kith_server::Server::open(config, kith_server::Clock::system())?;
 //! let listening = server.bind().await?;
-//! println!("listening on {}", listening.local_addr());
+//! println!("listening on {} and {}", listening.public_addr(), listening.operator_addr());
 //! listening.serve(std::future::pending()).await
 //! # }
 //! ```
@@ -59,15 +57,18 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod answer;
 pub mod calendar;
 mod client_config;
 mod clock;
 mod codes;
 mod config;
+mod datadir;
 mod db;
 mod distribution;
 mod error;
 pub mod export;
+mod guessing;
 mod health;
 mod html;
 pub mod inspect;
@@ -83,19 +84,20 @@ mod router;
 mod schema;
 pub mod sealed;
 mod server;
+mod serving;
 mod sessions;
 pub mod signing_keys;
 mod state;
 mod upload;
 mod writer;
 
+pub use answer::RESPONSE_LEN;
 pub use clock::{Clock, ManualClock, UnixSeconds};
 pub use codes::CODE_DIGITS;
 pub use config::{Config, Durability};
 pub use error::{AppError, ErrorBody, Result};
 pub use keyring::AdminKey;
-pub use publish::RESPONSE_LEN;
-pub use router::app;
+pub use router::{operator, public};
 pub use server::{Listening, Server};
 pub use state::AppState;
 pub use upload::{ExposureKey, PublishRequest};

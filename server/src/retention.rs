@@ -2,7 +2,8 @@
 //! file (google/exposure-notifications-server#1148 is what happens otherwise).
 //!
 //! 1. Past the retention period, export files leave the index; keys (once exported) and
-//!    codes (once expired or used) are deleted, with the padding of old batches.
+//!    codes (expired, or the hashes kept of used ones) are deleted, with the padding of old
+//!    batches.
 //! 2. A delay later, the dropped files are deleted from the data directory, then forgotten.
 
 use std::path::Path;
@@ -59,10 +60,13 @@ impl Retention {
                  0))",
             [cutoff],
         )?;
+        // Codes that expired unused, and the hashes kept of used ones to refuse them again.
         run.codes_deleted = tx.execute(
-            "DELETE FROM verification_codes
-             WHERE issued_at < ?1 AND (expires_at <= ?2 OR redeemed_at IS NOT NULL)",
-            params![cutoff, now.get()],
+            "DELETE FROM verification_codes WHERE expires_at < ?1",
+            [cutoff],
+        )? + tx.execute(
+            "DELETE FROM redeemed_codes WHERE expires_hour * 3600 < ?1",
+            [cutoff],
         )?;
         tx.execute(
             "DELETE FROM export_padding WHERE batch_start IN

@@ -1,4 +1,5 @@
-//! The whole HTTP API: every resource's routes, the fallbacks, and the layers around them.
+//! The two HTTP APIs: the public one (publish, `/v1/config`, `/healthz`) and the
+//! operator's (admin API, portal, `/metrics`), each with the same fallbacks and layers.
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -8,9 +9,18 @@ use crate::error::AppError;
 use crate::state::AppState;
 use crate::{json, metrics, openapi};
 
-/// The whole HTTP API on `state`.
-pub fn app(state: AppState) -> Router {
-    let (router, _) = openapi::api_router().split_for_parts();
+/// The public API on `state`: what phones call.
+pub fn public(state: AppState) -> Router {
+    finish(openapi::public_router(), state)
+}
+
+/// The operator API on `state`: codes, the case worker's page, metrics.
+pub fn operator(state: AppState) -> Router {
+    finish(openapi::operator_router(), state)
+}
+
+fn finish(router: utoipa_axum::router::OpenApiRouter<AppState>, state: AppState) -> Router {
+    let (router, _) = router.split_for_parts();
     router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -10,6 +10,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::export::serving::ExportCache;
+use crate::guessing::SourceKey;
 use crate::keyring::Keyring;
 use crate::sessions::Sessions;
 use crate::signing_keys::SigningKeysCell;
@@ -39,6 +40,8 @@ pub struct Shared {
     pub signing_keys: SigningKeysCell,
     /// Export files served from the data directory.
     pub exports: ExportCache,
+    /// Today's key for telling sources apart without knowing them.
+    pub sources: SourceKey,
 }
 
 impl AppState {

@@ -65,7 +65,7 @@ pub struct PublishRequest {
     pub fake: bool,
 }
 
-/// The answer to a successful publish.
+/// The answer to a successful publish (documentation of [`crate::answer::accepted`]).
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PublishResponse {
@@ -316,7 +316,7 @@ mod tests {
     fn request(keys: Vec<ExposureKey>) -> PublishRequest {
         PublishRequest {
             temporary_exposure_keys: keys,
-            verification_code: "123456789012".into(),
+            verification_code: "1234567890123456".into(),
             symptom_onset_interval: None,
             padding: None,
             fake: false,

@@ -28,7 +28,7 @@ async fn happy_path_applies_the_codes_diagnosis_and_embargoes_todays_key() {
     )
     .await;
     assert_eq!(codes.len(), 1);
-    assert_eq!(codes[0].len(), 12);
+    assert_eq!(codes[0].len(), 16);
 
     let keys: Vec<[u8; 16]> = (0..15).map(|_| random_key()).collect();
     let (status, body, size) = publish_json(&server, &publish_doc(&server, &codes[0], &keys)).await;
@@ -48,7 +48,8 @@ async fn happy_path_applies_the_codes_diagnosis_and_embargoes_todays_key() {
     );
     let oldest = stored(&server, &keys[14]).unwrap();
     assert_eq!(oldest.days_since_onset, Some(-11));
-    assert!(oldest.embargo_until <= server.now());
+    // Released within the hour (embargo times are rounded up to the hour).
+    assert!(oldest.embargo_until.get() <= server.now().get().div_ceil(3600) * 3600);
     assert_eq!(stored_count(&server), 15);
 }
 
@@ -172,7 +173,7 @@ async fn codes_are_single_use_expire_and_guessing_is_budgeted() {
     for _ in 0..2 {
         let (status, body, _) = publish_json(
             &server,
-            &publish_doc(&server, "000000000000", &[random_key()]),
+            &publish_doc(&server, "0000000000000000", &[random_key()]),
         )
         .await;
         assert_eq!(
@@ -221,9 +222,11 @@ async fn sealed_and_chaff_uploads_have_one_size_and_chaff_stores_nothing() {
     let mut chaff = publish_doc(&server, &code, &chaff_keys);
     chaff["fake"] = json!(true);
     let (chaff_status, chaff_body, chaff_size) = publish_sealed(&server, &public_key, &chaff).await;
-    let mut random_code_chaff = publish_doc(&server, "123412341234", &[random_key()]);
+    let mut random_code_chaff = publish_doc(&server, "1234123412341234", &[random_key()]);
     random_code_chaff["fake"] = json!(true);
     let (plain_chaff_status, _, plain_chaff_size) = publish_json(&server, &random_code_chaff).await;
+    let (sealed_random_chaff_status, _, sealed_random_chaff_size) =
+        publish_sealed(&server, &public_key, &random_code_chaff).await;
 
     let real_key = random_key();
     let (real_status, real_body, real_size) = publish_sealed(
@@ -234,12 +237,18 @@ async fn sealed_and_chaff_uploads_have_one_size_and_chaff_stores_nothing() {
     .await;
 
     assert_eq!(
-        (chaff_status, plain_chaff_status, real_status),
-        (200, 200, 200),
+        (
+            chaff_status,
+            plain_chaff_status,
+            sealed_random_chaff_status,
+            real_status
+        ),
+        (200, 200, 200, 200),
         "{chaff_body} {real_body}"
     );
     assert_eq!(chaff_size, real_size);
-    assert_eq!(plain_chaff_size, real_size);
+    assert_eq!(sealed_random_chaff_size, real_size);
+    assert_eq!(plain_chaff_size, kith_server::RESPONSE_LEN);
     assert_eq!(real_body["insertedExposures"], 1);
     assert_eq!(chaff_body["insertedExposures"], 14);
     assert!(stored(&server, &real_key).is_some());
@@ -250,7 +259,7 @@ async fn sealed_and_chaff_uploads_have_one_size_and_chaff_stores_nothing() {
     assert_eq!(stored_count(&server), 1);
 
     // Requests: one sealed size whatever the key count.
-    let one = kith_server::sealed::seal(
+    let (one, _) = kith_server::sealed::seal(
         &public_key,
         publish_doc(&server, &code, &[random_key()])
             .to_string()
@@ -259,7 +268,7 @@ async fn sealed_and_chaff_uploads_have_one_size_and_chaff_stores_nothing() {
     )
     .unwrap();
     let thirty: Vec<[u8; 16]> = (0..30).map(|_| random_key()).collect();
-    let many = kith_server::sealed::seal(
+    let (many, _) = kith_server::sealed::seal(
         &public_key,
         publish_doc(&server, &code, &thirty).to_string().as_bytes(),
         &mut rand::rngs::OsRng,
@@ -296,7 +305,7 @@ async fn malformed_requests_get_the_documented_4xx() {
     let json_ct = Some("application/json");
     let sealed_ct = Some(kith_server::sealed::CONTENT_TYPE);
     let key = |k: Value| -> Vec<u8> {
-        json!({"temporaryExposureKeys": [k], "verificationCode": "123456789012"})
+        json!({"temporaryExposureKeys": [k], "verificationCode": "1234567890123456"})
             .to_string()
             .into_bytes()
     };
@@ -306,8 +315,6 @@ async fn malformed_requests_get_the_documented_4xx() {
         k[field] = value;
         key(k)
     };
-    let seal =
-        |text: &[u8]| kith_server::sealed::seal(&public_key, text, &mut rand::rngs::OsRng).unwrap();
     // Ignored fields are skipped recursively: the depth limit must answer, not the stack.
     let mut nested = String::from("{\"ignoredField\":");
     nested.push_str(&"[".repeat(5000));
@@ -350,10 +357,30 @@ async fn malformed_requests_get_the_documented_4xx() {
         ("sealed too short", sealed_ct, vec![0; 10], 400, "invalid_sealed_body"),
         ("sealed random bytes", sealed_ct, vec![7; kith_server::sealed::SEALED_BODY_LEN], 400, "invalid_sealed_body"),
         ("sealed oversize", sealed_ct, vec![7; 70 * 1024], 413, "payload_too_large"),
-        ("sealed non-JSON", sealed_ct, seal(b"not json at all"), 400, "invalid_json"),
-        ("sealed wrong types", sealed_ct, seal(b"{\"temporaryExposureKeys\":7}"), 400, "invalid_field"),
     ];
     let mut checked = 0;
+    // Sealed bodies that open are answered inside the sealed answer.
+    for (what, text, code) in [
+        ("sealed non-JSON", &b"not json at all"[..], "invalid_json"),
+        (
+            "sealed wrong types",
+            b"{\"temporaryExposureKeys\":7}",
+            "invalid_field",
+        ),
+    ] {
+        let (sealed, opener) =
+            kith_server::sealed::seal(&public_key, text, &mut rand::rngs::OsRng).unwrap();
+        let reply = server
+            .send(request(Method::POST, "/v1/publish", sealed_ct, sealed))
+            .await;
+        let (status, inside) = open_answer(&reply, &opener);
+        assert_eq!(
+            (status, inside["error"].as_str()),
+            (400, Some(code)),
+            "{what}"
+        );
+        checked += 1;
+    }
     for (what, content_type, body, status, code) in publish_cases {
         let response = server
             .send(request(Method::POST, "/v1/publish", content_type, body))
@@ -549,20 +576,12 @@ async fn config_and_health() {
         config["hpke"]["sealedBodyLen"],
         kith_server::sealed::SEALED_BODY_LEN
     );
-    assert_eq!(config["verificationCodeDigits"], 12);
+    assert_eq!(config["verificationCodeDigits"], 16);
     let enx = kith_core::risk::RiskConfig::enx_defaults();
     assert_eq!(
         config["riskConfiguration"],
         serde_json::to_value(&enx).unwrap()
     );
-}
-
-async fn status_of(server: &TestServer, method: &str, path: &str) -> u16 {
-    let method = method.to_uppercase().parse().unwrap();
-    server
-        .send(request(method, path, None, Vec::new()))
-        .await
-        .status
 }
 
 #[tokio::test]
@@ -579,39 +598,10 @@ async fn a_health_authoritys_risk_configuration_is_published() {
 }
 
 #[tokio::test]
-async fn openapi_document_and_router_match() {
+async fn openapi_documents_and_routers_match_on_both_listeners() {
     let server = TestServer::new();
-    let doc = get_json(&server, "/openapi.json").await;
-    let paths = doc["paths"].as_object().unwrap();
     let methods = ["get", "post", "put", "delete", "patch"];
-    // Document → router: every documented operation is routed; every other method is 405.
-    for (template, item) in paths {
-        // Path parameters take their documented example.
-        let mut path = template.clone();
-        for operation in item.as_object().unwrap().values() {
-            for param in operation["parameters"].as_array().into_iter().flatten() {
-                if let (Some(name), Some(example)) =
-                    (param["name"].as_str(), param["example"].as_str())
-                {
-                    path = path.replace(&format!("{{{name}}}"), example);
-                }
-            }
-        }
-        let path = &path;
-        for method in methods {
-            let status = status_of(&server, method, path).await;
-            if item.get(method).is_some() {
-                assert!(
-                    status != 404 && status != 405,
-                    "{method} {path} documented but answers {status}"
-                );
-            } else {
-                assert_eq!(status, 405, "{method} {path} is routed but not documented");
-            }
-        }
-    }
-    // Router → document: every path literal in the server's source that the server
-    // answers (anything but 404) must be documented.
+    // Every path literal in the server's source.
     let src = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
     let mut literals = std::collections::BTreeSet::new();
     let mut stack = vec![std::path::PathBuf::from(src)];
@@ -639,21 +629,85 @@ async fn openapi_document_and_router_match() {
         literals.contains("/v1/publish") && literals.contains("/portal/login"),
         "{literals:?}"
     );
-    for path in &literals {
-        for method in methods {
-            if status_of(&server, method, path).await != 404 {
-                assert!(
-                    paths.contains_key(path),
-                    "{path} is served but not in /openapi.json"
-                );
+    let status_on = |listener, method: &str, path: &str| {
+        let method = method.to_uppercase().parse().unwrap();
+        let request = request(method, path, None, Vec::new());
+        let server = &server;
+        async move { server.send_to(listener, request).await.status }
+    };
+    for listener in [Listener::Public, Listener::Operator] {
+        let doc = server.send_to(listener, get("/openapi.json")).await.json();
+        let paths = doc["paths"].as_object().unwrap();
+        // Document → router: every documented operation is routed; other methods 405.
+        for (template, item) in paths {
+            // Path parameters take their documented example.
+            let mut path = template.clone();
+            for operation in item.as_object().unwrap().values() {
+                for param in operation["parameters"].as_array().into_iter().flatten() {
+                    if let (Some(name), Some(example)) =
+                        (param["name"].as_str(), param["example"].as_str())
+                    {
+                        path = path.replace(&format!("{{{name}}}"), example);
+                    }
+                }
+            }
+            let path = &path;
+            for method in methods {
+                let status = status_on(listener, method, path).await;
+                if item.get(method).is_some() {
+                    assert!(
+                        status != 404 && status != 405,
+                        "{listener:?}: {method} {path} documented but answers {status}"
+                    );
+                } else {
+                    assert_eq!(
+                        status, 405,
+                        "{listener:?}: {method} {path} routed but not documented"
+                    );
+                }
+            }
+        }
+        // Router → document: every literal the listener answers (not 404) is documented.
+        for path in &literals {
+            for method in methods {
+                if status_on(listener, method, path).await != 404 {
+                    assert!(
+                        paths.contains_key(path),
+                        "{listener:?}: {path} is served but not in its /openapi.json"
+                    );
+                }
             }
         }
     }
+    let public = server
+        .send_to(Listener::Public, get("/openapi.json"))
+        .await
+        .json();
     assert_eq!(
-        doc["paths"]["/v1/publish"]["post"]["requestBody"]["content"]
+        public["paths"]["/v1/publish"]["post"]["requestBody"]["content"]
             .as_object()
             .unwrap()
             .len(),
         2
     );
+    // Each listener serves its own part only.
+    for path in ["/v1/admin/codes", "/portal", "/portal/login", "/metrics"] {
+        assert_eq!(
+            status_on(Listener::Public, "get", path).await,
+            404,
+            "{path} on the public listener"
+        );
+        assert_eq!(
+            status_on(Listener::Public, "post", path).await,
+            404,
+            "{path} on the public listener"
+        );
+    }
+    for path in ["/v1/publish", "/v1/config"] {
+        assert_eq!(
+            status_on(Listener::Operator, "get", path).await,
+            404,
+            "{path} on the operator listener"
+        );
+    }
 }

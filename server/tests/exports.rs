@@ -311,7 +311,8 @@ async fn a_rotated_key_signs_beside_the_old_one_until_the_old_one_retires() {
             .unwrap();
     assert_eq!(rotation.key_version, "v2");
     publish(&server, 1, 2).await;
-    server.clock.advance(2 * 3600);
+    // Release times are rounded up to the hour: three hours on, the window is ready.
+    server.clock.advance(3 * 3600);
     server.server.export_pass().unwrap();
     let (both, listed) = trusted(&server).await;
     assert_eq!(listed.len(), 2, "{listed:?}");
@@ -357,7 +358,7 @@ async fn retention_drops_files_from_the_index_before_deleting_them() {
     assert_eq!(server.stored().count_keys().unwrap(), 6);
 
     // 15 days after the keys' windows: out of the index, keys gone, files still served.
-    server.clock.advance(13 * DAY + 3600);
+    server.clock.advance(13 * DAY + 2 * 3600);
     let pass = server.server.export_pass().unwrap();
     assert_eq!(pass.retention.files_dropped, 2);
     assert_eq!(pass.retention.keys_deleted, 6);

@@ -169,7 +169,7 @@ async fn case_worker_logs_in_and_issues_a_code_in_chromium() {
     browser.close().await.ok();
     let (code, expires, before, after) = outcome.expect("browser steps");
 
-    assert_eq!(code.len(), 12, "{code}");
+    assert_eq!(code.len(), 16, "{code}");
     assert!(code.bytes().all(|b| b.is_ascii_digit()));
     let expected: Vec<String> = (before..=after)
         .map(|t| {

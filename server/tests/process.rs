@@ -99,7 +99,7 @@ async fn logs_hold_no_keys_codes_or_addresses() {
             .0,
         403
     );
-    assert_eq!(publish_status(&server, "999999999999", 1).await, 401);
+    assert_eq!(publish_status(&server, "9999999999999999", 1).await, 401);
     let public_key = hpke_key(&server).await;
     let mut chaff = publish_doc(&server, &code, &[random_key()]);
     chaff["fake"] = json!(true);
@@ -119,7 +119,7 @@ async fn logs_hold_no_keys_codes_or_addresses() {
         code.clone(),
         STANDARD.encode(key),
         hex::encode(key),
-        "999999999999".into(),
+        "9999999999999999".into(),
         admin.clone(),
         "127.0.0.1".into(),
         port,

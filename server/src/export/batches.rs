@@ -31,13 +31,10 @@ pub fn cut_windows(
     let first = match last_end {
         Some(end) => end,
         None => {
-            let oldest: Option<u64> = tx
-                .query_row(
-                    "SELECT received_at FROM diagnosis_keys ORDER BY rowid LIMIT 1",
-                    [],
-                    |r| r.get(0),
-                )
-                .optional()?;
+            let oldest: Option<u64> =
+                tx.query_row("SELECT min(received_at) FROM diagnosis_keys", [], |r| {
+                    r.get(0)
+                })?;
             let Some(oldest) = oldest else { return Ok(0) };
             oldest
         }
@@ -99,7 +96,7 @@ fn holds(conn: &Connection, start: UnixSeconds, lease_id: &LeaseId) -> Result<bo
     )?)
 }
 
-/// The keys released in `window`, in arrival order.
+/// The keys released in `window`, in the table's (random) order.
 pub fn released_keys(conn: &Connection, window: Window) -> Result<Vec<DiagnosisKey>> {
     let mut stmt = conn.prepare_cached(
         "SELECT key_data, rolling_start, rolling_period, transmission_risk, report_type,

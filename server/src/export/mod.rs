@@ -115,7 +115,7 @@ fn export_batch(
     now: UnixSeconds,
 ) -> Result<Option<Vec<FileRecord>>> {
     let mut real = batches::released_keys(conn, window)?;
-    // A key published twice (with two codes) goes out once: the first publication.
+    // A key published twice (with two codes) goes out once.
     real.sort_by_key(|key| *key.tek.expose_secret());
     real.dedup_by_key(|key| *key.tek.expose_secret());
 

@@ -22,6 +22,7 @@ use tower::ServiceExt;
 pub struct ServerProcess {
     child: Child,
     pub addr: SocketAddr,
+    pub operator_addr: SocketAddr,
     /// Printed on first start only.
     pub admin_key: Option<String>,
     pub data_dir: PathBuf,
@@ -34,7 +35,13 @@ impl ServerProcess {
     pub fn start(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_kith-server"));
         command
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--operator-listen",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
             .arg(data_dir)
             .args(args)
             .stdin(Stdio::null())
@@ -62,7 +69,8 @@ impl ServerProcess {
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut admin_key = None;
         let mut printed = String::new();
-        let addr = loop {
+        let mut addr = None;
+        let operator_addr = loop {
             let Some(Ok(line)) = lines.next() else {
                 let _ = child.wait();
                 panic!(
@@ -75,10 +83,14 @@ impl ServerProcess {
             if let Some(key) = line.strip_prefix("admin API key (shown once, store it now): ") {
                 admin_key = Some(key.to_owned());
             }
-            if let Some(addr) = line.strip_prefix("listening on http://") {
-                break addr.parse().unwrap();
+            if let Some(public) = line.strip_prefix("listening on http://") {
+                addr = Some(public.parse().unwrap());
+            }
+            if let Some(operator) = line.strip_prefix("operator listening on http://") {
+                break operator.parse().unwrap();
             }
         };
+        let addr = addr.expect("the public address is printed first");
         let stdout = Arc::new(Mutex::new(printed));
         let out_buf = stdout.clone();
         std::thread::spawn(move || {
@@ -89,6 +101,7 @@ impl ServerProcess {
         Self {
             child,
             addr,
+            operator_addr,
             admin_key,
             data_dir: data_dir.to_owned(),
             stderr,
@@ -96,8 +109,12 @@ impl ServerProcess {
         }
     }
 
+    /// The URL of `path` on the listener that serves it.
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        match Listener::of(path) {
+            Listener::Public => format!("http://{}{path}", self.addr),
+            Listener::Operator => format!("http://{}{path}", self.operator_addr),
+        }
     }
 
     /// Everything the server wrote to stderr (its log) so far.
@@ -157,12 +174,36 @@ pub fn fresh_server(
     (dir, server, admin)
 }
 
+/// The two listeners.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listener {
+    /// Publish, config, health.
+    Public,
+    /// Admin API, portal, metrics.
+    Operator,
+}
+
+impl Listener {
+    /// The listener that serves `path`.
+    pub fn of(path: &str) -> Self {
+        if ["/v1/admin", "/portal", "/metrics"]
+            .iter()
+            .any(|prefix| path.starts_with(prefix))
+        {
+            Self::Operator
+        } else {
+            Self::Public
+        }
+    }
+}
+
 /// The server in this process, on a temporary data directory and a manual clock.
 pub struct TestServer {
     pub dir: tempfile::TempDir,
     pub clock: ManualClock,
     pub admin_key: String,
-    app: axum::Router,
+    public: axum::Router,
+    operator: axum::Router,
     pub server: Server,
 }
 
@@ -185,7 +226,8 @@ impl TestServer {
             .expose_secret()
             .to_owned();
         Self {
-            app: kith_server::app(server.state()),
+            public: kith_server::public(server.state()),
+            operator: kith_server::operator(server.state()),
             dir,
             clock,
             admin_key,
@@ -228,10 +270,14 @@ pub trait Api {
     fn now(&self) -> UnixSeconds;
 }
 
-impl Api for TestServer {
-    async fn send(&self, request: Request<Vec<u8>>) -> Reply {
-        let response = self
-            .app
+impl TestServer {
+    /// Sends a request to one listener's router.
+    pub async fn send_to(&self, listener: Listener, request: Request<Vec<u8>>) -> Reply {
+        let router = match listener {
+            Listener::Public => &self.public,
+            Listener::Operator => &self.operator,
+        };
+        let response = router
             .clone()
             .oneshot(request.map(Body::from))
             .await
@@ -247,6 +293,13 @@ impl Api for TestServer {
             headers,
             body,
         }
+    }
+}
+
+impl Api for TestServer {
+    async fn send(&self, request: Request<Vec<u8>>) -> Reply {
+        let listener = Listener::of(request.uri().path());
+        self.send_to(listener, request).await
     }
 
     fn now(&self) -> UnixSeconds {
@@ -423,23 +476,53 @@ pub async fn hpke_key(api: &impl Api) -> Vec<u8> {
         .unwrap()
 }
 
-/// A sealed publish request of `doc`.
-pub fn sealed_request(public_key: &[u8], doc: &Value) -> Request<Vec<u8>> {
-    let sealed = kith_server::sealed::seal(
+/// A sealed publish request of `doc`, and what opens its answer.
+pub fn sealed_request(
+    public_key: &[u8],
+    doc: &Value,
+) -> (Request<Vec<u8>>, kith_server::sealed::ResponseOpener) {
+    let (sealed, opener) = kith_server::sealed::seal(
         public_key,
         doc.to_string().as_bytes(),
         &mut rand::rngs::OsRng,
     )
     .unwrap();
-    request(
+    let request = request(
         Method::POST,
         "/v1/publish",
         Some(kith_server::sealed::CONTENT_TYPE),
         sealed,
-    )
+    );
+    (request, opener)
 }
 
-/// Publishes a sealed document; returns status, body and body size.
+/// Opens a sealed answer (which must be a 200 of the sealed size): the status and
+/// JSON inside.
+pub fn open_answer(reply: &Reply, opener: &kith_server::sealed::ResponseOpener) -> (u16, Value) {
+    assert_eq!(
+        reply.status,
+        200,
+        "sealed answers are 200 outside: {}",
+        reply.text()
+    );
+    assert_eq!(reply.body.len(), kith_server::sealed::SEALED_RESPONSE_LEN);
+    assert_eq!(
+        reply.headers["content-type"],
+        kith_server::sealed::RESPONSE_CONTENT_TYPE
+    );
+    let plaintext = opener
+        .open(&reply.body)
+        .expect("the answer opens for its sender");
+    assert_eq!(plaintext.len(), kith_server::RESPONSE_LEN);
+    let inside: Value = serde_json::from_slice(&plaintext).unwrap();
+    (inside["status"].as_u64().unwrap() as u16, inside)
+}
+
+/// Publishes a sealed document; returns the status and JSON sealed inside the answer,
+/// and the answer's size on the wire.
 pub async fn publish_sealed(api: &impl Api, public_key: &[u8], doc: &Value) -> (u16, Value, usize) {
-    answer(api, sealed_request(public_key, doc)).await
+    let (request, opener) = sealed_request(public_key, doc);
+    let reply = api.send(request).await;
+    let (status, inside) = open_answer(&reply, &opener);
+    (status, inside, reply.body.len())
 }
