@@ -711,3 +711,35 @@ async fn openapi_documents_and_routers_match_on_both_listeners() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_full_database_answers_503_storage_full_and_healthz_says_so() {
+    let server = TestServer::with_config(|config| config.max_database_mib = Some(1));
+    let codes = issue_many(&server, &server.admin_key, 1000).await;
+    let mut stored_before = 0;
+    let mut full = None;
+    for code in &codes {
+        let keys: Vec<[u8; 16]> = (0..15).map(|_| random_key()).collect();
+        let reply = server
+            .send(post_json("/v1/publish", &publish_doc(&server, code, &keys)))
+            .await;
+        if reply.status == 200 {
+            stored_before += 15;
+        } else {
+            full = Some(reply);
+            break;
+        }
+    }
+    let full = full.expect("1 MiB fills up");
+    assert_eq!(full.status, 503);
+    assert_eq!(full.json()["error"], "storage_full", "not 'shutting down'");
+    assert_eq!(full.headers["retry-after"], "60");
+    assert_eq!(full.body.len(), kith_server::RESPONSE_LEN);
+    let health = server.send(get("/healthz")).await;
+    assert_eq!(
+        (health.status, health.json()["status"].as_str()),
+        (503, Some("storage_full"))
+    );
+    // Nothing accepted before was lost.
+    assert_eq!(server.stored().count_keys().unwrap(), stored_before);
+}

@@ -84,7 +84,8 @@ async fn restart_keeps_keys_codes_and_secrets() {
 
 #[tokio::test]
 async fn logs_hold_no_keys_codes_or_addresses() {
-    let (_dir, server, admin) = fresh_server(&[], &[("KITH_LOG", "debug")]);
+    // At the most verbose level: no crate's trace lines may name the peer.
+    let (_dir, server, admin) = fresh_server(&[], &[("KITH_LOG", "trace")]);
     let code = issue_code(&server, &admin).await;
     let key = random_key();
     assert_eq!(
@@ -105,6 +106,7 @@ async fn logs_hold_no_keys_codes_or_addresses() {
     chaff["fake"] = json!(true);
     assert_eq!(publish_sealed(&server, &public_key, &chaff).await.0, 200);
     let port = server.addr.port().to_string();
+    let operator_port = server.operator_addr.port().to_string();
     assert!(
         server.stdout().contains(&admin),
         "the admin key goes to stdout"
@@ -123,6 +125,7 @@ async fn logs_hold_no_keys_codes_or_addresses() {
         admin.clone(),
         "127.0.0.1".into(),
         port,
+        operator_port,
     ] {
         assert!(!log.contains(&secret), "log contains {secret}:\n{log}");
     }
