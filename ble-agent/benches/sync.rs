@@ -126,7 +126,7 @@ fn setup(dir: &std::path::Path, now: u64) -> (Vec<u8>, usize) {
     };
     let zip = write_export(&batch, &[&signer]).unwrap();
     let config = serde_json::json!({
-        "riskConfiguration": serde_json::to_value(RiskConfig::enx_defaults()).unwrap(),
+        "riskConfiguration": serde_json::to_value(RiskConfig::enx_with_15_minute_alert()).unwrap(),
         "exportVerificationKey": {"keyId": "kith", "keyVersion": "v1",
             "publicKey": STANDARD.encode(signer.verifying_key().to_public_key_der())},
         "hpke": {"kemId": 32, "kdfId": 1, "aeadId": 1, "publicKey": STANDARD.encode([9u8; 32]),

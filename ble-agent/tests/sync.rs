@@ -82,7 +82,7 @@ async fn serve(files: Shared) -> String {
 
 fn client_config(signer: &ExportSigner) -> serde_json::Value {
     serde_json::json!({
-        "riskConfiguration": serde_json::to_value(RiskConfig::enx_defaults()).unwrap(),
+        "riskConfiguration": serde_json::to_value(RiskConfig::enx_with_15_minute_alert()).unwrap(),
         "exportVerificationKey": {
             "keyId": signer.info().key_id(),
             "keyVersion": signer.info().key_version(),
