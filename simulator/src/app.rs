@@ -15,7 +15,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use kith_core::risk::{ExposureWindow, RiskConfig, ScanTimeline};
+use kith_core::risk::{ExposureSummary, ExposureWindow, RiskConfig, ScanTimeline};
 use kith_core::{
     BluetoothMetadata, CalibrationConfidence, DaysSinceOnset, DiagnosisKey, ExportBatch,
     ExportFile, ExportLimits, ExportSigner, IntervalNumber, ReportType, Sighting, SightingIndex,
@@ -70,8 +70,7 @@ pub fn risk_config(name: &str) -> Result<RiskConfig> {
         "enx" => Ok(RiskConfig::enx_defaults()),
         "apple" => Ok(RiskConfig::apple_defaults()),
         path => {
-            let json = std::fs::read_to_string(path)
-                .map_err(|e| Error::io(path, e))?;
+            let json = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
             Ok(RiskConfig::from_json(&json)?)
         }
     }
@@ -213,57 +212,219 @@ pub struct Radio<'a> {
     pub diary: &'a Diary,
 }
 
+/// One scan of a phone: its day, number and second.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Scan {
+    /// Sim day.
+    pub day: u32,
+    /// Number of the scan in the day.
+    pub k: u32,
+    /// Second of the day it ran.
+    pub second: u32,
+}
+
+impl Scan {
+    /// The record core's `ScanTimeline` learns a heard scan from (its identifiers are
+    /// not needed to know when it ran).
+    fn timeline_entry(self) -> Sighting {
+        Sighting {
+            rpi: kith_core::Rpi::from_bytes([0; 16]),
+            aem: kith_core::Aem::from_bytes([0; 4]),
+            rssi: 0,
+            time: unix_time(self.day, self.second),
+            scan_id: scan_id(self.day, self.k),
+        }
+    }
+}
+
 impl Radio<'_> {
-    /// The sightings `phone` recorded on `day` from second `from` on, appended to
-    /// `out`: for each contact with another app user, each of the phone's scans during
-    /// the contact that heard the other phone's beacon.
-    pub fn sightings(&self, phone: u32, day: u32, from: u32, out: &mut Vec<Sighting>) {
+    fn schedule(&self, phone: u32, day: u32) -> ScanSchedule {
+        ScanSchedule::of(self.streams, phone, day, self.channel.scan_interval())
+    }
+
+    /// Calls `heard(contact's other agent, sender phone, scan, rssi)` for every scan of
+    /// `phone` on `day` within `[from, to)` that heard another app user's beacon,
+    /// contact by contact; `only` restricts to contacts with one agent. Stops when
+    /// `heard` returns false.
+    fn scans(
+        &self,
+        phone: u32,
+        day: u32,
+        [from, to]: [u32; 2],
+        only: Option<u32>,
+        mut heard: impl FnMut(u32, u32, Scan, i8) -> bool,
+    ) {
         let Some(contacts) = self.diary.day(day) else {
             return;
         };
         let agent = self.phones.agent_of[phone as usize];
         let receiver = self.phones.model[phone as usize];
         let residual = f64::from(self.phones.residual_db[phone as usize]);
-        let schedule = ScanSchedule::of(self.streams, phone, day, self.channel.scan_interval());
-        let first_interval = day_interval(day);
+        let schedule = self.schedule(phone, day);
         for c in contacts.of(agent) {
             let other = c.other(agent);
             let sender_phone = self.phones.phone_of[other as usize];
-            if sender_phone == NONE {
+            if sender_phone == NONE || only.is_some_and(|o| o != other) {
                 continue;
             }
             let start = (u32::from(c.start) * 60).max(from);
-            let end = u32::from(c.start + c.duration) * 60;
-            let mut scans = schedule.within(start, end).peekable();
-            if scans.peek().is_none() {
+            let end = (u32::from(c.start + c.duration) * 60).min(to);
+            if start >= end {
                 continue;
             }
             let sender = self.phones.model[sender_phone as usize];
-            let (rpik, aemk) = daily_key(self.streams, sender_phone, day).derive_keys();
             let link = Link {
                 day,
                 receiver: agent,
                 sender: other,
-                contact: (u64::from(c.start) << 24) | (u64::from(c.distance_cm) << 8) | c.setting as u64,
+                contact: (u64::from(c.start) << 24)
+                    | (u64::from(c.distance_cm) << 8)
+                    | c.setting as u64,
                 distance_m: c.distance_m(),
                 setting: c.setting,
             };
-            for (k, second) in scans {
+            for (k, second) in schedule.within(start, end) {
                 let attenuation = self.channel.attenuation(self.streams, &link, u64::from(k));
-                let Some(rssi) = self.channel.rssi(attenuation, sender, receiver, residual) else {
-                    continue;
-                };
-                let interval = first_interval.saturating_add(second / 600);
-                let rpi = rpik.rpi(interval);
-                out.push(Sighting {
-                    rpi,
-                    aem: aemk.encrypt(rpi, metadata(sender)),
-                    rssi,
-                    time: unix_time(day, second),
-                    scan_id: scan_id(day, k),
-                });
+                if let Some(rssi) = self.channel.rssi(attenuation, sender, receiver, residual) {
+                    if !heard(other, sender_phone, Scan { day, k, second }, rssi) {
+                        return;
+                    }
+                }
             }
         }
+    }
+
+    /// The sightings `phone` recorded on `day` from second `from` on, appended to
+    /// `out`: for each contact with another app user (or only with `only`), each of the
+    /// phone's scans during the contact that heard the other phone's beacon.
+    fn record(&self, phone: u32, day: u32, from: u32, only: Option<u32>, out: &mut Vec<Sighting>) {
+        let first_interval = day_interval(day);
+        // The sender of the last contact and its keys: contacts come grouped by person.
+        let mut keys: Option<(u32, kith_core::RpiKey, kith_core::AemKey, BluetoothMetadata)> = None;
+        self.scans(
+            phone,
+            day,
+            [from, SECONDS_PER_DAY],
+            only,
+            |_, sender_phone, scan, rssi| {
+                if keys.as_ref().is_none_or(|k| k.0 != sender_phone) {
+                    let (rpik, aemk) = daily_key(self.streams, sender_phone, day).derive_keys();
+                    let meta = metadata(self.phones.model[sender_phone as usize]);
+                    keys = Some((sender_phone, rpik, aemk, meta));
+                }
+                let (_, rpik, aemk, meta) = keys.as_ref().expect("set above");
+                let rpi = rpik.rpi(first_interval.saturating_add(scan.second / 600));
+                out.push(Sighting {
+                    rpi,
+                    aem: aemk.encrypt(rpi, *meta),
+                    rssi,
+                    time: unix_time(day, scan.second),
+                    scan_id: scan_id(day, scan.k),
+                });
+                true
+            },
+        );
+    }
+
+    /// The sightings `phone` recorded on `day` from second `from` on (every beacon of
+    /// every app user heard in its scans), appended to `out`: what the phone's store holds.
+    pub fn sightings(&self, phone: u32, day: u32, from: u32, out: &mut Vec<Sighting>) {
+        self.record(phone, day, from, None, out);
+    }
+
+    /// The sightings `phone` recorded of `sender`'s beacons on `day`.
+    pub fn sightings_of(&self, phone: u32, day: u32, sender: u32, out: &mut Vec<Sighting>) {
+        self.record(phone, day, 0, Some(sender), out);
+    }
+
+    /// The scan before `scan` on the phone's schedule (the day before's last for the
+    /// first of a day).
+    fn previous(&self, phone: u32, scan: Scan) -> Option<Scan> {
+        if scan.k > 0 {
+            let schedule = self.schedule(phone, scan.day);
+            let (k, second) = schedule
+                .within(0, SECONDS_PER_DAY)
+                .nth(scan.k as usize - 1)?;
+            return Some(Scan {
+                day: scan.day,
+                k,
+                second,
+            });
+        }
+        let day = scan.day.checked_sub(1)?;
+        let (k, second) = self
+            .schedule(phone, day)
+            .within(0, SECONDS_PER_DAY)
+            .last()?;
+        Some(Scan { day, k, second })
+    }
+
+    /// Whether `scan` of `phone` heard any beacon.
+    fn heard(&self, phone: u32, scan: Scan) -> bool {
+        let mut any = false;
+        self.scans(
+            phone,
+            scan.day,
+            [scan.second, scan.second + 1],
+            None,
+            |_, _, _, _| {
+                any = true;
+                false
+            },
+        );
+        any
+    }
+
+    /// The last scan of `phone` up to and including `scan` that heard a beacon, on a
+    /// day from `oldest` on.
+    fn last_heard(&self, phone: u32, scan: Scan, oldest: u32) -> Option<Scan> {
+        for day in (oldest..=scan.day).rev() {
+            let to = if day == scan.day {
+                scan.second + 1
+            } else {
+                SECONDS_PER_DAY
+            };
+            let mut last: Option<Scan> = None;
+            self.scans(phone, day, [0, to], None, |_, _, s, _| {
+                if last.is_none_or(|l| l.second < s.second) {
+                    last = Some(s);
+                }
+                true
+            });
+            if last.is_some() {
+                return last;
+            }
+        }
+        None
+    }
+
+    /// What core's `ScanTimeline` needs to know of the phone's other scans for these
+    /// sightings: for each, the last earlier scan that heard anything (within the
+    /// sightings the phone still keeps, from day `oldest` on).
+    fn timeline_entries(&self, phone: u32, sightings: &[Sighting], oldest: u32) -> Vec<Sighting> {
+        let mut entries: Vec<Sighting> = sightings.to_vec();
+        let mut scans: Vec<Scan> = sightings
+            .iter()
+            .map(|s| Scan {
+                day: (s.scan_id >> 16) as u32,
+                k: (s.scan_id & 0xffff) as u32,
+                second: (s.time % u64::from(SECONDS_PER_DAY)) as u32,
+            })
+            .collect();
+        scans.sort_unstable_by_key(|s| (s.day, s.k));
+        scans.dedup();
+        for scan in scans {
+            let Some(previous) = self.previous(phone, scan).filter(|p| p.day >= oldest) else {
+                continue;
+            };
+            let earlier = if self.heard(phone, previous) {
+                Some(previous)
+            } else {
+                self.last_heard(phone, previous, oldest)
+            };
+            entries.extend(earlier.map(Scan::timeline_entry));
+        }
+        entries
     }
 }
 
@@ -341,6 +502,19 @@ pub struct PhoneExposures {
     pub notified_days: Vec<Vec<u32>>,
 }
 
+impl PhoneExposures {
+    /// Forgets windows older than the 14 days a phone keeps, as of `day`.
+    fn forget_before(&mut self, day: u32) {
+        let oldest = EPOCH_DAY + day.saturating_sub(RETENTION_DAYS - 1);
+        let mut keep = self.windows.iter().map(|w| w.day() >= oldest);
+        self.senders.retain(|_| keep.next().unwrap_or(false));
+        self.windows.retain(|w| w.day() >= oldest);
+    }
+}
+
+/// A phone's state and the windows it found today.
+type Update = (u32, PhoneExposures, Vec<(ExposureWindow, u32)>);
+
 /// A notification a phone showed.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Notification {
@@ -413,7 +587,9 @@ impl Exposures {
                 .get(key.tek.expose_secret())
                 .ok_or_else(|| Error::Scenario("an exported key has no known uploader".into()))?;
             let key_day = key.tek.validity().start().get() / kith_core::INTERVALS_PER_DAY;
-            let Some(contacts) = key_day.checked_sub(EPOCH_DAY).and_then(|d| radio.diary.day(d))
+            let Some(contacts) = key_day
+                .checked_sub(EPOCH_DAY)
+                .and_then(|d| radio.diary.day(d))
             else {
                 continue;
             };
@@ -433,62 +609,101 @@ impl Exposures {
                 let phone = group[0].0;
                 let mine: Vec<&DiagnosisKey> =
                     group.iter().map(|&(_, k)| &keys[k as usize]).collect();
-                (phone, phone_windows(radio, phone, &mine, owner))
+                (
+                    phone,
+                    phone_windows(
+                        radio,
+                        phone,
+                        &mine,
+                        owner,
+                        day.saturating_sub(RETENTION_DAYS),
+                    ),
+                )
             })
             .filter(|(_, windows)| !windows.is_empty())
             .collect();
 
         let now = unix_time(day + 1, 0) - 1;
-        let oldest = EPOCH_DAY + day.saturating_sub(RETENTION_DAYS - 1);
+        let configs = &self.configs;
+        let mut updated: Vec<Update> = matched
+            .into_iter()
+            .map(|(phone, windows)| {
+                let state = self
+                    .phones
+                    .remove(&phone)
+                    .unwrap_or_else(|| PhoneExposures {
+                        notified_days: vec![Vec::new(); configs.len()],
+                        ..PhoneExposures::default()
+                    });
+                (phone, state, windows)
+            })
+            .collect();
+        let outcomes: Vec<(Vec<bool>, Option<Notification>)> = updated
+            .par_iter_mut()
+            .map(|(phone, state, windows)| {
+                let agent = radio.phones.agent_of[*phone as usize];
+                state.forget_before(day);
+                for (window, sender) in windows.drain(..) {
+                    state.windows.push(window);
+                    state.senders.push(sender);
+                }
+                let mut first_times = vec![false; configs.len()];
+                let mut notification = None;
+                for (c, (_, config)) in configs.iter().enumerate() {
+                    let summary = config.assess(&state.windows, now);
+                    if summary.risk_level.is_none() {
+                        continue;
+                    }
+                    let new_days: Vec<u32> = summary
+                        .days
+                        .iter()
+                        .copied()
+                        .filter(|d| !state.notified_days[c].contains(d))
+                        .collect();
+                    if new_days.is_empty() {
+                        continue;
+                    }
+                    first_times[c] = state.notified_days[c].is_empty();
+                    state.notified_days[c].extend(&new_days);
+                    if c == 0 {
+                        notification = Some(notification_of(agent, config, state, &new_days));
+                    }
+                }
+                (first_times, notification)
+            })
+            .collect();
         let mut result = AppDay {
             export_bytes: 0,
             keys: keys.len(),
-            matched_phones: matched.len(),
+            matched_phones: updated.len(),
             notifications: Vec::new(),
-            notified_by_config: vec![Vec::new(); self.configs.len()],
+            notified_by_config: vec![Vec::new(); configs.len()],
         };
-        for (phone, windows) in matched {
+        for ((phone, state, _), (first_times, notification)) in updated.into_iter().zip(outcomes) {
             let agent = radio.phones.agent_of[phone as usize];
-            let state = self.phones.entry(phone).or_insert_with(|| PhoneExposures {
-                notified_days: vec![Vec::new(); self.configs.len()],
-                ..PhoneExposures::default()
-            });
-            let keep: Vec<bool> = state.windows.iter().map(|w| w.day() >= oldest).collect();
-            let mut k = 0;
-            state.senders.retain(|_| {
-                k += 1;
-                keep[k - 1]
-            });
-            state.windows.retain(|w| w.day() >= oldest);
-            for (window, sender) in windows {
-                state.windows.push(window);
-                state.senders.push(sender);
-            }
-            for (c, (_, config)) in self.configs.iter().enumerate() {
-                let summary = config.assess(&state.windows, now);
-                if summary.risk_level.is_none() {
-                    continue;
-                }
-                let new_days: Vec<u32> = summary
-                    .days
-                    .iter()
-                    .copied()
-                    .filter(|d| !state.notified_days[c].contains(d))
-                    .collect();
-                if new_days.is_empty() {
-                    continue;
-                }
-                let first_time = state.notified_days[c].is_empty();
-                state.notified_days[c].extend(&new_days);
-                if first_time {
+            for (c, first) in first_times.into_iter().enumerate() {
+                if first {
                     result.notified_by_config[c].push(agent);
                 }
-                if c == 0 {
-                    result.notifications.push(notification(agent, config, state, &new_days));
-                }
             }
+            result.notifications.extend(notification);
+            self.phones.insert(phone, state);
         }
         Ok(result)
+    }
+
+    /// What `phone`'s engine concludes on `day` under the primary configuration:
+    /// the exposure summary of the windows it still keeps.
+    pub fn summary(&self, phone: u32, day: u32) -> ExposureSummary {
+        let windows: Vec<ExposureWindow> = self
+            .windows_of(phone)
+            .iter()
+            .filter(|w| w.day() >= EPOCH_DAY + day.saturating_sub(RETENTION_DAYS - 1))
+            .cloned()
+            .collect();
+        self.configs[0]
+            .1
+            .assess(&windows, unix_time(day + 1, 0) - 1)
     }
 
     /// The exposure windows a phone holds (for tests and the individuals file).
@@ -497,7 +712,7 @@ impl Exposures {
     }
 }
 
-fn notification(
+fn notification_of(
     agent: u32,
     config: &RiskConfig,
     state: &PhoneExposures,
@@ -523,34 +738,27 @@ fn notification(
     }
 }
 
-/// Core's matching on one phone: its sightings of the keys' days (with the end of the
-/// day before, so every scan knows the scan before it), indexed by [`SightingIndex`],
-/// matched against `keys`, turned into exposure windows.
+/// Core's matching on one phone: the phone's sightings of the keys' owners on the
+/// keys' days, indexed by [`SightingIndex`] and matched against `keys`; exposure
+/// windows from core's [`ScanTimeline`] over those sightings and the scans before
+/// them. `oldest` is the first day of sightings the phone still keeps.
 fn phone_windows(
     radio: &Radio<'_>,
     phone: u32,
     keys: &[&DiagnosisKey],
     owner: &HashMap<[u8; 16], u32>,
+    oldest: u32,
 ) -> Vec<(ExposureWindow, u32)> {
-    let mut days: Vec<u32> = keys
-        .iter()
-        .map(|k| k.tek.validity().start().get() / kith_core::INTERVALS_PER_DAY - EPOCH_DAY)
-        .collect();
-    days.sort_unstable();
-    days.dedup();
     let mut sightings = Vec::new();
-    for (i, &day) in days.iter().enumerate() {
-        let previous_included = i > 0 && days[i - 1] + 1 == day;
-        if day > 0 && !previous_included {
-            radio.sightings(phone, day - 1, SECONDS_PER_DAY - 600, &mut sightings);
-        }
-        radio.sightings(phone, day, 0, &mut sightings);
+    for key in keys {
+        let day = key.tek.validity().start().get() / kith_core::INTERVALS_PER_DAY - EPOCH_DAY;
+        radio.sightings_of(phone, day, owner[key.tek.expose_secret()], &mut sightings);
     }
     if sightings.is_empty() {
         return Vec::new();
     }
     let index = SightingIndex::new(&sightings);
-    let timeline = ScanTimeline::new(&sightings);
+    let timeline = ScanTimeline::new(&radio.timeline_entries(phone, &sightings, oldest));
     let correction = radio.phones.model[phone as usize].rssi_correction;
     index
         .matches(keys.iter().map(|&k| k.clone()))

@@ -72,7 +72,10 @@ pub fn daily_contacts(
         .flat_map_iter(|chunk| {
             let mut out = Vec::new();
             for &h in chunk {
-                let (start, end) = (population.household_start[h], population.household_start[h + 1]);
+                let (start, end) = (
+                    population.household_start[h],
+                    population.household_start[h + 1],
+                );
                 for a in start..end {
                     for b in a + 1..end {
                         out.push(attributes(a, b, Setting::Household, 0));
@@ -201,12 +204,17 @@ mod tests {
 
     #[test]
     fn contacts_are_daily_resampled_and_thread_independent() {
-        let mut scenario = Scenario::default();
-        scenario.population = 5_000;
+        let scenario = Scenario {
+            population: 5_000,
+            ..Scenario::default()
+        };
         let streams = Streams::new(9);
         let population = Population::new(&scenario, &streams);
         let day0 = daily_contacts(&population, &scenario, &streams, 0);
-        let one_thread = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        let one_thread = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
         let again = one_thread.install(|| daily_contacts(&population, &scenario, &streams, 0));
         assert_eq!(day0, again);
         let day1 = daily_contacts(&population, &scenario, &streams, 1);
@@ -222,6 +230,9 @@ mod tests {
         let per_person = 2.0 * day0.len() as f64 / 5_000.0;
         // Households ~1.9, occupations ~7, random ~3.6 contacts a day.
         assert!((9.0..16.0).contains(&per_person), "{per_person}");
-        assert!(day0.iter().all(|c| c.a != c.b && c.start + c.duration < MINUTES_PER_DAY));
+        assert!(
+            day0.iter()
+                .all(|c| c.a != c.b && c.start + c.duration < MINUTES_PER_DAY)
+        );
     }
 }

@@ -48,7 +48,10 @@ impl DayContacts {
 
     /// The contacts of `agent` on this day.
     pub fn of(&self, agent: u32) -> impl Iterator<Item = &Contact> + '_ {
-        let (lo, hi) = (self.offsets[agent as usize], self.offsets[agent as usize + 1]);
+        let (lo, hi) = (
+            self.offsets[agent as usize],
+            self.offsets[agent as usize + 1],
+        );
         self.entries[lo as usize..hi as usize]
             .iter()
             .map(|&k| &self.contacts[k as usize])
@@ -86,7 +89,8 @@ impl Diary {
     /// Adds the contacts of `day` and forgets what is no longer needed; `is_app_user`
     /// says who runs the app.
     pub fn push(&mut self, day: u32, contacts: Vec<Contact>, is_app_user: impl Fn(u32) -> bool) {
-        self.days.push_back(DayContacts::new(day, contacts, self.people));
+        self.days
+            .push_back(DayContacts::new(day, contacts, self.people));
         while self
             .days
             .front()
@@ -141,7 +145,11 @@ mod tests {
             diary.push(day, vec![contact(0, 1), contact(1, 2), contact(2, 3)], app);
         }
         assert!(diary.day(0).is_none());
-        assert_eq!(diary.day(1).unwrap().all().len(), 1, "only the app pair (0, 1)");
+        assert_eq!(
+            diary.day(1).unwrap().all().len(),
+            1,
+            "only the app pair (0, 1)"
+        );
         assert_eq!(diary.day(3).unwrap().all().len(), 3);
         let of_two: Vec<u32> = diary.day(3).unwrap().of(2).map(|c| c.other(2)).collect();
         assert_eq!(of_two, vec![1, 3]);

@@ -105,9 +105,17 @@ impl Course {
             .expect("valid lognormal")
             .sample(&mut rng);
         let onset_offset = (incubation.round() as u16).max(1);
-        let onset = if asymptomatic { NEVER } else { day.saturating_add(onset_offset) };
+        let onset = if asymptomatic {
+            NEVER
+        } else {
+            day.saturating_add(onset_offset)
+        };
         let end = day.saturating_add(params.infectious_days as u16);
-        let recovery = if asymptomatic { end } else { end.max(onset.saturating_add(1)) };
+        let recovery = if asymptomatic {
+            end
+        } else {
+            end.max(onset.saturating_add(1))
+        };
         Self {
             asymptomatic,
             onset,
@@ -202,7 +210,9 @@ mod tests {
     fn asymptomatic_fraction_and_incubation_follow_the_parameters() {
         let params = Params::default();
         let streams = Streams::new(5);
-        let courses: Vec<Course> = (0..20_000).map(|a| Course::draw(&params, &streams, a, 10)).collect();
+        let courses: Vec<Course> = (0..20_000)
+            .map(|a| Course::draw(&params, &streams, a, 10))
+            .collect();
         let asym = courses.iter().filter(|c| c.asymptomatic).count() as f64 / 20_000.0;
         assert!((asym - 0.4).abs() < 0.015, "{asym}");
         let onsets: Vec<f64> = courses

@@ -160,9 +160,15 @@ pub fn run(scenario: &Scenario, out: &Path, options: &Options) -> Result<Experim
             bar.set_message(format!("seed {seed} {}", arm_name(arm)));
             let (sim, result) = run_one(scenario, seed, arm, |_| bar.inc(1))?;
             if k == 0 {
-                output::write_daily(&out.join(format!("daily_{}.csv", arm_name(arm))), &result.daily)?;
+                output::write_daily(
+                    &out.join(format!("daily_{}.csv", arm_name(arm))),
+                    &result.daily,
+                )?;
                 if options.individuals {
-                    output::write_individuals(&out.join(format!("individuals_{}.csv", arm_name(arm))), &sim)?;
+                    output::write_individuals(
+                        &out.join(format!("individuals_{}.csv", arm_name(arm))),
+                        &sim,
+                    )?;
                     output::write_transmissions(
                         &out.join(format!("transmissions_{}.csv", arm_name(arm))),
                         &sim,
@@ -210,7 +216,12 @@ pub fn run_one(
     let summary = summarize(&sim, seconds);
     let mut per_uploader: Vec<u32> = (0..sim.population.len())
         .filter(|&a| sim.people.uploaded[a] != NEVER)
-        .map(|a| sim.notifications_per_uploader.get(&(a as u32)).copied().unwrap_or(0))
+        .map(|a| {
+            sim.notifications_per_uploader
+                .get(&(a as u32))
+                .copied()
+                .unwrap_or(0)
+        })
         .collect();
     per_uploader.sort_unstable();
     let result = RunResult {
@@ -248,13 +259,19 @@ pub fn summarize(sim: &Simulation, seconds: f64) -> RunSummary {
         })
         .collect();
     let p = &sim.people;
-    let notified: Vec<usize> = (0..sim.population.len()).filter(|&a| p.notified[a] != NEVER).collect();
+    let notified: Vec<usize> = (0..sim.population.len())
+        .filter(|&a| p.notified[a] != NEVER)
+        .collect();
     let infected_after = notified
         .iter()
         .filter(|&&a| p.infected[a] != NEVER && p.infected[a] <= p.notified[a].saturating_add(7))
         .count();
     let uploads = last.cum_uploads;
-    let keys = sim.daily.iter().map(|d| u64::from(d.new_keys_published)).sum();
+    let keys = sim
+        .daily
+        .iter()
+        .map(|d| u64::from(d.new_keys_published))
+        .sum();
     let agent_days = f64::from(sim.scenario.population) * f64::from(sim.scenario.days);
     RunSummary {
         seed: sim.seed,

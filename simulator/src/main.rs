@@ -164,7 +164,11 @@ fn print_summary(e: &Experiment, seconds: f64) {
         let without = runs(&e.without_app, |r| r.infections as f64);
         println!("  infections without the app: {}", spread(&without));
         let averted = 1.0 - with.median / without.median.max(1.0);
-        println!("  infections with the app:    {}  ({:.0} % fewer)", spread(&with), 100.0 * averted);
+        println!(
+            "  infections with the app:    {}  ({:.0} % fewer)",
+            spread(&with),
+            100.0 * averted
+        );
     } else {
         println!("  infections with the app:    {}", spread(&with));
     }
@@ -192,7 +196,10 @@ fn print_summary(e: &Experiment, seconds: f64) {
         agent_days / seconds,
         peak_memory_mib().unwrap_or(f64::NAN)
     );
-    println!("  wrote {}/ (daily_*.csv, individuals_*.csv, transmissions_*.csv, summary.json, *.svg)", e.out.display());
+    println!(
+        "  wrote {}/ (daily_*.csv, individuals_*.csv, transmissions_*.csv, summary.json, *.svg)",
+        e.out.display()
+    );
 }
 
 fn run(args: &RunArgs) -> kith_sim::Result<()> {
@@ -226,18 +233,34 @@ fn sweep(param: &str, values: &[String], args: &RunArgs) -> kith_sim::Result<()>
         .enumerate()
         .map(|(k, (v, e))| SweepPoint {
             label: v.clone(),
-            x: if numeric { v.parse().expect("checked") } else { k as f64 },
+            x: if numeric {
+                v.parse().expect("checked")
+            } else {
+                k as f64
+            },
             experiment: e,
         })
         .collect();
-    let mut csv = String::from("value,seed,arm,infections,attack_rate,notifications,precision,recall\n");
+    let mut csv =
+        String::from("value,seed,arm,infections,attack_rate,notifications,precision,recall\n");
     for p in &points {
-        for r in p.experiment.with_app.iter().chain(&p.experiment.without_app) {
+        for r in p
+            .experiment
+            .with_app
+            .iter()
+            .chain(&p.experiment.without_app)
+        {
             let s = &r.summary;
             csv += &format!(
                 "{},{},{},{},{},{},{},{}\n",
-                p.label, s.seed, s.arm, s.infections, s.attack_rate, s.notifications,
-                s.configs[0].precision, s.configs[0].recall
+                p.label,
+                s.seed,
+                s.arm,
+                s.infections,
+                s.attack_rate,
+                s.notifications,
+                s.configs[0].precision,
+                s.configs[0].recall
             );
         }
     }
@@ -245,19 +268,31 @@ fn sweep(param: &str, values: &[String], args: &RunArgs) -> kith_sim::Result<()>
     std::fs::write(&csv_path, csv).map_err(|e| kith_sim::Error::io(csv_path.clone(), e))?;
     let plot_path = out.join("sweep.svg");
     plot::sweep(&plot_path, param, &points)?;
-    println!("sweep: wrote {} and {}", csv_path.display(), plot_path.display());
+    println!(
+        "sweep: wrote {} and {}",
+        csv_path.display(),
+        plot_path.display()
+    );
     Ok(())
 }
 
-fn bench(population: u32, days: u32, uptake: f64, threads_: Option<usize>, seed: u64) -> kith_sim::Result<()> {
+fn bench(
+    population: u32,
+    days: u32,
+    uptake: f64,
+    threads_: Option<usize>,
+    seed: u64,
+) -> kith_sim::Result<()> {
     threads(threads_)?;
-    let mut scenario = Scenario::default();
-    scenario.name = "bench".into();
-    scenario.population = population;
-    scenario.days = days;
+    let mut scenario = Scenario {
+        name: "bench".into(),
+        population,
+        days,
+        initial_infections: (population / 2000).max(10),
+        ..Scenario::default()
+    };
     scenario.app.uptake = uptake;
     scenario.app.evaluate.clear();
-    scenario.initial_infections = (population / 2000).max(10);
     scenario.validate()?;
     let bar = experiment::progress_bar(u64::from(days), true);
     let started = Instant::now();
@@ -291,10 +326,18 @@ fn main() -> ExitCode {
     let outcome = match &cli.command {
         None => run(&cli.run),
         Some(Command::Run(args)) => run(args),
-        Some(Command::Sweep { param, values, run: args }) => sweep(param, values, args),
-        Some(Command::Bench { population, days, uptake, threads, seed }) => {
-            bench(*population, *days, *uptake, *threads, *seed)
-        }
+        Some(Command::Sweep {
+            param,
+            values,
+            run: args,
+        }) => sweep(param, values, args),
+        Some(Command::Bench {
+            population,
+            days,
+            uptake,
+            threads,
+            seed,
+        }) => bench(*population, *days, *uptake, *threads, *seed),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

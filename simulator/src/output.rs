@@ -27,12 +27,20 @@ fn finish(path: &Path, mut w: BufWriter<File>) -> Result<()> {
 
 /// A day as written in files: `NEVER` is empty.
 fn day(d: u16) -> String {
-    if d == NEVER { String::new() } else { d.to_string() }
+    if d == NEVER {
+        String::new()
+    } else {
+        d.to_string()
+    }
 }
 
 /// An id as written in files: `NONE` is empty.
 fn id(a: u32) -> String {
-    if a == NONE { String::new() } else { a.to_string() }
+    if a == NONE {
+        String::new()
+    } else {
+        a.to_string()
+    }
 }
 
 /// Writes one row per day.
@@ -44,7 +52,11 @@ pub fn write_daily(path: &Path, daily: &[Daily]) -> Result<()> {
         writeln!(w, "{}", names.join(",")).map_err(io)?;
     }
     for row in daily {
-        let values: Vec<String> = row.columns().into_iter().map(|(_, v)| v.to_string()).collect();
+        let values: Vec<String> = row
+            .columns()
+            .into_iter()
+            .map(|(_, v)| v.to_string())
+            .collect();
         writeln!(w, "{}", values.join(",")).map_err(io)?;
     }
     finish(path, w)
@@ -69,7 +81,12 @@ pub fn write_individuals(path: &Path, sim: &Simulation) -> Result<()> {
         } else {
             let m = sim.phones.model[phone as usize];
             let windows = sim.exposures.windows_of(phone).len();
-            (1, m.rssi_correction.to_string(), m.tx_power.to_string(), windows)
+            (
+                1,
+                m.rssi_correction.to_string(),
+                m.tx_power.to_string(),
+                windows,
+            )
         };
         writeln!(
             w,
@@ -194,7 +211,9 @@ pub fn mean_scores(runs: &[&RunSummary]) -> Vec<ConfigScore> {
     (0..first.configs.len())
         .map(|c| {
             let n = runs.len() as f64;
-            let mean = |f: &dyn Fn(&ConfigScore) -> f64| runs.iter().map(|r| f(&r.configs[c])).sum::<f64>() / n;
+            let mean = |f: &dyn Fn(&ConfigScore) -> f64| {
+                runs.iter().map(|r| f(&r.configs[c])).sum::<f64>() / n
+            };
             ConfigScore {
                 config: first.configs[c].config.clone(),
                 notified: mean(&|s| s.notified as f64).round() as usize,
@@ -222,7 +241,8 @@ pub fn write_summary(path: &Path, e: &Experiment) -> Result<()> {
     let summary = Summary {
         scenario: &e.scenario,
         infections_with_app: spread(&with, |r| r.infections as f64),
-        infections_without_app: (!without.is_empty()).then(|| spread(&without, |r| r.infections as f64)),
+        infections_without_app: (!without.is_empty())
+            .then(|| spread(&without, |r| r.infections as f64)),
         infections_averted: (!averted.is_empty()).then(|| Spread::of(&averted)),
         notifications: spread(&with, |r| r.notifications as f64),
         precision: spread(&with, |r| r.configs.first().map_or(0.0, |c| c.precision)),

@@ -17,7 +17,10 @@ const OTHER: RGBColor = RGBColor(0x2c, 0xa0, 0x2c);
 const FONT: (&str, u32) = ("sans-serif", 18);
 
 fn plot_error(path: &Path) -> impl Fn(String) -> Error + '_ {
-    move |e| Error::Plot { path: path.into(), message: e }
+    move |e| Error::Plot {
+        path: path.into(),
+        message: e,
+    }
 }
 
 /// (day, p10, median, p90) of `value` over the runs.
@@ -26,16 +29,24 @@ fn band(runs: &[RunResult], value: fn(&Daily) -> f64) -> Vec<(f64, f64, f64, f64
     (0..days)
         .map(|d| {
             let v: Vec<f64> = runs.iter().map(|r| value(&r.daily[d])).collect();
-            (d as f64, quantile(&v, 0.1), quantile(&v, 0.5), quantile(&v, 0.9))
+            (
+                d as f64,
+                quantile(&v, 0.1),
+                quantile(&v, 0.5),
+                quantile(&v, 0.9),
+            )
         })
         .collect()
 }
+
+/// A named curve: (day, p10, median, p90) points.
+type Curve<'a> = (&'a str, RGBColor, Vec<(f64, f64, f64, f64)>);
 
 /// One panel of curves with bands.
 fn curves<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     title: &str,
-    series: &[(&str, RGBColor, Vec<(f64, f64, f64, f64)>)],
+    series: &[Curve<'_>],
 ) -> std::result::Result<(), String> {
     let days = series.iter().map(|s| s.2.len()).max().unwrap_or(1).max(2) as f64;
     let top = series
@@ -59,14 +70,22 @@ fn curves<DB: DrawingBackend>(
         let mut outline: Vec<(f64, f64)> = points.iter().map(|p| (p.0, p.3)).collect();
         outline.extend(points.iter().rev().map(|p| (p.0, p.1)));
         chart
-            .draw_series(std::iter::once(Polygon::new(outline, color.mix(0.2).filled())))
+            .draw_series(std::iter::once(Polygon::new(
+                outline,
+                color.mix(0.2).filled(),
+            )))
             .map_err(|e| e.to_string())?;
         let color = *color;
         chart
-            .draw_series(LineSeries::new(points.iter().map(|p| (p.0, p.2)), color.stroke_width(2)))
+            .draw_series(LineSeries::new(
+                points.iter().map(|p| (p.0, p.2)),
+                color.stroke_width(2),
+            ))
             .map_err(|e| e.to_string())?
             .label(*name)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
     }
     chart
         .configure_series_labels()
@@ -83,7 +102,8 @@ pub fn experiment(e: &Experiment) -> Result<Vec<PathBuf>> {
     let path = e.out.join("epidemic.svg");
     {
         let root = SVGBackend::new(&path, (1500, 480)).into_drawing_area();
-        root.fill(&WHITE).map_err(|x| plot_error(&path)(x.to_string()))?;
+        root.fill(&WHITE)
+            .map_err(|x| plot_error(&path)(x.to_string()))?;
         let panels = root.split_evenly((1, 3));
         let arms = |value: fn(&Daily) -> f64| {
             let mut s = vec![("with app", WITH, band(&e.with_app, value))];
@@ -92,17 +112,39 @@ pub fn experiment(e: &Experiment) -> Result<Vec<PathBuf>> {
             }
             s
         };
-        curves(&panels[0], "Cumulative infections", &arms(|d| d.cum_infections as f64))
-            .map_err(plot_error(&path))?;
-        curves(&panels[1], "New infections per day", &arms(|d| f64::from(d.new_infections)))
-            .map_err(plot_error(&path))?;
+        curves(
+            &panels[0],
+            "Cumulative infections",
+            &arms(|d| d.cum_infections as f64),
+        )
+        .map_err(plot_error(&path))?;
+        curves(
+            &panels[1],
+            "New infections per day",
+            &arms(|d| f64::from(d.new_infections)),
+        )
+        .map_err(plot_error(&path))?;
         let app = vec![
-            ("diagnoses", WITHOUT, band(&e.with_app, |d| f64::from(d.new_diagnoses))),
-            ("notifications", WITH, band(&e.with_app, |d| f64::from(d.new_notifications))),
-            ("quarantined", OTHER, band(&e.with_app, |d| f64::from(d.n_quarantined))),
+            (
+                "diagnoses",
+                WITHOUT,
+                band(&e.with_app, |d| f64::from(d.new_diagnoses)),
+            ),
+            (
+                "notifications",
+                WITH,
+                band(&e.with_app, |d| f64::from(d.new_notifications)),
+            ),
+            (
+                "quarantined",
+                OTHER,
+                band(&e.with_app, |d| f64::from(d.n_quarantined)),
+            ),
         ];
-        curves(&panels[2], "Diagnoses, notifications, quarantine", &app).map_err(plot_error(&path))?;
-        root.present().map_err(|x| plot_error(&path)(x.to_string()))?;
+        curves(&panels[2], "Diagnoses, notifications, quarantine", &app)
+            .map_err(plot_error(&path))?;
+        root.present()
+            .map_err(|x| plot_error(&path)(x.to_string()))?;
     }
     written.push(path);
 
@@ -156,7 +198,10 @@ fn precision_recall(path: &Path, scores: &[ConfigScore]) -> Result<()> {
     let fail = plot_error(path);
     root.fill(&WHITE).map_err(|x| fail(x.to_string()))?;
     let mut chart = ChartBuilder::on(&root)
-        .caption("Notifications against close contacts (< 2 m, ≥ 15 min)", FONT)
+        .caption(
+            "Notifications against close contacts (< 2 m, ≥ 15 min)",
+            FONT,
+        )
         .margin(15)
         .x_label_area_size(40)
         .y_label_area_size(60)
@@ -203,9 +248,9 @@ pub fn sweep(path: &Path, parameter: &str, points: &[SweepPoint<'_>]) -> Result<
     let fail = plot_error(path);
     root.fill(&WHITE).map_err(|x| fail(x.to_string()))?;
     let panels = root.split_evenly((1, 2));
-    let (lo, hi) = points
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(lo, hi), p| (lo.min(p.x), hi.max(p.x)));
+    let (lo, hi) = points.iter().fold((f64::MAX, f64::MIN), |(lo, hi), p| {
+        (lo.min(p.x), hi.max(p.x))
+    });
     let span = if hi > lo { hi - lo } else { 1.0 };
     let x_range = lo - 0.05 * span..hi + 0.05 * span;
     let spread = |runs: &[RunResult], f: fn(&RunResult) -> f64| {
@@ -238,7 +283,12 @@ pub fn sweep(path: &Path, parameter: &str, points: &[SweepPoint<'_>]) -> Result<
             WITH,
             points
                 .iter()
-                .map(|p| (p.x, spread(&p.experiment.with_app, |r| r.summary.configs[0].precision)))
+                .map(|p| {
+                    (
+                        p.x,
+                        spread(&p.experiment.with_app, |r| r.summary.configs[0].precision),
+                    )
+                })
                 .collect::<Vec<_>>(),
         ),
         (
@@ -246,7 +296,12 @@ pub fn sweep(path: &Path, parameter: &str, points: &[SweepPoint<'_>]) -> Result<
             OTHER,
             points
                 .iter()
-                .map(|p| (p.x, spread(&p.experiment.with_app, |r| r.summary.configs[0].recall)))
+                .map(|p| {
+                    (
+                        p.x,
+                        spread(&p.experiment.with_app, |r| r.summary.configs[0].recall),
+                    )
+                })
                 .collect(),
         ),
     ];
@@ -276,7 +331,10 @@ pub fn sweep(path: &Path, parameter: &str, points: &[SweepPoint<'_>]) -> Result<
             let mut outline: Vec<(f64, f64)> = values.iter().map(|(x, s)| (*x, s.2)).collect();
             outline.extend(values.iter().rev().map(|(x, s)| (*x, s.0)));
             chart
-                .draw_series(std::iter::once(Polygon::new(outline, color.mix(0.2).filled())))
+                .draw_series(std::iter::once(Polygon::new(
+                    outline,
+                    color.mix(0.2).filled(),
+                )))
                 .map_err(|x| fail(x.to_string()))?;
             let color = *color;
             chart
@@ -286,9 +344,15 @@ pub fn sweep(path: &Path, parameter: &str, points: &[SweepPoint<'_>]) -> Result<
                 ))
                 .map_err(|x| fail(x.to_string()))?
                 .label(*name)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
             chart
-                .draw_series(values.iter().map(|(x, s)| Circle::new((*x, s.1), 4, color.filled())))
+                .draw_series(
+                    values
+                        .iter()
+                        .map(|(x, s)| Circle::new((*x, s.1), 4, color.filled())),
+                )
                 .map_err(|x| fail(x.to_string()))?;
         }
         chart

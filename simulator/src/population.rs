@@ -97,8 +97,8 @@ impl Population {
                     .filter(|&i| age_class(age[i as usize]) == class)
                     .collect();
                 members.shuffle(&mut rng);
-                let size = ((daily / net.daily_fraction_occupation.max(1e-9)).round() as usize + 1)
-                    .max(2);
+                let size =
+                    ((daily / net.daily_fraction_occupation.max(1e-9)).round() as usize + 1).max(2);
                 let setting = if class == 0 {
                     Setting::School
                 } else {
@@ -122,7 +122,9 @@ impl Population {
         }
 
         let random_degree = match net.kind {
-            NetworkKind::Homogeneous => vec![net.homogeneous_contacts.min(u16::MAX.into()) as u16; n],
+            NetworkKind::Homogeneous => {
+                vec![net.homogeneous_contacts.min(u16::MAX.into()) as u16; n]
+            }
             NetworkKind::Structured => age
                 .iter()
                 .map(|&a| {
@@ -197,8 +199,10 @@ mod tests {
 
     #[test]
     fn households_cover_everyone_with_the_published_mean_size() {
-        let mut scenario = Scenario::default();
-        scenario.population = 20_000;
+        let scenario = Scenario {
+            population: 20_000,
+            ..Scenario::default()
+        };
         let p = Population::new(&scenario, &Streams::new(3));
         assert_eq!(p.len(), 20_000);
         assert_eq!(*p.household_start.last().unwrap(), 20_000);

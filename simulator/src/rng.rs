@@ -114,11 +114,17 @@ mod tests {
     fn uniform_and_normal_have_their_moments() {
         let s = Streams::new(1);
         let n = 100_000;
-        let u: f64 = (0..n).map(|i| s.uniform(Purpose::Ble, [i, 0, 0])).sum::<f64>() / n as f64;
+        let u: f64 = (0..n)
+            .map(|i| s.uniform(Purpose::Ble, [i, 0, 0]))
+            .sum::<f64>()
+            / n as f64;
         assert!((u - 0.5).abs() < 0.01, "mean {u}");
         let z: Vec<f64> = (0..n).map(|i| s.normal(Purpose::Ble, [i, 0, 0])).collect();
         let mean = z.iter().sum::<f64>() / n as f64;
         let var = z.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
-        assert!(mean.abs() < 0.02 && (var - 1.0).abs() < 0.03, "{mean} {var}");
+        assert!(
+            mean.abs() < 0.02 && (var - 1.0).abs() < 0.03,
+            "{mean} {var}"
+        );
     }
 }

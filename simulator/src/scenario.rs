@@ -480,7 +480,8 @@ impl Scenario {
         }
         *node = value;
         let text = toml::to_string(&tree).expect("a TOML tree serializes");
-        *self = Self::from_toml(&text).map_err(|e| Error::Scenario(format!("`{assignment}`: {e}")))?;
+        *self =
+            Self::from_toml(&text).map_err(|e| Error::Scenario(format!("`{assignment}`: {e}")))?;
         Ok(())
     }
 
@@ -507,18 +508,35 @@ impl Scenario {
             ("app.upload_compliance", self.app.upload_compliance),
             ("app.quarantine_compliance", self.app.quarantine_compliance),
             ("app.test_probability", self.app.test_probability),
-            ("disease.asymptomatic_fraction", self.disease.asymptomatic_fraction),
-            ("testing.symptomatic_test_probability", self.testing.symptomatic_test_probability),
+            (
+                "disease.asymptomatic_fraction",
+                self.disease.asymptomatic_fraction,
+            ),
+            (
+                "testing.symptomatic_test_probability",
+                self.testing.symptomatic_test_probability,
+            ),
             ("testing.sensitivity", self.testing.sensitivity),
-            ("testing.isolation_compliance", self.testing.isolation_compliance),
+            (
+                "testing.isolation_compliance",
+                self.testing.isolation_compliance,
+            ),
             ("tracing.traced_fraction", self.tracing.traced_fraction),
             ("tracing.compliance", self.tracing.compliance),
-            ("network.transport_fraction", self.network.transport_fraction),
-            ("network.daily_fraction_occupation", self.network.daily_fraction_occupation),
+            (
+                "network.transport_fraction",
+                self.network.transport_fraction,
+            ),
+            (
+                "network.daily_fraction_occupation",
+                self.network.daily_fraction_occupation,
+            ),
         ];
         for (name, p) in probabilities {
             if !(0.0..=1.0).contains(&p) {
-                return Err(Error::Scenario(format!("{name} must be within 0..=1, not {p}")));
+                return Err(Error::Scenario(format!(
+                    "{name} must be within 0..=1, not {p}"
+                )));
             }
         }
         if !(self.disease.r0 > 0.0 && self.disease.r0 < 50.0) {

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use kith_core::DiagnosisKey;
 use rayon::prelude::*;
 
-use crate::app::{self, Authority, Exposures, Phones, Radio, RETENTION_DAYS};
+use crate::app::{self, Authority, Exposures, Phones, RETENTION_DAYS, Radio};
 use crate::ble::{Channel, ModelTable};
 use crate::contacts::{Contact, daily_contacts};
 use crate::diary::Diary;
@@ -197,7 +197,11 @@ impl Simulation {
         } else {
             1
         };
-        let keep_app = if phones.is_empty() { keep_all } else { RETENTION_DAYS };
+        let keep_app = if phones.is_empty() {
+            keep_all
+        } else {
+            RETENTION_DAYS
+        };
         let n = population.len();
         let configs = Exposures::new(scenario)?;
         let configs_count = configs.configs.len();
@@ -381,8 +385,11 @@ impl Simulation {
             Event::Onset(a) => {
                 row.new_symptomatic += 1;
                 let counters = [u64::from(a), u64::from(t), 1];
-                if self.streams.chance(Purpose::Testing, counters, testing.symptomatic_test_probability)
-                {
+                if self.streams.chance(
+                    Purpose::Testing,
+                    counters,
+                    testing.symptomatic_test_probability,
+                ) {
                     later(self, testing.test_delay_days, Event::Test(a));
                 }
             }
@@ -395,8 +402,10 @@ impl Simulation {
                 self.people.tests[i] = self.people.tests[i].saturating_add(1);
                 let infected = self.people.infected[i] <= t && t < self.people.recovery[i];
                 let counters = [u64::from(a), u64::from(t), 2];
-                let positive =
-                    infected && self.streams.chance(Purpose::Testing, counters, testing.sensitivity);
+                let positive = infected
+                    && self
+                        .streams
+                        .chance(Purpose::Testing, counters, testing.sensitivity);
                 later(self, testing.result_delay_days, Event::Result(a, positive));
             }
             Event::Result(a, positive) => {
@@ -407,13 +416,20 @@ impl Simulation {
                 self.people.diagnosed[i] = t;
                 row.new_diagnoses += 1;
                 let counters = [u64::from(a), u64::from(t), 3];
-                if self.streams.chance(Purpose::Testing, counters, testing.isolation_compliance) {
+                if self
+                    .streams
+                    .chance(Purpose::Testing, counters, testing.isolation_compliance)
+                {
                     let until = t.saturating_add(testing.isolation_days as u16);
                     self.people.isolated_until[i] = self.people.isolated_until[i].max(until);
                 }
                 let app = &self.scenario.app;
                 if self.phones.has_app(a)
-                    && self.streams.chance(Purpose::App, [u64::from(a), u64::from(t), 4], app.upload_compliance)
+                    && self.streams.chance(
+                        Purpose::App,
+                        [u64::from(a), u64::from(t), 4],
+                        app.upload_compliance,
+                    )
                 {
                     let delay = app.upload_delay_days;
                     later(self, delay, Event::Upload(a));
@@ -488,14 +504,20 @@ impl Simulation {
             }
             self.app_first_acted.get_or_insert(day);
             let counters = |k| [u64::from(n.agent), u64::from(day), k];
-            if self.streams.chance(Purpose::App, counters(5), app.quarantine_compliance) {
+            if self
+                .streams
+                .chance(Purpose::App, counters(5), app.quarantine_compliance)
+            {
                 let until = (n.exposure_day + app.quarantine_days).max(day + 1) as u16;
                 if until > self.people.quarantined_until[i] {
                     row.new_quarantined += 1;
                 }
                 self.people.quarantined_until[i] = self.people.quarantined_until[i].max(until);
             }
-            if self.streams.chance(Purpose::App, counters(6), app.test_probability) {
+            if self
+                .streams
+                .chance(Purpose::App, counters(6), app.test_probability)
+            {
                 self.schedule(day + 1, Event::Test(n.agent));
             }
         }
@@ -544,7 +566,10 @@ impl Simulation {
         traced.dedup();
         for other in traced {
             let counters = [u64::from(other), u64::from(t), 1 << 20];
-            if self.streams.chance(Purpose::Tracing, counters, tracing.compliance) {
+            if self
+                .streams
+                .chance(Purpose::Tracing, counters, tracing.compliance)
+            {
                 let until = t.saturating_add(tracing.quarantine_days as u16);
                 let q = &mut self.people.quarantined_until[other as usize];
                 if until > *q {
@@ -581,7 +606,11 @@ impl Simulation {
             })
             .reduce(Stocks::default, Stocks::add);
         let people = &mut self.people;
-        for (days, &until) in people.quarantine_days.iter_mut().zip(&people.quarantined_until) {
+        for (days, &until) in people
+            .quarantine_days
+            .iter_mut()
+            .zip(&people.quarantined_until)
+        {
             if until > t {
                 *days += 1;
             }

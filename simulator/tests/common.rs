@@ -7,12 +7,14 @@ use kith_sim::scenario::NetworkKind;
 
 /// A small structured town where the app has plenty to do.
 pub fn town(population: u32, days: u32) -> Scenario {
-    let mut s = Scenario::default();
-    s.name = "town".into();
-    s.population = population;
-    s.days = days;
-    s.seeds = 1;
-    s.initial_infections = population / 100;
+    let mut s = Scenario {
+        name: "town".into(),
+        population,
+        days,
+        seeds: 1,
+        initial_infections: population / 100,
+        ..Scenario::default()
+    };
     s.disease.r0 = 2.5;
     s.testing.symptomatic_test_probability = 0.9;
     s.testing.test_delay_days = 1;
@@ -24,11 +26,13 @@ pub fn town(population: u32, days: u32) -> Scenario {
 
 /// Everyone meets `contacts` random people a day; nobody is tested or traced.
 pub fn homogeneous(population: u32, days: u32, contacts: u32) -> Scenario {
-    let mut s = Scenario::default();
-    s.name = "homogeneous".into();
-    s.population = population;
-    s.days = days;
-    s.seeds = 1;
+    let mut s = Scenario {
+        name: "homogeneous".into(),
+        population,
+        days,
+        seeds: 1,
+        ..Scenario::default()
+    };
     s.network.kind = NetworkKind::Homogeneous;
     s.network.homogeneous_contacts = contacts;
     s.testing.symptomatic_test_probability = 0.0;

@@ -5,7 +5,10 @@ mod common;
 use kith_sim::{Arm, Simulation};
 
 fn run(seed: u64, threads: usize) -> Simulation {
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
     pool.install(|| {
         let mut sim = Simulation::new(&common::town(3_000, 25), seed, Arm::WithApp).unwrap();
         sim.run(|_| {}).unwrap();
@@ -17,7 +20,10 @@ fn run(seed: u64, threads: usize) -> Simulation {
 fn same_seed_same_run_on_one_and_two_threads() {
     let one = run(4, 1);
     let two = run(4, 2);
-    assert!(one.daily.last().unwrap().cum_notifications > 0, "the app did something");
+    assert!(
+        one.daily.last().unwrap().cum_notifications > 0,
+        "the app did something"
+    );
     assert_eq!(one.daily, two.daily);
     assert_eq!(one.transmissions, two.transmissions);
     assert_eq!(one.people.notified, two.people.notified);
