@@ -81,6 +81,10 @@ impl<S: Store> ExposureEngine<S> {
         &self.store
     }
 
+    pub(crate) fn store_mut(&mut self) -> &mut S {
+        &mut self.store
+    }
+
     /// The risk configuration in use.
     pub fn risk_config(&self) -> &RiskConfig {
         &self.config

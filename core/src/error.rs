@@ -165,6 +165,9 @@ pub enum Error {
         "public key is invalid: expected a P-256 (prime256v1) SubjectPublicKeyInfo in PEM or DER"
     )]
     InvalidVerifyingKey,
+    /// A venue QR code, check-in or protected report that was refused.
+    #[error("venue check-in: {0}")]
+    Checkin(#[from] crate::checkin::CheckinError),
 }
 
 /// `Result` with this crate's [`Error`].

@@ -41,6 +41,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod checkin;
 mod diagnosis;
 mod engine;
 mod error;

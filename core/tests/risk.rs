@@ -1,8 +1,6 @@
 //! GAEN v2 risk scoring through the public API, with hand-computed numbers and the
 //! figures of `../shared/gaen/risk_scoring_and_ble.md`.
 
-use std::path::PathBuf;
-
 use kith_core::risk::{
     ExposureWindow, Infectiousness, RiskConfig, ScanInstance, ScanTimeline, attenuation,
 };
@@ -204,20 +202,9 @@ fn days_older_than_the_threshold_are_ignored() {
     assert_eq!(config.daily_summaries(&[old], NOON + 15 * DAY).len(), 1);
 }
 
-fn shared_gaen() -> Option<PathBuf> {
-    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/gaen"));
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        println!("skipped: ../shared/gaen not found");
-        None
-    }
-}
-
 fn enx_sample() -> Option<RiskConfig> {
-    let text =
-        std::fs::read_to_string(shared_gaen()?.join("configs/enx_sample_config_risk_subset.json"))
-            .unwrap();
+    let path = kith_test_support::shared_gaen("configs/enx_sample_config_risk_subset.json")?;
+    let text = std::fs::read_to_string(path).unwrap();
     let file: serde_json::Value = serde_json::from_str(&text).unwrap();
     Some(RiskConfig::from_json(&file["config_subset"].to_string()).unwrap())
 }
@@ -273,10 +260,12 @@ fn enx_sample_classifies_45_minutes_of_confirmed_test_as_level_1() {
 
 #[test]
 fn reads_the_canadian_gaen_v1_configuration() {
-    let Some(dir) = shared_gaen() else { return };
-    let text =
-        std::fs::read_to_string(dir.join("configs/canada_covidalert_v1_config_1.2.6.json.txt"))
-            .unwrap();
+    let Some(path) =
+        kith_test_support::shared_gaen("configs/canada_covidalert_v1_config_1.2.6.json.txt")
+    else {
+        return;
+    };
+    let text = std::fs::read_to_string(path).unwrap();
     let json: String = text.lines().filter(|l| !l.starts_with("//")).collect();
     let config = RiskConfig::from_json(&json).unwrap();
     // v1's two thresholds: ≤ 50 immediate, ≤ 62 near, no medium bucket.

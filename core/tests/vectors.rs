@@ -1,53 +1,40 @@
-//! The official GAEN v1.2 test vectors, read from `../shared/gaen/test_vectors.txt`.
+//! The official GAEN v1.2 test vectors, from `tests/data/gaen_test_vectors_v1.2.txt` (its
+//! header names the source).
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use kith_core::{
     Aem, BluetoothMetadata, IntervalNumber, KeyValidity, MetadataVersion, RollingPeriod, Rpi,
     RpiKey, TemporaryExposureKey,
 };
 
-const VECTORS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/gaen/test_vectors.txt"
-);
+const VECTORS: &str = include_str!("data/gaen_test_vectors_v1.2.txt");
 
 struct Vectors {
-    scalars: HashMap<String, String>,
-    /// (index, interval number, RPI, AEM) for each row of the table.
+    scalars: HashMap<&'static str, &'static str>,
+    /// (index, interval number, RPI, AEM) for each `rpi` line.
     rows: Vec<(usize, u32, [u8; 16], [u8; 4])>,
 }
 
-fn load() -> Option<Vectors> {
-    if !Path::new(VECTORS).exists() {
-        println!("skipped: {VECTORS} not found (../shared/gaen is absent from this checkout)");
-        return None;
-    }
-    let text = std::fs::read_to_string(VECTORS).expect("read test vectors");
+fn load() -> Vectors {
     let mut scalars = HashMap::new();
     let mut rows = Vec::new();
-    for line in text.lines() {
+    for line in VECTORS.lines() {
         let line = line.split('#').next().unwrap().trim();
-        if line.is_empty() {
-            continue;
-        }
-        if let Some((name, value)) = line.split_once('=') {
-            // "TEK (TEMPORARY_TRACING_KEY) = 75c7…": keep the first word as the name.
-            let name = name.split_whitespace().next().unwrap().to_owned();
-            scalars.insert(name, value.trim().to_owned());
-            continue;
-        }
         let fields: Vec<&str> = line.split_whitespace().collect();
-        assert_eq!(fields.len(), 4, "unexpected table row: {line}");
-        rows.push((
-            fields[0].parse().unwrap(),
-            fields[1].parse().unwrap(),
-            hex::decode(fields[2]).unwrap().try_into().unwrap(),
-            hex::decode(fields[3]).unwrap().try_into().unwrap(),
-        ));
+        match fields[..] {
+            [] => {}
+            ["rpi", index, interval, rpi, aem] => rows.push((
+                index.parse().unwrap(),
+                interval.parse().unwrap(),
+                hex::decode(rpi).unwrap().try_into().unwrap(),
+                hex::decode(aem).unwrap().try_into().unwrap(),
+            )),
+            [name, value] => assert!(scalars.insert(name, value).is_none(), "{name} given twice"),
+            _ => panic!("unexpected line in the vectors: {line}"),
+        }
     }
-    Some(Vectors { scalars, rows })
+    Vectors { scalars, rows }
 }
 
 impl Vectors {
@@ -59,19 +46,61 @@ impl Vectors {
         hex::decode(value).unwrap().try_into().unwrap()
     }
 
+    fn number<T: std::str::FromStr<Err: std::fmt::Debug>>(&self, name: &str) -> T {
+        self.scalars[name].parse().unwrap()
+    }
+
     fn start(&self) -> IntervalNumber {
-        IntervalNumber::new(self.scalars["ENIntervalNumber"].parse().unwrap())
+        IntervalNumber::new(self.number("interval_number"))
     }
 
     fn tek(&self) -> TemporaryExposureKey {
         let validity = KeyValidity::new(self.start(), RollingPeriod::FULL_DAY).unwrap();
-        TemporaryExposureKey::from_bytes(self.bytes("TEK"), validity)
+        TemporaryExposureKey::from_bytes(self.bytes("tek"), validity)
     }
+}
+
+/// The repository's copy says what the reference file says, wherever that file is present.
+#[test]
+fn the_repository_copy_matches_the_reference_file() {
+    let Some(path) = kith_test_support::shared_gaen("test_vectors.txt") else {
+        return;
+    };
+    let reference = std::fs::read_to_string(path).unwrap();
+    let v = load();
+    let scalar = |name: &str| {
+        reference
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.split('=').nth(1))
+            .map(|value| value.split_whitespace().next().unwrap().to_owned())
+            .unwrap_or_else(|| panic!("{name} missing from the reference"))
+    };
+    assert_eq!(scalar("TEK "), v.scalars["tek"]);
+    assert_eq!(scalar("ENIntervalNumber "), v.scalars["interval_number"]);
+    assert_eq!(scalar("RPIK "), v.scalars["rpik"]);
+    assert_eq!(scalar("AEMK "), v.scalars["aemk"]);
+    assert_eq!(scalar("BLE_METADATA "), v.scalars["metadata"]);
+    assert_eq!(
+        scalar("#   KEY_GENERATION_NSECONDS"),
+        v.scalars["key_generation_seconds"]
+    );
+    let reference_rows: Vec<String> = reference
+        .lines()
+        .filter(|line| line.starts_with(' ') && !line.trim_start().starts_with('#'))
+        .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    let rows: Vec<String> = VECTORS
+        .lines()
+        .filter_map(|line| line.strip_prefix("rpi "))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(reference_rows, rows);
 }
 
 #[test]
 fn table_has_all_144_intervals_of_the_key() {
-    let Some(v) = load() else { return };
+    let v = load();
     assert_eq!(v.rows.len(), 144);
     for (i, row) in v.rows.iter().enumerate() {
         assert_eq!(row.0, i);
@@ -81,16 +110,8 @@ fn table_has_all_144_intervals_of_the_key() {
 
 #[test]
 fn interval_number_of_key_generation_time() {
-    let Some(v) = load() else { return };
-    // KEY_GENERATION_NSECONDS is documented in the header as Unix seconds.
-    let header = std::fs::read_to_string(VECTORS).unwrap();
-    let seconds: u64 = header
-        .lines()
-        .find_map(|l| l.split("KEY_GENERATION_NSECONDS =").nth(1))
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap()
-        .parse()
-        .unwrap();
+    let v = load();
+    let seconds: u64 = v.number("key_generation_seconds");
     let interval = IntervalNumber::from_unix_seconds(seconds).unwrap();
     assert_eq!(interval, v.start());
     assert_eq!(
@@ -103,19 +124,19 @@ fn interval_number_of_key_generation_time() {
 
 #[test]
 fn rpik_and_aemk_derive_from_tek() {
-    let Some(v) = load() else { return };
+    let v = load();
     let tek = v.tek();
-    assert_eq!(tek.rpi_key().expose_secret(), &v.bytes::<16>("RPIK"));
-    assert_eq!(tek.aem_key().expose_secret(), &v.bytes::<16>("AEMK"));
+    assert_eq!(tek.rpi_key().expose_secret(), &v.bytes::<16>("rpik"));
+    assert_eq!(tek.aem_key().expose_secret(), &v.bytes::<16>("aemk"));
     let (rpik, aemk) = tek.derive_keys();
-    assert_eq!(rpik.expose_secret(), &v.bytes::<16>("RPIK"));
-    assert_eq!(aemk.expose_secret(), &v.bytes::<16>("AEMK"));
+    assert_eq!(rpik.expose_secret(), &v.bytes::<16>("rpik"));
+    assert_eq!(aemk.expose_secret(), &v.bytes::<16>("aemk"));
 }
 
 #[test]
 fn every_rpi_one_at_a_time() {
-    let Some(v) = load() else { return };
-    let rpik = RpiKey::from_bytes(&v.bytes("RPIK"));
+    let v = load();
+    let rpik = RpiKey::from_bytes(&v.bytes("rpik"));
     for &(i, interval, rpi, _) in &v.rows {
         assert_eq!(
             rpik.rpi(IntervalNumber::new(interval)),
@@ -127,7 +148,7 @@ fn every_rpi_one_at_a_time() {
 
 #[test]
 fn every_rpi_in_one_batch_and_in_sub_ranges() {
-    let Some(v) = load() else { return };
+    let v = load();
     let tek = v.tek();
     let expected: Vec<Rpi> = v.rows.iter().map(|r| Rpi::from_bytes(r.2)).collect();
     assert_eq!(tek.rpi_key().rpis(tek.validity()), expected);
@@ -143,8 +164,8 @@ fn every_rpi_in_one_batch_and_in_sub_ranges() {
 
 #[test]
 fn every_aem_encrypts_and_decrypts() {
-    let Some(v) = load() else { return };
-    let metadata_bytes: [u8; 4] = v.bytes("BLE_METADATA");
+    let v = load();
+    let metadata_bytes: [u8; 4] = v.bytes("metadata");
     let metadata = BluetoothMetadata::parse(metadata_bytes).unwrap();
     assert_eq!(metadata.version(), MetadataVersion::V1_0);
     assert_eq!(metadata.tx_power(), 8);

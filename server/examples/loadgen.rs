@@ -58,12 +58,19 @@ struct Args {
 struct ServerChild {
     child: Child,
     base: String,
+    operator: String,
     admin_key: Option<String>,
 }
 
 fn start_server(binary: &Path, data_dir: &Path) -> ServerChild {
     let mut child = Command::new(binary)
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--operator-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
         .arg(data_dir)
         .env("KITH_LOG", "warn")
         .stdout(Stdio::piped())
@@ -72,19 +79,25 @@ fn start_server(binary: &Path, data_dir: &Path) -> ServerChild {
         .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
     let mut admin_key = None;
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = loop {
+    let mut base = None;
+    let operator = loop {
         let line = lines.next().expect("server exited").unwrap();
         if let Some(key) = line.strip_prefix("admin API key (shown once, store it now): ") {
             admin_key = Some(key.to_owned());
         }
         if let Some(addr) = line.strip_prefix("listening on ") {
+            base = Some(addr.to_owned());
+        }
+        if let Some(addr) = line.strip_prefix("operator listening on ") {
             break addr.to_owned();
         }
     };
+    let base = base.expect("the public address comes first");
     std::thread::spawn(move || lines.for_each(drop));
     ServerChild {
         child,
         base,
+        operator,
         admin_key,
     }
 }
@@ -101,10 +114,28 @@ async fn json_answer(request: reqwest::RequestBuilder) -> Value {
     request.send().await.unwrap().json().await.unwrap()
 }
 
-/// One prepared request: its body and its first key (to look up after a kill).
+/// One prepared request: its body, what opens a sealed answer, and its first key (to
+/// look up after a kill).
 struct Prepared {
     body: Vec<u8>,
+    opener: Option<kith_server::sealed::ResponseOpener>,
     key: [u8; 16],
+}
+
+/// Whether an answer says the keys were taken: a 200, and for a sealed request a 200
+/// sealed inside.
+fn accepted(prepared: &Prepared, status: u16, body: &[u8]) -> bool {
+    if status != 200 {
+        return false;
+    }
+    let Some(opener) = &prepared.opener else {
+        return true;
+    };
+    opener
+        .open(body)
+        .ok()
+        .and_then(|plain| serde_json::from_slice::<Value>(&plain).ok())
+        .is_some_and(|inside| inside["status"] == 200)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -134,7 +165,7 @@ async fn main() {
     while codes.len() < args.requests {
         let count = (args.requests - codes.len()).min(10_000);
         let body = json_answer(
-            http.post(format!("{}/v1/admin/codes", server.base))
+            http.post(format!("{}/v1/admin/codes", server.operator))
                 .bearer_auth(&admin)
                 .json(&json!({"diagnosis": "confirmed_test", "count": count})),
         )
@@ -183,12 +214,19 @@ async fn main() {
             "verificationCode": code,
             "fake": fake,
         });
-        let body = if plain {
-            doc.to_string().into_bytes()
+        let (body, opener) = if plain {
+            (doc.to_string().into_bytes(), None)
         } else {
-            kith_server::sealed::seal(&public_key, doc.to_string().as_bytes(), &mut rng).unwrap()
+            let (body, opener) =
+                kith_server::sealed::seal(&public_key, doc.to_string().as_bytes(), &mut rng)
+                    .unwrap();
+            (body, Some(opener))
         };
-        Prepared { body, key: keys[0] }
+        Prepared {
+            body,
+            opener,
+            key: keys[0],
+        }
     };
     let half = codes.len() / 2;
     let (first, second) = std::thread::scope(|s| {
@@ -237,7 +275,12 @@ async fn main() {
                         .send()
                         .await;
                     let ok = match response {
-                        Ok(r) => r.status() == 200 && r.bytes().await.is_ok(),
+                        Ok(r) => {
+                            let status = r.status().as_u16();
+                            r.bytes()
+                                .await
+                                .is_ok_and(|body| accepted(request, status, &body))
+                        }
                         Err(_) => false,
                     };
                     if ok {
@@ -310,8 +353,8 @@ async fn main() {
             .send()
             .await
             .map(|r| r.status().as_u16());
-        let conn = kith_server::db::open_read_only(data.path()).unwrap();
-        let stored_keys = kith_server::db::all_key_bytes(&conn).unwrap();
+        let stored = kith_server::inspect::StoredData::open(data.path()).unwrap();
+        let stored_keys = stored.all_key_bytes().unwrap();
         let stored = stored_keys.len();
         let missing = acknowledged
             .iter()

@@ -10,16 +10,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::calendar;
-use crate::codes::{CodeOrder, Diagnosis, Onset, OnsetKind};
+use crate::codes::{CodeOrder, Diagnosis, OnsetDates};
 use crate::error::{AppError, ErrorBody, Result};
 use crate::json::Json;
 use crate::state::AppState;
-
-/// Most codes one request may issue (batch workflows of large test centres).
-pub const MAX_CODES_PER_REQUEST: u32 = 10_000;
-
-/// Oldest onset or test date accepted, in days before today (GAEN: at most 14 days ago).
-pub const MAX_ONSET_AGE_DAYS: u32 = 14;
 
 /// Proof that the request carries the admin API key.
 #[derive(Debug)]
@@ -82,53 +76,6 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(issue_codes))
 }
 
-/// Checks an order and turns it into a [`CodeOrder`] (shared with the portal's form).
-pub fn code_order(
-    state: &AppState,
-    diagnosis: Diagnosis,
-    symptom_onset_date: Option<&str>,
-    test_date: Option<&str>,
-    count: u32,
-) -> Result<CodeOrder> {
-    if !(1..=MAX_CODES_PER_REQUEST).contains(&count) {
-        return Err(AppError::invalid(
-            "invalid_count",
-            format!("count must be 1..={MAX_CODES_PER_REQUEST}, got {count}"),
-        ));
-    }
-    let now = state.clock.now_unix();
-    let today = calendar::day_of(now);
-    let day = |text: &str, field: &str| -> Result<u32> {
-        let day = calendar::parse_date(text).ok_or_else(|| {
-            AppError::invalid("invalid_date", format!("{field} must be a date YYYY-MM-DD"))
-        })?;
-        if day > today || day + MAX_ONSET_AGE_DAYS < today {
-            return Err(AppError::invalid(
-                "invalid_date",
-                format!("{field} must be between {MAX_ONSET_AGE_DAYS} days ago and today (UTC)"),
-            ));
-        }
-        Ok(day)
-    };
-    let onset = match (symptom_onset_date, test_date) {
-        (Some(date), _) => Some(Onset {
-            day: day(date, "symptomOnsetDate")?,
-            kind: OnsetKind::Symptom,
-        }),
-        (None, Some(date)) => Some(Onset {
-            day: day(date, "testDate")?,
-            kind: OnsetKind::Test,
-        }),
-        (None, None) => None,
-    };
-    Ok(CodeOrder {
-        diagnosis,
-        onset,
-        count,
-        expires_at: now + u64::from(state.config.code_lifetime_minutes) * 60,
-    })
-}
-
 /// Issue one-time verification codes.
 #[utoipa::path(post, path = "/v1/admin/codes", tag = "health authority",
     request_body = IssueCodesRequest,
@@ -146,12 +93,16 @@ async fn issue_codes(
     State(state): State<AppState>,
     Json(request): Json<IssueCodesRequest>,
 ) -> Result<axum::Json<IssuedCodes>> {
-    let order = code_order(
-        &state,
+    let dates = OnsetDates {
+        symptom_onset: request.symptom_onset_date.as_deref(),
+        test: request.test_date.as_deref(),
+    };
+    let order = CodeOrder::new(
         request.diagnosis,
-        request.symptom_onset_date.as_deref(),
-        request.test_date.as_deref(),
+        dates,
         request.count,
+        state.clock.now(),
+        state.config.code_lifetime_seconds(),
     )?;
     let codes = state.writer.issue_codes(order).await?;
     Ok(axum::Json(IssuedCodes {
@@ -160,6 +111,6 @@ async fn issue_codes(
             .map(|code| code.expose_secret().to_owned())
             .collect(),
         expires_at: calendar::format_rfc3339(order.expires_at),
-        expires_at_unix: order.expires_at,
+        expires_at_unix: order.expires_at.get(),
     }))
 }

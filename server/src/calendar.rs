@@ -1,25 +1,80 @@
 //! Civil dates in UTC: `YYYY-MM-DD` for forms and JSON, RFC 3339 for expiry times.
 //! (Howard Hinnant's days-from-civil algorithms; no time-zone database needed.)
 
+use kith_core::{INTERVALS_PER_DAY, IntervalNumber};
+
+use crate::clock::UnixSeconds;
+
 const SECONDS_PER_DAY: u64 = 86_400;
 
-/// Days since 1970-01-01 of a `YYYY-MM-DD` date from 1970 on; `None` if malformed or impossible.
-pub fn parse_date(text: &str) -> Option<u32> {
-    let bytes = text.as_bytes();
-    if bytes.len() != 10 || bytes[4] != b'-' || bytes[7] != b'-' {
-        return None;
+/// A UTC calendar day: days since 1970-01-01.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Day(u32);
+
+impl Day {
+    /// Day number `days` since the epoch.
+    pub const fn new(days: u32) -> Self {
+        Self(days)
     }
-    let number = |range: std::ops::Range<usize>| -> Option<u32> {
-        let part = text.get(range)?;
-        part.bytes()
-            .all(|b| b.is_ascii_digit())
-            .then(|| part.parse().ok())?
-    };
-    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
-    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
-        return None;
+
+    /// Days since the epoch.
+    pub const fn get(self) -> u32 {
+        self.0
     }
-    u32::try_from(days_from_civil(year, month, day)).ok()
+
+    /// The day holding `time`.
+    pub fn of(time: UnixSeconds) -> Self {
+        Self((time.get() / SECONDS_PER_DAY) as u32)
+    }
+
+    /// The day holding `interval`.
+    pub fn of_interval(interval: IntervalNumber) -> Self {
+        Self(interval.get() / INTERVALS_PER_DAY)
+    }
+
+    /// `days` earlier, stopping at the epoch.
+    pub const fn minus(self, days: u32) -> Self {
+        Self(self.0.saturating_sub(days))
+    }
+
+    /// `days` later.
+    pub const fn plus(self, days: u32) -> Self {
+        Self(self.0.saturating_add(days))
+    }
+
+    /// Signed days from `other` to `self`.
+    pub fn days_after(self, other: Self) -> i64 {
+        i64::from(self.0) - i64::from(other.0)
+    }
+
+    /// A `YYYY-MM-DD` date from 1970 on; `None` if malformed or impossible.
+    pub fn parse(text: &str) -> Option<Self> {
+        let bytes = text.as_bytes();
+        if bytes.len() != 10 || bytes[4] != b'-' || bytes[7] != b'-' {
+            return None;
+        }
+        let number = |range: std::ops::Range<usize>| -> Option<u32> {
+            let part = text.get(range)?;
+            part.bytes()
+                .all(|b| b.is_ascii_digit())
+                .then(|| part.parse().ok())?
+        };
+        let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
+        if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+            return None;
+        }
+        u32::try_from(days_from_civil(year, month, day))
+            .ok()
+            .map(Self)
+    }
+}
+
+impl std::fmt::Display for Day {
+    /// `YYYY-MM-DD`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (y, m, d) = civil_from_days(i64::from(self.0));
+        write!(f, "{y:04}-{m:02}-{d:02}")
+    }
 }
 
 fn days_in_month(year: u32, month: u32) -> u32 {
@@ -53,27 +108,16 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(month <= 2), month, day)
 }
 
-/// `YYYY-MM-DD` of a day number.
-pub fn format_date(day: u32) -> String {
-    let (y, m, d) = civil_from_days(i64::from(day));
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
-/// RFC 3339 UTC time of a Unix timestamp, to the second.
-pub fn format_rfc3339(unix_seconds: u64) -> String {
-    let secs = unix_seconds % SECONDS_PER_DAY;
+/// RFC 3339 UTC time, to the second.
+pub fn format_rfc3339(time: UnixSeconds) -> String {
+    let secs = time.get() % SECONDS_PER_DAY;
     format!(
         "{}T{:02}:{:02}:{:02}Z",
-        format_date((unix_seconds / SECONDS_PER_DAY) as u32),
+        Day::of(time),
         secs / 3600,
         secs / 60 % 60,
         secs % 60
     )
-}
-
-/// The day number of a Unix timestamp.
-pub fn day_of(unix_seconds: u64) -> u32 {
-    (unix_seconds / SECONDS_PER_DAY) as u32
 }
 
 #[cfg(test)]
@@ -83,10 +127,13 @@ mod tests {
 
     #[test]
     fn known_dates() {
-        assert_eq!(parse_date("1970-01-01"), Some(0));
-        assert_eq!(parse_date("2020-04-01"), Some(18_353));
-        assert_eq!(parse_date("2024-02-29"), Some(19_782));
-        assert_eq!(format_rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(Day::parse("1970-01-01"), Some(Day(0)));
+        assert_eq!(Day::parse("2020-04-01"), Some(Day(18_353)));
+        assert_eq!(Day::parse("2024-02-29"), Some(Day(19_782)));
+        assert_eq!(
+            format_rfc3339(UnixSeconds::new(1_700_000_000)),
+            "2023-11-14T22:13:20Z"
+        );
         for bad in [
             "2023-02-29",
             "2023-13-01",
@@ -96,19 +143,19 @@ mod tests {
             "1969-12-31",
             "",
         ] {
-            assert_eq!(parse_date(bad), None, "{bad}");
+            assert_eq!(Day::parse(bad), None, "{bad}");
         }
     }
 
     proptest! {
         #[test]
         fn format_and_parse_round_trip(day in 0u32..2_932_896) {
-            prop_assert_eq!(parse_date(&format_date(day)), Some(day));
+            prop_assert_eq!(Day::parse(&Day(day).to_string()), Some(Day(day)));
         }
 
         #[test]
         fn parse_never_panics(text in ".{0,12}") {
-            let _ = parse_date(&text);
+            let _ = Day::parse(&text);
         }
     }
 }

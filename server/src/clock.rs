@@ -1,38 +1,115 @@
-//! The server's notion of "now", kept in one place so tests can move it.
+//! The server's notion of "now": a [`Clock`] in the state, the system clock in
+//! production and a [`ManualClock`] in tests, so time is a value handlers are given.
 
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use kith_core::IntervalNumber;
 
-/// Wall-clock time shifted by a fixed offset (zero outside tests).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Clock {
-    offset_seconds: i64,
+/// A point in time: whole seconds since 1970-01-01 00:00 UTC.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UnixSeconds(u64);
+
+impl UnixSeconds {
+    /// The time `seconds` after the epoch.
+    pub const fn new(seconds: u64) -> Self {
+        Self(seconds)
+    }
+
+    /// Seconds since the epoch.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+
+    /// `seconds` later (saturating: the clock never wraps).
+    pub const fn plus(self, seconds: u64) -> Self {
+        Self(self.0.saturating_add(seconds))
+    }
+
+    /// Seconds from `earlier` to `self`, zero if `earlier` is later.
+    pub const fn since(self, earlier: Self) -> u64 {
+        self.0.saturating_sub(earlier.0)
+    }
+
+    /// The GAEN interval holding this time.
+    pub fn interval(self) -> IntervalNumber {
+        // u32 intervals last until the year 83 000; saturate rather than fail before then.
+        IntervalNumber::from_unix_seconds(self.0).unwrap_or(IntervalNumber::new(u32::MAX))
+    }
+
+    /// The start of `interval`.
+    pub fn of_interval(interval: IntervalNumber) -> Self {
+        Self(interval.start_unix_seconds())
+    }
 }
 
+/// Where "now" comes from; cheap to clone, shared by handlers and the writer thread.
+#[derive(Clone, Default)]
+pub struct Clock(Option<Arc<AtomicU64>>);
+
 impl Clock {
-    /// The system clock.
+    /// The operating system's wall clock.
     pub fn system() -> Self {
-        Self::default()
+        Self(None)
     }
 
-    /// The system clock shifted by `offset_seconds` (negative goes back in time).
-    pub fn with_offset(offset_seconds: i64) -> Self {
-        Self { offset_seconds }
-    }
-
-    /// Seconds since the Unix epoch.
-    pub fn now_unix(&self) -> u64 {
-        let system = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        system.saturating_add_signed(self.offset_seconds)
+    /// Now.
+    pub fn now(&self) -> UnixSeconds {
+        match &self.0 {
+            None => UnixSeconds(
+                SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs()),
+            ),
+            Some(manual) => UnixSeconds(manual.load(Ordering::Relaxed)),
+        }
     }
 
     /// The current GAEN interval.
     pub fn now_interval(&self) -> IntervalNumber {
-        // u32 intervals last until the year 83 000; saturate rather than fail before then.
-        IntervalNumber::from_unix_seconds(self.now_unix()).unwrap_or(IntervalNumber::new(u32::MAX))
+        self.now().interval()
+    }
+}
+
+impl fmt::Debug for Clock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            None => f.write_str("Clock::system"),
+            Some(_) => write!(f, "Clock::manual({})", self.now().get()),
+        }
+    }
+}
+
+/// A clock that stands still until a test moves it.
+#[derive(Clone, Debug)]
+pub struct ManualClock(Arc<AtomicU64>);
+
+impl ManualClock {
+    /// A clock showing `now`.
+    pub fn new(now: UnixSeconds) -> Self {
+        Self(Arc::new(AtomicU64::new(now.get())))
+    }
+
+    /// A clock showing the system time now.
+    pub fn starting_now() -> Self {
+        Self::new(Clock::system().now())
+    }
+
+    /// The [`Clock`] to hand to the server; it follows this one.
+    pub fn clock(&self) -> Clock {
+        Clock(Some(self.0.clone()))
+    }
+
+    /// Moves the clock forward by `seconds`.
+    pub fn advance(&self, seconds: u64) {
+        self.0.fetch_add(seconds, Ordering::Relaxed);
+    }
+
+    /// Sets the time.
+    pub fn set(&self, now: UnixSeconds) {
+        self.0.store(now.get(), Ordering::Relaxed);
     }
 }
 
@@ -41,14 +118,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn offset_moves_now() {
-        let day = 24 * 3600;
-        let ahead = Clock::with_offset(day).now_unix();
-        let now = Clock::system().now_unix();
-        assert!(ahead >= now + day as u64 && ahead <= now + day as u64 + 5);
-        assert_eq!(
-            Clock::with_offset(day).now_interval().get() - Clock::system().now_interval().get(),
-            144
-        );
+    fn manual_clock_moves_only_when_told() {
+        let manual = ManualClock::new(UnixSeconds::new(1_700_000_000));
+        let clock = manual.clock();
+        assert_eq!(clock.now().get(), 1_700_000_000);
+        manual.advance(24 * 3600);
+        assert_eq!(clock.now().get(), 1_700_086_400);
+        assert_eq!(clock.now_interval().get(), 2_833_333 + 144);
+        manual.set(UnixSeconds::new(5));
+        assert_eq!(clock.now(), UnixSeconds::new(5));
+    }
+
+    #[test]
+    fn system_clock_is_close_to_the_system_time() {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        assert!(Clock::system().now().since(UnixSeconds::new(now)) <= 5);
+        assert_eq!(UnixSeconds::new(5).since(UnixSeconds::new(9)), 0);
     }
 }

@@ -1,5 +1,5 @@
-//! One-time verification codes: generation, normalisation, hashing, and the
-//! guessing budget that limits how many wrong codes the server answers.
+//! One-time verification codes: generation, normalisation, hashing, and orders for
+//! new codes.
 
 use std::fmt;
 
@@ -11,12 +11,14 @@ use subtle::ConstantTimeEq;
 use utoipa::ToSchema;
 use zeroize::{Zeroize, Zeroizing};
 
+use crate::calendar::Day;
+use crate::clock::UnixSeconds;
 use crate::error::{AppError, Result};
 
-/// Digits in a verification code: 10^12 possible codes (see the README for the odds).
-pub const CODE_DIGITS: usize = 12;
+/// Digits in a verification code: 10^16 possible codes (see the README for the odds).
+pub const CODE_DIGITS: usize = 16;
 
-/// A verification code as typed by a person: twelve decimal digits.
+/// A verification code as typed by a person: sixteen decimal digits.
 /// Zeroized on drop (through `Zeroizing`); `Debug` does not show it.
 #[derive(Clone)]
 pub struct VerificationCode(Zeroizing<String>);
@@ -98,6 +100,13 @@ impl fmt::Debug for Pepper {
 pub struct CodeHash([u8; 32]);
 
 impl CodeHash {
+    /// A hash no code has (with overwhelming probability): what chaff looks up.
+    pub fn random<R: RngCore + CryptoRng>(rng: &mut R) -> Self {
+        let mut bytes = [0u8; 32];
+        rng.fill_bytes(&mut bytes);
+        Self(bytes)
+    }
+
     /// A hash read back from the database; `None` unless it has 32 bytes.
     pub fn from_slice(bytes: &[u8]) -> Option<Self> {
         bytes.try_into().ok().map(Self)
@@ -122,6 +131,8 @@ impl fmt::Debug for CodeHash {
 }
 
 /// The diagnoses a health authority can attach to a code.
+// The variant names are GAEN's report types.
+#[allow(clippy::enum_variant_names)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Diagnosis {
@@ -206,8 +217,8 @@ impl OnsetKind {
 /// The day from which days since onset are counted, as the health authority gave it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Onset {
-    /// Days since 1970-01-01 (UTC).
-    pub day: u32,
+    /// The day (UTC).
+    pub day: Day,
     /// Symptom onset or test date.
     pub kind: OnsetKind,
 }
@@ -221,59 +232,73 @@ pub struct CodeOrder {
     pub onset: Option<Onset>,
     /// How many codes.
     pub count: u32,
-    /// Unix seconds after which the codes no longer work.
-    pub expires_at: u64,
+    /// When the codes stop working.
+    pub expires_at: UnixSeconds,
 }
 
-/// A token bucket of failed redemptions shared by all clients.
-///
-/// Clients are not told apart (no IP addresses are kept), so the budget bounds how
-/// many codes anyone can try, whoever they are. It is checked before a code is looked
-/// up, so once it is spent even a correct code gets "too many attempts": an attacker
-/// learns nothing from the answers.
-#[derive(Debug)]
-pub struct GuessBudget {
-    capacity: f64,
-    per_second: f64,
-    tokens: f64,
-    updated_at: u64,
+/// Most codes one order may ask for (batch workflows of large test centres).
+pub const MAX_CODES_PER_ORDER: u32 = 10_000;
+
+/// Oldest onset or test date accepted, in days before today (GAEN: at most 14 days ago).
+pub const MAX_ONSET_AGE_DAYS: u32 = 14;
+
+/// The dates a health authority may give with an order; the symptom onset wins.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OnsetDates<'a> {
+    /// Day symptoms began, `YYYY-MM-DD` (UTC).
+    pub symptom_onset: Option<&'a str>,
+    /// Day of the test, `YYYY-MM-DD`, used when there is no symptom onset.
+    pub test: Option<&'a str>,
 }
 
-impl GuessBudget {
-    /// A full bucket of `burst` failures, refilled at `per_hour`.
-    pub fn new(burst: u32, per_hour: u32, now_unix: u64) -> Self {
-        Self {
-            capacity: f64::from(burst),
-            per_second: f64::from(per_hour) / 3600.0,
-            tokens: f64::from(burst),
-            updated_at: now_unix,
+impl CodeOrder {
+    /// Checks an order placed at `now` for codes that live `lifetime_seconds`.
+    pub fn new(
+        diagnosis: Diagnosis,
+        dates: OnsetDates<'_>,
+        count: u32,
+        now: UnixSeconds,
+        lifetime_seconds: u64,
+    ) -> Result<Self> {
+        if !(1..=MAX_CODES_PER_ORDER).contains(&count) {
+            return Err(AppError::invalid(
+                "invalid_count",
+                format!("count must be 1..={MAX_CODES_PER_ORDER}, got {count}"),
+            ));
         }
+        let today = Day::of(now);
+        let onset = match (dates.symptom_onset, dates.test) {
+            (Some(date), _) => Some(Onset {
+                day: recent_day(date, "symptomOnsetDate", today)?,
+                kind: OnsetKind::Symptom,
+            }),
+            (None, Some(date)) => Some(Onset {
+                day: recent_day(date, "testDate", today)?,
+                kind: OnsetKind::Test,
+            }),
+            (None, None) => None,
+        };
+        Ok(Self {
+            diagnosis,
+            onset,
+            count,
+            expires_at: now.plus(lifetime_seconds),
+        })
     }
+}
 
-    fn refill(&mut self, now_unix: u64) {
-        let elapsed = now_unix.saturating_sub(self.updated_at) as f64;
-        self.tokens = (self.tokens + elapsed * self.per_second).min(self.capacity);
-        self.updated_at = self.updated_at.max(now_unix);
+/// `text` as a day between [`MAX_ONSET_AGE_DAYS`] ago and `today`.
+fn recent_day(text: &str, field: &str, today: Day) -> Result<Day> {
+    let day = Day::parse(text).ok_or_else(|| {
+        AppError::invalid("invalid_date", format!("{field} must be a date YYYY-MM-DD"))
+    })?;
+    if day > today || day < today.minus(MAX_ONSET_AGE_DAYS) {
+        return Err(AppError::invalid(
+            "invalid_date",
+            format!("{field} must be between {MAX_ONSET_AGE_DAYS} days ago and today (UTC)"),
+        ));
     }
-
-    /// Ok if a failure could still be afforded now; otherwise how long to wait.
-    pub fn check(&mut self, now_unix: u64) -> Result<()> {
-        self.refill(now_unix);
-        if self.tokens >= 1.0 {
-            Ok(())
-        } else {
-            let wait = ((1.0 - self.tokens) / self.per_second).ceil().max(1.0);
-            Err(AppError::TooManyGuesses {
-                retry_after_seconds: wait as u64,
-            })
-        }
-    }
-
-    /// Records one failed redemption.
-    pub fn spend(&mut self, now_unix: u64) {
-        self.refill(now_unix);
-        self.tokens = (self.tokens - 1.0).max(0.0);
-    }
+    Ok(day)
 }
 
 #[cfg(test)]
@@ -283,7 +308,7 @@ mod tests {
     use rand::SeedableRng;
 
     #[test]
-    fn generated_codes_have_twelve_uniform_digits() {
+    fn generated_codes_have_sixteen_uniform_digits() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         let mut counts = [0u32; 10];
         for _ in 0..1000 {
@@ -293,23 +318,24 @@ mod tests {
                 counts[usize::from(b - b'0')] += 1;
             }
         }
-        // 12 000 digits: each should appear ~1200 times.
+        // 16 000 digits: each should appear ~1600 times.
         assert!(
-            counts.iter().all(|&c| (1000..1400).contains(&c)),
+            counts.iter().all(|&c| (1400..1800).contains(&c)),
             "{counts:?}"
         );
     }
 
     #[test]
     fn parse_ignores_grouping_and_rejects_anything_else() {
-        let code = VerificationCode::parse("1234-5678 9012").unwrap();
-        assert_eq!(code.expose_secret(), "123456789012");
+        let code = VerificationCode::parse("1234-5678 9012 3456").unwrap();
+        assert_eq!(code.expose_secret(), "1234567890123456");
         for bad in [
             "",
-            "12345678901",
-            "1234567890123",
-            "12345678901a",
-            "١٢٣٤٥٦٧٨٩٠١٢",
+            "123456789012",
+            "123456789012345",
+            "12345678901234567",
+            "123456789012345a",
+            "١٢٣٤٥٦٧٨٩٠١٢٣٤٥٦",
         ] {
             assert!(VerificationCode::parse(bad).is_err(), "{bad}");
         }
@@ -318,8 +344,8 @@ mod tests {
 
     #[test]
     fn hash_depends_on_pepper_and_code() {
-        let a = VerificationCode::parse("111111111111").unwrap();
-        let b = VerificationCode::parse("111111111112").unwrap();
+        let a = VerificationCode::parse("1111111111111111").unwrap();
+        let b = VerificationCode::parse("1111111111111112").unwrap();
         let p1 = Pepper::from_bytes([1; 32]);
         let p2 = Pepper::from_bytes([2; 32]);
         assert!(bool::from(a.hash(&p1).ct_eq(&a.hash(&p1))));
@@ -328,32 +354,42 @@ mod tests {
     }
 
     #[test]
-    fn guess_budget_spends_and_refills() {
-        let mut budget = GuessBudget::new(2, 3600, 1000); // one per second
-        budget.check(1000).unwrap();
-        budget.spend(1000);
-        budget.spend(1000);
-        let Err(AppError::TooManyGuesses {
-            retry_after_seconds,
-        }) = budget.check(1000)
-        else {
-            panic!("budget should be spent");
-        };
-        assert_eq!(retry_after_seconds, 1);
-        budget.check(1001).unwrap();
-        // The bucket never holds more than its burst.
-        budget.check(100_000).unwrap();
-        budget.spend(100_000);
-        budget.spend(100_000);
-        assert!(budget.check(100_000).is_err());
-    }
-
-    #[test]
     fn diagnosis_maps_to_report_types_and_back() {
         for d in Diagnosis::ALL {
             assert_eq!(Diagnosis::from_report_type(d.report_type()), Some(d));
         }
         assert_eq!(Diagnosis::from_report_type(ReportType::Revoked), None);
+    }
+
+    #[test]
+    fn orders_check_count_and_dates() {
+        let now = UnixSeconds::new(1_700_000_000); // 2023-11-14
+        let order = |dates, count| CodeOrder::new(Diagnosis::SelfReport, dates, count, now, 60);
+        let code = |result: Result<CodeOrder>| match result {
+            Err(AppError::Invalid { code, .. }) => code,
+            other => panic!("{other:?}"),
+        };
+        let none = OnsetDates::default();
+        assert_eq!(order(none, 1).unwrap().expires_at, now.plus(60));
+        assert_eq!(code(order(none, 0)), "invalid_count");
+        assert_eq!(code(order(none, MAX_CODES_PER_ORDER + 1)), "invalid_count");
+        let symptom = |date| OnsetDates {
+            symptom_onset: Some(date),
+            test: Some("2023-11-01"),
+        };
+        let onset = order(symptom("2023-11-10"), 1).unwrap().onset.unwrap();
+        assert_eq!(
+            (onset.day.to_string(), onset.kind),
+            ("2023-11-10".into(), OnsetKind::Symptom)
+        );
+        let test = OnsetDates {
+            symptom_onset: None,
+            test: Some("2023-10-31"),
+        };
+        assert_eq!(order(test, 1).unwrap().onset.unwrap().kind, OnsetKind::Test);
+        for bad in ["2023-11-15", "2023-10-30", "2023-02-30", "yesterday"] {
+            assert_eq!(code(order(symptom(bad), 1)), "invalid_date", "{bad}");
+        }
     }
 
     proptest! {

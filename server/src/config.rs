@@ -1,7 +1,7 @@
 //! Command-line flags and environment variables; every setting has a default, so
 //! `kith-server` with no arguments serves on 127.0.0.1:8080 from `./kith-data`.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
@@ -22,9 +22,43 @@ pub enum Durability {
 #[derive(Clone, Debug, Parser)]
 #[command(name = "kith-server", version, about = "Kith key server", long_about = None)]
 pub struct Config {
-    /// Address and port to listen on (port 0 picks a free port and prints it).
+    /// Public listener: publish, `/v1/config`, `/healthz` (port 0 picks a free port and
+    /// prints it).
     #[arg(long, env = "KITH_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+
+    /// Operator listener: admin API, case worker portal, `/metrics`, `/healthz`. Keep
+    /// it on a private address.
+    #[arg(long, env = "KITH_OPERATOR_LISTEN", default_value = "127.0.0.1:8081")]
+    pub operator_listen: SocketAddr,
+
+    /// Most connections the public listener holds open at once.
+    #[arg(long, env = "KITH_MAX_CONNECTIONS", default_value_t = 4096,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
+    /// Seconds a client has to send a request's headers, counted from connecting or
+    /// from the previous answer, so it is also how long an idle connection stays open.
+    /// (A body then has 10 s more.)
+    #[arg(long, env = "KITH_REQUEST_TIMEOUT_SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub request_timeout_seconds: u64,
+
+    /// The reverse proxy (TLS terminator, CDN) in front of the public listener: its
+    /// `X-Forwarded-For` names the client. Without it, the peer is the client.
+    #[arg(long, env = "KITH_TRUSTED_PROXY")]
+    pub trusted_proxy: Option<IpAddr>,
+
+    /// Write the admin API key created on first start to this file (mode 0600)
+    /// instead of standard output.
+    #[arg(long, env = "KITH_ADMIN_KEY_FILE")]
+    pub admin_key_file: Option<PathBuf>,
+
+    /// Largest size of the database in MiB; beyond it publishes get 503 storage_full,
+    /// as on a full disk. No limit but the disk's when not given.
+    #[arg(long, env = "KITH_MAX_DATABASE_MIB",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_database_mib: Option<u32>,
 
     /// Directory holding the database and the server's keys; created on first start.
     #[arg(long, env = "KITH_DATA_DIR", default_value = "./kith-data")]
@@ -35,7 +69,8 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..=30 * 24 * 60))]
     pub code_lifetime_minutes: u32,
 
-    /// Failed code redemptions allowed per hour, summed over all clients (guessing budget).
+    /// Failed code redemptions allowed per hour, summed over all clients that failed
+    /// before (the server-wide guessing budget; see the README).
     #[arg(long, env = "KITH_FAILED_REDEMPTIONS_PER_HOUR", default_value_t = 600,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub failed_redemptions_per_hour: u32,
@@ -44,6 +79,11 @@ pub struct Config {
     #[arg(long, env = "KITH_FAILED_REDEMPTIONS_BURST", default_value_t = 100,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub failed_redemptions_burst: u32,
+
+    /// Failed redemptions one source (IPv4 address, IPv6 /64) may have in a day.
+    #[arg(long, env = "KITH_FAILED_REDEMPTIONS_PER_SOURCE", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub failed_redemptions_per_source: u32,
 
     /// Most requests committed to the database in one transaction (group commit).
     #[arg(long, env = "KITH_WRITE_BATCH", default_value_t = 512,
@@ -66,17 +106,6 @@ pub struct Config {
     /// Version of the export signing key, as in GAEN's `verification_key_version`.
     #[arg(long, env = "KITH_EXPORT_KEY_VERSION", default_value = "v1")]
     pub export_key_version: String,
-
-    /// Shifts the server's clock by this many seconds. For tests of code expiry and
-    /// key age only: it changes nothing but what the server believes "now" is.
-    #[arg(
-        long,
-        env = "KITH_TEST_CLOCK_OFFSET",
-        default_value_t = 0,
-        hide = true,
-        allow_hyphen_values = true
-    )]
-    pub test_clock_offset_seconds: i64,
 }
 
 impl Config {
@@ -85,6 +114,11 @@ impl Config {
         let mut config = Self::parse_from(["kith-server"]);
         config.data_dir = data_dir.into();
         config
+    }
+
+    /// How long an issued code stays valid.
+    pub fn code_lifetime_seconds(&self) -> u64 {
+        u64::from(self.code_lifetime_minutes) * 60
     }
 }
 

@@ -5,19 +5,22 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use kith_core::ReportType;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::calendar::Day;
+use crate::clock::UnixSeconds;
 use crate::codes::{CodeHash, CodeOrder, Diagnosis, Onset, OnsetKind};
 use crate::config::Durability;
 use crate::error::{AppError, Result};
-use crate::publish::StoredKey;
+use crate::guessing::BudgetState;
 use crate::schema;
+use crate::upload::StoredKey;
 
 /// File name of the database inside the data directory.
 pub const DATABASE_FILE: &str = "kith.sqlite3";
 
 /// Opens (creating if needed) the database for writing, in WAL mode, migrated.
-pub fn open(data_dir: &Path, durability: Durability) -> Result<Connection> {
+pub fn open(data_dir: &Path, durability: Durability, max_mib: Option<u32>) -> Result<Connection> {
     let path = data_dir.join(DATABASE_FILE);
     // Create the file ourselves so it is private; SQLite gives its -wal and -shm
     // files the same permissions as the database.
@@ -47,18 +50,16 @@ pub fn open(data_dir: &Path, durability: Durability) -> Result<Connection> {
     conn.pragma_update(None, "cache_size", -65_536)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     schema::migrate(&mut conn)?;
+    if let Some(mib) = max_mib {
+        let page_size: u64 = conn.query_row("PRAGMA page_size", [], |row| row.get(0))?;
+        let pages = u64::from(mib) * 1024 * 1024 / page_size.max(512);
+        // SQLite answers SQLITE_FULL beyond this size, as it does on a full disk.
+        conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))?;
+    }
     Ok(conn)
 }
 
-/// Opens the database read-only, e.g. for a benchmark to check what was stored.
-pub fn open_read_only(data_dir: &Path) -> Result<Connection> {
-    Ok(Connection::open_with_flags(
-        data_dir.join(DATABASE_FILE),
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?)
-}
-
-/// A stored verification code.
+/// A verification code that has not been used.
 #[derive(Debug)]
 pub struct CodeRow {
     /// The hash it is stored under.
@@ -67,16 +68,25 @@ pub struct CodeRow {
     pub diagnosis: Diagnosis,
     /// Onset or test day.
     pub onset: Option<Onset>,
-    /// Unix seconds after which it no longer works.
-    pub expires_at: u64,
-    /// When it was used, if it was.
-    pub redeemed_at: Option<u64>,
+    /// When it stops working.
+    pub expires_at: UnixSeconds,
+}
+
+/// What the database knows of a code.
+#[derive(Debug)]
+pub enum CodeState {
+    /// Never issued (or deleted long after it expired).
+    Unknown,
+    /// Issued and not yet used.
+    Unused(CodeRow),
+    /// Used once already.
+    Redeemed,
 }
 
 /// Looks up a code by its hash.
-pub fn find_code(conn: &Connection, hash: &CodeHash) -> Result<Option<CodeRow>> {
+pub fn find_code(conn: &Connection, hash: &CodeHash) -> Result<CodeState> {
     let mut stmt = conn.prepare_cached(
-        "SELECT code_hash, report_type, onset_day, onset_kind, expires_at, redeemed_at
+        "SELECT code_hash, report_type, onset_day, onset_kind, expires_at
          FROM verification_codes WHERE code_hash = ?1",
     )?;
     let row = stmt
@@ -87,13 +97,18 @@ pub fn find_code(conn: &Connection, hash: &CodeHash) -> Result<Option<CodeRow>> 
                 row.get::<_, Option<u32>>(2)?,
                 row.get::<_, Option<String>>(3)?,
                 row.get::<_, u64>(4)?,
-                row.get::<_, Option<u64>>(5)?,
             ))
         })
         .optional()?;
-    let Some((stored_hash, report_type, onset_day, onset_kind, expires_at, redeemed_at)) = row
-    else {
-        return Ok(None);
+    let Some((stored_hash, report_type, onset_day, onset_kind, expires_at)) = row else {
+        let redeemed = conn
+            .prepare_cached("SELECT 1 FROM redeemed_codes WHERE code_hash = ?1")?
+            .exists([hash.as_bytes().as_slice()])?;
+        return Ok(if redeemed {
+            CodeState::Redeemed
+        } else {
+            CodeState::Unknown
+        });
     };
     let corrupt =
         |what: &str| AppError::Corrupt(format!("verification code row has an invalid {what}"));
@@ -103,117 +118,150 @@ pub fn find_code(conn: &Connection, hash: &CodeHash) -> Result<Option<CodeRow>> 
         .ok_or_else(|| corrupt("report type"))?;
     let onset = match (onset_day, onset_kind) {
         (Some(day), Some(kind)) => Some(Onset {
-            day,
+            day: Day::new(day),
             kind: OnsetKind::from_name(&kind).ok_or_else(|| corrupt("onset kind"))?,
         }),
         _ => None,
     };
-    Ok(Some(CodeRow {
+    Ok(CodeState::Unused(CodeRow {
         hash: CodeHash::from_slice(&stored_hash).ok_or_else(|| corrupt("hash"))?,
         diagnosis,
         onset,
-        expires_at,
-        redeemed_at,
+        expires_at: UnixSeconds::new(expires_at),
     }))
 }
 
-/// Marks a code used.
-pub fn redeem_code(conn: &Connection, hash: &CodeHash, now: u64) -> Result<()> {
-    conn.prepare_cached("UPDATE verification_codes SET redeemed_at = ?2 WHERE code_hash = ?1")?
-        .execute(params![hash.as_bytes().as_slice(), now])?;
+/// Marks a code used: its row shrinks to the hash and the hour it expires, so nothing
+/// of it (diagnosis, onset, times) is left to match with the keys stored beside it.
+pub fn redeem_code(conn: &Connection, code: &CodeRow) -> Result<()> {
+    conn.prepare_cached("DELETE FROM verification_codes WHERE code_hash = ?1")?
+        .execute([code.hash.as_bytes().as_slice()])?;
+    conn.prepare_cached("INSERT INTO redeemed_codes (code_hash, expires_hour) VALUES (?1, ?2)")?
+        .execute(params![
+            code.hash.as_bytes().as_slice(),
+            code.expires_at.get().div_ceil(HOUR)
+        ])?;
     Ok(())
 }
 
 /// Stores a new code; false if its hash already exists (a collision: draw another).
-pub fn insert_code(
-    conn: &Connection,
-    hash: &CodeHash,
-    order: &CodeOrder,
-    now: u64,
-) -> Result<bool> {
+pub fn insert_code(conn: &Connection, hash: &CodeHash, order: &CodeOrder) -> Result<bool> {
+    let hash = hash.as_bytes().as_slice();
+    if conn
+        .prepare_cached("SELECT 1 FROM redeemed_codes WHERE code_hash = ?1")?
+        .exists([hash])?
+    {
+        return Ok(false);
+    }
     let inserted = conn
         .prepare_cached(
             "INSERT INTO verification_codes
-               (code_hash, report_type, onset_day, onset_kind, issued_at, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+               (code_hash, report_type, onset_day, onset_kind, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
         )?
         .execute(params![
-            hash.as_bytes().as_slice(),
+            hash,
             order.diagnosis.report_type() as i32,
-            order.onset.map(|o| o.day),
+            order.onset.map(|o| o.day.get()),
             order.onset.map(|o| o.kind.name()),
-            now,
-            order.expires_at,
+            order.expires_at.get(),
         ])?;
     Ok(inserted == 1)
 }
 
-/// Stores published keys.
-pub fn insert_keys(conn: &Connection, keys: &[StoredKey], now: u64) -> Result<()> {
-    let mut stmt = conn.prepare_cached(
-        "INSERT INTO diagnosis_keys
-           (key_data, rolling_start, rolling_period, transmission_risk, report_type,
-            days_since_onset, received_at, embargo_until)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?;
-    for k in keys {
-        let validity = k.key.tek.validity();
-        stmt.execute(params![
-            k.key.tek.expose_secret().as_slice(),
-            validity.start().get(),
-            validity.period().get(),
-            k.key.transmission_risk_level,
-            k.key.report_type as i32,
-            k.key.days_since_onset.map(|d| d.get()),
-            now,
-            k.embargo_until,
-        ])?;
-    }
+const HOUR: u64 = 3600;
+
+/// The answer stored for a sealed body (by the SHA-256 of its `enc`), if it was sent before.
+pub fn find_sealed_answer(conn: &Connection, id: &[u8; 32]) -> Result<Option<Vec<u8>>> {
+    Ok(conn
+        .prepare_cached("SELECT answer FROM sealed_answers WHERE id = ?1")?
+        .query_row([id.as_slice()], |row| row.get(0))
+        .optional()?)
+}
+
+/// Stores a sealed body's answer for replays until `expires_hour` (Unix hours).
+pub fn store_sealed_answer(
+    conn: &Connection,
+    id: &[u8; 32],
+    answer: &[u8],
+    expires_hour: u64,
+) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO sealed_answers (id, answer, expires_hour) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![id.as_slice(), answer, expires_hour])?;
     Ok(())
 }
 
-/// Number of stored diagnosis keys.
-pub fn count_keys(conn: &Connection) -> Result<u64> {
-    Ok(conn.query_row("SELECT count(*) FROM diagnosis_keys", [], |row| row.get(0))?)
+/// Deletes the sealed answers kept long enough.
+pub fn prune_sealed_answers(conn: &Connection, hour: u64) -> Result<()> {
+    conn.prepare_cached("DELETE FROM sealed_answers WHERE expires_hour < ?1")?
+        .execute([hour])?;
+    Ok(())
 }
 
-/// The bytes of every stored key (for checking what a benchmark stored).
-pub fn all_key_bytes(conn: &Connection) -> Result<std::collections::HashSet<[u8; 16]>> {
-    let mut stmt = conn.prepare("SELECT key_data FROM diagnosis_keys")?;
-    let rows = stmt.query_map([], |row| row.get::<_, [u8; 16]>(0))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
-}
-
-/// A stored key as the tests and the exporter read it back.
-#[derive(Debug, PartialEq, Eq)]
-pub struct KeyRecord {
-    /// Rolling start interval number.
-    pub rolling_start: u32,
-    /// Rolling period.
-    pub rolling_period: u32,
-    /// GAEN report type number.
-    pub report_type: i32,
-    /// Days since onset.
-    pub days_since_onset: Option<i32>,
-    /// Unix seconds before which the key is not exported.
-    pub embargo_until: u64,
-}
-
-/// The stored record of a key, if any (a table scan: for tests and tools).
-pub fn key_record(conn: &Connection, key: &[u8; 16]) -> Result<Option<KeyRecord>> {
+/// The stored server-wide guessing budget, if one was stored.
+pub fn load_budget(conn: &Connection) -> Result<Option<BudgetState>> {
     Ok(conn
-        .prepare_cached(
-            "SELECT rolling_start, rolling_period, report_type, days_since_onset, embargo_until
-             FROM diagnosis_keys WHERE key_data = ?1 LIMIT 1",
-        )?
-        .query_row([key.as_slice()], |row| {
-            Ok(KeyRecord {
-                rolling_start: row.get(0)?,
-                rolling_period: row.get(1)?,
-                report_type: row.get(2)?,
-                days_since_onset: row.get(3)?,
-                embargo_until: row.get(4)?,
-            })
-        })
+        .query_row(
+            "SELECT tokens, updated_at FROM guess_budget WHERE id = 1",
+            [],
+            |row| {
+                Ok(BudgetState {
+                    tokens: row.get(0)?,
+                    at: UnixSeconds::new(row.get(1)?),
+                })
+            },
+        )
         .optional()?)
+}
+
+/// Stores the server-wide guessing budget.
+pub fn store_budget(conn: &Connection, budget: BudgetState) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO guess_budget (id, tokens, updated_at) VALUES (1, ?1, ?2)
+         ON CONFLICT (id) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at",
+    )?
+    .execute(params![budget.tokens, budget.at.get()])?;
+    Ok(())
+}
+
+/// Stores published keys, each under a random id, with the hour they arrived in and
+/// their embargo rounded up to the hour.
+pub fn insert_keys(
+    conn: &Connection,
+    keys: &[StoredKey],
+    now: UnixSeconds,
+    rng: &mut impl rand_core::RngCore,
+) -> Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO diagnosis_keys
+           (id, key_data, rolling_start, rolling_period, transmission_risk, report_type,
+            days_since_onset, received_at, embargo_until)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
+    )?;
+    let received_hour = now.get() / HOUR * HOUR;
+    for k in keys {
+        let validity = k.key.tek.validity();
+        // A random id collides with one of n stored keys with probability n / 2^63; then
+        // draw again.
+        loop {
+            let id = (rng.next_u64() >> 1) as i64;
+            let inserted = stmt.execute(params![
+                id,
+                k.key.tek.expose_secret().as_slice(),
+                validity.start().get(),
+                validity.period().get(),
+                k.key.transmission_risk_level,
+                k.key.report_type as i32,
+                k.key.days_since_onset.map(|d| d.get()),
+                received_hour,
+                k.embargo_until.get().div_ceil(HOUR) * HOUR,
+            ])?;
+            if inserted == 1 {
+                break;
+            }
+        }
+    }
+    Ok(())
 }

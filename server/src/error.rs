@@ -58,9 +58,25 @@ pub enum AppError {
         /// When the next attempt can succeed.
         retry_after_seconds: u64,
     },
+    /// The body did not arrive in time (408).
+    #[error("the request body did not arrive within {seconds} s")]
+    RequestTimeout {
+        /// The limit.
+        seconds: u64,
+    },
     /// The server is shutting down or its writer stopped (503).
     #[error("the server is shutting down")]
     Unavailable,
+    /// The disk (or the database's configured maximum size) is full (503); nothing of
+    /// the request was stored. Retry later.
+    #[error("the server's storage is full; nothing was stored, retry later")]
+    StorageFull,
+    /// Another server process holds the data directory.
+    #[error("{path} is in use by another kith-server (it holds the lock on {path}/kith.lock)")]
+    DataDirInUse {
+        /// The data directory.
+        path: String,
+    },
     /// A file in the data directory could not be read or written.
     #[error("{path}: {source}")]
     Io {
@@ -92,6 +108,9 @@ pub enum AppError {
         supported: u32,
     },
 }
+
+/// What a client is told to wait when the disk is full.
+pub const STORAGE_FULL_RETRY_SECONDS: u64 = 60;
 
 /// `Result` with [`AppError`].
 pub type Result<T, E = AppError> = std::result::Result<T, E>;
@@ -125,12 +144,14 @@ impl AppError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooManyGuesses { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            Self::Unavailable | Self::StorageFull => StatusCode::SERVICE_UNAVAILABLE,
             Self::Io { .. }
             | Self::BadFile { .. }
             | Self::Corrupt(_)
             | Self::Database(_)
-            | Self::SchemaTooNew { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            | Self::SchemaTooNew { .. }
+            | Self::DataDirInUse { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -146,12 +167,15 @@ impl AppError {
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType { .. } => "unsupported_media_type",
             Self::TooManyGuesses { .. } => "too_many_attempts",
+            Self::RequestTimeout { .. } => "request_timeout",
             Self::Unavailable => "unavailable",
+            Self::StorageFull => "storage_full",
             Self::Io { .. }
             | Self::BadFile { .. }
             | Self::Corrupt(_)
             | Self::Database(_)
-            | Self::SchemaTooNew { .. } => {
+            | Self::SchemaTooNew { .. }
+            | Self::DataDirInUse { .. } => {
                 tracing::error!(error = %self, "request failed inside the server");
                 return ErrorBody {
                     error: "internal_error",
@@ -167,15 +191,29 @@ impl AppError {
 }
 
 impl AppError {
-    /// Adds the headers this error implies to its response: `Retry-After` for a 429.
+    /// Seconds after which a retry can succeed, for a 429 or a full disk.
+    pub fn retry_after_seconds(&self) -> Option<u64> {
+        match self {
+            Self::TooManyGuesses {
+                retry_after_seconds,
+            } => Some(*retry_after_seconds),
+            Self::StorageFull => Some(STORAGE_FULL_RETRY_SECONDS),
+            _ => None,
+        }
+    }
+
+    /// Whether the error is a full disk, as SQLite reports it.
+    pub fn is_storage_full(&self) -> bool {
+        matches!(self, Self::StorageFull)
+            || matches!(self, Self::Database(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::DiskFull)
+    }
+
+    /// Adds the headers this error implies to its response: `Retry-After`.
     pub fn add_headers(&self, response: &mut Response) {
-        if let Self::TooManyGuesses {
-            retry_after_seconds,
-        } = self
-        {
+        if let Some(seconds) = self.retry_after_seconds() {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, (*retry_after_seconds).into());
+                .insert(header::RETRY_AFTER, seconds.into());
         }
     }
 }

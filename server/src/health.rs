@@ -13,7 +13,8 @@ use crate::state::AppState;
 /// Health report.
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 pub struct Health {
-    /// `ok`, or `unavailable` when the database writer has stopped.
+    /// `ok`; `storage_full` when the last write failed for want of space; `unavailable`
+    /// when the database writer has stopped.
     pub status: String,
 }
 
@@ -25,22 +26,20 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Liveness and readiness.
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses(
     (status = 200, description = "Serving", body = Health),
-    (status = 503, description = "The database writer has stopped", body = Health),
+    (status = 503, description = "The disk is full or the database writer has stopped", body = Health),
 ))]
 async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
-    if state.writer.is_alive() {
-        (
-            StatusCode::OK,
-            Json(Health {
-                status: "ok".into(),
-            }),
-        )
+    let (status, text) = if !state.writer.is_alive() {
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+    } else if state.writer.is_storage_full() {
+        (StatusCode::SERVICE_UNAVAILABLE, "storage_full")
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(Health {
-                status: "unavailable".into(),
-            }),
-        )
-    }
+        (StatusCode::OK, "ok")
+    };
+    (
+        status,
+        Json(Health {
+            status: text.into(),
+        }),
+    )
 }

@@ -12,6 +12,9 @@ use crate::error::{AppError, Result};
 /// Largest request body any route accepts (GAEN caps publish bodies at 64 KiB).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// How long a body may take to arrive once its headers have.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The media type of `headers`' Content-Type without parameters, lowercased.
 pub fn media_type(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
@@ -39,8 +42,11 @@ impl<S: Send + Sync> FromRequest<S> for Body {
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self> {
-        Bytes::from_request(req, state)
+        tokio::time::timeout(BODY_TIMEOUT, Bytes::from_request(req, state))
             .await
+            .map_err(|_| AppError::RequestTimeout {
+                seconds: BODY_TIMEOUT.as_secs(),
+            })?
             .map(Self)
             .map_err(|rejection| {
                 if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {

@@ -42,6 +42,18 @@ impl AdminKey {
     pub fn expose_secret(&self) -> &str {
         &self.0
     }
+
+    /// Writes the key to a new file only its owner can read (it must not exist).
+    pub fn write_to(&self, path: &Path) -> Result<()> {
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(io_error(path))?;
+        writeln!(file, "{}", self.expose_secret()).map_err(io_error(path))?;
+        file.sync_all().map_err(io_error(path))
+    }
 }
 
 impl fmt::Debug for AdminKey {

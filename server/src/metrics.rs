@@ -1,13 +1,14 @@
 //! `GET /metrics` in Prometheus text format, and the middleware that counts requests.
 //!
-//! Requests are labelled by the route pattern (`/v1/publish`), never the raw URI, and
-//! carry nothing about the client.
+//! Requests are labelled by the route pattern (`/v1/publish`), never the raw URI, by
+//! method from a fixed list, and by status; labels carry nothing about the client.
+//! `/metrics` is served on the operator listener only.
 
 use std::sync::OnceLock;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::header;
+use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -56,6 +57,20 @@ async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
+/// The method as a label: one of a fixed set, so invented methods cannot grow `/metrics`.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
 /// Middleware: counts every request and records its latency by route, method and status.
 pub async fn track(request: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -63,7 +78,7 @@ pub async fn track(request: Request, next: Next) -> Response {
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method()).to_owned();
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
     let elapsed = started.elapsed();
@@ -79,4 +94,24 @@ pub async fn track(request: Request, next: Next) -> Response {
         "request"
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invented_methods_share_one_label() {
+        for (method, label) in [
+            ("GET", "GET"),
+            ("POST", "POST"),
+            ("BREW", "other"),
+            ("X-1", "other"),
+        ] {
+            assert_eq!(
+                method_label(&Method::from_bytes(method.as_bytes()).unwrap()),
+                label
+            );
+        }
+    }
 }

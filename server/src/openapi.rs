@@ -1,5 +1,5 @@
-//! `GET /openapi.json`: the OpenAPI 3.1 description, built from the same route
-//! declarations that build the router, so the two cannot drift apart.
+//! `GET /openapi.json`: the OpenAPI 3.1 description of each listener's API, built from
+//! the same route declarations that build its router, so the two cannot drift apart.
 
 use std::sync::LazyLock;
 
@@ -49,32 +49,50 @@ impl Modify for AdminKeyScheme {
     }
 }
 
-/// Every route of the server with its OpenAPI description.
-pub fn api_router() -> OpenApiRouter<AppState> {
+/// The public listener's routes (what phones call) with their OpenAPI description.
+pub fn public_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(publish::router())
         .merge(client_config::router())
+        .merge(health::router())
+        .routes(routes!(public_openapi_json))
+}
+
+/// The operator listener's routes (the health authority and monitoring).
+pub fn operator_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(admin::router())
         .merge(portal::router())
         .merge(health::router())
         .merge(metrics::router())
-        .routes(routes!(openapi_json))
+        .routes(routes!(operator_openapi_json))
 }
 
-static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
-    api_router()
-        .into_openapi()
-        .to_pretty_json()
-        .unwrap_or_default()
-});
+fn document(router: OpenApiRouter<AppState>) -> String {
+    router.into_openapi().to_pretty_json().unwrap_or_default()
+}
 
-/// This OpenAPI document.
+static PUBLIC_DOCUMENT: LazyLock<String> = LazyLock::new(|| document(public_router()));
+static OPERATOR_DOCUMENT: LazyLock<String> = LazyLock::new(|| document(operator_router()));
+
+/// This OpenAPI document (the public API).
 #[utoipa::path(get, path = "/openapi.json", tag = "operations", responses(
     (status = 200, description = "OpenAPI 3.1 document", body = Object),
 ))]
-async fn openapi_json() -> impl IntoResponse {
+async fn public_openapi_json() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/json")],
-        DOCUMENT.as_str(),
+        PUBLIC_DOCUMENT.as_str(),
+    )
+}
+
+/// This OpenAPI document (the operator API).
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", responses(
+    (status = 200, description = "OpenAPI 3.1 document", body = Object),
+))]
+async fn operator_openapi_json() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        OPERATOR_DOCUMENT.as_str(),
     )
 }

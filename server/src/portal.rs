@@ -2,61 +2,27 @@
 //! one person, see it once. Server-rendered HTML, inline CSS, no scripts, no external
 //! assets; a session cookie (HttpOnly, SameSite=Strict) keeps the case worker logged in.
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
 
 use axum::Form;
 use axum::extract::State;
 use axum::extract::rejection::FormRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rand_core::{OsRng, RngCore};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::admin::{MAX_ONSET_AGE_DAYS, code_order};
-use crate::calendar;
-use crate::codes::{Diagnosis, VerificationCode};
+use crate::calendar::{self, Day};
+use crate::clock::UnixSeconds;
+use crate::codes::{CodeOrder, Diagnosis, MAX_ONSET_AGE_DAYS, OnsetDates, VerificationCode};
 use crate::error::AppError;
+use crate::html::{self, error_note, escape, layout};
+use crate::sessions::SESSION_SECONDS;
 use crate::state::AppState;
 
 const COOKIE: &str = "kith_session";
-/// A case worker's session lasts a working day.
-const SESSION_SECONDS: u64 = 8 * 3600;
-
-/// Logged-in sessions: SHA-256 of the cookie token → expiry (Unix seconds).
-/// Only hashes are kept, so a memory dump does not hand out live sessions.
-#[derive(Debug, Default)]
-pub struct Sessions(Mutex<HashMap<[u8; 32], u64>>);
-
-impl Sessions {
-    fn create(&self, now: u64) -> String {
-        let mut token = [0u8; 32];
-        OsRng.fill_bytes(&mut token);
-        let token = URL_SAFE_NO_PAD.encode(token);
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        map.retain(|_, expiry| *expiry > now);
-        map.insert(Sha256::digest(&token).into(), now + SESSION_SECONDS);
-        token
-    }
-
-    fn is_valid(&self, token: &str, now: u64) -> bool {
-        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(&<[u8; 32]>::from(Sha256::digest(token)))
-            .is_some_and(|expiry| *expiry > now)
-    }
-
-    fn end(&self, token: &str) {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        map.remove(&<[u8; 32]>::from(Sha256::digest(token)));
-    }
-}
 
 fn session_token(headers: &HeaderMap) -> Option<String> {
     headers
@@ -69,7 +35,7 @@ fn session_token(headers: &HeaderMap) -> Option<String> {
 }
 
 fn logged_in(state: &AppState, headers: &HeaderMap) -> bool {
-    session_token(headers).is_some_and(|t| state.sessions.is_valid(&t, state.clock.now_unix()))
+    session_token(headers).is_some_and(|t| state.sessions.is_valid(&t, state.clock.now()))
 }
 
 /// The login form.
@@ -106,9 +72,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 ))]
 async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if logged_in(&state, &headers) {
-        html(StatusCode::OK, &issue_form(&state, None))
+        html::page(StatusCode::OK, &issue_form(&state, None))
     } else {
-        html(StatusCode::OK, &login_form(None))
+        html::page(StatusCode::OK, &login_form(None))
     }
 }
 
@@ -126,18 +92,18 @@ async fn login(
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Response {
     let Ok(Form(form)) = form else {
-        return html(
+        return html::page(
             StatusCode::BAD_REQUEST,
             &login_form(Some("The form was incomplete.")),
         );
     };
     if !state.keyring.is_admin_key(form.admin_key.trim()) {
-        return html(
+        return html::page(
             StatusCode::UNAUTHORIZED,
             &login_form(Some("That is not the admin key.")),
         );
     }
-    let token = state.sessions.create(state.clock.now_unix());
+    let token = state.sessions.create(state.clock.now());
     let cookie = format!(
         "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/portal; Max-Age={SESSION_SECONDS}"
     );
@@ -172,19 +138,19 @@ async fn issue(
     form: Result<Form<CodeForm>, FormRejection>,
 ) -> Response {
     if !logged_in(&state, &headers) {
-        return html(
+        return html::page(
             StatusCode::UNAUTHORIZED,
             &login_form(Some("Please log in first.")),
         );
     }
     let Ok(Form(form)) = form else {
-        return html(
+        return html::page(
             StatusCode::BAD_REQUEST,
             &issue_form(&state, Some("The form was incomplete.")),
         );
     };
     match issue_one(&state, &form).await {
-        Ok((code, expires_at)) => html(StatusCode::OK, &code_page(&code, expires_at)),
+        Ok((code, expires_at)) => html::page(StatusCode::OK, &code_page(&code, expires_at)),
         Err(error) => {
             let status = error.status();
             let message = if status.is_client_error() {
@@ -192,20 +158,29 @@ async fn issue(
             } else {
                 error.body().message
             };
-            html(status, &issue_form(&state, Some(&message)))
+            html::page(status, &issue_form(&state, Some(&message)))
         }
     }
 }
 
-async fn issue_one(state: &AppState, form: &CodeForm) -> Result<(VerificationCode, u64), AppError> {
+async fn issue_one(
+    state: &AppState,
+    form: &CodeForm,
+) -> Result<(VerificationCode, UnixSeconds), AppError> {
     let diagnosis = Diagnosis::ALL
         .into_iter()
         .find(|d| d.name() == form.diagnosis)
         .ok_or_else(|| AppError::invalid("invalid_diagnosis", "Choose a diagnosis."))?;
     let date = Some(form.date.trim()).filter(|d| !d.is_empty());
-    let (symptom, test) = match form.date_kind.as_str() {
-        "symptom" => (date, None),
-        "test" => (None, date),
+    let dates = match form.date_kind.as_str() {
+        "symptom" => OnsetDates {
+            symptom_onset: date,
+            test: None,
+        },
+        "test" => OnsetDates {
+            symptom_onset: None,
+            test: date,
+        },
         _ => {
             return Err(AppError::invalid(
                 "invalid_date_kind",
@@ -213,7 +188,13 @@ async fn issue_one(state: &AppState, form: &CodeForm) -> Result<(VerificationCod
             ));
         }
     };
-    let order = code_order(state, diagnosis, symptom, test, 1)?;
+    let order = CodeOrder::new(
+        diagnosis,
+        dates,
+        1,
+        state.clock.now(),
+        state.config.code_lifetime_seconds(),
+    )?;
     let code = state
         .writer
         .issue_codes(order)
@@ -233,77 +214,6 @@ fn redirect_with_cookie(cookie: &str) -> Response {
     response
 }
 
-fn html(status: StatusCode, body: &str) -> Response {
-    let mut response = (status, Html(body.to_owned())).into_response();
-    let headers = response.headers_mut();
-    // Codes must not linger in caches, and the page needs nothing from elsewhere.
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
-        ),
-    );
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    response
-}
-
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn layout(title: &str, content: &str) -> String {
-    format!(
-        r#"<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title} · Kith</title>
-<style>
-body {{ font-family: system-ui, sans-serif; background: #f4f6f8; color: #1d2630; margin: 0; }}
-main {{ max-width: 34rem; margin: 3rem auto; background: #fff; padding: 2rem; border-radius: 8px; box-shadow: 0 1px 4px #0002; }}
-h1 {{ font-size: 1.4rem; margin-top: 0; }}
-label {{ display: block; margin: 1rem 0 .3rem; font-weight: 600; }}
-input, select, button {{ font: inherit; padding: .5rem; width: 100%; box-sizing: border-box; }}
-button {{ margin-top: 1.2rem; background: #1f6feb; color: #fff; border: 0; border-radius: 4px; cursor: pointer; }}
-button.secondary {{ background: #6e7781; }}
-.error {{ background: #ffebe9; border: 1px solid #ff8182; padding: .6rem; border-radius: 4px; }}
-.code {{ display: block; font: 700 2.2rem ui-monospace, monospace; letter-spacing: .15rem; text-align: center; margin: 1rem 0; }}
-</style>
-</head>
-<body><main>
-<h1>{title}</h1>
-{content}
-</main></body>
-</html>
-"#
-    )
-}
-
-fn error_note(error: Option<&str>) -> String {
-    error.map_or_else(String::new, |e| {
-        format!(
-            r#"<p class="error" id="error" role="alert">{}</p>"#,
-            escape(e)
-        )
-    })
-}
-
 fn login_form(error: Option<&str>) -> String {
     layout(
         "Case worker login",
@@ -320,7 +230,7 @@ fn login_form(error: Option<&str>) -> String {
 }
 
 fn issue_form(state: &AppState, error: Option<&str>) -> String {
-    let today = calendar::day_of(state.clock.now_unix());
+    let today = Day::of(state.clock.now());
     let mut options = String::new();
     for d in Diagnosis::ALL {
         let _ = write!(
@@ -348,13 +258,13 @@ fn issue_form(state: &AppState, error: Option<&str>) -> String {
 </form>
 <form method="post" action="/portal/logout"><button id="logout" class="secondary" type="submit">Log out</button></form>"#,
             error = error_note(error),
-            min = calendar::format_date(today.saturating_sub(MAX_ONSET_AGE_DAYS)),
-            max = calendar::format_date(today),
+            min = today.minus(MAX_ONSET_AGE_DAYS),
+            max = today,
         ),
     )
 }
 
-fn code_page(code: &VerificationCode, expires_at: u64) -> String {
+fn code_page(code: &VerificationCode, expires_at: UnixSeconds) -> String {
     let expires = calendar::format_rfc3339(expires_at);
     layout(
         "Verification code",
@@ -371,26 +281,6 @@ fn code_page(code: &VerificationCode, expires_at: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn html_is_escaped() {
-        assert_eq!(
-            escape(r#"<a href="x">'&'</a>"#),
-            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
-        );
-        assert!(login_form(Some("<script>")).contains("&lt;script&gt;"));
-    }
-
-    #[test]
-    fn sessions_expire_and_end() {
-        let sessions = Sessions::default();
-        let token = sessions.create(1000);
-        assert!(sessions.is_valid(&token, 1000 + SESSION_SECONDS - 1));
-        assert!(!sessions.is_valid(&token, 1000 + SESSION_SECONDS));
-        assert!(!sessions.is_valid("forged", 1000));
-        sessions.end(&token);
-        assert!(!sessions.is_valid(&token, 1001));
-    }
 
     #[test]
     fn session_cookie_is_found_among_others() {

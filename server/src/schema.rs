@@ -41,6 +41,59 @@ const MIGRATIONS: &[&str] = &[
         embargo_until     INTEGER NOT NULL
     );
     CREATE INDEX diagnosis_keys_release ON diagnosis_keys (embargo_until);",
+    // 2: nothing ties a code to its keys. A redeemed code keeps only its hash and the
+    // hour it expires; keys get a random id (so the table's order is not arrival
+    // order) and times rounded to the hour (so no time matches a redemption).
+    "CREATE TABLE redeemed_codes (
+        code_hash    BLOB PRIMARY KEY NOT NULL CHECK (length(code_hash) = 32),
+        -- Unix hour (seconds / 3600) after which the code could not be used anyway:
+        -- when the row may be deleted.
+        expires_hour INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO redeemed_codes
+        SELECT code_hash, expires_at / 3600 FROM verification_codes WHERE redeemed_at IS NOT NULL;
+    DELETE FROM verification_codes WHERE redeemed_at IS NOT NULL;
+    ALTER TABLE verification_codes DROP COLUMN redeemed_at;
+    ALTER TABLE verification_codes DROP COLUMN issued_at;
+
+    CREATE TABLE diagnosis_keys_random (
+        -- Drawn at random for each key: rows sort in no particular order.
+        id                INTEGER PRIMARY KEY,
+        key_data          BLOB NOT NULL CHECK (length(key_data) = 16),
+        rolling_start     INTEGER NOT NULL,
+        rolling_period    INTEGER NOT NULL,
+        transmission_risk INTEGER,
+        report_type       INTEGER NOT NULL,
+        days_since_onset  INTEGER,
+        -- Unix seconds, rounded down to the hour.
+        received_at       INTEGER NOT NULL,
+        -- Unix seconds before which the key must not be exported, rounded up to the hour.
+        embargo_until     INTEGER NOT NULL
+    );
+    INSERT INTO diagnosis_keys_random
+        SELECT random(), key_data, rolling_start, rolling_period, transmission_risk,
+               report_type, days_since_onset, received_at / 3600 * 3600,
+               (embargo_until + 3599) / 3600 * 3600
+        FROM diagnosis_keys;
+    DROP TABLE diagnosis_keys;
+    ALTER TABLE diagnosis_keys_random RENAME TO diagnosis_keys;
+    CREATE INDEX diagnosis_keys_release ON diagnosis_keys (embargo_until);
+
+    -- Answers to sealed publishes (already sealed to their sender), by SHA-256 of the
+    -- body's enc: a replayed body gets its first answer again, real or chaff.
+    CREATE TABLE sealed_answers (
+        id           BLOB PRIMARY KEY NOT NULL CHECK (length(id) = 32),
+        answer       BLOB NOT NULL,
+        expires_hour INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX sealed_answers_expiry ON sealed_answers (expires_hour);
+
+    -- The server-wide budget of failed redemptions, so a restart does not refill it.
+    CREATE TABLE guess_budget (
+        id         INTEGER PRIMARY KEY CHECK (id = 1),
+        tokens     REAL NOT NULL,
+        updated_at INTEGER NOT NULL
+    );",
 ];
 
 /// The schema version this build writes.
@@ -79,17 +132,45 @@ mod tests {
             .unwrap();
         assert_eq!(version, VERSION);
         conn.execute(
-            "INSERT INTO diagnosis_keys VALUES (zeroblob(16), 1, 144, NULL, 1, 0, 0, 0)",
+            "INSERT INTO diagnosis_keys VALUES (7, zeroblob(16), 1, 144, NULL, 1, 0, 0, 0)",
             [],
         )
         .unwrap();
         assert!(
             conn.execute(
-                "INSERT INTO diagnosis_keys VALUES (zeroblob(15), 1, 144, NULL, 1, 0, 0, 0)",
+                "INSERT INTO diagnosis_keys VALUES (8, zeroblob(15), 1, 144, NULL, 1, 0, 0, 0)",
                 []
             )
             .is_err(),
             "the schema itself refuses keys that are not 16 bytes"
+        );
+    }
+
+    #[test]
+    fn version_2_keeps_keys_and_reduces_redeemed_codes() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let tx = conn.transaction().unwrap();
+        tx.execute_batch(MIGRATIONS[0]).unwrap();
+        tx.pragma_update(None, "user_version", 1).unwrap();
+        tx.execute_batch(
+            "INSERT INTO verification_codes VALUES (zeroblob(32), 1, NULL, NULL, 100, 7300, 5000);
+             INSERT INTO verification_codes VALUES (randomblob(32), 1, NULL, NULL, 100, 7300, NULL);
+             INSERT INTO diagnosis_keys VALUES (zeroblob(16), 1, 144, NULL, 1, 0, 5000, 5000);",
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        migrate(&mut conn).unwrap();
+        let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+        assert_eq!(
+            count("SELECT count(*) FROM redeemed_codes WHERE expires_hour = 2"),
+            1
+        );
+        assert_eq!(count("SELECT count(*) FROM verification_codes"), 1);
+        assert_eq!(
+            count(
+                "SELECT count(*) FROM diagnosis_keys WHERE received_at = 3600 AND embargo_until = 7200"
+            ),
+            1
         );
     }
 

@@ -1,7 +1,8 @@
-//! Sealed publish bodies: HPKE (RFC 9180) base mode, single shot, with
-//! DHKEM(X25519, HKDF-SHA256), HKDF-SHA256 and AES-128-GCM.
+//! Sealed publish bodies and their sealed answers.
 //!
-//! Wire format (`Content-Type: application/kith-sealed`), always [`SEALED_BODY_LEN`] bytes:
+//! Requests: HPKE (RFC 9180) base mode, single shot, with DHKEM(X25519, HKDF-SHA256),
+//! HKDF-SHA256 and AES-128-GCM. Wire format (`Content-Type: application/kith-sealed`),
+//! always [`SEALED_BODY_LEN`] bytes:
 //!
 //! ```text
 //! enc (32 bytes, the sender's ephemeral X25519 key) ‖ ciphertext (4096 + 16 bytes)
@@ -11,24 +12,44 @@
 //! bytes (spaces are JSON whitespace, so the padded text is still the same document).
 //! Every sealed request therefore has the same size, however many keys it carries,
 //! and a TLS-terminating proxy sees neither the keys nor their number.
+//!
+//! Answers are sealed back to the sender as Oblivious HTTP does (RFC 9458 §4.4): a
+//! secret exported from the request's HPKE context, a fresh 16-byte response nonce,
+//! HKDF to an AES-128-GCM key and nonce. Body (`application/kith-sealed-response`),
+//! always [`SEALED_RESPONSE_LEN`] bytes: `response_nonce (16) ‖ AES-GCM(answer JSON)`.
+//!
+//! The server side is written out here (on x25519-dalek, hkdf and aes-gcm) rather than
+//! through the `hpke` crate because that crate derives the server's public key from its
+//! private key again in every decapsulation, a third of the cost of an open; the tests
+//! check it against the `hpke` crate both ways. Clients seal with the `hpke` crate.
 
 use std::fmt;
 
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes128Gcm, Nonce};
+use hkdf::Hkdf;
 use hpke::aead::AesGcm128;
 use hpke::kdf::HkdfSha256;
 use hpke::kem::X25519HkdfSha256;
-use hpke::{Deserializable, Kem as _, OpModeR, OpModeS, Serializable};
+use hpke::{Deserializable, OpModeS, Serializable};
 use rand_core::{CryptoRng, RngCore};
+use sha2::Sha256;
+use x25519_dalek::{PublicKey, StaticSecret};
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::{AppError, Result};
-
-type Kem = X25519HkdfSha256;
 
 /// HPKE `info`: binds every sealed body to this purpose and version.
 pub const INFO: &[u8] = b"kith publish v1";
 
+/// The exporter context of the answer's secret (RFC 9458 uses "message/bhttp response").
+pub const RESPONSE_EXPORT_CONTEXT: &[u8] = b"kith publish response v1";
+
 /// The media type of a sealed publish body.
 pub const CONTENT_TYPE: &str = "application/kith-sealed";
+
+/// The media type of a sealed answer.
+pub const RESPONSE_CONTENT_TYPE: &str = "application/kith-sealed-response";
 
 /// Length of the padded plaintext: the publish JSON plus spaces.
 pub const SEALED_PLAINTEXT_LEN: usize = 4096;
@@ -36,38 +57,81 @@ pub const SEALED_PLAINTEXT_LEN: usize = 4096;
 /// Length of the encapsulated key.
 pub const ENC_LEN: usize = 32;
 
-/// Length of every sealed body: enc, padded plaintext, AES-GCM tag.
-pub const SEALED_BODY_LEN: usize = ENC_LEN + SEALED_PLAINTEXT_LEN + 16;
+/// Length of the AES-GCM tag.
+const TAG_LEN: usize = 16;
 
-/// The server's HPKE private key. Zeroized on drop by x25519-dalek; never printed.
+/// Length of every sealed body: enc, padded plaintext, AES-GCM tag.
+pub const SEALED_BODY_LEN: usize = ENC_LEN + SEALED_PLAINTEXT_LEN + TAG_LEN;
+
+/// Length of an answer's plaintext (the padded JSON).
+pub const RESPONSE_PLAINTEXT_LEN: usize = 512;
+
+/// Length of the response nonce: max(Nn, Nk) for AES-128-GCM.
+const RESPONSE_NONCE_LEN: usize = 16;
+
+/// Length of every sealed answer.
+pub const SEALED_RESPONSE_LEN: usize = RESPONSE_NONCE_LEN + RESPONSE_PLAINTEXT_LEN + TAG_LEN;
+
+const KEM_SUITE: &[u8] = b"KEM\x00\x20";
+const HPKE_SUITE: &[u8] = b"HPKE\x00\x20\x00\x01\x00\x01";
+
+/// RFC 9180 `LabeledExtract`: the pseudorandom key, and HKDF on it for expanding.
+fn labeled_extract(
+    suite: &[u8],
+    salt: &[u8],
+    label: &[u8],
+    ikm: &[u8],
+) -> (Zeroizing<[u8; 32]>, Hkdf<Sha256>) {
+    let mut labeled = Zeroizing::new(Vec::with_capacity(
+        7 + suite.len() + label.len() + ikm.len(),
+    ));
+    labeled.extend_from_slice(b"HPKE-v1");
+    labeled.extend_from_slice(suite);
+    labeled.extend_from_slice(label);
+    labeled.extend_from_slice(ikm);
+    let (prk, hkdf) = Hkdf::<Sha256>::extract(Some(salt), &labeled);
+    (Zeroizing::new(prk.into()), hkdf)
+}
+
+/// RFC 9180 `LabeledExpand`.
+fn labeled_expand(suite: &[u8], prk: &Hkdf<Sha256>, label: &[u8], info: &[u8], out: &mut [u8]) {
+    let length = (out.len() as u16).to_be_bytes();
+    let parts: [&[u8]; 5] = [&length, b"HPKE-v1", suite, label, info];
+    // Only called with lengths far below HKDF-SHA256's 8160-byte limit.
+    prk.expand_multi_info(&parts, out)
+        .expect("HKDF output length within limits");
+}
+
+/// The server's HPKE key pair. The private part is zeroized on drop (x25519-dalek);
+/// the public part is computed once.
 #[derive(Clone)]
 pub struct OpeningKey {
-    private: <Kem as hpke::Kem>::PrivateKey,
+    private: StaticSecret,
     public: [u8; 32],
 }
 
 impl OpeningKey {
     /// A fresh key pair.
     pub fn generate<R: RngCore + CryptoRng>(rng: &mut R) -> Self {
-        let (private, _) = Kem::gen_keypair(rng);
-        Self::from_private(private)
+        Self::from_private(StaticSecret::random_from_rng(rng))
     }
 
     /// A key from its 32 stored bytes.
     pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
-        <Kem as hpke::Kem>::PrivateKey::from_bytes(bytes)
-            .ok()
-            .map(Self::from_private)
+        let mut array: [u8; 32] = bytes.try_into().ok()?;
+        let private = StaticSecret::from(array);
+        array.zeroize();
+        Some(Self::from_private(private))
     }
 
-    fn from_private(private: <Kem as hpke::Kem>::PrivateKey) -> Self {
-        let public = Kem::sk_to_pk(&private).to_bytes().into();
+    fn from_private(private: StaticSecret) -> Self {
+        let public = PublicKey::from(&private).to_bytes();
         Self { private, public }
     }
 
     /// The private key bytes, for storing them.
-    pub fn expose_secret(&self) -> zeroize::Zeroizing<Vec<u8>> {
-        zeroize::Zeroizing::new(self.private.to_bytes().to_vec())
+    pub fn expose_secret(&self) -> Zeroizing<Vec<u8>> {
+        Zeroizing::new(self.private.to_bytes().to_vec())
     }
 
     /// The public key clients seal to.
@@ -75,8 +139,9 @@ impl OpeningKey {
         self.public
     }
 
-    /// Opens a sealed body and returns the padded plaintext (JSON and trailing spaces).
-    pub fn open(&self, body: &[u8]) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+    /// Opens a sealed body: the padded plaintext (JSON and trailing spaces) and the
+    /// key that seals the answer.
+    pub fn open(&self, body: &[u8]) -> Result<(Zeroizing<Vec<u8>>, ResponseSealer)> {
         if body.len() != SEALED_BODY_LEN {
             return Err(AppError::invalid(
                 "invalid_sealed_body",
@@ -86,24 +151,46 @@ impl OpeningKey {
                 ),
             ));
         }
-        let (enc, ciphertext) = body.split_at(ENC_LEN);
         let undecryptable = || {
             AppError::invalid(
                 "invalid_sealed_body",
                 "the sealed body does not decrypt with the server's current HPKE key",
             )
         };
-        let enc = <Kem as hpke::Kem>::EncappedKey::from_bytes(enc).map_err(|_| undecryptable())?;
-        let plaintext = hpke::single_shot_open::<AesGcm128, HkdfSha256, Kem>(
-            &OpModeR::Base,
-            &self.private,
-            &enc,
-            INFO,
-            ciphertext,
-            &[],
-        )
-        .map_err(|_| undecryptable())?;
-        Ok(zeroize::Zeroizing::new(plaintext))
+        let (enc, ciphertext) = body.split_at(ENC_LEN);
+        let enc: [u8; ENC_LEN] = enc.try_into().map_err(|_| undecryptable())?;
+        // DHKEM(X25519, HKDF-SHA256) Decap, RFC 9180 §4.1.
+        let dh = self.private.diffie_hellman(&PublicKey::from(enc));
+        if !dh.was_contributory() {
+            return Err(undecryptable());
+        }
+        let mut kem_context = [0u8; 64];
+        kem_context[..32].copy_from_slice(&enc);
+        kem_context[32..].copy_from_slice(&self.public);
+        let (_, eae_prk) = labeled_extract(KEM_SUITE, b"", b"eae_prk", dh.as_bytes());
+        let mut shared_secret = Zeroizing::new([0u8; 32]);
+        labeled_expand(
+            KEM_SUITE,
+            &eae_prk,
+            b"shared_secret",
+            &kem_context,
+            shared_secret.as_mut(),
+        );
+        // KeySchedule in base mode, RFC 9180 §5.1.
+        let context = Context::base(shared_secret.as_ref());
+        let plaintext = Aes128Gcm::new((&*context.key).into())
+            .decrypt(
+                Nonce::from_slice(&*context.base_nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: b"",
+                },
+            )
+            .map_err(|_| undecryptable())?;
+        let plaintext = Zeroizing::new(plaintext);
+        let mut secret = Zeroizing::new([0u8; 16]);
+        context.export(RESPONSE_EXPORT_CONTEXT, secret.as_mut());
+        Ok((plaintext, ResponseSealer { enc, secret }))
     }
 }
 
@@ -113,7 +200,138 @@ impl fmt::Debug for OpeningKey {
     }
 }
 
-/// Seals a publish JSON document to the server's public key, as a phone does.
+/// An HPKE base-mode receiver context after the key schedule.
+struct Context {
+    key: Zeroizing<[u8; 16]>,
+    base_nonce: Zeroizing<[u8; 12]>,
+    exporter: Hkdf<Sha256>,
+}
+
+impl Context {
+    fn base(shared_secret: &[u8]) -> Self {
+        // key_schedule_context = mode (0, base) ‖ psk_id_hash ‖ info_hash
+        let mut schedule_context = [0u8; 65];
+        let (psk_id_hash, _) = labeled_extract(HPKE_SUITE, b"", b"psk_id_hash", b"");
+        let (info_hash, _) = labeled_extract(HPKE_SUITE, b"", b"info_hash", INFO);
+        schedule_context[1..33].copy_from_slice(psk_id_hash.as_ref());
+        schedule_context[33..].copy_from_slice(info_hash.as_ref());
+        // The PSK is empty in base mode.
+        let (_, secret) = labeled_extract(HPKE_SUITE, shared_secret, b"secret", b"");
+        let mut key = Zeroizing::new([0u8; 16]);
+        let mut base_nonce = Zeroizing::new([0u8; 12]);
+        let mut exporter_secret = Zeroizing::new([0u8; 32]);
+        labeled_expand(HPKE_SUITE, &secret, b"key", &schedule_context, key.as_mut());
+        labeled_expand(
+            HPKE_SUITE,
+            &secret,
+            b"base_nonce",
+            &schedule_context,
+            base_nonce.as_mut(),
+        );
+        labeled_expand(
+            HPKE_SUITE,
+            &secret,
+            b"exp",
+            &schedule_context,
+            exporter_secret.as_mut(),
+        );
+        let exporter = Hkdf::from_prk(exporter_secret.as_ref()).expect("32-byte PRK");
+        Self {
+            key,
+            base_nonce,
+            exporter,
+        }
+    }
+
+    /// RFC 9180 §5.3 `Context.Export`.
+    fn export(&self, exporter_context: &[u8], out: &mut [u8]) {
+        labeled_expand(HPKE_SUITE, &self.exporter, b"sec", exporter_context, out);
+    }
+}
+
+/// Seals the answer to one sealed request (RFC 9458 §4.4, with this protocol's
+/// exporter context). Holds the request's `enc` and the exported secret.
+#[derive(Clone)]
+pub struct ResponseSealer {
+    enc: [u8; ENC_LEN],
+    secret: Zeroizing<[u8; 16]>,
+}
+
+impl fmt::Debug for ResponseSealer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ResponseSealer(<redacted>)")
+    }
+}
+
+/// The AES-GCM key and nonce of an answer, from the exported secret, the request's
+/// `enc` and the response nonce.
+fn response_cipher(
+    secret: &[u8; 16],
+    enc: &[u8; ENC_LEN],
+    response_nonce: &[u8; RESPONSE_NONCE_LEN],
+) -> (Aes128Gcm, [u8; 12]) {
+    let mut salt = [0u8; ENC_LEN + RESPONSE_NONCE_LEN];
+    salt[..ENC_LEN].copy_from_slice(enc);
+    salt[ENC_LEN..].copy_from_slice(response_nonce);
+    let prk = Hkdf::<Sha256>::new(Some(&salt), secret);
+    let mut key = Zeroizing::new([0u8; 16]);
+    let mut nonce = [0u8; 12];
+    prk.expand(b"key", key.as_mut()).expect("16 bytes");
+    prk.expand(b"nonce", &mut nonce).expect("12 bytes");
+    (Aes128Gcm::new((&*key).into()), nonce)
+}
+
+impl ResponseSealer {
+    /// The request's encapsulated key: it identifies a sealed body, e.g. a replay.
+    pub fn enc(&self) -> &[u8; ENC_LEN] {
+        &self.enc
+    }
+
+    /// Seals `answer` (exactly [`RESPONSE_PLAINTEXT_LEN`] bytes) with a fresh nonce.
+    pub fn seal<R: RngCore + CryptoRng>(&self, answer: &[u8], rng: &mut R) -> Vec<u8> {
+        let mut response_nonce = [0u8; RESPONSE_NONCE_LEN];
+        rng.fill_bytes(&mut response_nonce);
+        let (cipher, nonce) = response_cipher(&self.secret, &self.enc, &response_nonce);
+        let sealed = cipher
+            .encrypt(Nonce::from_slice(&nonce), answer)
+            .expect("AES-GCM seals any short message");
+        [response_nonce.as_slice(), &sealed].concat()
+    }
+}
+
+/// What a client keeps after sealing a request, to open the answer.
+pub struct ResponseOpener(ResponseSealer);
+
+impl fmt::Debug for ResponseOpener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ResponseOpener(<redacted>)")
+    }
+}
+
+impl ResponseOpener {
+    /// The answer's plaintext (padded JSON), if `body` is an answer to this request.
+    pub fn open(&self, body: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        let unopenable = || {
+            AppError::invalid(
+                "invalid_sealed_response",
+                "the answer is not sealed to this request",
+            )
+        };
+        if body.len() != SEALED_RESPONSE_LEN {
+            return Err(unopenable());
+        }
+        let (response_nonce, ciphertext) = body.split_at(RESPONSE_NONCE_LEN);
+        let response_nonce = response_nonce.try_into().map_err(|_| unopenable())?;
+        let (cipher, nonce) = response_cipher(&self.0.secret, &self.0.enc, response_nonce);
+        cipher
+            .decrypt(Nonce::from_slice(&nonce), ciphertext)
+            .map(Zeroizing::new)
+            .map_err(|_| unopenable())
+    }
+}
+
+/// Seals a publish JSON document to the server's public key, as a phone does; returns
+/// the body and what opens the answer.
 ///
 /// Fails when the key is not a valid X25519 key or the document does not fit
 /// into [`SEALED_PLAINTEXT_LEN`] bytes.
@@ -121,7 +339,8 @@ pub fn seal<R: RngCore + CryptoRng>(
     server_public_key: &[u8],
     json: &[u8],
     rng: &mut R,
-) -> Result<Vec<u8>> {
+) -> Result<(Vec<u8>, ResponseOpener)> {
+    type Kem = X25519HkdfSha256;
     if json.len() > SEALED_PLAINTEXT_LEN {
         return Err(AppError::PayloadTooLarge {
             limit: SEALED_PLAINTEXT_LEN,
@@ -133,21 +352,22 @@ pub fn seal<R: RngCore + CryptoRng>(
             "an HPKE public key is 32 bytes of X25519",
         )
     })?;
-    let mut plaintext = zeroize::Zeroizing::new(vec![b' '; SEALED_PLAINTEXT_LEN]);
+    let failed = |_| AppError::invalid("invalid_hpke_key", "sealing to this key failed");
+    let mut plaintext = Zeroizing::new(vec![b' '; SEALED_PLAINTEXT_LEN]);
     plaintext[..json.len()].copy_from_slice(json);
-    let (enc, ciphertext) = hpke::single_shot_seal::<AesGcm128, HkdfSha256, Kem, R>(
-        &OpModeS::Base,
-        &public,
-        INFO,
-        &plaintext,
-        &[],
-        rng,
-    )
-    .map_err(|_| AppError::invalid("invalid_hpke_key", "sealing to this key failed"))?;
+    let (enc, mut context) =
+        hpke::setup_sender::<AesGcm128, HkdfSha256, Kem, R>(&OpModeS::Base, &public, INFO, rng)
+            .map_err(failed)?;
+    let ciphertext = context.seal(&plaintext, b"").map_err(failed)?;
+    let mut secret = Zeroizing::new([0u8; 16]);
+    context
+        .export(RESPONSE_EXPORT_CONTEXT, secret.as_mut())
+        .map_err(failed)?;
+    let enc: [u8; ENC_LEN] = enc.to_bytes().into();
     let mut body = Vec::with_capacity(SEALED_BODY_LEN);
-    body.extend_from_slice(&enc.to_bytes());
+    body.extend_from_slice(&enc);
     body.extend_from_slice(&ciphertext);
-    Ok(body)
+    Ok((body, ResponseOpener(ResponseSealer { enc, secret })))
 }
 
 #[cfg(test)]
@@ -157,22 +377,95 @@ mod tests {
     use rand::SeedableRng;
     use rand::rngs::StdRng;
 
+    type Kem = X25519HkdfSha256;
+
     #[test]
-    fn seal_then_open_gives_the_padded_document() {
+    fn seal_then_open_gives_the_padded_document_and_answers_open_for_the_sender() {
         let mut rng = StdRng::seed_from_u64(1);
         let key = OpeningKey::generate(&mut rng);
-        let short = seal(&key.public_key(), b"{\"a\":1}", &mut rng).unwrap();
-        let long = seal(&key.public_key(), &[b'x'; 4000], &mut rng).unwrap();
+        let (short, opener) = seal(&key.public_key(), b"{\"a\":1}", &mut rng).unwrap();
+        let (long, _) = seal(&key.public_key(), &[b'x'; 4000], &mut rng).unwrap();
         assert_eq!(short.len(), SEALED_BODY_LEN);
         assert_eq!(
             long.len(),
             SEALED_BODY_LEN,
             "size does not depend on content"
         );
-        let opened = key.open(&short).unwrap();
+        let (opened, sealer) = key.open(&short).unwrap();
         assert_eq!(opened.len(), SEALED_PLAINTEXT_LEN);
         assert_eq!(&opened[..7], b"{\"a\":1}");
         assert!(opened[7..].iter().all(|&b| b == b' '));
+
+        let answer = [b'z'; RESPONSE_PLAINTEXT_LEN];
+        let sealed = sealer.seal(&answer, &mut rng);
+        assert_eq!(sealed.len(), SEALED_RESPONSE_LEN);
+        assert_eq!(&opener.open(&sealed).unwrap()[..], &answer[..]);
+        assert_ne!(
+            sealed,
+            sealer.seal(&answer, &mut rng),
+            "a fresh nonce each time"
+        );
+        // Another request's opener cannot read it.
+        let (_, other) = seal(&key.public_key(), b"{}", &mut rng).unwrap();
+        assert!(other.open(&sealed).is_err());
+    }
+
+    #[test]
+    fn the_receiver_agrees_with_the_hpke_crate() {
+        let mut rng = StdRng::seed_from_u64(5);
+        let key = OpeningKey::generate(&mut rng);
+        let public = <Kem as hpke::Kem>::PublicKey::from_bytes(&key.public_key()).unwrap();
+        let private = <Kem as hpke::Kem>::PrivateKey::from_bytes(&key.expose_secret()).unwrap();
+        assert_eq!(
+            <Kem as hpke::Kem>::sk_to_pk(&private).to_bytes().as_slice(),
+            key.public_key()
+        );
+        for length in [0, 1, 100, SEALED_PLAINTEXT_LEN] {
+            let plaintext: Vec<u8> = (0..length).map(|i| i as u8).collect();
+            let (enc, ciphertext) = hpke::single_shot_seal::<AesGcm128, HkdfSha256, Kem, _>(
+                &OpModeS::Base,
+                &public,
+                INFO,
+                &plaintext,
+                b"",
+                &mut rng,
+            )
+            .unwrap();
+            let body = [enc.to_bytes().as_slice(), &ciphertext].concat();
+            if body.len() == SEALED_BODY_LEN {
+                assert_eq!(&key.open(&body).unwrap().0[..], &plaintext[..]);
+            }
+            // The exported secret matches the crate's receiver context.
+            let mut receiver = hpke::setup_receiver::<AesGcm128, HkdfSha256, Kem>(
+                &hpke::OpModeR::Base,
+                &private,
+                &enc,
+                INFO,
+            )
+            .unwrap();
+            assert_eq!(receiver.open(&ciphertext, b"").unwrap(), plaintext);
+            let mut theirs = [0u8; 16];
+            receiver
+                .export(RESPONSE_EXPORT_CONTEXT, &mut theirs)
+                .unwrap();
+            let mut kem_context = [0u8; 64];
+            kem_context[..32].copy_from_slice(&enc.to_bytes());
+            kem_context[32..].copy_from_slice(&key.public_key());
+            let enc_bytes: [u8; 32] = enc.to_bytes().into();
+            let dh = key.private.diffie_hellman(&PublicKey::from(enc_bytes));
+            let eae_prk = labeled_extract(KEM_SUITE, b"", b"eae_prk", dh.as_bytes()).1;
+            let mut shared = [0u8; 32];
+            labeled_expand(
+                KEM_SUITE,
+                &eae_prk,
+                b"shared_secret",
+                &kem_context,
+                &mut shared,
+            );
+            let mut ours = [0u8; 16];
+            Context::base(&shared).export(RESPONSE_EXPORT_CONTEXT, &mut ours);
+            assert_eq!(ours, theirs);
+        }
     }
 
     #[test]
@@ -181,6 +474,7 @@ mod tests {
         let again = OpeningKey::from_bytes(&key.expose_secret()).unwrap();
         assert_eq!(again.public_key(), key.public_key());
         assert_eq!(format!("{key:?}"), "OpeningKey(<redacted>)");
+        assert!(OpeningKey::from_bytes(&[1; 31]).is_none());
     }
 
     #[test]
@@ -188,11 +482,15 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(3);
         let key = OpeningKey::generate(&mut rng);
         let other = OpeningKey::generate(&mut rng);
-        let mut body = seal(&key.public_key(), b"{}", &mut rng).unwrap();
+        let (mut body, _) = seal(&key.public_key(), b"{}", &mut rng).unwrap();
         assert!(other.open(&body).is_err());
         body[100] ^= 1;
         assert!(key.open(&body).is_err());
         assert!(key.open(&body[..body.len() - 1]).is_err());
+        // The all-zero point gives an all-zero shared secret: refused.
+        let mut zero = body.clone();
+        zero[..ENC_LEN].fill(0);
+        assert!(key.open(&zero).is_err());
         assert!(
             seal(
                 &key.public_key(),
@@ -208,6 +506,14 @@ mod tests {
         fn open_never_panics(bytes in proptest::collection::vec(any::<u8>(), SEALED_BODY_LEN..=SEALED_BODY_LEN)) {
             let key = OpeningKey::generate(&mut StdRng::seed_from_u64(4));
             prop_assert!(key.open(&bytes).is_err());
+        }
+
+        #[test]
+        fn opening_answers_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let mut rng = StdRng::seed_from_u64(6);
+            let key = OpeningKey::generate(&mut rng);
+            let (_, opener) = seal(&key.public_key(), b"{}", &mut rng).unwrap();
+            prop_assert!(opener.open(&bytes).is_err());
         }
     }
 }

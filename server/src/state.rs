@@ -9,8 +9,9 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::guessing::SourceKey;
 use crate::keyring::Keyring;
-use crate::portal::Sessions;
+use crate::sessions::Sessions;
 use crate::writer::Writer;
 
 /// What handlers share: settings, clock, keys, the database writer, metrics, portal sessions.
@@ -21,7 +22,7 @@ pub struct AppState(Arc<Shared>);
 pub struct Shared {
     /// The process's settings.
     pub config: Config,
-    /// "Now", shiftable in tests.
+    /// "Now": the system clock, or a test's manual one.
     pub clock: Clock,
     /// The server's secrets.
     pub keyring: Keyring,
@@ -33,6 +34,8 @@ pub struct Shared {
     pub metrics: PrometheusHandle,
     /// Logged-in case workers.
     pub sessions: Sessions,
+    /// Today's key for telling sources apart without knowing them.
+    pub sources: SourceKey,
 }
 
 impl AppState {

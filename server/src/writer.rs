@@ -9,18 +9,28 @@
 //! Every decision about codes happens here, in order, so redeeming a code and
 //! spending the guessing budget cannot race.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::clock::Clock;
-use crate::codes::{CodeOrder, GuessBudget, Pepper, VerificationCode};
-use crate::db;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use sha2::{Digest, Sha256};
+
+use crate::answer;
+use crate::clock::{Clock, UnixSeconds};
+use crate::codes::{CodeHash, CodeOrder, Pepper, VerificationCode};
+use crate::db::{self, CodeState};
 use crate::error::{AppError, Result};
-use crate::publish::Upload;
+use crate::guessing::{Guard, SourceTag};
+use crate::sealed::ResponseSealer;
+use crate::upload::Upload;
 
 /// Jobs waiting beyond this make handlers wait for room (back-pressure).
 const QUEUE_LEN: usize = 8192;
@@ -31,7 +41,9 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 enum Job {
     Publish {
         upload: Upload,
-        reply: oneshot::Sender<Result<usize>>,
+        source: SourceTag,
+        sealed: Option<ResponseSealer>,
+        reply: oneshot::Sender<(Result<Answer>, Instant)>,
     },
     IssueCodes {
         order: CodeOrder,
@@ -39,10 +51,28 @@ enum Job {
     },
 }
 
+/// How a publish was answered.
+#[derive(Debug)]
+pub enum Answer {
+    /// A plain publish: the keys stored (or, for chaff, that would have been).
+    Accepted(usize),
+    /// A sealed publish: its sealed answer, whatever it says (a replay gets the
+    /// first sending's answer again).
+    Sealed(Vec<u8>),
+}
+
+/// No publish is answered sooner than this after its batch began, so the small
+/// differences in work between real uploads and chaff do not show in the timing.
+pub const ANSWER_FLOOR: Duration = Duration::from_millis(5);
+
+/// How long sealed answers are kept for replays.
+const SEALED_ANSWER_HOURS: u64 = 30 * 24;
+
 /// Sends work to the writer thread; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Writer {
     jobs: mpsc::Sender<Job>,
+    storage_full: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Job {
@@ -63,12 +93,13 @@ impl Writer {
         conn: Connection,
         checkpoint_conn: Connection,
         pepper: Pepper,
-        budget: GuessBudget,
+        guard: Guard,
         clock: Clock,
         batch: usize,
     ) -> Result<(Self, JoinHandle<()>)> {
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         let (jobs, queue) = mpsc::channel(QUEUE_LEN);
+        let storage_full = Arc::new(AtomicBool::new(false));
         let (stop_checkpoints, stopped) = std_mpsc::channel::<()>();
         let spawn_error = |source| AppError::Io {
             path: "database threads".into(),
@@ -78,29 +109,47 @@ impl Writer {
             .name("kith-checkpoint".into())
             .spawn(move || checkpoint_until_stopped(&checkpoint_conn, &stopped))
             .map_err(spawn_error)?;
+        let thread_storage_full = storage_full.clone();
         let thread = std::thread::Builder::new()
             .name("kith-writer".into())
             .spawn(move || {
                 WriterThread {
                     conn,
                     pepper,
-                    budget,
+                    guard,
                     clock,
+                    rng: StdRng::from_entropy(),
+                    storage_full: thread_storage_full,
+                    pruned_hour: 0,
                 }
                 .run(queue, batch.max(1));
                 drop(stop_checkpoints);
             })
             .map_err(spawn_error)?;
-        Ok((Self { jobs }, thread))
+        Ok((Self { jobs, storage_full }, thread))
     }
 
     /// Redeems the upload's code and stores its keys; a chaff upload is checked the
-    /// same way and waits for the same commit, but touches nothing.
-    /// Returns the number of keys accepted.
-    pub async fn publish(&self, upload: Upload) -> Result<usize> {
+    /// same way, does the same look-up and (sealed) the same write of its answer, and
+    /// waits for the same commit, but stores no keys. A sealed upload's answer,
+    /// whatever it says, comes back sealed; server failures stay errors.
+    pub async fn publish(
+        &self,
+        upload: Upload,
+        source: SourceTag,
+        sealed: Option<ResponseSealer>,
+    ) -> Result<Answer> {
         let (reply, answer) = oneshot::channel();
-        self.send(Job::Publish { upload, reply }).await?;
-        answer.await.map_err(|_| AppError::Unavailable)?
+        self.send(Job::Publish {
+            upload,
+            source,
+            sealed,
+            reply,
+        })
+        .await?;
+        let (result, not_before) = answer.await.map_err(|_| AppError::Unavailable)?;
+        tokio::time::sleep_until(not_before.into()).await;
+        result
     }
 
     /// Creates codes; they are returned only once the batch holding them is committed.
@@ -108,6 +157,12 @@ impl Writer {
         let (reply, answer) = oneshot::channel();
         self.send(Job::IssueCodes { order, reply }).await?;
         answer.await.map_err(|_| AppError::Unavailable)?
+    }
+
+    /// Whether the last batch failed because the disk (or the database's size limit)
+    /// is full.
+    pub fn is_storage_full(&self) -> bool {
+        self.storage_full.load(Ordering::Relaxed)
     }
 
     /// Whether the writer thread is still running.
@@ -131,7 +186,11 @@ fn checkpoint_until_stopped(conn: &Connection, stopped: &std_mpsc::Receiver<()>)
 
 /// An answer to send once the batch is committed.
 enum Reply {
-    Published(oneshot::Sender<Result<usize>>, Result<usize>),
+    Published(
+        oneshot::Sender<(Result<Answer>, Instant)>,
+        Result<Answer>,
+        Instant,
+    ),
     Issued(
         oneshot::Sender<Result<Vec<VerificationCode>>>,
         Result<Vec<VerificationCode>>,
@@ -142,15 +201,15 @@ impl Reply {
     fn send(self) {
         // A requester that went away (client disconnected) needs no answer.
         match self {
-            Self::Published(to, result) => drop(to.send(result)),
+            Self::Published(to, result, not_before) => drop(to.send((result, not_before))),
             Self::Issued(to, result) => drop(to.send(result)),
         }
     }
 
-    fn fail(self) {
+    fn fail(self, error: fn() -> AppError) {
         match self {
-            Self::Published(to, _) => drop(to.send(Err(AppError::Unavailable))),
-            Self::Issued(to, _) => drop(to.send(Err(AppError::Unavailable))),
+            Self::Published(to, _, not_before) => drop(to.send((Err(error()), not_before))),
+            Self::Issued(to, _) => drop(to.send(Err(error()))),
         }
     }
 }
@@ -158,8 +217,11 @@ impl Reply {
 struct WriterThread {
     conn: Connection,
     pepper: Pepper,
-    budget: GuessBudget,
+    guard: Guard,
     clock: Clock,
+    rng: StdRng,
+    storage_full: Arc<AtomicBool>,
+    pruned_hour: u64,
 }
 
 impl WriterThread {
@@ -169,11 +231,22 @@ impl WriterThread {
             let replies = match self.commit_batch(&mut jobs) {
                 Ok(replies) => replies,
                 Err(error) => {
-                    tracing::error!(%error, "write batch failed; answering its requests with 503");
-                    jobs.drain(..).map(Job::unanswered).for_each(Reply::fail);
+                    let full = error.is_storage_full();
+                    self.storage_full.store(full, Ordering::Relaxed);
+                    let answer = if full {
+                        tracing::error!(%error, "storage full; answering the batch with 503 storage_full");
+                        || AppError::StorageFull
+                    } else {
+                        tracing::error!(%error, "write batch failed; answering its requests with 503");
+                        || AppError::Unavailable
+                    };
+                    jobs.drain(..)
+                        .map(Job::unanswered)
+                        .for_each(|reply| reply.fail(answer));
                     continue;
                 }
             };
+            self.storage_full.store(false, Ordering::Relaxed);
             metrics::histogram!("kith_write_batch_size").record(replies.len() as f64);
             replies.into_iter().for_each(Reply::send);
         }
@@ -184,31 +257,56 @@ impl WriterThread {
     /// too far from onset) decides so before it writes anything, so refusals need no
     /// rollback; a database error fails the whole batch, and the jobs stay in `jobs`.
     fn commit_batch(&mut self, jobs: &mut Vec<Job>) -> Result<Vec<Reply>> {
-        let now = self.clock.now_unix();
+        let not_before = Instant::now() + ANSWER_FLOOR;
+        let now = self.clock.now();
+        let budget_before = self.guard.budget();
         let tx = self.conn.transaction()?;
         let mut outcomes = Vec::with_capacity(jobs.len());
         for job in jobs.iter() {
             let outcome = match job {
-                Job::Publish { upload, .. } => {
-                    Outcome::Published(publish(&tx, &mut self.budget, &self.pepper, upload, now))
+                Job::Publish {
+                    upload,
+                    source,
+                    sealed,
+                    ..
+                } => {
+                    let mut redemption = Redemption {
+                        tx: &tx,
+                        guard: &mut self.guard,
+                        pepper: &self.pepper,
+                        rng: &mut self.rng,
+                        now,
+                    };
+                    Outcome::Published(match sealed {
+                        None => redemption.publish(upload, *source).map(Answer::Accepted),
+                        Some(sealer) => redemption.publish_sealed(upload, *source, sealer),
+                    })
                 }
                 Job::IssueCodes { order, .. } => {
-                    Outcome::Issued(issue_codes(&tx, &self.pepper, order, now))
+                    Outcome::Issued(issue_codes(&tx, &self.pepper, order))
                 }
             };
             outcomes.push(outcome.server_failure()?);
+        }
+        if self.guard.budget() != budget_before {
+            db::store_budget(&tx, self.guard.budget())?;
+        }
+        let hour = now.get() / 3600;
+        if hour != self.pruned_hour {
+            db::prune_sealed_answers(&tx, hour)?;
+            self.pruned_hour = hour;
         }
         tx.commit()?;
         Ok(jobs
             .drain(..)
             .zip(outcomes)
-            .map(|(job, outcome)| job.answer(outcome))
+            .map(|(job, outcome)| job.answer(outcome, not_before))
             .collect())
     }
 }
 
 enum Outcome {
-    Published(Result<usize>),
+    Published(Result<Answer>),
     Issued(Result<Vec<VerificationCode>>),
 }
 
@@ -225,10 +323,10 @@ impl Outcome {
 }
 
 impl Job {
-    fn answer(self, outcome: Outcome) -> Reply {
+    fn answer(self, outcome: Outcome, not_before: Instant) -> Reply {
         match (self, outcome) {
             (Self::Publish { reply, .. }, Outcome::Published(result)) => {
-                Reply::Published(reply, result)
+                Reply::Published(reply, result, not_before)
             }
             (Self::IssueCodes { reply, .. }, Outcome::Issued(result)) => {
                 Reply::Issued(reply, result)
@@ -239,7 +337,9 @@ impl Job {
 
     fn unanswered(self) -> Reply {
         match self {
-            Self::Publish { reply, .. } => Reply::Published(reply, Err(AppError::Unavailable)),
+            Self::Publish { reply, .. } => {
+                Reply::Published(reply, Err(AppError::Unavailable), Instant::now())
+            }
             Self::IssueCodes { reply, .. } => Reply::Issued(reply, Err(AppError::Unavailable)),
         }
     }
@@ -250,78 +350,118 @@ fn reject(reason: &'static str, error: AppError) -> Result<usize> {
     Err(error)
 }
 
-fn publish(
-    tx: &Connection,
-    budget: &mut GuessBudget,
-    pepper: &Pepper,
-    upload: &Upload,
-    now: u64,
-) -> Result<usize> {
-    // Checked before anything else so that, once the budget is spent, every
-    // answer is the same whether the code is right or not.
-    if let Err(e) = budget.check(now) {
-        return reject("budget", e);
+/// One publish's decisions inside the batch's transaction.
+struct Redemption<'a> {
+    tx: &'a Connection,
+    guard: &'a mut Guard,
+    pepper: &'a Pepper,
+    rng: &'a mut StdRng,
+    now: UnixSeconds,
+}
+
+impl Redemption<'_> {
+    /// A sealed publish: the stored answer if this body was sent before, else the
+    /// answer sealed and stored for replays (chaff's too: the same write).
+    fn publish_sealed(
+        &mut self,
+        upload: &Upload,
+        source: SourceTag,
+        sealer: &ResponseSealer,
+    ) -> Result<Answer> {
+        let id: [u8; 32] = Sha256::digest(sealer.enc()).into();
+        if let Some(stored) = db::find_sealed_answer(self.tx, &id)? {
+            return Ok(Answer::Sealed(stored));
+        }
+        let value = match self.publish(upload, source) {
+            Ok(inserted) => answer::with_status(answer::accepted(inserted), 200),
+            Err(error) if error.status().is_server_error() => return Err(error),
+            Err(error) => answer::with_status(answer::refused(&error), error.status().as_u16()),
+        };
+        let sealed = sealer.seal(answer::padded(value).as_bytes(), self.rng);
+        let expires_hour = self.now.get() / 3600 + SEALED_ANSWER_HOURS;
+        db::store_sealed_answer(self.tx, &id, &sealed, expires_hour)?;
+        Ok(Answer::Sealed(sealed))
     }
-    let hash = upload.code.hash(pepper);
-    if upload.fake {
-        // Chaff: the same work as a real upload, a look-up included, but no writes.
-        db::find_code(tx, &hash)?;
-        upload.stored_keys(kith_core::ReportType::Unknown, None)?;
-        return Ok(upload.len());
+
+    fn failed(
+        &mut self,
+        source: SourceTag,
+        reason: &'static str,
+        error: AppError,
+    ) -> Result<usize> {
+        self.guard.failed(source, self.now);
+        reject(reason, error)
     }
-    let Some(code) = db::find_code(tx, &hash)? else {
-        budget.spend(now);
-        return reject(
-            "unknown",
-            AppError::Unauthorized {
-                code: "invalid_code",
-                message: "the verification code is not valid".into(),
-            },
-        );
-    };
-    if code.redeemed_at.is_some() {
-        budget.spend(now);
-        return reject(
-            "used",
-            AppError::Forbidden {
-                code: "code_already_used",
-                message: "the verification code was already used".into(),
-            },
-        );
+
+    fn publish(&mut self, upload: &Upload, source: SourceTag) -> Result<usize> {
+        // Checked before anything else so that a refused source learns nothing about
+        // its code from the answer.
+        if let Err(e) = self.guard.check(source, self.now) {
+            return reject("budget", e);
+        }
+        if upload.fake {
+            // Chaff: the same look-up as a real upload, of a hash no code has, so its
+            // time does not depend on whether the code it carries is valid.
+            db::find_code(self.tx, &CodeHash::random(self.rng))?;
+            upload.stored_keys(kith_core::ReportType::Unknown, None)?;
+            return Ok(upload.len());
+        }
+        let code = match db::find_code(self.tx, &upload.code.hash(self.pepper))? {
+            CodeState::Unknown => {
+                return self.failed(
+                    source,
+                    "unknown",
+                    AppError::Unauthorized {
+                        code: "invalid_code",
+                        message: "the verification code is not valid".into(),
+                    },
+                );
+            }
+            CodeState::Redeemed => {
+                return self.failed(
+                    source,
+                    "used",
+                    AppError::Forbidden {
+                        code: "code_already_used",
+                        message: "the verification code was already used".into(),
+                    },
+                );
+            }
+            CodeState::Unused(code) if code.expires_at <= self.now => {
+                return self.failed(
+                    source,
+                    "expired",
+                    AppError::Forbidden {
+                        code: "code_expired",
+                        message: "the verification code has expired".into(),
+                    },
+                );
+            }
+            CodeState::Unused(code) => code,
+        };
+        // Keys that break the onset rule leave the code unused, so the person can retry.
+        let keys = upload.stored_keys(
+            code.diagnosis.report_type(),
+            code.onset.map(|onset| onset.day),
+        )?;
+        db::redeem_code(self.tx, &code)?;
+        db::insert_keys(self.tx, &keys, self.now, self.rng)?;
+        metrics::counter!("kith_codes_redeemed_total").increment(1);
+        metrics::counter!("kith_keys_accepted_total").increment(keys.len() as u64);
+        Ok(keys.len())
     }
-    if code.expires_at <= now {
-        budget.spend(now);
-        return reject(
-            "expired",
-            AppError::Forbidden {
-                code: "code_expired",
-                message: "the verification code has expired".into(),
-            },
-        );
-    }
-    // Keys that break the onset rule leave the code unused, so the person can retry.
-    let keys = upload.stored_keys(
-        code.diagnosis.report_type(),
-        code.onset.map(|onset| onset.day),
-    )?;
-    db::redeem_code(tx, &code.hash, now)?;
-    db::insert_keys(tx, &keys, now)?;
-    metrics::counter!("kith_codes_redeemed_total").increment(1);
-    metrics::counter!("kith_keys_accepted_total").increment(keys.len() as u64);
-    Ok(keys.len())
 }
 
 fn issue_codes(
     tx: &Connection,
     pepper: &Pepper,
     order: &CodeOrder,
-    now: u64,
 ) -> Result<Vec<VerificationCode>> {
     let mut codes = Vec::with_capacity(order.count as usize);
     let mut rng = rand_core::OsRng;
     while codes.len() < order.count as usize {
         let code = VerificationCode::generate(&mut rng);
-        if db::insert_code(tx, &code.hash(pepper), order, now)? {
+        if db::insert_code(tx, &code.hash(pepper), order)? {
             codes.push(code);
         }
     }

@@ -1,61 +1,65 @@
-//! The server through real HTTP: the binary on an ephemeral port with a temporary data dir.
+//! The HTTP API in-process: `app(state)` driven with `oneshot` on a manual clock, with
+//! a temporary data directory and no socket. (`process.rs` runs the binary where the
+//! process itself matters.)
 
 mod common;
 
+use axum::http::Method;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use common::*;
 use serde_json::{Value, json};
 
-fn stored(server: &ServerProcess, key: &[u8; 16]) -> Option<kith_server::db::KeyRecord> {
-    let conn = kith_server::db::open_read_only(&server.data_dir).unwrap();
-    kith_server::db::key_record(&conn, key).unwrap()
+fn stored(server: &TestServer, key: &[u8; 16]) -> Option<kith_server::inspect::KeyRecord> {
+    server.stored().key_record(key).unwrap()
 }
 
-fn stored_count(data_dir: &std::path::Path) -> u64 {
-    kith_server::db::count_keys(&kith_server::db::open_read_only(data_dir).unwrap()).unwrap()
+fn stored_count(server: &TestServer) -> u64 {
+    server.stored().count_keys().unwrap()
 }
-
 #[tokio::test]
 async fn happy_path_applies_the_codes_diagnosis_and_embargoes_todays_key() {
-    let (dir, server, admin) = fresh_server(&[], &[]);
+    let server = TestServer::new();
+    let admin = server.admin_key.clone();
     let codes = issue_codes(
         &server,
         &admin,
-        json!({"diagnosis": "self_report", "symptomOnsetDate": date_days_ago(3)}),
+        json!({"diagnosis": "self_report", "symptomOnsetDate": date_days_ago(&server, 3)}),
     )
     .await;
     assert_eq!(codes.len(), 1);
-    assert_eq!(codes[0].len(), 12);
+    assert_eq!(codes[0].len(), 16);
 
     let keys: Vec<[u8; 16]> = (0..15).map(|_| random_key()).collect();
-    let (status, body, size) = publish_json(&server, &publish_doc(&codes[0], &keys)).await;
+    let (status, body, size) = publish_json(&server, &publish_doc(&server, &codes[0], &keys)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["insertedExposures"], 15);
-    assert_eq!(size, kith_server::publish::RESPONSE_LEN);
+    assert_eq!(size, kith_server::RESPONSE_LEN);
 
-    let today = today_start();
+    let today = today_start(&server);
     let todays = stored(&server, &keys[0]).expect("today's key is stored");
     assert_eq!(todays.rolling_start, today);
     assert_eq!(todays.report_type, 3, "self report from the code");
     assert_eq!(todays.days_since_onset, Some(3), "onset from the code");
     assert_eq!(
-        todays.embargo_until,
+        todays.embargo_until.get(),
         u64::from(today + 144) * 600,
         "embargoed until it expires"
     );
     let oldest = stored(&server, &keys[14]).unwrap();
     assert_eq!(oldest.days_since_onset, Some(-11));
-    assert!(oldest.embargo_until <= now_unix());
-    assert_eq!(stored_count(dir.path()), 15);
+    // Released within the hour (embargo times are rounded up to the hour).
+    assert!(oldest.embargo_until.get() <= server.now().get().div_ceil(3600) * 3600);
+    assert_eq!(stored_count(&server), 15);
 }
 
 #[tokio::test]
 async fn every_validation_rule_is_a_400_and_leaves_the_code_usable() {
-    let (dir, server, admin) = fresh_server(&[], &[]);
+    let server = TestServer::new();
+    let admin = server.admin_key.clone();
     let code = issue_code(&server, &admin).await;
-    let today = today_start();
-    let now_interval = (now_unix() / 600) as u32;
+    let today = today_start(&server);
+    let now_interval = (server.now().get() / 600) as u32;
     let k = |start: u32| key_json(&random_key(), start);
     let doc = |keys: Vec<Value>| json!({"temporaryExposureKeys": keys, "verificationCode": code});
     let same = random_key();
@@ -132,11 +136,7 @@ async fn every_validation_rule_is_a_400_and_leaves_the_code_usable() {
         assert_eq!(status, 400, "{expected}: {body}");
         assert_eq!(body["error"], *expected, "{body}");
         assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
-        assert_eq!(
-            size,
-            kith_server::publish::RESPONSE_LEN,
-            "errors are padded too"
-        );
+        assert_eq!(size, kith_server::RESPONSE_LEN, "errors are padded too");
     }
     // The limits themselves pass, and neither code was spent by the rejected uploads.
     let keys: Vec<Value> = (0..30u32).map(|i| k(today - 144 * (i / 3))).collect();
@@ -146,33 +146,36 @@ async fn every_validation_rule_is_a_400_and_leaves_the_code_usable() {
         (200, &json!(30)),
         "{body}"
     );
-    let (status, _, _) = publish_json(&server, &publish_doc(&bare, &[random_key()])).await;
+    let (status, _, _) = publish_json(&server, &publish_doc(&server, &bare, &[random_key()])).await;
     assert_eq!(status, 200);
-    assert_eq!(stored_count(dir.path()), 31);
+    assert_eq!(stored_count(&server), 31);
 }
 
 #[tokio::test]
 async fn codes_are_single_use_expire_and_guessing_is_budgeted() {
-    let budget = [
-        "--failed-redemptions-burst",
-        "3",
-        "--failed-redemptions-per-hour",
-        "1",
-    ];
-    let (dir, server, admin) = fresh_server(&budget, &[]);
+    let server = TestServer::with_config(|config| {
+        config.failed_redemptions_burst = 3;
+        config.failed_redemptions_per_hour = 1;
+    });
+    let admin = server.admin_key.clone();
     let codes = issue_many(&server, &admin, 3).await;
-    let (status, _, _) = publish_json(&server, &publish_doc(&codes[0], &[random_key()])).await;
+    let (status, _, _) =
+        publish_json(&server, &publish_doc(&server, &codes[0], &[random_key()])).await;
     assert_eq!(status, 200);
     // Reuse.
-    let (status, body, _) = publish_json(&server, &publish_doc(&codes[0], &[random_key()])).await;
+    let (status, body, _) =
+        publish_json(&server, &publish_doc(&server, &codes[0], &[random_key()])).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (403, Some("code_already_used"))
     );
     // Unknown codes (the reuse above was failure 1 of 3).
     for _ in 0..2 {
-        let (status, body, _) =
-            publish_json(&server, &publish_doc("000000000000", &[random_key()])).await;
+        let (status, body, _) = publish_json(
+            &server,
+            &publish_doc(&server, "0000000000000000", &[random_key()]),
+        )
+        .await;
         assert_eq!(
             (status, body["error"].as_str()),
             (401, Some("invalid_code")),
@@ -180,31 +183,25 @@ async fn codes_are_single_use_expire_and_guessing_is_budgeted() {
         );
     }
     // The budget is spent: even a valid code now gets 429, so guesses learn nothing.
-    let response = client()
-        .post(server.url("/v1/publish"))
-        .json(&publish_doc(&codes[1], &[random_key()]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 429);
-    let retry: u64 = response.headers()["retry-after"]
+    let response = server
+        .send(post_json(
+            "/v1/publish",
+            &publish_doc(&server, &codes[1], &[random_key()]),
+        ))
+        .await;
+    assert_eq!(response.status, 429);
+    let retry: u64 = response.headers["retry-after"]
         .to_str()
         .unwrap()
         .parse()
         .unwrap();
     assert!((1..=3600).contains(&retry), "{retry}");
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["error"], "too_many_attempts");
-    assert!(server.stop());
+    assert_eq!(response.json()["error"], "too_many_attempts");
 
-    // A day later (the clock moved by the documented test offset) the last code has expired,
-    // and the budget has refilled.
-    let later = ServerProcess::start(dir.path(), &[], &[("KITH_TEST_CLOCK_OFFSET", "90000")]);
-    assert!(
-        later.admin_key.is_none(),
-        "the admin key is printed on first start only"
-    );
-    let (status, body, _) = publish_json(&later, &publish_doc(&codes[2], &[random_key()])).await;
+    // A day later the last code has expired, and the budget has refilled.
+    server.clock.advance(90_000);
+    let (status, body, _) =
+        publish_json(&server, &publish_doc(&server, &codes[2], &[random_key()])).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (403, Some("code_expired")),
@@ -214,31 +211,44 @@ async fn codes_are_single_use_expire_and_guessing_is_budgeted() {
 
 #[tokio::test]
 async fn sealed_and_chaff_uploads_have_one_size_and_chaff_stores_nothing() {
-    let (dir, server, admin) = fresh_server(&[], &[]);
+    let server = TestServer::new();
+    let admin = server.admin_key.clone();
     let public_key = hpke_key(&server).await;
     assert_eq!(public_key.len(), 32);
     let code = issue_code(&server, &admin).await;
 
     // Chaff first, with the real code: it must not spend it.
     let chaff_keys: Vec<[u8; 16]> = (0..14).map(|_| random_key()).collect();
-    let mut chaff = publish_doc(&code, &chaff_keys);
+    let mut chaff = publish_doc(&server, &code, &chaff_keys);
     chaff["fake"] = json!(true);
     let (chaff_status, chaff_body, chaff_size) = publish_sealed(&server, &public_key, &chaff).await;
-    let mut random_code_chaff = publish_doc("123412341234", &[random_key()]);
+    let mut random_code_chaff = publish_doc(&server, "1234123412341234", &[random_key()]);
     random_code_chaff["fake"] = json!(true);
     let (plain_chaff_status, _, plain_chaff_size) = publish_json(&server, &random_code_chaff).await;
+    let (sealed_random_chaff_status, _, sealed_random_chaff_size) =
+        publish_sealed(&server, &public_key, &random_code_chaff).await;
 
     let real_key = random_key();
-    let (real_status, real_body, real_size) =
-        publish_sealed(&server, &public_key, &publish_doc(&code, &[real_key])).await;
+    let (real_status, real_body, real_size) = publish_sealed(
+        &server,
+        &public_key,
+        &publish_doc(&server, &code, &[real_key]),
+    )
+    .await;
 
     assert_eq!(
-        (chaff_status, plain_chaff_status, real_status),
-        (200, 200, 200),
+        (
+            chaff_status,
+            plain_chaff_status,
+            sealed_random_chaff_status,
+            real_status
+        ),
+        (200, 200, 200, 200),
         "{chaff_body} {real_body}"
     );
     assert_eq!(chaff_size, real_size);
-    assert_eq!(plain_chaff_size, real_size);
+    assert_eq!(sealed_random_chaff_size, real_size);
+    assert_eq!(plain_chaff_size, kith_server::RESPONSE_LEN);
     assert_eq!(real_body["insertedExposures"], 1);
     assert_eq!(chaff_body["insertedExposures"], 14);
     assert!(stored(&server, &real_key).is_some());
@@ -246,52 +256,25 @@ async fn sealed_and_chaff_uploads_have_one_size_and_chaff_stores_nothing() {
         chaff_keys.iter().all(|k| stored(&server, k).is_none()),
         "chaff is not stored"
     );
-    assert_eq!(stored_count(dir.path()), 1);
+    assert_eq!(stored_count(&server), 1);
 
     // Requests: one sealed size whatever the key count.
-    let one = kith_server::sealed::seal(
+    let (one, _) = kith_server::sealed::seal(
         &public_key,
-        publish_doc(&code, &[random_key()]).to_string().as_bytes(),
+        publish_doc(&server, &code, &[random_key()])
+            .to_string()
+            .as_bytes(),
         &mut rand::rngs::OsRng,
     )
     .unwrap();
     let thirty: Vec<[u8; 16]> = (0..30).map(|_| random_key()).collect();
-    let many = kith_server::sealed::seal(
+    let (many, _) = kith_server::sealed::seal(
         &public_key,
-        publish_doc(&code, &thirty).to_string().as_bytes(),
+        publish_doc(&server, &code, &thirty).to_string().as_bytes(),
         &mut rand::rngs::OsRng,
     )
     .unwrap();
     assert_eq!(one.len(), many.len());
-}
-
-#[tokio::test]
-async fn restart_keeps_keys_codes_and_secrets() {
-    let (dir, server, admin) = fresh_server(&[], &[]);
-    let used = issue_code(&server, &admin).await;
-    let unused = issue_code(&server, &admin).await;
-    let key = random_key();
-    assert_eq!(
-        publish_json(&server, &publish_doc(&used, &[key])).await.0,
-        200
-    );
-    let hpke_before = hpke_key(&server).await;
-    assert!(server.stop(), "SIGTERM gives a clean exit");
-
-    let again = ServerProcess::start(dir.path(), &[], &[]);
-    assert!(again.admin_key.is_none());
-    assert!(again.stdout().contains("listening on"));
-    assert_eq!(hpke_key(&again).await, hpke_before);
-    assert!(stored(&again, &key).is_some());
-    assert_eq!(publish_status(&again, &used, 1).await, 403);
-    assert_eq!(publish_status(&again, &unused, 1).await, 200);
-    // The old admin key still works.
-    assert_eq!(
-        issue_codes(&again, &admin, json!({"diagnosis": "clinical_diagnosis"}))
-            .await
-            .len(),
-        1
-    );
 }
 
 /// (what, bearer key, content type, body, expected status, expected error code)
@@ -315,13 +298,14 @@ type Case = (
 
 #[tokio::test]
 async fn malformed_requests_get_the_documented_4xx() {
-    let (dir, server, admin) = fresh_server(&[], &[]);
+    let server = TestServer::new();
+    let admin = server.admin_key.clone();
     let public_key = hpke_key(&server).await;
-    let today = today_start();
+    let today = today_start(&server);
     let json_ct = Some("application/json");
     let sealed_ct = Some(kith_server::sealed::CONTENT_TYPE);
     let key = |k: Value| -> Vec<u8> {
-        json!({"temporaryExposureKeys": [k], "verificationCode": "123456789012"})
+        json!({"temporaryExposureKeys": [k], "verificationCode": "1234567890123456"})
             .to_string()
             .into_bytes()
     };
@@ -331,8 +315,6 @@ async fn malformed_requests_get_the_documented_4xx() {
         k[field] = value;
         key(k)
     };
-    let seal =
-        |text: &[u8]| kith_server::sealed::seal(&public_key, text, &mut rand::rngs::OsRng).unwrap();
     // Ignored fields are skipped recursively: the depth limit must answer, not the stack.
     let mut nested = String::from("{\"ignoredField\":");
     nested.push_str(&"[".repeat(5000));
@@ -375,27 +357,41 @@ async fn malformed_requests_get_the_documented_4xx() {
         ("sealed too short", sealed_ct, vec![0; 10], 400, "invalid_sealed_body"),
         ("sealed random bytes", sealed_ct, vec![7; kith_server::sealed::SEALED_BODY_LEN], 400, "invalid_sealed_body"),
         ("sealed oversize", sealed_ct, vec![7; 70 * 1024], 413, "payload_too_large"),
-        ("sealed non-JSON", sealed_ct, seal(b"not json at all"), 400, "invalid_json"),
-        ("sealed wrong types", sealed_ct, seal(b"{\"temporaryExposureKeys\":7}"), 400, "invalid_field"),
     ];
     let mut checked = 0;
+    // Sealed bodies that open are answered inside the sealed answer.
+    for (what, text, code) in [
+        ("sealed non-JSON", &b"not json at all"[..], "invalid_json"),
+        (
+            "sealed wrong types",
+            b"{\"temporaryExposureKeys\":7}",
+            "invalid_field",
+        ),
+    ] {
+        let (sealed, opener) =
+            kith_server::sealed::seal(&public_key, text, &mut rand::rngs::OsRng).unwrap();
+        let reply = server
+            .send(request(Method::POST, "/v1/publish", sealed_ct, sealed))
+            .await;
+        let (status, inside) = open_answer(&reply, &opener);
+        assert_eq!(
+            (status, inside["error"].as_str()),
+            (400, Some(code)),
+            "{what}"
+        );
+        checked += 1;
+    }
     for (what, content_type, body, status, code) in publish_cases {
-        let mut request = client().post(server.url("/v1/publish")).body(body);
-        if let Some(ct) = content_type {
-            request = request.header("content-type", ct);
-        }
-        let response = request.send().await.unwrap();
-        assert_eq!(response.status().as_u16(), status, "{what}");
-        let bytes = response.bytes().await.unwrap();
+        let response = server
+            .send(request(Method::POST, "/v1/publish", content_type, body))
+            .await;
+        assert_eq!(response.status, status, "{what}");
+        let bytes = response.body;
         let body: Value =
             serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("{what}: not JSON"));
         assert_eq!(body["error"], code, "{what}: {body}");
         assert!(body["message"].is_string(), "{what}");
-        assert_eq!(
-            bytes.len(),
-            kith_server::publish::RESPONSE_LEN,
-            "{what}: padded"
-        );
+        assert_eq!(bytes.len(), kith_server::RESPONSE_LEN, "{what}: padded");
         checked += 1;
     }
 
@@ -487,7 +483,7 @@ async fn malformed_requests_get_the_documented_4xx() {
             json_ct,
             format!(
                 "{{\"diagnosis\":\"self_report\",\"symptomOnsetDate\":\"{}\"}}",
-                kith_server::calendar::format_date(kith_server::calendar::day_of(now_unix()) + 2)
+                kith_server::calendar::Day::of(server.now()).plus(2)
             )
             .into_bytes(),
             400,
@@ -499,7 +495,7 @@ async fn malformed_requests_get_the_documented_4xx() {
             json_ct,
             format!(
                 "{{\"diagnosis\":\"self_report\",\"symptomOnsetDate\":\"{}\"}}",
-                date_days_ago(15)
+                date_days_ago(&server, 15)
             )
             .into_bytes(),
             400,
@@ -515,60 +511,49 @@ async fn malformed_requests_get_the_documented_4xx() {
         ),
     ];
     for (what, bearer, content_type, body, status, code) in admin_cases {
-        let mut request = client().post(server.url("/v1/admin/codes")).body(body);
-        if let Some(ct) = content_type {
-            request = request.header("content-type", ct);
-        }
+        let mut request = request(Method::POST, "/v1/admin/codes", content_type, body);
         if let Some(key) = bearer {
-            request = request.bearer_auth(key);
+            request
+                .headers_mut()
+                .insert("authorization", format!("Bearer {key}").parse().unwrap());
         }
-        let response = request.send().await.unwrap();
-        assert_eq!(response.status().as_u16(), status, "{what}");
-        let body: Value = response.json().await.unwrap();
+        let response = server.send(request).await;
+        assert_eq!(response.status, status, "{what}");
+        let body = response.json();
         assert_eq!(body["error"], code, "{what}: {body}");
         assert!(body["message"].is_string());
         checked += 1;
     }
     for (what, method, path, status, code) in [
-        (
-            "unknown path",
-            reqwest::Method::GET,
-            "/v1/nothing",
-            404,
-            "not_found",
-        ),
+        ("unknown path", Method::GET, "/v1/nothing", 404, "not_found"),
         (
             "GET on publish",
-            reqwest::Method::GET,
+            Method::GET,
             "/v1/publish",
             405,
             "method_not_allowed",
         ),
         (
             "DELETE on config",
-            reqwest::Method::DELETE,
+            Method::DELETE,
             "/v1/config",
             405,
             "method_not_allowed",
         ),
     ] {
-        let response = client()
-            .request(method, server.url(path))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status().as_u16(), status, "{what}");
-        let body: Value = response.json().await.unwrap();
+        let response = server.send(request(method, path, None, Vec::new())).await;
+        assert_eq!(response.status, status, "{what}");
+        let body = response.json();
         assert_eq!(body["error"], code, "{what}");
         checked += 1;
     }
     assert!(checked >= 30);
-    assert_eq!(stored_count(dir.path()), 0, "nothing malformed was stored");
+    assert_eq!(stored_count(&server), 0, "nothing malformed was stored");
 }
 
 #[tokio::test]
-async fn config_health_and_metrics() {
-    let (_dir, server, admin) = fresh_server(&[], &[]);
+async fn config_and_health() {
+    let server = TestServer::new();
 
     let health = get_json(&server, "/healthz").await;
     assert_eq!(health["status"], "ok");
@@ -591,53 +576,12 @@ async fn config_health_and_metrics() {
         config["hpke"]["sealedBodyLen"],
         kith_server::sealed::SEALED_BODY_LEN
     );
-    assert_eq!(config["verificationCodeDigits"], 12);
+    assert_eq!(config["verificationCodeDigits"], 16);
     let enx = kith_core::risk::RiskConfig::enx_defaults();
     assert_eq!(
         config["riskConfiguration"],
         serde_json::to_value(&enx).unwrap()
     );
-
-    let code = issue_code(&server, &admin).await;
-    assert_eq!(publish_status(&server, &code, 2).await, 200);
-    assert_eq!(publish_status(&server, &code, 1).await, 403);
-    let _ = client()
-        .get(server.url("/no/such/path-4711"))
-        .send()
-        .await
-        .unwrap();
-
-    let metrics = client()
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    for expected in [
-        r#"kith_http_requests_total{route="/v1/publish",method="POST",status="200"} 1"#,
-        r#"kith_http_requests_total{route="/v1/publish",method="POST",status="403"} 1"#,
-        r#"kith_http_requests_total{route="/v1/admin/codes",method="POST",status="200"} 1"#,
-        r#"kith_http_requests_total{route="unmatched",method="GET",status="404"} 1"#,
-        "kith_http_request_duration_seconds_bucket{route=\"/v1/publish\"",
-        "kith_keys_accepted_total 2",
-        "kith_codes_issued_total 1",
-        "kith_codes_redeemed_total 1",
-        r#"kith_codes_rejected_total{reason="used"} 1"#,
-    ] {
-        assert!(
-            metrics.contains(expected),
-            "missing {expected} in\n{metrics}"
-        );
-    }
-    assert!(!metrics.contains("4711"), "raw URIs never become labels");
-}
-
-async fn status_of(server: &ServerProcess, method: &str, path: &str) -> u16 {
-    let method = method.to_uppercase().parse().unwrap();
-    let response = client().request(method, server.url(path)).send().await;
-    response.unwrap().status().as_u16()
 }
 
 #[tokio::test]
@@ -646,8 +590,7 @@ async fn a_health_authoritys_risk_configuration_is_published() {
     let file = dir.path().join("risk.json");
     let apple = kith_core::risk::RiskConfig::apple_defaults();
     std::fs::write(&file, apple.to_json()).unwrap();
-    let flag = ["--risk-config", file.to_str().unwrap()];
-    let (_data, server, _) = fresh_server(&flag, &[]);
+    let server = TestServer::with_config(|config| config.risk_config = Some(file));
     let config = get_json(&server, "/v1/config").await;
     let served: kith_core::risk::RiskConfig =
         serde_json::from_value(config["riskConfiguration"].clone()).unwrap();
@@ -655,27 +598,10 @@ async fn a_health_authoritys_risk_configuration_is_published() {
 }
 
 #[tokio::test]
-async fn openapi_document_and_router_match() {
-    let (_dir, server, _) = fresh_server(&[], &[]);
-    let doc = get_json(&server, "/openapi.json").await;
-    let paths = doc["paths"].as_object().unwrap();
+async fn openapi_documents_and_routers_match_on_both_listeners() {
+    let server = TestServer::new();
     let methods = ["get", "post", "put", "delete", "patch"];
-    // Document → router: every documented operation is routed; every other method is 405.
-    for (path, item) in paths {
-        for method in methods {
-            let status = status_of(&server, method, path).await;
-            if item.get(method).is_some() {
-                assert!(
-                    status != 404 && status != 405,
-                    "{method} {path} documented but answers {status}"
-                );
-            } else {
-                assert_eq!(status, 405, "{method} {path} is routed but not documented");
-            }
-        }
-    }
-    // Router → document: every path literal in the server's source that the server
-    // answers (anything but 404) must be documented.
+    // Every path literal in the server's source.
     let src = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
     let mut literals = std::collections::BTreeSet::new();
     let mut stack = vec![std::path::PathBuf::from(src)];
@@ -703,99 +629,105 @@ async fn openapi_document_and_router_match() {
         literals.contains("/v1/publish") && literals.contains("/portal/login"),
         "{literals:?}"
     );
-    for path in &literals {
-        for method in methods {
-            if status_of(&server, method, path).await != 404 {
-                assert!(
-                    paths.contains_key(path),
-                    "{path} is served but not in /openapi.json"
-                );
+    let status_on = |listener, method: &str, path: &str| {
+        let method = method.to_uppercase().parse().unwrap();
+        let request = request(method, path, None, Vec::new());
+        let server = &server;
+        async move { server.send_to(listener, request).await.status }
+    };
+    for listener in [Listener::Public, Listener::Operator] {
+        let doc = server.send_to(listener, get("/openapi.json")).await.json();
+        let paths = doc["paths"].as_object().unwrap();
+        // Document → router: every documented operation is routed; other methods 405.
+        for (path, item) in paths {
+            for method in methods {
+                let status = status_on(listener, method, path).await;
+                if item.get(method).is_some() {
+                    assert!(
+                        status != 404 && status != 405,
+                        "{listener:?}: {method} {path} documented but answers {status}"
+                    );
+                } else {
+                    assert_eq!(
+                        status, 405,
+                        "{listener:?}: {method} {path} routed but not documented"
+                    );
+                }
+            }
+        }
+        // Router → document: every literal the listener answers (not 404) is documented.
+        for path in &literals {
+            for method in methods {
+                if status_on(listener, method, path).await != 404 {
+                    assert!(
+                        paths.contains_key(path),
+                        "{listener:?}: {path} is served but not in its /openapi.json"
+                    );
+                }
             }
         }
     }
+    let public = server
+        .send_to(Listener::Public, get("/openapi.json"))
+        .await
+        .json();
     assert_eq!(
-        doc["paths"]["/v1/publish"]["post"]["requestBody"]["content"]
+        public["paths"]["/v1/publish"]["post"]["requestBody"]["content"]
             .as_object()
             .unwrap()
             .len(),
         2
     );
-}
-
-#[tokio::test]
-async fn logs_hold_no_keys_codes_or_addresses() {
-    let (_dir, server, admin) = fresh_server(&[], &[("KITH_LOG", "debug")]);
-    let code = issue_code(&server, &admin).await;
-    let key = random_key();
-    assert_eq!(
-        publish_json(&server, &publish_doc(&code, &[key])).await.0,
-        200
-    );
-    assert_eq!(
-        publish_json(&server, &publish_doc(&code, &[key])).await.0,
-        403
-    );
-    assert_eq!(publish_status(&server, "999999999999", 1).await, 401);
-    let public_key = hpke_key(&server).await;
-    let mut chaff = publish_doc(&code, &[random_key()]);
-    chaff["fake"] = json!(true);
-    assert_eq!(publish_sealed(&server, &public_key, &chaff).await.0, 200);
-    let port = server.addr.port().to_string();
-    assert!(
-        server.stdout().contains(&admin),
-        "the admin key goes to stdout"
-    );
-    let log = server.log();
-    assert!(server.stop());
-    assert!(
-        log.contains("request"),
-        "debug request lines are logged: {log}"
-    );
-    for secret in [
-        code.clone(),
-        STANDARD.encode(key),
-        hex::encode(key),
-        "999999999999".into(),
-        admin.clone(),
-        "127.0.0.1".into(),
-        port,
-    ] {
-        assert!(!log.contains(&secret), "log contains {secret}:\n{log}");
+    // Each listener serves its own part only.
+    for path in ["/v1/admin/codes", "/portal", "/portal/login", "/metrics"] {
+        assert_eq!(
+            status_on(Listener::Public, "get", path).await,
+            404,
+            "{path} on the public listener"
+        );
+        assert_eq!(
+            status_on(Listener::Public, "post", path).await,
+            404,
+            "{path} on the public listener"
+        );
+    }
+    for path in ["/v1/publish", "/v1/config"] {
+        assert_eq!(
+            status_on(Listener::Operator, "get", path).await,
+            404,
+            "{path} on the operator listener"
+        );
     }
 }
 
 #[tokio::test]
-async fn sigterm_finishes_in_flight_publishes() {
-    let (dir, server, admin) = fresh_server(&[], &[]);
-    let codes = issue_many(&server, &admin, 200).await;
-    let url = server.url("/v1/publish");
-    let tasks: Vec<_> = codes
-        .into_iter()
-        .map(|code| {
-            let url = url.clone();
-            tokio::spawn(async move {
-                let response = client()
-                    .post(url)
-                    .json(&publish_doc(&code, &[random_key()]))
-                    .send()
-                    .await;
-                response.ok().map(|r| r.status().as_u16())
-            })
-        })
-        .collect();
-    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    assert!(server.stop(), "clean exit after SIGTERM");
-    let mut acknowledged = 0;
-    for task in tasks {
-        match task.await.unwrap() {
-            Some(200) => acknowledged += 1,
-            Some(other) => panic!("an in-flight request got {other} during shutdown"),
-            None => {} // never connected: refused after the listener closed
+async fn a_full_database_answers_503_storage_full_and_healthz_says_so() {
+    let server = TestServer::with_config(|config| config.max_database_mib = Some(1));
+    let codes = issue_many(&server, &server.admin_key, 1000).await;
+    let mut stored_before = 0;
+    let mut full = None;
+    for code in &codes {
+        let keys: Vec<[u8; 16]> = (0..15).map(|_| random_key()).collect();
+        let reply = server
+            .send(post_json("/v1/publish", &publish_doc(&server, code, &keys)))
+            .await;
+        if reply.status == 200 {
+            stored_before += 15;
+        } else {
+            full = Some(reply);
+            break;
         }
     }
-    let stored = stored_count(dir.path());
-    assert!(
-        stored >= acknowledged,
-        "acknowledged {acknowledged} but stored {stored}"
+    let full = full.expect("1 MiB fills up");
+    assert_eq!(full.status, 503);
+    assert_eq!(full.json()["error"], "storage_full", "not 'shutting down'");
+    assert_eq!(full.headers["retry-after"], "60");
+    assert_eq!(full.body.len(), kith_server::RESPONSE_LEN);
+    let health = server.send(get("/healthz")).await;
+    assert_eq!(
+        (health.status, health.json()["status"].as_str()),
+        (503, Some("storage_full"))
     );
+    // Nothing accepted before was lost.
+    assert_eq!(server.stored().count_keys().unwrap(), stored_before);
 }

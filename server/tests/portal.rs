@@ -1,7 +1,7 @@
 //! The case worker's page in a real headless Chromium, driven over WebDriver.
 //!
-//! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them). Without
-//! them the test prints "skipped: ..." unless KITH_REQUIRE_BROWSER is set, when it fails.
+//! Needs Debian's `chromium` and `chromium-driver` (`scripts/test` installs them). Without
+//! them the test skips (see `kith_test_support::skip`).
 
 mod common;
 
@@ -44,14 +44,9 @@ fn free_port() -> u16 {
 async fn case_worker_logs_in_and_issues_a_code_in_chromium() {
     let browser = on_path("chromium").or_else(|| on_path("chromium-browser"));
     let (Some(chromium), Some(chromedriver)) = (browser, on_path("chromedriver")) else {
-        assert!(
-            std::env::var_os("KITH_REQUIRE_BROWSER").is_none(),
-            "KITH_REQUIRE_BROWSER is set but chromium/chromedriver are not installed"
+        return kith_test_support::skip(
+            "chromium or chromedriver not found (apt-get install chromium chromium-driver)",
         );
-        println!(
-            "skipped: chromium or chromedriver not found (apt-get install chromium chromium-driver)"
-        );
-        return;
     };
 
     let (dir, server, admin) = fresh_server(&[], &[]);
@@ -138,7 +133,7 @@ async fn case_worker_logs_in_and_issues_a_code_in_chromium() {
         browser
             .execute(
                 "document.getElementById('date').value = arguments[0]",
-                vec![json!(date_days_ago(5))],
+                vec![json!(date_days_ago(&server, 5))],
             )
             .await?;
         let before = now_unix();
@@ -174,10 +169,12 @@ async fn case_worker_logs_in_and_issues_a_code_in_chromium() {
     browser.close().await.ok();
     let (code, expires, before, after) = outcome.expect("browser steps");
 
-    assert_eq!(code.len(), 12, "{code}");
+    assert_eq!(code.len(), 16, "{code}");
     assert!(code.bytes().all(|b| b.is_ascii_digit()));
     let expected: Vec<String> = (before..=after)
-        .map(|t| kith_server::calendar::format_rfc3339(t + 24 * 3600))
+        .map(|t| {
+            kith_server::calendar::format_rfc3339(kith_server::UnixSeconds::new(t + 24 * 3600))
+        })
         .collect();
     assert!(
         expected.contains(&expires),
@@ -186,10 +183,10 @@ async fn case_worker_logs_in_and_issues_a_code_in_chromium() {
 
     // The code works once, with the page's diagnosis and date.
     let key = random_key();
-    let (status, body, _) = publish_json(&server, &publish_doc(&code, &[key])).await;
+    let (status, body, _) = publish_json(&server, &publish_doc(&server, &code, &[key])).await;
     assert_eq!(status, 200, "{body}");
-    let conn = kith_server::db::open_read_only(dir.path()).unwrap();
-    let record = kith_server::db::key_record(&conn, &key).unwrap().unwrap();
+    let stored = kith_server::inspect::StoredData::open(dir.path()).unwrap();
+    let record = stored.key_record(&key).unwrap().unwrap();
     assert_eq!(record.report_type, 2, "clinical diagnosis");
     assert_eq!(
         record.days_since_onset,

@@ -513,17 +513,10 @@ mod tests {
     fn the_builtin_table_is_the_published_csv() {
         let table = ModelTable::builtin();
         assert_eq!(table.counts().iter().map(|(_, n)| n).sum::<u32>(), 551);
-        let csv = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/gaen/en_calibration_2020-12-14_via_microg.csv");
-        if !csv.exists() {
-            assert!(
-                std::env::var_os("KITH_REQUIRE_ALL").is_none(),
-                "{} is required in CI",
-                csv.display()
-            );
-            eprintln!("skipped: {} not found", csv.display());
+        let Some(csv) = kith_test_support::shared_gaen("en_calibration_2020-12-14_via_microg.csv")
+        else {
             return;
-        }
+        };
         assert_eq!(ModelTable::from_csv(&csv).unwrap().counts(), table.counts());
     }
 }

@@ -14,7 +14,7 @@ use kith_sim::{Arm, Experiment, Scenario};
 /// Agent-based epidemic simulator with the real GAEN protocol (kith-core) in every
 /// app user's phone.
 ///
-/// Without a subcommand it runs the default scenario (100 000 agents, 100 days, three
+/// Without a subcommand it runs the default scenario (100 000 agents, 60 days, two
 /// seeds, with and without the app) and writes CSVs, a summary and plots into
 /// `kith-sim-output/<scenario>/`.
 #[derive(Parser, Debug)]

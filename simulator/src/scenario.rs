@@ -85,9 +85,9 @@ impl Default for Scenario {
         Self {
             name: "default".into(),
             population: 100_000,
-            days: 100,
+            days: 60,
             seed: 1,
-            seeds: 3,
+            seeds: 2,
             initial_infections: 50,
             network: Network::default(),
             disease: Disease::default(),

@@ -51,3 +51,8 @@ pub use signing::{
     ECDSA_P256_SHA256_OID, ExportSigner, SignatureInfo, SigningKey, TrustedKeys, VerifyingKey,
 };
 pub use writer::{ExportBatch, MAX_EXPORT_SIGNATURES, write_export};
+
+// For the other files signed the way key exports are (venue trace warnings).
+pub(crate) use archive::read as read_zip;
+pub(crate) use reader::{parse_signatures, verify_signatures};
+pub(crate) use writer::signed_zip;

@@ -167,40 +167,11 @@ impl ExportFile {
     /// and otherwise with the first failure among the trusted keys' signatures
     /// ([`Error::ExportBadSignature`] or [`Error::ExportUnsupportedSignatureAlgorithm`]).
     pub fn verify(self, trusted: &TrustedKeys) -> Result<VerifiedExport> {
-        let first = self.signatures.first().ok_or(Error::ExportUnsigned)?;
-        let digest = ExportDigest::of(&self.contents.bin);
-        let mut failure = None;
-        for signature in &self.signatures {
-            let Some(key) = trusted.get(&signature.info) else {
-                continue;
-            };
-            let checked = if signature.info.algorithm() == ECDSA_P256_SHA256_OID {
-                key.verify_digest(&digest, &signature.der)
-                    .map_err(|_| Error::ExportBadSignature {
-                        key_id: signature.info.key_id().to_owned(),
-                        key_version: signature.info.key_version().to_owned(),
-                    })
-            } else {
-                Err(Error::ExportUnsupportedSignatureAlgorithm(
-                    signature.info.algorithm().to_owned(),
-                ))
-            };
-            match checked {
-                Ok(()) => {
-                    return Ok(VerifiedExport {
-                        signer: signature.info.clone(),
-                        contents: self.contents,
-                    });
-                }
-                Err(error) => {
-                    failure.get_or_insert(error);
-                }
-            }
-        }
-        Err(failure.unwrap_or_else(|| Error::ExportUnknownSigningKey {
-            key_id: first.info.key_id().to_owned(),
-            key_version: first.info.key_version().to_owned(),
-        }))
+        let signer = verify_signatures(&self.contents.bin, &self.signatures, trusted)?;
+        Ok(VerifiedExport {
+            signer,
+            contents: self.contents,
+        })
     }
 
     /// Unlocks the keys WITHOUT checking any signature.
@@ -404,7 +375,46 @@ fn parse_header(bin: &[u8], limits: &ExportLimits) -> Result<ExportHeader> {
     })
 }
 
-fn parse_signatures(sig: &[u8]) -> Result<Vec<ExportSignature>> {
+/// Checks `signatures` over all of `bin` against `trusted` (see [`ExportFile::verify`])
+/// and returns the signer whose signature verified: shared by every file signed the
+/// way key exports are.
+pub(crate) fn verify_signatures(
+    bin: &[u8],
+    signatures: &[ExportSignature],
+    trusted: &TrustedKeys,
+) -> Result<SignatureInfo> {
+    let first = signatures.first().ok_or(Error::ExportUnsigned)?;
+    let digest = ExportDigest::of(bin);
+    let mut failure = None;
+    for signature in signatures {
+        let Some(key) = trusted.get(&signature.info) else {
+            continue;
+        };
+        let checked = if signature.info.algorithm() == ECDSA_P256_SHA256_OID {
+            key.verify_digest(&digest, &signature.der)
+                .map_err(|_| Error::ExportBadSignature {
+                    key_id: signature.info.key_id().to_owned(),
+                    key_version: signature.info.key_version().to_owned(),
+                })
+        } else {
+            Err(Error::ExportUnsupportedSignatureAlgorithm(
+                signature.info.algorithm().to_owned(),
+            ))
+        };
+        match checked {
+            Ok(()) => return Ok(signature.info.clone()),
+            Err(error) => {
+                failure.get_or_insert(error);
+            }
+        }
+    }
+    Err(failure.unwrap_or_else(|| Error::ExportUnknownSigningKey {
+        key_id: first.info.key_id().to_owned(),
+        key_version: first.info.key_version().to_owned(),
+    }))
+}
+
+pub(crate) fn parse_signatures(sig: &[u8]) -> Result<Vec<ExportSignature>> {
     let list =
         TekSignatureList::decode(sig).map_err(|error| malformed("TEKSignatureList", error))?;
     Ok(list

@@ -40,17 +40,15 @@ pub struct ExportBatch<'a> {
 /// when it is a full day; batch 1 of 1. The output is byte-identical for the same
 /// batch and keys, since signing is deterministic and the zip carries fixed timestamps.
 pub fn write_export(batch: &ExportBatch<'_>, signers: &[&ExportSigner]) -> Result<Vec<u8>> {
-    if signers.is_empty() {
-        return Err(Error::ExportUnsigned);
-    }
-    if signers.len() > MAX_EXPORT_SIGNATURES {
-        return Err(Error::ExportTooManySignatures {
-            count: signers.len(),
-            limit: MAX_EXPORT_SIGNATURES,
-        });
-    }
-    let bin = export_bin(batch, signers)?;
-    let digest = ExportDigest::of(&bin);
+    check_signer_count(signers)?;
+    signed_zip(&export_bin(batch, signers)?, signers)
+}
+
+/// The zip of `bin` and its `export.sig`, signed by every signer in turn (batch 1 of
+/// 1): shared by every file signed the way key exports are.
+pub(crate) fn signed_zip(bin: &[u8], signers: &[&ExportSigner]) -> Result<Vec<u8>> {
+    check_signer_count(signers)?;
+    let digest = ExportDigest::of(bin);
     let signatures = TekSignatureList {
         signatures: signers
             .iter()
@@ -62,7 +60,20 @@ pub fn write_export(batch: &ExportBatch<'_>, signers: &[&ExportSigner]) -> Resul
             })
             .collect(),
     };
-    archive::write(&bin, &signatures.encode_to_vec())
+    archive::write(bin, &signatures.encode_to_vec())
+}
+
+fn check_signer_count(signers: &[&ExportSigner]) -> Result<()> {
+    if signers.is_empty() {
+        return Err(Error::ExportUnsigned);
+    }
+    if signers.len() > MAX_EXPORT_SIGNATURES {
+        return Err(Error::ExportTooManySignatures {
+            count: signers.len(),
+            limit: MAX_EXPORT_SIGNATURES,
+        });
+    }
+    Ok(())
 }
 
 /// The header followed by the `TemporaryExposureKeyExport` message, keys appended one

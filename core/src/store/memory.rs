@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::checkin::{CheckIn, Stay, VenueExposure, Visit};
 use crate::diagnosis::DiagnosisKey;
 use crate::error::Result;
 use crate::keys::TemporaryExposureKey;
@@ -16,6 +17,9 @@ pub struct MemoryStore {
     processed_files: HashMap<String, u64>,
     exposures: Vec<Exposure>,
     settings: HashMap<String, String>,
+    check_ins: Vec<CheckIn>,
+    last_check_in_id: u64,
+    venue_exposures: Vec<VenueExposure>,
 }
 
 impl MemoryStore {
@@ -103,6 +107,61 @@ impl Store for MemoryStore {
         self.sightings.retain(|s| s.time >= cutoff);
         self.processed_files.retain(|_, at| *at >= cutoff);
         self.exposures.retain(|e| e.last_seen() >= cutoff);
+        self.check_ins
+            .retain(|c| c.visit.stay.departure() >= cutoff);
+        self.venue_exposures
+            .retain(|e| e.overlap.departure() >= cutoff);
         Ok(())
+    }
+
+    fn add_check_in(&mut self, visit: &Visit) -> Result<u64> {
+        self.last_check_in_id += 1;
+        self.check_ins.push(CheckIn {
+            id: self.last_check_in_id,
+            visit: visit.clone(),
+        });
+        Ok(self.last_check_in_id)
+    }
+
+    fn check_ins(&self) -> Result<Vec<CheckIn>> {
+        let mut check_ins = self.check_ins.clone();
+        check_ins.sort_by_key(|c| (c.visit.stay.arrival(), c.id));
+        Ok(check_ins)
+    }
+
+    fn set_stay(&mut self, id: u64, stay: Stay) -> Result<bool> {
+        let found = self.check_ins.iter_mut().find(|c| c.id == id);
+        Ok(found.map(|c| c.visit.stay = stay).is_some())
+    }
+
+    fn add_venue_exposures(
+        &mut self,
+        file: Option<&str>,
+        exposures: &[VenueExposure],
+        now: u64,
+    ) -> Result<usize> {
+        let before = self.venue_exposures.len();
+        for exposure in exposures {
+            let known = self.check_ins.iter().any(|c| c.id == exposure.check_in_id);
+            let stored = self.venue_exposures.iter().any(|e| {
+                (e.check_in_id, e.overlap, e.transmission_risk_level)
+                    == (
+                        exposure.check_in_id,
+                        exposure.overlap,
+                        exposure.transmission_risk_level,
+                    )
+            });
+            if known && !stored {
+                self.venue_exposures.push(exposure.clone());
+            }
+        }
+        if let Some(file) = file {
+            self.processed_files.insert(file.to_owned(), now);
+        }
+        Ok(self.venue_exposures.len() - before)
+    }
+
+    fn venue_exposures(&self) -> Result<Vec<VenueExposure>> {
+        Ok(self.venue_exposures.clone())
     }
 }

@@ -12,6 +12,8 @@ mod memory;
 mod schema;
 #[cfg(feature = "store")]
 mod sqlite;
+#[cfg(feature = "store")]
+mod sqlite_checkins;
 
 pub use memory::MemoryStore;
 #[cfg(feature = "store")]
@@ -19,6 +21,7 @@ pub use schema::SCHEMA_VERSION;
 #[cfg(feature = "store")]
 pub use sqlite::SqliteStore;
 
+use crate::checkin::{CheckIn, Stay, VenueExposure, Visit};
 use crate::diagnosis::DiagnosisKey;
 use crate::error::Result;
 use crate::interval::INTERVAL_SECONDS;
@@ -111,8 +114,34 @@ pub trait Store {
     fn setting(&self, name: &str) -> Result<Option<String>>;
 
     /// Deletes what is older than 14 days before `now` (Unix seconds): own keys that
-    /// expired, sightings, processed-file marks, and exposures last seen before then.
+    /// expired, sightings, processed-file marks, exposures last seen before then, and
+    /// check-ins and venue exposures that ended before then.
     fn purge(&mut self, now: u64) -> Result<()>;
+
+    /// Stores a visit to a venue and returns its id; ids are never reused.
+    fn add_check_in(&mut self, visit: &Visit) -> Result<u64>;
+
+    /// Every stored check-in, by arrival (then id).
+    fn check_ins(&self) -> Result<Vec<CheckIn>>;
+
+    /// Replaces the stay of check-in `id` (a check-out, or a corrected arrival);
+    /// returns whether the check-in exists.
+    fn set_stay(&mut self, id: u64, stay: Stay) -> Result<bool>;
+
+    /// Stores what one trace-warning run found, all or none: the new venue `exposures`,
+    /// and `file`, if any, marked as processed at `now` (Unix seconds). An exposure
+    /// stored already (same check-in, overlap and risk level) is skipped, so a report
+    /// published twice counts once; so is one whose check-in is gone. Returns how many
+    /// were new.
+    fn add_venue_exposures(
+        &mut self,
+        file: Option<&str>,
+        exposures: &[VenueExposure],
+        now: u64,
+    ) -> Result<usize>;
+
+    /// Every stored venue exposure, in the order they were found.
+    fn venue_exposures(&self) -> Result<Vec<VenueExposure>>;
 }
 
 /// The oldest time (Unix seconds) kept by a purge at `now`.

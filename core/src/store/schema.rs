@@ -10,7 +10,7 @@ use rusqlite::Connection;
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
 /// Migration `i` upgrades version `i` to `i + 1`.
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     // 1: keys, sightings, processed files, exposures.
     "CREATE TABLE own_keys (
          rolling_start  INTEGER PRIMARY KEY,
@@ -66,6 +66,27 @@ const MIGRATIONS: [&str; 2] = [
      CREATE INDEX sightings_by_time ON sightings(time);
      CREATE INDEX exposure_sightings_by_exposure ON exposure_sightings(exposure_id);
      CREATE INDEX exposure_windows_by_exposure ON exposure_windows(exposure_id);",
+    // 3: venue check-ins and the venue exposures found among them.
+    "CREATE TABLE check_ins (
+         id          INTEGER PRIMARY KEY AUTOINCREMENT,
+         location_id BLOB NOT NULL,
+         description TEXT NOT NULL,
+         address     TEXT NOT NULL,
+         arrival     INTEGER NOT NULL,
+         departure   INTEGER NOT NULL
+     );
+     CREATE INDEX check_ins_by_departure ON check_ins(departure);
+     CREATE TABLE venue_exposures (
+         id                      INTEGER PRIMARY KEY,
+         check_in_id             INTEGER NOT NULL REFERENCES check_ins(id) ON DELETE CASCADE,
+         description             TEXT NOT NULL,
+         address                 TEXT NOT NULL,
+         start                   INTEGER NOT NULL,
+         end                     INTEGER NOT NULL,
+         transmission_risk_level INTEGER NOT NULL,
+         UNIQUE (check_in_id, start, end, transmission_risk_level)
+     );
+     CREATE INDEX venue_exposures_by_end ON venue_exposures(end);",
 ];
 
 /// The schema version of an open database.

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
+use crate::checkin::{CheckIn, Stay, VenueExposure, Visit};
 use crate::diagnosis::{DaysSinceOnset, DiagnosisKey, ReportType};
 use crate::error::{Error, Result};
 use crate::identifiers::{Aem, Rpi};
@@ -14,7 +15,7 @@ use crate::metadata::{BluetoothMetadata, CalibrationConfidence};
 use crate::risk::{ExposureWindow, ScanInstance};
 use crate::sighting::Sighting;
 use crate::store::schema::{SCHEMA_VERSION, migrate_to, version};
-use crate::store::{Exposure, Store, retention_cutoff};
+use crate::store::{Exposure, Store, retention_cutoff, sqlite_checkins};
 
 /// A [`Store`] in one SQLite database file (WAL mode, foreign keys on).
 #[derive(Debug)]
@@ -22,11 +23,11 @@ pub struct SqliteStore {
     conn: Connection,
 }
 
-fn storage(e: rusqlite::Error) -> Error {
+pub(super) fn storage(e: rusqlite::Error) -> Error {
     Error::Storage(e.to_string())
 }
 
-fn corrupt(what: &str) -> Error {
+pub(super) fn corrupt(what: &str) -> Error {
     Error::Storage(format!("corrupt database: {what}"))
 }
 
@@ -76,12 +77,12 @@ impl SqliteStore {
     }
 }
 
-fn blob<const N: usize>(row: &Row<'_>, column: &str) -> Result<[u8; N]> {
+pub(super) fn blob<const N: usize>(row: &Row<'_>, column: &str) -> Result<[u8; N]> {
     let bytes: Vec<u8> = row.get(column).map_err(storage)?;
     bytes.try_into().map_err(|_| corrupt(column))
 }
 
-fn int<T: rusqlite::types::FromSql>(row: &Row<'_>, column: &str) -> Result<T> {
+pub(super) fn int<T: rusqlite::types::FromSql>(row: &Row<'_>, column: &str) -> Result<T> {
     row.get(column).map_err(storage)
 }
 
@@ -140,7 +141,7 @@ fn decode_scan_instances(bytes: &[u8]) -> Result<Vec<ScanInstance>> {
 }
 
 /// Rows of a query, each read by `read`.
-fn collect<T>(
+pub(super) fn collect<T>(
     conn: &Connection,
     sql: &str,
     params: impl rusqlite::Params,
@@ -320,11 +321,7 @@ impl Store for SqliteStore {
                 .map_err(storage)?;
             }
             if let Some(file) = file {
-                tx.execute(
-                    "INSERT OR REPLACE INTO processed_files (name, processed_at) VALUES (?1, ?2)",
-                    params![file, now as i64],
-                )
-                .map_err(storage)?;
+                mark_processed(tx, file, now)?;
             }
             Ok(added)
         })
@@ -432,7 +429,47 @@ impl Store for SqliteStore {
             .map_err(storage)?;
             tx.execute("DELETE FROM exposures WHERE last_seen < ?1", [cutoff])
                 .map_err(storage)?;
-            Ok(())
+            sqlite_checkins::purge(tx, cutoff)
         })
     }
+
+    fn add_check_in(&mut self, visit: &Visit) -> Result<u64> {
+        sqlite_checkins::add_check_in(&self.conn, visit)
+    }
+
+    fn check_ins(&self) -> Result<Vec<CheckIn>> {
+        sqlite_checkins::check_ins(&self.conn)
+    }
+
+    fn set_stay(&mut self, id: u64, stay: Stay) -> Result<bool> {
+        sqlite_checkins::set_stay(&self.conn, id, stay)
+    }
+
+    fn add_venue_exposures(
+        &mut self,
+        file: Option<&str>,
+        exposures: &[VenueExposure],
+        now: u64,
+    ) -> Result<usize> {
+        self.write(|tx| {
+            let added = sqlite_checkins::add_venue_exposures(tx, exposures)?;
+            if let Some(file) = file {
+                mark_processed(tx, file, now)?;
+            }
+            Ok(added)
+        })
+    }
+
+    fn venue_exposures(&self) -> Result<Vec<VenueExposure>> {
+        sqlite_checkins::venue_exposures(&self.conn)
+    }
+}
+
+fn mark_processed(tx: &Transaction<'_>, file: &str, now: u64) -> Result<()> {
+    tx.execute(
+        "INSERT OR REPLACE INTO processed_files (name, processed_at) VALUES (?1, ?2)",
+        params![file, now as i64],
+    )
+    .map_err(storage)?;
+    Ok(())
 }

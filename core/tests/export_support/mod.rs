@@ -12,16 +12,10 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use zip::write::SimpleFileOptions;
 
-/// `../shared/gaen/real_exports` beside the workspace, or `None` (after saying so) in
-/// a fresh clone that has no `../shared`.
+/// The real export files of the GAEN reference material (`../shared/gaen/real_exports`), or
+/// `None` after skipping where it is absent.
 pub fn real_exports() -> Option<PathBuf> {
-    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/gaen"));
-    if dir.is_dir() {
-        Some(dir.join("real_exports"))
-    } else {
-        println!("skipped: ../shared/gaen not found");
-        None
-    }
+    kith_test_support::shared_gaen("real_exports")
 }
 
 /// A signer made from a fixed seed.

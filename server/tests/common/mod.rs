@@ -1,4 +1,6 @@
-//! Runs the real `kith-server` binary on an ephemeral port with a temporary data directory.
+//! The server two ways, behind one [`Api`]: in-process ([`TestServer`]: `app(state)`
+//! driven with `oneshot` on a manual clock, no socket) and as the real binary on an
+//! ephemeral port ([`ServerProcess`]), for the tests where the process itself matters.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 use std::io::{BufRead, BufReader, Read};
@@ -8,14 +10,19 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use kith_server::{Config, ManualClock, Server, UnixSeconds};
 use serde_json::{Value, json};
+use tower::ServiceExt;
 
 /// A running server process.
 pub struct ServerProcess {
     child: Child,
     pub addr: SocketAddr,
+    pub operator_addr: SocketAddr,
     /// Printed on first start only.
     pub admin_key: Option<String>,
     pub data_dir: PathBuf,
@@ -28,10 +35,15 @@ impl ServerProcess {
     pub fn start(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_kith-server"));
         command
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--operator-listen",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
             .arg(data_dir)
             .args(args)
-            .env_remove("KITH_TEST_CLOCK_OFFSET")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -57,7 +69,8 @@ impl ServerProcess {
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut admin_key = None;
         let mut printed = String::new();
-        let addr = loop {
+        let mut addr = None;
+        let operator_addr = loop {
             let Some(Ok(line)) = lines.next() else {
                 let _ = child.wait();
                 panic!(
@@ -70,10 +83,14 @@ impl ServerProcess {
             if let Some(key) = line.strip_prefix("admin API key (shown once, store it now): ") {
                 admin_key = Some(key.to_owned());
             }
-            if let Some(addr) = line.strip_prefix("listening on http://") {
-                break addr.parse().unwrap();
+            if let Some(public) = line.strip_prefix("listening on http://") {
+                addr = Some(public.parse().unwrap());
+            }
+            if let Some(operator) = line.strip_prefix("operator listening on http://") {
+                break operator.parse().unwrap();
             }
         };
+        let addr = addr.expect("the public address is printed first");
         let stdout = Arc::new(Mutex::new(printed));
         let out_buf = stdout.clone();
         std::thread::spawn(move || {
@@ -84,6 +101,7 @@ impl ServerProcess {
         Self {
             child,
             addr,
+            operator_addr,
             admin_key,
             data_dir: data_dir.to_owned(),
             stderr,
@@ -91,8 +109,12 @@ impl ServerProcess {
         }
     }
 
+    /// The URL of `path` on the listener that serves it.
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        match Listener::of(path) {
+            Listener::Public => format!("http://{}{path}", self.addr),
+            Listener::Operator => format!("http://{}{path}", self.operator_addr),
+        }
     }
 
     /// Everything the server wrote to stderr (its log) so far.
@@ -137,7 +159,8 @@ impl Drop for ServerProcess {
     }
 }
 
-/// A first start on a new temporary data directory: the directory, the server, its admin key.
+/// A first start of the binary on a new temporary data directory: the directory, the
+/// server, its admin key.
 pub fn fresh_server(
     args: &[&str],
     env: &[(&str, &str)],
@@ -149,6 +172,193 @@ pub fn fresh_server(
         .clone()
         .expect("first start prints the admin key");
     (dir, server, admin)
+}
+
+/// The two listeners.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listener {
+    /// Publish, config, health.
+    Public,
+    /// Admin API, portal, metrics.
+    Operator,
+}
+
+impl Listener {
+    /// The listener that serves `path`.
+    pub fn of(path: &str) -> Self {
+        if ["/v1/admin", "/portal", "/metrics"]
+            .iter()
+            .any(|prefix| path.starts_with(prefix))
+        {
+            Self::Operator
+        } else {
+            Self::Public
+        }
+    }
+}
+
+/// The server in this process, on a temporary data directory and a manual clock.
+pub struct TestServer {
+    pub dir: tempfile::TempDir,
+    pub clock: ManualClock,
+    pub admin_key: String,
+    public: axum::Router,
+    operator: axum::Router,
+    _server: Server,
+}
+
+impl TestServer {
+    /// Defaults, with the clock at the system's time.
+    pub fn new() -> Self {
+        Self::with_config(|_| {})
+    }
+
+    /// The defaults changed by `configure`.
+    pub fn with_config(configure: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::with_data_dir(dir.path());
+        configure(&mut config);
+        let clock = ManualClock::starting_now();
+        let mut server = Server::open(config, clock.clock()).unwrap();
+        let admin_key = server
+            .take_new_admin_key()
+            .expect("first start creates the admin key")
+            .expose_secret()
+            .to_owned();
+        Self {
+            public: kith_server::public(server.state()),
+            operator: kith_server::operator(server.state()),
+            dir,
+            clock,
+            admin_key,
+            _server: server,
+        }
+    }
+
+    /// What is stored in the data directory.
+    pub fn stored(&self) -> kith_server::inspect::StoredData {
+        kith_server::inspect::StoredData::open(self.dir.path()).unwrap()
+    }
+}
+
+/// An answer: status, headers, body.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// The body as JSON (panics if it is not).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Something that answers HTTP requests: the server in-process or a process.
+pub trait Api {
+    /// Sends a request (path only in its URI) and reads the whole answer.
+    fn send(&self, request: Request<Vec<u8>>) -> impl Future<Output = Reply>;
+
+    /// The server's "now".
+    fn now(&self) -> UnixSeconds;
+}
+
+impl TestServer {
+    /// Sends a request to one listener's router.
+    pub async fn send_to(&self, listener: Listener, request: Request<Vec<u8>>) -> Reply {
+        let router = match listener {
+            Listener::Public => &self.public,
+            Listener::Operator => &self.operator,
+        };
+        let response = router
+            .clone()
+            .oneshot(request.map(Body::from))
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = axum::body::to_bytes(response.into_body(), 16 << 20)
+            .await
+            .unwrap()
+            .to_vec();
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
+impl Api for TestServer {
+    async fn send(&self, request: Request<Vec<u8>>) -> Reply {
+        let listener = Listener::of(request.uri().path());
+        self.send_to(listener, request).await
+    }
+
+    fn now(&self) -> UnixSeconds {
+        self.clock.clock().now()
+    }
+}
+
+impl Api for ServerProcess {
+    async fn send(&self, request: Request<Vec<u8>>) -> Reply {
+        let (parts, body) = request.into_parts();
+        let response = client()
+            .request(parts.method, self.url(&parts.uri.to_string()))
+            .headers(parts.headers)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.bytes().await.unwrap().to_vec();
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    fn now(&self) -> UnixSeconds {
+        UnixSeconds::new(now_unix())
+    }
+}
+
+/// A request to `path` with an optional content type and body.
+pub fn request(
+    method: Method,
+    path: &str,
+    content_type: Option<&str>,
+    body: Vec<u8>,
+) -> Request<Vec<u8>> {
+    let mut builder = Request::builder().method(method).uri(path);
+    if let Some(content_type) = content_type {
+        builder = builder.header("content-type", content_type);
+    }
+    builder.body(body).unwrap()
+}
+
+/// A JSON POST.
+pub fn post_json(path: &str, value: &Value) -> Request<Vec<u8>> {
+    request(
+        Method::POST,
+        path,
+        Some("application/json"),
+        value.to_string().into_bytes(),
+    )
+}
+
+/// A GET.
+pub fn get(path: &str) -> Request<Vec<u8>> {
+    request(Method::GET, path, None, Vec::new())
 }
 
 pub fn client() -> reqwest::Client {
@@ -165,15 +375,17 @@ pub fn now_unix() -> u64 {
         .as_secs()
 }
 
-/// First interval of today (UTC).
-pub fn today_start() -> u32 {
-    let interval = (now_unix() / 600) as u32;
+/// First interval of the server's today (UTC).
+pub fn today_start(api: &impl Api) -> u32 {
+    let interval = api.now().interval().get();
     interval - interval % 144
 }
 
-/// `YYYY-MM-DD` of `days_ago` days before today.
-pub fn date_days_ago(days_ago: u32) -> String {
-    kith_server::calendar::format_date(kith_server::calendar::day_of(now_unix()) - days_ago)
+/// `YYYY-MM-DD` of `days_ago` days before the server's today.
+pub fn date_days_ago(api: &impl Api, days_ago: u32) -> String {
+    kith_server::calendar::Day::of(api.now())
+        .minus(days_ago)
+        .to_string()
 }
 
 /// A random 16-byte key.
@@ -188,29 +400,32 @@ pub fn key_json(key: &[u8; 16], start: u32) -> Value {
     json!({"key": STANDARD.encode(key), "rollingStartNumber": start, "rollingPeriod": 144, "transmissionRisk": 0})
 }
 
-/// `n` keys for the last `n` days (today first) with a publish document around them.
-pub fn publish_doc(code: &str, keys: &[[u8; 16]]) -> Value {
-    let today = today_start();
+/// `n` keys for the last `n` days before `today_start` (today first) with a publish
+/// document around them.
+pub fn publish_doc_at(today_start: u32, code: &str, keys: &[[u8; 16]]) -> Value {
     let keys: Vec<Value> = keys
         .iter()
         .enumerate()
-        .map(|(day, key)| key_json(key, today - 144 * day as u32))
+        .map(|(day, key)| key_json(key, today_start - 144 * day as u32))
         .collect();
     json!({"temporaryExposureKeys": keys, "verificationCode": code, "padding": "AAAA"})
 }
 
+/// [`publish_doc_at`] the server's today.
+pub fn publish_doc(api: &impl Api, code: &str, keys: &[[u8; 16]]) -> Value {
+    publish_doc_at(today_start(api), code, keys)
+}
+
 /// Issues codes through the admin API.
-pub async fn issue_codes(server: &ServerProcess, admin_key: &str, body: Value) -> Vec<String> {
-    let response = client()
-        .post(server.url("/v1/admin/codes"))
-        .bearer_auth(admin_key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "{:?}", response.text().await);
-    let body: Value = response.json().await.unwrap();
-    body["codes"]
+pub async fn issue_codes(api: &impl Api, admin_key: &str, body: Value) -> Vec<String> {
+    let mut request = post_json("/v1/admin/codes", &body);
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {admin_key}").parse().unwrap(),
+    );
+    let reply = api.send(request).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    reply.json()["codes"]
         .as_array()
         .unwrap()
         .iter()
@@ -219,65 +434,95 @@ pub async fn issue_codes(server: &ServerProcess, admin_key: &str, body: Value) -
 }
 
 /// `count` codes for confirmed tests.
-pub async fn issue_many(server: &ServerProcess, admin_key: &str, count: u32) -> Vec<String> {
+pub async fn issue_many(api: &impl Api, admin_key: &str, count: u32) -> Vec<String> {
     let order = json!({"diagnosis": "confirmed_test", "count": count});
-    issue_codes(server, admin_key, order).await
+    issue_codes(api, admin_key, order).await
 }
 
 /// One code for a confirmed test.
-pub async fn issue_code(server: &ServerProcess, admin_key: &str) -> String {
-    issue_codes(server, admin_key, json!({"diagnosis": "confirmed_test"}))
+pub async fn issue_code(api: &impl Api, admin_key: &str) -> String {
+    issue_codes(api, admin_key, json!({"diagnosis": "confirmed_test"}))
         .await
         .remove(0)
 }
 
-/// Status, JSON body and body size of an answer.
-async fn answer(request: reqwest::RequestBuilder) -> (u16, Value, usize) {
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let bytes = response.bytes().await.unwrap();
-    (status, serde_json::from_slice(&bytes).unwrap(), bytes.len())
+/// GETs a JSON document.
+pub async fn get_json(api: &impl Api, path: &str) -> Value {
+    api.send(get(path)).await.json()
 }
 
-/// GETs a JSON document.
-pub async fn get_json(server: &ServerProcess, path: &str) -> Value {
-    answer(client().get(server.url(path))).await.1
+/// Status, JSON body and body size of an answer.
+async fn answer(api: &impl Api, request: Request<Vec<u8>>) -> (u16, Value, usize) {
+    let reply = api.send(request).await;
+    (reply.status, reply.json(), reply.body.len())
 }
 
 /// Publishes a plain JSON document; returns status, body and body size.
-pub async fn publish_json(server: &ServerProcess, doc: &Value) -> (u16, Value, usize) {
-    answer(client().post(server.url("/v1/publish")).json(doc)).await
+pub async fn publish_json(api: &impl Api, doc: &Value) -> (u16, Value, usize) {
+    answer(api, post_json("/v1/publish", doc)).await
 }
 
 /// The status of publishing `keys` fresh keys with `code`.
-pub async fn publish_status(server: &ServerProcess, code: &str, keys: usize) -> u16 {
+pub async fn publish_status(api: &impl Api, code: &str, keys: usize) -> u16 {
     let keys: Vec<[u8; 16]> = (0..keys).map(|_| random_key()).collect();
-    publish_json(server, &publish_doc(code, &keys)).await.0
+    publish_json(api, &publish_doc(api, code, &keys)).await.0
 }
 
 /// Fetches the server's HPKE public key from /v1/config.
-pub async fn hpke_key(server: &ServerProcess) -> Vec<u8> {
-    let config = get_json(server, "/v1/config").await;
+pub async fn hpke_key(api: &impl Api) -> Vec<u8> {
+    let config = get_json(api, "/v1/config").await;
     STANDARD
         .decode(config["hpke"]["publicKey"].as_str().unwrap())
         .unwrap()
 }
 
-/// Publishes a sealed document; returns status, body and body size.
-pub async fn publish_sealed(
-    server: &ServerProcess,
+/// A sealed publish request of `doc`, and what opens its answer.
+pub fn sealed_request(
     public_key: &[u8],
     doc: &Value,
-) -> (u16, Value, usize) {
-    let sealed = kith_server::sealed::seal(
+) -> (Request<Vec<u8>>, kith_server::sealed::ResponseOpener) {
+    let (sealed, opener) = kith_server::sealed::seal(
         public_key,
         doc.to_string().as_bytes(),
         &mut rand::rngs::OsRng,
     )
     .unwrap();
-    let request = client()
-        .post(server.url("/v1/publish"))
-        .header("content-type", kith_server::sealed::CONTENT_TYPE)
-        .body(sealed);
-    answer(request).await
+    let request = request(
+        Method::POST,
+        "/v1/publish",
+        Some(kith_server::sealed::CONTENT_TYPE),
+        sealed,
+    );
+    (request, opener)
+}
+
+/// Opens a sealed answer (which must be a 200 of the sealed size): the status and
+/// JSON inside.
+pub fn open_answer(reply: &Reply, opener: &kith_server::sealed::ResponseOpener) -> (u16, Value) {
+    assert_eq!(
+        reply.status,
+        200,
+        "sealed answers are 200 outside: {}",
+        reply.text()
+    );
+    assert_eq!(reply.body.len(), kith_server::sealed::SEALED_RESPONSE_LEN);
+    assert_eq!(
+        reply.headers["content-type"],
+        kith_server::sealed::RESPONSE_CONTENT_TYPE
+    );
+    let plaintext = opener
+        .open(&reply.body)
+        .expect("the answer opens for its sender");
+    assert_eq!(plaintext.len(), kith_server::RESPONSE_LEN);
+    let inside: Value = serde_json::from_slice(&plaintext).unwrap();
+    (inside["status"].as_u64().unwrap() as u16, inside)
+}
+
+/// Publishes a sealed document; returns the status and JSON sealed inside the answer,
+/// and the answer's size on the wire.
+pub async fn publish_sealed(api: &impl Api, public_key: &[u8], doc: &Value) -> (u16, Value, usize) {
+    let (request, opener) = sealed_request(public_key, doc);
+    let reply = api.send(request).await;
+    let (status, inside) = open_answer(&reply, &opener);
+    (status, inside, reply.body.len())
 }

@@ -1,5 +1,6 @@
-//! GAEN's publish rules (key server `AdjustAndValidate`, `docs/tek_validation.md`),
-//! turning a wire request into an [`Upload`] whose keys are known to be acceptable.
+//! A publish as it arrives (the GAEN key-server JSON, plain or inside a sealed body)
+//! and GAEN's publish rules (key server `AdjustAndValidate`, `docs/tek_validation.md`),
+//! which turn it into an [`Upload`] whose keys are known to be acceptable.
 
 use std::collections::{HashMap, HashSet};
 
@@ -9,8 +10,11 @@ use kith_core::{
     DaysSinceOnset, DiagnosisKey, INTERVALS_PER_DAY, IntervalNumber, KeyValidity, ReportType,
     RollingPeriod, TemporaryExposureKey,
 };
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use super::PublishRequest;
+use crate::calendar::Day;
+use crate::clock::UnixSeconds;
 use crate::codes::VerificationCode;
 use crate::error::{AppError, Result};
 
@@ -25,12 +29,58 @@ pub const MAX_TRANSMISSION_RISK: i32 = 8;
 /// Onset assumed when neither the code nor the request gives one (GAEN `DEFAULT_SYMPTOM_ONSET_DAYS_AGO`).
 pub const DEFAULT_ONSET_DAYS_AGO: u32 = 4;
 
+/// One key of a publish request (GAEN `ExposureKey`).
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExposureKey {
+    /// The 16 key bytes, standard base64 with padding.
+    #[schema(example = "z2Cx9hdz2SlxZ8GEgqTYpA==")]
+    pub key: String,
+    /// First interval (10 minutes since the epoch) of the key's validity.
+    pub rolling_start_number: u32,
+    /// Intervals the key is valid for, 1..=144.
+    pub rolling_period: u32,
+    /// GAEN v1 transmission risk, 0..=8 (optional; v2 scoring ignores it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transmission_risk: Option<i32>,
+}
+
+/// The publish document, plain or inside a sealed body.
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishRequest {
+    /// 1 to 30 keys.
+    pub temporary_exposure_keys: Vec<ExposureKey>,
+    /// The one-time code from the health authority: 12 digits (spaces and dashes ignored).
+    pub verification_code: String,
+    /// Interval of symptom onset, used only when the code carries no onset or test date.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub symptom_onset_interval: Option<u32>,
+    /// Ignored; lets plain-JSON clients hide the key count (GAEN recommends 1–2 KiB of random text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub padding: Option<String>,
+    /// Chaff: validated and answered like a real upload, but nothing is stored and the
+    /// code is not checked. Send it sealed, or an observer can read the flag.
+    #[serde(default)]
+    pub fake: bool,
+}
+
+/// The answer to a successful publish (documentation of [`crate::answer::accepted`]).
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishResponse {
+    /// Number of keys accepted.
+    pub inserted_exposures: usize,
+    /// Filler that makes every publish response the same length.
+    pub padding: String,
+}
+
 /// One validated key of an upload.
 #[derive(Debug)]
-pub struct UploadKey {
+struct UploadKey {
     tek: TemporaryExposureKey,
     transmission_risk: Option<u8>,
-    embargo_until: u64,
+    embargo_until: UnixSeconds,
 }
 
 /// A publish request that passed every rule that does not need the database.
@@ -39,11 +89,11 @@ pub struct Upload {
     keys: Vec<UploadKey>,
     /// The code to redeem.
     pub code: VerificationCode,
-    /// Onset day from the request (days since the epoch), used when the code has none.
-    pub symptom_onset_day: Option<u32>,
+    /// Onset day from the request, used when the code has none.
+    pub symptom_onset_day: Option<Day>,
     /// A chaff upload: answered like a real one, stored nowhere.
     pub fake: bool,
-    today: u32,
+    today: Day,
 }
 
 /// A key ready for storage.
@@ -51,19 +101,109 @@ pub struct Upload {
 pub struct StoredKey {
     /// The key and its diagnosis.
     pub key: DiagnosisKey,
-    /// Unix seconds before which it is not exported.
-    pub embargo_until: u64,
+    /// Before this time the key is not exported.
+    pub embargo_until: UnixSeconds,
 }
 
 fn rule(code: &'static str, index: usize, message: impl std::fmt::Display) -> AppError {
     AppError::invalid(code, format!("temporaryExposureKeys[{index}]: {message}"))
 }
 
+/// The rules that hold between the keys of one upload: no key twice, at most
+/// [`MAX_SAME_START`] keys per rolling start.
+#[derive(Default)]
+struct KeySet {
+    seen: HashSet<[u8; 16]>,
+    per_start: HashMap<IntervalNumber, usize>,
+}
+
+impl KeySet {
+    fn add(&mut self, index: usize, tek: &TemporaryExposureKey) -> Result<()> {
+        if !self.seen.insert(*tek.expose_secret()) {
+            return Err(rule("duplicate_key", index, "the same key appears twice"));
+        }
+        let start = tek.validity().start();
+        let same_start = self.per_start.entry(start).or_default();
+        *same_start += 1;
+        if *same_start > MAX_SAME_START {
+            return Err(rule(
+                "too_many_keys_same_start",
+                index,
+                format!(
+                    "at most {MAX_SAME_START} keys may share rollingStartNumber {}",
+                    start.get()
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl UploadKey {
+    /// One wire key checked on its own, received at `now`.
+    fn validate(index: usize, wire: &ExposureKey, now: UnixSeconds) -> Result<Self> {
+        let bytes = zeroize::Zeroizing::new(STANDARD.decode(&wire.key).map_err(|_| {
+            rule(
+                "invalid_key_encoding",
+                index,
+                "key must be standard base64 with padding",
+            )
+        })?);
+        let period = RollingPeriod::new(wire.rolling_period)
+            .map_err(|e| rule("invalid_rolling_period", index, e))?;
+        let start = IntervalNumber::new(wire.rolling_start_number);
+        let validity =
+            KeyValidity::new(start, period).map_err(|e| rule("invalid_rolling_start", index, e))?;
+        let tek = TemporaryExposureKey::from_slice(&bytes, validity)
+            .map_err(|e| rule("invalid_key", index, e))?;
+        let now_interval = now.interval();
+        if start > now_interval {
+            return Err(rule(
+                "key_in_future",
+                index,
+                format!(
+                    "rollingStartNumber {} is after the current interval {}",
+                    start.get(),
+                    now_interval.get()
+                ),
+            ));
+        }
+        if validity.end() < now_interval.saturating_sub(MAX_AGE_INTERVALS) {
+            return Err(rule(
+                "key_too_old",
+                index,
+                "key expired more than 15 days ago",
+            ));
+        }
+        let transmission_risk = match wire.transmission_risk {
+            None => None,
+            Some(level @ 0..=MAX_TRANSMISSION_RISK) => Some(level as u8),
+            Some(level) => {
+                return Err(rule(
+                    "invalid_transmission_risk",
+                    index,
+                    format!("transmissionRisk {level} is outside 0..={MAX_TRANSMISSION_RISK}"),
+                ));
+            }
+        };
+        // Today's key still broadcasts: publishing it now would let anyone nearby
+        // be matched against beacons still on the air, so it waits for its end.
+        let embargo_until = if validity.end() > now_interval {
+            UnixSeconds::of_interval(validity.end())
+        } else {
+            now
+        };
+        Ok(Self {
+            tek,
+            transmission_risk,
+            embargo_until,
+        })
+    }
+}
+
 impl Upload {
-    /// Applies GAEN's rules to a request received at `now_unix`.
-    pub fn validate(request: &PublishRequest, now_unix: u64) -> Result<Self> {
-        let now = IntervalNumber::from_unix_seconds(now_unix)
-            .map_err(|e| AppError::invalid("clock", e.to_string()))?;
+    /// Applies GAEN's rules to a request received at `now`.
+    pub fn validate(request: &PublishRequest, now: UnixSeconds) -> Result<Self> {
         let count = request.temporary_exposure_keys.len();
         if !(1..=MAX_KEYS).contains(&count) {
             return Err(AppError::invalid(
@@ -71,97 +211,22 @@ impl Upload {
                 format!("temporaryExposureKeys must hold 1 to {MAX_KEYS} keys, got {count}"),
             ));
         }
-        let oldest = now.saturating_sub(MAX_AGE_INTERVALS);
-        let mut seen = HashSet::with_capacity(count);
-        let mut per_start: HashMap<u32, usize> = HashMap::new();
-        let mut keys = Vec::with_capacity(count);
-        for (i, wire) in request.temporary_exposure_keys.iter().enumerate() {
-            let bytes = zeroize::Zeroizing::new(STANDARD.decode(&wire.key).map_err(|_| {
-                rule(
-                    "invalid_key_encoding",
-                    i,
-                    "key must be standard base64 with padding",
-                )
-            })?);
-            let period = RollingPeriod::new(wire.rolling_period)
-                .map_err(|e| rule("invalid_rolling_period", i, e))?;
-            let start = IntervalNumber::new(wire.rolling_start_number);
-            let validity =
-                KeyValidity::new(start, period).map_err(|e| rule("invalid_rolling_start", i, e))?;
-            let tek = TemporaryExposureKey::from_slice(&bytes, validity)
-                .map_err(|e| rule("invalid_key", i, e))?;
-            if start > now {
-                return Err(rule(
-                    "key_in_future",
-                    i,
-                    format!(
-                        "rollingStartNumber {} is after the current interval {}",
-                        start.get(),
-                        now.get()
-                    ),
-                ));
-            }
-            if validity.end() < oldest {
-                return Err(rule("key_too_old", i, "key expired more than 15 days ago"));
-            }
-            let transmission_risk = match wire.transmission_risk {
-                None => None,
-                Some(level @ 0..=MAX_TRANSMISSION_RISK) => Some(level as u8),
-                Some(level) => {
-                    return Err(rule(
-                        "invalid_transmission_risk",
-                        i,
-                        format!("transmissionRisk {level} is outside 0..={MAX_TRANSMISSION_RISK}"),
-                    ));
-                }
-            };
-            if !seen.insert(*tek.expose_secret()) {
-                return Err(rule("duplicate_key", i, "the same key appears twice"));
-            }
-            let same_start = per_start.entry(start.get()).or_default();
-            *same_start += 1;
-            if *same_start > MAX_SAME_START {
-                return Err(rule(
-                    "too_many_keys_same_start",
-                    i,
-                    format!(
-                        "at most {MAX_SAME_START} keys may share rollingStartNumber {}",
-                        start.get()
-                    ),
-                ));
-            }
-            // Today's key still broadcasts: publishing it now would let anyone nearby
-            // be matched against beacons still on the air, so it waits for its end.
-            let embargo_until = if validity.end() > now {
-                validity.end().start_unix_seconds()
-            } else {
-                now_unix
-            };
-            keys.push(UploadKey {
-                tek,
-                transmission_risk,
-                embargo_until,
-            });
-        }
-        seen.clear();
-
-        let today = now.get() / INTERVALS_PER_DAY;
-        let symptom_onset_day = match request.symptom_onset_interval {
-            None => None,
-            Some(interval) if interval / INTERVALS_PER_DAY <= today => {
-                Some(interval / INTERVALS_PER_DAY)
-            }
-            Some(interval) => {
-                return Err(AppError::invalid(
-                    "invalid_symptom_onset",
-                    format!("symptomOnsetInterval {interval} is in the future"),
-                ));
-            }
-        };
+        let mut set = KeySet::default();
+        let keys = request
+            .temporary_exposure_keys
+            .iter()
+            .enumerate()
+            .map(|(index, wire)| {
+                let key = UploadKey::validate(index, wire, now)?;
+                set.add(index, &key.tek)?;
+                Ok(key)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let today = Day::of(now);
         Ok(Self {
             keys,
             code: VerificationCode::parse(&request.verification_code)?,
-            symptom_onset_day,
+            symptom_onset_day: symptom_onset_day(request.symptom_onset_interval, today)?,
             fake: request.fake,
             today,
         })
@@ -177,22 +242,21 @@ impl Upload {
         self.keys.is_empty()
     }
 
-    /// The keys with their diagnosis, counting days since onset from `onset_day`
+    /// The keys with their diagnosis, counting days since onset from `code_onset_day`
     /// (the code's day if it has one, else the request's, else four days ago).
     pub fn stored_keys(
         &self,
         report_type: ReportType,
-        code_onset_day: Option<u32>,
+        code_onset_day: Option<Day>,
     ) -> Result<Vec<StoredKey>> {
         let onset_day = code_onset_day
             .or(self.symptom_onset_day)
-            .unwrap_or(self.today.saturating_sub(DEFAULT_ONSET_DAYS_AGO));
+            .unwrap_or(self.today.minus(DEFAULT_ONSET_DAYS_AGO));
         self.keys
             .iter()
             .enumerate()
             .map(|(i, k)| {
-                let key_day = k.tek.validity().start().get() / INTERVALS_PER_DAY;
-                let days = i64::from(key_day) - i64::from(onset_day);
+                let days = Day::of_interval(k.tek.validity().start()).days_after(onset_day);
                 let days_since_onset = i32::try_from(days)
                     .ok()
                     .and_then(|d| DaysSinceOnset::new(d).ok())
@@ -217,12 +281,26 @@ impl Upload {
     }
 }
 
+/// The request's onset day, which must not be after `today`.
+fn symptom_onset_day(interval: Option<u32>, today: Day) -> Result<Option<Day>> {
+    let Some(interval) = interval else {
+        return Ok(None);
+    };
+    let day = Day::of_interval(IntervalNumber::new(interval));
+    if day > today {
+        return Err(AppError::invalid(
+            "invalid_symptom_onset",
+            format!("symptomOnsetInterval {interval} is in the future"),
+        ));
+    }
+    Ok(Some(day))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::publish::ExposureKey;
 
-    const NOW: u64 = 1_700_000_000; // interval 2_833_333, day 19_675
+    const NOW: UnixSeconds = UnixSeconds::new(1_700_000_000); // interval 2_833_333, day 19_675
     const NOW_INTERVAL: u32 = 2_833_333;
     const TODAY_START: u32 = NOW_INTERVAL - NOW_INTERVAL % 144;
 
@@ -238,7 +316,7 @@ mod tests {
     fn request(keys: Vec<ExposureKey>) -> PublishRequest {
         PublishRequest {
             temporary_exposure_keys: keys,
-            verification_code: "123456789012".into(),
+            verification_code: "1234567890123456".into(),
             symptom_onset_interval: None,
             padding: None,
             fake: false,
@@ -261,7 +339,7 @@ mod tests {
         assert_eq!(upload.len(), 15);
         let stored = upload.stored_keys(ReportType::ConfirmedTest, None).unwrap();
         let today_end = u64::from(TODAY_START + 144) * 600;
-        assert_eq!(stored[0].embargo_until, today_end);
+        assert_eq!(stored[0].embargo_until.get(), today_end);
         assert!(stored[1..].iter().all(|k| k.embargo_until == NOW));
         // Default onset is four days ago.
         assert_eq!(stored[0].key.days_since_onset.unwrap().get(), 4);
@@ -334,28 +412,28 @@ mod tests {
     #[test]
     fn days_since_onset_must_stay_within_fourteen() {
         let upload = Upload::validate(&request(vec![key(1, TODAY_START - 10 * 144)]), NOW).unwrap();
-        let today = TODAY_START / 144;
+        let today = Day::new(TODAY_START / 144);
         assert!(
             upload
-                .stored_keys(ReportType::ConfirmedTest, Some(today - 24))
+                .stored_keys(ReportType::ConfirmedTest, Some(today.minus(24)))
                 .is_ok()
         );
         assert!(matches!(
-            upload.stored_keys(ReportType::ConfirmedTest, Some(today - 25)),
+            upload.stored_keys(ReportType::ConfirmedTest, Some(today.minus(25))),
             Err(AppError::Invalid {
                 code: "invalid_days_since_onset",
                 ..
             })
         ));
         assert!(matches!(
-            upload.stored_keys(ReportType::ConfirmedTest, Some(today + 5)),
+            upload.stored_keys(ReportType::ConfirmedTest, Some(today.plus(5))),
             Err(AppError::Invalid {
                 code: "invalid_days_since_onset",
                 ..
             })
         ));
         let stored = upload
-            .stored_keys(ReportType::SelfReport, Some(today - 12))
+            .stored_keys(ReportType::SelfReport, Some(today.minus(12)))
             .unwrap();
         assert_eq!(stored[0].key.days_since_onset.unwrap().get(), 2);
         assert_eq!(stored[0].key.report_type, ReportType::SelfReport);

@@ -1,0 +1,274 @@
+//! The venue check-in part of the store conformance suite, run on every [`Store`], and
+//! the engine's check-in flow on top of it.
+
+use kith_core::checkin::{
+    CheckinError, DEFAULT_VISIT_SECONDS, ProtectedReport, Stay, TraceWarningBatch,
+    TraceWarningFile, TransmissionRiskLevel, VenueDetails, VenueExposure, VenueMatchConfig,
+    VenuePayload, Visit, write_trace_warnings,
+};
+use kith_core::store::{MemoryStore, SqliteStore, Store};
+use kith_core::{Error, ExportLimits, ExportSigner, ExposureEngine, SigningKey, TrustedKeys};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+const DAY: u64 = 86_400;
+/// Midnight starting day 20 000 (2024-10-04).
+const T0: u64 = 20_000 * DAY;
+
+fn venue(seed: u8, minutes: Option<u32>) -> VenuePayload {
+    VenuePayload::with_seed(
+        VenueDetails {
+            description: format!("Venue {seed}"),
+            address: "Main Street 1".into(),
+            default_check_in_minutes: minutes,
+            ..VenueDetails::default()
+        },
+        &[seed; 16],
+    )
+    .unwrap()
+}
+
+fn visit(seed: u8, arrival: u64, departure: u64) -> Visit {
+    let venue = venue(seed, None);
+    Visit {
+        location_id: venue.location_id().clone(),
+        description: venue.details().description.clone(),
+        address: venue.details().address.clone(),
+        stay: Stay::new(arrival, departure).unwrap(),
+    }
+}
+
+fn exposure(check_in_id: u64, arrival: u64, departure: u64) -> VenueExposure {
+    let overlap = Stay::new(arrival, departure).unwrap();
+    VenueExposure {
+        check_in_id,
+        description: "Venue 1".into(),
+        address: "Main Street 1".into(),
+        overlap,
+        overlap_minutes: overlap.minutes() as u32,
+        transmission_risk_level: TransmissionRiskLevel::new(5).unwrap(),
+    }
+}
+
+fn check_ins(mut store: impl Store) {
+    assert!(store.check_ins().unwrap().is_empty());
+    let late = store
+        .add_check_in(&visit(1, T0 + 3_600, T0 + 7_200))
+        .unwrap();
+    let early = store.add_check_in(&visit(2, T0, T0 + 600)).unwrap();
+    assert_ne!(late, early);
+    let stored = store.check_ins().unwrap();
+    assert_eq!(
+        stored.iter().map(|c| c.id).collect::<Vec<_>>(),
+        [early, late]
+    );
+    assert_eq!(stored[1].visit, visit(1, T0 + 3_600, T0 + 7_200));
+
+    let out = Stay::new(T0 + 3_600, T0 + 4_000).unwrap();
+    assert!(store.set_stay(late, out).unwrap());
+    assert!(!store.set_stay(late + early + 1, out).unwrap());
+    assert_eq!(store.check_ins().unwrap()[1].visit.stay, out);
+}
+
+fn venue_exposures(mut store: impl Store) {
+    let id = store.add_check_in(&visit(1, T0, T0 + 7_200)).unwrap();
+    let first = exposure(id, T0, T0 + 1_800);
+    let second = exposure(id, T0 + 3_600, T0 + 5_400);
+    assert_eq!(
+        store
+            .add_venue_exposures(Some("a.zip"), std::slice::from_ref(&first), T0)
+            .unwrap(),
+        1
+    );
+    assert!(store.is_file_processed("a.zip").unwrap());
+    // The same report again, a new one, and one for a check-in the store does not hold.
+    let stranger = exposure(id + 100, T0, T0 + 1_800);
+    assert_eq!(
+        store
+            .add_venue_exposures(None, &[first.clone(), second.clone(), stranger], T0)
+            .unwrap(),
+        1
+    );
+    assert_eq!(store.venue_exposures().unwrap(), [first, second]);
+}
+
+fn purge(mut store: impl Store) {
+    let now = T0 + 20 * DAY;
+    let cutoff = now - 14 * DAY;
+    let old = store
+        .add_check_in(&visit(1, cutoff - 600, cutoff - 1))
+        .unwrap();
+    let kept = store.add_check_in(&visit(2, cutoff - 600, cutoff)).unwrap();
+    store
+        .add_venue_exposures(
+            None,
+            &[
+                exposure(old, cutoff - 600, cutoff - 1),
+                exposure(kept, cutoff - 600, cutoff),
+            ],
+            cutoff,
+        )
+        .unwrap();
+    store.purge(now).unwrap();
+    let left: Vec<_> = store.check_ins().unwrap().iter().map(|c| c.id).collect();
+    assert_eq!(left, [kept]);
+    assert_eq!(
+        store.venue_exposures().unwrap(),
+        [exposure(kept, cutoff - 600, cutoff)]
+    );
+    // Ids are not reused after a purge.
+    let next = store.add_check_in(&visit(3, now, now + 60)).unwrap();
+    assert!(next > kept && next != old);
+}
+
+/// A signed trace-warning package of `reports`.
+fn package(reports: &[ProtectedReport], signer: &ExportSigner) -> Vec<u8> {
+    let batch = TraceWarningBatch {
+        region: "DE",
+        hour: (T0 / 3_600) as u32,
+        reports,
+    };
+    write_trace_warnings(&batch, &[signer]).unwrap()
+}
+
+/// Alice and Bob visit one café, Carol another; Alice tests positive.
+fn engine(store: impl Store) {
+    let mut rng = StdRng::seed_from_u64(1);
+    let cafe = venue(1, Some(60));
+    let bar = venue(2, None);
+    let mut alice = ExposureEngine::new(MemoryStore::new()).unwrap();
+    let mut bob = ExposureEngine::new(store).unwrap();
+
+    let hers = alice.check_in(&cafe, T0).unwrap();
+    assert_eq!(hers.visit.stay.departure(), T0 + 3_600, "the venue's hour");
+    // Scanning the same code again during the visit is the same visit.
+    assert_eq!(alice.check_in(&cafe, T0 + 600).unwrap(), hers);
+    assert_eq!(alice.check_ins().unwrap().len(), 1);
+    alice.check_out(hers.id, T0 + 2_400).unwrap();
+
+    let his = bob.check_in(&cafe, T0 + 1_200).unwrap();
+    let other = bob.check_in(&bar, T0).unwrap();
+    assert_eq!(other.visit.stay.departure(), T0 + DEFAULT_VISIT_SECONDS);
+    assert_eq!(
+        bob.check_out(his.id, his.visit.stay.arrival()).unwrap_err(),
+        Error::Checkin(CheckinError::InvalidStay {
+            arrival: T0 + 1_200,
+            departure: T0 + 1_200
+        })
+    );
+    assert_eq!(
+        bob.check_out(999, T0).unwrap_err(),
+        Error::Checkin(CheckinError::UnknownCheckIn(999))
+    );
+
+    // Alice uploads her visit with padding; the server publishes it.
+    let level = TransmissionRiskLevel::new(7).unwrap();
+    let mut reports = alice
+        .check_ins_to_upload(&mut rng, T0 + 7_200, level)
+        .unwrap();
+    assert_eq!(reports.len(), 1);
+    reports.push(ProtectedReport::padding(&mut rng));
+    let signer = ExportSigner::new("262", "v1", SigningKey::generate(&mut rng));
+    let trusted = TrustedKeys::new().with("262", "v1", signer.verifying_key());
+    let file = package(&reports, &signer);
+    let warnings = TraceWarningFile::parse(&file, &ExportLimits::default())
+        .unwrap()
+        .verify(&trusted)
+        .unwrap();
+
+    // Together 20 minutes (T0 + 1200 … T0 + 2400): above the 15-minute default.
+    assert_eq!(
+        bob.ingest_trace_warnings("twp-1", &warnings, T0 + 7_200)
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        bob.ingest_trace_warnings("twp-1", &warnings, T0 + 7_200)
+            .unwrap(),
+        0
+    );
+    let [found] = bob.venue_exposures().unwrap().try_into().unwrap();
+    assert_eq!(found.check_in_id, his.id);
+    assert_eq!(found.overlap_minutes, 20);
+    assert_eq!(
+        (found.overlap.arrival(), found.overlap.departure()),
+        (T0 + 1_200, T0 + 2_400)
+    );
+    assert_eq!(found.transmission_risk_level, level);
+
+    // A stricter threshold applies to packages ingested later.
+    bob.set_venue_match_config(VenueMatchConfig {
+        min_overlap_minutes: 30,
+    })
+    .unwrap();
+    assert_eq!(bob.venue_match_config().unwrap().min_overlap_minutes, 30);
+    assert_eq!(
+        bob.ingest_trace_warnings("twp-2", &warnings, T0 + 7_200)
+            .unwrap(),
+        0
+    );
+
+    // Uploads cover the last 14 days only, and an ongoing visit ends at the upload.
+    let late = T0 + 15 * DAY;
+    assert!(
+        bob.check_ins_to_upload(&mut rng, late, level)
+            .unwrap()
+            .is_empty()
+    );
+    let ongoing = bob.check_in(&bar, late).unwrap();
+    let [report] = bob
+        .check_ins_to_upload(&mut rng, late + 900, level)
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let opened = report.open(&ongoing.visit.location_id).unwrap();
+    assert_eq!(
+        (opened.stay.arrival(), opened.stay.departure()),
+        (late, late + 1_200)
+    );
+
+    bob.purge(late).unwrap();
+    assert_eq!(bob.check_ins().unwrap(), [ongoing]);
+    assert!(bob.venue_exposures().unwrap().is_empty());
+}
+
+macro_rules! conformance {
+    ($name:ident, $store:expr) => {
+        mod $name {
+            use super::*;
+
+            #[test]
+            fn keeps_check_ins() {
+                check_ins($store);
+            }
+            #[test]
+            fn keeps_venue_exposures_once() {
+                venue_exposures($store);
+            }
+            #[test]
+            fn purges_check_ins_after_14_days() {
+                purge($store);
+            }
+            #[test]
+            fn runs_the_check_in_engine() {
+                engine($store);
+            }
+        }
+    };
+}
+
+conformance!(memory, MemoryStore::new());
+conformance!(sqlite, SqliteStore::open_in_memory().unwrap());
+
+#[test]
+fn sqlite_check_ins_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("device.db");
+    let id = {
+        let mut store = SqliteStore::open(&path).unwrap();
+        store.add_check_in(&visit(4, T0, T0 + 600)).unwrap()
+    };
+    let store = SqliteStore::open(&path).unwrap();
+    let [stored] = store.check_ins().unwrap().try_into().unwrap();
+    assert_eq!((stored.id, stored.visit), (id, visit(4, T0, T0 + 600)));
+}
