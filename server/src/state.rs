@@ -9,9 +9,11 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::export::serving::ExportCache;
 use crate::guessing::SourceKey;
 use crate::keyring::Keyring;
 use crate::sessions::Sessions;
+use crate::signing_keys::SigningKeysCell;
 use crate::writer::Writer;
 
 /// What handlers share: settings, clock, keys, the database writer, metrics, portal sessions.
@@ -34,6 +36,10 @@ pub struct Shared {
     pub metrics: PrometheusHandle,
     /// Logged-in case workers.
     pub sessions: Sessions,
+    /// The export signing keys, reloaded by each batcher pass.
+    pub signing_keys: SigningKeysCell,
+    /// Export files served from the data directory.
+    pub exports: ExportCache,
     /// Today's key for telling sources apart without knowing them.
     pub sources: SourceKey,
 }

@@ -1,14 +1,13 @@
 //! The simulator matches only on phones that met an uploader, and regenerates their
 //! sightings of the keys' days (see `kith_sim::app`). Here sampled phones also run the
 //! full per-device path — core's `ExposureEngine` over a `MemoryStore`, every sighting
-//! of every scan recorded day by day, every day's signed export parsed, verified and
-//! ingested — and must end with exactly the exposures the simulator gave them.
+//! of every scan recorded day by day, every day's signed export verified and ingested — and must end with exactly the exposures the simulator gave them.
 
 mod common;
 
+use kith_core::ExposureEngine;
 use kith_core::risk::ExposureWindow;
 use kith_core::store::MemoryStore;
-use kith_core::{ExportFile, ExportLimits, ExposureEngine};
 use kith_sim::app::unix_time;
 use kith_sim::{Arm, Simulation};
 
@@ -48,20 +47,14 @@ fn sampled_phones_on_the_full_per_device_path_find_identical_exposures() {
         sim.step().unwrap();
         let day = sim.day - 1;
         let now = unix_time(day + 1, 0) - 1;
-        let export = (!sim.last_export.is_empty()).then(|| {
-            ExportFile::parse(&sim.last_export, &ExportLimits::default())
-                .unwrap()
-                .verify(sim.authority.trusted())
-                .unwrap()
-        });
         let radio = sim.radio();
         for (engine, &phone) in engines.iter_mut().zip(&sample) {
             let mut sightings = Vec::new();
             radio.sightings(phone, day, 0, &mut sightings);
             engine.record_sightings(&sightings).unwrap();
-            if let Some(export) = &export {
+            if !sim.last_export.is_empty() {
                 engine
-                    .ingest_export(&format!("day-{day}.zip"), export, now)
+                    .ingest_export(&sim.last_export, sim.authority.trusted(), now)
                     .unwrap();
             }
             engine.purge(now).unwrap();
