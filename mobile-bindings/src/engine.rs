@@ -29,9 +29,9 @@ pub struct ExposureEngine {
 }
 
 /// What the engine holds between calls.
-struct EngineState {
+pub(crate) struct EngineState {
     /// Core's engine: own keys, sightings, matching, risk, retention.
-    engine: kith_core::ExposureEngine<SqliteStore>,
+    pub(crate) engine: kith_core::ExposureEngine<SqliteStore>,
     /// The metadata hidden in every beacon: this phone's calibrated TX power.
     metadata: BluetoothMetadata,
 }
@@ -130,27 +130,17 @@ impl ExposureEngine {
         let export = ExportFile::parse(&export_file, &ExportLimits::default())
             .map_err(KithError::InvalidExportFile)?
             .verify(&trusted)
-            .map_err(|error| match error {
-                CoreError::ExportUnsigned
-                | CoreError::ExportUnknownSigningKey { .. }
-                | CoreError::ExportBadSignature { .. }
-                | CoreError::ExportUnsupportedSignatureAlgorithm(_) => {
-                    KithError::UntrustedExportFile(error)
-                }
-                _ => KithError::InvalidExportFile(error),
-            })?;
-        // Named by content: the same file downloaded twice is recognised.
-        let name = format!("sha256:{}", hex::encode(Sha256::digest(&export_file)));
+            .map_err(KithError::untrusted_or_invalid)?;
         let matched = self
             .lock()
             .engine
-            .ingest_export(&name, &export, now_unix_seconds)
+            .ingest_export(&file_name(&export_file), &export, now_unix_seconds)
             .map_err(KithError::store_or(KithError::InvalidTime))?;
         Ok(u32::try_from(matched).unwrap_or(u32::MAX))
     }
 
     /// The risk level, its days, the daily summaries and the exposure windows behind
-    /// them, as of `now_unix_seconds`.
+    /// them, as of `now_unix_seconds`, and the venue exposures found among the visits.
     pub fn exposure_summary(&self, now_unix_seconds: u64) -> Result<ExposureSummary> {
         interval_at(now_unix_seconds)?;
         let summary = self
@@ -158,7 +148,10 @@ impl ExposureEngine {
             .engine
             .exposure_summary(now_unix_seconds)
             .map_err(KithError::Storage)?;
-        Ok(summary.into())
+        Ok(ExposureSummary {
+            venue_exposures: self.venue_exposures()?,
+            ..summary.into()
+        })
     }
 
     /// [`exposure_summary`](Self::exposure_summary) at the system clock's time.
@@ -209,7 +202,7 @@ impl ExposureEngine {
 
     /// The state, even if a previous call panicked while holding it: core's store
     /// commits each change whole, so what is left is consistent.
-    fn lock(&self) -> MutexGuard<'_, EngineState> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, EngineState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -225,7 +218,13 @@ impl fmt::Debug for ExposureEngine {
     }
 }
 
-fn interval_at(unix_seconds: u64) -> Result<IntervalNumber> {
+/// The name a downloaded file is remembered by: its content, so the same file
+/// downloaded twice is recognised.
+pub(crate) fn file_name(file: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(file)))
+}
+
+pub(crate) fn interval_at(unix_seconds: u64) -> Result<IntervalNumber> {
     IntervalNumber::from_unix_seconds(unix_seconds).map_err(KithError::InvalidTime)
 }
 

@@ -36,6 +36,14 @@ pub enum KithError {
     /// A risk configuration that is not ENX JSON of the expected shape and ranges.
     #[error("invalid risk configuration: {0}")]
     InvalidRiskConfiguration(CoreError),
+    /// Scanned text that is not a venue's check-in QR code, or a code that breaks its
+    /// rules (description, address, seed); the message says which.
+    #[error("invalid venue QR code: {0}")]
+    InvalidVenueCode(CoreError),
+    /// A check-out or upload that names no stored visit, or times that make no visit
+    /// (departure not after arrival, longer than a day).
+    #[error("invalid check-in: {0}")]
+    InvalidCheckIn(CoreError),
     /// The device store could not be opened, read or written (path, disk, corruption).
     #[error("device store failed: {0}")]
     Storage(CoreError),
@@ -47,6 +55,21 @@ impl KithError {
         move |error| match error {
             CoreError::Storage(_) => Self::Storage(error),
             _ => otherwise(error),
+        }
+    }
+}
+
+impl KithError {
+    /// Maps a refused signature check of a downloaded file to
+    /// [`UntrustedExportFile`](Self::UntrustedExportFile), anything else about the file to
+    /// [`InvalidExportFile`](Self::InvalidExportFile).
+    pub(crate) fn untrusted_or_invalid(error: CoreError) -> Self {
+        match error {
+            CoreError::ExportUnsigned
+            | CoreError::ExportUnknownSigningKey { .. }
+            | CoreError::ExportBadSignature { .. }
+            | CoreError::ExportUnsupportedSignatureAlgorithm(_) => Self::UntrustedExportFile(error),
+            _ => Self::InvalidExportFile(error),
         }
     }
 }

@@ -140,6 +140,13 @@ fn diagnosis_keys(keys: Vec<PublishedKey>) -> Result<Vec<DiagnosisKey>> {
         .collect()
 }
 
+impl ExportSigner {
+    /// Core's signer.
+    pub(crate) fn signer(&self) -> &kith_core::ExportSigner {
+        &self.0
+    }
+}
+
 impl fmt::Debug for ExportSigner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Core's Debug redacts the private key.

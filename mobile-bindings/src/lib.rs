@@ -23,6 +23,7 @@
 #![warn(missing_docs)]
 
 mod beacon;
+mod checkin;
 mod engine;
 mod error;
 mod export;
@@ -30,6 +31,7 @@ mod keys;
 mod summary;
 
 pub use beacon::Beacon;
+pub use checkin::{CheckIn, ProtectedCheckIn, VenueExposure};
 pub use engine::ExposureEngine;
 pub use error::{KithError, Result};
 pub use export::{ExportSigner, PublishedKey, TrustedPublicKey};

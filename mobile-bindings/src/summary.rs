@@ -3,6 +3,8 @@
 use kith_core::ReportType;
 use kith_core::risk;
 
+use crate::checkin::VenueExposure;
+
 /// The exposure of this device over the last 14 days, scored with the risk configuration.
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct ExposureSummary {
@@ -15,6 +17,9 @@ pub struct ExposureSummary {
     pub daily_summaries: Vec<DailySummary>,
     /// The exposure windows that were scored.
     pub windows: Vec<ExposureWindow>,
+    /// Visits to venues that overlapped a positive person's visit long enough: the app
+    /// warns the user of each.
+    pub venue_exposures: Vec<VenueExposure>,
 }
 
 /// One UTC day of exposure (GAEN `DailySummary`), over all report types.
@@ -72,6 +77,8 @@ impl From<risk::ExposureSummary> for ExposureSummary {
                 })
                 .collect(),
             windows: summary.windows.into_iter().map(Into::into).collect(),
+            // The engine adds them: they come from the check-ins, not from the risk score.
+            venue_exposures: Vec::new(),
         }
     }
 }

@@ -16,6 +16,15 @@
 //! no I/O and draws no randomness of its own. The signed package needs the `export`
 //! feature (its signatures are the key exports').
 //!
+//! What each party learns: the server and a CDN see, per report, only SHA-256 of the
+//! location id, a random IV, one encrypted block and a MAC, so they can count reports per
+//! hashed venue (how a health authority spots a cluster at a venue it registered, whose
+//! code it knows) but not read the times, nor name a venue whose code they never saw.
+//! Padding reports ([`ProtectedReport::padding`]) are random bytes of the same shape. A
+//! phone that scanned the code opens the reports of that venue only. Anyone holding the
+//! code (a photo of the poster) learns the same as a visitor: that is why venues should
+//! change codes from time to time, and why uploads need a verified positive test.
+//!
 //! ```
 //! use kith_core::checkin::{
 //!     CheckIn, ProtectedReport, Stay, TraceWarningBatch, TraceWarningFile, TransmissionRiskLevel,

@@ -1,0 +1,150 @@
+"""Venue check-in as an app drives it: scan a poster, check out, upload after a positive
+test, download the hourly trace-warning package, and warn the visitors who were there."""
+
+import pytest
+
+from kith_mobile import ExportSigner, ExposureEngine, KithError, ProtectedCheckIn
+
+DAY = 86_400
+# 2023-11-15 18:00 UTC: Alice arrives at the restaurant.
+EVENING = 1_700_071_200
+HOUR = EVENING // 3_600
+
+# A CWA poster (cwa-app-android's TraceLocationIdTest "mock server test data - 1"):
+# "Apple Computer, Inc.", a restaurant with a default visit of 169 minutes.
+POSTER = (
+    "https://e.coronawarn.app?v=1#CAESKAgBEhRBcHBsZSBDb21wdXRlciwgSW5jLhoOMTk1OCBGb2hlIFJvYWQadggBEmA4"
+    "xNrp5hKJoO_yVbXfF1gS8Yc5nURhOIVLG3nUcSg8IPsI2e8JSIhg-FrHUymQ3RR80KUKb1lZjLQkfTUINUP16r6-jFDURwUl"
+    "CQQi6NXCgI0rQw0a4MrVrKMbF4NzhQMaENXiVYke5XY0HddkDmj-3HYiBwgBEAQYqQE"
+)
+# Another CWA poster ("mock server test data - 2"): a public building.
+OTHER_POSTER = (
+    "https://e.coronawarn.app?v=1#CAESKQgBEhRXYXN0ZSBNYW5hZ2VtZW50IEluYxoPMzc5IE96Zm9jIE1hbm9yGnYIARJgOM"
+    "Ta6eYSiaDv8lW13xdYEvGHOZ1EYTiFSxt51HEoPCD7CNnvCUiIYPhax1MpkN0UfNClCm9ZWYy0JH01CDVD9eq-voxQ1EcFJQkE"
+    "IujVwoCNK0MNGuDK1ayjGxeDc4UDGhCUpoAjtgZJPU4suuQZ6dVUIgcIARAIGJ4E"
+)
+
+
+@pytest.fixture
+def phones(tmp_path):
+    return [ExposureEngine.open(str(tmp_path / f"{name}.db"), -20) for name in ("alice", "bob", "carol")]
+
+
+@pytest.fixture
+def signer():
+    return ExportSigner.generate("262", "v1")
+
+
+def test_the_overlapping_visitor_is_warned_and_the_later_one_is_not(phones, signer):
+    alice, bob, carol = phones
+    visit = alice.check_in(POSTER, EVENING)
+    assert visit.description == "Apple Computer, Inc."
+    assert visit.address == "1958 Fohe Road"
+    assert visit.departure_unix_seconds == EVENING + 169 * 60, "the poster's default length"
+    # Scanning the poster again during the visit is the same visit.
+    assert alice.check_in(POSTER, EVENING + 600).id == visit.id
+    alice.check_out(visit.id, EVENING + 3_600)
+
+    bob_visit = bob.check_in(POSTER, EVENING + 1_800)  # 30 minutes together
+    carol.check_in(POSTER, EVENING + 3 * 3_600)  # arrives after Alice left
+    carol.check_in(OTHER_POSTER, EVENING)  # at the same time, elsewhere
+
+    # Alice tests positive: she uploads her visits with her keys; the server publishes them.
+    uploads = alice.check_ins_to_upload(EVENING + 4 * 3_600)
+    assert len(uploads) == 1
+    assert len(uploads[0].report) == 104  # hash, IV, one encrypted block, MAC: no plaintext
+    package = signer.write_trace_warnings(uploads, "DE", HOUR + 5)
+    trusted = [signer.trusted_public_key()]
+
+    later = EVENING + 6 * 3_600
+    assert bob.ingest_trace_warnings(package, trusted, later) == 1
+    assert bob.ingest_trace_warnings(package, trusted, later) == 0, "the same file once"
+    assert carol.ingest_trace_warnings(package, trusted, later) == 0
+
+    [warning] = bob.exposure_summary(later).venue_exposures
+    assert warning.check_in_id == bob_visit.id
+    assert warning.description == "Apple Computer, Inc."
+    assert (warning.start_unix_seconds, warning.end_unix_seconds) == (EVENING + 1_800, EVENING + 3_600)
+    assert warning.overlap_minutes == 30
+    assert warning.transmission_risk_level == 8
+    assert carol.exposure_summary(later).venue_exposures == []
+    # The Bluetooth side is untouched.
+    assert bob.exposure_summary(later).risk_level is None
+
+
+def test_the_overlap_threshold_is_configurable(phones, signer):
+    alice, bob, _ = phones
+    alice.check_in(POSTER, EVENING)
+    bob.set_venue_min_overlap_minutes(120)
+    # Alice stays the poster's 169 minutes (reported to 170), Bob arrives an hour later: 110 together.
+    bob.check_in(POSTER, EVENING + 3_600)
+    package = signer.write_trace_warnings(alice.check_ins_to_upload(EVENING + 4 * 3_600), "DE", HOUR)
+    assert bob.ingest_trace_warnings(package, [signer.trusted_public_key()], EVENING + 5 * 3_600) == 0
+    bob.set_venue_min_overlap_minutes(110)
+    again = signer.write_trace_warnings(alice.check_ins_to_upload(EVENING + 4 * 3_600), "DE", HOUR)
+    assert bob.ingest_trace_warnings(again, [signer.trusted_public_key()], EVENING + 5 * 3_600) == 1
+
+
+def test_packages_from_another_signer_or_altered_are_refused(phones, signer):
+    alice, bob, _ = phones
+    alice.check_in(POSTER, EVENING)
+    bob.check_in(POSTER, EVENING)
+    package = signer.write_trace_warnings(alice.check_ins_to_upload(EVENING + 3_600), "DE", HOUR)
+    impostor = ExportSigner.generate("262", "v1")
+    with pytest.raises(KithError.UntrustedExportFile):
+        bob.ingest_trace_warnings(package, [impostor.trusted_public_key()], EVENING + 7_200)
+    with pytest.raises(KithError.InvalidExportFile):
+        bob.ingest_trace_warnings(package[:-10], [signer.trusted_public_key()], EVENING + 7_200)
+    assert bob.exposure_summary(EVENING + 7_200).venue_exposures == []
+    # A report altered on the way does not count, the package's other reports still do.
+    [upload] = alice.check_ins_to_upload(EVENING + 3_600)
+    altered = bytearray(upload.report)
+    altered[-1] ^= 1
+    mixed = signer.write_trace_warnings([ProtectedCheckIn(report=bytes(altered))], "DE", HOUR)
+    assert bob.ingest_trace_warnings(mixed, [signer.trusted_public_key()], EVENING + 7_200) == 0
+
+
+@pytest.mark.parametrize(
+    "text, says",
+    [
+        ("", "not a venue QR code"),
+        ("https://example.org/menu", "not a venue QR code"),
+        ("https://e.coronawarn.app?v=1#%%%", "base64"),
+        ("https://e.coronawarn.app?v=1#CAES", "protobuf"),
+        # The same poster with its 16-byte seed cut to 4 (CWA's own test payload).
+        (
+            "https://e.coronawarn.app?v=1#CAESIAgBEg1JY2VjcmVhbSBTaG9wGg1NYWluIFN0cmVldCAxGmUIARJbMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEc7DEstcUIRcyk35OYDJ95/hTg3UVhsaDXKT0zK7NhHPXoyzipEnOp3GyNXDVpaPi3cAfQmxeuFMZAIX2+6A5XhoEMTIzNCIGCAEQARgK",
+            "seed must be 16 bytes",
+        ),
+    ],
+)
+def test_bad_qr_text_gets_a_clear_error(phones, text, says):
+    alice = phones[0]
+    with pytest.raises(KithError.InvalidVenueCode) as error:
+        alice.check_in(text, EVENING)
+    assert says in str(error.value)
+    assert alice.check_ins() == []
+
+
+def test_check_outs_are_checked(phones):
+    alice = phones[0]
+    visit = alice.check_in(POSTER, EVENING)
+    with pytest.raises(KithError.InvalidCheckIn):
+        alice.check_out(visit.id, EVENING - 60)
+    with pytest.raises(KithError.InvalidCheckIn):
+        alice.check_out(visit.id + 1, EVENING + 60)
+    assert alice.check_out(visit.id, EVENING + 60).departure_unix_seconds == EVENING + 60
+
+
+def test_visits_older_than_14_days_are_purged(phones, signer):
+    alice, bob, _ = phones
+    alice.check_in(POSTER, EVENING)
+    bob.check_in(POSTER, EVENING)
+    package = signer.write_trace_warnings(alice.check_ins_to_upload(EVENING + 3_600), "DE", HOUR)
+    assert bob.ingest_trace_warnings(package, [signer.trusted_public_key()], EVENING + 7_200) == 1
+    bob.purge(EVENING + 14 * DAY)
+    assert len(bob.check_ins()) == 1, "the visit ended less than 14 days ago"
+    bob.purge(EVENING + 15 * DAY)
+    assert bob.check_ins() == []
+    assert bob.exposure_summary(EVENING + 15 * DAY).venue_exposures == []
+    assert alice.check_ins_to_upload(EVENING + 15 * DAY) == []
