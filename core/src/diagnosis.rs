@@ -1,6 +1,6 @@
 //! Diagnosis keys: the keys a positive person published, with what the health authority says of them.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, KeyError, Result};
 use crate::keys::TemporaryExposureKey;
 
 /// How a diagnosis was established (GAEN `ReportType`, same numbers as on the wire).
@@ -33,7 +33,7 @@ impl TryFrom<i32> for ReportType {
             3 => Self::SelfReport,
             4 => Self::Recursive,
             5 => Self::Revoked,
-            other => return Err(Error::InvalidReportType(other)),
+            other => return Err(Error::Key(KeyError::ReportType(other))),
         })
     }
 }
@@ -51,7 +51,7 @@ impl DaysSinceOnset {
         if days.abs() <= Self::MAX_ABS {
             Ok(Self(days as i8))
         } else {
-            Err(Error::InvalidDaysSinceOnset(days))
+            Err(Error::Key(KeyError::DaysSinceOnset(days)))
         }
     }
 

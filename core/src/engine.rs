@@ -3,7 +3,7 @@
 use rand_core::{CryptoRng, RngCore};
 
 use crate::diagnosis::DiagnosisKey;
-use crate::error::Result;
+use crate::error::{Error, Result, StoreError};
 use crate::interval::{IntervalNumber, KeyValidity};
 use crate::keys::TemporaryExposureKey;
 use crate::matching::SightingIndex;
@@ -11,7 +11,7 @@ use crate::metadata::BluetoothMetadata;
 use crate::payload::BeaconPayload;
 use crate::risk::{ExposureSummary, ExposureWindow, RiskConfig, ScanTimeline};
 use crate::sighting::Sighting;
-use crate::store::{Exposure, RETENTION_SECONDS, Store};
+use crate::store::{Exposure, IngestReport, RETENTION_SECONDS, Store};
 
 /// Name of the setting that holds the risk configuration (ENX JSON).
 const RISK_CONFIG_SETTING: &str = "risk_config";
@@ -40,7 +40,7 @@ const RISK_CONFIG_SETTING: &str = "risk_config";
 ///     .into_iter()
 ///     .map(DiagnosisKey::new)
 ///     .collect();
-/// assert_eq!(bob.ingest(Some("export-1.zip"), uploaded, now + 7_200)?, 1);
+/// assert_eq!(bob.ingest(Some("export-1.zip"), uploaded, now + 7_200)?.new_exposures, 1);
 ///
 /// let summary = bob.exposure_summary(now + 7_200)?;
 /// assert_eq!(summary.windows.len(), 1);
@@ -48,6 +48,11 @@ const RISK_CONFIG_SETTING: &str = "risk_config";
 /// bob.purge(now + 15 * 86_400)?;
 /// # Ok::<(), kith_core::Error>(())
 /// ```
+///
+/// Matching a large export takes a while; an app that shares the engine between
+/// threads (one advertising and scanning, one downloading) need not hold it for that
+/// long: [`ingest_export_shared`](Self::ingest_export_shared) takes its lock only for
+/// the short steps, so beacons and sightings are served while a file is matched.
 #[derive(Debug)]
 pub struct ExposureEngine<S> {
     store: S,
@@ -58,9 +63,18 @@ pub struct ExposureEngine<S> {
 impl<S: Store> ExposureEngine<S> {
     /// An engine over `store`, with the risk configuration stored there (or
     /// [`RiskConfig::enx_defaults`]) and no RSSI correction.
+    ///
+    /// A stored configuration that no longer reads is a [`StoreError::InvalidSetting`].
     pub fn new(store: S) -> Result<Self> {
         let config = match store.setting(RISK_CONFIG_SETTING)? {
-            Some(json) => RiskConfig::from_json(&json)?,
+            Some(json) => RiskConfig::from_json(&json).map_err(|error| match error {
+                Error::RiskConfig(source) => StoreError::InvalidSetting {
+                    name: RISK_CONFIG_SETTING,
+                    source,
+                }
+                .into(),
+                other => other,
+            })?,
             None => RiskConfig::enx_defaults(),
         };
         Ok(Self {
@@ -156,69 +170,52 @@ impl<S: Store> ExposureEngine<S> {
     }
 
     /// Matches a stream of diagnosis keys against the stored sightings and stores
-    /// the exposures found; returns how many keys were newly matched.
+    /// the exposures found.
     ///
-    /// With `file`, an export file already processed is skipped (returns 0) and the
-    /// file is marked as processed together with its exposures.
-    pub fn ingest<I>(&mut self, file: Option<&str>, keys: I, now: u64) -> Result<usize>
+    /// With `file`, an export file already processed is skipped (nothing changes and
+    /// the report says so) and the file is marked as processed together with its
+    /// exposures.
+    pub fn ingest<I>(&mut self, file: Option<&str>, keys: I, now: u64) -> Result<IngestReport>
     where
         I: IntoIterator<Item = DiagnosisKey>,
     {
         if let Some(file) = file {
             if self.store.is_file_processed(file)? {
-                return Ok(0);
+                return Ok(IngestReport::already_ingested());
             }
         }
-        let exposures = self.find_exposures(keys)?;
-        self.store.add_exposures(file, &exposures, &[], now)
+        let found = FoundExposures {
+            file: file.map(str::to_owned),
+            exposures: self.snapshot()?.find_exposures(keys),
+            revisions: Vec::new(),
+        };
+        self.commit(found, now)
     }
 
-    /// [`ingest`](Self::ingest) for a verified export file named `name`: its keys
-    /// are decoded as they are matched.
-    ///
-    /// The file's revised keys (report types changed since publication, e.g. to
-    /// revoked) are applied to the exposures already stored, and matched like the
-    /// other keys in case the file that first published them was missed. Key
-    /// records that break GAEN's rules are skipped, as GAEN clients do: the file's
-    /// other keys still count.
-    #[cfg(feature = "export")]
-    pub fn ingest_export(
-        &mut self,
-        name: &str,
-        export: &crate::export::VerifiedExport,
-        now: u64,
-    ) -> Result<usize> {
-        if self.store.is_file_processed(name)? {
-            return Ok(0);
+    /// The sightings and calibration that matching needs, copied out so that the
+    /// matching itself runs without the engine (see [`SightingSnapshot`]).
+    pub fn snapshot(&self) -> Result<SightingSnapshot> {
+        Ok(SightingSnapshot {
+            sightings: self.store.sightings()?,
+            rssi_correction: self.rssi_correction,
+        })
+    }
+
+    /// Stores what a matching run found: the new exposures, the revisions of stored
+    /// ones, and the file as processed at `now` (Unix seconds). A file that was
+    /// processed meanwhile (by another thread) changes nothing.
+    pub fn commit(&mut self, found: FoundExposures, now: u64) -> Result<IngestReport> {
+        if let Some(file) = &found.file {
+            if self.store.is_file_processed(file)? {
+                return Ok(IngestReport::already_ingested());
+            }
         }
-        let revised: Vec<DiagnosisKey> = export.revised_keys().filter_map(Result::ok).collect();
-        let keys = export
-            .keys()
-            .filter_map(Result::ok)
-            .chain(revised.iter().cloned());
-        let exposures = self.find_exposures(keys)?;
-        self.store
-            .add_exposures(Some(name), &exposures, &revised, now)
-    }
-
-    fn find_exposures<I>(&self, keys: I) -> Result<Vec<Exposure>>
-    where
-        I: IntoIterator<Item = DiagnosisKey>,
-    {
-        let sightings = self.store.sightings()?;
-        let index = SightingIndex::new(&sightings);
-        #[cfg(feature = "parallel")]
-        let matches = index.par_matches(keys);
-        #[cfg(not(feature = "parallel"))]
-        let matches: Vec<_> = index.matches(keys).collect();
-        let scans = ScanTimeline::new(&sightings);
-        Ok(matches
-            .into_iter()
-            .map(|matched| Exposure {
-                windows: ExposureWindow::from_match(&matched, &scans, self.rssi_correction),
-                matched,
-            })
-            .collect())
+        self.store.record_ingest(
+            found.file.as_deref(),
+            &found.exposures,
+            &found.revisions,
+            now,
+        )
     }
 
     /// The risk level, its days, the daily summaries and the windows behind them.
@@ -236,4 +233,176 @@ impl<S: Store> ExposureEngine<S> {
     pub fn purge(&mut self, now: u64) -> Result<()> {
         self.store.purge(now)
     }
+}
+
+#[cfg(feature = "export")]
+mod download {
+    use std::ops::DerefMut;
+
+    use sha2::{Digest, Sha256};
+
+    use super::{ExposureEngine, FoundExposures, SightingSnapshot};
+    use crate::diagnosis::DiagnosisKey;
+    use crate::error::Result;
+    use crate::export::{ExportFile, ExportLimits, TrustedKeys, VerifiedExport};
+    use crate::store::{IngestReport, Store};
+
+    /// A downloaded export file whose signature verified, known by its content.
+    ///
+    /// Its name is the SHA-256 of the file's bytes (`sha256:<hex>`): the same file
+    /// downloaded twice, under any URL, is recognised and matched once.
+    #[derive(Debug)]
+    pub struct DownloadedExport {
+        name: String,
+        export: VerifiedExport,
+    }
+
+    impl DownloadedExport {
+        /// Parses `file` (zip bytes) within `limits` and checks its signature against
+        /// `trusted`. Fails with [`Error::ExportFormat`](crate::Error::ExportFormat)
+        /// for bytes that are not an export, [`Error::ExportTrust`](crate::Error::ExportTrust)
+        /// for one not signed by a trusted key.
+        pub fn verify(file: &[u8], trusted: &TrustedKeys, limits: &ExportLimits) -> Result<Self> {
+            let export = ExportFile::parse(file, limits)?.verify(trusted)?;
+            let digest = Sha256::digest(file);
+            let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+            Ok(Self {
+                name: format!("sha256:{hex}"),
+                export,
+            })
+        }
+
+        /// `sha256:` and the lowercase hex SHA-256 of the file's bytes.
+        pub fn name(&self) -> &str {
+            &self.name
+        }
+
+        /// The verified export.
+        pub fn export(&self) -> &VerifiedExport {
+            &self.export
+        }
+    }
+
+    impl SightingSnapshot {
+        /// Matches a verified export: its keys, and its revised keys (whose report
+        /// type changed since publication, e.g. to revoked), which revise the stored
+        /// exposures of the same key and are matched like the other keys in case
+        /// the file that first published them was missed. Key records that break
+        /// GAEN's rules are skipped, as GAEN clients do: the file's other keys still count.
+        pub fn match_export(&self, download: &DownloadedExport) -> FoundExposures {
+            let export = download.export();
+            let revisions: Vec<DiagnosisKey> =
+                export.revised_keys().filter_map(Result::ok).collect();
+            let keys = export
+                .keys()
+                .filter_map(Result::ok)
+                .chain(revisions.iter().cloned());
+            FoundExposures {
+                file: Some(download.name().to_owned()),
+                exposures: self.find_exposures(keys),
+                revisions,
+            }
+        }
+    }
+
+    impl<S: Store> ExposureEngine<S> {
+        /// Verifies a downloaded export file (zip bytes) against `trusted`, matches it
+        /// against the stored sightings and stores what it changed: new exposures,
+        /// revised ones. A file already ingested (the same bytes) changes nothing.
+        pub fn ingest_export(
+            &mut self,
+            file: &[u8],
+            trusted: &TrustedKeys,
+            now: u64,
+        ) -> Result<IngestReport> {
+            let download = DownloadedExport::verify(file, trusted, &ExportLimits::default())?;
+            self.ingest_download(&download, now)
+        }
+
+        /// [`ingest_export`](Self::ingest_export) of a file already verified.
+        pub fn ingest_download(
+            &mut self,
+            download: &DownloadedExport,
+            now: u64,
+        ) -> Result<IngestReport> {
+            if self.store.is_file_processed(download.name())? {
+                return Ok(IngestReport::already_ingested());
+            }
+            let found = self.snapshot()?.match_export(download);
+            self.commit(found, now)
+        }
+
+        /// [`ingest_export`](Self::ingest_export) for an engine shared between threads:
+        /// `lock` gives access to it (a mutex guard), and is called only for the short
+        /// steps. Parsing, verifying and matching, which take seconds for a large
+        /// file, run without it, so beacons and sightings are served meanwhile.
+        ///
+        /// Sightings recorded while the file is matched are not matched against it,
+        /// as in GAEN, where a file is matched once against the sightings stored
+        /// when it is provided.
+        pub fn ingest_export_shared<G>(
+            mut lock: impl FnMut() -> G,
+            file: &[u8],
+            trusted: &TrustedKeys,
+            now: u64,
+        ) -> Result<IngestReport>
+        where
+            G: DerefMut<Target = Self>,
+        {
+            let download = DownloadedExport::verify(file, trusted, &ExportLimits::default())?;
+            let snapshot = {
+                let engine = lock();
+                if engine.store.is_file_processed(download.name())? {
+                    return Ok(IngestReport::already_ingested());
+                }
+                engine.snapshot()?
+            };
+            let found = snapshot.match_export(&download);
+            lock().commit(found, now)
+        }
+    }
+}
+
+#[cfg(feature = "export")]
+pub use download::DownloadedExport;
+
+/// The stored sightings at one moment, with the receiver's calibration: what
+/// matching compares keys against. Taken with [`ExposureEngine::snapshot`].
+#[derive(Clone, Debug)]
+pub struct SightingSnapshot {
+    sightings: Vec<Sighting>,
+    rssi_correction: i8,
+}
+
+impl SightingSnapshot {
+    /// The exposures among `keys`: each key heard, with its exposure windows.
+    pub fn find_exposures<I>(&self, keys: I) -> Vec<Exposure>
+    where
+        I: IntoIterator<Item = DiagnosisKey>,
+    {
+        let index = SightingIndex::new(&self.sightings);
+        #[cfg(feature = "parallel")]
+        let matches = index.par_matches(keys);
+        #[cfg(not(feature = "parallel"))]
+        let matches: Vec<_> = index.matches(keys).collect();
+        let scans = ScanTimeline::new(&self.sightings);
+        matches
+            .into_iter()
+            .map(|matched| Exposure {
+                windows: ExposureWindow::from_match(&matched, &scans, self.rssi_correction),
+                matched,
+            })
+            .collect()
+    }
+}
+
+/// What one matching run found, to store with [`ExposureEngine::commit`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct FoundExposures {
+    /// The file matched, if the keys came from one.
+    pub file: Option<String>,
+    /// The keys heard, with their windows.
+    pub exposures: Vec<Exposure>,
+    /// Revised keys, to apply to the stored exposures of the same key.
+    pub revisions: Vec<DiagnosisKey>,
 }

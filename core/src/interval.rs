@@ -3,7 +3,7 @@
 use std::ops::Range;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, IntervalError, KeyError, Result};
 
 /// Length of one interval in seconds (10 minutes).
 pub const INTERVAL_SECONDS: u64 = 600;
@@ -33,8 +33,10 @@ impl IntervalNumber {
     pub fn from_unix_seconds(unix_seconds: u64) -> Result<Self> {
         u32::try_from(unix_seconds / INTERVAL_SECONDS)
             .map(Self)
-            .map_err(|_| Error::TimeOutOfRange {
-                unix_seconds: i128::from(unix_seconds),
+            .map_err(|_| {
+                Error::Interval(IntervalError::TimeOutOfRange {
+                    unix_seconds: i128::from(unix_seconds),
+                })
             })
     }
 
@@ -42,9 +44,9 @@ impl IntervalNumber {
     pub fn from_system_time(time: SystemTime) -> Result<Self> {
         match time.duration_since(UNIX_EPOCH) {
             Ok(since) => Self::from_unix_seconds(since.as_secs()),
-            Err(before) => Err(Error::TimeOutOfRange {
+            Err(before) => Err(Error::Interval(IntervalError::TimeOutOfRange {
                 unix_seconds: -i128::from(before.duration().as_secs()),
-            }),
+            })),
         }
     }
 
@@ -104,10 +106,10 @@ impl RollingPeriod {
     pub const FULL_DAY: Self = Self(INTERVALS_PER_DAY as u8);
 
     /// A period of `intervals`, which must be in 1..=144.
-    pub fn new(intervals: u32) -> Result<Self> {
+    pub fn new(intervals: u32) -> Result<Self, KeyError> {
         match u8::try_from(intervals) {
             Ok(n @ 1..=144) => Ok(Self(n)),
-            _ => Err(Error::InvalidRollingPeriod(intervals)),
+            _ => Err(KeyError::RollingPeriod(intervals)),
         }
     }
 
@@ -135,7 +137,7 @@ impl KeyValidity {
     pub fn new(start: IntervalNumber, period: RollingPeriod) -> Result<Self> {
         start
             .checked_add(period.get())
-            .ok_or(Error::IntervalOverflow)?;
+            .ok_or(Error::Interval(IntervalError::Overflow))?;
         Ok(Self { start, period })
     }
 

@@ -8,6 +8,7 @@ use rand_core::{CryptoRng, RngCore};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
+use crate::error::KeyError;
 use crate::hkdf::{Lanes, Prk};
 use crate::identifiers::{Aem, Rpi};
 use crate::interval::{IntervalNumber, KeyValidity};
@@ -47,12 +48,8 @@ impl TemporaryExposureKey {
     }
 
     /// A key read from a slice; fails unless it has exactly 16 bytes.
-    pub fn from_slice(key: &[u8], validity: KeyValidity) -> crate::Result<Self> {
-        let key: [u8; KEY_LEN] = key.try_into().map_err(|_| crate::Error::InvalidLength {
-            what: "temporary exposure key",
-            expected: KEY_LEN,
-            actual: key.len(),
-        })?;
+    pub fn from_slice(key: &[u8], validity: KeyValidity) -> Result<Self, KeyError> {
+        let key: [u8; KEY_LEN] = key.try_into().map_err(|_| KeyError::Length(key.len()))?;
         Ok(Self::from_bytes(key, validity))
     }
 

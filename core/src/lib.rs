@@ -59,8 +59,13 @@ mod sighting;
 pub mod store;
 
 pub use diagnosis::{DaysSinceOnset, DiagnosisKey, ReportType};
-pub use engine::ExposureEngine;
-pub use error::{Error, Result};
+#[cfg(feature = "export")]
+pub use engine::DownloadedExport;
+pub use engine::{ExposureEngine, FoundExposures, SightingSnapshot};
+pub use error::{
+    Error, ExportFormatError, ExportTrustError, ExportWriteError, IntervalError, KeyError,
+    OtherError, PayloadError, Result, RiskConfigError, SignatureError, StoreError,
+};
 #[cfg(feature = "export")]
 pub use export::{
     ECDSA_P256_SHA256_OID, EXPORT_HEADER, ExportBatch, ExportFile, ExportHeader, ExportKeys,
@@ -80,3 +85,4 @@ pub use payload::{BeaconPayload, SERVICE_DATA_LEN, SERVICE_UUID_16, SERVICE_UUID
 /// The operating system's random generator, for generating keys outside tests.
 pub use rand_core::OsRng;
 pub use sighting::Sighting;
+pub use store::IngestReport;

@@ -5,7 +5,7 @@
 //! (bits 3–2, v1.1 and later), reserved (bits 1–0); byte 1 = TX power in dBm (`i8`);
 //! bytes 2–3 reserved, zero.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, PayloadError, Result};
 
 /// Metadata bytes as decrypted, before validation.
 pub type RawMetadata = [u8; 4];
@@ -54,7 +54,7 @@ impl TryFrom<u8> for CalibrationConfidence {
             1 => Self::Low,
             2 => Self::Medium,
             3 => Self::High,
-            other => return Err(Error::InvalidCalibrationConfidence(other)),
+            other => return Err(Error::Payload(PayloadError::CalibrationConfidence(other))),
         })
     }
 }
@@ -94,7 +94,10 @@ impl BluetoothMetadata {
         let major = bytes[0] >> 6;
         let minor = (bytes[0] >> 4) & 0b11;
         if major != 1 {
-            return Err(Error::UnsupportedMetadataVersion { major, minor });
+            return Err(Error::Payload(PayloadError::UnsupportedMetadataVersion {
+                major,
+                minor,
+            }));
         }
         let version = match minor {
             0 => MetadataVersion::V1_0,

@@ -4,7 +4,7 @@
 //! flags, the complete list of 16-bit service UUIDs (`0xFD6F`), and service data
 //! for `0xFD6F` holding 20 bytes: RPI ‖ AEM.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, PayloadError, Result};
 use crate::identifiers::{AEM_LEN, Aem, RPI_LEN, Rpi};
 
 /// The 16-bit service UUID assigned to exposure notification.
@@ -57,18 +57,16 @@ impl BeaconPayload {
     /// the data exactly 20 bytes.
     pub fn from_service_data(service_uuid: u16, data: &[u8]) -> Result<Self> {
         if service_uuid != SERVICE_UUID_16 {
-            return Err(Error::WrongServiceUuid(service_uuid));
+            return Err(Error::Payload(PayloadError::WrongServiceUuid(service_uuid)));
         }
         Self::from_service_data_bytes(data)
     }
 
     /// Parses the 20 service-data bytes of an advertisement already known to be `0xFD6F`.
     pub fn from_service_data_bytes(data: &[u8]) -> Result<Self> {
-        let data: &[u8; SERVICE_DATA_LEN] = data.try_into().map_err(|_| Error::InvalidLength {
-            what: "exposure-notification service data",
-            expected: SERVICE_DATA_LEN,
-            actual: data.len(),
-        })?;
+        let data: &[u8; SERVICE_DATA_LEN] = data
+            .try_into()
+            .map_err(|_| PayloadError::Length(data.len()))?;
         let (rpi, aem) = data.split_at(RPI_LEN);
         Ok(Self {
             rpi: Rpi::from_bytes(rpi.try_into().expect("split at RPI_LEN")),
@@ -103,9 +101,9 @@ impl BeaconPayload {
                 break;
             }
             if tail.len() < len {
-                return Err(Error::MalformedAdvertisingData(
+                return Err(Error::Payload(PayloadError::MalformedAdvertisingData(
                     "an AD structure is longer than the data left",
-                ));
+                )));
             }
             let (structure, next) = tail.split_at(len);
             if let [AD_SERVICE_DATA_16BIT, lo, hi, service_data @ ..] = structure {
@@ -116,6 +114,6 @@ impl BeaconPayload {
             }
             rest = next;
         }
-        Err(Error::NoExposureNotificationServiceData)
+        Err(Error::Payload(PayloadError::NoServiceData))
     }
 }

@@ -11,7 +11,7 @@ use kith_core::checkin::{
     TraceWarningFile, TransmissionRiskLevel, VenueDetails, VenueMatchConfig, VenuePayload,
     VenueType, Visit, match_check_ins, write_trace_warnings,
 };
-use kith_core::{Error, ExportLimits, ExportSigner, SigningKey, TrustedKeys};
+use kith_core::{Error, ExportLimits, ExportSigner, ExportTrustError, SigningKey, TrustedKeys};
 use proptest::prelude::*;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -435,19 +435,19 @@ fn packages_from_other_signers_or_altered_are_refused() {
     let impostor = TrustedKeys::new().with("262", "v1", self::signer(3, "v1").verifying_key());
     assert_eq!(
         parse(&file).verify(&impostor).unwrap_err(),
-        Error::ExportBadSignature {
+        Error::ExportTrust(ExportTrustError::BadSignature {
             key_id: "262".into(),
             key_version: "v1".into()
-        }
+        })
     );
     // Only keys of other names are trusted.
     let others = TrustedKeys::new().with("262", "v2", signer.verifying_key());
     assert_eq!(
         parse(&file).verify(&others).unwrap_err(),
-        Error::ExportUnknownSigningKey {
+        Error::ExportTrust(ExportTrustError::UnknownSigningKey {
             key_id: "262".into(),
             key_version: "v1".into()
-        }
+        })
     );
     // One byte of the package changed, the signature kept.
     let trusted = TrustedKeys::new().with("262", "v1", signer.verifying_key());
@@ -457,16 +457,16 @@ fn packages_from_other_signers_or_altered_are_refused() {
     let altered = zip_of(&bin, &zip_entry(&file, "export.sig"));
     assert_eq!(
         parse(&altered).verify(&trusted).unwrap_err(),
-        Error::ExportBadSignature {
+        Error::ExportTrust(ExportTrustError::BadSignature {
             key_id: "262".into(),
             key_version: "v1".into()
-        }
+        })
     );
     // No signature at all.
     let unsigned = zip_of(&zip_entry(&file, "export.bin"), &[]);
     assert_eq!(
         parse(&unsigned).verify(&trusted).unwrap_err(),
-        Error::ExportUnsigned
+        Error::ExportTrust(ExportTrustError::Unsigned)
     );
     // The untouched file verifies.
     assert_eq!(parse(&file).verify(&trusted).unwrap().reports().len(), 1);

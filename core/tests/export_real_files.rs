@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 
 use export_support::{random_keys, real_exports, signed_export, signer, zip_entry, zip_of};
 use kith_core::{
-    DaysSinceOnset, DiagnosisKey, ECDSA_P256_SHA256_OID, Error, ExportFile, ExportLimits,
-    IntervalNumber, KeyValidity, ReportType, Result, RollingPeriod, TemporaryExposureKey,
-    TrustedKeys, VerifyingKey,
+    DaysSinceOnset, DiagnosisKey, ECDSA_P256_SHA256_OID, Error, ExportFile, ExportFormatError,
+    ExportLimits, ExportTrustError, IntervalNumber, KeyValidity, ReportType, Result, RollingPeriod,
+    TemporaryExposureKey, TrustedKeys, VerifyingKey,
 };
 
 const SERVER_ZIP: &str = "google_exposure-notifications-server/testExport-2-records-1-of-1.zip";
@@ -210,10 +210,10 @@ fn published_zips_verify_with_their_public_keys() {
         let trusted = TrustedKeys::new().with(id, version, public_key(&dir.join(key)));
         assert_eq!(
             parse(&dir.join(zip)).verify(&trusted).unwrap_err(),
-            Error::ExportBadSignature {
+            Error::ExportTrust(ExportTrustError::BadSignature {
                 key_id: id.into(),
                 key_version: version.into()
-            }
+            })
         );
     }
     // A key we have under other names is not used.
@@ -223,10 +223,10 @@ fn published_zips_verify_with_their_public_keys() {
         parse(&dir.join(INTERNALS_ZIP))
             .verify(&trusted)
             .unwrap_err(),
-        Error::ExportUnknownSigningKey {
+        Error::ExportTrust(ExportTrustError::UnknownSigningKey {
             key_id: "310".into(),
             key_version: "v1".into()
-        }
+        })
     );
 }
 
@@ -237,7 +237,10 @@ fn bare_export_bins_are_unsigned() {
     for bin in [IMMUNI_BIN, APP_BIN] {
         let file = parse(&dir.join(bin));
         assert!(file.signatures().is_empty());
-        assert_eq!(file.verify(&trusted).unwrap_err(), Error::ExportUnsigned);
+        assert_eq!(
+            file.verify(&trusted).unwrap_err(),
+            Error::ExportTrust(ExportTrustError::Unsigned)
+        );
     }
 }
 
@@ -260,7 +263,10 @@ fn assert_every_flip_fails(zip: &[u8], trusted: &TrustedKeys) -> usize {
             Ok(file) => {
                 let error = file.verify(trusted).unwrap_err();
                 assert!(
-                    matches!(error, Error::ExportBadSignature { .. }),
+                    matches!(
+                        error,
+                        Error::ExportTrust(ExportTrustError::BadSignature { .. })
+                    ),
                     "byte {index}: {error}"
                 );
                 bad_signatures += 1;
@@ -268,7 +274,8 @@ fn assert_every_flip_fails(zip: &[u8], trusted: &TrustedKeys) -> usize {
             Err(error) => assert!(
                 matches!(
                     error,
-                    Error::ExportBadHeader | Error::ExportMalformed { .. }
+                    Error::ExportFormat(ExportFormatError::BadHeader)
+                        | Error::ExportFormat(ExportFormatError::Malformed { .. })
                 ),
                 "byte {index}: {error}"
             ),

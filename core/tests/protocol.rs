@@ -2,8 +2,8 @@
 
 use kith_core::{
     Aem, BeaconPayload, BluetoothMetadata, CalibrationConfidence, Error, INTERVAL_SECONDS,
-    INTERVALS_PER_DAY, IntervalNumber, KeyValidity, MetadataVersion, RollingPeriod, Rpi,
-    SERVICE_UUID_16, TemporaryExposureKey,
+    INTERVALS_PER_DAY, IntervalError, IntervalNumber, KeyError, KeyValidity, MetadataVersion,
+    PayloadError, RollingPeriod, Rpi, SERVICE_UUID_16, TemporaryExposureKey,
 };
 use proptest::prelude::*;
 use rand::SeedableRng;
@@ -45,8 +45,8 @@ proptest! {
                 prop_assert_eq!(uuid, SERVICE_UUID_16);
                 prop_assert_eq!(&p.to_service_data()[..], &data[..]);
             }
-            Err(Error::WrongServiceUuid(u)) => prop_assert_eq!(u, uuid),
-            Err(Error::InvalidLength { expected: 20, actual, .. }) => prop_assert_eq!(actual, data.len()),
+            Err(Error::Payload(PayloadError::WrongServiceUuid(u))) => prop_assert_eq!(u, uuid),
+            Err(Error::Payload(PayloadError::Length(actual))) => prop_assert_eq!(actual, data.len()),
             Err(other) => prop_assert!(false, "unexpected error {other:?}"),
         }
         let _ = BeaconPayload::from_advertising_data(&data);
@@ -99,27 +99,23 @@ proptest! {
 fn wrong_uuid_and_lengths_are_typed_errors() {
     assert_eq!(
         BeaconPayload::from_service_data(0xFD6E, &[0; 20]),
-        Err(Error::WrongServiceUuid(0xFD6E))
+        Err(Error::Payload(PayloadError::WrongServiceUuid(0xFD6E)))
     );
     for len in [0, 19, 21] {
         assert_eq!(
             BeaconPayload::from_service_data(SERVICE_UUID_16, &vec![0; len]),
-            Err(Error::InvalidLength {
-                what: "exposure-notification service data",
-                expected: 20,
-                actual: len
-            })
+            Err(Error::Payload(PayloadError::Length(len)))
         );
     }
     // A well-formed advertisement of some other service.
     let other = [2, 0x01, 0x06, 5, 0x16, 0x0F, 0x18, 0x64, 0x00];
     assert_eq!(
         BeaconPayload::from_advertising_data(&other),
-        Err(Error::NoExposureNotificationServiceData)
+        Err(Error::Payload(PayloadError::NoServiceData))
     );
     assert!(matches!(
         BeaconPayload::from_advertising_data(&[9, 0x16, 0x6F]),
-        Err(Error::MalformedAdvertisingData(_))
+        Err(Error::Payload(PayloadError::MalformedAdvertisingData(_)))
     ));
 }
 
@@ -136,28 +132,28 @@ fn metadata_versions_and_validation() {
     );
     assert_eq!(
         BluetoothMetadata::parse([0x80, 8, 0, 0]),
-        Err(Error::UnsupportedMetadataVersion { major: 2, minor: 0 })
+        Err(Error::Payload(PayloadError::UnsupportedMetadataVersion {
+            major: 2,
+            minor: 0
+        }))
     );
     assert_eq!(
         CalibrationConfidence::try_from(4),
-        Err(Error::InvalidCalibrationConfidence(4))
+        Err(Error::Payload(PayloadError::CalibrationConfidence(4)))
     );
 }
 
 #[test]
 fn rolling_periods_and_validity() {
-    assert_eq!(RollingPeriod::new(0), Err(Error::InvalidRollingPeriod(0)));
-    assert_eq!(
-        RollingPeriod::new(145),
-        Err(Error::InvalidRollingPeriod(145))
-    );
+    assert_eq!(RollingPeriod::new(0), Err(KeyError::RollingPeriod(0)));
+    assert_eq!(RollingPeriod::new(145), Err(KeyError::RollingPeriod(145)));
     assert_eq!(RollingPeriod::new(144), Ok(RollingPeriod::FULL_DAY));
     let start = IntervalNumber::new(2_642_976);
     let short = KeyValidity::new(start, RollingPeriod::new(10).unwrap()).unwrap();
     assert_eq!(short.range(), 2_642_976..2_642_986);
     assert_eq!(
         KeyValidity::new(IntervalNumber::new(u32::MAX - 5), RollingPeriod::FULL_DAY),
-        Err(Error::IntervalOverflow)
+        Err(Error::Interval(IntervalError::Overflow))
     );
     let full = KeyValidity::day_of(start);
     assert_eq!(
@@ -175,9 +171,9 @@ fn rolling_periods_and_validity() {
     assert_eq!(IntervalNumber::new(u32::MAX).checked_add(1), None);
     assert_eq!(
         IntervalNumber::from_unix_seconds(u64::MAX),
-        Err(Error::TimeOutOfRange {
+        Err(Error::Interval(IntervalError::TimeOutOfRange {
             unix_seconds: u64::MAX as i128
-        })
+        }))
     );
 }
 

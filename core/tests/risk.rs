@@ -327,11 +327,11 @@ fn invalid_configurations_say_what_is_wrong() {
         ),
         (
             r#"{"symptomOnsetToInfectiousnessMap": "zz"}"#,
-            "not a uint64",
+            "expected a uint64",
         ),
         (
             r#"{"attenuationDurationThresholds": [60, 50, 70]}"#,
-            "must not decrease",
+            "values that do not decrease",
         ),
         (
             r#"{"attenuationDurationThresholds": [50]}"#,
@@ -347,7 +347,7 @@ fn invalid_configurations_say_what_is_wrong() {
         ("not json", "invalid risk configuration"),
     ] {
         let err = RiskConfig::from_json(json).unwrap_err();
-        assert!(matches!(err, Error::InvalidRiskConfig(_)), "{json}");
+        assert!(matches!(err, Error::RiskConfig(_)), "{json}");
         assert!(err.to_string().contains(needle), "{json}: {err}");
     }
 }

@@ -95,7 +95,6 @@ impl ExposureEngine {
             .map_err(|error| KithError::InvalidVenueCode(error.into()))?;
         let check_in = self
             .lock()
-            .engine
             .check_in(&venue, arrival_unix_seconds)
             .map_err(KithError::store_or(KithError::InvalidCheckIn))?;
         Ok(check_in.into())
@@ -107,7 +106,6 @@ impl ExposureEngine {
         interval_at(departure_unix_seconds)?;
         let check_in = self
             .lock()
-            .engine
             .check_out(check_in_id, departure_unix_seconds)
             .map_err(KithError::store_or(KithError::InvalidCheckIn))?;
         Ok(check_in.into())
@@ -115,7 +113,7 @@ impl ExposureEngine {
 
     /// The stored visits (the last 14 days), by arrival.
     pub fn check_ins(&self) -> Result<Vec<CheckIn>> {
-        let check_ins = self.lock().engine.check_ins().map_err(KithError::Storage)?;
+        let check_ins = self.lock().check_ins().map_err(KithError::Storage)?;
         Ok(check_ins.into_iter().map(Into::into).collect())
     }
 
@@ -127,7 +125,6 @@ impl ExposureEngine {
         interval_at(now_unix_seconds)?;
         let reports = self
             .lock()
-            .engine
             .check_ins_to_upload(&mut OsRng, now_unix_seconds, TransmissionRiskLevel::HIGHEST)
             .map_err(KithError::Storage)?;
         Ok(reports
@@ -150,13 +147,10 @@ impl ExposureEngine {
     ) -> Result<u32> {
         interval_at(now_unix_seconds)?;
         let trusted = trusted_keys(&trusted_public_keys)?;
-        let warnings = TraceWarningFile::parse(&trace_warning_file, &ExportLimits::default())
-            .map_err(KithError::InvalidExportFile)?
-            .verify(&trusted)
-            .map_err(KithError::untrusted_or_invalid)?;
+        let warnings = TraceWarningFile::parse(&trace_warning_file, &ExportLimits::default())?
+            .verify(&trusted)?;
         let found = self
             .lock()
-            .engine
             .ingest_trace_warnings(&file_name(&trace_warning_file), &warnings, now_unix_seconds)
             .map_err(KithError::Storage)?;
         Ok(u32::try_from(found).unwrap_or(u32::MAX))
@@ -166,7 +160,6 @@ impl ExposureEngine {
     /// person that makes a venue exposure (15 until set), for packages ingested from now on.
     pub fn set_venue_min_overlap_minutes(&self, minutes: u32) -> Result<()> {
         self.lock()
-            .engine
             .set_venue_match_config(VenueMatchConfig {
                 min_overlap_minutes: minutes,
             })
@@ -177,11 +170,7 @@ impl ExposureEngine {
 impl ExposureEngine {
     /// The venue exposures stored, for the exposure summary.
     pub(crate) fn venue_exposures(&self) -> Result<Vec<VenueExposure>> {
-        let exposures = self
-            .lock()
-            .engine
-            .venue_exposures()
-            .map_err(KithError::Storage)?;
+        let exposures = self.lock().venue_exposures().map_err(KithError::Storage)?;
         Ok(exposures.into_iter().map(Into::into).collect())
     }
 }

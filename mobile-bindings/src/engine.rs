@@ -6,8 +6,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use kith_core::store::SqliteStore;
 use kith_core::{
-    BeaconPayload, BluetoothMetadata, Error as CoreError, ExportFile, ExportLimits, IntervalNumber,
-    OsRng, Sighting,
+    BeaconPayload, BluetoothMetadata, Error as CoreError, IntervalError, IntervalNumber, OsRng,
+    Sighting,
 };
 use sha2::{Digest, Sha256};
 
@@ -21,17 +21,14 @@ use crate::summary::ExposureSummary;
 ///
 /// Every method takes the current time as an argument (`now_unix_seconds`), so apps
 /// and tests decide what "now" is; the `current_*` convenience methods read the system
-/// clock. All methods may be called from any thread: calls are serialized inside.
+/// clock. All methods may be called from any thread: calls are serialized inside,
+/// except that the long part of [`ingest_export`](Self::ingest_export) (parsing,
+/// verifying and matching a file) runs without blocking the others.
 #[derive(uniffi::Object)]
 #[uniffi::export(Debug)]
 pub struct ExposureEngine {
-    state: Mutex<EngineState>,
-}
-
-/// What the engine holds between calls.
-pub(crate) struct EngineState {
     /// Core's engine: own keys, sightings, matching, risk, retention.
-    pub(crate) engine: kith_core::ExposureEngine<SqliteStore>,
+    engine: Mutex<kith_core::ExposureEngine<SqliteStore>>,
     /// The metadata hidden in every beacon: this phone's calibrated TX power.
     metadata: BluetoothMetadata,
 }
@@ -59,12 +56,7 @@ impl ExposureEngine {
     /// first call of each UTC day; the payload changes at every 10-minute interval boundary.
     pub fn beacon(&self, now_unix_seconds: u64) -> Result<Beacon> {
         let now = interval_at(now_unix_seconds)?;
-        let mut state = self.lock();
-        let metadata = state.metadata;
-        let payload = state
-            .engine
-            .beacon(&mut OsRng, now, metadata)
-            .map_err(KithError::Storage)?;
+        let payload = self.lock().beacon(&mut OsRng, now, self.metadata)?;
         Ok(Beacon {
             service_data: payload.to_service_data().to_vec(),
             interval_number: now.get(),
@@ -87,14 +79,10 @@ impl ExposureEngine {
         seen_at_unix_seconds: u64,
         scan_id: u64,
     ) -> Result<()> {
-        let payload = BeaconPayload::from_service_data_bytes(&service_data)
-            .map_err(KithError::InvalidPayload)?;
+        let payload = BeaconPayload::from_service_data_bytes(&service_data)?;
         interval_at(seen_at_unix_seconds)?;
         let sighting = Sighting::new(payload, rssi, seen_at_unix_seconds, scan_id);
-        self.lock()
-            .engine
-            .record_sighting(sighting)
-            .map_err(KithError::Storage)
+        Ok(self.lock().record_sighting(sighting)?)
     }
 
     /// This device's keys of the last 14 days, to upload after a positive test;
@@ -102,11 +90,7 @@ impl ExposureEngine {
     /// it back until it has expired).
     pub fn keys_to_upload(&self, now_unix_seconds: u64) -> Result<Vec<Arc<ExposureKey>>> {
         interval_at(now_unix_seconds)?;
-        let keys = self
-            .lock()
-            .engine
-            .keys_to_upload(now_unix_seconds)
-            .map_err(KithError::store_or(KithError::InvalidTime))?;
+        let keys = self.lock().keys_to_upload(now_unix_seconds)?;
         Ok(keys.into_iter().map(ExposureKey::new).collect())
     }
 
@@ -118,7 +102,8 @@ impl ExposureEngine {
     /// A file is matched once: the same bytes again return 0 without matching. Its
     /// revised keys (a diagnosis confirmed or revoked after publication) update the
     /// exposures already found. Keys that break GAEN's rules are skipped, as GAEN
-    /// clients do; the file's other keys still count.
+    /// clients do; the file's other keys still count. Beacons and sightings are
+    /// served while the file is matched.
     pub fn ingest_export(
         &self,
         export_file: Vec<u8>,
@@ -127,27 +112,20 @@ impl ExposureEngine {
     ) -> Result<u32> {
         interval_at(now_unix_seconds)?;
         let trusted = trusted_keys(&trusted_public_keys)?;
-        let export = ExportFile::parse(&export_file, &ExportLimits::default())
-            .map_err(KithError::InvalidExportFile)?
-            .verify(&trusted)
-            .map_err(KithError::untrusted_or_invalid)?;
-        let matched = self
-            .lock()
-            .engine
-            .ingest_export(&file_name(&export_file), &export, now_unix_seconds)
-            .map_err(KithError::store_or(KithError::InvalidTime))?;
-        Ok(u32::try_from(matched).unwrap_or(u32::MAX))
+        let report = kith_core::ExposureEngine::ingest_export_shared(
+            || self.lock(),
+            &export_file,
+            &trusted,
+            now_unix_seconds,
+        )?;
+        Ok(u32::try_from(report.new_exposures).unwrap_or(u32::MAX))
     }
 
     /// The risk level, its days, the daily summaries and the exposure windows behind
     /// them, as of `now_unix_seconds`, and the venue exposures found among the visits.
     pub fn exposure_summary(&self, now_unix_seconds: u64) -> Result<ExposureSummary> {
         interval_at(now_unix_seconds)?;
-        let summary = self
-            .lock()
-            .engine
-            .exposure_summary(now_unix_seconds)
-            .map_err(KithError::Storage)?;
+        let summary = self.lock().exposure_summary(now_unix_seconds)?;
         Ok(ExposureSummary {
             venue_exposures: self.venue_exposures()?,
             ..summary.into()
@@ -163,57 +141,45 @@ impl ExposureEngine {
     /// its published configuration) and keeps it in the store; the ENX defaults
     /// apply until then.
     pub fn set_risk_configuration(&self, json: String) -> Result<()> {
-        self.lock()
-            .engine
-            .set_risk_config_json(&json)
-            .map_err(KithError::store_or(KithError::InvalidRiskConfiguration))
+        Ok(self.lock().set_risk_config_json(&json)?)
     }
 
     /// Sets this phone's RSSI calibration (dBm added to every measured RSSI, GAEN's
     /// `rssiOffset` for the model), used for exposures matched from now on.
     pub fn set_rssi_correction(&self, rssi_correction_dbm: i8) {
-        self.lock().engine.set_rssi_correction(rssi_correction_dbm);
+        self.lock().set_rssi_correction(rssi_correction_dbm);
     }
 
     /// Deletes everything older than 14 days before `now_unix_seconds`: own keys,
     /// sightings and exposures. Apps call it once a day.
     pub fn purge(&self, now_unix_seconds: u64) -> Result<()> {
         interval_at(now_unix_seconds)?;
-        self.lock()
-            .engine
-            .purge(now_unix_seconds)
-            .map_err(KithError::Storage)
+        Ok(self.lock().purge(now_unix_seconds)?)
     }
 }
 
 impl ExposureEngine {
     fn over(store: kith_core::Result<SqliteStore>, tx_power_dbm: i8) -> Result<Arc<Self>> {
-        let engine = store
-            .and_then(kith_core::ExposureEngine::new)
-            // A stored risk configuration that no longer parses is the store's fault.
-            .map_err(KithError::Storage)?;
+        let engine = store.and_then(kith_core::ExposureEngine::new)?;
         Ok(Arc::new(Self {
-            state: Mutex::new(EngineState {
-                engine,
-                metadata: BluetoothMetadata::v1_0(tx_power_dbm),
-            }),
+            engine: Mutex::new(engine),
+            metadata: BluetoothMetadata::v1_0(tx_power_dbm),
         }))
     }
 
     /// The state, even if a previous call panicked while holding it: core's store
     /// commits each change whole, so what is left is consistent.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, EngineState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    pub(crate) fn lock(&self) -> MutexGuard<'_, kith_core::ExposureEngine<SqliteStore>> {
+        self.engine.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 impl fmt::Debug for ExposureEngine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.lock();
         // The keys stay in the store; only where it is and the TX power are shown.
         f.debug_struct("ExposureEngine")
-            .field("store", state.engine.store())
-            .field("tx_power_dbm", &state.metadata.tx_power())
+            .field("store", self.lock().store())
+            .field("tx_power_dbm", &self.metadata.tx_power())
             .finish()
     }
 }
@@ -225,7 +191,7 @@ pub(crate) fn file_name(file: &[u8]) -> String {
 }
 
 pub(crate) fn interval_at(unix_seconds: u64) -> Result<IntervalNumber> {
-    IntervalNumber::from_unix_seconds(unix_seconds).map_err(KithError::InvalidTime)
+    Ok(IntervalNumber::from_unix_seconds(unix_seconds)?)
 }
 
 /// Seconds since the Unix epoch by the system clock.
@@ -234,14 +200,15 @@ fn system_now() -> Result<u64> {
         .duration_since(UNIX_EPOCH)
         .map(|since| since.as_secs())
         .map_err(|before| {
-            KithError::InvalidTime(CoreError::TimeOutOfRange {
+            KithError::from(CoreError::from(IntervalError::TimeOutOfRange {
                 unix_seconds: -i128::from(before.duration().as_secs()),
-            })
+            }))
         })
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
     use std::thread;
 
     use super::*;
@@ -291,6 +258,69 @@ mod tests {
             panic!("expected one window, got {:?}", summary.windows);
         };
         assert_eq!(window.scan_instances.len(), 4);
+    }
+
+    #[test]
+    fn beacons_and_sightings_are_served_while_an_export_is_ingested() {
+        let alice = ExposureEngine::open_in_memory(-20).unwrap();
+        let bob = ExposureEngine::open_in_memory(-20).unwrap();
+        // Bob hears Alice all day, so every key of the day has intervals to derive.
+        for scan in 0..144 {
+            let t = NOW - NOW % 86_400 + 600 * scan;
+            let beacon = alice.beacon(t).unwrap();
+            bob.record_sighting(beacon.service_data, -60, t, t).unwrap();
+        }
+        // Alice's key among 20 000 others of the day: matching takes a while.
+        let day_start = u32::try_from(NOW / 600).unwrap() / 144 * 144;
+        let strangers = (0..20_000u32).map(|i| {
+            let mut bytes = vec![0u8; 16];
+            bytes[..4].copy_from_slice(&i.to_le_bytes());
+            PublishedKey {
+                key: ExposureKey::from_bytes(bytes, day_start, 144).unwrap(),
+                report_type: kith_core::ReportType::ConfirmedTest,
+                days_since_onset: Some(0),
+            }
+        });
+        let signer = ExportSigner::generate("310".into(), "v1".into());
+        let keys = alice
+            .keys_to_upload(NOW + 86_400)
+            .unwrap()
+            .into_iter()
+            .map(|key| PublishedKey {
+                key,
+                report_type: kith_core::ReportType::ConfirmedTest,
+                days_since_onset: Some(0),
+            })
+            .chain(strangers)
+            .collect();
+        let file = signer
+            .write_export(keys, Vec::new(), "US".into(), NOW, NOW + 86_400)
+            .unwrap();
+        let trusted = vec![signer.trusted_public_key()];
+
+        let ingesting = AtomicBool::new(true);
+        let served_meanwhile = thread::scope(|scope| {
+            let ingest = scope.spawn(|| {
+                let matched = bob.ingest_export(file, trusted, NOW + 86_400);
+                ingesting.store(false, Ordering::SeqCst);
+                matched
+            });
+            let mut served = 0;
+            let later = NOW + 86_400;
+            while ingesting.load(Ordering::SeqCst) {
+                let beacon = bob.beacon(later).unwrap();
+                bob.record_sighting(beacon.service_data, -70, later, later)
+                    .unwrap();
+                // Counted only if the ingest was still running when both returned.
+                served += usize::from(ingesting.load(Ordering::SeqCst));
+            }
+            assert_eq!(ingest.join().unwrap().unwrap(), 1);
+            served
+        });
+        assert!(
+            served_meanwhile > 0,
+            "no beacon was served during the ingest"
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! The one error type apps see.
+//! The one error type apps see, and the one place core's errors are mapped onto it.
 
-use kith_core::Error as CoreError;
+use kith_core::{Error as CoreError, SignatureError};
 
 /// Everything a call into this crate can fail with.
 ///
@@ -47,29 +47,38 @@ pub enum KithError {
     /// The device store could not be opened, read or written (path, disk, corruption).
     #[error("device store failed: {0}")]
     Storage(CoreError),
+    /// A failure of a kind this version of the bindings does not know (a newer core).
+    #[error("{0}")]
+    Other(CoreError),
+}
+
+impl From<CoreError> for KithError {
+    fn from(error: CoreError) -> Self {
+        match error {
+            CoreError::Interval(_) => Self::InvalidTime(error),
+            CoreError::Key(_) => Self::InvalidKey(error),
+            CoreError::Payload(_) => Self::InvalidPayload(error),
+            CoreError::ExportFormat(_) | CoreError::ExportWrite(_) => {
+                Self::InvalidExportFile(error)
+            }
+            CoreError::ExportTrust(_) => Self::UntrustedExportFile(error),
+            CoreError::Signature(SignatureError::InvalidSigningKey) => {
+                Self::InvalidSigningKey(error)
+            }
+            CoreError::Signature(_) => Self::InvalidPublicKey(error),
+            CoreError::RiskConfig(_) => Self::InvalidRiskConfiguration(error),
+            CoreError::Store(_) => Self::Storage(error),
+            _ => Self::Other(error),
+        }
+    }
 }
 
 impl KithError {
     /// Maps a core error to [`Storage`](Self::Storage) if the store failed, else with `otherwise`.
     pub(crate) fn store_or(otherwise: fn(CoreError) -> Self) -> impl Fn(CoreError) -> Self {
         move |error| match error {
-            CoreError::Storage(_) => Self::Storage(error),
+            CoreError::Store(_) => Self::Storage(error),
             _ => otherwise(error),
-        }
-    }
-}
-
-impl KithError {
-    /// Maps a refused signature check of a downloaded file to
-    /// [`UntrustedExportFile`](Self::UntrustedExportFile), anything else about the file to
-    /// [`InvalidExportFile`](Self::InvalidExportFile).
-    pub(crate) fn untrusted_or_invalid(error: CoreError) -> Self {
-        match error {
-            CoreError::ExportUnsigned
-            | CoreError::ExportUnknownSigningKey { .. }
-            | CoreError::ExportBadSignature { .. }
-            | CoreError::ExportUnsupportedSignatureAlgorithm(_) => Self::UntrustedExportFile(error),
-            _ => Self::InvalidExportFile(error),
         }
     }
 }

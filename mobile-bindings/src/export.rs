@@ -9,7 +9,7 @@ use kith_core::{
     VerifyingKey,
 };
 
-use crate::error::{KithError, Result};
+use crate::error::Result;
 use crate::keys::ExposureKey;
 
 /// A public key a device accepts export signatures from, as the health authority
@@ -27,8 +27,7 @@ pub struct TrustedPublicKey {
 /// Core's trust list from the records an app passes.
 pub(crate) fn trusted_keys(keys: &[TrustedPublicKey]) -> Result<TrustedKeys> {
     keys.iter().try_fold(TrustedKeys::new(), |trusted, key| {
-        let public = VerifyingKey::from_public_key_pem(&key.public_key_pem)
-            .map_err(KithError::InvalidPublicKey)?;
+        let public = VerifyingKey::from_public_key_pem(&key.public_key_pem)?;
         Ok(trusted.with(&key.key_id, &key.key_version, public))
     })
 }
@@ -78,8 +77,7 @@ impl ExportSigner {
         key_version: String,
         private_key_pem: String,
     ) -> Result<Arc<Self>> {
-        let key =
-            SigningKey::from_pkcs8_pem(&private_key_pem).map_err(KithError::InvalidSigningKey)?;
+        let key = SigningKey::from_pkcs8_pem(&private_key_pem)?;
         Ok(Arc::new(Self(kith_core::ExportSigner::new(
             key_id,
             key_version,
@@ -115,10 +113,7 @@ impl ExportSigner {
             keys: &diagnosis_keys(keys)?,
             revised_keys: &diagnosis_keys(revised_keys)?,
         };
-        kith_core::write_export(&batch, &[&self.0]).map_err(|error| match error {
-            kith_core::Error::InvalidRollingStart(_) => KithError::InvalidKey(error),
-            _ => KithError::InvalidExportFile(error),
-        })
+        Ok(kith_core::write_export(&batch, &[&self.0])?)
     }
 }
 
@@ -129,8 +124,7 @@ fn diagnosis_keys(keys: Vec<PublishedKey>) -> Result<Vec<DiagnosisKey>> {
             let days_since_onset = published
                 .days_since_onset
                 .map(DaysSinceOnset::new)
-                .transpose()
-                .map_err(KithError::InvalidKey)?;
+                .transpose()?;
             Ok(DiagnosisKey {
                 report_type: published.report_type,
                 days_since_onset,

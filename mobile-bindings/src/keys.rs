@@ -3,9 +3,11 @@
 use std::fmt;
 use std::sync::Arc;
 
-use kith_core::{IntervalNumber, KeyValidity, RollingPeriod, TemporaryExposureKey};
+use kith_core::{
+    Error as CoreError, IntervalNumber, KeyError, KeyValidity, RollingPeriod, TemporaryExposureKey,
+};
 
-use crate::error::{KithError, Result};
+use crate::error::Result;
 
 /// One daily Temporary Exposure Key with the intervals it is valid for.
 ///
@@ -25,11 +27,13 @@ impl ExposureKey {
         rolling_start_interval_number: u32,
         rolling_period: u32,
     ) -> Result<Arc<Self>> {
-        let period = RollingPeriod::new(rolling_period).map_err(KithError::InvalidKey)?;
+        let period = RollingPeriod::new(rolling_period).map_err(CoreError::from)?;
+        // A key that would end past the last interval number is a bad key, not a bad clock.
         let validity = KeyValidity::new(IntervalNumber::new(rolling_start_interval_number), period)
-            .map_err(KithError::InvalidKey)?;
-        let key =
-            TemporaryExposureKey::from_slice(&key_data, validity).map_err(KithError::InvalidKey)?;
+            .map_err(|_| {
+                CoreError::from(KeyError::RollingStart(rolling_start_interval_number.into()))
+            })?;
+        let key = TemporaryExposureKey::from_slice(&key_data, validity).map_err(CoreError::from)?;
         Ok(Arc::new(Self(key)))
     }
 

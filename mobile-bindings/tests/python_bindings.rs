@@ -101,8 +101,8 @@ fn kotlin_and_swift_sources_are_generated() {
     generate("swift", &library, &swift_dir);
 
     let expected = [
-        kotlin_dir.join("uniffi/kith_mobile/kith_mobile.kt"),
-        swift_dir.join("kith_mobile.swift"),
+        kotlin_dir.join("org/kith/mobile/kith_mobile.kt"),
+        swift_dir.join("KithMobile.swift"),
     ];
     for source in &expected {
         let text = std::fs::read_to_string(source)
@@ -113,8 +113,13 @@ fn kotlin_and_swift_sources_are_generated() {
             source.display()
         );
     }
-    // Swift also needs the C header and module map of the FFI layer.
-    for file in ["kith_mobileFFI.h", "kith_mobileFFI.modulemap"] {
+    let kotlin = std::fs::read_to_string(&expected[0]).unwrap();
+    assert!(
+        kotlin.contains("package org.kith.mobile"),
+        "the Kotlin package is not the one uniffi.toml names"
+    );
+    // Swift also needs the C header and module map of the FFI layer, named by uniffi.toml.
+    for file in ["KithMobileFFI.h", "KithMobileFFI.modulemap"] {
         assert!(swift_dir.join(file).is_file(), "{file} was not generated");
     }
 }

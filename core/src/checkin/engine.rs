@@ -92,7 +92,7 @@ impl<S: Store> ExposureEngine<S> {
         Ok(match self.store().setting(MIN_OVERLAP_SETTING)? {
             Some(minutes) => VenueMatchConfig {
                 min_overlap_minutes: minutes.parse().map_err(|_| {
-                    crate::Error::Storage(format!("corrupt setting {MIN_OVERLAP_SETTING}"))
+                    crate::Error::from(crate::StoreError::Corrupt(MIN_OVERLAP_SETTING))
                 })?,
             },
             None => VenueMatchConfig::default(),

@@ -13,6 +13,7 @@ use prost::Message;
 
 use super::proto::TraceWarningPackage;
 use super::report::ProtectedReport;
+use crate::ExportFormatError;
 use crate::error::{Error, Result};
 use crate::export::{
     ExportLimits, ExportSignature, ExportSigner, SignatureInfo, TrustedKeys, parse_signatures,
@@ -64,10 +65,10 @@ impl TraceWarningFile {
     /// takes about a tenth of a key's share of them). Never panics, whatever the bytes.
     pub fn parse(bytes: &[u8], limits: &ExportLimits) -> Result<Self> {
         if bytes.len() as u64 > limits.max_file_size {
-            return Err(Error::ExportTooLarge {
+            return Err(Error::ExportFormat(ExportFormatError::TooLarge {
                 what: "trace-warning file",
                 limit: limits.max_file_size,
-            });
+            }));
         }
         let (bin, sig) = read_zip(bytes, limits)?;
         let signatures = match sig {
@@ -90,10 +91,10 @@ impl TraceWarningFile {
     pub fn verify(self, trusted: &TrustedKeys) -> Result<VerifiedTraceWarnings> {
         let signer = verify_signatures(&self.bin, &self.signatures, trusted)?;
         let package = TraceWarningPackage::decode(self.bin.as_slice()).map_err(|error| {
-            Error::ExportMalformed {
+            Error::ExportFormat(ExportFormatError::Malformed {
                 what: "TraceWarningPackage",
                 reason: error.to_string(),
-            }
+            })
         })?;
         let total = package.check_in_protected_reports.len();
         let reports: Vec<_> = package

@@ -6,7 +6,7 @@ use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, DateTime, ZipArchive, ZipWriter};
 
 use super::limits::ExportLimits;
-use crate::error::{Error, Result};
+use crate::error::{Error, ExportFormatError, ExportWriteError, Result};
 
 /// Name of the zip entry holding the header and the protobuf export.
 pub(crate) const BIN_ENTRY: &str = "export.bin";
@@ -38,12 +38,16 @@ pub(crate) fn read(zip: &[u8], limits: &ExportLimits) -> Result<(Vec<u8>, Option
         let (slot, name, limit) = match entry.name() {
             BIN_ENTRY => (&mut bin, BIN_ENTRY, limits.max_export_bin_size),
             SIG_ENTRY => (&mut sig, SIG_ENTRY, limits.max_export_sig_size),
-            other => return Err(Error::ExportUnexpectedEntry(printable_name(other))),
+            other => {
+                return Err(Error::ExportFormat(ExportFormatError::UnexpectedEntry(
+                    printable_name(other),
+                )));
+            }
         };
         if slot.is_some() {
-            return Err(Error::ExportDuplicateEntry(name));
+            return Err(Error::ExportFormat(ExportFormatError::DuplicateEntry(name)));
         }
-        let too_large = Error::ExportTooLarge { what: name, limit };
+        let too_large = Error::ExportFormat(ExportFormatError::TooLarge { what: name, limit });
         if entry.size() > limit {
             return Err(too_large);
         }
@@ -51,13 +55,17 @@ pub(crate) fn read(zip: &[u8], limits: &ExportLimits) -> Result<(Vec<u8>, Option
         entry
             .take(limit.saturating_add(1))
             .read_to_end(&mut content)
-            .map_err(|error| Error::ExportZip(format!("reading {name}: {error}")))?;
+            .map_err(|error| {
+                Error::ExportFormat(ExportFormatError::Zip(format!("reading {name}: {error}")))
+            })?;
         if content.len() as u64 > limit {
             return Err(too_large);
         }
         *slot = Some(content);
     }
-    let bin = bin.ok_or(Error::ExportMissingEntry(BIN_ENTRY))?;
+    let bin = bin.ok_or(Error::ExportFormat(ExportFormatError::MissingEntry(
+        BIN_ENTRY,
+    )))?;
     Ok((bin, sig))
 }
 
@@ -72,8 +80,9 @@ pub(crate) fn write(bin: &[u8], sig: &[u8]) -> Result<Vec<u8>> {
     let mut zip = ZipWriter::new(Cursor::new(Vec::with_capacity(bin.len() + sig.len() + 512)));
     for (name, content) in [(BIN_ENTRY, bin), (SIG_ENTRY, sig)] {
         zip.start_file(name, options).map_err(zip_error)?;
-        zip.write_all(content)
-            .map_err(|error| Error::ExportZip(format!("writing {name}: {error}")))?;
+        zip.write_all(content).map_err(|error| {
+            Error::ExportWrite(ExportWriteError::Zip(format!("{name}: {error}")))
+        })?;
     }
     Ok(zip.finish().map_err(zip_error)?.into_inner())
 }
@@ -93,7 +102,7 @@ const MAX_ENTRIES: u16 = 2;
 /// zip64), list at most two entries, and sit right after its central directory, so
 /// that the reader finds this same record and parses at most two entries.
 fn check_end_record(zip: &[u8]) -> Result<()> {
-    let malformed = |reason: String| Error::ExportZip(reason);
+    let malformed = |reason: String| Error::ExportFormat(ExportFormatError::Zip(reason));
     let last = zip
         .len()
         .checked_sub(END_RECORD_LEN)
@@ -140,7 +149,7 @@ fn u32_at(bytes: &[u8], offset: usize) -> u32 {
 }
 
 fn zip_error(error: zip::result::ZipError) -> Error {
-    Error::ExportZip(error.to_string())
+    Error::ExportFormat(ExportFormatError::Zip(error.to_string()))
 }
 
 /// An entry name fit for an error message: escaped, and cut to a sane length.
@@ -200,12 +209,16 @@ mod tests {
             );
             assert_eq!(
                 read(&zip, &ExportLimits::default()),
-                Err(Error::ExportUnexpectedEntry(name.to_owned()))
+                Err(Error::ExportFormat(ExportFormatError::UnexpectedEntry(
+                    name.to_owned()
+                )))
             );
         }
         let long = "x".repeat(500);
         let zip = zip_with(&[(&long, b"b")], CompressionMethod::Stored);
-        let Err(Error::ExportUnexpectedEntry(found)) = read(&zip, &ExportLimits::default()) else {
+        let Err(Error::ExportFormat(ExportFormatError::UnexpectedEntry(found))) =
+            read(&zip, &ExportLimits::default())
+        else {
             panic!("long name accepted");
         };
         assert_eq!(found.chars().count(), 65);
@@ -216,13 +229,17 @@ mod tests {
         let zip = zip_with(&[("export.sig", b"s")], CompressionMethod::Stored);
         assert_eq!(
             read(&zip, &ExportLimits::default()),
-            Err(Error::ExportMissingEntry("export.bin"))
+            Err(Error::ExportFormat(ExportFormatError::MissingEntry(
+                "export.bin"
+            )))
         );
         let zip = zip_with(&[], CompressionMethod::Stored);
         assert!(looks_like_zip(&zip));
         assert_eq!(
             read(&zip, &ExportLimits::default()),
-            Err(Error::ExportMissingEntry("export.bin"))
+            Err(Error::ExportFormat(ExportFormatError::MissingEntry(
+                "export.bin"
+            )))
         );
         let (bin, sig) = read(
             &zip_with(&[("export.bin", b"b")], CompressionMethod::Stored),
@@ -244,10 +261,10 @@ mod tests {
             max_export_bin_size: 1000,
             ..ExportLimits::default()
         };
-        let too_large = Err(Error::ExportTooLarge {
+        let too_large = Err(Error::ExportFormat(ExportFormatError::TooLarge {
             what: "export.bin",
             limit: 1000,
-        });
+        }));
         assert_eq!(read(&bomb, &limits), too_large);
 
         // Lying about the size in both headers does not help: reading stops at the limit.
@@ -255,7 +272,8 @@ mod tests {
         patch_sizes(&mut lying, 10);
         assert!(matches!(
             read(&lying, &limits),
-            Err(Error::ExportTooLarge { .. } | Error::ExportZip(_))
+            Err(Error::ExportFormat(ExportFormatError::TooLarge { .. })
+                | Error::ExportFormat(ExportFormatError::Zip(_)))
         ));
     }
 
@@ -267,16 +285,16 @@ mod tests {
         let zip = zip_with(&entries, CompressionMethod::Stored);
         assert_eq!(
             read(&zip, &ExportLimits::default()),
-            Err(Error::ExportZip(
+            Err(Error::ExportFormat(ExportFormatError::Zip(
                 "archive lists 1000 entries: expected at most 2 (export.bin and export.sig)".into()
-            ))
+            )))
         );
         let three = zip_with(
             &[("export.bin", b"a"), ("export.sig", b"b"), ("x", b"")],
             CompressionMethod::Stored,
         );
         assert!(
-            matches!(read(&three, &ExportLimits::default()), Err(Error::ExportZip(reason)) if reason.contains("3 entries"))
+            matches!(read(&three, &ExportLimits::default()), Err(Error::ExportFormat(ExportFormatError::Zip(reason))) if reason.contains("3 entries"))
         );
     }
 
@@ -286,14 +304,14 @@ mod tests {
         let mut trailing = zip.clone();
         trailing.push(0);
         assert!(
-            matches!(read(&trailing, &ExportLimits::default()), Err(Error::ExportZip(reason)) if reason.contains("does not end with"))
+            matches!(read(&trailing, &ExportLimits::default()), Err(Error::ExportFormat(ExportFormatError::Zip(reason))) if reason.contains("does not end with"))
         );
         // A central directory offset that does not lead to the end record.
         let mut moved = zip.clone();
         let end = moved.len() - END_RECORD_LEN;
         moved[end + 16] ^= 1;
         assert!(
-            matches!(read(&moved, &ExportLimits::default()), Err(Error::ExportZip(reason)) if reason.contains("central directory"))
+            matches!(read(&moved, &ExportLimits::default()), Err(Error::ExportFormat(ExportFormatError::Zip(reason))) if reason.contains("central directory"))
         );
         for len in 0..END_RECORD_LEN {
             assert!(read(&zip[zip.len() - len..], &ExportLimits::default()).is_err());

@@ -13,7 +13,7 @@
 //! Diagnosis keys are public once published, so these wire structs are not zeroized.
 
 use crate::diagnosis::{DaysSinceOnset, DiagnosisKey, ReportType};
-use crate::error::{Error, Result};
+use crate::error::{Error, KeyError, Result};
 use crate::interval::{INTERVALS_PER_DAY, IntervalNumber, KeyValidity, RollingPeriod};
 use crate::keys::TemporaryExposureKey;
 
@@ -118,12 +118,13 @@ impl TemporaryExposureKeyRecord {
     /// [`ReportType::Unknown`] instead: days since onset outside −14..=14 (GAEN treats
     /// |dsos| > 14 as missing), transmission risk levels outside 0..=8, and report type
     /// numbers it does not define (proto2 treats an unknown enum value as absent).
-    pub fn into_diagnosis_key(self) -> Result<DiagnosisKey> {
+    pub fn into_diagnosis_key(self) -> Result<DiagnosisKey, KeyError> {
         let start = self.rolling_start_interval_number.unwrap_or(0);
-        let start = u32::try_from(start).map_err(|_| Error::InvalidRollingStart(start.into()))?;
+        let start = u32::try_from(start).map_err(|_| KeyError::RollingStart(start.into()))?;
         // A negative period is as empty as a zero one.
         let period = u32::try_from(self.rolling_period()).unwrap_or(0);
-        let validity = KeyValidity::new(IntervalNumber::new(start), RollingPeriod::new(period)?)?;
+        let validity = KeyValidity::new(IntervalNumber::new(start), RollingPeriod::new(period)?)
+            .expect("a start below 2^31 plus at most 144 intervals fits in 32 bits");
         let tek = TemporaryExposureKey::from_slice(self.key_data(), validity)?;
         Ok(DiagnosisKey {
             tek,
@@ -149,7 +150,8 @@ impl TemporaryExposureKeyRecord {
     pub fn set_from_diagnosis_key(&mut self, key: &DiagnosisKey) -> Result<()> {
         let validity = key.tek.validity();
         let start = validity.start().get();
-        let start = i32::try_from(start).map_err(|_| Error::InvalidRollingStart(start.into()))?;
+        let start =
+            i32::try_from(start).map_err(|_| Error::Key(KeyError::RollingStart(start.into())))?;
         let period = validity.period().get();
         let key_data = self.key_data.get_or_insert_with(Vec::new);
         key_data.clear();
@@ -251,50 +253,42 @@ mod tests {
                     rolling_period: Some(0),
                     ..record()
                 },
-                Error::InvalidRollingPeriod(0),
+                KeyError::RollingPeriod(0),
             ),
             (
                 TemporaryExposureKeyRecord {
                     rolling_period: Some(145),
                     ..record()
                 },
-                Error::InvalidRollingPeriod(145),
+                KeyError::RollingPeriod(145),
             ),
             (
                 TemporaryExposureKeyRecord {
                     rolling_period: Some(-1),
                     ..record()
                 },
-                Error::InvalidRollingPeriod(0),
+                KeyError::RollingPeriod(0),
             ),
             (
                 TemporaryExposureKeyRecord {
                     key_data: Some(vec![0; 15]),
                     ..record()
                 },
-                Error::InvalidLength {
-                    what: "temporary exposure key",
-                    expected: 16,
-                    actual: 15,
-                },
+                KeyError::Length(15),
             ),
             (
                 TemporaryExposureKeyRecord {
                     key_data: None,
                     ..record()
                 },
-                Error::InvalidLength {
-                    what: "temporary exposure key",
-                    expected: 16,
-                    actual: 0,
-                },
+                KeyError::Length(0),
             ),
             (
                 TemporaryExposureKeyRecord {
                     rolling_start_interval_number: Some(-5),
                     ..record()
                 },
-                Error::InvalidRollingStart(-5),
+                KeyError::RollingStart(-5),
             ),
         ];
         for (record, expected) in cases {
@@ -335,6 +329,9 @@ mod tests {
             [0; 16],
             KeyValidity::new(IntervalNumber::new(1 << 31), RollingPeriod::FULL_DAY).unwrap(),
         ));
-        assert_eq!(written(&key), Err(Error::InvalidRollingStart(1 << 31)));
+        assert_eq!(
+            written(&key),
+            Err(Error::Key(KeyError::RollingStart(1 << 31)))
+        );
     }
 }

@@ -15,7 +15,7 @@ use super::proto::{
 };
 use super::signing::{ECDSA_P256_SHA256_OID, ExportDigest, SignatureInfo, TrustedKeys};
 use crate::diagnosis::DiagnosisKey;
-use crate::error::{Error, Result};
+use crate::error::{Error, ExportFormatError, ExportTrustError, KeyError, Result};
 
 /// The 16 bytes every `export.bin` starts with: "EK Export v1" padded with 4 spaces.
 pub const EXPORT_HEADER: &[u8; 16] = b"EK Export v1    ";
@@ -114,23 +114,23 @@ impl ExportFile {
     /// decoded later, one at a time. Never panics, whatever the bytes.
     pub fn parse(bytes: &[u8], limits: &ExportLimits) -> Result<Self> {
         if bytes.len() as u64 > limits.max_file_size {
-            return Err(Error::ExportTooLarge {
+            return Err(Error::ExportFormat(ExportFormatError::TooLarge {
                 what: "export file",
                 limit: limits.max_file_size,
-            });
+            }));
         }
         let (bin, sig) = if bytes.starts_with(EXPORT_HEADER) {
             if bytes.len() as u64 > limits.max_export_bin_size {
-                return Err(Error::ExportTooLarge {
+                return Err(Error::ExportFormat(ExportFormatError::TooLarge {
                     what: archive::BIN_ENTRY,
                     limit: limits.max_export_bin_size,
-                });
+                }));
             }
             (bytes.to_vec(), None)
         } else if archive::looks_like_zip(bytes) {
             archive::read(bytes, limits)?
         } else {
-            return Err(Error::ExportNotRecognized);
+            return Err(Error::ExportFormat(ExportFormatError::NotRecognized));
         };
         let header = parse_header(&bin, limits)?;
         let signatures = match sig {
@@ -162,10 +162,10 @@ impl ExportFile {
     ///
     /// Succeeds when a signature made by a trusted key (matched by key id and
     /// version) verifies over all of `export.bin`. Fails with
-    /// [`Error::ExportUnsigned`] when there is no signature,
-    /// [`Error::ExportUnknownSigningKey`] when no signature comes from a trusted key,
+    /// [`ExportTrustError::Unsigned`] when there is no signature,
+    /// [`Error::ExportTrust(ExportTrustError::UnknownSigningKey)`] when no signature comes from a trusted key,
     /// and otherwise with the first failure among the trusted keys' signatures
-    /// ([`Error::ExportBadSignature`] or [`Error::ExportUnsupportedSignatureAlgorithm`]).
+    /// ([`Error::ExportTrust(ExportTrustError::BadSignature)`] or [`Error::ExportTrust(ExportTrustError::UnsupportedSignatureAlgorithm)`]).
     pub fn verify(self, trusted: &TrustedKeys) -> Result<VerifiedExport> {
         let signer = verify_signatures(&self.contents.bin, &self.signatures, trusted)?;
         Ok(VerifiedExport {
@@ -278,7 +278,7 @@ impl Contents {
 /// Each step decodes one `TemporaryExposureKey` record, so only one key is
 /// decoded at a time however large the file. A record that breaks GAEN's rules
 /// (key not 16 bytes, rolling period outside 1..=144, negative start, undecodable
-/// protobuf) comes out as [`Error::InvalidExportKey`] and the iteration goes on
+/// protobuf) comes out as [`ExportFormatError::InvalidKey`] and the iteration goes on
 /// with the next record: the signature vouches for every other key, and dropping
 /// all of them because of one bad record would hide real exposures. Callers that
 /// prefer to reject the whole file can `collect::<Result<Vec<_>>>()`.
@@ -306,12 +306,9 @@ impl Iterator for ExportKeys<'_> {
             let index = self.next_index;
             self.next_index += 1;
             self.remaining = self.remaining.saturating_sub(1);
-            return Some(
-                decode_key_record(record).map_err(|source| Error::InvalidExportKey {
-                    index,
-                    source: Box::new(source),
-                }),
-            );
+            return Some(decode_key_record(record).map_err(|source| {
+                Error::ExportFormat(ExportFormatError::InvalidKey { index, source })
+            }));
         }
     }
 
@@ -324,9 +321,9 @@ impl ExactSizeIterator for ExportKeys<'_> {}
 
 impl FusedIterator for ExportKeys<'_> {}
 
-fn decode_key_record(record: &[u8]) -> Result<DiagnosisKey> {
+fn decode_key_record(record: &[u8]) -> Result<DiagnosisKey, KeyError> {
     TemporaryExposureKeyRecord::decode(record)
-        .map_err(|error| malformed("TemporaryExposureKey", error))?
+        .map_err(|error| KeyError::Malformed(error.to_string()))?
         .into_diagnosis_key()
 }
 
@@ -334,7 +331,7 @@ fn decode_key_record(record: &[u8]) -> Result<DiagnosisKey> {
 fn parse_header(bin: &[u8], limits: &ExportLimits) -> Result<ExportHeader> {
     let body = bin
         .strip_prefix(EXPORT_HEADER.as_slice())
-        .ok_or(Error::ExportBadHeader)?;
+        .ok_or(Error::ExportFormat(ExportFormatError::BadHeader))?;
     let (mut key_count, mut revised_key_count) = (0usize, 0usize);
     for field in Fields::new(body) {
         let field = field?;
@@ -344,16 +341,16 @@ fn parse_header(bin: &[u8], limits: &ExportLimits) -> Result<ExportHeader> {
             _ => continue,
         };
         if field.payload.is_none() {
-            return Err(Error::ExportMalformed {
+            return Err(Error::ExportFormat(ExportFormatError::Malformed {
                 what: EXPORT_MESSAGE,
                 reason: format!("field {} is not a length-delimited message", field.tag),
-            });
+            }));
         }
         *count += 1;
         if (key_count + revised_key_count) as u64 > limits.max_keys {
-            return Err(Error::ExportTooManyKeys {
+            return Err(Error::ExportFormat(ExportFormatError::TooManyKeys {
                 limit: limits.max_keys,
-            });
+            }));
         }
     }
     // The key fields are unknown to this message, so prost only skips over them.
@@ -383,7 +380,9 @@ pub(crate) fn verify_signatures(
     signatures: &[ExportSignature],
     trusted: &TrustedKeys,
 ) -> Result<SignatureInfo> {
-    let first = signatures.first().ok_or(Error::ExportUnsigned)?;
+    let first = signatures
+        .first()
+        .ok_or(Error::ExportTrust(ExportTrustError::Unsigned))?;
     let digest = ExportDigest::of(bin);
     let mut failure = None;
     for signature in signatures {
@@ -391,14 +390,17 @@ pub(crate) fn verify_signatures(
             continue;
         };
         let checked = if signature.info.algorithm() == ECDSA_P256_SHA256_OID {
-            key.verify_digest(&digest, &signature.der)
-                .map_err(|_| Error::ExportBadSignature {
+            key.verify_digest(&digest, &signature.der).map_err(|_| {
+                Error::ExportTrust(ExportTrustError::BadSignature {
                     key_id: signature.info.key_id().to_owned(),
                     key_version: signature.info.key_version().to_owned(),
                 })
+            })
         } else {
-            Err(Error::ExportUnsupportedSignatureAlgorithm(
-                signature.info.algorithm().to_owned(),
+            Err(Error::ExportTrust(
+                ExportTrustError::UnsupportedSignatureAlgorithm(
+                    signature.info.algorithm().to_owned(),
+                ),
             ))
         };
         match checked {
@@ -408,9 +410,11 @@ pub(crate) fn verify_signatures(
             }
         }
     }
-    Err(failure.unwrap_or_else(|| Error::ExportUnknownSigningKey {
-        key_id: first.info.key_id().to_owned(),
-        key_version: first.info.key_version().to_owned(),
+    Err(failure.unwrap_or_else(|| {
+        Error::ExportTrust(ExportTrustError::UnknownSigningKey {
+            key_id: first.info.key_id().to_owned(),
+            key_version: first.info.key_version().to_owned(),
+        })
     }))
 }
 
@@ -431,10 +435,10 @@ pub(crate) fn parse_signatures(sig: &[u8]) -> Result<Vec<ExportSignature>> {
 const EXPORT_MESSAGE: &str = "TemporaryExposureKeyExport";
 
 fn malformed(what: &'static str, error: prost::DecodeError) -> Error {
-    Error::ExportMalformed {
+    Error::ExportFormat(ExportFormatError::Malformed {
         what,
         reason: error.to_string(),
-    }
+    })
 }
 
 /// One top-level protobuf field.
@@ -468,9 +472,11 @@ impl<'a> Fields<'a> {
         let len = usize::try_from(len)
             .ok()
             .filter(|len| *len <= self.rest.remaining())
-            .ok_or_else(|| Error::ExportMalformed {
-                what: EXPORT_MESSAGE,
-                reason: format!("field {tag} claims {len} bytes, more than remain"),
+            .ok_or_else(|| {
+                Error::ExportFormat(ExportFormatError::Malformed {
+                    what: EXPORT_MESSAGE,
+                    reason: format!("field {tag} claims {len} bytes, more than remain"),
+                })
             })?;
         let (payload, rest) = self.rest.split_at(len);
         self.rest = rest;
@@ -551,14 +557,14 @@ mod tests {
         assert_eq!(results[0].as_ref().unwrap().tek.expose_secret(), &[1; 16]);
         assert_eq!(
             results[1],
-            Err(Error::InvalidExportKey {
+            Err(Error::ExportFormat(ExportFormatError::InvalidKey {
                 index: 1,
-                source: Box::new(Error::InvalidRollingPeriod(0)),
-            })
+                source: KeyError::RollingPeriod(0),
+            }))
         );
         assert!(matches!(
             &results[2],
-            Err(Error::InvalidExportKey { index: 2, source }) if matches!(**source, Error::InvalidLength { actual: 8, .. })
+            Err(Error::ExportFormat(ExportFormatError::InvalidKey { index: 2, source })) if *source == KeyError::Length(8)
         ));
         assert_eq!(results[3].as_ref().unwrap().tek.expose_secret(), &[4; 16]);
         // Rejecting the whole file is one `collect` away.
@@ -575,8 +581,8 @@ mod tests {
         assert!(results[0].is_ok());
         assert!(matches!(
             &results[1],
-            Err(Error::InvalidExportKey { index: 1, source })
-                if matches!(**source, Error::ExportMalformed { what: "TemporaryExposureKey", .. })
+            Err(Error::ExportFormat(ExportFormatError::InvalidKey { index: 1, source }))
+                if matches!(source, KeyError::Malformed(_))
         ));
     }
 
@@ -618,31 +624,33 @@ mod tests {
         type Expectation = fn(&Error) -> bool;
         let cases: Vec<(Vec<u8>, Expectation)> = vec![
             (b"hello world, not an export".to_vec(), |e| {
-                *e == Error::ExportNotRecognized
+                *e == Error::ExportFormat(ExportFormatError::NotRecognized)
             }),
-            (Vec::new(), |e| *e == Error::ExportNotRecognized),
+            (Vec::new(), |e| {
+                *e == Error::ExportFormat(ExportFormatError::NotRecognized)
+            }),
             (good[..good.len() - 1].to_vec(), |e| {
                 matches!(
                     e,
-                    Error::ExportMalformed {
+                    Error::ExportFormat(ExportFormatError::Malformed {
                         what: "TemporaryExposureKeyExport",
                         ..
-                    }
+                    })
                 )
             }),
             // Field 7 as a varint instead of a message.
             (
                 [good.as_slice(), &[7 << 3, 1]].concat(),
-                |e| matches!(e, Error::ExportMalformed { reason, .. } if reason.contains("field 7")),
+                |e| matches!(e, Error::ExportFormat(ExportFormatError::Malformed { reason, .. }) if reason.contains("field 7")),
             ),
             // A length running past the end.
             (
                 [good.as_slice(), &[0x3a, 0xff, 0xff, 0xff, 0xff, 0x0f]].concat(),
-                |e| matches!(e, Error::ExportMalformed { .. }),
+                |e| matches!(e, Error::ExportFormat(ExportFormatError::Malformed { .. })),
             ),
             // Region that is not UTF-8.
             ([good.as_slice(), &[0x1a, 1, 0xff]].concat(), |e| {
-                matches!(e, Error::ExportMalformed { .. })
+                matches!(e, Error::ExportFormat(ExportFormatError::Malformed { .. }))
             }),
         ];
         for (bytes, expected) in cases {
@@ -653,7 +661,7 @@ mod tests {
         let zip = archive::write(b"EK Export v2    ", b"").unwrap();
         assert_eq!(
             ExportFile::parse(&zip, &ExportLimits::default()).unwrap_err(),
-            Error::ExportBadHeader
+            Error::ExportFormat(ExportFormatError::BadHeader)
         );
     }
 
@@ -666,7 +674,7 @@ mod tests {
         };
         assert_eq!(
             ExportFile::parse(&bin, &limits).unwrap_err(),
-            Error::ExportTooManyKeys { limit: 2 }
+            Error::ExportFormat(ExportFormatError::TooManyKeys { limit: 2 })
         );
         let limits = ExportLimits {
             max_file_size: 10,
@@ -674,10 +682,10 @@ mod tests {
         };
         assert_eq!(
             ExportFile::parse(&bin, &limits).unwrap_err(),
-            Error::ExportTooLarge {
+            Error::ExportFormat(ExportFormatError::TooLarge {
                 what: "export file",
                 limit: 10
-            }
+            })
         );
         let limits = ExportLimits {
             max_export_bin_size: 20,
@@ -685,10 +693,10 @@ mod tests {
         };
         assert_eq!(
             ExportFile::parse(&bin, &limits).unwrap_err(),
-            Error::ExportTooLarge {
+            Error::ExportFormat(ExportFormatError::TooLarge {
                 what: "export.bin",
                 limit: 20
-            }
+            })
         );
         let zip = archive::write(&bin, &[0; 100]).unwrap();
         let limits = ExportLimits {
@@ -697,10 +705,10 @@ mod tests {
         };
         assert_eq!(
             ExportFile::parse(&zip, &limits).unwrap_err(),
-            Error::ExportTooLarge {
+            Error::ExportFormat(ExportFormatError::TooLarge {
                 what: "export.sig",
                 limit: 99
-            }
+            })
         );
     }
 
@@ -725,28 +733,28 @@ mod tests {
 
         assert_eq!(
             parse().verify(&TrustedKeys::new()).unwrap_err(),
-            Error::ExportUnknownSigningKey {
+            Error::ExportTrust(ExportTrustError::UnknownSigningKey {
                 key_id: "310".into(),
                 key_version: "v1".into()
-            }
+            })
         );
         assert_eq!(
             parse()
                 .verify(&TrustedKeys::new().with("310", "v2", signer.verifying_key()))
                 .unwrap_err(),
-            Error::ExportUnknownSigningKey {
+            Error::ExportTrust(ExportTrustError::UnknownSigningKey {
                 key_id: "310".into(),
                 key_version: "v1".into()
-            }
+            })
         );
         assert_eq!(
             parse()
                 .verify(&TrustedKeys::new().with("310", "v1", other))
                 .unwrap_err(),
-            Error::ExportBadSignature {
+            Error::ExportTrust(ExportTrustError::BadSignature {
                 key_id: "310".into(),
                 key_version: "v1".into()
-            }
+            })
         );
         let trusted = TrustedKeys::new().with("310", "v1", signer.verifying_key());
         assert!(parse().verify(&trusted).is_ok());
@@ -758,7 +766,7 @@ mod tests {
                 .unwrap()
                 .verify(&trusted)
                 .unwrap_err(),
-            Error::ExportUnsigned
+            Error::ExportTrust(ExportTrustError::Unsigned)
         );
         let empty_sig = archive::write(&bin, b"").unwrap();
         assert_eq!(
@@ -766,7 +774,7 @@ mod tests {
                 .unwrap()
                 .verify(&trusted)
                 .unwrap_err(),
-            Error::ExportUnsigned
+            Error::ExportTrust(ExportTrustError::Unsigned)
         );
     }
 
@@ -791,7 +799,9 @@ mod tests {
                 .unwrap()
                 .verify(&trusted)
                 .unwrap_err(),
-            Error::ExportUnsupportedSignatureAlgorithm("1.2.840.10045.4.3.4".into())
+            Error::ExportTrust(ExportTrustError::UnsupportedSignatureAlgorithm(
+                "1.2.840.10045.4.3.4".into()
+            ))
         );
     }
 
@@ -829,10 +839,10 @@ mod tests {
         let mut signatures = vec![bad; 50];
         assert_eq!(
             verify(signatures.clone()),
-            Err(Error::ExportBadSignature {
+            Err(Error::ExportTrust(ExportTrustError::BadSignature {
                 key_id: "310".into(),
                 key_version: "v1".into()
-            })
+            }))
         );
         signatures.push(good);
         assert_eq!(verify(signatures), Ok(signer.info().clone()));
@@ -843,10 +853,10 @@ mod tests {
         let zip = archive::write(&bin_with_records(&[]), &[0x0a, 5, 1]).unwrap();
         assert!(matches!(
             ExportFile::parse(&zip, &ExportLimits::default()),
-            Err(Error::ExportMalformed {
+            Err(Error::ExportFormat(ExportFormatError::Malformed {
                 what: "TEKSignatureList",
                 ..
-            })
+            }))
         ));
     }
 }

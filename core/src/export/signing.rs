@@ -11,7 +11,7 @@ use rand_core::{CryptoRng, RngCore};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SignatureError};
 
 /// OID of ECDSA with SHA-256 (`ecdsa-with-SHA256`), the only algorithm GAEN exports use.
 pub const ECDSA_P256_SHA256_OID: &str = "1.2.840.10045.4.3.2";
@@ -46,7 +46,7 @@ impl SigningKey {
     pub fn from_pkcs8_pem(pem: &str) -> Result<Self> {
         ecdsa::SigningKey::from_pkcs8_pem(pem)
             .map(Self)
-            .map_err(|_| Error::InvalidSigningKey)
+            .map_err(|_| Error::Signature(SignatureError::InvalidSigningKey))
     }
 
     /// The key as unencrypted PKCS#8 PEM, readable by `openssl pkey`; zeroized on drop.
@@ -88,14 +88,14 @@ impl VerifyingKey {
     pub fn from_public_key_pem(pem: &str) -> Result<Self> {
         ecdsa::VerifyingKey::from_public_key_pem(pem)
             .map(Self)
-            .map_err(|_| Error::InvalidVerifyingKey)
+            .map_err(|_| Error::Signature(SignatureError::InvalidVerifyingKey))
     }
 
     /// A key from SubjectPublicKeyInfo DER, the base64 form Android's GAEN configuration uses.
     pub fn from_public_key_der(der: &[u8]) -> Result<Self> {
         ecdsa::VerifyingKey::from_public_key_der(der)
             .map(Self)
-            .map_err(|_| Error::InvalidVerifyingKey)
+            .map_err(|_| Error::Signature(SignatureError::InvalidVerifyingKey))
     }
 
     /// The key as SubjectPublicKeyInfo PEM, with `\n` line endings.
@@ -121,10 +121,11 @@ impl VerifyingKey {
 
     /// [`verify`](Self::verify) for a message hashed beforehand.
     pub(crate) fn verify_digest(&self, digest: &ExportDigest, der_signature: &[u8]) -> Result<()> {
-        let signature = Signature::from_der(der_signature).map_err(|_| Error::BadSignature)?;
+        let signature = Signature::from_der(der_signature)
+            .map_err(|_| Error::Signature(SignatureError::Mismatch))?;
         self.0
             .verify_prehash(&digest.0, &signature)
-            .map_err(|_| Error::BadSignature)
+            .map_err(|_| Error::Signature(SignatureError::Mismatch))
     }
 }
 
@@ -311,15 +312,15 @@ mod tests {
             .to_public_key_pem();
         assert_eq!(
             SigningKey::from_pkcs8_pem(&public).unwrap_err(),
-            Error::InvalidSigningKey
+            Error::Signature(SignatureError::InvalidSigningKey)
         );
         assert_eq!(
             VerifyingKey::from_public_key_pem("not a key").unwrap_err(),
-            Error::InvalidVerifyingKey
+            Error::Signature(SignatureError::InvalidVerifyingKey)
         );
         assert_eq!(
             VerifyingKey::from_public_key_der(&[0x30, 0x03, 0x02, 0x01]).unwrap_err(),
-            Error::InvalidVerifyingKey
+            Error::Signature(SignatureError::InvalidVerifyingKey)
         );
     }
 

@@ -10,7 +10,7 @@ use super::proto::{
 use super::reader::EXPORT_HEADER;
 use super::signing::{ExportDigest, ExportSigner};
 use crate::diagnosis::DiagnosisKey;
-use crate::error::{Error, Result};
+use crate::error::{Error, ExportWriteError, Result};
 
 /// Most signatures in one file: GAEN clients may not check any beyond the tenth.
 pub const MAX_EXPORT_SIGNATURES: usize = 10;
@@ -65,13 +65,13 @@ pub(crate) fn signed_zip(bin: &[u8], signers: &[&ExportSigner]) -> Result<Vec<u8
 
 fn check_signer_count(signers: &[&ExportSigner]) -> Result<()> {
     if signers.is_empty() {
-        return Err(Error::ExportUnsigned);
+        return Err(ExportWriteError::NoSigningKey.into());
     }
     if signers.len() > MAX_EXPORT_SIGNATURES {
-        return Err(Error::ExportTooManySignatures {
+        return Err(Error::ExportWrite(ExportWriteError::TooManySignatures {
             count: signers.len(),
             limit: MAX_EXPORT_SIGNATURES,
-        });
+        }));
     }
     Ok(())
 }
@@ -164,14 +164,17 @@ mod tests {
     #[test]
     fn signer_count_is_checked() {
         let batch = ExportBatch::default();
-        assert_eq!(write_export(&batch, &[]), Err(Error::ExportUnsigned));
+        assert_eq!(
+            write_export(&batch, &[]),
+            Err(Error::ExportWrite(ExportWriteError::NoSigningKey))
+        );
         let a = signer(5, "310");
         assert_eq!(
             write_export(&batch, &[&a; 11]),
-            Err(Error::ExportTooManySignatures {
+            Err(Error::ExportWrite(ExportWriteError::TooManySignatures {
                 count: 11,
                 limit: 10
-            })
+            }))
         );
         assert!(write_export(&batch, &[&a; 10]).is_ok());
     }

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::diagnosis::{DaysSinceOnset, ReportType};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, RiskConfigError};
 
 /// How infectious the sender was on the key's day (GAEN `Infectiousness`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -121,7 +121,9 @@ impl RiskConfig {
 
     /// Reads a configuration in ENX's JSON format (see the [module docs](self)).
     pub fn from_json(json: &str) -> Result<Self> {
-        serde_json::from_str(json).map_err(|e| Error::InvalidRiskConfig(e.to_string()))
+        let enx: EnxConfig =
+            serde_json::from_str(json).map_err(|e| RiskConfigError::Syntax(e.to_string()))?;
+        Self::try_from(enx)
     }
 
     /// The configuration in ENX's JSON format.
@@ -156,9 +158,12 @@ fn decode_onset_map(map: u64) -> Result<([Infectiousness; 29], Infectiousness)> 
             1 => Infectiousness::Standard,
             2 => Infectiousness::High,
             _ => {
-                return Err(Error::InvalidRiskConfig(format!(
-                    "symptomOnsetToInfectiousnessMap entry {i} is 3: expected 0 (drop), 1 (standard) or 2 (high)"
-                )));
+                return Err(RiskConfigError::invalid(
+                    format!("symptomOnsetToInfectiousnessMap entry {i}"),
+                    3,
+                    "0 (drop), 1 (standard) or 2 (high)",
+                )
+                .into());
             }
         };
     }
@@ -194,9 +199,12 @@ impl OnsetMap {
                     None => text.parse(),
                 }
                 .map_err(|_| {
-                    Error::InvalidRiskConfig(format!(
-                        "symptomOnsetToInfectiousnessMap {text:?} is not a uint64 (\"0x…\" or decimal)"
-                    ))
+                    RiskConfigError::invalid(
+                        "symptomOnsetToInfectiousnessMap",
+                        format!("{text:?}"),
+                        "a uint64 (\"0x…\" or decimal)",
+                    )
+                    .into()
                 })
             }
         }
@@ -291,9 +299,7 @@ fn percent(value: f64, name: &str) -> Result<f64> {
     if (0.0..=250.0).contains(&value) {
         Ok(value / 100.0)
     } else {
-        Err(Error::InvalidRiskConfig(format!(
-            "{name} is {value}: expected a weight of 0..=250 percent"
-        )))
+        Err(RiskConfigError::invalid(name, value, "a weight of 0..=250 percent").into())
     }
 }
 
@@ -310,16 +316,21 @@ impl TryFrom<EnxConfig> for RiskConfig {
             Some(&[a, b, c]) => [a, b, c],
             Some(&[a, b]) => [a, b, b],
             Some(other) => {
-                return Err(Error::InvalidRiskConfig(format!(
-                    "attenuationDurationThresholds has {} values: expected 2 or 3",
-                    other.len()
-                )));
+                return Err(RiskConfigError::invalid(
+                    "attenuationDurationThresholds",
+                    format!("{other:?}"),
+                    "2 or 3 values",
+                )
+                .into());
             }
         };
         if !attenuation_thresholds.is_sorted() {
-            return Err(Error::InvalidRiskConfig(format!(
-                "attenuation thresholds {attenuation_thresholds:?} must not decrease"
-            )));
+            return Err(RiskConfigError::invalid(
+                "attenuation thresholds",
+                format!("{attenuation_thresholds:?}"),
+                "values that do not decrease",
+            )
+            .into());
         }
         let (infectiousness_by_days_since_onset, infectiousness_when_onset_missing) =
             decode_onset_map(enx.symptom_onset_to_infectiousness_map.value()?)?;
@@ -329,16 +340,21 @@ impl TryFrom<EnxConfig> for RiskConfig {
             2 => Some(ReportType::ConfirmedClinicalDiagnosis),
             3 => Some(ReportType::SelfReport),
             other => {
-                return Err(Error::InvalidRiskConfig(format!(
-                    "reportTypeNoneMap is {other}: expected 0 (drop) to 3 (self report)"
-                )));
+                return Err(RiskConfigError::invalid(
+                    "reportTypeNoneMap",
+                    other,
+                    "0 (drop) to 3 (self report)",
+                )
+                .into());
             }
         };
         if enx.minimum_window_score.is_nan() || enx.minimum_window_score < 0.0 {
-            return Err(Error::InvalidRiskConfig(format!(
-                "minimumWindowScore is {}: expected a score of 0 or more",
-                enx.minimum_window_score
-            )));
+            return Err(RiskConfigError::invalid(
+                "minimumWindowScore",
+                enx.minimum_window_score,
+                "a score of 0 or more",
+            )
+            .into());
         }
 
         let mut classifications = vec![Classification::default(); MAX_CLASSIFICATIONS];
@@ -352,13 +368,20 @@ impl TryFrom<EnxConfig> for RiskConfig {
             let index = match number.parse::<usize>() {
                 Ok(n @ 1..=MAX_CLASSIFICATIONS) => n - 1,
                 _ => {
-                    return Err(Error::InvalidRiskConfig(format!(
-                        "{key}: expected a classification number 1..=4"
-                    )));
+                    return Err(RiskConfigError::invalid(
+                        key.as_str(),
+                        value,
+                        "a key ending in classification number 1..=4",
+                    )
+                    .into());
                 }
             };
             let threshold = value.as_f64().filter(|t| *t >= 0.0).ok_or_else(|| {
-                Error::InvalidRiskConfig(format!("{key} is {value}: expected a number ≥ 0"))
+                Error::from(RiskConfigError::invalid(
+                    key.as_str(),
+                    value,
+                    "a number ≥ 0",
+                ))
             })?;
             *field(&mut classifications[index]) = threshold;
         }

@@ -7,7 +7,7 @@ use crate::diagnosis::DiagnosisKey;
 use crate::error::Result;
 use crate::keys::TemporaryExposureKey;
 use crate::sighting::Sighting;
-use crate::store::{Exposure, Store, own_key_expired, retention_cutoff};
+use crate::store::{Exposure, IngestReport, Store, own_key_expired, retention_cutoff};
 
 /// A [`Store`] that keeps everything in memory, for tests and simulations.
 #[derive(Debug, Default)]
@@ -55,13 +55,13 @@ impl Store for MemoryStore {
         Ok(self.processed_files.contains_key(name))
     }
 
-    fn add_exposures(
+    fn record_ingest(
         &mut self,
         file: Option<&str>,
         exposures: &[Exposure],
         revised: &[DiagnosisKey],
         now: u64,
-    ) -> Result<usize> {
+    ) -> Result<IngestReport> {
         let before = self.exposures.len();
         for exposure in exposures {
             let key = exposure.matched.key.tek.expose_secret();
@@ -73,19 +73,20 @@ impl Store for MemoryStore {
                 self.exposures.push(exposure.clone());
             }
         }
-        let added = self.exposures.len() - before;
-        for key in revised {
-            // A key is stored once: the first exposure that takes the revision is the only one.
-            for exposure in &mut self.exposures {
-                if exposure.revise(key) {
-                    break;
-                }
-            }
-        }
+        let new_exposures = self.exposures.len() - before;
+        // A key is stored once: the first exposure that takes the revision is the only one.
+        let revised_exposures = revised
+            .iter()
+            .filter(|key| self.exposures.iter_mut().any(|e| e.revise(key)))
+            .count();
         if let Some(file) = file {
             self.processed_files.insert(file.to_owned(), now);
         }
-        Ok(added)
+        Ok(IngestReport {
+            new_exposures,
+            revised_exposures,
+            already_ingested: false,
+        })
     }
 
     fn exposures(&self) -> Result<Vec<Exposure>> {

@@ -2,7 +2,8 @@
 //!
 //! [`Store`] is the interface; [`MemoryStore`] keeps everything in memory (tests,
 //! simulations), and `SqliteStore` (feature `store`) keeps it in one SQLite file
-//! in WAL mode. Both pass one conformance suite (`tests/store.rs`).
+//! in WAL mode. Both pass one conformance suite, [`testing`], which another
+//! implementation runs unchanged with [`store_conformance_tests!`](crate::store_conformance_tests).
 //!
 //! Every write method is atomic: a batch is stored whole or not at all, even if the
 //! process is killed in the middle of it.
@@ -14,6 +15,7 @@ mod schema;
 mod sqlite;
 #[cfg(feature = "store")]
 mod sqlite_checkins;
+pub mod testing;
 
 pub use memory::MemoryStore;
 #[cfg(feature = "store")]
@@ -72,6 +74,27 @@ impl Exposure {
     }
 }
 
+/// What ingesting one export file (or one stream of keys) changed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IngestReport {
+    /// Keys heard that had not matched before: the new exposures.
+    pub new_exposures: usize,
+    /// Stored exposures whose diagnosis a revised key changed.
+    pub revised_exposures: usize,
+    /// Whether the file had been ingested before, so nothing was done.
+    pub already_ingested: bool,
+}
+
+impl IngestReport {
+    /// The report of a file ingested before.
+    pub fn already_ingested() -> Self {
+        Self {
+            already_ingested: true,
+            ..Self::default()
+        }
+    }
+}
+
 /// What a device keeps between runs.
 pub trait Store {
     /// Stores one of this device's own daily keys, replacing a key with the same start.
@@ -89,20 +112,20 @@ pub trait Store {
     /// Whether the export file named `name` was matched already.
     fn is_file_processed(&self, name: &str) -> Result<bool>;
 
-    /// Stores what one matching run found, all or none: the new `exposures`; the
-    /// `revised` keys (whose report type changed after publication: a self-report
-    /// confirmed by a test, a diagnosis revoked), applied to the stored exposures of
-    /// the same key bytes (see [`Exposure::revise`]); and `file`, if any, marked as
-    /// processed at `now` (Unix seconds). An exposure whose key is stored already is
-    /// skipped, so a key published twice counts once. Returns how many exposures
-    /// were new.
-    fn add_exposures(
+    /// Records the outcome of ingesting one file (or one stream of keys), all or
+    /// none: adds the new `exposures`; applies the `revised` keys (whose report type
+    /// changed after publication: a self-report confirmed by a test, a diagnosis
+    /// revoked) to the stored exposures of the same key bytes (see
+    /// [`Exposure::revise`]); and marks `file`, if any, as processed at `now` (Unix
+    /// seconds). An exposure whose key is stored already is skipped, so a key
+    /// published twice counts once.
+    fn record_ingest(
         &mut self,
         file: Option<&str>,
         exposures: &[Exposure],
         revised: &[DiagnosisKey],
         now: u64,
-    ) -> Result<usize>;
+    ) -> Result<IngestReport>;
 
     /// Every stored exposure, in the order they were found.
     fn exposures(&self) -> Result<Vec<Exposure>>;

@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
 use crate::checkin::{CheckIn, Stay, VenueExposure, Visit};
 use crate::diagnosis::{DaysSinceOnset, DiagnosisKey, ReportType};
-use crate::error::{Error, Result};
+use crate::error::{Error, OtherError, Result, StoreError};
 use crate::identifiers::{Aem, Rpi};
 use crate::interval::{IntervalNumber, KeyValidity, RollingPeriod};
 use crate::keys::TemporaryExposureKey;
@@ -15,7 +15,7 @@ use crate::metadata::{BluetoothMetadata, CalibrationConfidence};
 use crate::risk::{ExposureWindow, ScanInstance};
 use crate::sighting::Sighting;
 use crate::store::schema::{SCHEMA_VERSION, migrate_to, version};
-use crate::store::{Exposure, Store, retention_cutoff, sqlite_checkins};
+use crate::store::{Exposure, IngestReport, Store, retention_cutoff, sqlite_checkins};
 
 /// A [`Store`] in one SQLite database file (WAL mode, foreign keys on).
 #[derive(Debug)]
@@ -24,11 +24,11 @@ pub struct SqliteStore {
 }
 
 pub(super) fn storage(e: rusqlite::Error) -> Error {
-    Error::Storage(e.to_string())
+    StoreError::Database(OtherError::new(e)).into()
 }
 
-pub(super) fn corrupt(what: &str) -> Error {
-    Error::Storage(format!("corrupt database: {what}"))
+pub(super) fn corrupt(column: &'static str) -> Error {
+    StoreError::Corrupt(column).into()
 }
 
 impl SqliteStore {
@@ -56,9 +56,11 @@ impl SqliteStore {
             .map_err(storage)?;
         let found = version(&conn).map_err(storage)?;
         if found > SCHEMA_VERSION {
-            return Err(Error::Storage(format!(
-                "database schema version {found} is newer than this program's {SCHEMA_VERSION}"
-            )));
+            return Err(StoreError::NewerSchema {
+                found,
+                supported: SCHEMA_VERSION,
+            }
+            .into());
         }
         migrate_to(&mut conn, SCHEMA_VERSION).map_err(storage)?;
         Ok(Self { conn })
@@ -77,7 +79,7 @@ impl SqliteStore {
     }
 }
 
-pub(super) fn blob<const N: usize>(row: &Row<'_>, column: &str) -> Result<[u8; N]> {
+pub(super) fn blob<const N: usize>(row: &Row<'_>, column: &'static str) -> Result<[u8; N]> {
     let bytes: Vec<u8> = row.get(column).map_err(storage)?;
     bytes.try_into().map_err(|_| corrupt(column))
 }
@@ -114,6 +116,102 @@ fn days_since_onset(value: Option<i32>) -> Result<Option<DaysSinceOnset>> {
 
 fn report_type(value: i32) -> Result<ReportType> {
     ReportType::try_from(value).map_err(|_| corrupt("report_type"))
+}
+
+/// Inserts an exposure with its sightings and windows, unless its key is stored
+/// already; returns whether it was new.
+fn insert_exposure(tx: &Transaction<'_>, exposure: &Exposure) -> Result<bool> {
+    let key = &exposure.matched.key;
+    let validity = key.tek.validity();
+    let inserted = tx
+        .execute(
+            "INSERT OR IGNORE INTO exposures (key, rolling_start, rolling_period,
+                 report_type, days_since_onset, transmission_risk_level, last_seen)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                &key.tek.expose_secret()[..],
+                validity.start().get(),
+                validity.period().get(),
+                key.report_type as i32,
+                key.days_since_onset.map(DaysSinceOnset::get),
+                key.transmission_risk_level,
+                exposure.last_seen() as i64
+            ],
+        )
+        .map_err(storage)?;
+    if inserted == 0 {
+        return Ok(false);
+    }
+    let id = tx.last_insert_rowid();
+    let mut insert = tx
+        .prepare_cached(
+            "INSERT INTO exposure_sightings
+                 (exposure_id, rpi, aem, rssi, time, scan_id, interval, metadata)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .map_err(storage)?;
+    for m in &exposure.matched.sightings {
+        let s = &m.sighting;
+        insert
+            .execute(params![
+                id,
+                &s.rpi.as_bytes()[..],
+                &s.aem.to_bytes()[..],
+                s.rssi,
+                s.time as i64,
+                s.scan_id as i64,
+                m.interval.get(),
+                &m.metadata.to_bytes()[..]
+            ])
+            .map_err(storage)?;
+    }
+    let mut insert = tx
+        .prepare_cached(
+            "INSERT INTO exposure_windows (exposure_id, start, report_type,
+                 days_since_onset, calibration_confidence, scan_instances)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .map_err(storage)?;
+    for w in &exposure.windows {
+        insert
+            .execute(params![
+                id,
+                w.start as i64,
+                w.report_type as i32,
+                w.days_since_onset.map(DaysSinceOnset::get),
+                w.calibration_confidence as u8,
+                encode_scan_instances(&w.scan_instances)
+            ])
+            .map_err(storage)?;
+    }
+    Ok(true)
+}
+
+/// Gives the stored exposure of `key`'s bytes, and its windows, `key`'s diagnosis;
+/// returns whether there was one.
+fn revise_exposure(tx: &Transaction<'_>, key: &DiagnosisKey) -> Result<bool> {
+    let key_bytes = &key.tek.expose_secret()[..];
+    let days_since_onset = key.days_since_onset.map(DaysSinceOnset::get);
+    let revised = tx
+        .execute(
+            "UPDATE exposures
+             SET report_type = ?2, days_since_onset = ?3, transmission_risk_level = ?4
+             WHERE key = ?1",
+            params![
+                key_bytes,
+                key.report_type as i32,
+                days_since_onset,
+                key.transmission_risk_level
+            ],
+        )
+        .map_err(storage)?;
+    tx.execute(
+        "UPDATE exposure_windows SET report_type = ?2, days_since_onset = ?3
+         WHERE exposure_id = (SELECT id FROM exposures WHERE key = ?1)",
+        params![key_bytes, key.report_type as i32, days_since_onset],
+    )
+    .map_err(storage)?;
+    Ok(revised > 0)
 }
 
 fn encode_scan_instances(scans: &[ScanInstance]) -> Vec<u8> {
@@ -223,107 +321,25 @@ impl Store for SqliteStore {
             .map_err(storage)
     }
 
-    fn add_exposures(
+    fn record_ingest(
         &mut self,
         file: Option<&str>,
         exposures: &[Exposure],
         revised: &[DiagnosisKey],
         now: u64,
-    ) -> Result<usize> {
+    ) -> Result<IngestReport> {
         self.write(|tx| {
-            let mut added = 0;
+            let mut report = IngestReport::default();
             for exposure in exposures {
-                let key = &exposure.matched.key;
-                let validity = key.tek.validity();
-                let inserted = tx
-                    .execute(
-                        "INSERT OR IGNORE INTO exposures (key, rolling_start, rolling_period,
-                             report_type, days_since_onset, transmission_risk_level, last_seen)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                        params![
-                            &key.tek.expose_secret()[..],
-                            validity.start().get(),
-                            validity.period().get(),
-                            key.report_type as i32,
-                            key.days_since_onset.map(DaysSinceOnset::get),
-                            key.transmission_risk_level,
-                            exposure.last_seen() as i64
-                        ],
-                    )
-                    .map_err(storage)?;
-                if inserted == 0 {
-                    continue;
-                }
-                added += 1;
-                let id = tx.last_insert_rowid();
-                let mut insert = tx
-                    .prepare_cached(
-                        "INSERT INTO exposure_sightings
-                             (exposure_id, rpi, aem, rssi, time, scan_id, interval, metadata)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                    )
-                    .map_err(storage)?;
-                for m in &exposure.matched.sightings {
-                    let s = &m.sighting;
-                    insert
-                        .execute(params![
-                            id,
-                            &s.rpi.as_bytes()[..],
-                            &s.aem.to_bytes()[..],
-                            s.rssi,
-                            s.time as i64,
-                            s.scan_id as i64,
-                            m.interval.get(),
-                            &m.metadata.to_bytes()[..]
-                        ])
-                        .map_err(storage)?;
-                }
-                let mut insert = tx
-                    .prepare_cached(
-                        "INSERT INTO exposure_windows (exposure_id, start, report_type,
-                             days_since_onset, calibration_confidence, scan_instances)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    )
-                    .map_err(storage)?;
-                for w in &exposure.windows {
-                    insert
-                        .execute(params![
-                            id,
-                            w.start as i64,
-                            w.report_type as i32,
-                            w.days_since_onset.map(DaysSinceOnset::get),
-                            w.calibration_confidence as u8,
-                            encode_scan_instances(&w.scan_instances)
-                        ])
-                        .map_err(storage)?;
-                }
+                report.new_exposures += usize::from(insert_exposure(tx, exposure)?);
             }
             for key in revised {
-                let key_bytes = &key.tek.expose_secret()[..];
-                let days_since_onset = key.days_since_onset.map(DaysSinceOnset::get);
-                tx.execute(
-                    "UPDATE exposures
-                     SET report_type = ?2, days_since_onset = ?3, transmission_risk_level = ?4
-                     WHERE key = ?1",
-                    params![
-                        key_bytes,
-                        key.report_type as i32,
-                        days_since_onset,
-                        key.transmission_risk_level
-                    ],
-                )
-                .map_err(storage)?;
-                tx.execute(
-                    "UPDATE exposure_windows SET report_type = ?2, days_since_onset = ?3
-                     WHERE exposure_id = (SELECT id FROM exposures WHERE key = ?1)",
-                    params![key_bytes, key.report_type as i32, days_since_onset],
-                )
-                .map_err(storage)?;
+                report.revised_exposures += usize::from(revise_exposure(tx, key)?);
             }
             if let Some(file) = file {
                 mark_processed(tx, file, now)?;
             }
-            Ok(added)
+            Ok(report)
         })
     }
 

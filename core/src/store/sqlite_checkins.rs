@@ -117,7 +117,7 @@ fn text(row: &Row<'_>, column: &str) -> Result<String> {
     row.get(column).map_err(storage)
 }
 
-fn stay(row: &Row<'_>, arrival: &str, departure: &str) -> Result<Stay> {
+fn stay(row: &Row<'_>, arrival: &'static str, departure: &'static str) -> Result<Stay> {
     Stay::new(
         int::<i64>(row, arrival)? as u64,
         int::<i64>(row, departure)? as u64,
