@@ -95,7 +95,8 @@ impl<S: Store> ExposureEngine<S> {
         &self.store
     }
 
-    pub(crate) fn store_mut(&mut self) -> &mut S {
+    /// The store, for callers that keep their own settings in it (as the agent does).
+    pub fn store_mut(&mut self) -> &mut S {
         &mut self.store
     }
 

@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::calendar::format_rfc3339;
 use crate::codes::CODE_DIGITS;
 use crate::sealed;
 use crate::state::AppState;
@@ -20,16 +21,20 @@ pub struct ClientConfig {
     /// Risk scoring configuration (GAEN v2, ENX's JSON format as kith-core reads it).
     #[schema(value_type = Object)]
     pub risk_configuration: serde_json::Value,
-    /// The key that verifies this server's export files.
-    pub export_verification_key: ExportVerificationKey,
+    /// The newest key that verifies this server's export files (absent only when every
+    /// key has retired).
+    pub export_verification_key: Option<ExportVerificationKey>,
+    /// Every active key, oldest first: each export file carries a signature from each, so
+    /// a device may trust any of them. A key with `notAfter` is retiring.
+    pub export_verification_keys: Vec<ExportVerificationKey>,
     /// How to seal publish requests.
     pub hpke: HpkeParameters,
     /// Digits in a verification code.
     pub verification_code_digits: usize,
 }
 
-/// The public half of the export signing key, with GAEN's identifiers.
-#[derive(Debug, Deserialize, Serialize, ToSchema)]
+/// The public half of an export signing key, with GAEN's identifiers.
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExportVerificationKey {
     /// `verification_key_id` in the export files' `SignatureInfo`.
@@ -42,6 +47,9 @@ pub struct ExportVerificationKey {
     pub public_key: String,
     /// The same key as a PEM `PUBLIC KEY` block.
     pub public_key_pem: String,
+    /// When the key stops signing new files (RFC 3339), if it is retiring.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<String>,
 }
 
 /// HPKE suite and key for `application/kith-sealed` publish bodies.
@@ -77,17 +85,29 @@ pub fn router() -> OpenApiRouter<AppState> {
 ))]
 async fn client_config(State(state): State<AppState>) -> Json<ClientConfig> {
     let keyring = &state.keyring;
-    let signer = &keyring.export_signer;
-    let verifying_key = signer.verifying_key();
+    let signing_keys = state.signing_keys.get();
+    let now = state.clock.now();
+    let keys: Vec<ExportVerificationKey> = signing_keys
+        .all()
+        .iter()
+        .filter(|entry| entry.is_active(now))
+        .map(|entry| {
+            let signer = &entry.signer;
+            let verifying_key = signer.verifying_key();
+            ExportVerificationKey {
+                key_id: signer.info().key_id().to_owned(),
+                key_version: signer.info().key_version().to_owned(),
+                signature_algorithm: signer.info().algorithm().to_owned(),
+                public_key: STANDARD.encode(verifying_key.to_public_key_der()),
+                public_key_pem: verifying_key.to_public_key_pem(),
+                not_after: entry.not_after.map(format_rfc3339),
+            }
+        })
+        .collect();
     Json(ClientConfig {
         risk_configuration: serde_json::to_value(&state.risk).unwrap_or_default(),
-        export_verification_key: ExportVerificationKey {
-            key_id: signer.info().key_id().to_owned(),
-            key_version: signer.info().key_version().to_owned(),
-            signature_algorithm: signer.info().algorithm().to_owned(),
-            public_key: STANDARD.encode(verifying_key.to_public_key_der()),
-            public_key_pem: verifying_key.to_public_key_pem(),
-        },
+        export_verification_key: keys.last().cloned(),
+        export_verification_keys: keys,
         hpke: HpkeParameters {
             kem_id: 0x0020,
             kdf_id: 0x0001,

@@ -109,8 +109,91 @@ pub struct Config {
     pub export_key_id: String,
 
     /// Version of the export signing key, as in GAEN's `verification_key_version`.
+    /// (Id and version name the first key only; `kith-server keys rotate` adds the others.)
     #[arg(long, env = "KITH_EXPORT_KEY_VERSION", default_value = "v1")]
     pub export_key_version: String,
+
+    /// Export batching, distribution and retention.
+    #[command(flatten)]
+    pub export: ExportConfig,
+}
+
+/// Settings of the export batcher and of retention.
+#[derive(Clone, Debug, clap::Args)]
+pub struct ExportConfig {
+    /// Length of an export window in seconds; must divide a day (3600 = hourly files).
+    #[arg(long = "export-period", env = "KITH_EXPORT_PERIOD", default_value_t = 3600,
+          value_parser = parse_period)]
+    pub period_seconds: u64,
+
+    /// Seconds a window must have ended before it is exported, so that every key released
+    /// in it has been committed (a publish is answered within seconds).
+    #[arg(
+        long = "export-min-age",
+        env = "KITH_EXPORT_MIN_AGE",
+        default_value_t = 300
+    )]
+    pub min_age_seconds: u64,
+
+    /// Batches with fewer real keys are padded with fake ones up to this many ...
+    #[arg(
+        long = "export-min-keys",
+        env = "KITH_EXPORT_MIN_KEYS",
+        default_value_t = 1000
+    )]
+    pub min_keys: usize,
+
+    /// ... plus a random number from 0 to this.
+    #[arg(
+        long = "export-padding-range",
+        env = "KITH_EXPORT_PADDING_RANGE",
+        default_value_t = 100
+    )]
+    pub padding_range: usize,
+
+    /// Most keys in one file; bigger batches are split into several.
+    #[arg(long = "export-max-keys-per-file", env = "KITH_EXPORT_MAX_KEYS_PER_FILE",
+          default_value_t = 500_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_keys_per_file: u64,
+
+    /// The region written into export files (e.g. the country's MCC).
+    #[arg(
+        long = "export-region",
+        env = "KITH_EXPORT_REGION",
+        default_value = "kith"
+    )]
+    pub region: String,
+
+    /// Seconds a batcher may hold a batch before another one may take it over.
+    #[arg(
+        long = "export-lease",
+        env = "KITH_EXPORT_LEASE",
+        default_value_t = 300
+    )]
+    pub lease_seconds: u64,
+
+    /// Keys, codes and export files older than this many days are dropped.
+    #[arg(long = "retention-days", env = "KITH_RETENTION_DAYS", default_value_t = 14,
+          value_parser = clap::value_parser!(u64).range(1..=365))]
+    pub retention_days: u64,
+
+    /// Seconds between dropping a file from the index and deleting it, so that a client
+    /// holding a cached index still finds every file it lists.
+    #[arg(
+        long = "export-delete-delay",
+        env = "KITH_EXPORT_DELETE_DELAY",
+        default_value_t = 86_400
+    )]
+    pub delete_delay_seconds: u64,
+}
+
+/// Export windows align to UTC days, so their length must divide one.
+fn parse_period(text: &str) -> Result<u64, String> {
+    let period: u64 = text.parse().map_err(|e| format!("{e}"))?;
+    if period == 0 || 86_400 % period != 0 {
+        return Err(format!("{period} s does not divide a day (86400 s) evenly"));
+    }
+    Ok(period)
 }
 
 impl Config {

@@ -23,16 +23,21 @@ pub const DATABASE_FILE: &str = "kith.sqlite3";
 pub fn open(data_dir: &Path, durability: Durability, max_mib: Option<u32>) -> Result<Connection> {
     let path = data_dir.join(DATABASE_FILE);
     // Create the file ourselves so it is private; SQLite gives its -wal and -shm
-    // files the same permissions as the database.
-    fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|source| AppError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
+    // files the same permissions as the database. Only when it is missing: closing any
+    // descriptor of an open database drops every POSIX lock this process holds on it
+    // (SQLite's "How To Corrupt" §2.2), and another process (`kith-server export
+    // --once`) could then checkpoint and delete the WAL under the server's feet.
+    if !path.exists() {
+        fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|source| AppError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+    }
     let mut conn = Connection::open(&path)?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {

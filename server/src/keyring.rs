@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use kith_core::{ExportSigner, SigningKey};
+use kith_core::SigningKey;
 use rand_core::{CryptoRng, OsRng, RngCore};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -20,7 +20,8 @@ use crate::codes::Pepper;
 use crate::error::{AppError, Result};
 use crate::sealed::OpeningKey;
 
-const SIGNING_KEY_FILE: &str = "export-signing-key.pem";
+/// The export signing key made on first start; rotated ones sit beside it.
+pub(crate) const FIRST_SIGNING_KEY_FILE: &str = "export-signing-key.pem";
 const HPKE_KEY_FILE: &str = "hpke-private-key.hex";
 const PEPPER_FILE: &str = "code-pepper.hex";
 const ADMIN_KEY_HASH_FILE: &str = "admin-key.sha256";
@@ -68,8 +69,6 @@ fn admin_key_hash(key: &str) -> [u8; 32] {
 
 /// Everything secret the server holds.
 pub struct Keyring {
-    /// Signs export files; its public half, id and version are published in `/v1/config`.
-    pub export_signer: ExportSigner,
     /// Opens sealed publish bodies.
     pub opening_key: OpeningKey,
     /// Mixed into the hashes of verification codes.
@@ -84,33 +83,22 @@ impl fmt::Debug for Keyring {
 }
 
 impl Keyring {
-    /// Loads the keys from `dir`, creating the directory and any missing key. The export
-    /// key is published under `export_key_id` / `export_key_version`. Returns the admin
-    /// API key too when it was created now: it is never readable again.
-    pub fn open_or_create(
-        dir: &Path,
-        export_key_id: &str,
-        export_key_version: &str,
-    ) -> Result<(Self, Option<AdminKey>)> {
+    /// Loads the keys from `dir`, creating the directory and any missing key (the first
+    /// export signing key too, which [`SigningKeys`](crate::signing_keys::SigningKeys)
+    /// loads). Returns the admin API key too when it was created now: it is never
+    /// readable again.
+    pub fn open_or_create(dir: &Path) -> Result<(Self, Option<AdminKey>)> {
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)
             .map_err(io_error(dir))?;
 
-        let signing_path = dir.join(SIGNING_KEY_FILE);
-        let export_signing_key = match read_secret(&signing_path)? {
-            Some(pem) => {
-                SigningKey::from_pkcs8_pem(&pem).map_err(|e| key_error(&signing_path, e))?
-            }
-            None => {
-                let key = SigningKey::generate(&mut OsRng);
-                write_secret(&signing_path, key.to_pkcs8_pem().as_bytes())?;
-                key
-            }
-        };
-        let export_signer =
-            ExportSigner::new(export_key_id, export_key_version, export_signing_key);
+        let signing_path = dir.join(FIRST_SIGNING_KEY_FILE);
+        if read_secret(&signing_path)?.is_none() {
+            let key = SigningKey::generate(&mut OsRng);
+            write_secret(&signing_path, key.to_pkcs8_pem().as_bytes())?;
+        }
 
         let hpke_path = dir.join(HPKE_KEY_FILE);
         let opening_key = match read_hex(&hpke_path)? {
@@ -156,7 +144,6 @@ impl Keyring {
 
         Ok((
             Self {
-                export_signer,
                 opening_key,
                 pepper,
                 admin_key_hash,
@@ -171,21 +158,21 @@ impl Keyring {
     }
 }
 
-fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> AppError + '_ {
+pub(crate) fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> AppError + '_ {
     move |source| AppError::Io {
         path: path.display().to_string(),
         source,
     }
 }
 
-fn key_error(path: &Path, reason: impl fmt::Display) -> AppError {
+pub(crate) fn key_error(path: &Path, reason: impl fmt::Display) -> AppError {
     AppError::BadFile {
         path: path.display().to_string(),
         reason: reason.to_string(),
     }
 }
 
-fn read_secret(path: &Path) -> Result<Option<Zeroizing<String>>> {
+pub(crate) fn read_secret(path: &Path) -> Result<Option<Zeroizing<String>>> {
     match fs::read_to_string(path) {
         Ok(text) => Ok(Some(Zeroizing::new(text))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -204,7 +191,7 @@ fn read_hex(path: &Path) -> Result<Option<Zeroizing<Vec<u8>>>> {
 }
 
 /// Writes a new secret file readable only by its owner; never overwrites one.
-fn write_secret(path: &Path, contents: &[u8]) -> Result<()> {
+pub(crate) fn write_secret(path: &Path, contents: &[u8]) -> Result<()> {
     let tmp: PathBuf = path.with_extension("tmp");
     let mut file = fs::OpenOptions::new()
         .write(true)
@@ -230,13 +217,13 @@ mod tests {
     fn first_start_creates_private_files_and_later_starts_reuse_them() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
-        let (first, admin) = Keyring::open_or_create(&data, "310", "v1").unwrap();
+        let (first, admin) = Keyring::open_or_create(&data).unwrap();
         let admin = admin.expect("the admin key is created on first start");
         assert!(first.is_admin_key(admin.expose_secret()));
         assert!(!first.is_admin_key("kith_wrong"));
 
         for name in [
-            SIGNING_KEY_FILE,
+            FIRST_SIGNING_KEY_FILE,
             HPKE_KEY_FILE,
             PEPPER_FILE,
             ADMIN_KEY_HASH_FILE,
@@ -254,7 +241,8 @@ mod tests {
             "only the hash is stored"
         );
 
-        let (second, again) = Keyring::open_or_create(&data, "310", "v2").unwrap();
+        let pem = fs::read_to_string(data.join(FIRST_SIGNING_KEY_FILE)).unwrap();
+        let (second, again) = Keyring::open_or_create(&data).unwrap();
         assert!(again.is_none(), "the admin key is shown only once");
         assert!(second.is_admin_key(admin.expose_secret()));
         assert_eq!(
@@ -262,22 +250,20 @@ mod tests {
             first.opening_key.public_key()
         );
         assert_eq!(
-            second.export_signer.verifying_key(),
-            first.export_signer.verifying_key(),
+            fs::read_to_string(data.join(FIRST_SIGNING_KEY_FILE)).unwrap(),
+            pem,
             "the signing key is kept"
         );
-        assert_eq!(second.export_signer.info().key_version(), "v2");
-        let pem = fs::read_to_string(data.join(SIGNING_KEY_FILE)).unwrap();
         assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
     }
 
     #[test]
     fn a_damaged_key_file_is_an_error_not_a_new_key() {
         let dir = tempfile::tempdir().unwrap();
-        Keyring::open_or_create(dir.path(), "kith", "v1").unwrap();
+        Keyring::open_or_create(dir.path()).unwrap();
         fs::write(dir.path().join(HPKE_KEY_FILE), "zz").unwrap();
         assert!(matches!(
-            Keyring::open_or_create(dir.path(), "kith", "v1"),
+            Keyring::open_or_create(dir.path()),
             Err(AppError::BadFile { .. })
         ));
     }

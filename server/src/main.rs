@@ -1,8 +1,49 @@
-//! `kith-server`: parses the configuration, sets up logging, and serves until SIGTERM or SIGINT.
+//! `kith-server`: parses the configuration, sets up logging, and serves until SIGTERM or
+//! SIGINT; or runs one of the operator's commands on the data directory.
 
-use clap::Parser;
-use kith_server::{Clock, Config, Server};
+use clap::{Parser, Subcommand};
+use kith_server::{Clock, Config, Server, UnixSeconds, jobs};
 use tracing_subscriber::EnvFilter;
+
+/// Kith key server.
+#[derive(Debug, Parser)]
+#[command(name = "kith-server", version, about, long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    config: Config,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the API (what `kith-server` alone does).
+    Serve,
+    /// Export the windows that are ready into signed files and apply retention, once, then
+    /// exit. The running server does this every minute; running both at once is safe.
+    Export {
+        /// Run one pass (required: the recurring export runs inside the server).
+        #[arg(long, required = true)]
+        once: bool,
+    },
+    /// The export signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Add a signing key. Every active key signs each new file and `/v1/config` lists it,
+    /// so devices learn the new key while the old ones still sign.
+    Rotate {
+        /// Retire the keys before it this many hours from now (they stop signing and
+        /// leave `/v1/config` then); without it they stay active.
+        #[arg(long)]
+        retire_old_after_hours: Option<u64>,
+    },
+}
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -11,8 +52,17 @@ async fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let config = Config::parse();
-    match run(config).await {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None | Some(Command::Serve) => run(cli.config).await,
+        Some(Command::Export { .. }) => export_once(&cli.config),
+        Some(Command::Keys {
+            command: KeysCommand::Rotate {
+                retire_old_after_hours,
+            },
+        }) => rotate(&cli.config, retire_old_after_hours),
+    };
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "kith-server stopped");
@@ -57,6 +107,44 @@ async fn run(config: Config) -> kith_server::Result<()> {
     tracing::info!("serving");
     listening.serve(shutdown_signal()).await?;
     tracing::info!("stopped");
+    Ok(())
+}
+
+fn export_once(config: &Config) -> kith_server::Result<()> {
+    let pass = jobs::pass(config, Clock::system().now())?;
+    let export = &pass.export;
+    println!(
+        "windows cut: {}, batches exported: {}, taken over by another batcher: {}",
+        export.cut, export.completed, export.lost
+    );
+    for file in &export.files {
+        println!(
+            "  {}  {} keys + {} padding, {} bytes",
+            file.name, file.real_keys, file.padding_keys, file.bytes
+        );
+    }
+    let retention = &pass.retention;
+    println!(
+        "retention: {} files dropped from the index, {} deleted, {} keys and {} codes deleted",
+        retention.files_dropped,
+        retention.files_deleted,
+        retention.keys_deleted,
+        retention.codes_deleted
+    );
+    Ok(())
+}
+
+fn rotate(config: &Config, retire_after_hours: Option<u64>) -> kith_server::Result<()> {
+    let now = Clock::system().now();
+    let retire_at = retire_after_hours.map(|hours| now.plus(hours.saturating_mul(3600)));
+    let rotation = jobs::rotate_signing_key(config, now, retire_at)?;
+    println!(
+        "added signing key {} / {}; {} older key(s) retiring{}",
+        rotation.key_id,
+        rotation.key_version,
+        rotation.retiring,
+        retire_at.map_or(String::new(), |t: UnixSeconds| format!(" at {}", t.get()))
+    );
     Ok(())
 }
 

@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 
 use crate::error::ErrorBody;
 use crate::state::AppState;
-use crate::{admin, client_config, health, metrics, portal, publish};
+use crate::{admin, client_config, distribution, health, metrics, portal, publish};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -54,6 +54,7 @@ pub fn public_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(publish::router())
         .merge(client_config::router())
+        .merge(distribution::router())
         .merge(health::router())
         .routes(routes!(public_openapi_json))
 }

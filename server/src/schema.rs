@@ -94,7 +94,50 @@ const MIGRATIONS: &[&str] = &[
         tokens     REAL NOT NULL,
         updated_at INTEGER NOT NULL
     );",
-    // 3: case-worker accounts and the audit log of issued codes (no patient data).
+    // 3: export batches (leased), their stored padding, the files written, signing keys.
+    "CREATE TABLE export_batches (
+        -- The window [start_time, end_time) of release times (diagnosis_keys.embargo_until).
+        start_time    INTEGER PRIMARY KEY NOT NULL,
+        end_time      INTEGER NOT NULL CHECK (end_time > start_time),
+        status        TEXT NOT NULL CHECK (status IN ('open', 'pending', 'complete')),
+        -- Who holds a pending batch, and until when; another batcher may take it after.
+        lease_id      BLOB,
+        lease_expires INTEGER
+    );
+    -- Fake keys padding a small batch, stored so that a batch exported again is identical.
+    CREATE TABLE export_padding (
+        batch_start       INTEGER NOT NULL REFERENCES export_batches (start_time),
+        key_data          BLOB NOT NULL CHECK (length(key_data) = 16),
+        rolling_start     INTEGER NOT NULL,
+        rolling_period    INTEGER NOT NULL,
+        transmission_risk INTEGER,
+        report_type       INTEGER NOT NULL,
+        days_since_onset  INTEGER
+    );
+    CREATE INDEX export_padding_batch ON export_padding (batch_start);
+    CREATE TABLE export_files (
+        -- Path relative to the data directory, and to the server's root URL.
+        name         TEXT PRIMARY KEY NOT NULL,
+        batch_start  INTEGER NOT NULL REFERENCES export_batches (start_time),
+        batch_end    INTEGER NOT NULL,
+        real_keys    INTEGER NOT NULL,
+        padding_keys INTEGER NOT NULL,
+        bytes        INTEGER NOT NULL,
+        sha256       BLOB NOT NULL CHECK (length(sha256) = 32),
+        created_at   INTEGER NOT NULL,
+        -- Set when retention drops the file from the index; the file is deleted later.
+        expired_at   INTEGER
+    ) WITHOUT ROWID;
+    CREATE TABLE signing_keys (
+        key_version TEXT PRIMARY KEY NOT NULL,
+        key_id      TEXT NOT NULL,
+        -- The PEM file in the data directory holding the private key.
+        file        TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        -- After this time the key signs no new file and leaves /v1/config.
+        not_after   INTEGER
+    ) WITHOUT ROWID;",
+    // 4: case-worker accounts and the audit log of issued codes (no patient data).
     "CREATE TABLE case_workers (
         name          TEXT PRIMARY KEY NOT NULL,
         -- Argon2id PHC string.

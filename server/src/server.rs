@@ -17,13 +17,15 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::datadir::DataDir;
 use crate::error::{AppError, Result};
+use crate::export::serving::ExportCache;
 use crate::guessing::{Guard, Limits, SourceKey};
 use crate::keyring::{AdminKey, Keyring};
 use crate::serving::{self, ConnectionLimits};
 use crate::sessions::Sessions;
+use crate::signing_keys::{SigningKeys, SigningKeysCell};
 use crate::state::{AppState, Shared};
 use crate::writer::Writer;
-use crate::{db, metrics, router};
+use crate::{db, jobs, metrics, router};
 
 /// Connections the operator listener holds at once: a few case workers and a scraper.
 const OPERATOR_CONNECTIONS: usize = 256;
@@ -44,11 +46,7 @@ impl Server {
     /// writer; "now" comes from `clock`.
     pub fn open(config: Config, clock: Clock) -> Result<Self> {
         let data_dir = DataDir::open(&config.data_dir)?;
-        let (keyring, new_admin_key) = Keyring::open_or_create(
-            &config.data_dir,
-            &config.export_key_id,
-            &config.export_key_version,
-        )?;
+        let (keyring, new_admin_key) = Keyring::open_or_create(&config.data_dir)?;
         let risk = risk_config(&config)?;
         let conn = db::open(&config.data_dir, config.durability, config.max_database_mib)?;
         let checkpoint_conn =
@@ -60,6 +58,13 @@ impl Server {
             per_source_per_day: config.failed_redemptions_per_source,
         };
         let guard = Guard::new(limits, db::load_budget(&conn)?, clock.now());
+        let signing_keys = SigningKeys::load(
+            &conn,
+            &config.data_dir,
+            &config.export_key_id,
+            &config.export_key_version,
+            clock.now(),
+        )?;
         let (writer, writer_thread) = Writer::start(
             conn,
             checkpoint_conn,
@@ -69,7 +74,6 @@ impl Server {
             config.write_batch as usize,
         )?;
         let state = AppState::new(Shared {
-            config,
             clock,
             keyring,
             risk,
@@ -78,6 +82,9 @@ impl Server {
             accounts: Arc::new(Accounts::new(accounts_conn)),
             sessions: Sessions::default(),
             sources: SourceKey::default(),
+            signing_keys: SigningKeysCell::new(signing_keys),
+            exports: ExportCache::new(config.data_dir.clone()),
+            config,
         });
         Ok(Self {
             state,
@@ -85,6 +92,12 @@ impl Server {
             new_admin_key,
             _data_dir: data_dir,
         })
+    }
+
+    /// Runs one export pass now (what the background task does every minute) and makes the
+    /// signing keys it found current.
+    pub fn export_pass(&self) -> Result<jobs::Pass> {
+        export_pass(&self.state)
     }
 
     /// The admin API key, if it was created by this start (first start only).
@@ -179,6 +192,7 @@ impl Listening {
             header_timeout: timeout,
             trusted_proxy: None,
         };
+        let exporter = tokio::spawn(export_in_background(state.clone()));
         let (stop, stopped) = watch::channel(false);
         let public = tokio::spawn(serving::serve(
             public,
@@ -196,6 +210,8 @@ impl Listening {
         let _ = stop.send(true);
         let _ = public.await;
         let _ = operator.await;
+        // A pass cut short holds a lease that expires; the next pass takes the batch over.
+        exporter.abort();
         // The routers (and with them every sender to the writer) are gone now; the
         // writer drains its queue and stops. The data directory's lock goes last.
         tokio::task::spawn_blocking(move || writer_thread.join())
@@ -204,4 +220,40 @@ impl Listening {
         drop(_data_dir);
         Ok(())
     }
+}
+
+/// Runs the batcher ([`jobs::pass`]) every minute, or every export period if shorter.
+async fn export_in_background(state: AppState) {
+    let every = state
+        .config
+        .export
+        .period_seconds
+        .min(jobs::MAX_PASS_INTERVAL);
+    let mut ticks = tokio::time::interval(std::time::Duration::from_secs(every));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let job = state.clone();
+        match tokio::task::spawn_blocking(move || export_pass(&job)).await {
+            Ok(Ok(pass)) => {
+                if !pass.export.files.is_empty() || pass.retention != Default::default() {
+                    tracing::info!(
+                        batches = pass.export.completed,
+                        files = pass.export.files.len(),
+                        dropped = pass.retention.files_dropped,
+                        deleted = pass.retention.files_deleted,
+                        "export pass"
+                    );
+                }
+            }
+            Ok(Err(error)) => tracing::error!(%error, "export pass failed"),
+            Err(error) => tracing::error!(%error, "export pass panicked"),
+        }
+    }
+}
+
+fn export_pass(state: &AppState) -> Result<jobs::Pass> {
+    let pass = jobs::pass(&state.config, state.clock.now())?;
+    state.signing_keys.set(std::sync::Arc::clone(&pass.keys));
+    Ok(pass)
 }

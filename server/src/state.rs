@@ -10,9 +10,11 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use crate::accounts::Accounts;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::export::serving::ExportCache;
 use crate::guessing::SourceKey;
 use crate::keyring::Keyring;
 use crate::sessions::Sessions;
+use crate::signing_keys::SigningKeysCell;
 use crate::writer::Writer;
 
 /// What handlers share: settings, clock, keys, the database writer, metrics, portal sessions.
@@ -37,6 +39,10 @@ pub struct Shared {
     pub accounts: Arc<Accounts>,
     /// Logged-in case workers.
     pub sessions: Sessions,
+    /// The export signing keys, reloaded by each batcher pass.
+    pub signing_keys: SigningKeysCell,
+    /// Export files served from the data directory.
+    pub exports: ExportCache,
     /// Today's key for telling sources apart without knowing them.
     pub sources: SourceKey,
 }

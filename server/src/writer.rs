@@ -260,7 +260,12 @@ impl WriterThread {
         let not_before = Instant::now() + ANSWER_FLOOR;
         let now = self.clock.now();
         let budget_before = self.guard.budget();
-        let tx = self.conn.transaction()?;
+        // IMMEDIATE: take the write lock up front, waiting for the export batcher (another
+        // connection, maybe another process) if it holds it. A deferred transaction that
+        // read first would fail with SQLITE_BUSY instead of waiting.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut outcomes = Vec::with_capacity(jobs.len());
         for job in jobs.iter() {
             let outcome = match job {

@@ -639,7 +639,19 @@ async fn openapi_documents_and_routers_match_on_both_listeners() {
         let doc = server.send_to(listener, get("/openapi.json")).await.json();
         let paths = doc["paths"].as_object().unwrap();
         // Document → router: every documented operation is routed; other methods 405.
-        for (path, item) in paths {
+        for (template, item) in paths {
+            // Path parameters take their documented example.
+            let mut path = template.clone();
+            for operation in item.as_object().unwrap().values() {
+                for param in operation["parameters"].as_array().into_iter().flatten() {
+                    if let (Some(name), Some(example)) =
+                        (param["name"].as_str(), param["example"].as_str())
+                    {
+                        path = path.replace(&format!("{{{name}}}"), example);
+                    }
+                }
+            }
+            let path = &path;
             for method in methods {
                 let status = status_on(listener, method, path).await;
                 if item.get(method).is_some() {

@@ -204,7 +204,7 @@ pub struct TestServer {
     pub admin_key: String,
     public: axum::Router,
     operator: axum::Router,
-    _server: Server,
+    pub server: Server,
 }
 
 impl TestServer {
@@ -231,7 +231,7 @@ impl TestServer {
             dir,
             clock,
             admin_key,
-            _server: server,
+            server,
         }
     }
 

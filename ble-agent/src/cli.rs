@@ -1,0 +1,231 @@
+//! The command line: `run`, `status`, `check`, `report --code`, `demo`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+
+use crate::agent::Agent;
+use crate::clock::SystemClock;
+use crate::config::{Config, RadioKind};
+use crate::error::{Error, Result};
+use crate::radio::bluez::BluezRadio;
+use crate::radio::sim::SimRadio;
+
+/// Kith exposure notification on a Linux device.
+///
+/// Advertises rotating GAEN beacons and listens for others over Bluetooth LE (BlueZ),
+/// or over a simulated radio shared by agents on one machine; downloads the health
+/// authority's key files from a kith-server, matches them on the device and runs a
+/// command when it finds an exposure. Nothing leaves the device except, after a
+/// positive test and only with `report`, its own daily keys.
+#[derive(Debug, Parser)]
+#[command(name = "kith-agent", version)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+    /// Settings that override the configuration file.
+    #[command(flatten)]
+    pub global: Global,
+}
+
+/// Flags shared by every command.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Configuration file (TOML; see kith-agent.example.toml).
+    #[arg(long, short, global = true, env = "KITH_AGENT_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory (keys, sightings, exposures).
+    #[arg(long, global = true, env = "KITH_AGENT_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The kith-server's base URL.
+    #[arg(long, global = true, env = "KITH_AGENT_SERVER")]
+    pub server: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Shifts the agent's clock by this many seconds (the demo replays yesterday).
+    #[arg(
+        long,
+        global = true,
+        env = "KITH_AGENT_CLOCK_OFFSET",
+        default_value_t = 0,
+        allow_hyphen_values = true,
+        hide = true
+    )]
+    pub clock_offset_seconds: i64,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Advertise, scan, sync and purge until stopped (SIGINT/SIGTERM).
+    Run(RunArgs),
+    /// Keys, beacons sent and distinct RPIs heard per hour, last sync, risk.
+    Status {
+        /// Hours of history to show.
+        #[arg(long, default_value_t = 24)]
+        hours: u64,
+    },
+    /// Sync with the server and match now.
+    Check,
+    /// After a positive test: upload the last 14 days of keys with the health
+    /// authority's verification code (sealed, so only the server can read them).
+    Report {
+        /// The verification code.
+        #[arg(long)]
+        code: String,
+    },
+    /// Local demo: a kith-server and three simulated agents (two near, one far).
+    Demo(crate::demo::DemoArgs),
+}
+
+/// How `run` listens and talks.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The radio: BlueZ hardware or the simulated loopback ether.
+    #[arg(long, value_enum)]
+    pub radio: Option<RadioKind>,
+    /// BlueZ adapter, e.g. hci0.
+    #[arg(long)]
+    pub adapter: Option<String>,
+    /// Demo pace: 2-second scans every 4–6 s, sync every 10 s.
+    #[arg(long)]
+    pub fast: bool,
+    /// Simulated radio: position in metres, `x,y`.
+    #[arg(long, value_parser = parse_position, allow_hyphen_values = true)]
+    pub position: Option<[f32; 2]>,
+    /// Simulated radio: the shared ether directory.
+    #[arg(long)]
+    pub ether: Option<PathBuf>,
+    /// Command run on a new exposure (via `sh -c`).
+    #[arg(long)]
+    pub exposure_command: Option<String>,
+}
+
+fn parse_position(text: &str) -> std::result::Result<[f32; 2], String> {
+    let (x, y) = text
+        .split_once(',')
+        .ok_or_else(|| format!("position {text:?}: expected x,y in metres, e.g. 1.5,0"))?;
+    let parse = |v: &str| {
+        v.trim()
+            .parse::<f32>()
+            .ok()
+            .filter(|v| v.is_finite())
+            .ok_or_else(|| format!("position {text:?}: {v:?} is not a number"))
+    };
+    Ok([parse(x)?, parse(y)?])
+}
+
+impl Global {
+    /// The configuration file with these flags on top.
+    pub fn config(&self) -> Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        if let Some(dir) = &self.data_dir {
+            config.data_dir = dir.clone();
+        }
+        if let Some(server) = &self.server {
+            config.server = Some(server.clone());
+        }
+        Ok(config)
+    }
+}
+
+/// Runs one command.
+pub async fn main(cli: Cli) -> Result<()> {
+    init_logging();
+    let mut config = cli.global.config()?;
+    let json = cli.global.json;
+    let clock = SystemClock::shifted(cli.global.clock_offset_seconds);
+    match cli.command {
+        Command::Run(args) => {
+            if let Some(radio) = args.radio {
+                config.radio = radio;
+            }
+            if args.adapter.is_some() {
+                config.adapter = args.adapter;
+            }
+            config.fast |= args.fast;
+            if let Some(position) = args.position {
+                config.sim.position = position;
+            }
+            if let Some(ether) = args.ether {
+                config.sim.ether = ether;
+            }
+            if args.exposure_command.is_some() {
+                config.exposure_command = args.exposure_command;
+            }
+            run(config, clock).await
+        }
+        Command::Status { hours } => {
+            let agent = Agent::open(config, clock)?;
+            print(&agent.status(hours)?, json)
+        }
+        Command::Check => {
+            let mut agent = Agent::open(config, clock)?;
+            let outcome = agent.sync().await?;
+            print(&outcome, json)
+        }
+        Command::Report { code } => {
+            let mut agent = Agent::open(config, clock)?;
+            let outcome = agent.report(&code).await?;
+            print(&outcome, json)
+        }
+        Command::Demo(args) => crate::demo::run(args).await,
+    }
+}
+
+async fn run(config: Config, clock: SystemClock) -> Result<()> {
+    let radio_kind = config.radio;
+    let tx = config.tx_power;
+    let sim = config.sim.clone();
+    let adapter = config.adapter.clone();
+    let mut agent = Agent::open(config, clock)?;
+    match radio_kind {
+        RadioKind::Sim => {
+            let mut radio = SimRadio::join(sim, tx).await?;
+            agent.run(&mut radio, None, shutdown()).await
+        }
+        RadioKind::Bluez => {
+            let mut radio = BluezRadio::open(adapter.as_deref()).await?;
+            tracing::info!(adapter = radio.adapter_name(), "BlueZ radio ready");
+            agent.run(&mut radio, None, shutdown()).await
+        }
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("stopping");
+}
+
+fn print<T: Serialize + std::fmt::Display>(value: &T, json: bool) -> Result<()> {
+    if json {
+        let text = serde_json::to_string_pretty(value).map_err(|e| Error::Config(e.to_string()))?;
+        println!("{text}");
+    } else {
+        print!("{value}");
+    }
+    Ok(())
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KITH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

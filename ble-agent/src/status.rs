@@ -1,0 +1,182 @@
+//! `kith-agent status`: what the device holds and did, as a self-check.
+
+use std::collections::{BTreeMap, HashSet};
+
+use kith_core::ExposureEngine;
+use kith_core::store::{SqliteStore, Store};
+use serde::Serialize;
+
+use crate::agent::{BEACONS_PER_HOUR, SyncOutcome, last_sync};
+use crate::error::Result;
+
+/// The agent's state, as `status` prints it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Status {
+    /// Own daily keys stored (one per day, 14 days at most).
+    pub keys: usize,
+    /// Sightings stored.
+    pub sightings: usize,
+    /// Per hour, oldest first: beacons sent and distinct RPIs heard.
+    pub hours: Vec<Hour>,
+    /// The last sync, if any.
+    pub last_sync: Option<SyncOutcome>,
+    /// The current risk.
+    pub risk: Risk,
+}
+
+/// One hour of radio activity.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Hour {
+    /// Start of the hour, `YYYY-MM-DD HH:00` UTC.
+    pub hour: String,
+    /// Beacons this device put on the air.
+    pub beacons_sent: u64,
+    /// Distinct RPIs heard (other devices nearby, roughly, times their rotations).
+    pub distinct_rpis_heard: usize,
+}
+
+/// The exposure risk now.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Risk {
+    /// 1 = most severe classification reached; `None` below every threshold.
+    pub risk_level: Option<u8>,
+    /// The days (YYYY-MM-DD) at that level.
+    pub days: Vec<String>,
+    /// Exposure windows scored.
+    pub exposure_windows: usize,
+    /// Per day with a scored window: the day and its summed score.
+    pub daily_scores: Vec<(String, f64)>,
+}
+
+/// The hourly beacon counts the agent keeps in the store.
+pub(crate) fn beacons_per_hour(engine: &ExposureEngine<SqliteStore>) -> Result<BTreeMap<u64, u64>> {
+    Ok(engine
+        .store()
+        .setting(BEACONS_PER_HOUR)?
+        .and_then(|json| serde_json::from_str(&json).ok())
+        .unwrap_or_default())
+}
+
+/// The status at `now` (Unix seconds), with the last `hours` hours.
+pub(crate) fn status(engine: &ExposureEngine<SqliteStore>, now: u64, hours: u64) -> Result<Status> {
+    let store = engine.store();
+    let sightings = store.sightings()?;
+    let this_hour = now / 3600;
+    let first = this_hour.saturating_sub(hours.saturating_sub(1));
+    let mut heard: BTreeMap<u64, HashSet<[u8; 16]>> = BTreeMap::new();
+    for s in &sightings {
+        let hour = s.time / 3600;
+        if hour >= first {
+            heard
+                .entry(hour)
+                .or_default()
+                .insert(s.beacon().rpi().to_bytes());
+        }
+    }
+    let sent = beacons_per_hour(engine)?;
+    let hours = (first..=this_hour)
+        .map(|h| Hour {
+            hour: format!("{} {:02}:00", date((h / 24) as u32), h % 24),
+            beacons_sent: sent.get(&h).copied().unwrap_or(0),
+            distinct_rpis_heard: heard.get(&h).map_or(0, HashSet::len),
+        })
+        .collect();
+    let summary = engine.exposure_summary(now)?;
+    Ok(Status {
+        keys: store.own_keys()?.len(),
+        sightings: sightings.len(),
+        hours,
+        last_sync: last_sync(engine)?,
+        risk: Risk {
+            risk_level: summary.risk_level,
+            days: summary.days.iter().map(|d| date(*d)).collect(),
+            exposure_windows: summary.windows.len(),
+            daily_scores: summary
+                .daily_summaries
+                .iter()
+                .map(|d| (date(d.day), d.summary.score_sum))
+                .collect(),
+        },
+    })
+}
+
+/// `YYYY-MM-DD` of a day number since 1970-01-01 (proleptic Gregorian, as GAEN counts).
+pub fn date(day: u32) -> String {
+    // Howard Hinnant's civil_from_days.
+    let z = i64::from(day) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "keys: {} daily keys; {} sightings stored",
+            self.keys, self.sightings
+        )?;
+        writeln!(f, "hour (UTC)         beacons sent   distinct RPIs heard")?;
+        for h in &self.hours {
+            writeln!(
+                f,
+                "{}   {:>12}   {:>19}",
+                h.hour, h.beacons_sent, h.distinct_rpis_heard
+            )?;
+        }
+        match &self.last_sync {
+            Some(s) => writeln!(
+                f,
+                "last sync: {} UTC, {} files listed, {} new, {} failed, {} new exposures",
+                date_time(s.at),
+                s.files_listed,
+                s.files_new,
+                s.files_failed.len(),
+                s.new_exposures
+            )?,
+            None => writeln!(f, "last sync: never")?,
+        }
+        match self.risk.risk_level {
+            Some(level) => writeln!(f, "risk: level {level} on {}", self.risk.days.join(", "))?,
+            None => writeln!(
+                f,
+                "risk: none ({} exposure windows below the threshold)",
+                self.risk.exposure_windows
+            )?,
+        }
+        for (day, score) in &self.risk.daily_scores {
+            writeln!(f, "  {day}: score {score:.0}")?;
+        }
+        Ok(())
+    }
+}
+
+/// `YYYY-MM-DD HH:MM` of Unix seconds.
+pub fn date_time(unix: u64) -> String {
+    format!(
+        "{} {:02}:{:02}",
+        date((unix / 86_400) as u32),
+        unix % 86_400 / 3600,
+        unix % 3600 / 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_follow_the_calendar() {
+        assert_eq!(date(0), "1970-01-01");
+        assert_eq!(date(18_262), "2020-01-01");
+        assert_eq!(date(18_321), "2020-02-29");
+        assert_eq!(date(20_423), "2025-12-01");
+        assert_eq!(date_time(1_764_590_400 + 3_723), "2025-12-01 13:02");
+    }
+}

@@ -1,0 +1,257 @@
+//! The batch table and what goes with it: cutting windows, leases, stored padding, the files
+//! of completed batches. Every state change is one SQLite transaction.
+//!
+//! ```text
+//!  (no row) ──cut──▶ open ──lease──▶ pending (lease_id, lease_expires) ──finish──▶ complete
+//!                                     └── lease expired: another batcher may lease it again
+//! ```
+
+use kith_core::{DaysSinceOnset, DiagnosisKey, KeyValidity, ReportType, RollingPeriod};
+use kith_core::{IntervalNumber, TemporaryExposureKey};
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+
+use super::window::{Window, Windowing};
+use crate::clock::UnixSeconds;
+use crate::error::{AppError, Result};
+
+/// Identifies one batcher's hold on a batch.
+pub type LeaseId = [u8; 16];
+
+/// Inserts an open batch for every window that is old enough and not cut yet. The first
+/// window holds the oldest key's arrival (every later key is released no earlier).
+/// Returns how many were cut.
+pub fn cut_windows(
+    conn: &mut Connection,
+    windowing: &Windowing,
+    now: UnixSeconds,
+) -> Result<usize> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let last_end: Option<u64> =
+        tx.query_row("SELECT max(end_time) FROM export_batches", [], |r| r.get(0))?;
+    let first = match last_end {
+        Some(end) => end,
+        None => {
+            let oldest: Option<u64> =
+                tx.query_row("SELECT min(received_at) FROM diagnosis_keys", [], |r| {
+                    r.get(0)
+                })?;
+            let Some(oldest) = oldest else { return Ok(0) };
+            oldest
+        }
+    };
+    let mut cut = 0;
+    {
+        let mut insert = tx.prepare(
+            "INSERT INTO export_batches (start_time, end_time, status) VALUES (?1, ?2, 'open')",
+        )?;
+        for window in windowing.ready(UnixSeconds::new(first), now) {
+            insert.execute(params![window.start.get(), window.end.get()])?;
+            cut += 1;
+        }
+    }
+    tx.commit()?;
+    Ok(cut)
+}
+
+/// Takes the oldest batch that is open, or pending with an expired lease.
+pub fn lease(
+    conn: &mut Connection,
+    lease_id: &LeaseId,
+    now: UnixSeconds,
+    lease_seconds: u64,
+) -> Result<Option<Window>> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let window = tx
+        .query_row(
+            "UPDATE export_batches SET status = 'pending', lease_id = ?1, lease_expires = ?2
+             WHERE start_time = (
+                 SELECT start_time FROM export_batches
+                 WHERE status = 'open' OR (status = 'pending' AND lease_expires <= ?3)
+                 ORDER BY start_time LIMIT 1)
+             RETURNING start_time, end_time",
+            params![
+                lease_id.as_slice(),
+                now.plus(lease_seconds).get(),
+                now.get()
+            ],
+            |r| {
+                Ok(Window {
+                    start: UnixSeconds::new(r.get(0)?),
+                    end: UnixSeconds::new(r.get(1)?),
+                })
+            },
+        )
+        .optional()?;
+    tx.commit()?;
+    Ok(window)
+}
+
+/// Whether `lease_id` still holds the batch starting at `start`.
+fn holds(conn: &Connection, start: UnixSeconds, lease_id: &LeaseId) -> Result<bool> {
+    Ok(conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM export_batches
+         WHERE start_time = ?1 AND status = 'pending' AND lease_id = ?2)",
+        params![start.get(), lease_id.as_slice()],
+        |r| r.get(0),
+    )?)
+}
+
+/// The keys released in `window`, in the table's (random) order.
+pub fn released_keys(conn: &Connection, window: Window) -> Result<Vec<DiagnosisKey>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT key_data, rolling_start, rolling_period, transmission_risk, report_type,
+                days_since_onset
+         FROM diagnosis_keys WHERE embargo_until >= ?1 AND embargo_until < ?2 ORDER BY rowid",
+    )?;
+    let rows = stmt.query_map(params![window.start.get(), window.end.get()], key_columns)?;
+    rows.map(|row| row?).collect()
+}
+
+/// The padding stored for the batch starting at `start` (empty if none was stored).
+pub fn stored_padding(conn: &Connection, start: UnixSeconds) -> Result<Vec<DiagnosisKey>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT key_data, rolling_start, rolling_period, transmission_risk, report_type,
+                days_since_onset
+         FROM export_padding WHERE batch_start = ?1 ORDER BY rowid",
+    )?;
+    let rows = stmt.query_map([start.get()], key_columns)?;
+    rows.map(|row| row?).collect()
+}
+
+/// Stores `padding` for the batch unless padding is stored already; returns the batch's
+/// padding (ours, or the one stored first), or `None` when another batcher has taken the
+/// batch.
+pub fn store_padding(
+    conn: &mut Connection,
+    start: UnixSeconds,
+    lease_id: &LeaseId,
+    padding: Vec<DiagnosisKey>,
+) -> Result<Option<Vec<DiagnosisKey>>> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if !holds(&tx, start, lease_id)? {
+        return Ok(None);
+    }
+    let stored = stored_padding(&tx, start)?;
+    if !stored.is_empty() {
+        return Ok(Some(stored));
+    }
+    {
+        let mut insert = tx.prepare(
+            "INSERT INTO export_padding (batch_start, key_data, rolling_start, rolling_period,
+                 transmission_risk, report_type, days_since_onset)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        for key in &padding {
+            let validity = key.tek.validity();
+            insert.execute(params![
+                start.get(),
+                key.tek.expose_secret().as_slice(),
+                validity.start().get(),
+                validity.period().get(),
+                key.transmission_risk_level,
+                key.report_type as i32,
+                key.days_since_onset.map(|d| d.get()),
+            ])?;
+        }
+    }
+    tx.commit()?;
+    Ok(Some(padding))
+}
+
+/// A file written for a batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileRecord {
+    /// Path relative to the data directory.
+    pub name: String,
+    /// Real keys in it.
+    pub real_keys: usize,
+    /// Padding keys in it.
+    pub padding_keys: usize,
+    /// Its size.
+    pub bytes: u64,
+    /// SHA-256 of its bytes.
+    pub sha256: [u8; 32],
+}
+
+/// Records the batch's files and marks it complete, if `lease_id` still holds it; returns
+/// `false` when it does not (the holder finishes the batch, with the same files).
+pub fn finish(
+    conn: &mut Connection,
+    window: Window,
+    lease_id: &LeaseId,
+    files: &[FileRecord],
+    now: UnixSeconds,
+) -> Result<bool> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if !holds(&tx, window.start, lease_id)? {
+        return Ok(false);
+    }
+    {
+        let mut insert = tx.prepare(
+            "INSERT OR IGNORE INTO export_files (name, batch_start, batch_end, real_keys,
+                 padding_keys, bytes, sha256, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?;
+        for file in files {
+            insert.execute(params![
+                file.name,
+                window.start.get(),
+                window.end.get(),
+                file.real_keys as u64,
+                file.padding_keys as u64,
+                file.bytes,
+                file.sha256.as_slice(),
+                now.get(),
+            ])?;
+        }
+    }
+    tx.execute(
+        "UPDATE export_batches SET status = 'complete', lease_id = NULL, lease_expires = NULL
+         WHERE start_time = ?1",
+        [window.start.get()],
+    )?;
+    tx.commit()?;
+    Ok(true)
+}
+
+/// The names of the files in the index: not expired, oldest window first.
+pub fn indexed_files(conn: &Connection) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT name FROM export_files WHERE expired_at IS NULL ORDER BY batch_start, name",
+    )?;
+    let names = stmt.query_map([], |r| r.get(0))?;
+    Ok(names.collect::<rusqlite::Result<_>>()?)
+}
+
+fn key_columns(row: &Row<'_>) -> rusqlite::Result<Result<DiagnosisKey>> {
+    let bytes: Vec<u8> = row.get(0)?;
+    let start: u32 = row.get(1)?;
+    let period: u32 = row.get(2)?;
+    let risk: Option<u8> = row.get(3)?;
+    let report_type: i32 = row.get(4)?;
+    let onset: Option<i32> = row.get(5)?;
+    Ok(decode_key(&bytes, start, period, risk, report_type, onset))
+}
+
+fn decode_key(
+    bytes: &[u8],
+    start: u32,
+    period: u32,
+    risk: Option<u8>,
+    report_type: i32,
+    onset: Option<i32>,
+) -> Result<DiagnosisKey> {
+    let corrupt = |what: &str| AppError::Corrupt(format!("stored key has an invalid {what}"));
+    let period = RollingPeriod::new(period).map_err(|_| corrupt("rolling period"))?;
+    let validity =
+        KeyValidity::new(IntervalNumber::new(start), period).map_err(|_| corrupt("validity"))?;
+    Ok(DiagnosisKey {
+        tek: TemporaryExposureKey::from_slice(bytes, validity).map_err(|_| corrupt("key"))?,
+        report_type: ReportType::try_from(report_type).map_err(|_| corrupt("report type"))?,
+        days_since_onset: onset
+            .map(DaysSinceOnset::new)
+            .transpose()
+            .map_err(|_| corrupt("days since onset"))?,
+        transmission_risk_level: risk,
+    })
+}

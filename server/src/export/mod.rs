@@ -1,0 +1,177 @@
+//! The export batcher: published keys out into signed GAEN files, each key exactly once.
+//!
+//! Keys carry a release time (`embargo_until`: their arrival, or the end of their validity
+//! when they were still in use). Time is cut into contiguous, non-overlapping windows of
+//! release times ([`window`]), each only once it ended `min_age` ago, so no key can still
+//! land in it. A window becomes a batch that batchers lease ([`batches`]): open → pending
+//! with an expiry → complete, each step one transaction. A batch's files have
+//! deterministic names, its padding is stored before any file is written, signing is
+//! deterministic and the zip carries fixed times, so a batch exported twice (two batchers,
+//! or one killed and restarted) gives byte-identical files: no key is exported twice or
+//! skipped, and an ETag never changes.
+
+pub mod batches;
+pub mod files;
+pub mod padding;
+pub mod serving;
+pub mod window;
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use kith_core::{ExportBatch, write_export};
+use rand_core::{OsRng, RngCore};
+use rusqlite::Connection;
+use sha2::{Digest, Sha256};
+
+use crate::clock::UnixSeconds;
+use crate::config::ExportConfig;
+use crate::error::{AppError, Result};
+use crate::signing_keys::SigningKeys;
+use batches::{FileRecord, LeaseId};
+use padding::PaddingRule;
+use window::{Window, Windowing};
+
+/// How batches are cut and files made.
+#[derive(Clone, Debug)]
+pub struct ExportSettings {
+    /// Window length and minimum age.
+    pub windowing: Windowing,
+    /// Padding of small batches.
+    pub padding: PaddingRule,
+    /// Most keys in one file; bigger batches are split.
+    pub max_keys_per_file: usize,
+    /// The region written into every file.
+    pub region: String,
+    /// How long a batcher may hold a batch before another may take it over.
+    pub lease_seconds: u64,
+}
+
+impl From<&ExportConfig> for ExportSettings {
+    fn from(config: &ExportConfig) -> Self {
+        Self {
+            windowing: Windowing::new(config.period_seconds, config.min_age_seconds)
+                .unwrap_or_else(|e| unreachable!("the period is checked when parsed: {e}")),
+            padding: PaddingRule {
+                minimum: config.min_keys,
+                range: config.padding_range,
+            },
+            max_keys_per_file: config.max_keys_per_file as usize,
+            region: config.region.clone(),
+            lease_seconds: config.lease_seconds,
+        }
+    }
+}
+
+/// What one pass of the batcher did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExportRun {
+    /// Windows newly cut into batches.
+    pub cut: usize,
+    /// Batches this pass completed.
+    pub completed: usize,
+    /// Batches another batcher took over while this one worked on them.
+    pub lost: usize,
+    /// Files written.
+    pub files: Vec<FileRecord>,
+}
+
+/// One pass: cuts the windows that are ready, exports every batch it can lease, and
+/// rewrites the index. Safe to run in several processes at once.
+pub fn run_once(
+    conn: &mut Connection,
+    data_dir: &Path,
+    settings: &ExportSettings,
+    keys: &SigningKeys,
+    now: UnixSeconds,
+) -> Result<ExportRun> {
+    let mut run = ExportRun {
+        cut: batches::cut_windows(conn, &settings.windowing, now)?,
+        ..ExportRun::default()
+    };
+    let mut lease_id: LeaseId = [0; 16];
+    OsRng.fill_bytes(&mut lease_id);
+    while let Some(window) = batches::lease(conn, &lease_id, now, settings.lease_seconds)? {
+        match export_batch(conn, data_dir, settings, keys, window, &lease_id, now)? {
+            Some(files) => {
+                run.completed += 1;
+                run.files.extend(files);
+            }
+            None => run.lost += 1,
+        }
+    }
+    files::write_index(conn, data_dir)?;
+    Ok(run)
+}
+
+/// Writes the files of one leased batch and completes it; `None` if the lease was lost.
+fn export_batch(
+    conn: &mut Connection,
+    data_dir: &Path,
+    settings: &ExportSettings,
+    keys: &SigningKeys,
+    window: Window,
+    lease_id: &LeaseId,
+    now: UnixSeconds,
+) -> Result<Option<Vec<FileRecord>>> {
+    let mut real = batches::released_keys(conn, window)?;
+    // A key published twice (with two codes) goes out once.
+    real.sort_by_key(|key| *key.tek.expose_secret());
+    real.dedup_by_key(|key| *key.tek.expose_secret());
+
+    let mut padding = batches::stored_padding(conn, window.start)?;
+    if padding.is_empty() {
+        let fresh = settings.padding.padding(&real, &mut OsRng);
+        if !fresh.is_empty() {
+            match batches::store_padding(conn, window.start, lease_id, fresh)? {
+                Some(stored) => padding = stored,
+                None => return Ok(None),
+            }
+        }
+    }
+
+    let signers = keys.signers(now);
+    if signers.is_empty() {
+        return Err(AppError::BadFile {
+            path: "signing_keys".into(),
+            reason: "no signing key is active: rotate one in (kith-server keys rotate)".into(),
+        });
+    }
+    let fakes: HashSet<[u8; 16]> = padding.iter().map(|key| *key.tek.expose_secret()).collect();
+    let mut all = real;
+    all.extend(padding);
+    all.sort_by_key(|key| *key.tek.expose_secret());
+
+    let mut records = Vec::new();
+    for (i, chunk) in all.chunks(settings.max_keys_per_file.max(1)).enumerate() {
+        let padding_keys = chunk
+            .iter()
+            .filter(|key| fakes.contains(key.tek.expose_secret()))
+            .count();
+        let zip = write_export(
+            &ExportBatch {
+                region: &settings.region,
+                start_timestamp: window.start.get(),
+                end_timestamp: window.end.get(),
+                keys: chunk,
+                revised_keys: &[],
+            },
+            &signers,
+        )
+        .map_err(|e| AppError::Corrupt(format!("cannot write an export: {e}")))?;
+        let name = files::file_name(window, i + 1);
+        files::write_atomically(data_dir, &name, &zip)?;
+        records.push(FileRecord {
+            name,
+            real_keys: chunk.len() - padding_keys,
+            padding_keys,
+            bytes: zip.len() as u64,
+            sha256: Sha256::digest(&zip).into(),
+        });
+    }
+    if batches::finish(conn, window, lease_id, &records, now)? {
+        Ok(Some(records))
+    } else {
+        Ok(None)
+    }
+}

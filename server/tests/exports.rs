@@ -1,0 +1,502 @@
+//! Export files as devices and operators meet them: the batcher's files through
+//! `/v1/exports/…` and on disk, verified with `/v1/config`'s keys by kith-core's reader,
+//! by `openssl` and by a core-based device; caching headers; rotation; retention on a
+//! manual clock; and, with the real binary, two batchers at once and SIGKILL mid-batch.
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use axum::http::Method;
+use common::*;
+use kith_core::store::MemoryStore;
+use kith_core::{
+    BluetoothMetadata, ExportFile, ExportLimits, ExposureEngine, IntervalNumber, Sighting,
+    TemporaryExposureKey, TrustedKeys, VerifiedExport, VerifyingKey,
+};
+use kith_server::UnixSeconds;
+use serde_json::Value;
+
+const DAY: u64 = 86_400;
+
+/// A server that pads to 50 + random(0..=10) keys.
+fn padded_server() -> TestServer {
+    TestServer::with_config(|config| {
+        config.export.min_keys = 50;
+        config.export.padding_range = 10;
+    })
+}
+
+/// Publishes `uploads` uploads of `keys` keys each (today's first); returns the key bytes.
+async fn publish(server: &TestServer, uploads: usize, keys: usize) -> Vec<[u8; 16]> {
+    let mut all = Vec::new();
+    for code in issue_many(server, &server.admin_key, uploads as u32).await {
+        let batch: Vec<[u8; 16]> = (0..keys).map(|_| random_key()).collect();
+        let (status, body, _) = publish_json(server, &publish_doc(server, &code, &batch)).await;
+        assert_eq!(status, 200, "{body}");
+        all.extend(batch);
+    }
+    all
+}
+
+/// The keys `/v1/config` lists, as a device would trust them.
+async fn trusted(server: &TestServer) -> (TrustedKeys, Vec<Value>) {
+    let config = get_json(server, "/v1/config").await;
+    let listed = config["exportVerificationKeys"].as_array().unwrap().clone();
+    let mut trusted = TrustedKeys::new();
+    for key in &listed {
+        trusted.insert(
+            key["keyId"].as_str().unwrap(),
+            key["keyVersion"].as_str().unwrap(),
+            VerifyingKey::from_public_key_pem(key["publicKeyPem"].as_str().unwrap()).unwrap(),
+        );
+    }
+    (trusted, listed)
+}
+
+async fn index(server: &TestServer) -> Vec<String> {
+    let reply = server.send(get("/v1/exports/index.txt")).await;
+    assert_eq!(reply.status, 200);
+    reply.text().lines().map(str::to_owned).collect()
+}
+
+async fn download(server: &TestServer, name: &str) -> Vec<u8> {
+    let reply = server.send(get(&format!("/{name}"))).await;
+    assert_eq!(reply.status, 200, "{name}");
+    reply.body
+}
+
+fn verified(zip: &[u8], trusted: &TrustedKeys) -> VerifiedExport {
+    ExportFile::parse(zip, &ExportLimits::default())
+        .unwrap()
+        .verify(trusted)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn published_keys_come_out_once_signed_padded_and_cacheable() {
+    let server = padded_server();
+    let published = publish(&server, 3, 5).await;
+    assert!(index(&server).await.is_empty(), "nothing exported yet");
+    // Today's keys are released at the end of the day: two days on, every window is ready.
+    server.clock.advance(2 * DAY);
+    let pass = server.server.export_pass().unwrap();
+    assert_eq!(pass.export.lost, 0);
+
+    let names = index(&server).await;
+    assert_eq!(
+        names.len(),
+        2,
+        "one batch of past days' keys, one of today's"
+    );
+    assert!(
+        names.windows(2).all(|pair| pair[0] < pair[1]),
+        "oldest first"
+    );
+    let (trusted, _) = trusted(&server).await;
+    let mut real = Vec::new();
+    for name in &names {
+        let zip = download(&server, name).await;
+        assert_eq!(
+            std::fs::read(server.dir.path().join(name)).unwrap(),
+            zip,
+            "the data directory holds the file at the path of its URL"
+        );
+        let export = verified(&zip, &trusted);
+        let keys: Vec<[u8; 16]> = export
+            .keys()
+            .map(|k| *k.unwrap().tek.expose_secret())
+            .collect();
+        assert!((50..=60).contains(&keys.len()), "padded: {}", keys.len());
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted, "sorted by key bytes");
+        real.extend(keys.into_iter().filter(|k| published.contains(k)));
+    }
+    real.sort();
+    let mut expected = published.clone();
+    expected.sort();
+    assert_eq!(real, expected, "every published key exactly once");
+
+    // Another pass changes nothing.
+    let again = server.server.export_pass().unwrap();
+    assert!(again.export.files.is_empty());
+    assert_eq!(index(&server).await, names);
+}
+
+#[tokio::test]
+async fn zips_are_immutable_with_etags_ranges_and_head() {
+    let server = padded_server();
+    publish(&server, 1, 3).await;
+    server.clock.advance(2 * DAY);
+    server.server.export_pass().unwrap();
+    let name = index(&server).await.remove(0);
+    let path = format!("/{name}");
+
+    let full = server.send(get(&path)).await;
+    let etag = full.headers["etag"].to_str().unwrap().to_owned();
+    assert!(
+        etag.starts_with('"') && etag.len() > 10,
+        "strong ETag {etag}"
+    );
+    assert_eq!(full.headers["content-type"], "application/zip");
+    assert_eq!(
+        full.headers["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    assert_eq!(full.headers["accept-ranges"], "bytes");
+
+    let mut conditional = get(&path);
+    conditional
+        .headers_mut()
+        .insert("if-none-match", etag.parse().unwrap());
+    let not_modified = server.send(conditional).await;
+    assert_eq!(not_modified.status, 304);
+    assert!(not_modified.body.is_empty());
+    assert_eq!(not_modified.headers["etag"].to_str().unwrap(), etag);
+
+    let head = server
+        .send(request(Method::HEAD, &path, None, Vec::new()))
+        .await;
+    assert_eq!(head.status, 200);
+    assert_eq!(
+        head.headers["content-length"].to_str().unwrap(),
+        full.body.len().to_string()
+    );
+
+    let ranged = |range: &str| {
+        let mut request = get(&path);
+        request
+            .headers_mut()
+            .insert("range", range.parse().unwrap());
+        request
+    };
+    let part = server.send(ranged("bytes=10-29")).await;
+    assert_eq!(part.status, 206);
+    assert_eq!(part.body, full.body[10..30]);
+    assert_eq!(
+        part.headers["content-range"].to_str().unwrap(),
+        format!("bytes 10-29/{}", full.body.len())
+    );
+    let tail = server.send(ranged("bytes=-7")).await;
+    assert_eq!(tail.body, full.body[full.body.len() - 7..]);
+    let past = server.send(ranged("bytes=99999999-")).await;
+    assert_eq!(past.status, 416);
+
+    let index_reply = server.send(get("/v1/exports/index.txt")).await;
+    assert_eq!(index_reply.headers["cache-control"], "public, max-age=60");
+    assert!(
+        index_reply.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    for missing in [
+        "/v1/exports/1-2-00001.zip",
+        "/v1/exports/..%2Fkith.sqlite3",
+        "/v1/exports/export-signing-key.pem",
+    ] {
+        assert_eq!(server.send(get(missing)).await.status, 404, "{missing}");
+    }
+}
+
+#[tokio::test]
+async fn openssl_verifies_a_file_with_the_key_from_v1_config() {
+    if which("openssl").is_none() {
+        return kith_test_support::skip("openssl not found (apt-get install openssl)");
+    }
+    let server = padded_server();
+    publish(&server, 1, 3).await;
+    server.clock.advance(2 * DAY);
+    server.server.export_pass().unwrap();
+    let name = index(&server).await.remove(0);
+    let zip = download(&server, &name).await;
+    let (_, listed) = trusted(&server).await;
+
+    let file = ExportFile::parse(&zip, &ExportLimits::default()).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let write = |name: &str, bytes: &[u8]| {
+        let path = work.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    };
+    let bin = write("export.bin", file.export_bin());
+    let sig = write("signature.der", file.signatures()[0].der());
+    let key = write(
+        "key.pem",
+        listed[0]["publicKeyPem"].as_str().unwrap().as_bytes(),
+    );
+    let output = Command::new("openssl")
+        .args(["dgst", "-sha256", "-verify"])
+        .arg(&key)
+        .arg("-signature")
+        .arg(&sig)
+        .arg(&bin)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "Verified OK"
+    );
+}
+
+fn which(program: &str) -> Option<std::path::PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(program))
+        .find(|path| path.is_file())
+}
+
+#[tokio::test]
+async fn a_core_device_syncs_the_index_and_finds_the_key_it_met() {
+    let server = padded_server();
+    let published = publish(&server, 2, 4).await;
+    // The device heard yesterday's key of the first upload for 30 minutes at noon.
+    let met = TemporaryExposureKey::from_bytes(
+        published[1],
+        kith_core::KeyValidity::day_of(IntervalNumber::new(today_start(&server) - 144)),
+    );
+    let noon = met.validity().start().get() + 72;
+    let metadata = BluetoothMetadata::parse([0x40, 0x08, 0, 0]).unwrap();
+    let mut device = ExposureEngine::new(MemoryStore::new()).unwrap();
+    for (i, interval) in (noon..noon + 3).enumerate() {
+        let beacon = met.beacon(IntervalNumber::new(interval), metadata);
+        for minute in 0..10 {
+            device
+                .record_sighting(Sighting {
+                    rpi: beacon.rpi(),
+                    aem: beacon.aem(),
+                    rssi: -60,
+                    time: u64::from(interval) * 600 + minute * 60,
+                    scan_id: (i * 10) as u64 + minute,
+                })
+                .unwrap();
+        }
+    }
+
+    server.clock.advance(2 * DAY);
+    server.server.export_pass().unwrap();
+    let (trusted, _) = trusted(&server).await;
+    let now = server.now().get();
+    let mut matched = 0;
+    for name in index(&server).await {
+        let zip = download(&server, &name).await;
+        matched += device
+            .ingest_export(&zip, &trusted, now)
+            .unwrap()
+            .new_exposures;
+    }
+    assert_eq!(matched, 1, "the one key met, in one of the files");
+    // A second sync matches nothing again.
+    for name in index(&server).await {
+        let zip = download(&server, &name).await;
+        assert!(
+            device
+                .ingest_export(&zip, &trusted, now)
+                .unwrap()
+                .already_ingested
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_rotated_key_signs_beside_the_old_one_until_the_old_one_retires() {
+    let server = padded_server();
+    let state = server.server.state();
+    let (_, before) = trusted(&server).await;
+    assert_eq!(before.len(), 1);
+
+    let retire_at = server.now().plus(DAY);
+    let rotation =
+        kith_server::jobs::rotate_signing_key(&state.config, server.now(), Some(retire_at))
+            .unwrap();
+    assert_eq!(rotation.key_version, "v2");
+    publish(&server, 1, 2).await;
+    // Release times are rounded up to the hour: three hours on, the window is ready.
+    server.clock.advance(3 * 3600);
+    server.server.export_pass().unwrap();
+    let (both, listed) = trusted(&server).await;
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(listed[0]["notAfter"].is_string(), "the old key is retiring");
+    let name = index(&server).await.remove(0);
+    let zip = download(&server, &name).await;
+    let file = ExportFile::parse(&zip, &ExportLimits::default()).unwrap();
+    assert_eq!(file.signatures().len(), 2, "signed by both keys");
+    // A device that knows only one of the keys accepts the file.
+    for key in &listed {
+        let only = TrustedKeys::new().with(
+            key["keyId"].as_str().unwrap(),
+            key["keyVersion"].as_str().unwrap(),
+            VerifyingKey::from_public_key_pem(key["publicKeyPem"].as_str().unwrap()).unwrap(),
+        );
+        verified(&zip, &only);
+    }
+    drop(both);
+
+    // After the end time the old key neither signs nor is listed.
+    server.clock.advance(DAY);
+    publish(&server, 1, 2).await;
+    server.clock.advance(2 * DAY);
+    server.server.export_pass().unwrap();
+    let (_, after) = trusted(&server).await;
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0]["keyVersion"], "v2");
+    let newest = index(&server).await.pop().unwrap();
+    let file =
+        ExportFile::parse(&download(&server, &newest).await, &ExportLimits::default()).unwrap();
+    assert_eq!(file.signatures().len(), 1);
+    assert_eq!(file.signatures()[0].info().key_version(), "v2");
+}
+
+#[tokio::test]
+async fn retention_drops_files_from_the_index_before_deleting_them() {
+    let server = padded_server();
+    publish(&server, 2, 3).await;
+    server.clock.advance(2 * DAY);
+    server.server.export_pass().unwrap();
+    let names = index(&server).await;
+    assert_eq!(names.len(), 2);
+    assert_eq!(server.stored().count_keys().unwrap(), 6);
+
+    // 15 days after the keys' windows: out of the index, keys gone, files still served.
+    server.clock.advance(13 * DAY + 2 * 3600);
+    let pass = server.server.export_pass().unwrap();
+    assert_eq!(pass.retention.files_dropped, 2);
+    assert_eq!(pass.retention.keys_deleted, 6);
+    assert!(index(&server).await.is_empty());
+    assert_eq!(server.stored().count_keys().unwrap(), 0);
+    for name in &names {
+        download(&server, name).await; // a client with a cached index still finds it
+    }
+
+    // A day later (the delete delay) they are deleted.
+    server.clock.advance(DAY);
+    let pass = server.server.export_pass().unwrap();
+    assert_eq!(pass.retention.files_deleted, 2);
+    for name in &names {
+        assert_eq!(server.send(get(&format!("/{name}"))).await.status, 404);
+        assert!(!server.dir.path().join(name).exists());
+    }
+}
+
+/// Keys published at 36 different hours over three days, on a clock in the past; returns
+/// the data directory's keys.
+async fn three_days_of_keys(server: &TestServer) -> HashSet<[u8; 16]> {
+    server.clock.set(UnixSeconds::new(now_unix() - 3 * DAY));
+    for _ in 0..36 {
+        let code = issue_code(server, &server.admin_key).await;
+        // Past days' keys only: today's would be held back until the end of the day.
+        let keys: Vec<[u8; 16]> = (0..3).map(|_| random_key()).collect();
+        let doc = publish_doc_at(today_start(server) - 144, &code, &keys);
+        assert_eq!(publish_json(server, &doc).await.0, 200);
+        server.clock.advance(2 * 3600);
+    }
+    server.stored().all_key_bytes().unwrap()
+}
+
+fn export_once(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kith-server"));
+    command
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["--export-min-keys", "300", "--export-lease", "1"])
+        .args(["export", "--once"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// Every file of the index, read and verified: name → (bytes, keys).
+fn exported(dir: &Path, trusted: &TrustedKeys) -> BTreeMap<String, (Vec<u8>, Vec<[u8; 16]>)> {
+    let index = std::fs::read_to_string(dir.join("v1/exports/index.txt")).unwrap();
+    index
+        .lines()
+        .map(|name| {
+            let zip = std::fs::read(dir.join(name)).unwrap();
+            let keys = verified(&zip, trusted)
+                .keys()
+                .map(|k| *k.unwrap().tek.expose_secret())
+                .collect();
+            (name.to_owned(), (zip, keys))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn sigkill_mid_batch_and_two_batchers_at_once_export_each_key_exactly_once() {
+    let server = padded_server();
+    let published = three_days_of_keys(&server).await;
+    let (trusted, _) = trusted(&server).await;
+    let dir = server.dir.path().to_owned();
+    assert_eq!(published.len(), 108);
+
+    // Batchers killed at random points, leaving leases, padding and files half done.
+    for delay_ms in [5, 40, 80, 120, 160, 220, 300, 400] {
+        let mut child = export_once(&dir).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(1100)); // the killed leases expire
+    let racers: Vec<_> = (0..2).map(|_| export_once(&dir).spawn().unwrap()).collect();
+    for racer in racers {
+        let output = racer.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    let files = exported(&dir, &trusted);
+    assert!(files.len() >= 30, "{} files", files.len());
+    let mut seen = HashSet::new();
+    for (name, (_, keys)) in &files {
+        assert!((300..=400).contains(&keys.len()), "{name}: {}", keys.len());
+        for key in keys.iter().filter(|k| published.contains(*k)) {
+            assert!(seen.insert(*key), "{name} exports a key a second time");
+        }
+    }
+    assert_eq!(seen, published, "no key skipped");
+
+    // Exported again from scratch (as an operator regenerating files would), every file
+    // comes out byte for byte the same, so its ETag never changes.
+
+    let conn = rusqlite::Connection::open(dir.join("kith.sqlite3")).unwrap();
+    conn.execute_batch(
+        "UPDATE export_batches SET status = 'open', lease_id = NULL, lease_expires = NULL;
+         DELETE FROM export_files;",
+    )
+    .unwrap();
+    for name in files.keys() {
+        std::fs::remove_file(dir.join(name)).unwrap();
+    }
+    assert!(export_once(&dir).status().unwrap().success());
+    let again = exported(&dir, &trusted);
+    assert_eq!(
+        again.keys().collect::<Vec<_>>(),
+        files.keys().collect::<Vec<_>>()
+    );
+    for (name, (bytes, _)) in &files {
+        assert!(again[name].0 == *bytes, "{name} changed");
+    }
+}
+
+#[tokio::test]
+async fn export_once_refuses_a_directory_no_server_set_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = export_once(dir.path()).output().unwrap();
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("start kith-server on it once first"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
