@@ -7,10 +7,9 @@
 //! [`ExposureEngine::purge`] daily; upload [`ExposureEngine::keys_to_upload`] after a
 //! positive test.
 
-use kith_core::store::{SqliteStore, Store};
+use kith_core::store::{IngestReport, SqliteStore, Store};
 use kith_core::{
-    BeaconPayload, BluetoothMetadata, ExportFile, ExportLimits, ExposureEngine, IntervalNumber,
-    OsRng, Sighting, TrustedKeys,
+    BeaconPayload, BluetoothMetadata, ExposureEngine, IntervalNumber, OsRng, Sighting, TrustedKeys,
 };
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -28,6 +27,9 @@ use crate::status::{self, Status};
 const INDEX_ETAG: &str = "agent.index_etag";
 const INDEX: &str = "agent.index";
 const LAST_SYNC: &str = "agent.last_sync";
+/// Index entries already downloaded and ingested (core knows files by content hash; this
+/// saves downloading them again to find out).
+const FILES_DONE: &str = "agent.files_done";
 pub(crate) const BEACONS_PER_HOUR: &str = "agent.beacons_per_hour";
 
 /// Hours of beacon counts kept (as long as sightings).
@@ -219,14 +221,28 @@ impl<C: Clock> Agent<C> {
             files_listed: index.len(),
             ..SyncOutcome::default()
         };
+        let mut done: Vec<String> = self
+            .engine
+            .store()
+            .setting(FILES_DONE)?
+            .and_then(|json| serde_json::from_str(&json).ok())
+            .unwrap_or_default();
+        // Entries that left the index are forgotten, so the list stays as short as it.
+        done.retain(|name| index.contains(name));
         for name in &index {
-            if self.engine.store().is_file_processed(name)? {
+            if done.contains(name) {
                 continue;
             }
             match self.fetch_and_match(&server, name, &trusted, now).await {
-                Ok(new) => {
-                    outcome.files_new += 1;
-                    outcome.new_exposures += new;
+                Ok(report) => {
+                    if !report.already_ingested {
+                        outcome.files_new += 1;
+                    }
+                    outcome.new_exposures += report.new_exposures;
+                    done.push(name.clone());
+                    let json =
+                        serde_json::to_string(&done).map_err(|e| Error::Config(e.to_string()))?;
+                    self.engine.store_mut().set_setting(FILES_DONE, &json)?;
                 }
                 // The network failing ends this sync; the next one resumes.
                 Err(e @ Error::Server(_)) => return Err(e),
@@ -277,20 +293,18 @@ impl<C: Clock> Agent<C> {
         name: &str,
         trusted: &TrustedKeys,
         now: u64,
-    ) -> Result<usize> {
+    ) -> Result<IngestReport> {
         let Fetched::Body { bytes, .. } = server.export(name, None).await? else {
             return Err(Error::Server(format!(
                 "{name}: 304 to an unconditional request"
             )));
         };
-        let download = |source| Error::Download {
-            name: name.to_owned(),
-            source,
-        };
-        let verified = ExportFile::parse(&bytes, &ExportLimits::default())
-            .and_then(|file| file.verify(trusted))
-            .map_err(download)?;
-        Ok(self.engine.ingest_export(name, &verified, now)?)
+        self.engine
+            .ingest_export(&bytes, trusted, now)
+            .map_err(|source| Error::Download {
+                name: name.to_owned(),
+                source,
+            })
     }
 
     async fn notify(&self, outcome: &SyncOutcome) {
