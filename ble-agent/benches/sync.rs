@@ -154,14 +154,20 @@ async fn serve(zip: Vec<u8>) -> String {
                 async move { zip.to_vec() }
             }),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    // Served by its own runtime on its own thread: the caller's runtime is not driven
+    // while the measured child runs.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     std::thread::spawn(move || {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap()
-            .block_on(async { axum::serve(listener, app).await.unwrap() });
+            .block_on(async {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                axum::serve(listener, app).await.unwrap()
+            });
     });
     url
 }

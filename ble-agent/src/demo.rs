@@ -115,24 +115,30 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         return Err(Error::Server("alice's report failed (see above)".into()));
     }
 
-    say("the server cuts its export files");
-    let export = Command::new(&server_bin)
-        .args(["export", "--once", "--data-dir"])
-        .arg(dir.join("server"))
-        .status()
-        .await
-        .map_err(Error::io("running kith-server export --once"))?;
-    if !export.success() {
-        return Err(Error::Server(
-            "kith-server export --once failed (see above)".into(),
-        ));
-    }
-
-    say("waiting for bob's next sync (every 10 s in fast mode)");
+    say("the server cuts its export files once the minute of the upload has ended");
     let notified = dir.join("bob").join("notified");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(150);
     while !notified.exists() && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        let export = Command::new(&server_bin)
+            .args([
+                "--export-period",
+                "60",
+                "--export-min-age",
+                "5",
+                "--data-dir",
+            ])
+            .arg(dir.join("server"))
+            .args(["export", "--once"])
+            .stdout(Stdio::null())
+            .status()
+            .await
+            .map_err(Error::io("running kith-server export --once"))?;
+        if !export.success() {
+            return Err(Error::Server(
+                "kith-server export --once failed (see above)".into(),
+            ));
+        }
+        tokio::time::sleep(Duration::from_secs(10)).await;
     }
     // One more sync period, so carol has synced too.
     tokio::time::sleep(Duration::from_secs(11)).await;
@@ -164,7 +170,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         say("bob was notified; done");
         Ok(())
     } else {
-        Err(Error::Server("bob was not notified within a minute".into()))
+        Err(Error::Server("bob was not notified within 150 s".into()))
     }
 }
 

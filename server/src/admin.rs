@@ -71,9 +71,43 @@ pub struct IssuedCodes {
     pub expires_at_unix: u64,
 }
 
+/// A new case-worker account for the portal.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCaseWorker {
+    /// The name they log in with.
+    pub name: String,
+    /// Their password, at least 12 characters; stored as an Argon2id hash only.
+    pub password: String,
+}
+
 /// The routes of this resource.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(issue_codes))
+    OpenApiRouter::new()
+        .routes(routes!(issue_codes))
+        .routes(routes!(add_case_worker))
+}
+
+/// Create a case-worker account for the portal.
+#[utoipa::path(post, path = "/v1/admin/case-workers", tag = "health authority",
+    request_body = NewCaseWorker,
+    security(("admin_key" = [])),
+    responses(
+        (status = 201, description = "Account created"),
+        (status = 400, description = "Name taken, password too short, malformed", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin API key", body = ErrorBody),
+    ),
+)]
+async fn add_case_worker(
+    _admin: Admin,
+    State(state): State<AppState>,
+    Json(request): Json<NewCaseWorker>,
+) -> Result<axum::http::StatusCode> {
+    let accounts = state.accounts.clone();
+    tokio::task::spawn_blocking(move || accounts.add(&request.name, &request.password))
+        .await
+        .map_err(|_| AppError::Unavailable)??;
+    Ok(axum::http::StatusCode::CREATED)
 }
 
 /// Issue one-time verification codes.
@@ -105,6 +139,17 @@ async fn issue_codes(
         state.config.code_lifetime_seconds(),
     )?;
     let codes = state.writer.issue_codes(order).await?;
+    let accounts = state.accounts.clone();
+    let (hashes, now): (Vec<_>, _) = (
+        codes
+            .iter()
+            .map(|c| c.hash(&state.keyring.pepper))
+            .collect(),
+        state.clock.now(),
+    );
+    tokio::task::spawn_blocking(move || accounts.audit_issue("admin API", &hashes, now))
+        .await
+        .map_err(|_| AppError::Unavailable)??;
     Ok(axum::Json(IssuedCodes {
         codes: codes
             .iter()

@@ -54,6 +54,11 @@ pub struct Config {
     #[arg(long, env = "KITH_ADMIN_KEY_FILE")]
     pub admin_key_file: Option<PathBuf>,
 
+    /// The portal is served over HTTPS (behind a TLS proxy): its session cookie is
+    /// `__Host-kith_session` with `Secure`, and form origins must be `https://`.
+    #[arg(long, env = "KITH_PORTAL_SECURE_COOKIE")]
+    pub portal_secure_cookie: bool,
+
     /// Largest size of the database in MiB; beyond it publishes get 503 storage_full,
     /// as on a full disk. No limit but the disk's when not given.
     #[arg(long, env = "KITH_MAX_DATABASE_MIB",

@@ -71,9 +71,11 @@ pub fn page(status: StatusCode, body: &str) -> Response {
             "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
         ),
     );
+    // Not `no-referrer`: with it browsers send `Origin: null` on the page's own forms,
+    // which the portal's same-origin check must refuse.
     headers.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     response
 }

@@ -56,6 +56,7 @@
 //! `health`, `metrics`, `openapi`). Lower modules never import higher ones.
 #![forbid(unsafe_code)]
 
+mod accounts;
 mod admin;
 mod answer;
 pub mod calendar;

@@ -1,6 +1,11 @@
-//! `/portal`: the case worker's page. Log in with the admin API key, issue a code for
-//! one person, see it once. Server-rendered HTML, inline CSS, no scripts, no external
-//! assets; a session cookie (HttpOnly, SameSite=Strict) keeps the case worker logged in.
+//! `/portal`: the case worker's page. Log in with a case-worker account, issue a code
+//! for one person, see it once. Server-rendered HTML, inline CSS, no scripts, no
+//! external assets. A session cookie (HttpOnly, SameSite=Strict; `__Host-` and Secure
+//! with `--portal-secure-cookie`) keeps the case worker logged in; every POST must come
+//! from this origin (`Origin` header) and the code form carries a one-time token, so a
+//! cross-site form cannot issue a code and a resubmitted one does not issue a second.
+//! Issuing answers with a redirect to `/portal/code` (POST-redirect-GET), which shows
+//! the code once. Who issued which code when goes to the audit log.
 
 use std::fmt::Write as _;
 
@@ -14,6 +19,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::accounts::LoginError;
 use crate::calendar::{self, Day};
 use crate::clock::UnixSeconds;
 use crate::codes::{CodeOrder, Diagnosis, MAX_ONSET_AGE_DAYS, OnsetDates, VerificationCode};
@@ -22,32 +28,84 @@ use crate::html::{self, error_note, escape, layout};
 use crate::sessions::SESSION_SECONDS;
 use crate::state::AppState;
 
-const COOKIE: &str = "kith_session";
+/// The session cookie's name: `__Host-` binds it to this host over HTTPS only.
+fn cookie_name(state: &AppState) -> &'static str {
+    if state.config.portal_secure_cookie {
+        "__Host-kith_session"
+    } else {
+        "kith_session"
+    }
+}
 
-fn session_token(headers: &HeaderMap) -> Option<String> {
+fn session_cookie(state: &AppState, value: &str, max_age: u64) -> String {
+    if state.config.portal_secure_cookie {
+        format!(
+            "{}={value}; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age={max_age}",
+            cookie_name(state)
+        )
+    } else {
+        format!(
+            "{}={value}; HttpOnly; SameSite=Strict; Path=/portal; Max-Age={max_age}",
+            cookie_name(state)
+        )
+    }
+}
+
+fn session_token(name: &str, headers: &HeaderMap) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
-        .find_map(|pair| pair.trim().strip_prefix("kith_session="))
+        .find_map(|pair| pair.trim().strip_prefix(name)?.strip_prefix('='))
         .map(str::to_owned)
 }
 
-fn logged_in(state: &AppState, headers: &HeaderMap) -> bool {
-    session_token(headers).is_some_and(|t| state.sessions.is_valid(&t, state.clock.now()))
+/// The session token and its case worker, if logged in.
+fn session(state: &AppState, headers: &HeaderMap) -> Option<(String, String)> {
+    let token = session_token(cookie_name(state), headers)?;
+    let who = state.sessions.case_worker(&token, state.clock.now())?;
+    Some((token, who))
+}
+
+/// Whether a POST comes from this origin: a browser's `Origin` must name the host the
+/// request was sent to. (Clients that send no `Origin` are not browsers a forged form
+/// could drive.)
+fn same_origin(state: &AppState, headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let scheme = if state.config.portal_secure_cookie {
+        "https"
+    } else {
+        "http"
+    };
+    matches!((origin.to_str(), host), (Ok(origin), Some(host)) if origin == format!("{scheme}://{host}"))
+}
+
+fn cross_site() -> Response {
+    html::page(
+        StatusCode::FORBIDDEN,
+        &layout("Refused", "<p>This form was sent from another site.</p>"),
+    )
 }
 
 /// The login form.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct LoginForm {
-    /// The admin API key printed on the server's first start.
-    pub admin_key: String,
+    /// The case worker's account name.
+    pub name: String,
+    /// Their password.
+    pub password: String,
 }
 
 /// The code form.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CodeForm {
+    /// The one-time token of the form as it was shown.
+    #[serde(default)]
+    pub form_token: String,
     /// `confirmed_test`, `clinical_diagnosis` or `self_report`.
     pub diagnosis: String,
     /// `symptom` or `test`: what `date` is.
@@ -63,7 +121,19 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(page))
         .routes(routes!(login))
         .routes(routes!(issue))
+        .routes(routes!(show_code))
         .routes(routes!(logout))
+}
+
+/// The issue form with a fresh one-time token.
+fn issue_page(state: &AppState, token: &str, status: StatusCode, error: Option<&str>) -> Response {
+    match state.sessions.new_form_token(token, state.clock.now()) {
+        Some(form_token) => html::page(status, &issue_form(state, &form_token, error)),
+        None => html::page(
+            StatusCode::UNAUTHORIZED,
+            &login_form(Some("Please log in first.")),
+        ),
+    }
 }
 
 /// The case worker's page: a login form, or the form to issue a code.
@@ -71,65 +141,95 @@ pub fn router() -> OpenApiRouter<AppState> {
     (status = 200, description = "HTML page", body = String, content_type = "text/html"),
 ))]
 async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if logged_in(&state, &headers) {
-        html::page(StatusCode::OK, &issue_form(&state, None))
-    } else {
-        html::page(StatusCode::OK, &login_form(None))
+    match session(&state, &headers) {
+        Some((token, _)) => issue_page(&state, &token, StatusCode::OK, None),
+        None => html::page(StatusCode::OK, &login_form(None)),
     }
 }
 
-/// Logs in with the admin API key and sets the session cookie.
+/// Logs a case worker in and sets the session cookie.
 #[utoipa::path(post, path = "/portal/login", tag = "health authority",
     request_body(content = LoginForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 303, description = "Logged in; back to /portal"),
         (status = 400, description = "Malformed form", body = String, content_type = "text/html"),
-        (status = 401, description = "Wrong key", body = String, content_type = "text/html"),
+        (status = 401, description = "Wrong name or password", body = String, content_type = "text/html"),
+        (status = 403, description = "Sent from another site", body = String, content_type = "text/html"),
+        (status = 429, description = "Account locked after repeated failures", body = String, content_type = "text/html"),
     ),
 )]
 async fn login(
     State(state): State<AppState>,
+    headers: HeaderMap,
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Response {
+    if !same_origin(&state, &headers) {
+        return cross_site();
+    }
     let Ok(Form(form)) = form else {
         return html::page(
             StatusCode::BAD_REQUEST,
             &login_form(Some("The form was incomplete.")),
         );
     };
-    if !state.keyring.is_admin_key(form.admin_key.trim()) {
-        return html::page(
+    let accounts = state.accounts.clone();
+    let now = state.clock.now();
+    let name = form.name.trim().to_owned();
+    let checked = {
+        let name = name.clone();
+        tokio::task::spawn_blocking(move || accounts.verify(&name, &form.password, now)).await
+    };
+    match checked {
+        Ok(Ok(Ok(()))) => {
+            let token = state.sessions.create(&name, now);
+            redirect_with_cookie(
+                "/portal",
+                Some(&session_cookie(&state, &token, SESSION_SECONDS)),
+            )
+        }
+        Ok(Ok(Err(LoginError::Wrong))) => html::page(
             StatusCode::UNAUTHORIZED,
-            &login_form(Some("That is not the admin key.")),
-        );
+            &login_form(Some("Wrong name or password.")),
+        ),
+        Ok(Ok(Err(LoginError::Locked {
+            retry_after_seconds,
+        }))) => html::page(
+            StatusCode::TOO_MANY_REQUESTS,
+            &login_form(Some(&format!(
+                "Too many failed logins: this account is locked for {} more minutes.",
+                retry_after_seconds.div_ceil(60)
+            ))),
+        ),
+        _ => html::page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &login_form(Some("The server could not check the login; try again.")),
+        ),
     }
-    let token = state.sessions.create(state.clock.now());
-    let cookie = format!(
-        "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/portal; Max-Age={SESSION_SECONDS}"
-    );
-    redirect_with_cookie(&cookie)
 }
 
 /// Ends the session.
 #[utoipa::path(post, path = "/portal/logout", tag = "health authority", responses(
     (status = 303, description = "Logged out; back to /portal"),
+    (status = 403, description = "Sent from another site", body = String, content_type = "text/html"),
 ))]
 async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(token) = session_token(&headers) {
+    if !same_origin(&state, &headers) {
+        return cross_site();
+    }
+    if let Some(token) = session_token(cookie_name(&state), &headers) {
         state.sessions.end(&token);
     }
-    redirect_with_cookie(&format!(
-        "{COOKIE}=; HttpOnly; SameSite=Strict; Path=/portal; Max-Age=0"
-    ))
+    redirect_with_cookie("/portal", Some(&session_cookie(&state, "", 0)))
 }
 
-/// Issues one code and shows it once.
+/// Issues one code and redirects to the page that shows it once.
 #[utoipa::path(post, path = "/portal/codes", tag = "health authority",
     request_body(content = CodeForm, content_type = "application/x-www-form-urlencoded"),
     responses(
-        (status = 200, description = "The code, shown once", body = String, content_type = "text/html"),
+        (status = 303, description = "Issued (or already issued from this form); see /portal/code"),
         (status = 400, description = "Invalid form", body = String, content_type = "text/html"),
         (status = 401, description = "Not logged in", body = String, content_type = "text/html"),
+        (status = 403, description = "Sent from another site", body = String, content_type = "text/html"),
     ),
 )]
 async fn issue(
@@ -137,20 +237,36 @@ async fn issue(
     headers: HeaderMap,
     form: Result<Form<CodeForm>, FormRejection>,
 ) -> Response {
-    if !logged_in(&state, &headers) {
+    if !same_origin(&state, &headers) {
+        return cross_site();
+    }
+    let Some((token, who)) = session(&state, &headers) else {
         return html::page(
             StatusCode::UNAUTHORIZED,
             &login_form(Some("Please log in first.")),
         );
-    }
+    };
     let Ok(Form(form)) = form else {
-        return html::page(
+        return issue_page(
+            &state,
+            &token,
             StatusCode::BAD_REQUEST,
-            &issue_form(&state, Some("The form was incomplete.")),
+            Some("The form was incomplete."),
         );
     };
-    match issue_one(&state, &form).await {
-        Ok((code, expires_at)) => html::page(StatusCode::OK, &code_page(&code, expires_at)),
+    let now = state.clock.now();
+    if !state
+        .sessions
+        .take_form_token(&token, &form.form_token, now)
+    {
+        // A resubmitted (or forged) form: no second code.
+        return redirect_with_cookie("/portal/code", None);
+    }
+    match issue_one(&state, &who, &form).await {
+        Ok((code, expires_at)) => {
+            state.sessions.hold_issued(&token, code, expires_at, now);
+            redirect_with_cookie("/portal/code", None)
+        }
         Err(error) => {
             let status = error.status();
             let message = if status.is_client_error() {
@@ -158,13 +274,39 @@ async fn issue(
             } else {
                 error.body().message
             };
-            html::page(status, &issue_form(&state, Some(&message)))
+            issue_page(&state, &token, status, Some(&message))
         }
+    }
+}
+
+/// Shows the code just issued, once.
+#[utoipa::path(get, path = "/portal/code", tag = "health authority", responses(
+    (status = 200, description = "The code, or a note that it was shown already", body = String, content_type = "text/html"),
+    (status = 401, description = "Not logged in", body = String, content_type = "text/html"),
+))]
+async fn show_code(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let Some((token, _)) = session(&state, &headers) else {
+        return html::page(
+            StatusCode::UNAUTHORIZED,
+            &login_form(Some("Please log in first.")),
+        );
+    };
+    match state.sessions.take_issued(&token, state.clock.now()) {
+        Some((code, expires_at)) => html::page(StatusCode::OK, &code_page(&code, expires_at)),
+        None => html::page(
+            StatusCode::OK,
+            &layout(
+                "Verification code",
+                r#"<p id="shown">This code was shown already; codes are shown only once.</p>
+<form method="get" action="/portal"><button id="again" type="submit">Issue another code</button></form>"#,
+            ),
+        ),
     }
 }
 
 async fn issue_one(
     state: &AppState,
+    case_worker: &str,
     form: &CodeForm,
 ) -> Result<(VerificationCode, UnixSeconds), AppError> {
     let diagnosis = Diagnosis::ALL
@@ -201,14 +343,23 @@ async fn issue_one(
         .await?
         .pop()
         .ok_or(AppError::Unavailable)?;
+    let accounts = state.accounts.clone();
+    let (who, hash, now) = (
+        case_worker.to_owned(),
+        code.hash(&state.keyring.pepper),
+        state.clock.now(),
+    );
+    tokio::task::spawn_blocking(move || accounts.audit_issue(&who, &[hash], now))
+        .await
+        .map_err(|_| AppError::Unavailable)??;
     Ok((code, order.expires_at))
 }
 
-fn redirect_with_cookie(cookie: &str) -> Response {
+fn redirect_with_cookie(location: &'static str, cookie: Option<&str>) -> Response {
     let mut response = StatusCode::SEE_OTHER.into_response();
     let headers = response.headers_mut();
-    headers.insert(header::LOCATION, HeaderValue::from_static("/portal"));
-    if let Ok(value) = HeaderValue::from_str(cookie) {
+    headers.insert(header::LOCATION, HeaderValue::from_static(location));
+    if let Some(value) = cookie.and_then(|c| HeaderValue::from_str(c).ok()) {
         headers.insert(header::SET_COOKIE, value);
     }
     response
@@ -220,8 +371,10 @@ fn login_form(error: Option<&str>) -> String {
         &format!(
             r#"{}
 <form method="post" action="/portal/login">
-<label for="admin_key">Admin API key</label>
-<input id="admin_key" name="admin_key" type="password" autocomplete="off" required>
+<label for="name">Name</label>
+<input id="name" name="name" autocomplete="username" required>
+<label for="password">Password</label>
+<input id="password" name="password" type="password" autocomplete="current-password" required>
 <button id="login" type="submit">Log in</button>
 </form>"#,
             error_note(error)
@@ -229,7 +382,7 @@ fn login_form(error: Option<&str>) -> String {
     )
 }
 
-fn issue_form(state: &AppState, error: Option<&str>) -> String {
+fn issue_form(state: &AppState, form_token: &str, error: Option<&str>) -> String {
     let today = Day::of(state.clock.now());
     let mut options = String::new();
     for d in Diagnosis::ALL {
@@ -245,6 +398,7 @@ fn issue_form(state: &AppState, error: Option<&str>) -> String {
         &format!(
             r#"{error}
 <form method="post" action="/portal/codes">
+<input type="hidden" name="form_token" value="{form_token}">
 <label for="diagnosis">Diagnosis</label>
 <select id="diagnosis" name="diagnosis">{options}</select>
 <label for="date_kind">The date below is the</label>
@@ -258,6 +412,7 @@ fn issue_form(state: &AppState, error: Option<&str>) -> String {
 </form>
 <form method="post" action="/portal/logout"><button id="logout" class="secondary" type="submit">Log out</button></form>"#,
             error = error_note(error),
+            form_token = escape(form_token),
             min = today.minus(MAX_ONSET_AGE_DAYS),
             max = today,
         ),
@@ -287,8 +442,12 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(
             header::COOKIE,
-            HeaderValue::from_static("a=1; kith_session=tok; b=2"),
+            HeaderValue::from_static("a=1; kith_session_x=no; kith_session=tok; b=2"),
         );
-        assert_eq!(session_token(&headers).as_deref(), Some("tok"));
+        assert_eq!(
+            session_token("kith_session", &headers).as_deref(),
+            Some("tok")
+        );
+        assert_eq!(session_token("__Host-kith_session", &headers), None);
     }
 }

@@ -137,6 +137,21 @@ const MIGRATIONS: &[&str] = &[
         -- After this time the key signs no new file and leaves /v1/config.
         not_after   INTEGER
     ) WITHOUT ROWID;",
+    // 4: case-worker accounts and the audit log of issued codes (no patient data).
+    "CREATE TABLE case_workers (
+        name          TEXT PRIMARY KEY NOT NULL,
+        -- Argon2id PHC string.
+        password_hash TEXT NOT NULL,
+        failed_logins INTEGER NOT NULL DEFAULT 0,
+        -- Unix seconds until which logins are refused.
+        locked_until  INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+    CREATE TABLE audit_log (
+        at          INTEGER NOT NULL,
+        case_worker TEXT NOT NULL,
+        action      TEXT NOT NULL,
+        code_hash   BLOB
+    );",
 ];
 
 /// The schema version this build writes.

@@ -10,6 +10,9 @@ use kith_core::risk::RiskConfig;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use std::sync::Arc;
+
+use crate::accounts::Accounts;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::datadir::DataDir;
@@ -48,6 +51,7 @@ impl Server {
         let conn = db::open(&config.data_dir, config.durability, config.max_database_mib)?;
         let checkpoint_conn =
             db::open(&config.data_dir, config.durability, config.max_database_mib)?;
+        let accounts_conn = db::open(&config.data_dir, config.durability, config.max_database_mib)?;
         let limits = Limits {
             burst: config.failed_redemptions_burst,
             per_hour: config.failed_redemptions_per_hour,
@@ -75,6 +79,7 @@ impl Server {
             risk,
             writer,
             metrics: metrics::recorder(),
+            accounts: Arc::new(Accounts::new(accounts_conn)),
             sessions: Sessions::default(),
             sources: SourceKey::default(),
             signing_keys: SigningKeysCell::new(signing_keys),

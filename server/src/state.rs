@@ -7,6 +7,7 @@ use std::sync::Arc;
 use kith_core::risk::RiskConfig;
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use crate::accounts::Accounts;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::export::serving::ExportCache;
@@ -34,6 +35,8 @@ pub struct Shared {
     pub writer: Writer,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
+    /// Case-worker accounts and the audit log.
+    pub accounts: Arc<Accounts>,
     /// Logged-in case workers.
     pub sessions: Sessions,
     /// The export signing keys, reloaded by each batcher pass.

@@ -63,7 +63,7 @@ pub enum Answer {
 
 /// No publish is answered sooner than this after its batch began, so the small
 /// differences in work between real uploads and chaff do not show in the timing.
-pub const ANSWER_FLOOR: Duration = Duration::from_millis(5);
+pub const ANSWER_FLOOR: Duration = Duration::from_millis(10);
 
 /// How long sealed answers are kept for replays.
 const SEALED_ANSWER_HOURS: u64 = 30 * 24;

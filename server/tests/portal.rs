@@ -50,6 +50,14 @@ async fn case_worker_logs_in_and_issues_a_code_in_chromium() {
     };
 
     let (dir, server, admin) = fresh_server(&[], &[]);
+    let created = client()
+        .post(server.url("/v1/admin/case-workers"))
+        .bearer_auth(&admin)
+        .json(&json!({"name": "ana", "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
 
     let port = free_port();
     let _driver = Driver(
@@ -89,12 +97,17 @@ async fn case_worker_logs_in_and_issues_a_code_in_chromium() {
         .expect("WebDriver session");
 
     let outcome = async {
-        // A wrong key is refused.
+        // A wrong password is refused.
         browser.goto(&server.url("/portal")).await?;
         browser
-            .find(Locator::Id("admin_key"))
+            .find(Locator::Id("name"))
             .await?
-            .send_keys("kith_not-the-key")
+            .send_keys("ana")
+            .await?;
+        browser
+            .find(Locator::Id("password"))
+            .await?
+            .send_keys("not the password")
             .await?;
         browser.find(Locator::Id("login")).await?.click().await?;
         // Clicks return before the next page loads: wait for elements only it has.
@@ -104,13 +117,18 @@ async fn case_worker_logs_in_and_issues_a_code_in_chromium() {
             .await?
             .text()
             .await?;
-        assert!(error.contains("not the admin key"), "{error}");
+        assert!(error.contains("Wrong name or password"), "{error}");
 
-        // The right key logs in; the session cookie is invisible to scripts (HttpOnly).
+        // The right password logs in; the session cookie is invisible to scripts (HttpOnly).
         browser
-            .find(Locator::Id("admin_key"))
+            .find(Locator::Id("name"))
             .await?
-            .send_keys(&admin)
+            .send_keys("ana")
+            .await?;
+        browser
+            .find(Locator::Id("password"))
+            .await?
+            .send_keys("correct horse battery")
             .await?;
         browser.find(Locator::Id("login")).await?.click().await?;
         browser.wait().for_element(Locator::Id("diagnosis")).await?;
@@ -151,6 +169,13 @@ async fn case_worker_logs_in_and_issues_a_code_in_chromium() {
             .await?
             .unwrap_or_default();
         let after = now_unix();
+        // POST-redirect-GET: the code is on a page reached by GET, and reloading it
+        // neither shows the code again nor issues another.
+        let shown_at = browser.current_url().await?;
+        assert_eq!(shown_at.path(), "/portal/code");
+        browser.refresh().await?;
+        browser.wait().for_element(Locator::Id("shown")).await?;
+        assert!(!browser.source().await?.contains(&code));
 
         // Shown once: the form page does not show it again.
         browser.goto(&server.url("/portal")).await?;
@@ -162,7 +187,7 @@ async fn case_worker_logs_in_and_issues_a_code_in_chromium() {
             .await?
             .click()
             .await?;
-        browser.wait().for_element(Locator::Id("admin_key")).await?;
+        browser.wait().for_element(Locator::Id("password")).await?;
         Ok::<_, fantoccini::error::CmdError>((code, expires, before, after))
     }
     .await;
@@ -193,4 +218,9 @@ async fn case_worker_logs_in_and_issues_a_code_in_chromium() {
         Some(5),
         "counted from the test date"
     );
+    let codes: i64 = stored
+        .connection()
+        .query_row("SELECT count(*) FROM redeemed_codes", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(codes, 1, "one code issued through the page");
 }

@@ -1,0 +1,243 @@
+//! The portal's forms in-process: case-worker accounts, lockout, the audit log, the
+//! cookie, cross-site requests and resubmitted forms. (`portal.rs` drives Chromium.)
+
+mod common;
+
+use axum::http::Method;
+use common::*;
+use serde_json::json;
+
+const FORM: &str = "application/x-www-form-urlencoded";
+
+fn form(
+    path: &str,
+    body: &str,
+    cookie: Option<&str>,
+    origin: Option<&str>,
+) -> axum::http::Request<Vec<u8>> {
+    let mut request = request(Method::POST, path, Some(FORM), body.as_bytes().to_vec());
+    let headers = request.headers_mut();
+    headers.insert("host", "portal.test".parse().unwrap());
+    if let Some(cookie) = cookie {
+        headers.insert("cookie", cookie.parse().unwrap());
+    }
+    if let Some(origin) = origin {
+        headers.insert("origin", origin.parse().unwrap());
+    }
+    request
+}
+
+fn page(path: &str, cookie: &str) -> axum::http::Request<Vec<u8>> {
+    let mut request = get(path);
+    request
+        .headers_mut()
+        .insert("cookie", cookie.parse().unwrap());
+    request
+}
+
+async fn add_worker(server: &TestServer, name: &str, password: &str) -> u16 {
+    let mut request = post_json(
+        "/v1/admin/case-workers",
+        &json!({"name": name, "password": password}),
+    );
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", server.admin_key).parse().unwrap(),
+    );
+    server.send(request).await.status
+}
+
+/// Logs in; returns the `name=value` of the session cookie and the whole Set-Cookie.
+async fn log_in(server: &TestServer, name: &str, password: &str) -> (String, String) {
+    let reply = server
+        .send(form(
+            "/portal/login",
+            &format!("name={name}&password={password}"),
+            None,
+            Some("http://portal.test"),
+        ))
+        .await;
+    assert_eq!(reply.status, 303, "{}", reply.text());
+    let set_cookie = reply.headers["set-cookie"].to_str().unwrap().to_owned();
+    (set_cookie.split(';').next().unwrap().to_owned(), set_cookie)
+}
+
+fn form_token(html: &str) -> String {
+    let marker = r#"name="form_token" value=""#;
+    let at = html.find(marker).expect("the form has a token") + marker.len();
+    html[at..].chars().take_while(|c| *c != '"').collect()
+}
+
+fn codes_stored(server: &TestServer) -> i64 {
+    server
+        .stored()
+        .connection()
+        .query_row("SELECT count(*) FROM verification_codes", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn accounts_issue_codes_once_each_and_leave_an_audit_trail() {
+    let server = TestServer::new();
+    assert_eq!(
+        add_worker(&server, "ana", "correct horse battery").await,
+        201
+    );
+    assert_eq!(
+        add_worker(&server, "ana", "another long password").await,
+        400
+    );
+    assert_eq!(add_worker(&server, "bo", "short").await, 400);
+    // The shared admin key is not a portal login any more.
+    let reply = server
+        .send(form(
+            "/portal/login",
+            &format!("name=admin&password={}", server.admin_key),
+            None,
+            None,
+        ))
+        .await;
+    assert_eq!(reply.status, 401);
+
+    let (cookie, set_cookie) = log_in(&server, "ana", "correct%20horse%20battery").await;
+    assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"));
+    let html = server.send(page("/portal", &cookie)).await.text();
+    let token = form_token(&html);
+    let body = format!("form_token={token}&diagnosis=self_report&date_kind=symptom&date=");
+    // Cross-site: refused, nothing issued, and the token is still good.
+    let forged = server
+        .send(form(
+            "/portal/codes",
+            &body,
+            Some(&cookie),
+            Some("https://evil.example"),
+        ))
+        .await;
+    assert_eq!(forged.status, 403);
+    assert_eq!(codes_stored(&server), 0);
+    // Same site: issued, then redirected to the page that shows it (POST-redirect-GET).
+    let issued = server
+        .send(form(
+            "/portal/codes",
+            &body,
+            Some(&cookie),
+            Some("http://portal.test"),
+        ))
+        .await;
+    assert_eq!(
+        (issued.status, issued.headers["location"].to_str().unwrap()),
+        (303, "/portal/code")
+    );
+    // The same form sent again (a double click, a reload): no second code.
+    let again = server
+        .send(form("/portal/codes", &body, Some(&cookie), None))
+        .await;
+    assert_eq!(again.status, 303);
+    assert_eq!(codes_stored(&server), 1);
+    // A form without the token cannot issue either.
+    let tokenless = server
+        .send(form(
+            "/portal/codes",
+            "diagnosis=self_report&date_kind=symptom&date=",
+            Some(&cookie),
+            None,
+        ))
+        .await;
+    assert_eq!(tokenless.status, 303);
+    assert_eq!(codes_stored(&server), 1);
+    let shown = server.send(page("/portal/code", &cookie)).await.text();
+    let marker = r#"id="code" class="code">"#;
+    let at = shown.find(marker).unwrap() + marker.len();
+    let code: String = shown[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    assert_eq!(code.len(), 16);
+    assert!(
+        !server
+            .send(page("/portal/code", &cookie))
+            .await
+            .text()
+            .contains(&code),
+        "shown once"
+    );
+    assert_eq!(publish_status(&server, &code, 1).await, 200);
+
+    // The audit log names the case worker and the code's hash; nothing about the patient.
+    let stored = server.stored();
+    let rows: Vec<(String, String)> = {
+        let mut stmt = stored
+            .connection()
+            .prepare("SELECT case_worker, action FROM audit_log")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert_eq!(rows, [("ana".to_owned(), "issue_code".to_owned())]);
+}
+
+#[tokio::test]
+async fn repeated_failed_logins_lock_the_account() {
+    let server = TestServer::new();
+    add_worker(&server, "ana", "correct horse battery").await;
+    for _ in 0..4 {
+        let reply = server
+            .send(form("/portal/login", "name=ana&password=guess", None, None))
+            .await;
+        assert_eq!(reply.status, 401);
+    }
+    let reply = server
+        .send(form("/portal/login", "name=ana&password=guess", None, None))
+        .await;
+    assert_eq!(reply.status, 429);
+    let right = "name=ana&password=correct%20horse%20battery";
+    assert_eq!(
+        server
+            .send(form("/portal/login", right, None, None))
+            .await
+            .status,
+        429,
+        "locked"
+    );
+    server.clock.advance(15 * 60);
+    assert_eq!(
+        server
+            .send(form("/portal/login", right, None, None))
+            .await
+            .status,
+        303
+    );
+}
+
+#[tokio::test]
+async fn behind_tls_the_cookie_is_host_bound_and_secure() {
+    let server = TestServer::with_config(|config| config.portal_secure_cookie = true);
+    add_worker(&server, "ana", "correct horse battery").await;
+    let reply = server
+        .send(form(
+            "/portal/login",
+            "name=ana&password=correct%20horse%20battery",
+            None,
+            Some("https://portal.test"),
+        ))
+        .await;
+    assert_eq!(reply.status, 303);
+    let cookie = reply.headers["set-cookie"].to_str().unwrap();
+    assert!(cookie.starts_with("__Host-kith_session="), "{cookie}");
+    assert!(
+        cookie.contains("; Secure") && cookie.contains("; Path=/;"),
+        "{cookie}"
+    );
+    // An http:// origin is another origin.
+    let plain = server
+        .send(form(
+            "/portal/login",
+            "name=ana&password=correct%20horse%20battery",
+            None,
+            Some("http://portal.test"),
+        ))
+        .await;
+    assert_eq!(plain.status, 403);
+}

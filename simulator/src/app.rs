@@ -1,0 +1,815 @@
+//! The app in every user's phone, running kith-core: daily keys from a seeded CSPRNG,
+//! beacons (RPI and AEM) heard only during the phone's scans, uploads after a positive
+//! test, the health authority's signed daily export, and matching and risk scoring on
+//! each phone.
+//!
+//! A phone's sightings are not kept as bytes for 14 days — a million phones would need
+//! tens of gigabytes. They are a pure function of the contact diary, the phone's scan
+//! schedule and the channel's random stream, so the simulator regenerates exactly the
+//! sightings the phone recorded whenever the phone matches. Which phones can match a
+//! published key is known from the diary (only phones that met its owner can hold its
+//! RPIs), so each day only those phones run core's [`SightingIndex`] on the day's
+//! export; every other phone would find nothing. `tests/per_device.rs` runs sampled
+//! phones through the full per-device path — [`kith_core::ExposureEngine`] with every
+//! sighting recorded and every export ingested — and gets identical exposures.
+
+use std::collections::{HashMap, HashSet};
+
+use kith_core::risk::{ExposureSummary, ExposureWindow, RiskConfig, ScanTimeline};
+use kith_core::{
+    BluetoothMetadata, CalibrationConfidence, DaysSinceOnset, DiagnosisKey, ExportBatch,
+    ExportFile, ExportLimits, ExportSigner, IntervalNumber, ReportType, Sighting, SightingIndex,
+    SigningKey, TemporaryExposureKey, TrustedKeys, VerifiedExport, write_export,
+};
+use rayon::prelude::*;
+
+use crate::ble::{Channel, DeviceModel, Link, ModelTable};
+use crate::diary::Diary;
+use crate::error::{Error, Result};
+use crate::population::{NONE, Population};
+use crate::rng::{Purpose, Streams};
+use crate::scenario::Scenario;
+
+/// Sim day 0 is 2021-01-01 (days since the Unix epoch).
+pub const EPOCH_DAY: u32 = 18_628;
+/// Seconds in a day.
+pub const SECONDS_PER_DAY: u32 = 86_400;
+/// Second of the day at which uploads happen.
+pub const UPLOAD_SECOND: u32 = 12 * 3600;
+/// Days of sightings (and keys) a phone keeps.
+pub const RETENTION_DAYS: u32 = 14;
+/// Region named in the export files.
+pub const REGION: &str = "SIM";
+/// Signature key id and version of the simulated health authority.
+pub const KEY_ID: (&str, &str) = ("kith-sim", "v1");
+
+/// Unix seconds at `second` of sim day `day`.
+pub fn unix_time(day: u32, second: u32) -> u64 {
+    u64::from(EPOCH_DAY + day) * u64::from(SECONDS_PER_DAY) + u64::from(second)
+}
+
+/// The first interval of sim day `day`.
+pub fn day_interval(day: u32) -> IntervalNumber {
+    IntervalNumber::new((EPOCH_DAY + day) * kith_core::INTERVALS_PER_DAY)
+}
+
+/// A risk configuration by name: `enx`, `apple`, `threshold:<dB>` (ENX's defaults with
+/// one bucket, weight 100 %, up to that attenuation and nothing beyond), or a path to
+/// an ENX JSON file.
+pub fn risk_config(name: &str) -> Result<RiskConfig> {
+    if let Some(db) = name.strip_prefix("threshold:") {
+        let db: u8 = db
+            .parse()
+            .map_err(|_| Error::Scenario(format!("`{name}`: threshold must be 0..=255 dB")))?;
+        let mut config = RiskConfig::enx_defaults();
+        config.attenuation_thresholds = [db; 3];
+        config.attenuation_weights = [1.0, 1.0, 1.0, 0.0];
+        return Ok(config);
+    }
+    match name {
+        "enx" => Ok(RiskConfig::enx_defaults()),
+        "apple" => Ok(RiskConfig::apple_defaults()),
+        path => {
+            let json = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+            Ok(RiskConfig::from_json(&json)?)
+        }
+    }
+}
+
+/// Who runs the app, on which phone model.
+#[derive(Debug)]
+pub struct Phones {
+    /// Phone of each agent, or [`NONE`].
+    pub phone_of: Vec<u32>,
+    /// Agent of each phone.
+    pub agent_of: Vec<u32>,
+    /// Model of each phone.
+    pub model: Vec<DeviceModel>,
+    /// What the calibration leaves uncorrected on each phone (dB).
+    pub residual_db: Vec<f32>,
+}
+
+impl Phones {
+    /// Draws the app users (by age, scaled to the scenario's uptake) and their phones.
+    pub fn new(
+        population: &Population,
+        scenario: &Scenario,
+        streams: &Streams,
+        table: &ModelTable,
+        calibration_error_db: f64,
+    ) -> Self {
+        let app = &scenario.app;
+        let weights = app.uptake_by_age;
+        let mut share_by_age = [0.0; 9];
+        for &a in &population.age {
+            share_by_age[a as usize] += 1.0 / population.len() as f64;
+        }
+        let uptake_at = |scale: f64| -> f64 {
+            (0..9)
+                .map(|a| share_by_age[a] * (scale * weights[a]).min(1.0))
+                .sum()
+        };
+        let (mut lo, mut hi) = (0.0, 1e6);
+        for _ in 0..100 {
+            let mid = (lo + hi) / 2.0;
+            if uptake_at(mid) < app.uptake {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        let scale = hi;
+        let mut phones = Self {
+            phone_of: vec![NONE; population.len()],
+            agent_of: Vec::new(),
+            model: Vec::new(),
+            residual_db: Vec::new(),
+        };
+        for (agent, &age) in population.age.iter().enumerate() {
+            let p = (scale * weights[age as usize]).min(1.0);
+            if app.uptake > 0.0 && streams.chance(Purpose::Population, [agent as u64, 10, 0], p) {
+                phones.phone_of[agent] = phones.agent_of.len() as u32;
+                phones.agent_of.push(agent as u32);
+                phones
+                    .model
+                    .push(table.pick(streams.uniform(Purpose::Population, [agent as u64, 11, 0])));
+                let z = streams.normal(Purpose::Population, [agent as u64, 12, 0]);
+                phones.residual_db.push((z * calibration_error_db) as f32);
+            }
+        }
+        phones
+    }
+
+    /// Number of phones.
+    pub fn len(&self) -> usize {
+        self.agent_of.len()
+    }
+
+    /// Whether nobody runs the app.
+    pub fn is_empty(&self) -> bool {
+        self.agent_of.is_empty()
+    }
+
+    /// Whether `agent` runs the app.
+    pub fn has_app(&self, agent: u32) -> bool {
+        self.phone_of[agent as usize] != NONE
+    }
+}
+
+/// When a phone scans on one day: every `period` seconds from `offset` on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScanSchedule {
+    offset: u32,
+    period: u32,
+}
+
+impl ScanSchedule {
+    /// The scans of `phone` on `day`, from the app stream: a period drawn from the
+    /// duty cycle's range, and a random phase.
+    pub fn of(streams: &Streams, phone: u32, day: u32, [lo, hi]: [u32; 2]) -> Self {
+        let counters = [u64::from(phone), u64::from(day), 20];
+        let period = lo + (streams.bits(Purpose::App, counters) % u64::from(hi - lo + 1)) as u32;
+        let offset = (streams.uniform(Purpose::App, [u64::from(phone), u64::from(day), 21])
+            * f64::from(period)) as u32;
+        Self { offset, period }
+    }
+
+    /// The (scan number, second of the day) of the scans within `[from, to)`.
+    pub fn within(&self, from: u32, to: u32) -> impl Iterator<Item = (u32, u32)> {
+        let first = from.saturating_sub(self.offset).div_ceil(self.period);
+        let (offset, period) = (self.offset, self.period);
+        (first..)
+            .map(move |k| (k, offset + k * period))
+            .take_while(move |&(_, s)| s < to.min(SECONDS_PER_DAY))
+    }
+}
+
+/// The scan id of scan `k` of `day`: unique per phone.
+pub fn scan_id(day: u32, k: u32) -> u64 {
+    (u64::from(day) << 16) | u64::from(k)
+}
+
+/// The daily key of `phone` on `day`, from its seeded CSPRNG.
+pub fn daily_key(streams: &Streams, phone: u32, day: u32) -> TemporaryExposureKey {
+    TemporaryExposureKey::generate(&mut streams.key_rng(phone, day), day_interval(day))
+}
+
+/// The metadata a phone of `model` puts in its AEM.
+pub fn metadata(model: DeviceModel) -> BluetoothMetadata {
+    BluetoothMetadata::v1_1(model.tx_power, CalibrationConfidence::High)
+}
+
+/// The world a phone observes: who met whom, how the radio behaved.
+#[derive(Clone, Copy, Debug)]
+pub struct Radio<'a> {
+    /// The run's random streams.
+    pub streams: &'a Streams,
+    /// The channel model.
+    pub channel: &'a Channel,
+    /// App users and phones.
+    pub phones: &'a Phones,
+    /// Contacts of the last days.
+    pub diary: &'a Diary,
+}
+
+/// One scan of a phone: its day, number and second.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Scan {
+    /// Sim day.
+    pub day: u32,
+    /// Number of the scan in the day.
+    pub k: u32,
+    /// Second of the day it ran.
+    pub second: u32,
+}
+
+impl Scan {
+    /// The record core's `ScanTimeline` learns a heard scan from (its identifiers are
+    /// not needed to know when it ran).
+    fn timeline_entry(self) -> Sighting {
+        Sighting {
+            rpi: kith_core::Rpi::from_bytes([0; 16]),
+            aem: kith_core::Aem::from_bytes([0; 4]),
+            rssi: 0,
+            time: unix_time(self.day, self.second),
+            scan_id: scan_id(self.day, self.k),
+        }
+    }
+}
+
+impl Radio<'_> {
+    fn schedule(&self, phone: u32, day: u32) -> ScanSchedule {
+        ScanSchedule::of(self.streams, phone, day, self.channel.scan_interval())
+    }
+
+    /// Calls `heard(contact's other agent, sender phone, scan, rssi)` for every scan of
+    /// `phone` on `day` within `[from, to)` that heard another app user's beacon,
+    /// contact by contact; `only` restricts to contacts with one agent. Stops when
+    /// `heard` returns false.
+    fn scans(
+        &self,
+        phone: u32,
+        day: u32,
+        [from, to]: [u32; 2],
+        only: Option<u32>,
+        mut heard: impl FnMut(u32, u32, Scan, i8) -> bool,
+    ) {
+        let Some(contacts) = self.diary.day(day) else {
+            return;
+        };
+        let agent = self.phones.agent_of[phone as usize];
+        let receiver = self.phones.model[phone as usize];
+        let residual = f64::from(self.phones.residual_db[phone as usize]);
+        let schedule = self.schedule(phone, day);
+        for c in contacts.of(agent) {
+            let other = c.other(agent);
+            let sender_phone = self.phones.phone_of[other as usize];
+            if sender_phone == NONE || only.is_some_and(|o| o != other) {
+                continue;
+            }
+            let start = (u32::from(c.start) * 60).max(from);
+            let end = (u32::from(c.start + c.duration) * 60).min(to);
+            if start >= end {
+                continue;
+            }
+            let sender = self.phones.model[sender_phone as usize];
+            let link = Link {
+                day,
+                receiver: agent,
+                sender: other,
+                contact: (u64::from(c.start) << 24)
+                    | (u64::from(c.distance_cm) << 8)
+                    | c.setting as u64,
+                distance_m: c.distance_m(),
+                setting: c.setting,
+            };
+            for (k, second) in schedule.within(start, end) {
+                let attenuation = self.channel.attenuation(self.streams, &link, u64::from(k));
+                if let Some(rssi) = self.channel.rssi(attenuation, sender, receiver, residual) {
+                    if !heard(other, sender_phone, Scan { day, k, second }, rssi) {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The sightings `phone` recorded on `day` from second `from` on, appended to
+    /// `out`: for each contact with another app user (or only with `only`), each of the
+    /// phone's scans during the contact that heard the other phone's beacon.
+    fn record(&self, phone: u32, day: u32, from: u32, only: Option<u32>, out: &mut Vec<Sighting>) {
+        let first_interval = day_interval(day);
+        // The sender of the last contact and its keys: contacts come grouped by person.
+        let mut keys: Option<(u32, kith_core::RpiKey, kith_core::AemKey, BluetoothMetadata)> = None;
+        self.scans(
+            phone,
+            day,
+            [from, SECONDS_PER_DAY],
+            only,
+            |_, sender_phone, scan, rssi| {
+                if keys.as_ref().is_none_or(|k| k.0 != sender_phone) {
+                    let (rpik, aemk) = daily_key(self.streams, sender_phone, day).derive_keys();
+                    let meta = metadata(self.phones.model[sender_phone as usize]);
+                    keys = Some((sender_phone, rpik, aemk, meta));
+                }
+                let (_, rpik, aemk, meta) = keys.as_ref().expect("set above");
+                let rpi = rpik.rpi(first_interval.saturating_add(scan.second / 600));
+                out.push(Sighting {
+                    rpi,
+                    aem: aemk.encrypt(rpi, *meta),
+                    rssi,
+                    time: unix_time(day, scan.second),
+                    scan_id: scan_id(day, scan.k),
+                });
+                true
+            },
+        );
+    }
+
+    /// The sightings `phone` recorded on `day` from second `from` on (every beacon of
+    /// every app user heard in its scans), appended to `out`: what the phone's store holds.
+    pub fn sightings(&self, phone: u32, day: u32, from: u32, out: &mut Vec<Sighting>) {
+        self.record(phone, day, from, None, out);
+    }
+
+    /// The sightings `phone` recorded of `sender`'s beacons on `day`.
+    pub fn sightings_of(&self, phone: u32, day: u32, sender: u32, out: &mut Vec<Sighting>) {
+        self.record(phone, day, 0, Some(sender), out);
+    }
+
+    /// The scan before `scan` on the phone's schedule (the day before's last for the
+    /// first of a day).
+    fn previous(&self, phone: u32, scan: Scan) -> Option<Scan> {
+        if scan.k > 0 {
+            let schedule = self.schedule(phone, scan.day);
+            let (k, second) = schedule
+                .within(0, SECONDS_PER_DAY)
+                .nth(scan.k as usize - 1)?;
+            return Some(Scan {
+                day: scan.day,
+                k,
+                second,
+            });
+        }
+        let day = scan.day.checked_sub(1)?;
+        let (k, second) = self
+            .schedule(phone, day)
+            .within(0, SECONDS_PER_DAY)
+            .last()?;
+        Some(Scan { day, k, second })
+    }
+
+    /// Whether `scan` of `phone` heard any beacon.
+    fn heard(&self, phone: u32, scan: Scan) -> bool {
+        let mut any = false;
+        self.scans(
+            phone,
+            scan.day,
+            [scan.second, scan.second + 1],
+            None,
+            |_, _, _, _| {
+                any = true;
+                false
+            },
+        );
+        any
+    }
+
+    /// The last scan of `phone` up to and including `scan` that heard a beacon, on a
+    /// day from `oldest` on.
+    fn last_heard(&self, phone: u32, scan: Scan, oldest: u32) -> Option<Scan> {
+        for day in (oldest..=scan.day).rev() {
+            let to = if day == scan.day {
+                scan.second + 1
+            } else {
+                SECONDS_PER_DAY
+            };
+            let mut last: Option<Scan> = None;
+            self.scans(phone, day, [0, to], None, |_, _, s, _| {
+                if last.is_none_or(|l| l.second < s.second) {
+                    last = Some(s);
+                }
+                true
+            });
+            if last.is_some() {
+                return last;
+            }
+        }
+        None
+    }
+
+    /// What core's `ScanTimeline` needs to know of the phone's other scans for these
+    /// sightings: for each, the last earlier scan that heard anything (within the
+    /// sightings the phone still keeps, from day `oldest` on).
+    fn timeline_entries(&self, phone: u32, sightings: &[Sighting], oldest: u32) -> Vec<Sighting> {
+        let mut entries: Vec<Sighting> = sightings.to_vec();
+        let mut scans: Vec<Scan> = sightings
+            .iter()
+            .map(|s| Scan {
+                day: (s.scan_id >> 16) as u32,
+                k: (s.scan_id & 0xffff) as u32,
+                second: (s.time % u64::from(SECONDS_PER_DAY)) as u32,
+            })
+            .collect();
+        scans.sort_unstable_by_key(|s| (s.day, s.k));
+        scans.dedup();
+        for scan in scans {
+            let Some(previous) = self.previous(phone, scan).filter(|p| p.day >= oldest) else {
+                continue;
+            };
+            let earlier = if self.heard(phone, previous) {
+                Some(previous)
+            } else {
+                self.last_heard(phone, previous, oldest)
+            };
+            entries.extend(earlier.map(Scan::timeline_entry));
+        }
+        entries
+    }
+}
+
+/// The keys a positive app user uploads on `today`: the daily keys of the last 14
+/// days, today's cut at the upload time, with days since `onset` (symptom onset, or
+/// the test day without symptoms).
+pub fn keys_to_upload(streams: &Streams, phone: u32, today: u32, onset: u32) -> Vec<DiagnosisKey> {
+    let now = day_interval(today).saturating_add(UPLOAD_SECOND / 600);
+    (today.saturating_sub(RETENTION_DAYS - 1)..=today)
+        .map(|day| {
+            let mut tek = daily_key(streams, phone, day);
+            if day == today {
+                tek = tek.with_validity(tek.validity().truncated_at(now.saturating_add(1)));
+            }
+            let since = (i64::from(day) - i64::from(onset)).clamp(-14, 14) as i32;
+            DiagnosisKey {
+                tek,
+                report_type: ReportType::ConfirmedTest,
+                days_since_onset: DaysSinceOnset::new(since).ok(),
+                transmission_risk_level: None,
+            }
+        })
+        .collect()
+}
+
+/// The health authority's key server, as far as phones see it: it signs one export
+/// file a day with core's writer; phones verify it with the published key.
+#[derive(Debug)]
+pub struct Authority {
+    signer: ExportSigner,
+    trusted: TrustedKeys,
+}
+
+impl Authority {
+    /// An authority with a signing key from the app stream.
+    pub fn new(streams: &Streams) -> Self {
+        let key = SigningKey::generate(&mut streams.key_rng(u32::MAX, u32::MAX));
+        let signer = ExportSigner::new(KEY_ID.0, KEY_ID.1, key);
+        let trusted = TrustedKeys::new().with(KEY_ID.0, KEY_ID.1, signer.verifying_key());
+        Self { signer, trusted }
+    }
+
+    /// The signed export of the keys uploaded on `day`.
+    pub fn export(&self, day: u32, keys: &[DiagnosisKey]) -> Result<Vec<u8>> {
+        let batch = ExportBatch {
+            region: REGION,
+            start_timestamp: unix_time(day, 0),
+            end_timestamp: unix_time(day + 1, 0),
+            keys,
+            revised_keys: &[],
+        };
+        Ok(write_export(&batch, &[&self.signer])?)
+    }
+
+    /// What a phone does with a downloaded file: parse within GAEN's limits, verify.
+    pub fn verify(&self, file: &[u8]) -> Result<VerifiedExport> {
+        Ok(ExportFile::parse(file, &ExportLimits::default())?.verify(&self.trusted)?)
+    }
+
+    /// The keys phones trust.
+    pub fn trusted(&self) -> &TrustedKeys {
+        &self.trusted
+    }
+}
+
+/// What one phone has learned: its exposure windows (with who was behind each, for
+/// the simulator's books) and the days it has notified about.
+#[derive(Clone, Debug, Default)]
+pub struct PhoneExposures {
+    /// Windows of the last 14 days.
+    pub windows: Vec<ExposureWindow>,
+    /// The agent whose key produced each window.
+    pub senders: Vec<u32>,
+    /// Days already notified about, per risk configuration (primary first).
+    pub notified_days: Vec<Vec<u32>>,
+}
+
+impl PhoneExposures {
+    /// Forgets windows older than the 14 days a phone keeps, as of `day`.
+    fn forget_before(&mut self, day: u32) {
+        let oldest = EPOCH_DAY + day.saturating_sub(RETENTION_DAYS - 1);
+        let mut keep = self.windows.iter().map(|w| w.day() >= oldest);
+        self.senders.retain(|_| keep.next().unwrap_or(false));
+        self.windows.retain(|w| w.day() >= oldest);
+    }
+}
+
+/// A phone's state and the windows it found today.
+type Update = (u32, PhoneExposures, Vec<(ExposureWindow, u32)>);
+
+/// A notification a phone showed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Notification {
+    /// The notified person.
+    pub agent: u32,
+    /// The most recent day of exposure.
+    pub exposure_day: u32,
+    /// Attenuation bucket (0 immediate … 3 other) of the closest scan in the
+    /// notifying days' windows.
+    pub bucket: usize,
+    /// The uploaders whose keys led to it.
+    pub senders: Vec<u32>,
+}
+
+/// What the app did on one day.
+#[derive(Debug, Default)]
+pub struct AppDay {
+    /// Size of the export file.
+    pub export_bytes: usize,
+    /// Keys in it.
+    pub keys: usize,
+    /// Phones that matched at least one key.
+    pub matched_phones: usize,
+    /// Notifications under the primary configuration.
+    pub notifications: Vec<Notification>,
+    /// Agents newly notified under each evaluated configuration (primary first).
+    pub notified_by_config: Vec<Vec<u32>>,
+}
+
+/// Every phone's exposures, and the risk configurations they are scored with.
+#[derive(Debug)]
+pub struct Exposures {
+    /// Primary configuration first, then the evaluated ones.
+    pub configs: Vec<(String, RiskConfig)>,
+    /// Phones that have matched something.
+    pub phones: HashMap<u32, PhoneExposures>,
+}
+
+impl Exposures {
+    /// Scoring with the scenario's primary and evaluated configurations.
+    pub fn new(scenario: &Scenario) -> Result<Self> {
+        let mut configs = vec![(
+            scenario.app.risk_config.clone(),
+            risk_config(&scenario.app.risk_config)?,
+        )];
+        for name in &scenario.app.evaluate {
+            configs.push((name.clone(), risk_config(name)?));
+        }
+        Ok(Self {
+            configs,
+            phones: HashMap::new(),
+        })
+    }
+
+    /// Every phone ingests the export of `day` (published keys and their uploaders,
+    /// `owner`), matches it and scores its exposures with every configuration.
+    pub fn ingest(
+        &mut self,
+        radio: &Radio<'_>,
+        day: u32,
+        export: &VerifiedExport,
+        owner: &HashMap<[u8; 16], u32>,
+    ) -> Result<AppDay> {
+        let keys: Vec<DiagnosisKey> = export.keys().collect::<kith_core::Result<_>>()?;
+        // Phones that may hold a key's RPIs: those whose owner met the key's uploader
+        // on the key's day (identifiers are unique, so no other phone can match).
+        let mut candidates: Vec<(u32, u32)> = Vec::new();
+        for (k, key) in keys.iter().enumerate() {
+            let sender = *owner
+                .get(key.tek.expose_secret())
+                .ok_or_else(|| Error::Scenario("an exported key has no known uploader".into()))?;
+            let key_day = key.tek.validity().start().get() / kith_core::INTERVALS_PER_DAY;
+            let Some(contacts) = key_day
+                .checked_sub(EPOCH_DAY)
+                .and_then(|d| radio.diary.day(d))
+            else {
+                continue;
+            };
+            for c in contacts.of(sender) {
+                let phone = radio.phones.phone_of[c.other(sender) as usize];
+                if phone != NONE {
+                    candidates.push((phone, k as u32));
+                }
+            }
+        }
+        candidates.sort_unstable();
+        candidates.dedup();
+        let groups: Vec<&[(u32, u32)]> = candidates.chunk_by(|x, y| x.0 == y.0).collect();
+        let matched: Vec<(u32, Vec<(ExposureWindow, u32)>)> = groups
+            .par_iter()
+            .map(|group| {
+                let phone = group[0].0;
+                let mine: Vec<&DiagnosisKey> =
+                    group.iter().map(|&(_, k)| &keys[k as usize]).collect();
+                (
+                    phone,
+                    phone_windows(
+                        radio,
+                        phone,
+                        &mine,
+                        owner,
+                        day.saturating_sub(RETENTION_DAYS),
+                    ),
+                )
+            })
+            .filter(|(_, windows)| !windows.is_empty())
+            .collect();
+
+        let now = unix_time(day + 1, 0) - 1;
+        let configs = &self.configs;
+        let mut updated: Vec<Update> = matched
+            .into_iter()
+            .map(|(phone, windows)| {
+                let state = self
+                    .phones
+                    .remove(&phone)
+                    .unwrap_or_else(|| PhoneExposures {
+                        notified_days: vec![Vec::new(); configs.len()],
+                        ..PhoneExposures::default()
+                    });
+                (phone, state, windows)
+            })
+            .collect();
+        let outcomes: Vec<(Vec<bool>, Option<Notification>)> = updated
+            .par_iter_mut()
+            .map(|(phone, state, windows)| {
+                let agent = radio.phones.agent_of[*phone as usize];
+                state.forget_before(day);
+                for (window, sender) in windows.drain(..) {
+                    state.windows.push(window);
+                    state.senders.push(sender);
+                }
+                let mut first_times = vec![false; configs.len()];
+                let mut notification = None;
+                for (c, (_, config)) in configs.iter().enumerate() {
+                    let summary = config.assess(&state.windows, now);
+                    if summary.risk_level.is_none() {
+                        continue;
+                    }
+                    let new_days: Vec<u32> = summary
+                        .days
+                        .iter()
+                        .copied()
+                        .filter(|d| !state.notified_days[c].contains(d))
+                        .collect();
+                    if new_days.is_empty() {
+                        continue;
+                    }
+                    first_times[c] = state.notified_days[c].is_empty();
+                    state.notified_days[c].extend(&new_days);
+                    if c == 0 {
+                        notification = Some(notification_of(agent, config, state, &new_days));
+                    }
+                }
+                (first_times, notification)
+            })
+            .collect();
+        let mut result = AppDay {
+            export_bytes: 0,
+            keys: keys.len(),
+            matched_phones: updated.len(),
+            notifications: Vec::new(),
+            notified_by_config: vec![Vec::new(); configs.len()],
+        };
+        for ((phone, state, _), (first_times, notification)) in updated.into_iter().zip(outcomes) {
+            let agent = radio.phones.agent_of[phone as usize];
+            for (c, first) in first_times.into_iter().enumerate() {
+                if first {
+                    result.notified_by_config[c].push(agent);
+                }
+            }
+            result.notifications.extend(notification);
+            self.phones.insert(phone, state);
+        }
+        Ok(result)
+    }
+
+    /// What `phone`'s engine concludes on `day` under the primary configuration:
+    /// the exposure summary of the windows it still keeps.
+    pub fn summary(&self, phone: u32, day: u32) -> ExposureSummary {
+        let windows: Vec<ExposureWindow> = self
+            .windows_of(phone)
+            .iter()
+            .filter(|w| w.day() >= EPOCH_DAY + day.saturating_sub(RETENTION_DAYS - 1))
+            .cloned()
+            .collect();
+        self.configs[0]
+            .1
+            .assess(&windows, unix_time(day + 1, 0) - 1)
+    }
+
+    /// The exposure windows a phone holds (for tests and the individuals file).
+    pub fn windows_of(&self, phone: u32) -> &[ExposureWindow] {
+        self.phones.get(&phone).map_or(&[], |p| &p.windows)
+    }
+}
+
+fn notification_of(
+    agent: u32,
+    config: &RiskConfig,
+    state: &PhoneExposures,
+    days: &[u32],
+) -> Notification {
+    let mut bucket = 3;
+    let mut senders = HashSet::new();
+    for (window, &sender) in state.windows.iter().zip(&state.senders) {
+        if days.contains(&window.day()) {
+            senders.insert(sender);
+            for scan in &window.scan_instances {
+                bucket = bucket.min(config.attenuation_bucket(scan.typical_attenuation));
+            }
+        }
+    }
+    let mut senders: Vec<u32> = senders.into_iter().collect();
+    senders.sort_unstable();
+    Notification {
+        agent,
+        exposure_day: days.iter().copied().max().unwrap_or(0) - EPOCH_DAY,
+        bucket,
+        senders,
+    }
+}
+
+/// Core's matching on one phone: the phone's sightings of the keys' owners on the
+/// keys' days, indexed by [`SightingIndex`] and matched against `keys`; exposure
+/// windows from core's [`ScanTimeline`] over those sightings and the scans before
+/// them. `oldest` is the first day of sightings the phone still keeps.
+fn phone_windows(
+    radio: &Radio<'_>,
+    phone: u32,
+    keys: &[&DiagnosisKey],
+    owner: &HashMap<[u8; 16], u32>,
+    oldest: u32,
+) -> Vec<(ExposureWindow, u32)> {
+    let mut sightings = Vec::new();
+    for key in keys {
+        let day = key.tek.validity().start().get() / kith_core::INTERVALS_PER_DAY - EPOCH_DAY;
+        radio.sightings_of(phone, day, owner[key.tek.expose_secret()], &mut sightings);
+    }
+    if sightings.is_empty() {
+        return Vec::new();
+    }
+    let index = SightingIndex::new(&sightings);
+    let timeline = ScanTimeline::new(&radio.timeline_entries(phone, &sightings, oldest));
+    let correction = radio.phones.model[phone as usize].rssi_correction;
+    index
+        .matches(keys.iter().map(|&k| k.clone()))
+        .flat_map(|m| {
+            let sender = owner[m.key.tek.expose_secret()];
+            ExposureWindow::from_match(&m, &timeline, correction)
+                .into_iter()
+                .map(move |w| (w, sender))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scans_follow_the_duty_cycle() {
+        let streams = Streams::new(1);
+        for phone in 0..50 {
+            let s = ScanSchedule::of(&streams, phone, 3, [210, 300]);
+            let scans: Vec<(u32, u32)> = s.within(0, SECONDS_PER_DAY).collect();
+            assert!((288..=412).contains(&scans.len()), "{}", scans.len());
+            for pair in scans.windows(2) {
+                assert!((210..=300).contains(&(pair[1].1 - pair[0].1)));
+            }
+            let later: Vec<(u32, u32)> = s.within(3600, 7200).collect();
+            assert!(later.iter().all(|&(_, t)| (3600..7200).contains(&t)));
+            assert_eq!(later[0], *scans.iter().find(|&&(_, t)| t >= 3600).unwrap());
+        }
+    }
+
+    #[test]
+    fn uploads_are_the_last_14_daily_keys_with_today_cut() {
+        let streams = Streams::new(2);
+        let keys = keys_to_upload(&streams, 7, 20, 18);
+        assert_eq!(keys.len(), 14);
+        assert_eq!(keys[0].tek, daily_key(&streams, 7, 7));
+        assert_eq!(keys[0].days_since_onset.unwrap().get(), -11);
+        let today = keys[13].tek.validity();
+        assert_eq!(today.start(), day_interval(20));
+        assert_eq!(today.period().get(), 73, "cut after the upload's interval");
+        assert_ne!(daily_key(&streams, 7, 7), daily_key(&streams, 8, 7));
+    }
+
+    #[test]
+    fn threshold_configs_name_their_bucket() {
+        let config = risk_config("threshold:55").unwrap();
+        assert_eq!(config.attenuation_bucket(55), 0);
+        assert_eq!(config.attenuation_bucket(56), 3);
+        assert!(risk_config("threshold:x").is_err());
+        assert!(risk_config("/no/such/file.json").is_err());
+    }
+}

@@ -1,0 +1,349 @@
+//! `kith-sim`: run epidemic scenarios with the real exposure-notification protocol in
+//! every app user's phone, and write tables and plots.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Args, Parser, Subcommand};
+use kith_sim::experiment::{self, Options};
+use kith_sim::output::Spread;
+use kith_sim::plot::{self, SweepPoint};
+use kith_sim::{Arm, Experiment, Scenario};
+
+/// Agent-based epidemic simulator with the real GAEN protocol (kith-core) in every
+/// app user's phone.
+///
+/// Without a subcommand it runs the default scenario (100 000 agents, 60 days, two
+/// seeds, with and without the app) and writes CSVs, a summary and plots into
+/// `kith-sim-output/<scenario>/`.
+#[derive(Parser, Debug)]
+#[command(version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a scenario over its seeds, with and without the app (the default).
+    Run(RunArgs),
+    /// Run a scenario at several values of one parameter and draw a combined plot.
+    ///
+    /// Example: `kith-sim sweep --param app.uptake --values 0,0.2,0.4,0.6,0.8,1`
+    Sweep {
+        /// Dotted parameter path, e.g. `app.uptake` or `app.risk_config`.
+        #[arg(long)]
+        param: String,
+        /// Comma-separated values (TOML syntax for each).
+        #[arg(long, value_delimiter = ',', required = true)]
+        values: Vec<String>,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Benchmark: one run with the app, no files but the summary; prints agent·days/s
+    /// and peak memory. Defaults to 1 000 000 agents, 60 % uptake, 100 days.
+    Bench {
+        /// Agents.
+        #[arg(long, default_value_t = 1_000_000)]
+        population: u32,
+        /// Days.
+        #[arg(long, default_value_t = 100)]
+        days: u32,
+        /// App uptake.
+        #[arg(long, default_value_t = 0.6)]
+        uptake: f64,
+        /// Worker threads (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+#[derive(Args, Debug, Clone, Default)]
+struct RunArgs {
+    /// Scenario file (TOML); parameters it leaves out keep their defaults
+    /// (`simulator/scenarios/default.toml` lists them all with their sources).
+    #[arg(long, short)]
+    scenario: Option<PathBuf>,
+    /// Override one parameter, e.g. `--set app.uptake=0.4 --set population=20000`.
+    #[arg(long = "set", value_name = "PARAM=VALUE")]
+    set: Vec<String>,
+    /// Output folder (default: kith-sim-output/<scenario name>).
+    #[arg(long, short)]
+    out: Option<PathBuf>,
+    /// Runs per arm (overrides the scenario's `seeds`).
+    #[arg(long)]
+    seeds: Option<u32>,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Skip the arm without the app.
+    #[arg(long)]
+    no_baseline: bool,
+    /// Skip the individuals and transmissions files.
+    #[arg(long)]
+    no_individuals: bool,
+    /// Skip the plots.
+    #[arg(long)]
+    no_plots: bool,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+impl RunArgs {
+    fn scenario(&self) -> kith_sim::Result<Scenario> {
+        let mut scenario = match &self.scenario {
+            Some(path) => Scenario::from_file(path)?,
+            None => Scenario::default(),
+        };
+        for assignment in &self.set {
+            scenario.set(assignment)?;
+        }
+        if let Some(seeds) = self.seeds {
+            scenario.set(&format!("seeds={seeds}"))?;
+        }
+        Ok(scenario)
+    }
+
+    fn options(&self) -> Options {
+        Options {
+            baseline: !self.no_baseline,
+            individuals: !self.no_individuals,
+            plots: !self.no_plots,
+            progress: !self.quiet,
+        }
+    }
+
+    fn out(&self, scenario: &Scenario) -> PathBuf {
+        self.out
+            .clone()
+            .unwrap_or_else(|| Path::new("kith-sim-output").join(&scenario.name))
+    }
+}
+
+fn threads(n: Option<usize>) -> kith_sim::Result<()> {
+    if let Some(n) = n {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .map_err(|e| kith_sim::Error::Scenario(format!("--threads {n}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Peak resident memory of this process (VmHWM), in MiB, where Linux tells it.
+fn peak_memory_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+fn spread(s: &Spread) -> String {
+    format!("{:.0} (10–90 %: {:.0}–{:.0})", s.median, s.p10, s.p90)
+}
+
+fn print_summary(e: &Experiment, seconds: f64) {
+    let s = &e.scenario;
+    let runs = |arm: &[experiment::RunResult], f: fn(&kith_sim::RunSummary) -> f64| {
+        Spread::of(&arm.iter().map(|r| f(&r.summary)).collect::<Vec<_>>())
+    };
+    let app_users = e.with_app.first().map_or(0, |r| r.summary.app_users);
+    println!(
+        "kith-sim: scenario `{}`: {} agents ({} with the app), {} days, {} seed(s)",
+        s.name, s.population, app_users, s.days, s.seeds
+    );
+    let with = runs(&e.with_app, |r| r.infections as f64);
+    if !e.without_app.is_empty() {
+        let without = runs(&e.without_app, |r| r.infections as f64);
+        println!("  infections without the app: {}", spread(&without));
+        let averted = 1.0 - with.median / without.median.max(1.0);
+        println!(
+            "  infections with the app:    {}  ({:.0} % fewer)",
+            spread(&with),
+            100.0 * averted
+        );
+    } else {
+        println!("  infections with the app:    {}", spread(&with));
+    }
+    let notifications = runs(&e.with_app, |r| r.notifications as f64);
+    let uploads = runs(&e.with_app, |r| r.uploads as f64);
+    let precision = runs(&e.with_app, |r| r.configs[0].precision);
+    let recall = runs(&e.with_app, |r| r.configs[0].recall);
+    println!(
+        "  uploads: {:.0}; notifications: {}; precision {:.2}, recall {:.2} (`{}` against close contacts < 2 m, ≥ 15 min)",
+        uploads.median,
+        spread(&notifications),
+        precision.median,
+        recall.median,
+        s.app.risk_config
+    );
+    let agent_days: f64 = e
+        .with_app
+        .iter()
+        .chain(&e.without_app)
+        .map(|r| f64::from(r.summary.population) * f64::from(r.summary.days))
+        .sum();
+    println!(
+        "  {:.1} s, {:.0} agent·days/s, peak memory {:.0} MiB",
+        seconds,
+        agent_days / seconds,
+        peak_memory_mib().unwrap_or(f64::NAN)
+    );
+    println!(
+        "  wrote {}/ (daily_*.csv, individuals_*.csv, transmissions_*.csv, summary.json, *.svg)",
+        e.out.display()
+    );
+}
+
+fn run(args: &RunArgs) -> kith_sim::Result<()> {
+    threads(args.threads)?;
+    let scenario = args.scenario()?;
+    let started = Instant::now();
+    let e = experiment::run(&scenario, &args.out(&scenario), &args.options())?;
+    print_summary(&e, started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn sweep(param: &str, values: &[String], args: &RunArgs) -> kith_sim::Result<()> {
+    threads(args.threads)?;
+    let base = args.scenario()?;
+    let out = args.out(&base).join(format!("sweep-{param}"));
+    let mut experiments = Vec::new();
+    for value in values {
+        let mut scenario = base.clone();
+        scenario.set(&format!("{param}={value}"))?;
+        scenario.name = format!("{}-{param}-{value}", base.name);
+        let dir = out.join(value.replace(['/', ':'], "_"));
+        println!("{param} = {value}");
+        let started = Instant::now();
+        let e = experiment::run(&scenario, &dir, &args.options())?;
+        print_summary(&e, started.elapsed().as_secs_f64());
+        experiments.push((value.clone(), e));
+    }
+    let numeric = experiments.iter().all(|(v, _)| v.parse::<f64>().is_ok());
+    let points: Vec<SweepPoint<'_>> = experiments
+        .iter()
+        .enumerate()
+        .map(|(k, (v, e))| SweepPoint {
+            label: v.clone(),
+            x: if numeric {
+                v.parse().expect("checked")
+            } else {
+                k as f64
+            },
+            experiment: e,
+        })
+        .collect();
+    let mut csv =
+        String::from("value,seed,arm,infections,attack_rate,notifications,precision,recall\n");
+    for p in &points {
+        for r in p
+            .experiment
+            .with_app
+            .iter()
+            .chain(&p.experiment.without_app)
+        {
+            let s = &r.summary;
+            csv += &format!(
+                "{},{},{},{},{},{},{},{}\n",
+                p.label,
+                s.seed,
+                s.arm,
+                s.infections,
+                s.attack_rate,
+                s.notifications,
+                s.configs[0].precision,
+                s.configs[0].recall
+            );
+        }
+    }
+    let csv_path = out.join("sweep.csv");
+    std::fs::write(&csv_path, csv).map_err(|e| kith_sim::Error::io(csv_path.clone(), e))?;
+    let plot_path = out.join("sweep.svg");
+    plot::sweep(&plot_path, param, &points)?;
+    println!(
+        "sweep: wrote {} and {}",
+        csv_path.display(),
+        plot_path.display()
+    );
+    Ok(())
+}
+
+fn bench(
+    population: u32,
+    days: u32,
+    uptake: f64,
+    threads_: Option<usize>,
+    seed: u64,
+) -> kith_sim::Result<()> {
+    threads(threads_)?;
+    let mut scenario = Scenario {
+        name: "bench".into(),
+        population,
+        days,
+        initial_infections: (population / 2000).max(10),
+        ..Scenario::default()
+    };
+    scenario.app.uptake = uptake;
+    scenario.app.evaluate.clear();
+    scenario.validate()?;
+    let bar = experiment::progress_bar(u64::from(days), true);
+    let started = Instant::now();
+    let (sim, result) = experiment::run_one(&scenario, seed, Arm::WithApp, |_| bar.inc(1))?;
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    let s = &result.summary;
+    println!(
+        "kith-sim bench: {} agents ({} phones), {} days, {} threads: {:.1} s, {:.0} agent·days/s, peak memory {:.0} MiB",
+        population,
+        sim.phones.len(),
+        days,
+        rayon::current_num_threads(),
+        seconds,
+        f64::from(population) * f64::from(days) / seconds,
+        peak_memory_mib().unwrap_or(f64::NAN)
+    );
+    println!(
+        "  infections {}, uploads {}, keys published {}, notifications {}, export bytes {}",
+        s.infections,
+        s.uploads,
+        s.keys_published,
+        s.notifications,
+        result.daily.iter().map(|d| d.export_bytes).sum::<u64>()
+    );
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match &cli.command {
+        None => run(&cli.run),
+        Some(Command::Run(args)) => run(args),
+        Some(Command::Sweep {
+            param,
+            values,
+            run: args,
+        }) => sweep(param, values, args),
+        Some(Command::Bench {
+            population,
+            days,
+            uptake,
+            threads,
+            seed,
+        }) => bench(*population, *days, *uptake, *threads, *seed),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kith-sim: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! The `kith-sim` command as a researcher runs it: files, plots, summary, sweeps, errors.
+
+use std::path::Path;
+use std::process::Command;
+
+fn kith_sim(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_kith-sim"))
+        .args(args)
+        .output()
+        .expect("kith-sim runs")
+}
+
+const SMALL: [&str; 8] = [
+    "--set",
+    "population=1500",
+    "--set",
+    "days=15",
+    "--set",
+    "initial_infections=30",
+    "--seeds",
+    "2",
+];
+
+#[test]
+fn a_run_writes_tables_plots_and_a_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let mut args = vec!["run", "--quiet", "--out", out.to_str().unwrap()];
+    args.extend(SMALL);
+    let result = kith_sim(&args);
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    assert!(
+        result.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    assert!(stdout.contains("infections without the app"), "{stdout}");
+    assert!(stdout.contains("precision"), "{stdout}");
+
+    let daily = std::fs::read_to_string(out.join("daily_with_app.csv")).unwrap();
+    let header: Vec<&str> = daily.lines().next().unwrap().split(',').collect();
+    for column in [
+        "day",
+        "n_susceptible",
+        "n_infectious",
+        "new_infections",
+        "cum_infections",
+        "new_tests",
+        "new_notifications",
+        "new_notified_true_immediate",
+        "new_notified_false_other",
+        "n_quarantined",
+        "n_isolated",
+    ] {
+        assert!(header.contains(&column), "no column {column}");
+    }
+    assert_eq!(daily.lines().count(), 16, "a header and 15 days");
+    for file in [
+        "daily_without_app.csv",
+        "daily_with_app_seed2.csv",
+        "individuals_with_app.csv",
+        "transmissions_with_app.csv",
+        "individuals_without_app.csv",
+    ] {
+        assert!(out.join(file).exists(), "{file}");
+    }
+    let individuals = std::fs::read_to_string(out.join("individuals_with_app.csv")).unwrap();
+    assert_eq!(individuals.lines().count(), 1501);
+    let transmissions = std::fs::read_to_string(out.join("transmissions_with_app.csv")).unwrap();
+    assert!(transmissions.starts_with("ID_source,ID_recipient,network,"));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["runs"].as_array().unwrap().len(), 4);
+    assert_eq!(summary["scenario"]["population"], 1500);
+    assert!(summary["configs"].as_array().unwrap().len() >= 2);
+    for plot in [
+        "epidemic.svg",
+        "notifications_per_index.svg",
+        "precision_recall.svg",
+    ] {
+        let svg = std::fs::read_to_string(out.join(plot)).unwrap();
+        assert!(
+            svg.starts_with("<svg") && svg.contains("<polyline") || svg.contains("<rect"),
+            "{plot}"
+        );
+    }
+}
+
+#[test]
+fn a_sweep_runs_every_value_and_draws_one_plot() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sweep");
+    let mut args = vec![
+        "sweep",
+        "--param",
+        "app.uptake",
+        "--values",
+        "0,0.5,0.9",
+        "--quiet",
+        "--no-individuals",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend(SMALL);
+    let result = kith_sim(&args);
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let sweep = out.join("sweep-app.uptake");
+    let csv = std::fs::read_to_string(sweep.join("sweep.csv")).unwrap();
+    assert_eq!(
+        csv.lines().count(),
+        1 + 3 * 2 * 2,
+        "header + values × seeds × arms"
+    );
+    assert!(
+        std::fs::read_to_string(sweep.join("sweep.svg"))
+            .unwrap()
+            .starts_with("<svg")
+    );
+    assert!(Path::new(&sweep.join("0.5").join("epidemic.svg")).exists());
+}
+
+#[test]
+fn bad_parameters_are_explained() {
+    for (set, message) in [
+        ("app.uptake=2", "app.uptake must be within 0..=1"),
+        ("app.nonsense=1", "no parameter `app.nonsense`"),
+        ("population=many", "population"),
+        (
+            "app.risk_config=threshold:loud",
+            "threshold must be 0..=255 dB",
+        ),
+    ] {
+        let result = kith_sim(&[
+            "run",
+            "--quiet",
+            "--set",
+            set,
+            "--set",
+            "population=200",
+            "--set",
+            "days=2",
+        ]);
+        assert!(!result.status.success(), "{set} accepted");
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert!(stderr.contains(message), "{set}: {stderr}");
+    }
+    let result = kith_sim(&["run", "--scenario", "/no/such/scenario.toml"]);
+    assert!(String::from_utf8_lossy(&result.stderr).contains("/no/such/scenario.toml"));
+}
+
+/// The pandas example loads a run's files (pandas comes from the test command's installs).
+#[test]
+fn the_pandas_example_reads_the_outputs() {
+    let has_pandas = Command::new("python3")
+        .args(["-c", "import pandas"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_pandas {
+        assert!(
+            std::env::var_os("KITH_REQUIRE_ALL").is_none(),
+            "pandas is required in CI"
+        );
+        eprintln!("skipped: python3 with pandas not found");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let mut args = vec![
+        "run",
+        "--quiet",
+        "--no-plots",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend(SMALL);
+    assert!(kith_sim(&args).status.success());
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/analyse.py");
+    let result = Command::new("python3")
+        .arg(example)
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    assert!(
+        result.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    assert!(stdout.contains("infections averted by the app"), "{stdout}");
+    assert!(stdout.contains("precision"), "{stdout}");
+}
