@@ -61,13 +61,13 @@ pub fn risk_config(name: &str) -> Result<RiskConfig> {
         let db: u8 = db
             .parse()
             .map_err(|_| Error::Scenario(format!("`{name}`: threshold must be 0..=255 dB")))?;
-        let mut config = RiskConfig::enx_defaults();
+        let mut config = RiskConfig::enx_with_15_minute_alert();
         config.attenuation_thresholds = [db; 3];
         config.attenuation_weights = [1.0, 1.0, 1.0, 0.0];
         return Ok(config);
     }
     match name {
-        "enx" => Ok(RiskConfig::enx_defaults()),
+        "enx" => Ok(RiskConfig::enx_with_15_minute_alert()),
         "apple" => Ok(RiskConfig::apple_defaults()),
         path => {
             let json = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
