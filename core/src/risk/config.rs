@@ -309,90 +309,12 @@ impl TryFrom<EnxConfig> for RiskConfig {
     type Error = Error;
 
     fn try_from(enx: EnxConfig) -> Result<Self> {
-        let attenuation_thresholds = match enx.attenuation_duration_thresholds.as_deref() {
-            None => [
-                enx.attenuation_immediate_near_threshold,
-                enx.attenuation_near_med_threshold,
-                enx.attenuation_med_far_threshold,
-            ],
-            Some(&[a, b, c]) => [a, b, c],
-            Some(&[a, b]) => [a, b, b],
-            Some(other) => {
-                return Err(RiskConfigError::invalid(
-                    "attenuationDurationThresholds",
-                    format!("{other:?}"),
-                    "2 or 3 values",
-                )
-                .into());
-            }
-        };
-        if !attenuation_thresholds.is_sorted() {
-            return Err(RiskConfigError::invalid(
-                "attenuation thresholds",
-                format!("{attenuation_thresholds:?}"),
-                "values that do not decrease",
-            )
-            .into());
-        }
+        let attenuation_thresholds = attenuation_thresholds(&enx)?;
         let (infectiousness_by_days_since_onset, infectiousness_when_onset_missing) =
             decode_onset_map(enx.symptom_onset_to_infectiousness_map.value()?)?;
-        let report_type_when_missing = match enx.report_type_none_map {
-            0 => None,
-            1 => Some(ReportType::ConfirmedTest),
-            2 => Some(ReportType::ConfirmedClinicalDiagnosis),
-            3 => Some(ReportType::SelfReport),
-            other => {
-                return Err(RiskConfigError::invalid(
-                    "reportTypeNoneMap",
-                    other,
-                    "0 (drop) to 3 (self report)",
-                )
-                .into());
-            }
-        };
-        if enx.minimum_window_score.is_nan() || enx.minimum_window_score < 0.0 {
-            return Err(RiskConfigError::invalid(
-                "minimumWindowScore",
-                enx.minimum_window_score,
-                "a score of 0 or more",
-            )
-            .into());
-        }
-
-        let mut classifications = vec![Classification::default(); MAX_CLASSIFICATIONS];
-        for (key, value) in &enx.other {
-            let Some((name, number)) = key.rsplit_once('_') else {
-                continue;
-            };
-            let Some(&(_, field)) = CLASSIFICATION_KEYS.iter().find(|(n, _)| *n == name) else {
-                continue;
-            };
-            let index = match number.parse::<usize>() {
-                Ok(n @ 1..=MAX_CLASSIFICATIONS) => n - 1,
-                _ => {
-                    return Err(RiskConfigError::invalid(
-                        key.as_str(),
-                        value,
-                        "a key ending in classification number 1..=4",
-                    )
-                    .into());
-                }
-            };
-            let threshold = value.as_f64().filter(|t| *t >= 0.0).ok_or_else(|| {
-                Error::from(RiskConfigError::invalid(
-                    key.as_str(),
-                    value,
-                    "a number ≥ 0",
-                ))
-            })?;
-            *field(&mut classifications[index]) = threshold;
-        }
-        if let Some(minutes) = enx.minimum_exposure_duration_minutes {
-            classifications[0].weighted_duration = f64::from(minutes) * 60.0;
-        }
-        while classifications.last() == Some(&Classification::default()) {
-            classifications.pop();
-        }
+        let report_type_when_missing = report_type_when_missing(enx.report_type_none_map)?;
+        let minimum_window_score = minimum_window_score(enx.minimum_window_score)?;
+        let classifications = classifications(&enx)?;
 
         Ok(Self {
             attenuation_thresholds,
@@ -433,11 +355,110 @@ impl TryFrom<EnxConfig> for RiskConfig {
                 )?,
             ],
             report_type_when_missing,
-            minimum_window_score: enx.minimum_window_score,
+            minimum_window_score,
             days_since_exposure_threshold: enx.days_since_exposure_threshold,
             classifications,
         })
     }
+}
+
+/// The three attenuation thresholds (dB), from the named fields or from
+/// `attenuationDurationThresholds` (2 or 3 values, as ENX and GAEN v1 publish them).
+fn attenuation_thresholds(enx: &EnxConfig) -> Result<[u8; 3]> {
+    let thresholds = match enx.attenuation_duration_thresholds.as_deref() {
+        None => [
+            enx.attenuation_immediate_near_threshold,
+            enx.attenuation_near_med_threshold,
+            enx.attenuation_med_far_threshold,
+        ],
+        Some(&[a, b, c]) => [a, b, c],
+        Some(&[a, b]) => [a, b, b],
+        Some(other) => {
+            return Err(RiskConfigError::invalid(
+                "attenuationDurationThresholds",
+                format!("{other:?}"),
+                "2 or 3 values",
+            )
+            .into());
+        }
+    };
+    if !thresholds.is_sorted() {
+        return Err(RiskConfigError::invalid(
+            "attenuation thresholds",
+            format!("{thresholds:?}"),
+            "values that do not decrease",
+        )
+        .into());
+    }
+    Ok(thresholds)
+}
+
+/// `reportTypeNoneMap`: the report type a key without one is scored as (`None`: dropped).
+fn report_type_when_missing(value: u8) -> Result<Option<ReportType>> {
+    let mapped = match value {
+        0 => None,
+        1 => Some(ReportType::ConfirmedTest),
+        2 => Some(ReportType::ConfirmedClinicalDiagnosis),
+        3 => Some(ReportType::SelfReport),
+        other => {
+            return Err(RiskConfigError::invalid(
+                "reportTypeNoneMap",
+                other,
+                "0 (drop) to 3 (self report)",
+            )
+            .into());
+        }
+    };
+    Ok(mapped)
+}
+
+fn minimum_window_score(score: f64) -> Result<f64> {
+    if score.is_nan() || score < 0.0 {
+        return Err(
+            RiskConfigError::invalid("minimumWindowScore", score, "a score of 0 or more").into(),
+        );
+    }
+    Ok(score)
+}
+
+/// The numbered `…_1` to `…_4` classification thresholds among the keys not named
+/// elsewhere, plus v1's `minimumExposureDurationMinutes`; trailing unused ones dropped.
+fn classifications(enx: &EnxConfig) -> Result<Vec<Classification>> {
+    let mut classifications = vec![Classification::default(); MAX_CLASSIFICATIONS];
+    for (key, value) in &enx.other {
+        let Some((name, number)) = key.rsplit_once('_') else {
+            continue;
+        };
+        let Some(&(_, field)) = CLASSIFICATION_KEYS.iter().find(|(n, _)| *n == name) else {
+            continue;
+        };
+        let index = match number.parse::<usize>() {
+            Ok(n @ 1..=MAX_CLASSIFICATIONS) => n - 1,
+            _ => {
+                return Err(RiskConfigError::invalid(
+                    key.as_str(),
+                    value,
+                    "a key ending in classification number 1..=4",
+                )
+                .into());
+            }
+        };
+        let threshold = value.as_f64().filter(|t| *t >= 0.0).ok_or_else(|| {
+            Error::from(RiskConfigError::invalid(
+                key.as_str(),
+                value,
+                "a number ≥ 0",
+            ))
+        })?;
+        *field(&mut classifications[index]) = threshold;
+    }
+    if let Some(minutes) = enx.minimum_exposure_duration_minutes {
+        classifications[0].weighted_duration = f64::from(minutes) * 60.0;
+    }
+    while classifications.last() == Some(&Classification::default()) {
+        classifications.pop();
+    }
+    Ok(classifications)
 }
 
 impl From<RiskConfig> for EnxConfig {
