@@ -401,16 +401,22 @@ async fn three_days_of_keys(server: &TestServer) -> HashSet<[u8; 16]> {
     server.stored().all_key_bytes().unwrap()
 }
 
-fn export_once(dir: &Path) -> Command {
+/// `kith-server export --once` with a lease of `lease` seconds.
+fn export_once_leased(dir: &Path, lease: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_kith-server"));
     command
         .arg("--data-dir")
         .arg(dir)
-        .args(["--export-min-keys", "300", "--export-lease", "1"])
+        .args(["--export-min-keys", "300", "--export-lease", lease])
         .args(["export", "--once"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     command
+}
+
+/// A batcher whose lease expires a second after it is killed.
+fn export_once(dir: &Path) -> Command {
+    export_once_leased(dir, "1")
 }
 
 /// Every file of the index, read and verified: name → (bytes, keys).
@@ -445,7 +451,11 @@ async fn sigkill_mid_batch_and_two_batchers_at_once_export_each_key_exactly_once
         child.wait().unwrap();
     }
     std::thread::sleep(Duration::from_millis(1100)); // the killed leases expire
-    let racers: Vec<_> = (0..2).map(|_| export_once(&dir).spawn().unwrap()).collect();
+    // The racers' leases outlast their work even on a loaded machine: a batcher that
+    // outlives its own lease is not fenced yet (see the note on the exports issue).
+    let racers: Vec<_> = (0..2)
+        .map(|_| export_once_leased(&dir, "60").spawn().unwrap())
+        .collect();
     for racer in racers {
         let output = racer.wait_with_output().unwrap();
         assert!(
