@@ -12,6 +12,7 @@ use crate::payload::BeaconPayload;
 use crate::risk::{ExposureSummary, ExposureWindow, RiskConfig, ScanTimeline};
 use crate::sighting::Sighting;
 use crate::store::{Exposure, IngestReport, RETENTION_SECONDS, Store};
+use crate::time::UnixSeconds;
 
 /// Name of the setting that holds the risk configuration (ENX JSON).
 const RISK_CONFIG_SETTING: &str = "risk_config";
@@ -21,10 +22,10 @@ const RISK_CONFIG_SETTING: &str = "risk_config";
 ///
 /// ```
 /// use kith_core::store::MemoryStore;
-/// use kith_core::{BluetoothMetadata, DiagnosisKey, ExposureEngine, IntervalNumber, OsRng, Sighting};
+/// use kith_core::{BluetoothMetadata, DiagnosisKey, ExposureEngine, OsRng, Sighting, UnixSeconds};
 ///
-/// let now = 1_700_000_000; // Unix seconds
-/// let interval = IntervalNumber::from_unix_seconds(now)?;
+/// let now = UnixSeconds::new(1_700_000_000);
+/// let interval = now.interval();
 /// let mut alice = ExposureEngine::new(MemoryStore::new())?;
 /// let mut bob = ExposureEngine::new(MemoryStore::new())?;
 ///
@@ -163,10 +164,10 @@ impl<S: Store> ExposureEngine<S> {
     }
 
     /// The own keys of the last 14 days to publish after a positive test; today's
-    /// key is cut to end at `now` (Unix seconds).
-    pub fn keys_to_upload(&self, now: u64) -> Result<Vec<TemporaryExposureKey>> {
-        let now_interval = IntervalNumber::from_unix_seconds(now)?;
-        let oldest = IntervalNumber::from_unix_seconds(now.saturating_sub(RETENTION_SECONDS))?;
+    /// key is cut to end at `now`.
+    pub fn keys_to_upload(&self, now: UnixSeconds) -> Result<Vec<TemporaryExposureKey>> {
+        let now_interval = IntervalNumber::from_unix_seconds(now.get())?;
+        let oldest = IntervalNumber::from_unix_seconds(now.minus(RETENTION_SECONDS).get())?;
         Ok(self
             .store
             .own_keys()?
@@ -185,7 +186,12 @@ impl<S: Store> ExposureEngine<S> {
     /// With `file`, an export file already processed is skipped (nothing changes and
     /// the report says so) and the file is marked as processed together with its
     /// exposures.
-    pub fn ingest<I>(&mut self, file: Option<&str>, keys: I, now: u64) -> Result<IngestReport>
+    pub fn ingest<I>(
+        &mut self,
+        file: Option<&str>,
+        keys: I,
+        now: UnixSeconds,
+    ) -> Result<IngestReport>
     where
         I: IntoIterator<Item = DiagnosisKey>,
     {
@@ -212,9 +218,9 @@ impl<S: Store> ExposureEngine<S> {
     }
 
     /// Stores what a matching run found: the new exposures, the revisions of stored
-    /// ones, and the file as processed at `now` (Unix seconds). A file that was
+    /// ones, and the file as processed at `now`. A file that was
     /// processed meanwhile (by another thread) changes nothing.
-    pub fn commit(&mut self, found: FoundExposures, now: u64) -> Result<IngestReport> {
+    pub fn commit(&mut self, found: FoundExposures, now: UnixSeconds) -> Result<IngestReport> {
         if let Some(file) = &found.file {
             if self.store.is_file_processed(file)? {
                 return Ok(IngestReport::already_ingested());
@@ -229,7 +235,7 @@ impl<S: Store> ExposureEngine<S> {
     }
 
     /// The risk level, its days, the daily summaries and the windows behind them.
-    pub fn exposure_summary(&self, now: u64) -> Result<ExposureSummary> {
+    pub fn exposure_summary(&self, now: UnixSeconds) -> Result<ExposureSummary> {
         let windows: Vec<ExposureWindow> = self
             .store
             .exposures()?
@@ -239,8 +245,8 @@ impl<S: Store> ExposureEngine<S> {
         Ok(self.config.assess(&windows, now))
     }
 
-    /// Deletes everything older than 14 days before `now` (Unix seconds).
-    pub fn purge(&mut self, now: u64) -> Result<()> {
+    /// Deletes everything older than 14 days before `now`.
+    pub fn purge(&mut self, now: UnixSeconds) -> Result<()> {
         self.store.purge(now)
     }
 }
@@ -256,6 +262,7 @@ mod download {
     use crate::error::Result;
     use crate::export::{ExportFile, ExportLimits, TrustedKeys, VerifiedExport};
     use crate::store::{IngestReport, Store};
+    use crate::time::UnixSeconds;
 
     /// A downloaded export file whose signature verified, known by its content.
     ///
@@ -323,7 +330,7 @@ mod download {
             &mut self,
             file: &[u8],
             trusted: &TrustedKeys,
-            now: u64,
+            now: UnixSeconds,
         ) -> Result<IngestReport> {
             let download = DownloadedExport::verify(file, trusted, &ExportLimits::default())?;
             self.ingest_download(&download, now)
@@ -333,7 +340,7 @@ mod download {
         pub fn ingest_download(
             &mut self,
             download: &DownloadedExport,
-            now: u64,
+            now: UnixSeconds,
         ) -> Result<IngestReport> {
             if self.store.is_file_processed(download.name())? {
                 return Ok(IngestReport::already_ingested());
@@ -354,7 +361,7 @@ mod download {
             mut lock: impl FnMut() -> G,
             file: &[u8],
             trusted: &TrustedKeys,
-            now: u64,
+            now: UnixSeconds,
         ) -> Result<IngestReport>
         where
             G: DerefMut<Target = Self>,

@@ -57,6 +57,7 @@ mod payload;
 pub mod risk;
 mod sighting;
 pub mod store;
+mod time;
 
 pub use diagnosis::{DaysSinceOnset, DiagnosisKey, ReportType};
 #[cfg(feature = "export")]
@@ -86,3 +87,4 @@ pub use payload::{BeaconPayload, SERVICE_DATA_LEN, SERVICE_UUID_16, SERVICE_UUID
 pub use rand_core::OsRng;
 pub use sighting::Sighting;
 pub use store::IngestReport;
+pub use time::{Day, SECONDS_PER_DAY, UnixSeconds};

@@ -5,14 +5,15 @@ use kith_core::risk::{
     ExposureWindow, Infectiousness, RiskConfig, ScanInstance, ScanTimeline, attenuation,
 };
 use kith_core::{
-    BluetoothMetadata, CalibrationConfidence, DaysSinceOnset, DiagnosisKey, Error, IntervalNumber,
-    KeyValidity, Match, MatchedSighting, ReportType, Rpi, Sighting, TemporaryExposureKey,
+    BluetoothMetadata, CalibrationConfidence, Day, DaysSinceOnset, DiagnosisKey, Error,
+    IntervalNumber, KeyValidity, Match, MatchedSighting, ReportType, Rpi, Sighting,
+    TemporaryExposureKey, UnixSeconds,
 };
 use proptest::prelude::*;
 
 const DAY: u64 = 86_400;
 /// Noon of day 20 000 (2024-10-04).
-const NOON: u64 = 20_000 * DAY + DAY / 2;
+const NOON: UnixSeconds = UnixSeconds::new(20_000 * DAY + DAY / 2);
 
 fn scan(typical: u8, seconds: u16) -> ScanInstance {
     ScanInstance {
@@ -22,7 +23,7 @@ fn scan(typical: u8, seconds: u16) -> ScanInstance {
     }
 }
 
-fn window(start: u64, report_type: ReportType, scans: Vec<ScanInstance>) -> ExposureWindow {
+fn window(start: UnixSeconds, report_type: ReportType, scans: Vec<ScanInstance>) -> ExposureWindow {
     ExposureWindow {
         start,
         report_type,
@@ -46,7 +47,7 @@ fn fifteen_minutes_at_weight_one_is_900_weighted_seconds() {
     assert_eq!(config.window_score(&w), Some(900.0));
     let days = config.daily_summaries(&[w], NOON);
     assert_eq!(days.len(), 1);
-    assert_eq!(days[0].day, 20_000);
+    assert_eq!(days[0].day, Day::new(20_000));
     assert_eq!(days[0].summary.score_sum, 900.0);
     assert_eq!(days[0].summary.max_score, 900.0);
     assert_eq!(days[0].summary.weighted_duration_sum, 900.0);
@@ -163,7 +164,7 @@ fn daily_summaries_sum_max_weighted_duration_and_minimum_score() {
     ];
     let days = config.daily_summaries(&windows, NOON + DAY);
     assert_eq!(days.len(), 2);
-    assert_eq!(days[0].day, 20_000);
+    assert_eq!(days[0].day, Day::new(20_000));
     assert_eq!(days[0].summary.score_sum, 600.0);
     assert_eq!(days[0].summary.max_score, 300.0);
     assert_eq!(days[0].summary.weighted_duration_sum, 900.0);
@@ -173,7 +174,7 @@ fn daily_summaries_sum_max_weighted_duration_and_minimum_score() {
             .weighted_duration_sum,
         600.0
     );
-    assert_eq!(days[1].day, 20_001);
+    assert_eq!(days[1].day, Day::new(20_001));
     assert_eq!(days[1].summary.score_sum, 180.0);
     let summary = config.assess(&windows, NOON + DAY);
     assert_eq!(
@@ -245,15 +246,21 @@ fn enx_sample_classifies_45_minutes_of_confirmed_test_as_level_1() {
     // 2700 = 45 minutes at weight 1.0 (near bucket).
     let summary = config.assess(&[confirmed(45, 40)], NOON);
     assert_eq!(summary.risk_level, Some(1));
-    assert_eq!(summary.days, vec![20_000]);
+    assert_eq!(summary.days, vec![Day::new(20_000)]);
     let summary = config.assess(&[confirmed(40, 40)], NOON);
     assert_eq!(summary.risk_level, Some(2));
     // A self report on another day reaches only classification 4; the most severe wins.
     let self_report = window(NOON - DAY, ReportType::SelfReport, vec![scan(40, 300)]);
     let summary = config.assess(&[self_report.clone(), confirmed(45, 40)], NOON);
-    assert_eq!((summary.risk_level, summary.days), (Some(1), vec![20_000]));
+    assert_eq!(
+        (summary.risk_level, summary.days),
+        (Some(1), vec![Day::new(20_000)])
+    );
     let summary = config.assess(&[self_report], NOON);
-    assert_eq!((summary.risk_level, summary.days), (Some(4), vec![19_999]));
+    assert_eq!(
+        (summary.risk_level, summary.days),
+        (Some(4), vec![Day::new(19_999)])
+    );
     // Other attenuation: weight 0, nothing reached.
     assert_eq!(config.assess(&[confirmed(60, 70)], NOON).risk_level, None);
 }
@@ -355,13 +362,13 @@ fn invalid_configurations_say_what_is_wrong() {
     }
 }
 
-fn matched(tek: &TemporaryExposureKey, times: &[(u64, u64, i8)], tx_power: i8) -> Match {
+fn matched(tek: &TemporaryExposureKey, times: &[(UnixSeconds, u64, i8)], tx_power: i8) -> Match {
     let (rpik, aemk) = tek.derive_keys();
     let metadata = BluetoothMetadata::v1_0(tx_power);
     let sightings = times
         .iter()
         .map(|&(time, scan_id, rssi)| {
-            let interval = IntervalNumber::from_unix_seconds(time).unwrap();
+            let interval = time.interval();
             let rpi: Rpi = rpik.rpi(interval);
             MatchedSighting {
                 sighting: Sighting {
@@ -393,7 +400,7 @@ fn tek() -> TemporaryExposureKey {
 fn windows_split_at_30_minutes() {
     let t = NOON;
     // Scans every 5 minutes for 65 minutes: windows start at 0, 30 and 60 minutes.
-    let times: Vec<(u64, u64, i8)> = (0..14).map(|i| (t + 300 * i, i, -60)).collect();
+    let times: Vec<(UnixSeconds, u64, i8)> = (0..14).map(|i| (t + 300 * i, i, -60)).collect();
     let m = matched(&tek(), &times, -10);
     let sightings: Vec<Sighting> = m.sightings.iter().map(|s| s.sighting).collect();
     let windows = ExposureWindow::from_match(&m, &ScanTimeline::new(&sightings), 0);

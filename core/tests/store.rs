@@ -10,7 +10,7 @@ use kith_core::store::testing::{T0, sighting};
 use kith_core::store::{MemoryStore, SCHEMA_VERSION, SqliteStore, Store};
 use kith_core::{
     BluetoothMetadata, DiagnosisKey, Error, ExportBatch, ExportSigner, ExposureEngine,
-    IngestReport, IntervalNumber, OsRng, ReportType, Sighting, SigningKey, StoreError, TrustedKeys,
+    IngestReport, OsRng, ReportType, Sighting, SigningKey, StoreError, TrustedKeys, UnixSeconds,
     write_export,
 };
 
@@ -135,10 +135,10 @@ fn a_writer_killed_mid_batch_leaves_only_whole_batches() {
 /// Bob met Alice 20 minutes at `now` and stores his sightings in SQLite; Alice's
 /// keys to upload, each with `report_type`.
 fn bob_met_alice(
-    now: u64,
+    now: UnixSeconds,
     report_type: ReportType,
 ) -> (ExposureEngine<SqliteStore>, Vec<DiagnosisKey>) {
-    let interval = IntervalNumber::from_unix_seconds(now).unwrap();
+    let interval = now.interval();
     let mut alice = ExposureEngine::new(MemoryStore::new()).unwrap();
     let mut bob = ExposureEngine::new(SqliteStore::open_in_memory().unwrap()).unwrap();
     let beacon = alice
@@ -320,7 +320,7 @@ fn a_shared_engine_serves_beacons_and_sightings_while_a_file_is_matched() {
         // The ingest holds the snapshot and is matching (or about to): the engine is free.
         {
             let mut engine = bob.lock().unwrap();
-            let interval = IntervalNumber::from_unix_seconds(now + 3_600).unwrap();
+            let interval = (now + 3_600).interval();
             engine
                 .beacon(&mut OsRng, interval, BluetoothMetadata::v1_0(0))
                 .unwrap();

@@ -274,7 +274,8 @@ async fn a_core_device_syncs_the_index_and_finds_the_key_it_met() {
                     rpi: beacon.rpi(),
                     aem: beacon.aem(),
                     rssi: -60,
-                    time: u64::from(interval) * 600 + minute * 60,
+                    time: kith_core::UnixSeconds::of_interval(IntervalNumber::new(interval))
+                        + minute * 60,
                     scan_id: (i * 10) as u64 + minute,
                 })
                 .unwrap();
@@ -284,7 +285,7 @@ async fn a_core_device_syncs_the_index_and_finds_the_key_it_met() {
     server.clock.advance(2 * DAY);
     server.server.export_pass().unwrap();
     let (trusted, _) = trusted(&server).await;
-    let now = server.now().get();
+    let now = server.now();
     let mut matched = 0;
     for name in index(&server).await {
         let zip = download(&server, &name).await;

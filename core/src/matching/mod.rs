@@ -155,7 +155,7 @@ impl DayIndex {
 /// let sightings = [Sighting::new(
 ///     met.beacon(now, BluetoothMetadata::v1_0(-10)),
 ///     -60,
-///     now.start_unix_seconds() + 30,
+///     UnixSeconds::of_interval(now) + 30,
 ///     1,
 /// )];
 /// let stranger = TemporaryExposureKey::generate(&mut OsRng, now);

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use crate::diagnosis::ReportType;
 use crate::risk::config::{Classification, Infectiousness, RiskConfig};
 use crate::risk::window::ExposureWindow;
+use crate::time::{Day, UnixSeconds};
 
-const SECONDS_PER_DAY: u64 = 86_400;
 /// Report types GAEN numbers 0..=5.
 const REPORT_TYPES: usize = 6;
 
@@ -32,8 +32,8 @@ impl SummaryData {
 /// One UTC day of exposure (GAEN `DailySummary`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct DailySummary {
-    /// Days since the Unix epoch.
-    pub day: u32,
+    /// The UTC day.
+    pub day: Day,
     /// Over all windows of the day.
     pub summary: SummaryData,
     /// Per report type (indexed by GAEN's report type number).
@@ -52,8 +52,8 @@ impl DailySummary {
 pub struct ExposureSummary {
     /// The most severe classification reached (1 = most severe), or `None`.
     pub risk_level: Option<u8>,
-    /// The days (since the Unix epoch, ascending) on which that classification was reached.
-    pub days: Vec<u32>,
+    /// The days (ascending) on which that classification was reached.
+    pub days: Vec<Day>,
     /// Every day with a scored window, ascending.
     pub daily_summaries: Vec<DailySummary>,
     /// The windows that were scored (not dropped, not too old, not below the minimum).
@@ -119,13 +119,13 @@ impl RiskConfig {
     }
 
     /// The window's (report type, score, weighted duration) if it counts towards the
-    /// daily summaries on `today` (days since the epoch), as in GAEN's
+    /// daily summaries on `today`, as in GAEN's
     /// `getDailySummaries`: not dropped, not older than `days_since_exposure_threshold`,
     /// not below the minimum window score.
-    fn counted(&self, window: &ExposureWindow, today: u64) -> Option<(ReportType, f64, f64)> {
-        let age = today.saturating_sub(u64::from(window.day()));
+    fn counted(&self, window: &ExposureWindow, today: Day) -> Option<(ReportType, f64, f64)> {
+        let age = today.days_after(window.day());
         if self.days_since_exposure_threshold > 0
-            && age > u64::from(self.days_since_exposure_threshold)
+            && age > i64::from(self.days_since_exposure_threshold)
         {
             return None;
         }
@@ -135,10 +135,14 @@ impl RiskConfig {
             .then(|| (report_type, score, self.weighted_duration(window)))
     }
 
-    /// Daily summaries of the windows that count at `now` (Unix seconds), ascending by day.
-    pub fn daily_summaries(&self, windows: &[ExposureWindow], now: u64) -> Vec<DailySummary> {
-        let today = now / SECONDS_PER_DAY;
-        let mut days: BTreeMap<u32, DailySummary> = BTreeMap::new();
+    /// Daily summaries of the windows that count at `now`, ascending by day.
+    pub fn daily_summaries(
+        &self,
+        windows: &[ExposureWindow],
+        now: UnixSeconds,
+    ) -> Vec<DailySummary> {
+        let today = now.day();
+        let mut days: BTreeMap<Day, DailySummary> = BTreeMap::new();
         for window in windows {
             let Some((report_type, score, weighted_duration)) = self.counted(window, today) else {
                 continue;
@@ -189,7 +193,7 @@ impl RiskConfig {
     }
 
     /// Daily summaries, the most severe classification any day reaches, and its days.
-    pub fn assess(&self, windows: &[ExposureWindow], now: u64) -> ExposureSummary {
+    pub fn assess(&self, windows: &[ExposureWindow], now: UnixSeconds) -> ExposureSummary {
         let daily_summaries = self.daily_summaries(windows, now);
         let levels: Vec<Option<u8>> = daily_summaries.iter().map(|d| self.classify(d)).collect();
         let risk_level = levels.iter().flatten().copied().min();
@@ -199,7 +203,7 @@ impl RiskConfig {
             .filter(|(_, level)| risk_level.is_some() && **level == risk_level)
             .map(|(d, _)| d.day)
             .collect();
-        let today = now / SECONDS_PER_DAY;
+        let today = now.day();
         ExposureSummary {
             risk_level,
             days,

@@ -26,11 +26,11 @@ pub use sqlite::SqliteStore;
 use crate::checkin::{CheckIn, Stay, VenueExposure, Visit};
 use crate::diagnosis::DiagnosisKey;
 use crate::error::Result;
-use crate::interval::INTERVAL_SECONDS;
 use crate::keys::TemporaryExposureKey;
 use crate::matching::Match;
 use crate::risk::ExposureWindow;
 use crate::sighting::Sighting;
+use crate::time::UnixSeconds;
 
 /// How long everything is kept: 14 days.
 pub const RETENTION_SECONDS: u64 = 14 * 86_400;
@@ -63,14 +63,14 @@ impl Exposure {
         true
     }
 
-    /// Time of the last sighting, in Unix seconds.
-    pub fn last_seen(&self) -> u64 {
+    /// Time of the last sighting.
+    pub fn last_seen(&self) -> UnixSeconds {
         self.matched
             .sightings
             .iter()
             .map(|s| s.sighting.time)
             .max()
-            .unwrap_or(0)
+            .unwrap_or_default()
     }
 }
 
@@ -116,15 +116,14 @@ pub trait Store {
     /// none: adds the new `exposures`; applies the `revised` keys (whose report type
     /// changed after publication: a self-report confirmed by a test, a diagnosis
     /// revoked) to the stored exposures of the same key bytes (see
-    /// [`Exposure::revise`]); and marks `file`, if any, as processed at `now` (Unix
-    /// seconds). An exposure whose key is stored already is skipped, so a key
+    /// [`Exposure::revise`]); and marks `file`, if any, as processed at `now`. An exposure whose key is stored already is skipped, so a key
     /// published twice counts once.
     fn record_ingest(
         &mut self,
         file: Option<&str>,
         exposures: &[Exposure],
         revised: &[DiagnosisKey],
-        now: u64,
+        now: UnixSeconds,
     ) -> Result<IngestReport>;
 
     /// Every stored exposure, in the order they were found.
@@ -136,10 +135,10 @@ pub trait Store {
     /// A stored setting.
     fn setting(&self, name: &str) -> Result<Option<String>>;
 
-    /// Deletes what is older than 14 days before `now` (Unix seconds): own keys that
+    /// Deletes what is older than 14 days before `now`: own keys that
     /// expired, sightings, processed-file marks, exposures last seen before then, and
     /// check-ins and venue exposures that ended before then.
-    fn purge(&mut self, now: u64) -> Result<()>;
+    fn purge(&mut self, now: UnixSeconds) -> Result<()>;
 
     /// Stores a visit to a venue and returns its id; ids are never reused.
     fn add_check_in(&mut self, visit: &Visit) -> Result<u64>;
@@ -152,7 +151,7 @@ pub trait Store {
     fn set_stay(&mut self, id: u64, stay: Stay) -> Result<bool>;
 
     /// Stores what one trace-warning run found, all or none: the new venue `exposures`,
-    /// and `file`, if any, marked as processed at `now` (Unix seconds). An exposure
+    /// and `file`, if any, marked as processed at `now`. An exposure
     /// stored already (same check-in, overlap and risk level) is skipped, so a report
     /// published twice counts once; so is one whose check-in is gone. Returns how many
     /// were new.
@@ -160,19 +159,19 @@ pub trait Store {
         &mut self,
         file: Option<&str>,
         exposures: &[VenueExposure],
-        now: u64,
+        now: UnixSeconds,
     ) -> Result<usize>;
 
     /// Every stored venue exposure, in the order they were found.
     fn venue_exposures(&self) -> Result<Vec<VenueExposure>>;
 }
 
-/// The oldest time (Unix seconds) kept by a purge at `now`.
-fn retention_cutoff(now: u64) -> u64 {
-    now.saturating_sub(RETENTION_SECONDS)
+/// The oldest time kept by a purge at `now`.
+fn retention_cutoff(now: UnixSeconds) -> UnixSeconds {
+    now.minus(RETENTION_SECONDS)
 }
 
-/// Whether an own key expired before `cutoff` (Unix seconds).
-fn own_key_expired(key: &TemporaryExposureKey, cutoff: u64) -> bool {
-    u64::from(key.validity().end().get()) * INTERVAL_SECONDS <= cutoff
+/// Whether an own key expired before `cutoff`.
+fn own_key_expired(key: &TemporaryExposureKey, cutoff: UnixSeconds) -> bool {
+    UnixSeconds::of_interval(key.validity().end()) <= cutoff
 }

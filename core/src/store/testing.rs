@@ -21,6 +21,7 @@ use crate::metadata::{BluetoothMetadata, CalibrationConfidence};
 use crate::risk::{ExposureWindow, ScanInstance};
 use crate::sighting::Sighting;
 use crate::store::{Exposure, IngestReport, MemoryStore, Store};
+use crate::time::{Day, UnixSeconds};
 use rand_core::OsRng;
 
 /// Writes one `#[test]` per conformance check, each on a fresh store from `$store`
@@ -60,17 +61,17 @@ macro_rules! store_conformance_tests {
 }
 
 /// Seconds per day.
-pub const DAY: u64 = 86_400;
+pub const DAY: u64 = crate::time::SECONDS_PER_DAY;
 /// Midnight starting day 20 000 (2024-10-04), the suite's epoch.
-pub const T0: u64 = 20_000 * DAY;
+pub const T0: UnixSeconds = Day::new(20_000).start();
 
-fn day_key(byte: u8, day: u64) -> TemporaryExposureKey {
-    let start = IntervalNumber::from_unix_seconds(day * DAY).unwrap();
+fn day_key(byte: u8, day: u32) -> TemporaryExposureKey {
+    let start = Day::new(day).start().interval();
     TemporaryExposureKey::from_bytes([byte; 16], KeyValidity::day_of(start))
 }
 
-/// A sighting of RPI `[n; 16]` at `time` (Unix seconds) in scan `scan_id`.
-pub fn sighting(n: u8, time: u64, scan_id: u64) -> Sighting {
+/// A sighting of RPI `[n; 16]` at `time` in scan `scan_id`.
+pub fn sighting(n: u8, time: UnixSeconds, scan_id: u64) -> Sighting {
     Sighting {
         rpi: Rpi::from_bytes([n; 16]),
         aem: Aem::from_bytes([n, 1, 2, 3]),
@@ -80,14 +81,14 @@ pub fn sighting(n: u8, time: u64, scan_id: u64) -> Sighting {
     }
 }
 
-fn exposure(byte: u8, last_seen: u64, report_type: ReportType) -> Exposure {
-    let tek = day_key(byte, last_seen / DAY);
+fn exposure(byte: u8, last_seen: UnixSeconds, report_type: ReportType) -> Exposure {
+    let tek = day_key(byte, last_seen.day().get());
     let mut key = DiagnosisKey::new(tek);
     key.report_type = report_type;
     key.days_since_onset = DaysSinceOnset::new(i32::from(byte % 29) - 14).ok();
     key.transmission_risk_level = Some(byte % 9);
-    let interval = IntervalNumber::from_unix_seconds(last_seen).unwrap();
-    let matched = |time: u64, scan_id: u64| MatchedSighting {
+    let interval = last_seen.interval();
+    let matched = |time: UnixSeconds, scan_id: u64| MatchedSighting {
         sighting: sighting(byte, time, scan_id),
         interval,
         metadata: BluetoothMetadata::v1_1(-12, CalibrationConfidence::Medium),
@@ -149,7 +150,11 @@ pub fn own_keys(mut store: impl Store) {
 pub fn sightings(mut store: impl Store) {
     let first = vec![sighting(5, T0 + 50, 2), sighting(6, T0 + 10, 1)];
     let second = vec![
-        sighting(7, u64::from(u32::MAX) * 600, u64::MAX >> 1),
+        sighting(
+            7,
+            UnixSeconds::new(u64::from(u32::MAX) * 600),
+            u64::MAX >> 1,
+        ),
         sighting(8, T0 + 10, 0),
     ];
     store.add_sightings(&first).unwrap();
@@ -295,7 +300,7 @@ pub fn purge(mut store: impl Store) {
 /// The engine on the store: Alice and Bob meet; Bob's engine matches Alice's uploaded keys.
 pub fn engine(store: impl Store) {
     let now = T0 + 12 * 3_600;
-    let interval = IntervalNumber::from_unix_seconds(now).unwrap();
+    let interval = now.interval();
     let mut alice = ExposureEngine::new(MemoryStore::new()).unwrap();
     let mut bob = ExposureEngine::new(store).unwrap();
     let beacon = alice
@@ -319,9 +324,7 @@ pub fn engine(store: impl Store) {
     assert_eq!(uploaded.len(), 1);
     assert_eq!(
         uploaded[0].validity().end(),
-        IntervalNumber::from_unix_seconds(now + 3_600)
-            .unwrap()
-            .saturating_add(1)
+        (now + 3_600).interval().saturating_add(1)
     );
     let mut keys: Vec<DiagnosisKey> = uploaded.into_iter().map(DiagnosisKey::new).collect();
     for k in &mut keys {
@@ -363,7 +366,10 @@ pub fn engine(store: impl Store) {
     let summary = bob.exposure_summary(later).unwrap();
     assert_eq!(summary.windows.len(), 1);
     assert_eq!(summary.daily_summaries[0].summary.score_sum, 1_320.0);
-    assert_eq!((summary.risk_level, summary.days), (Some(1), vec![20_000]));
+    assert_eq!(
+        (summary.risk_level, summary.days),
+        (Some(1), vec![Day::new(20_000)])
+    );
 
     // A stricter configuration (ENX JSON) is applied to the same windows.
     bob.set_risk_config_json(r#"{"perDaySumERVThreshold_1": 2000}"#)
