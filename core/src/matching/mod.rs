@@ -147,7 +147,7 @@ impl DayIndex {
 /// ```
 /// use kith_core::{
 ///     BluetoothMetadata, DiagnosisKey, IntervalNumber, Sighting, SightingIndex,
-///     TemporaryExposureKey, OsRng,
+///     TemporaryExposureKey, OsRng, UnixSeconds,
 /// };
 ///
 /// let now = IntervalNumber::new(2_650_000);
