@@ -18,7 +18,6 @@ use kith_core::{
     TemporaryExposureKey, TrustedKeys, VerifiedExport, VerifyingKey,
 };
 use kith_server::UnixSeconds;
-use serde_json::Value;
 
 const DAY: u64 = 86_400;
 
@@ -40,21 +39,6 @@ async fn publish(server: &TestServer, uploads: usize, keys: usize) -> Vec<[u8; 1
         all.extend(batch);
     }
     all
-}
-
-/// The keys `/v1/config` lists, as a device would trust them.
-async fn trusted(server: &TestServer) -> (TrustedKeys, Vec<Value>) {
-    let config = get_json(server, "/v1/config").await;
-    let listed = config["exportVerificationKeys"].as_array().unwrap().clone();
-    let mut trusted = TrustedKeys::new();
-    for key in &listed {
-        trusted.insert(
-            key["keyId"].as_str().unwrap(),
-            key["keyVersion"].as_str().unwrap(),
-            VerifyingKey::from_public_key_pem(key["publicKeyPem"].as_str().unwrap()).unwrap(),
-        );
-    }
-    (trusted, listed)
 }
 
 async fn index(server: &TestServer) -> Vec<String> {
