@@ -9,6 +9,7 @@ use rand_core::{OsRng, RngCore};
 use rusqlite::{Connection, TransactionBehavior};
 
 use super::batches;
+use super::trace_warnings::{TRACE_WARNING_DIR, TRACE_WARNING_INDEX};
 use super::window::Window;
 use crate::clock::UnixSeconds;
 use crate::error::{AppError, Result};
@@ -84,37 +85,39 @@ impl StagedFile {
 /// What follows a temporary file's stem, before a random suffix: `<stem>.tmp-<hex>`.
 const TEMPORARY: &str = "tmp-";
 
-/// Deletes the temporary files in the export directory that nobody will publish any
-/// more, left by a batcher that was killed; returns how many. Under the database's write
-/// lock, so the index's are dead (the index is written only under that lock), and so are
-/// the files of every batch not pending. A pending batch's may be a live batcher's: they
-/// are deleted once that batch is complete.
+/// Deletes the temporary files in the export and trace-warning directories that nobody
+/// will publish any more, left by a batcher that was killed; returns how many. Under the
+/// database's write lock, so the indexes' are dead (indexes are written only under that
+/// lock), and so are the files of every batch not pending. A pending batch's may be a
+/// live batcher's: they are deleted once that batch is complete.
 pub fn remove_dead_temporaries(conn: &mut Connection, data_dir: &Path) -> Result<usize> {
-    let dir = data_dir.join(EXPORT_DIR);
-    let entries = match fs::read_dir(&dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(source) => return Err(io_error(&dir)(source)),
-    };
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut removed = 0;
-    for entry in entries {
-        let entry = entry.map_err(io_error(&dir))?;
-        let name = entry.file_name();
-        let Some((stem, _)) = name
-            .to_str()
-            .and_then(|n| n.split_once(&format!(".{TEMPORARY}")))
-        else {
-            continue;
+    for dir in [EXPORT_DIR, TRACE_WARNING_DIR] {
+        let dir = data_dir.join(dir);
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) => return Err(io_error(&dir)(source)),
         };
-        let batch_start = stem.split('-').next().and_then(|s| s.parse().ok());
-        let live = match batch_start {
-            Some(start) => batches::is_pending(&tx, UnixSeconds::new(start))?,
-            None => false,
-        };
-        if !live {
-            remove_if_present(&entry.path())?;
-            removed += 1;
+        for entry in entries {
+            let entry = entry.map_err(io_error(&dir))?;
+            let name = entry.file_name();
+            let Some((stem, _)) = name
+                .to_str()
+                .and_then(|n| n.split_once(&format!(".{TEMPORARY}")))
+            else {
+                continue;
+            };
+            let batch_start = stem.split('-').next().and_then(|s| s.parse().ok());
+            let live = match batch_start {
+                Some(start) => batches::is_pending(&tx, UnixSeconds::new(start))?,
+                None => false,
+            };
+            if !live {
+                remove_if_present(&entry.path())?;
+                removed += 1;
+            }
         }
     }
     tx.commit()?;
@@ -134,18 +137,24 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> AppError {
     move |source| AppError::Io { path, source }
 }
 
-/// Rewrites the index from the database when it changed. Runs inside a write transaction,
-/// so two batchers write their indexes one after the other and the last one is current.
+/// Rewrites the indexes (of key exports, of trace-warning packages) from the database
+/// when they changed. Runs inside a write transaction, so two batchers write their
+/// indexes one after the other and the last one is current.
 pub fn write_index(conn: &mut Connection, data_dir: &Path) -> Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut text = String::new();
-    for name in batches::indexed_files(&tx)? {
-        text.push_str(&name);
-        text.push('\n');
-    }
-    let current = fs::read(data_dir.join(INDEX_FILE)).ok();
-    if current.as_deref() != Some(text.as_bytes()) {
-        write_atomically(data_dir, INDEX_FILE, text.as_bytes())?;
+    for (dir, index) in [
+        (EXPORT_DIR, INDEX_FILE),
+        (TRACE_WARNING_DIR, TRACE_WARNING_INDEX),
+    ] {
+        let mut text = String::new();
+        for name in batches::indexed_files(&tx, dir)? {
+            text.push_str(&name);
+            text.push('\n');
+        }
+        let current = fs::read(data_dir.join(index)).ok();
+        if current.as_deref() != Some(text.as_bytes()) {
+            write_atomically(data_dir, index, text.as_bytes())?;
+        }
     }
     tx.commit()?;
     Ok(())

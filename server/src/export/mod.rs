@@ -14,6 +14,7 @@ pub mod batches;
 pub mod files;
 pub mod padding;
 pub mod serving;
+pub mod trace_warnings;
 pub mod window;
 
 use std::collections::HashSet;
@@ -40,6 +41,8 @@ pub struct ExportSettings {
     pub windowing: Windowing,
     /// Padding of small batches.
     pub padding: PaddingRule,
+    /// Padding of small trace-warning packages.
+    pub report_padding: PaddingRule,
     /// Most keys in one file; bigger batches are split.
     pub max_keys_per_file: usize,
     /// The region written into every file.
@@ -57,6 +60,10 @@ impl From<&ExportConfig> for ExportSettings {
                 minimum: config.min_keys,
                 range: config.padding_range,
             },
+            report_padding: PaddingRule {
+                minimum: config.min_reports,
+                range: config.report_padding_range,
+            },
             max_keys_per_file: config.max_keys_per_file as usize,
             region: config.region.clone(),
             lease_seconds: config.lease_seconds,
@@ -73,8 +80,10 @@ pub struct ExportRun {
     pub completed: usize,
     /// Batches another batcher took over while this one worked on them.
     pub lost: usize,
-    /// Files written.
+    /// Key export files written.
     pub files: Vec<FileRecord>,
+    /// Trace-warning packages written.
+    pub packages: Vec<FileRecord>,
 }
 
 /// One pass: removes what killed batchers left, cuts the windows that are ready, exports
@@ -98,9 +107,10 @@ pub fn run_once(
             None => None,
         };
         match published {
-            Some(files) => {
+            Some((files, packages)) => {
                 run.completed += 1;
                 run.files.extend(files);
+                run.packages.extend(packages);
             }
             None => run.lost += 1,
         }
@@ -115,10 +125,11 @@ pub fn run_once(
 pub struct StagedBatch {
     lease: Lease,
     files: Vec<(StagedFile, FileRecord)>,
+    packages: Vec<(StagedFile, FileRecord)>,
 }
 
-/// Writes the files of a leased batch under temporary names (storing its padding first);
-/// `None` if the lease was lost meanwhile.
+/// Writes the files of a leased batch (key exports, then the trace-warning package) under
+/// temporary names, storing their padding first; `None` if the lease was lost meanwhile.
 pub fn stage_batch(
     conn: &mut Connection,
     data_dir: &Path,
@@ -159,6 +170,7 @@ pub fn stage_batch(
     let mut staged = StagedBatch {
         lease,
         files: Vec::new(),
+        packages: Vec::new(),
     };
     let chunks = all.chunks(settings.max_keys_per_file.max(1));
     let parts = chunks.len();
@@ -198,6 +210,19 @@ pub fn stage_batch(
         };
         staged.files.push((file, record));
     }
+    let has_keys = !staged.files.is_empty();
+    match trace_warnings::write_package(conn, data_dir, settings, &signers, &staged.lease, has_keys)
+    {
+        Ok(Some(packages)) => staged.packages = packages,
+        Ok(None) => {
+            staged.discard()?;
+            return Ok(None);
+        }
+        Err(e) => {
+            staged.discard()?;
+            return Err(e);
+        }
+    }
     Ok(Some(staged))
 }
 
@@ -207,9 +232,10 @@ pub fn publish_batch(
     conn: &mut Connection,
     staged: StagedBatch,
     now: UnixSeconds,
-) -> Result<Option<Vec<FileRecord>>> {
-    let (files, records): (Vec<StagedFile>, Vec<FileRecord>) = staged.files.into_iter().unzip();
-    let mut unpublished = files;
+) -> Result<Option<(Vec<FileRecord>, Vec<FileRecord>)>> {
+    let key_files = staged.files.len();
+    let (mut unpublished, records): (Vec<StagedFile>, Vec<FileRecord>) =
+        staged.files.into_iter().chain(staged.packages).unzip();
     let completed = batches::finish(conn, &staged.lease, &records, now, || {
         while let Some(file) = unpublished.pop() {
             file.publish()?;
@@ -219,7 +245,9 @@ pub fn publish_batch(
     for file in unpublished {
         file.discard()?;
     }
-    Ok(completed?.then_some(records))
+    let mut records = records;
+    let packages = records.split_off(key_files);
+    Ok(completed?.then_some((records, packages)))
 }
 
 impl StagedBatch {
@@ -228,14 +256,15 @@ impl StagedBatch {
         self.lease.window
     }
 
-    /// Whether the batch has no files (a window no key was released in).
+    /// Whether the batch has no files (a window nothing was released in).
     pub fn is_empty(&self) -> bool {
-        self.files.is_empty()
+        self.files.is_empty() && self.packages.is_empty()
     }
 
     fn discard(self) -> Result<()> {
         self.files
             .into_iter()
+            .chain(self.packages)
             .try_for_each(|(file, _)| file.discard())
     }
 }
