@@ -45,25 +45,6 @@ async fn publish(server: &TestServer, uploads: usize, keys: usize) -> Vec<[u8; 1
     all
 }
 
-/// The keys `/v1/config` lists, as a device would trust them.
-async fn trusted(server: &TestServer) -> (TrustedKeys, Vec<Value>) {
-    trusted_from(&get_json(server, "/v1/config").await)
-}
-
-/// The keys a `/v1/config` document lists, as a device would trust them.
-fn trusted_from(config: &Value) -> (TrustedKeys, Vec<Value>) {
-    let listed = config["exportVerificationKeys"].as_array().unwrap().clone();
-    let mut trusted = TrustedKeys::new();
-    for key in &listed {
-        trusted.insert(
-            key["keyId"].as_str().unwrap(),
-            key["keyVersion"].as_str().unwrap(),
-            VerifyingKey::from_public_key_pem(key["publicKeyPem"].as_str().unwrap()).unwrap(),
-        );
-    }
-    (trusted, listed)
-}
-
 async fn index(server: &TestServer) -> Vec<String> {
     let reply = server.send(get("/v1/exports/index.txt")).await;
     assert_eq!(reply.status, 200);

@@ -32,12 +32,17 @@ pub fn file_name(window: Window, seq: usize) -> String {
 
 /// Whether `name` (below [`EXPORT_DIR`]) looks like a file [`file_name`] makes.
 pub fn is_export_name(name: &str) -> bool {
+    is_numbered_zip(name, 3)
+}
+
+/// Whether `name` is `<n>-<n>….zip` with `parts` numbers: a name a batch's file has.
+pub fn is_numbered_zip(name: &str, parts: usize) -> bool {
     let Some(stem) = name.strip_suffix(".zip") else {
         return false;
     };
-    let parts: Vec<&str> = stem.split('-').collect();
-    parts.len() == 3
-        && parts
+    let numbers: Vec<&str> = stem.split('-').collect();
+    numbers.len() == parts
+        && numbers
             .iter()
             .all(|p| !p.is_empty() && p.len() <= 20 && p.bytes().all(|b| b.is_ascii_digit()))
 }

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use super::ExportSettings;
 use super::batches::{self, FileRecord, Lease};
-use super::files::StagedFile;
+use super::files::{self, StagedFile};
 use super::window::Window;
 use crate::error::{AppError, Result};
 
@@ -36,14 +36,7 @@ pub fn file_name(window: Window) -> String {
 
 /// Whether `name` (below [`TRACE_WARNING_DIR`]) looks like a name [`file_name`] makes.
 pub fn is_package_name(name: &str) -> bool {
-    let Some(stem) = name.strip_suffix(".zip") else {
-        return false;
-    };
-    let parts: Vec<&str> = stem.split('-').collect();
-    parts.len() == 2
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.len() <= 20 && p.bytes().all(|b| b.is_ascii_digit()))
+    files::is_numbered_zip(name, 2)
 }
 
 /// Writes the package of a leased batch. A window with keys or check-ins gets a package
