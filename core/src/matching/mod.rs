@@ -173,6 +173,27 @@ pub struct SightingIndex<'a> {
     days: Vec<DayIndex>,
 }
 
+/// Longest an RPI is heard after its first sighting: later sightings of it are
+/// replays (R4, GAEN's `getValidSightingsForRpi`), dropped so that a beacon recorded
+/// and aired again later cannot lengthen an exposure.
+pub const MAX_RPI_SECONDS: u64 = 20 * 60;
+
+/// Drops, from time-sorted sightings, those of an RPI more than
+/// [`MAX_RPI_SECONDS`] after its first sighting.
+fn drop_replays(sightings: &mut Vec<MatchedSighting>) {
+    let mut first: Vec<(IntervalNumber, u64)> = Vec::new();
+    sightings.retain(|m| {
+        let time = m.sighting.time;
+        match first.iter().find(|(interval, _)| *interval == m.interval) {
+            Some(&(_, start)) => time - start <= MAX_RPI_SECONDS,
+            None => {
+                first.push((m.interval, time));
+                true
+            }
+        }
+    });
+}
+
 impl<'a> SightingIndex<'a> {
     /// Indexes `sightings` (in any order).
     pub fn new(sightings: &'a [Sighting]) -> Self {
@@ -350,6 +371,7 @@ impl<'a> SightingIndex<'a> {
             return None;
         }
         found.sort_by_key(|m| (m.sighting.time, m.sighting.scan_id));
+        drop_replays(&mut found);
         Some(Match {
             key: key.clone(),
             sightings: found,
