@@ -78,7 +78,9 @@ mod json;
 mod keyring;
 mod metrics;
 mod openapi;
+mod pacing;
 mod portal;
+mod portal_venues;
 mod publish;
 mod retention;
 mod router;
@@ -90,6 +92,7 @@ mod sessions;
 pub mod signing_keys;
 mod state;
 mod upload;
+mod venues;
 mod writer;
 
 pub use answer::RESPONSE_LEN;
