@@ -418,8 +418,7 @@ fn cwa_errors_name_what_is_wrong() {
     let err = RiskModel::parse("risk: high\n").unwrap_err().to_string();
     assert!(err.contains("saw YAML with keys [\"risk\"]"), "{err}");
     let err =
-        RiskModel::parse("max-encounter-age-in-days: ${AGE}\nminutes-at-attenuation-weights: []")
-            .unwrap_err();
+        RiskModel::parse_as(ModelKind::Cwa, "max-encounter-age-in-days: ${AGE}\n").unwrap_err();
     assert!(err.to_string().contains("no default value"), "{err}");
 }
 
