@@ -68,9 +68,10 @@ pub use error::{
 };
 #[cfg(feature = "export")]
 pub use export::{
-    ECDSA_P256_SHA256_OID, EXPORT_HEADER, ExportBatch, ExportFile, ExportHeader, ExportKeys,
-    ExportLimits, ExportSignature, ExportSigner, MAX_EXPORT_SIGNATURES, SignatureInfo, SigningKey,
-    TrustedKeys, UnverifiedExport, VerifiedExport, VerifyingKey, write_export,
+    BatchPart, ECDSA_P256_SHA256_OID, EXPORT_HEADER, ExportBatch, ExportFile, ExportHeader,
+    ExportKeys, ExportLimits, ExportSignature, ExportSigner, MAX_EXPORT_SIGNATURES, SignatureInfo,
+    SigningKey, TrustedKeys, UnverifiedExport, VerifiedExport, VerifyingKey, write_export,
+    write_export_part,
 };
 pub use identifiers::{AEM_LEN, Aem, RPI_LEN, Rpi};
 pub use interval::{
