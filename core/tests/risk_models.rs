@@ -127,7 +127,7 @@ fn r6_r7_r8_scan_instances_typical_min_and_seconds_since_last_scan() {
 fn r9_a_windows_report_type_is_the_mapped_one() {
     let config = RiskConfig::from_json(r#"{"reportTypeNoneMap": 1}"#).unwrap();
     let unknown = window(ReportType::Unknown, None, vec![scan(40, 40, 300)]);
-    let summary = config.assess(&[unknown.clone()], NOON);
+    let summary = config.assess(std::slice::from_ref(&unknown), NOON);
     assert_eq!(summary.windows[0].report_type, ReportType::ConfirmedTest);
     let dropping = RiskConfig::from_json(r#"{"reportTypeNoneMap": 0}"#).unwrap();
     assert!(dropping.assess(&[unknown], NOON).windows.is_empty());
