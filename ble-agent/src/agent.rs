@@ -72,7 +72,7 @@ impl<C: Clock> Agent<C> {
             .map_err(Error::io(format!("creating {}", config.data_dir.display())))?;
         restrict(&config.data_dir);
         let mut engine = ExposureEngine::new(SqliteStore::open(config.store_path())?)?;
-        engine.set_rssi_correction(config.rssi_correction);
+        engine.set_rssi_correction(config.rssi_correction)?;
         Ok(Self {
             engine,
             config,
@@ -203,12 +203,8 @@ impl<C: Clock> Agent<C> {
         let server = self.server()?;
         let config = server.config().await?;
         let risk = config.risk_configuration.to_string();
-        if serde_json::to_value(self.engine.risk_config())
-            .ok()
-            .as_ref()
-            != Some(&config.risk_configuration)
-        {
-            self.engine.set_risk_config_json(&risk)?;
+        if *self.engine.risk_model() != kith_core::risk::RiskModel::parse(&risk)? {
+            self.engine.set_risk_configuration(&risk)?;
         }
         let trusted = if self.config.trusted_keys.is_empty() {
             trusted_keys(&config.export_keys())?

@@ -9,13 +9,18 @@ use crate::keys::TemporaryExposureKey;
 use crate::matching::SightingIndex;
 use crate::metadata::BluetoothMetadata;
 use crate::payload::BeaconPayload;
-use crate::risk::{ExposureSummary, ExposureWindow, RiskConfig, ScanTimeline};
+use crate::risk::{
+    Explanation, ExposureSummary, ExposureWindow, RiskConfig, RiskModel, ScanTimeline,
+};
 use crate::sighting::Sighting;
 use crate::store::{Exposure, IngestReport, RETENTION_SECONDS, Store};
 use crate::time::UnixSeconds;
 
-/// Name of the setting that holds the risk configuration (ENX JSON).
+/// Name of the setting that holds the risk configuration (as given: any model's text).
 const RISK_CONFIG_SETTING: &str = "risk_config";
+
+/// Name of the setting that holds the receiver's RSSI correction (dB).
+const RSSI_CORRECTION_SETTING: &str = "rssi_correction";
 
 /// What a phone or a Linux device runs: it keeps its keys and sightings in a
 /// [`Store`], matches downloaded diagnosis keys and scores the exposures.
@@ -57,38 +62,60 @@ const RISK_CONFIG_SETTING: &str = "risk_config";
 #[derive(Debug)]
 pub struct ExposureEngine<S> {
     store: S,
-    config: RiskConfig,
+    model: RiskModel,
     rssi_correction: i8,
 }
 
 impl<S: Store> ExposureEngine<S> {
-    /// An engine over `store`, with the risk configuration stored there (or
-    /// [`RiskConfig::enx_with_15_minute_alert`]) and no RSSI correction.
+    /// An engine over `store`, with the risk model and RSSI correction stored there.
     ///
-    /// A stored configuration that no longer reads is a [`StoreError::InvalidSetting`].
+    /// Without a stored model, Kith's preset applies:
+    /// [`RiskConfig::enx_with_15_minute_alert`] (ENX's documented scoring defaults with
+    /// an alert at 15 weighted minutes a day; ENX's own defaults never notify). A
+    /// stored setting that no longer reads is a [`StoreError::InvalidSetting`].
     pub fn new(store: S) -> Result<Self> {
-        let config = match store.setting(RISK_CONFIG_SETTING)? {
-            Some(json) => RiskConfig::from_json(&json).map_err(|error| match error {
-                Error::RiskConfig(source) => StoreError::InvalidSetting {
-                    name: RISK_CONFIG_SETTING,
-                    source,
-                }
-                .into(),
+        let invalid = |name: &'static str| {
+            move |error| match error {
+                Error::RiskConfig(source) => StoreError::InvalidSetting { name, source }.into(),
                 other => other,
+            }
+        };
+        let model = match store.setting(RISK_CONFIG_SETTING)? {
+            Some(text) => RiskModel::parse(&text).map_err(invalid(RISK_CONFIG_SETTING))?,
+            None => RiskConfig::enx_with_15_minute_alert().into(),
+        };
+        let rssi_correction = match store.setting(RSSI_CORRECTION_SETTING)? {
+            Some(text) => text.parse().map_err(|_| {
+                invalid(RSSI_CORRECTION_SETTING)(Error::from(
+                    crate::error::RiskConfigError::invalid(
+                        RSSI_CORRECTION_SETTING,
+                        &text,
+                        "dB as an integer -128..=127",
+                    ),
+                ))
             })?,
-            None => RiskConfig::enx_with_15_minute_alert(),
+            None => 0,
         };
         Ok(Self {
             store,
-            config,
-            rssi_correction: 0,
+            model,
+            rssi_correction,
         })
     }
 
-    /// Sets this receiver's RSSI calibration (dBm added to every measured RSSI),
-    /// used for the exposures matched from now on.
-    pub fn set_rssi_correction(&mut self, correction: i8) {
+    /// Sets this receiver's RSSI calibration (dBm added to every measured RSSI,
+    /// GAEN's `rssiOffset`) and keeps it in the store. As in GAEN (R1), it is applied
+    /// when a sighting is recorded: sightings recorded before keep theirs.
+    pub fn set_rssi_correction(&mut self, correction: i8) -> Result<()> {
+        self.store
+            .set_setting(RSSI_CORRECTION_SETTING, &correction.to_string())?;
         self.rssi_correction = correction;
+        Ok(())
+    }
+
+    /// The RSSI correction applied to sightings as they are recorded.
+    pub fn rssi_correction(&self) -> i8 {
+        self.rssi_correction
     }
 
     /// The store.
@@ -101,16 +128,18 @@ impl<S: Store> ExposureEngine<S> {
         &mut self.store
     }
 
-    /// The risk configuration in use.
-    pub fn risk_config(&self) -> &RiskConfig {
-        &self.config
+    /// The risk model in use.
+    pub fn risk_model(&self) -> &RiskModel {
+        &self.model
     }
 
-    /// Replaces the risk configuration (ENX JSON) and keeps it in the store.
-    pub fn set_risk_config_json(&mut self, json: &str) -> Result<()> {
-        let config = RiskConfig::from_json(json)?;
-        self.store.set_setting(RISK_CONFIG_SETTING, json)?;
-        self.config = config;
+    /// Replaces the risk model with a configuration of any family (ENX / GAEN v2
+    /// JSON, Corona-Warn-App YAML, GAEN v1 JSON; see [`RiskModel::parse`]) and keeps
+    /// it in the store.
+    pub fn set_risk_configuration(&mut self, text: &str) -> Result<()> {
+        let model = RiskModel::parse(text)?;
+        self.store.set_setting(RISK_CONFIG_SETTING, text)?;
+        self.model = model;
         Ok(())
     }
 
@@ -153,14 +182,22 @@ impl<S: Store> ExposureEngine<S> {
         Ok(self.current_key(rng, now)?.beacon(now, metadata))
     }
 
-    /// Remembers one received beacon.
+    /// Remembers one received beacon, its RSSI corrected by the receiver's calibration.
     pub fn record_sighting(&mut self, sighting: Sighting) -> Result<()> {
-        self.store.add_sightings(&[sighting])
+        self.record_sightings(&[sighting])
     }
 
-    /// Remembers the beacons of one scan, all or none.
+    /// Remembers the beacons of one scan, all or none, their RSSI corrected by the
+    /// receiver's calibration (R1: GAEN adds `rssiOffset` at scan time).
     pub fn record_sightings(&mut self, sightings: &[Sighting]) -> Result<()> {
-        self.store.add_sightings(sightings)
+        let corrected: Vec<Sighting> = sightings
+            .iter()
+            .map(|s| Sighting {
+                rssi: s.rssi.saturating_add(self.rssi_correction),
+                ..*s
+            })
+            .collect();
+        self.store.add_sightings(&corrected)
     }
 
     /// The own keys of the last 14 days to publish after a positive test; today's
@@ -213,7 +250,6 @@ impl<S: Store> ExposureEngine<S> {
     pub fn snapshot(&self) -> Result<SightingSnapshot> {
         Ok(SightingSnapshot {
             sightings: self.store.sightings()?,
-            rssi_correction: self.rssi_correction,
         })
     }
 
@@ -236,13 +272,23 @@ impl<S: Store> ExposureEngine<S> {
 
     /// The risk level, its days, the daily summaries and the windows behind them.
     pub fn exposure_summary(&self, now: UnixSeconds) -> Result<ExposureSummary> {
-        let windows: Vec<ExposureWindow> = self
+        Ok(self.model.assess(&self.windows()?, now))
+    }
+
+    /// Why each day is or is not risky at `now`: per day and window the seconds per
+    /// attenuation bucket, the weights, the score, and which threshold was reached
+    /// or missed.
+    pub fn explain(&self, now: UnixSeconds) -> Result<Explanation> {
+        Ok(self.model.explain(&self.windows()?, now))
+    }
+
+    fn windows(&self) -> Result<Vec<ExposureWindow>> {
+        Ok(self
             .store
             .exposures()?
             .into_iter()
             .flat_map(|e| e.windows)
-            .collect();
-        Ok(self.config.assess(&windows, now))
+            .collect())
     }
 
     /// Deletes everything older than 14 days before `now`.
@@ -383,12 +429,11 @@ mod download {
 #[cfg(feature = "export")]
 pub use download::DownloadedExport;
 
-/// The stored sightings at one moment, with the receiver's calibration: what
+/// The stored sightings at one moment (their RSSI already corrected): what
 /// matching compares keys against. Taken with [`ExposureEngine::snapshot`].
 #[derive(Clone, Debug)]
 pub struct SightingSnapshot {
     sightings: Vec<Sighting>,
-    rssi_correction: i8,
 }
 
 impl SightingSnapshot {
@@ -406,8 +451,9 @@ impl SightingSnapshot {
         matches
             .into_iter()
             .map(|matched| Exposure {
-                windows: ExposureWindow::from_match(&matched, &scans, self.rssi_correction),
+                windows: ExposureWindow::from_match(&matched, &scans, 0),
                 matched,
+                revised: false,
             })
             .collect()
     }

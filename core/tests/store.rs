@@ -6,6 +6,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant};
 
+use kith_core::risk::RiskModel;
 use kith_core::store::testing::{T0, sighting};
 use kith_core::store::{MemoryStore, SCHEMA_VERSION, SqliteStore, Store};
 use kith_core::{
@@ -31,15 +32,27 @@ fn sqlite_file_survives_reopening_with_its_configuration() {
     store.add_sightings(&[sighting(1, T0, 1)]).unwrap();
     let mut engine = ExposureEngine::new(store).unwrap();
     engine
-        .set_risk_config_json(r#"{"attenuationNearWeight": 80}"#)
+        .set_risk_configuration(r#"{"attenuationNearWeight": 80}"#)
         .unwrap();
+    engine.set_rssi_correction(-5).unwrap();
     drop(engine);
 
-    let engine = ExposureEngine::new(SqliteStore::open(&path).unwrap()).unwrap();
-    assert_eq!(engine.risk_config().attenuation_weights[1], 0.8);
+    let mut engine = ExposureEngine::new(SqliteStore::open(&path).unwrap()).unwrap();
+    let RiskModel::Gaen(config) = engine.risk_model() else {
+        panic!("expected an ENX model");
+    };
+    assert_eq!(config.attenuation_weights[1], 0.8);
+    // R1: the RSSI correction is kept, and applied as a sighting is recorded.
+    assert_eq!(engine.rssi_correction(), -5);
+    let heard = sighting(2, T0 + 60, 2);
+    engine.record_sighting(heard).unwrap();
+    let corrected = Sighting {
+        rssi: heard.rssi - 5,
+        ..heard
+    };
     assert_eq!(
         engine.store().sightings().unwrap(),
-        vec![sighting(1, T0, 1)]
+        vec![sighting(1, T0, 1), corrected]
     );
 }
 

@@ -139,13 +139,13 @@ impl ExposureEngine {
     /// applies: ENX's scoring defaults with an alert at 15 weighted minutes a day
     /// (ENX's own defaults disable every classification, so they never notify).
     pub fn set_risk_configuration(&self, json: String) -> Result<()> {
-        Ok(self.lock().set_risk_config_json(&json)?)
+        Ok(self.lock().set_risk_configuration(&json)?)
     }
 
     /// Sets this phone's RSSI calibration (dBm added to every measured RSSI, GAEN's
     /// `rssiOffset` for the model), used for exposures matched from now on.
-    pub fn set_rssi_correction(&self, rssi_correction_dbm: i8) {
-        self.lock().set_rssi_correction(rssi_correction_dbm);
+    pub fn set_rssi_correction(&self, rssi_correction_dbm: i8) -> Result<()> {
+        Ok(self.lock().set_rssi_correction(rssi_correction_dbm)?)
     }
 
     /// Deletes everything older than 14 days before `now_unix_seconds`: own keys,

@@ -31,11 +31,21 @@
 //! ```
 
 mod config;
+pub mod cwa;
+mod explain;
+mod model;
 mod scoring;
+pub mod v1;
 mod window;
 
 pub use config::{Classification, Infectiousness, RiskConfig};
+pub use cwa::CwaModel;
+pub use explain::{
+    BucketTime, DayExplanation, Explanation, Factor, ThresholdCheck, WindowExplanation,
+};
+pub use model::{ModelKind, RiskModel};
 pub use scoring::{DailySummary, ExposureSummary, SummaryData};
+pub use v1::GaenV1Model;
 pub use window::{
     DEFAULT_SECONDS_SINCE_LAST_SCAN, ExposureWindow, MAX_SECONDS_SINCE_LAST_SCAN,
     MAX_WINDOW_SECONDS, ScanInstance, ScanTimeline, attenuation,

@@ -42,17 +42,25 @@ pub struct Exposure {
     pub matched: Match,
     /// Its exposure windows.
     pub windows: Vec<ExposureWindow>,
+    /// Whether a revised key changed its report type already: GAEN allows one
+    /// transition per key (R19).
+    pub revised: bool,
 }
 
 impl Exposure {
     /// Takes the diagnosis of `revised` (report type, days since onset, transmission
-    /// risk level), in the key and in every window, if it is the same key.
-    /// Returns whether it was.
+    /// risk level), in the key and in every window, if it is the same key, not
+    /// revised before, and the transition is one GAEN allows (R19,
+    /// [`ReportType::may_be_revised_to`]). Returns whether it did.
     pub fn revise(&mut self, revised: &DiagnosisKey) -> bool {
         let key = &mut self.matched.key;
-        if key.tek.expose_secret() != revised.tek.expose_secret() {
+        if key.tek.expose_secret() != revised.tek.expose_secret()
+            || self.revised
+            || !key.report_type.may_be_revised_to(revised.report_type)
+        {
             return false;
         }
+        self.revised = true;
         key.report_type = revised.report_type;
         key.days_since_onset = revised.days_since_onset;
         key.transmission_risk_level = revised.transmission_risk_level;

@@ -127,8 +127,8 @@ fn insert_exposure(tx: &Transaction<'_>, exposure: &Exposure) -> Result<bool> {
     let inserted = tx
         .execute(
             "INSERT OR IGNORE INTO exposures (key, rolling_start, rolling_period,
-                 report_type, days_since_onset, transmission_risk_level, last_seen)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                 report_type, days_since_onset, transmission_risk_level, last_seen, revised)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 &key.tek.expose_secret()[..],
                 validity.start().get(),
@@ -136,7 +136,8 @@ fn insert_exposure(tx: &Transaction<'_>, exposure: &Exposure) -> Result<bool> {
                 key.report_type as i32,
                 key.days_since_onset.map(DaysSinceOnset::get),
                 key.transmission_risk_level,
-                exposure.last_seen().get() as i64
+                exposure.last_seen().get() as i64,
+                exposure.revised
             ],
         )
         .map_err(storage)?;
@@ -188,24 +189,34 @@ fn insert_exposure(tx: &Transaction<'_>, exposure: &Exposure) -> Result<bool> {
     Ok(true)
 }
 
-/// Gives the stored exposure of `key`'s bytes, and its windows, `key`'s diagnosis;
-/// returns whether there was one.
+/// Gives the stored exposure of `key`'s bytes, and its windows, `key`'s diagnosis,
+/// if it was not revised before and GAEN allows the transition (R19); returns
+/// whether it did.
 fn revise_exposure(tx: &Transaction<'_>, key: &DiagnosisKey) -> Result<bool> {
     let key_bytes = &key.tek.expose_secret()[..];
     let days_since_onset = key.days_since_onset.map(DaysSinceOnset::get);
+    let mut from = ReportType::revisable_to(key.report_type).map(|r| r as i32);
+    // At most two report types lead to another; -1 matches none.
+    let (a, b) = (from.next().unwrap_or(-1), from.next().unwrap_or(-1));
     let revised = tx
         .execute(
             "UPDATE exposures
-             SET report_type = ?2, days_since_onset = ?3, transmission_risk_level = ?4
-             WHERE key = ?1",
+             SET report_type = ?2, days_since_onset = ?3, transmission_risk_level = ?4,
+                 revised = 1
+             WHERE key = ?1 AND revised = 0 AND report_type IN (?5, ?6)",
             params![
                 key_bytes,
                 key.report_type as i32,
                 days_since_onset,
-                key.transmission_risk_level
+                key.transmission_risk_level,
+                a,
+                b
             ],
         )
         .map_err(storage)?;
+    if revised == 0 {
+        return Ok(false);
+    }
     tx.execute(
         "UPDATE exposure_windows SET report_type = ?2, days_since_onset = ?3
          WHERE exposure_id = (SELECT id FROM exposures WHERE key = ?1)",
@@ -348,7 +359,7 @@ impl Store for SqliteStore {
         let heads = collect(
             &self.conn,
             "SELECT id, key, rolling_start, rolling_period, report_type, days_since_onset,
-                    transmission_risk_level
+                    transmission_risk_level, revised
              FROM exposures ORDER BY id",
             [],
             |row| {
@@ -358,12 +369,13 @@ impl Store for SqliteStore {
                     days_since_onset: days_since_onset(int(row, "days_since_onset")?)?,
                     transmission_risk_level: int(row, "transmission_risk_level")?,
                 };
-                Ok((int::<i64>(row, "id")?, key))
+                let revised: bool = row.get("revised").map_err(storage)?;
+                Ok((int::<i64>(row, "id")?, key, revised))
             },
         )?;
         heads
             .into_iter()
-            .map(|(id, key)| {
+            .map(|(id, key, revised)| {
                 let sightings = collect(
                     &self.conn,
                     "SELECT rpi, aem, rssi, time, scan_id, interval, metadata
@@ -402,6 +414,7 @@ impl Store for SqliteStore {
                 Ok(Exposure {
                     matched: Match { key, sightings },
                     windows,
+                    revised,
                 })
             })
             .collect()

@@ -18,7 +18,7 @@ use crate::interval::{IntervalNumber, KeyValidity, RollingPeriod};
 use crate::keys::TemporaryExposureKey;
 use crate::matching::{Match, MatchedSighting};
 use crate::metadata::{BluetoothMetadata, CalibrationConfidence};
-use crate::risk::{ExposureWindow, ScanInstance};
+use crate::risk::{ExposureWindow, RiskModel, ScanInstance};
 use crate::sighting::Sighting;
 use crate::store::{Exposure, IngestReport, MemoryStore, Store};
 use crate::time::{Day, UnixSeconds};
@@ -94,6 +94,7 @@ fn exposure(byte: u8, last_seen: UnixSeconds, report_type: ReportType) -> Exposu
         metadata: BluetoothMetadata::v1_1(-12, CalibrationConfidence::Medium),
     };
     Exposure {
+        revised: false,
         matched: Match {
             key,
             sightings: vec![matched(last_seen - 300, 1), matched(last_seen, 2)],
@@ -237,6 +238,42 @@ pub fn revisions(mut store: impl Store) {
         vec![expected, found[1].clone(), new[0].clone()]
     );
     assert!(store.is_file_processed("c.zip").unwrap());
+
+    // R19: one transition per key, and only those GAEN allows.
+    let revise = |store: &mut dyn Store, byte: u8, to: ReportType| {
+        let mut key = exposure(byte, T0, to).matched.key;
+        key.report_type = to;
+        store
+            .record_ingest(None, &[], &[key], T0)
+            .unwrap()
+            .revised_exposures
+    };
+    // Key 1 was revised once already: a second transition is refused.
+    assert_eq!(revise(&mut store, 1, ReportType::Revoked), 0);
+    let stored = |store: &dyn Store, byte: u8| {
+        let exposures = store.exposures().unwrap();
+        let e = exposures
+            .iter()
+            .find(|e| e.matched.key.tek.expose_secret()[0] == byte);
+        e.map(|e| (e.matched.key.report_type, e.windows[0].report_type))
+            .unwrap()
+    };
+    assert_eq!(stored(&store, 1).0, ReportType::ConfirmedTest);
+    // CONFIRMED_TEST → REVOKED and → SELF_REPORT are refused.
+    assert_eq!(revise(&mut store, 3, ReportType::Revoked), 0);
+    assert_eq!(revise(&mut store, 3, ReportType::SelfReport), 0);
+    assert_eq!(
+        stored(&store, 3),
+        (ReportType::ConfirmedTest, ReportType::ConfirmedTest)
+    );
+    // SELF_REPORT → CLINICAL is applied, then CLINICAL → CONFIRMED_TEST is a second one.
+    assert_eq!(
+        revise(&mut store, 2, ReportType::ConfirmedClinicalDiagnosis),
+        1
+    );
+    assert_eq!(revise(&mut store, 2, ReportType::ConfirmedTest), 0);
+    let clinical = ReportType::ConfirmedClinicalDiagnosis;
+    assert_eq!(stored(&store, 2), (clinical, clinical));
 }
 
 /// Settings: replaced by name.
@@ -372,14 +409,17 @@ pub fn engine(store: impl Store) {
     );
 
     // A stricter configuration (ENX JSON) is applied to the same windows.
-    bob.set_risk_config_json(r#"{"perDaySumERVThreshold_1": 2000}"#)
+    bob.set_risk_configuration(r#"{"perDaySumERVThreshold_1": 2000}"#)
         .unwrap();
     assert_eq!(bob.exposure_summary(later).unwrap().risk_level, None);
     assert!(matches!(
-        bob.set_risk_config_json("{"),
+        bob.set_risk_configuration("{"),
         Err(Error::RiskConfig(RiskConfigError::Syntax(_)))
     ));
-    assert_eq!(bob.risk_config().classifications[0].per_day_sum, 2000.0);
+    let RiskModel::Gaen(config) = bob.risk_model() else {
+        panic!("expected an ENX model, got {:?}", bob.risk_model());
+    };
+    assert_eq!(config.classifications[0].per_day_sum, 2000.0);
     assert_eq!(
         bob.store().setting("risk_config").unwrap().as_deref(),
         Some(r#"{"perDaySumERVThreshold_1": 2000}"#)
