@@ -24,6 +24,7 @@ use kith_core::{
 use rayon::prelude::*;
 
 use crate::ble::{Channel, DeviceModel, Link, ModelTable};
+use crate::contacts::Shapes;
 use crate::diary::Diary;
 use crate::error::{Error, Result};
 use crate::population::{NONE, Population};
@@ -215,6 +216,8 @@ pub struct Radio<'a> {
     pub phones: &'a Phones,
     /// Contacts of the last days.
     pub diary: &'a Diary,
+    /// How long and how close contacts are.
+    pub shapes: &'a Shapes,
 }
 
 /// One scan of a phone: its day, number and second.
@@ -272,8 +275,9 @@ impl Radio<'_> {
             if sender_phone == NONE || only.is_some_and(|o| o != other) {
                 continue;
             }
-            let start = (u32::from(c.start) * 60).max(from);
-            let end = (u32::from(c.start + c.duration) * 60).min(to);
+            let m = self.shapes.meeting(self.streams, day, c);
+            let start = (u32::from(m.start) * 60).max(from);
+            let end = (u32::from(m.start + m.duration) * 60).min(to);
             if start >= end {
                 continue;
             }
@@ -282,10 +286,8 @@ impl Radio<'_> {
                 day,
                 receiver: agent,
                 sender: other,
-                contact: (u64::from(c.start) << 24)
-                    | (u64::from(c.distance_cm) << 8)
-                    | c.setting as u64,
-                distance_m: c.distance_m(),
+                contact: (u64::from(c.salt) << 8) | c.setting as u64,
+                distance_m: m.distance_m(),
                 setting: c.setting,
             };
             for (k, second) in schedule.within(start, end) {
