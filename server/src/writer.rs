@@ -96,6 +96,7 @@ impl Writer {
         guard: Guard,
         clock: Clock,
         batch: usize,
+        truncate_seconds: u64,
     ) -> Result<(Self, JoinHandle<()>)> {
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         let (jobs, queue) = mpsc::channel(QUEUE_LEN);
@@ -119,6 +120,7 @@ impl Writer {
                     guard,
                     clock,
                     rng: StdRng::from_entropy(),
+                    truncate_seconds,
                     storage_full: thread_storage_full,
                     pruned_hour: 0,
                 }
@@ -220,6 +222,8 @@ struct WriterThread {
     guard: Guard,
     clock: Clock,
     rng: StdRng,
+    /// `--truncate-window`: the granularity of stored key times.
+    truncate_seconds: u64,
     storage_full: Arc<AtomicBool>,
     pruned_hour: u64,
 }
@@ -281,6 +285,7 @@ impl WriterThread {
                         pepper: &self.pepper,
                         rng: &mut self.rng,
                         now,
+                        truncate_seconds: self.truncate_seconds,
                     };
                     Outcome::Published(match sealed {
                         None => redemption.publish(upload, *source).map(Answer::Accepted),
@@ -362,6 +367,7 @@ struct Redemption<'a> {
     pepper: &'a Pepper,
     rng: &'a mut StdRng,
     now: UnixSeconds,
+    truncate_seconds: u64,
 }
 
 impl Redemption<'_> {
@@ -450,7 +456,7 @@ impl Redemption<'_> {
             code.onset.map(|onset| onset.day),
         )?;
         db::redeem_code(self.tx, &code)?;
-        db::insert_keys(self.tx, &keys, self.now, self.rng)?;
+        db::insert_keys(self.tx, &keys, self.now, self.truncate_seconds, self.rng)?;
         metrics::counter!("kith_codes_redeemed_total").increment(1);
         metrics::counter!("kith_keys_accepted_total").increment(keys.len() as u64);
         Ok(keys.len())
