@@ -7,7 +7,7 @@
 //! [`CONTENT_TYPE`]), always [`SEALED_BODY_LEN`] bytes:
 //!
 //! ```text
-//! enc (32 bytes, the sender's ephemeral X25519 key) ‖ ciphertext (4096 + 16 bytes)
+//! enc (32 bytes, the sender's ephemeral X25519 key) ‖ ciphertext (48 KiB + 16 bytes)
 //! ```
 //!
 //! The plaintext is the publish JSON followed by ASCII spaces up to
@@ -59,8 +59,10 @@ pub const CONTENT_TYPE: &str = "application/kith-sealed";
 /// The media type of a sealed answer.
 pub const RESPONSE_CONTENT_TYPE: &str = "application/kith-sealed-response";
 
-/// Length of the padded plaintext: the publish JSON plus spaces.
-pub const SEALED_PLAINTEXT_LEN: usize = 4096;
+/// Length of the padded plaintext: the publish JSON plus spaces. Room for 30 keys and
+/// 280 venue check-ins (20 a day for 14 days), so that every upload, with or without
+/// check-ins, real or chaff, has the same size.
+pub const SEALED_PLAINTEXT_LEN: usize = 48 * 1024;
 
 /// Length of the encapsulated key.
 pub const ENC_LEN: usize = 32;

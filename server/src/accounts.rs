@@ -1,5 +1,6 @@
 //! Case-worker accounts (passwords hashed with Argon2id, locked after repeated failed
-//! logins) and the audit log of who issued codes when. No patient data in either.
+//! logins). Who issued which code goes to the audit log with the code itself (see
+//! `writer`). No patient data in either.
 
 use std::sync::Mutex;
 
@@ -9,7 +10,6 @@ use rand_core::OsRng;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::clock::UnixSeconds;
-use crate::codes::CodeHash;
 use crate::error::{AppError, Result};
 
 /// Failed logins in a row after which an account is locked.
@@ -19,7 +19,7 @@ pub const LOCKOUT_SECONDS: u64 = 15 * 60;
 /// Shortest password accepted.
 pub const MIN_PASSWORD_LEN: usize = 12;
 
-/// The accounts and the audit log, on their own connection to the database.
+/// The accounts, on their own connection to the database.
 #[derive(Debug)]
 pub struct Accounts(Mutex<Connection>);
 
@@ -124,20 +124,6 @@ impl Accounts {
         } else {
             LoginError::Wrong
         }))
-    }
-
-    /// Records that `who` issued the codes with `hashes` at `now` (one transaction).
-    pub fn audit_issue(&self, who: &str, hashes: &[CodeHash], now: UnixSeconds) -> Result<()> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        for hash in hashes {
-            tx.prepare_cached(
-                "INSERT INTO audit_log (at, case_worker, action, code_hash) VALUES (?1, ?2, 'issue_code', ?3)",
-            )?
-            .execute(params![now.get(), who, hash.as_bytes().as_slice()])?;
-        }
-        tx.commit()?;
-        Ok(())
     }
 }
 

@@ -160,6 +160,23 @@ pub struct ExportConfig {
     )]
     pub padding_range: usize,
 
+    /// Trace-warning packages with fewer real check-ins are padded with fake reports up
+    /// to this many ...
+    #[arg(
+        long = "trace-warning-min-reports",
+        env = "KITH_TRACE_WARNING_MIN_REPORTS",
+        default_value_t = 100
+    )]
+    pub min_reports: usize,
+
+    /// ... plus a random number from 0 to this.
+    #[arg(
+        long = "trace-warning-padding-range",
+        env = "KITH_TRACE_WARNING_PADDING_RANGE",
+        default_value_t = 20
+    )]
+    pub report_padding_range: usize,
+
     /// Most keys in one file; bigger batches are split into several.
     #[arg(long = "export-max-keys-per-file", env = "KITH_EXPORT_MAX_KEYS_PER_FILE",
           default_value_t = 500_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]

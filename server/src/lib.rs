@@ -78,6 +78,7 @@ mod json;
 mod keyring;
 mod metrics;
 mod openapi;
+mod pacing;
 mod portal;
 mod publish;
 mod retention;

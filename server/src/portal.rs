@@ -339,19 +339,10 @@ async fn issue_one(
     )?;
     let code = state
         .writer
-        .issue_codes(order)
+        .issue_codes(order, case_worker)
         .await?
         .pop()
         .ok_or(AppError::Unavailable)?;
-    let accounts = state.accounts.clone();
-    let (who, hash, now) = (
-        case_worker.to_owned(),
-        code.hash(&state.keyring.pepper),
-        state.clock.now(),
-    );
-    tokio::task::spawn_blocking(move || accounts.audit_issue(&who, &[hash], now))
-        .await
-        .map_err(|_| AppError::Unavailable)??;
     Ok((code, order.expires_at))
 }
 

@@ -1,7 +1,8 @@
 //! Retention, in two steps, so that a client holding a cached index never meets a missing
 //! file (google/exposure-notifications-server#1148 is what happens otherwise).
 //!
-//! 1. Past the retention period, export files leave the index; keys (once exported) and
+//! 1. Past the retention period, export files and trace-warning packages leave their
+//!    index; keys and check-ins (once exported) and
 //!    codes (expired, or the hashes kept of used ones) are deleted, with the padding of old
 //!    batches.
 //! 2. A delay later, the dropped files are deleted from the data directory, then forgotten.
@@ -32,6 +33,8 @@ pub struct RetentionRun {
     pub files_deleted: usize,
     /// Diagnosis keys deleted.
     pub keys_deleted: usize,
+    /// Venue check-in reports deleted.
+    pub check_ins_deleted: usize,
     /// Verification codes deleted.
     pub codes_deleted: usize,
 }
@@ -60,6 +63,14 @@ impl Retention {
                  0))",
             [cutoff],
         )?;
+        // Venue check-ins likewise, once their window is exported.
+        run.check_ins_deleted = tx.execute(
+            "DELETE FROM check_in_reports WHERE released_at < min(?1, coalesce(
+                 (SELECT min(start_time) FROM export_batches WHERE status != 'complete'),
+                 (SELECT max(end_time) FROM export_batches),
+                 0))",
+            [cutoff],
+        )?;
         // Codes that expired unused, and the hashes kept of used ones to refuse them again.
         run.codes_deleted = tx.execute(
             "DELETE FROM verification_codes WHERE expires_at < ?1",
@@ -68,11 +79,15 @@ impl Retention {
             "DELETE FROM redeemed_codes WHERE expires_hour * 3600 < ?1",
             [cutoff],
         )?;
-        tx.execute(
-            "DELETE FROM export_padding WHERE batch_start IN
-                 (SELECT start_time FROM export_batches WHERE end_time <= ?1)",
-            [cutoff],
-        )?;
+        for padding in ["export_padding", "trace_warning_padding"] {
+            tx.execute(
+                &format!(
+                    "DELETE FROM {padding} WHERE batch_start IN
+                     (SELECT start_time FROM export_batches WHERE end_time <= ?1)"
+                ),
+                [cutoff],
+            )?;
+        }
         tx.commit()?;
 
         let delete_before = now.get().saturating_sub(self.delete_delay_seconds);

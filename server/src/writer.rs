@@ -29,6 +29,7 @@ use crate::codes::{CodeHash, CodeOrder, Pepper, VerificationCode};
 use crate::db::{self, CodeState};
 use crate::error::{AppError, Result};
 use crate::guessing::{Guard, SourceTag};
+use crate::pacing::AnswerFloor;
 use crate::sealed::ResponseSealer;
 use crate::upload::Upload;
 
@@ -47,6 +48,7 @@ enum Job {
     },
     IssueCodes {
         order: CodeOrder,
+        issued_by: String,
         reply: oneshot::Sender<Result<Vec<VerificationCode>>>,
     },
 }
@@ -60,10 +62,6 @@ pub enum Answer {
     /// first sending's answer again).
     Sealed(Vec<u8>),
 }
-
-/// No publish is answered sooner than this after its batch began, so the small
-/// differences in work between real uploads and chaff do not show in the timing.
-pub const ANSWER_FLOOR: Duration = Duration::from_millis(10);
 
 /// How long sealed answers are kept for replays.
 const SEALED_ANSWER_HOURS: u64 = 30 * 24;
@@ -123,6 +121,7 @@ impl Writer {
                     truncate_seconds,
                     storage_full: thread_storage_full,
                     pruned_hour: 0,
+                    floor: AnswerFloor::new(Instant::now()),
                 }
                 .run(queue, batch.max(1));
                 drop(stop_checkpoints);
@@ -154,10 +153,21 @@ impl Writer {
         result
     }
 
-    /// Creates codes; they are returned only once the batch holding them is committed.
-    pub async fn issue_codes(&self, order: CodeOrder) -> Result<Vec<VerificationCode>> {
+    /// Creates codes, with the audit log's record that `issued_by` (a case worker, or
+    /// the admin API) issued them, in the same transaction; they are returned only once
+    /// that is committed.
+    pub async fn issue_codes(
+        &self,
+        order: CodeOrder,
+        issued_by: &str,
+    ) -> Result<Vec<VerificationCode>> {
         let (reply, answer) = oneshot::channel();
-        self.send(Job::IssueCodes { order, reply }).await?;
+        self.send(Job::IssueCodes {
+            order,
+            issued_by: issued_by.to_owned(),
+            reply,
+        })
+        .await?;
         answer.await.map_err(|_| AppError::Unavailable)?
     }
 
@@ -226,13 +236,17 @@ struct WriterThread {
     truncate_seconds: u64,
     storage_full: Arc<AtomicBool>,
     pruned_hour: u64,
+    floor: AnswerFloor,
 }
 
 impl WriterThread {
     fn run(mut self, mut queue: mpsc::Receiver<Job>, batch: usize) {
         let mut jobs = Vec::with_capacity(batch);
         while queue.blocking_recv_many(&mut jobs, batch) > 0 {
-            let replies = match self.commit_batch(&mut jobs) {
+            let started = Instant::now();
+            let committed = self.commit_batch(&mut jobs, started);
+            self.floor.observe(started.elapsed(), Instant::now());
+            let replies = match committed {
                 Ok(replies) => replies,
                 Err(error) => {
                     let full = error.is_storage_full();
@@ -260,8 +274,10 @@ impl WriterThread {
     /// Runs all jobs in one transaction. A job that is refused (a bad code, a key
     /// too far from onset) decides so before it writes anything, so refusals need no
     /// rollback; a database error fails the whole batch, and the jobs stay in `jobs`.
-    fn commit_batch(&mut self, jobs: &mut Vec<Job>) -> Result<Vec<Reply>> {
-        let not_before = Instant::now() + ANSWER_FLOOR;
+    fn commit_batch(&mut self, jobs: &mut Vec<Job>, started: Instant) -> Result<Vec<Reply>> {
+        // Every publish of the batch is answered at the same time, late enough to hide
+        // how long the batch took (see `pacing`).
+        let not_before = self.floor.release_at(started);
         let now = self.clock.now();
         let budget_before = self.guard.budget();
         // IMMEDIATE: take the write lock up front, waiting for the export batcher (another
@@ -292,9 +308,9 @@ impl WriterThread {
                         Some(sealer) => redemption.publish_sealed(upload, *source, sealer),
                     })
                 }
-                Job::IssueCodes { order, .. } => {
-                    Outcome::Issued(issue_codes(&tx, &self.pepper, order))
-                }
+                Job::IssueCodes {
+                    order, issued_by, ..
+                } => Outcome::Issued(issue_codes(&tx, &self.pepper, order, issued_by, now)),
             };
             outcomes.push(outcome.server_failure()?);
         }
@@ -457,6 +473,7 @@ impl Redemption<'_> {
         )?;
         db::redeem_code(self.tx, &code)?;
         db::insert_keys(self.tx, &keys, self.now, self.truncate_seconds, self.rng)?;
+        db::insert_check_ins(self.tx, &upload.check_ins, self.now, self.rng)?;
         metrics::counter!("kith_codes_redeemed_total").increment(1);
         metrics::counter!("kith_keys_accepted_total").increment(keys.len() as u64);
         Ok(keys.len())
@@ -467,12 +484,16 @@ fn issue_codes(
     tx: &Connection,
     pepper: &Pepper,
     order: &CodeOrder,
+    issued_by: &str,
+    now: UnixSeconds,
 ) -> Result<Vec<VerificationCode>> {
     let mut codes = Vec::with_capacity(order.count as usize);
     let mut rng = rand_core::OsRng;
     while codes.len() < order.count as usize {
         let code = VerificationCode::generate(&mut rng);
-        if db::insert_code(tx, &code.hash(pepper), order)? {
+        let hash = code.hash(pepper);
+        if db::insert_code(tx, &hash, order)? {
+            db::audit_issue(tx, issued_by, &hash, now)?;
             codes.push(code);
         }
     }

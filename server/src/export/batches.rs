@@ -87,7 +87,7 @@ pub fn lease(
 }
 
 /// Whether `lease_id` still holds the batch starting at `start`.
-fn holds(conn: &Connection, start: UnixSeconds, lease_id: &LeaseId) -> Result<bool> {
+pub fn holds(conn: &Connection, start: UnixSeconds, lease_id: &LeaseId) -> Result<bool> {
     Ok(conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM export_batches
          WHERE start_time = ?1 AND status = 'pending' AND lease_id = ?2)",
@@ -158,14 +158,14 @@ pub fn store_padding(
     Ok(Some(padding))
 }
 
-/// A file written for a batch.
+/// A file written for a batch: a key export, or its trace-warning package.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileRecord {
     /// Path relative to the data directory.
     pub name: String,
-    /// Real keys in it.
+    /// Real keys (check-in reports, in a package) in it.
     pub real_keys: usize,
-    /// Padding keys in it.
+    /// Padding keys (reports) in it.
     pub padding_keys: usize,
     /// Its size.
     pub bytes: u64,
@@ -214,12 +214,13 @@ pub fn finish(
     Ok(true)
 }
 
-/// The names of the files in the index: not expired, oldest window first.
-pub fn indexed_files(conn: &Connection) -> Result<Vec<String>> {
+/// The names of the files below `dir` in the index: not expired, oldest window first.
+pub fn indexed_files(conn: &Connection, dir: &str) -> Result<Vec<String>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT name FROM export_files WHERE expired_at IS NULL ORDER BY batch_start, name",
+        "SELECT name FROM export_files WHERE expired_at IS NULL AND substr(name, 1, length(?1)) = ?1
+         ORDER BY batch_start, name",
     )?;
-    let names = stmt.query_map([], |r| r.get(0))?;
+    let names = stmt.query_map([format!("{dir}/")], |r| r.get(0))?;
     Ok(names.collect::<rusqlite::Result<_>>()?)
 }
 

@@ -9,6 +9,7 @@ use rand_core::{OsRng, RngCore};
 use rusqlite::{Connection, TransactionBehavior};
 
 use super::batches;
+use super::trace_warnings::{TRACE_WARNING_DIR, TRACE_WARNING_INDEX};
 use super::window::Window;
 use crate::error::{AppError, Result};
 
@@ -58,18 +59,24 @@ pub fn write_atomically(data_dir: &Path, relative: &str, bytes: &[u8]) -> Result
     fs::rename(&tmp, &path).map_err(io(&path))
 }
 
-/// Rewrites the index from the database when it changed. Runs inside a write transaction,
-/// so two batchers write their indexes one after the other and the last one is current.
+/// Rewrites the indexes (of key exports, of trace-warning packages) from the database
+/// when they changed. Runs inside a write transaction, so two batchers write their
+/// indexes one after the other and the last one is current.
 pub fn write_index(conn: &mut Connection, data_dir: &Path) -> Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut text = String::new();
-    for name in batches::indexed_files(&tx)? {
-        text.push_str(&name);
-        text.push('\n');
-    }
-    let current = fs::read(data_dir.join(INDEX_FILE)).ok();
-    if current.as_deref() != Some(text.as_bytes()) {
-        write_atomically(data_dir, INDEX_FILE, text.as_bytes())?;
+    for (dir, index) in [
+        (EXPORT_DIR, INDEX_FILE),
+        (TRACE_WARNING_DIR, TRACE_WARNING_INDEX),
+    ] {
+        let mut text = String::new();
+        for name in batches::indexed_files(&tx, dir)? {
+            text.push_str(&name);
+            text.push('\n');
+        }
+        let current = fs::read(data_dir.join(index)).ok();
+        if current.as_deref() != Some(text.as_bytes()) {
+            write_atomically(data_dir, index, text.as_bytes())?;
+        }
     }
     tx.commit()?;
     Ok(())
