@@ -13,9 +13,7 @@
 //! SIGKILLs the server halfway, restarts it on the same data and checks that every
 //! acknowledged publish was stored.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -23,6 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use clap::Parser;
+use kith_launch::ServerProcess;
 use rand::RngCore;
 use serde_json::{Value, json};
 
