@@ -201,7 +201,7 @@ async fn venue(config: Config, clock: SystemClock, args: VenueArgs, json: bool) 
         if args.once {
             return Ok(());
         }
-        let wait = venue::until_midnight(agent.now_seconds());
+        let wait = venue::until_midnight(agent.now());
         tokio::select! {
             () = &mut stop => return Ok(()),
             () = tokio::time::sleep(std::time::Duration::from_secs(wait)) => {}

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use hmac::{Hmac, Mac};
-use kith_core::OsRng;
 use kith_core::checkin::{CWA_QR_PREFIX as QR_PREFIX, SEED_LEN, VenueDetails, VenuePayload};
+use kith_core::{Day, OsRng, UnixSeconds};
 use rand_core::RngCore;
 use serde::Serialize;
 use sha2::Sha256;
@@ -111,8 +111,8 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
         .map_err(Error::io(format!("writing {}", path.display())))
 }
 
-/// The venue's code on `day` (days since the epoch): the same inputs give the same code.
-pub fn day_code(secret: &[u8; 32], args: &VenueArgs, day: u32) -> Result<VenuePayload> {
+/// The venue's code on `day`: the same inputs give the same code.
+pub fn day_code(secret: &[u8; 32], args: &VenueArgs, day: Day) -> Result<VenuePayload> {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
     for part in [
         b"kith venue seed v1".as_slice(),
@@ -120,7 +120,7 @@ pub fn day_code(secret: &[u8; 32], args: &VenueArgs, day: u32) -> Result<VenuePa
         &[0],
         args.address.as_bytes(),
         &[0],
-        &day.to_be_bytes(),
+        &day.get().to_be_bytes(),
     ] {
         mac.update(part);
     }
@@ -160,8 +160,7 @@ pub fn show_day<C: Clock>(
     secret: &[u8; 32],
     args: &VenueArgs,
 ) -> Result<DayCode> {
-    let now = agent.now_seconds();
-    let day = (now / 86_400) as u32;
+    let day = agent.now().day();
     let payload = day_code(secret, args, day)?;
     let (terminal, svg) = render(&payload)?;
     if let Some(path) = &args.svg {
@@ -169,16 +168,16 @@ pub fn show_day<C: Clock>(
     }
     agent.check_in_venue(&payload)?;
     Ok(DayCode {
-        date: crate::status::date(day),
+        date: day.to_string(),
         qr_text: payload.qr_text(QR_PREFIX),
         svg: args.svg.clone(),
         terminal,
     })
 }
 
-/// Seconds from `now` (Unix seconds) to the next UTC midnight.
-pub fn until_midnight(now: u64) -> u64 {
-    86_400 - now % 86_400
+/// Seconds from `now` to the next UTC midnight.
+pub fn until_midnight(now: UnixSeconds) -> u64 {
+    now.day().plus(1).start().since(now)
 }
 
 #[cfg(test)]
@@ -198,12 +197,12 @@ mod tests {
     #[test]
     fn a_day_has_one_code_and_the_next_day_another() {
         let secret = [7; 32];
-        let today = day_code(&secret, &args(), 20_000).unwrap();
-        let again = day_code(&secret, &args(), 20_000).unwrap();
-        let tomorrow = day_code(&secret, &args(), 20_001).unwrap();
+        let today = day_code(&secret, &args(), Day::new(20_000)).unwrap();
+        let again = day_code(&secret, &args(), Day::new(20_000)).unwrap();
+        let tomorrow = day_code(&secret, &args(), Day::new(20_001)).unwrap();
         assert_eq!(today.qr_text(QR_PREFIX), again.qr_text(QR_PREFIX));
         assert_ne!(today.location_id(), tomorrow.location_id());
-        let other_secret = day_code(&[8; 32], &args(), 20_000).unwrap();
+        let other_secret = day_code(&[8; 32], &args(), Day::new(20_000)).unwrap();
         assert_ne!(today.location_id(), other_secret.location_id());
 
         // What a visitor's app reads from the code.
@@ -220,13 +219,15 @@ mod tests {
             description: "x".repeat(101),
             ..args()
         };
-        let e = day_code(&[7; 32], &long, 1).unwrap_err().to_string();
+        let e = day_code(&[7; 32], &long, Day::new(1))
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("configuration: venue:"), "{e}");
     }
 
     #[test]
     fn midnight_is_the_next_rotation() {
-        assert_eq!(until_midnight(86_400 * 3), 86_400);
-        assert_eq!(until_midnight(86_400 * 3 + 86_399), 1);
+        assert_eq!(until_midnight(UnixSeconds::new(86_400 * 3)), 86_400);
+        assert_eq!(until_midnight(UnixSeconds::new(86_400 * 3 + 86_399)), 1);
     }
 }

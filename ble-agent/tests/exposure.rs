@@ -9,12 +9,10 @@ mod common;
 
 use kith_agent::clock::{Clock, SystemClock};
 use kith_agent::demo::{self, DemoArgs, REPLAY_OFFSET};
-use kith_agent::status::date;
 
 /// The agents' day (they replay yesterday).
 fn agent_day() -> String {
-    let now = SystemClock::shifted(REPLAY_OFFSET).now() / 1000;
-    date((now / 86_400) as u32)
+    SystemClock::shifted(REPLAY_OFFSET).now().day().to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -113,6 +113,15 @@ pub struct Config {
     #[arg(long, env = "KITH_EXPORT_KEY_VERSION", default_value = "v1")]
     pub export_key_version: String,
 
+    /// The venue dashboard flags a cluster at a place with this many positive check-ins ...
+    #[arg(long, env = "KITH_CLUSTER_MIN_CHECK_INS", default_value_t = 3)]
+    pub cluster_min_check_ins: u64,
+
+    /// ... published within this many days.
+    #[arg(long, env = "KITH_CLUSTER_WINDOW_DAYS", default_value_t = 7,
+          value_parser = clap::value_parser!(u32).range(1..=14))]
+    pub cluster_window_days: u32,
+
     /// Export batching, distribution and retention.
     #[command(flatten)]
     pub export: ExportConfig,

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::clock::UnixSeconds;
+use crate::clock::{Clock, UnixSeconds};
 use crate::config::Config;
 use crate::db;
 use crate::error::{AppError, Result};
@@ -29,8 +29,9 @@ pub struct Pass {
     pub keys: Arc<SigningKeys>,
 }
 
-/// Runs one pass on the data directory of `config` at `now`.
-pub fn pass(config: &Config, now: UnixSeconds) -> Result<Pass> {
+/// Runs one pass on the data directory of `config`, reading the time from `clock`.
+pub fn pass(config: &Config, clock: &Clock) -> Result<Pass> {
+    let now = clock.now();
     let data_dir: &Path = &config.data_dir;
     let mut conn = open_existing(config)?;
     let keys = SigningKeys::load(
@@ -41,12 +42,12 @@ pub fn pass(config: &Config, now: UnixSeconds) -> Result<Pass> {
         now,
     )?;
     let settings = ExportSettings::from(&config.export);
-    let export = export::run_once(&mut conn, data_dir, &settings, &keys, now)?;
+    let export = export::run_once(&mut conn, data_dir, &settings, &keys, clock)?;
     let retention = Retention {
         keep_seconds: config.export.retention_days * 86_400,
         delete_delay_seconds: config.export.delete_delay_seconds,
     }
-    .run(&mut conn, data_dir, now)?;
+    .run(&mut conn, data_dir, clock.now())?;
     Ok(Pass {
         export,
         retention,

@@ -80,6 +80,7 @@ mod metrics;
 mod openapi;
 mod pacing;
 mod portal;
+mod portal_venues;
 mod publish;
 mod retention;
 mod router;
@@ -91,6 +92,7 @@ mod sessions;
 pub mod signing_keys;
 mod state;
 mod upload;
+mod venues;
 mod writer;
 
 pub use answer::RESPONSE_LEN;

@@ -54,23 +54,21 @@ impl Retention {
             "UPDATE export_files SET expired_at = ?1 WHERE expired_at IS NULL AND batch_end <= ?2",
             params![now.get(), cutoff],
         )?;
-        // Only keys whose window is exported: before the oldest unfinished batch, or before
-        // the last batch's end when every batch is finished.
-        run.keys_deleted = tx.execute(
-            "DELETE FROM diagnosis_keys WHERE embargo_until < min(?1, coalesce(
-                 (SELECT min(start_time) FROM export_batches WHERE status != 'complete'),
-                 (SELECT max(end_time) FROM export_batches),
-                 0))",
-            [cutoff],
-        )?;
-        // Venue check-ins likewise, once their window is exported.
-        run.check_ins_deleted = tx.execute(
-            "DELETE FROM check_in_reports WHERE released_at < min(?1, coalesce(
-                 (SELECT min(start_time) FROM export_batches WHERE status != 'complete'),
-                 (SELECT max(end_time) FROM export_batches),
-                 0))",
-            [cutoff],
-        )?;
+        // Only keys and check-ins whose window is exported: before the oldest unfinished
+        // batch, or before the last batch's end when every batch is finished.
+        let exported = |table: &str, released: &str| {
+            tx.execute(
+                &format!(
+                    "DELETE FROM {table} WHERE {released} < min(?1, coalesce(
+                         (SELECT min(start_time) FROM export_batches WHERE status != 'complete'),
+                         (SELECT max(end_time) FROM export_batches),
+                         0))"
+                ),
+                [cutoff],
+            )
+        };
+        run.keys_deleted = exported("diagnosis_keys", "embargo_until")?;
+        run.check_ins_deleted = exported("check_in_reports", "released_at")?;
         // Codes that expired unused, and the hashes kept of used ones to refuse them again.
         run.codes_deleted = tx.execute(
             "DELETE FROM verification_codes WHERE expires_at < ?1",

@@ -24,6 +24,7 @@ use crate::serving::{self, ConnectionLimits};
 use crate::sessions::Sessions;
 use crate::signing_keys::{SigningKeys, SigningKeysCell};
 use crate::state::{AppState, Shared};
+use crate::venues::Venues;
 use crate::writer::Writer;
 use crate::{db, jobs, metrics, router};
 
@@ -52,6 +53,7 @@ impl Server {
         let checkpoint_conn =
             db::open(&config.data_dir, config.durability, config.max_database_mib)?;
         let accounts_conn = db::open(&config.data_dir, config.durability, config.max_database_mib)?;
+        let venues_conn = db::open(&config.data_dir, config.durability, config.max_database_mib)?;
         let limits = Limits {
             burst: config.failed_redemptions_burst,
             per_hour: config.failed_redemptions_per_hour,
@@ -81,6 +83,7 @@ impl Server {
             writer,
             metrics: metrics::recorder(),
             accounts: Arc::new(Accounts::new(accounts_conn)),
+            venues: Venues::new(venues_conn),
             sessions: Sessions::default(),
             sources: SourceKey::default(),
             signing_keys: SigningKeysCell::new(signing_keys),
@@ -254,7 +257,7 @@ async fn export_in_background(state: AppState) {
 }
 
 fn export_pass(state: &AppState) -> Result<jobs::Pass> {
-    let pass = jobs::pass(&state.config, state.clock.now())?;
+    let pass = jobs::pass(&state.config, &state.clock)?;
     state.signing_keys.set(std::sync::Arc::clone(&pass.keys));
     Ok(pass)
 }

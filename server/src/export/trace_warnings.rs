@@ -14,8 +14,8 @@ use rusqlite::{Connection, TransactionBehavior, params};
 use sha2::{Digest, Sha256};
 
 use super::ExportSettings;
-use super::batches::{self, FileRecord, LeaseId};
-use super::files;
+use super::batches::{self, FileRecord, Lease};
+use super::files::{self, StagedFile};
 use super::window::Window;
 use crate::error::{AppError, Result};
 
@@ -36,14 +36,7 @@ pub fn file_name(window: Window) -> String {
 
 /// Whether `name` (below [`TRACE_WARNING_DIR`]) looks like a name [`file_name`] makes.
 pub fn is_package_name(name: &str) -> bool {
-    let Some(stem) = name.strip_suffix(".zip") else {
-        return false;
-    };
-    let parts: Vec<&str> = stem.split('-').collect();
-    parts.len() == 2
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.len() <= 20 && p.bytes().all(|b| b.is_ascii_digit()))
+    files::is_numbered_zip(name, 2)
 }
 
 /// Writes the package of a leased batch. A window with keys or check-ins gets a package
@@ -56,10 +49,10 @@ pub fn write_package(
     data_dir: &std::path::Path,
     settings: &ExportSettings,
     signers: &[&ExportSigner],
-    window: Window,
-    lease_id: &LeaseId,
+    lease: &Lease,
     has_keys: bool,
-) -> Result<Option<Vec<FileRecord>>> {
+) -> Result<Option<Vec<(StagedFile, FileRecord)>>> {
+    let window = lease.window;
     let real = released_reports(conn, window)?;
     if real.is_empty() && !has_keys {
         return Ok(Some(Vec::new()));
@@ -70,7 +63,7 @@ pub fn write_package(
         let fresh = (0..count)
             .map(|_| ProtectedReport::padding(&mut OsRng))
             .collect();
-        match store_padding(conn, window, lease_id, fresh)? {
+        match store_padding(conn, lease, fresh)? {
             Some(stored) => fake = stored,
             None => return Ok(None),
         }
@@ -88,14 +81,15 @@ pub fn write_package(
     )
     .map_err(|e| AppError::Corrupt(format!("cannot write a trace-warning package: {e}")))?;
     let name = file_name(window);
-    files::write_atomically(data_dir, &name, &zip)?;
-    Ok(Some(vec![FileRecord {
+    let file = StagedFile::write(data_dir, &name, &zip)?;
+    let record = FileRecord {
         name,
         real_keys: real_count,
         padding_keys: padding_count,
         bytes: zip.len() as u64,
         sha256: Sha256::digest(&zip).into(),
-    }]))
+    };
+    Ok(Some(vec![(file, record)]))
 }
 
 /// The check-ins released in `window`.
@@ -121,12 +115,12 @@ fn stored_padding(conn: &Connection, window: Window) -> Result<Vec<ProtectedRepo
 /// lease was lost.
 fn store_padding(
     conn: &mut Connection,
-    window: Window,
-    lease_id: &LeaseId,
+    lease: &Lease,
     padding: Vec<ProtectedReport>,
 ) -> Result<Option<Vec<ProtectedReport>>> {
+    let window = lease.window;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    if !batches::holds(&tx, window.start, lease_id)? {
+    if !batches::holds(&tx, lease)? {
         return Ok(None);
     }
     let stored = stored_padding(&tx, window)?;
