@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::radio::{Radio, ScanWindow};
 use crate::schedule::{Schedule, Task};
-use crate::server::{Fetched, PublishAnswer, ServerClient, trusted_keys};
+use crate::server::{EXPORT_INDEX, Fetched, PublishAnswer, ServerClient, trusted_keys};
 use crate::status::{self, Status};
 
 const INDEX_ETAG: &str = "agent.index_etag";
@@ -264,7 +264,7 @@ impl<C: Clock> Agent<C> {
     async fn index(&mut self, server: &ServerClient) -> Result<Vec<String>> {
         let store = self.engine.store();
         let etag = Store::setting(store, INDEX_ETAG)?;
-        let text = match server.export("index.txt", etag.as_deref()).await? {
+        let text = match server.fetch(EXPORT_INDEX, etag.as_deref()).await? {
             Fetched::NotModified => Store::setting(store, INDEX)?.unwrap_or_default(),
             Fetched::Body { bytes, etag } => {
                 let text = String::from_utf8(bytes)
@@ -291,7 +291,7 @@ impl<C: Clock> Agent<C> {
         trusted: &TrustedKeys,
         now: UnixSeconds,
     ) -> Result<IngestReport> {
-        let Fetched::Body { bytes, .. } = server.export(name, None).await? else {
+        let Fetched::Body { bytes, .. } = server.fetch(name, None).await? else {
             return Err(Error::Server(format!(
                 "{name}: 304 to an unconditional request"
             )));

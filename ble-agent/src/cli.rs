@@ -217,11 +217,13 @@ async fn run(config: Config, clock: SystemClock) -> Result<()> {
     let mut agent = Agent::open(config, clock)?;
     match radio_kind {
         RadioKind::Sim => {
-            let mut radio = SimRadio::join(sim, tx).await?;
+            let mut radio = SimRadio::join(sim, tx).await?.with_clock(clock);
             agent.run(&mut radio, None, shutdown()).await
         }
         RadioKind::Bluez => {
-            let mut radio = BluezRadio::open(adapter.as_deref()).await?;
+            let mut radio = BluezRadio::open(adapter.as_deref())
+                .await?
+                .with_clock(clock);
             tracing::info!(adapter = radio.adapter_name(), "BlueZ radio ready");
             agent.run(&mut radio, None, shutdown()).await
         }

@@ -94,6 +94,9 @@ pub fn trusted_keys(keys: &[TrustedKey]) -> Result<TrustedKeys> {
     Ok(trusted)
 }
 
+/// The export index, relative to the server's URL.
+pub const EXPORT_INDEX: &str = "v1/exports/index.txt";
+
 /// A downloaded resource, or "unchanged".
 #[derive(Debug)]
 pub enum Fetched {
@@ -168,18 +171,17 @@ impl ServerClient {
             .map_err(|e| Error::Server(format!("/v1/config is not the expected JSON: {e}")))
     }
 
-    /// `GET /v1/exports/<path>`, conditional on `etag`.
-    pub async fn export(&self, path: &str, etag: Option<&str>) -> Result<Fetched> {
-        // Index lines are paths relative to the exports directory; a leading `/` is
-        // relative to the server.
-        let url = self.url("v1/exports/")?.join(path).map_err(|e| {
+    /// `GET <path>`, relative to the server's URL as index lines are (GAEN's form:
+    /// `v1/exports/<start>-<end>-<n>.zip`), conditional on `etag`.
+    pub async fn fetch(&self, path: &str, etag: Option<&str>) -> Result<Fetched> {
+        let url = self.base.join(path).map_err(|e| {
             Error::Server(format!(
-                "the export index names {path:?}, which is not a path: {e}"
+                "the index names {path:?}, which is not a path: {e}"
             ))
         })?;
         if url.origin() != self.base.origin() {
             return Err(Error::Server(format!(
-                "the export index points at another host ({path:?}); refusing"
+                "the index points at another host ({path:?}); refusing"
             )));
         }
         let mut request = self.http.get(url);

@@ -32,31 +32,41 @@ fn openssl(dir: &Path, args: &[&str]) -> bool {
 #[tokio::test]
 async fn https_works_with_the_configured_ca_and_an_unknown_ca_is_refused() {
     let dir = tempfile::tempdir().unwrap();
+    // A private CA, and a server certificate it signs (rustls refuses a CA certificate as
+    // the server's own).
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
     let made = openssl(
         dir.path(),
         &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=DNS:localhost,IP:127.0.0.1",
-            "-keyout",
-            "key.pem",
-            "-out",
-            "ca.pem",
-        ],
+            &["req", "-x509"],
+            &ec[..],
+            &["-days", "1", "-subj", "/CN=Kith test CA"],
+            &["-keyout", "ca-key.pem", "-out", "ca.pem"],
+        ]
+        .concat(),
     );
     if !made {
         return kith_test_support::skip("openssl is not installed (scripts/test installs it)");
     }
+    let signed = openssl(
+        dir.path(),
+        &[
+            &["req", "-x509", "-CA", "ca.pem", "-CAkey", "ca-key.pem"],
+            &ec[..],
+            &["-days", "1", "-subj", "/CN=localhost"],
+            &["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+            &["-addext", "basicConstraints=critical,CA:FALSE"],
+            &["-keyout", "key.pem", "-out", "cert.pem"],
+        ]
+        .concat(),
+    );
+    assert!(signed, "openssl signs the server certificate with the CA");
     let www = dir.path().join("www");
     std::fs::create_dir_all(www.join("v1")).unwrap();
     let config = serde_json::json!({
@@ -78,7 +88,7 @@ async fn https_works_with_the_configured_ca_and_an_unknown_ca_is_refused() {
             .args(["s_server", "-quiet", "-WWW", "-accept"])
             .arg(port.to_string())
             .arg("-cert")
-            .arg(dir.path().join("ca.pem"))
+            .arg(dir.path().join("cert.pem"))
             .arg("-key")
             .arg(dir.path().join("key.pem"))
             .current_dir(&www)
