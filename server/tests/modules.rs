@@ -9,7 +9,7 @@ use std::path::Path;
 /// Modules below the HTTP layer: they must not use axum.
 const DOMAIN: &[&str] = &[
     "calendar", "clock", "codes", "db", "inspect", "keyring", "schema", "sealed", "sessions",
-    "upload", "writer",
+    "sqlite", "storage", "upload", "window", "writer",
 ];
 
 /// Top-level module name → source text (a directory module's files joined).

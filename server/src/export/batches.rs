@@ -1,5 +1,6 @@
 //! The batch table and what goes with it: cutting windows, leases, stored padding, the files
-//! of completed batches. Every state change is one SQLite transaction.
+//! of completed batches, in SQLite ([`crate::sqlite`] runs them). Every state change is one
+//! transaction.
 //!
 //! ```text
 //!  (no row) ──cut──▶ open ──lease──▶ pending (lease_id, lease_expires) ──finish──▶ complete
@@ -10,12 +11,10 @@ use kith_core::{DaysSinceOnset, DiagnosisKey, KeyValidity, ReportType, RollingPe
 use kith_core::{IntervalNumber, TemporaryExposureKey};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
-use super::window::{Window, Windowing};
 use crate::clock::UnixSeconds;
 use crate::error::{AppError, Result};
-
-/// Identifies one batcher's hold on a batch.
-pub type LeaseId = [u8; 16];
+pub use crate::storage::{FileRecord, LeaseId};
+use crate::window::{Window, Windowing};
 
 /// Inserts an open batch for every window that is old enough and not cut yet. The first
 /// window holds the oldest key's arrival (every later key is released no earlier).
@@ -156,21 +155,6 @@ pub fn store_padding(
     }
     tx.commit()?;
     Ok(Some(padding))
-}
-
-/// A file written for a batch.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FileRecord {
-    /// Path relative to the data directory.
-    pub name: String,
-    /// Real keys in it.
-    pub real_keys: usize,
-    /// Padding keys in it.
-    pub padding_keys: usize,
-    /// Its size.
-    pub bytes: u64,
-    /// SHA-256 of its bytes.
-    pub sha256: [u8; 32],
 }
 
 /// Records the batch's files and marks it complete, if `lease_id` still holds it; returns

@@ -6,11 +6,10 @@ use std::io::Write;
 use std::path::Path;
 
 use rand_core::{OsRng, RngCore};
-use rusqlite::{Connection, TransactionBehavior};
 
-use super::batches;
 use super::window::Window;
 use crate::error::{AppError, Result};
+use crate::storage::BatchStore;
 
 /// The directory of export files, relative to the data directory and to the server's URL.
 pub const EXPORT_DIR: &str = "v1/exports";
@@ -58,21 +57,21 @@ pub fn write_atomically(data_dir: &Path, relative: &str, bytes: &[u8]) -> Result
     fs::rename(&tmp, &path).map_err(io(&path))
 }
 
-/// Rewrites the index from the database when it changed. Runs inside a write transaction,
+/// Rewrites the index from the database when it changed. Runs under the database's index lock,
 /// so two batchers write their indexes one after the other and the last one is current.
-pub fn write_index(conn: &mut Connection, data_dir: &Path) -> Result<()> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut text = String::new();
-    for name in batches::indexed_files(&tx)? {
-        text.push_str(&name);
-        text.push('\n');
-    }
-    let current = fs::read(data_dir.join(INDEX_FILE)).ok();
-    if current.as_deref() != Some(text.as_bytes()) {
-        write_atomically(data_dir, INDEX_FILE, text.as_bytes())?;
-    }
-    tx.commit()?;
-    Ok(())
+pub fn write_index(store: &mut dyn BatchStore, data_dir: &Path) -> Result<()> {
+    store.with_index(&mut |names| {
+        let mut text = String::new();
+        for name in names {
+            text.push_str(name);
+            text.push('\n');
+        }
+        let current = fs::read(data_dir.join(INDEX_FILE)).ok();
+        if current.as_deref() != Some(text.as_bytes()) {
+            write_atomically(data_dir, INDEX_FILE, text.as_bytes())?;
+        }
+        Ok(())
+    })
 }
 
 #[cfg(test)]

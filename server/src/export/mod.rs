@@ -14,21 +14,20 @@ pub mod batches;
 pub mod files;
 pub mod padding;
 pub mod serving;
-pub mod window;
+pub use crate::window;
 
 use std::collections::HashSet;
 use std::path::Path;
 
 use kith_core::{ExportBatch, write_export};
 use rand_core::{OsRng, RngCore};
-use rusqlite::Connection;
 use sha2::{Digest, Sha256};
 
 use crate::clock::UnixSeconds;
 use crate::config::ExportConfig;
 use crate::error::{AppError, Result};
 use crate::signing_keys::SigningKeys;
-use batches::{FileRecord, LeaseId};
+use crate::storage::{BatchStore, FileRecord, LeaseId};
 use padding::PaddingRule;
 use window::{Window, Windowing};
 
@@ -79,20 +78,20 @@ pub struct ExportRun {
 /// One pass: cuts the windows that are ready, exports every batch it can lease, and
 /// rewrites the index. Safe to run in several processes at once.
 pub fn run_once(
-    conn: &mut Connection,
+    store: &mut dyn BatchStore,
     data_dir: &Path,
     settings: &ExportSettings,
     keys: &SigningKeys,
     now: UnixSeconds,
 ) -> Result<ExportRun> {
     let mut run = ExportRun {
-        cut: batches::cut_windows(conn, &settings.windowing, now)?,
+        cut: store.cut_windows(&settings.windowing, now)?,
         ..ExportRun::default()
     };
     let mut lease_id: LeaseId = [0; 16];
     OsRng.fill_bytes(&mut lease_id);
-    while let Some(window) = batches::lease(conn, &lease_id, now, settings.lease_seconds)? {
-        match export_batch(conn, data_dir, settings, keys, window, &lease_id, now)? {
+    while let Some(window) = store.lease(&lease_id, now, settings.lease_seconds)? {
+        match export_batch(store, data_dir, settings, keys, window, &lease_id, now)? {
             Some(files) => {
                 run.completed += 1;
                 run.files.extend(files);
@@ -100,13 +99,13 @@ pub fn run_once(
             None => run.lost += 1,
         }
     }
-    files::write_index(conn, data_dir)?;
+    files::write_index(store, data_dir)?;
     Ok(run)
 }
 
 /// Writes the files of one leased batch and completes it; `None` if the lease was lost.
 fn export_batch(
-    conn: &mut Connection,
+    store: &mut dyn BatchStore,
     data_dir: &Path,
     settings: &ExportSettings,
     keys: &SigningKeys,
@@ -114,16 +113,16 @@ fn export_batch(
     lease_id: &LeaseId,
     now: UnixSeconds,
 ) -> Result<Option<Vec<FileRecord>>> {
-    let mut real = batches::released_keys(conn, window)?;
+    let mut real = store.released_keys(window)?;
     // A key published twice (with two codes) goes out once.
     real.sort_by_key(|key| *key.tek.expose_secret());
     real.dedup_by_key(|key| *key.tek.expose_secret());
 
-    let mut padding = batches::stored_padding(conn, window.start)?;
+    let mut padding = store.stored_padding(window.start)?;
     if padding.is_empty() {
         let fresh = settings.padding.padding(&real, &mut OsRng);
         if !fresh.is_empty() {
-            match batches::store_padding(conn, window.start, lease_id, fresh)? {
+            match store.store_padding(window.start, lease_id, fresh)? {
                 Some(stored) => padding = stored,
                 None => return Ok(None),
             }
@@ -169,7 +168,7 @@ fn export_batch(
             sha256: Sha256::digest(&zip).into(),
         });
     }
-    if batches::finish(conn, window, lease_id, &records, now)? {
+    if store.finish(window, lease_id, &records, now)? {
         Ok(Some(records))
     } else {
         Ok(None)
