@@ -1,5 +1,6 @@
 //! Case-worker accounts (passwords hashed with Argon2id, locked after repeated failed
-//! logins) and the audit log of who issued codes when. No patient data in either.
+//! logins). Who issued which code goes to the audit log with the code itself (see
+//! `writer`). No patient data in either.
 
 use std::sync::Mutex;
 
@@ -8,7 +9,6 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use rand_core::OsRng;
 
 use crate::clock::UnixSeconds;
-use crate::codes::CodeHash;
 use crate::error::{AppError, Result};
 use crate::storage::{AccountStore, CaseWorkerRow};
 
@@ -117,11 +117,6 @@ impl Accounts {
         } else {
             LoginError::Wrong
         }))
-    }
-
-    /// Records that `who` issued the codes with `hashes` at `now` (one transaction).
-    pub fn audit_issue(&self, who: &str, hashes: &[CodeHash], now: UnixSeconds) -> Result<()> {
-        self.store().audit_issue(who, hashes, now)
     }
 }
 

@@ -113,6 +113,15 @@ pub struct Config {
     #[arg(long, env = "KITH_EXPORT_KEY_VERSION", default_value = "v1")]
     pub export_key_version: String,
 
+    /// The venue dashboard flags a cluster at a place with this many positive check-ins ...
+    #[arg(long, env = "KITH_CLUSTER_MIN_CHECK_INS", default_value_t = 3)]
+    pub cluster_min_check_ins: u64,
+
+    /// ... published within this many days.
+    #[arg(long, env = "KITH_CLUSTER_WINDOW_DAYS", default_value_t = 7,
+          value_parser = clap::value_parser!(u32).range(1..=14))]
+    pub cluster_window_days: u32,
+
     /// Export batching, distribution and retention.
     #[command(flatten)]
     pub export: ExportConfig,
@@ -150,6 +159,23 @@ pub struct ExportConfig {
         default_value_t = 100
     )]
     pub padding_range: usize,
+
+    /// Trace-warning packages with fewer real check-ins are padded with fake reports up
+    /// to this many ...
+    #[arg(
+        long = "trace-warning-min-reports",
+        env = "KITH_TRACE_WARNING_MIN_REPORTS",
+        default_value_t = 100
+    )]
+    pub min_reports: usize,
+
+    /// ... plus a random number from 0 to this.
+    #[arg(
+        long = "trace-warning-padding-range",
+        env = "KITH_TRACE_WARNING_PADDING_RANGE",
+        default_value_t = 20
+    )]
+    pub report_padding_range: usize,
 
     /// Most keys in one file; bigger batches are split into several.
     #[arg(long = "export-max-keys-per-file", env = "KITH_EXPORT_MAX_KEYS_PER_FILE",

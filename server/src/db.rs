@@ -5,6 +5,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use kith_core::ReportType;
+use kith_core::checkin::ProtectedReport;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::calendar::Day;
@@ -156,6 +157,16 @@ pub fn insert_code(conn: &Connection, hash: &CodeHash, order: &CodeOrder) -> Res
     Ok(inserted == 1)
 }
 
+/// Records in the audit log that `who` (a case worker, or the admin API) issued the
+/// code with `hash` at `now`.
+pub fn audit_issue(conn: &Connection, who: &str, hash: &CodeHash, now: UnixSeconds) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO audit_log (at, case_worker, action, code_hash) VALUES (?1, ?2, 'issue_code', ?3)",
+    )?
+    .execute(params![now.get(), who, hash.as_bytes().as_slice()])?;
+    Ok(())
+}
+
 const HOUR: u64 = 3600;
 
 /// The answer stored for a sealed body (by the SHA-256 of its `enc`), if it was sent before.
@@ -211,6 +222,33 @@ pub fn store_budget(conn: &Connection, budget: BudgetState) -> Result<()> {
          ON CONFLICT (id) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at",
     )?
     .execute(params![budget.tokens, budget.at.get()])?;
+    Ok(())
+}
+
+/// Stores a publish's venue check-ins, each under a random id, released (for the
+/// trace-warning packages) at the next full hour, as keys are.
+pub fn insert_check_ins(
+    conn: &Connection,
+    reports: &[ProtectedReport],
+    now: UnixSeconds,
+    rng: &mut impl rand_core::RngCore,
+) -> Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO check_in_reports (id, location_id_hash, report, released_at)
+         VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+    )?;
+    let released_at = now.get().div_ceil(HOUR) * HOUR;
+    for report in reports {
+        let bytes = report.to_bytes();
+        let hash = report.location_id_hash().to_bytes();
+        while stmt.execute(params![
+            (rng.next_u64() >> 1) as i64,
+            hash.as_slice(),
+            bytes,
+            released_at
+        ])? == 0
+        {}
+    }
     Ok(())
 }
 

@@ -1,4 +1,5 @@
-//! `GET /v1/exports/index.txt` and `GET /v1/exports/<name>.zip`: what devices download.
+//! `GET /v1/exports/index.txt` and `GET /v1/exports/<name>.zip`: what devices download;
+//! `GET /v1/trace-warnings/index.txt` and `…/<name>.zip` likewise for venue warnings.
 //!
 //! The files are those of the data directory's `v1/exports/`, at the same paths, so nginx
 //! or a CDN can serve that directory instead. The index lists file paths relative to the
@@ -17,6 +18,7 @@ use utoipa_axum::routes;
 use crate::error::AppError;
 use crate::export::files::{EXPORT_DIR, INDEX_FILE, is_export_name};
 use crate::export::serving::{RangeRequest, none_match, parse_range};
+use crate::export::trace_warnings::{TRACE_WARNING_DIR, TRACE_WARNING_INDEX, is_package_name};
 use crate::state::AppState;
 
 /// `Cache-Control` of export zips: they never change.
@@ -27,8 +29,32 @@ pub const INDEX_CACHE_CONTROL: &str = "public, max-age=60";
 
 /// The routes of this resource.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(export_file))
+    OpenApiRouter::new()
+        .routes(routes!(export_file))
+        .routes(routes!(trace_warning_file))
 }
+
+/// A directory of immutable signed files and its index.
+struct Listing {
+    url: &'static str,
+    dir: &'static str,
+    index: &'static str,
+    is_file_name: fn(&str) -> bool,
+}
+
+const EXPORTS: Listing = Listing {
+    url: "/v1/exports",
+    dir: EXPORT_DIR,
+    index: INDEX_FILE,
+    is_file_name: is_export_name,
+};
+
+const TRACE_WARNINGS: Listing = Listing {
+    url: "/v1/trace-warnings",
+    dir: TRACE_WARNING_DIR,
+    index: TRACE_WARNING_INDEX,
+    is_file_name: is_package_name,
+};
 
 /// The export index, or one export file.
 #[utoipa::path(get, path = "/v1/exports/{name}", tag = "publish",
@@ -46,20 +72,50 @@ async fn export_file(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
+    serve(&state, &EXPORTS, &name, &headers)
+}
+
+/// The trace-warning index, or one trace-warning package: the venue check-ins of positive
+/// people published in one export window, signed like the key exports.
+#[utoipa::path(get, path = "/v1/trace-warnings/{name}", tag = "publish",
+    params(("name" = String, Path, example = "index.txt",
+        description = "`index.txt`, or a file name the index lists")),
+    responses(
+        (status = 200, description = "The file (the index: `text/plain`, one path a line, oldest first)"),
+        (status = 206, description = "The requested byte range"),
+        (status = 304, description = "Unchanged since the ETag given in If-None-Match"),
+        (status = 404, description = "No such file"),
+        (status = 416, description = "The range lies past the end of the file"),
+    ))]
+async fn trace_warning_file(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    serve(&state, &TRACE_WARNINGS, &name, &headers)
+}
+
+fn serve(
+    state: &AppState,
+    listing: &Listing,
+    name: &str,
+    headers: &HeaderMap,
+) -> Result<Response, AppError> {
+    let not_found = || AppError::NotFound(format!("{}/{name}", listing.url));
     let (relative, content_type, cache_control) = if name == "index.txt" {
         (
-            INDEX_FILE.to_owned(),
+            listing.index.to_owned(),
             "text/plain; charset=utf-8",
             INDEX_CACHE_CONTROL,
         )
-    } else if is_export_name(&name) {
+    } else if (listing.is_file_name)(name) {
         (
-            format!("{EXPORT_DIR}/{name}"),
+            format!("{}/{name}", listing.dir),
             "application/zip",
             ZIP_CACHE_CONTROL,
         )
     } else {
-        return Err(AppError::NotFound(format!("/v1/exports/{name}")));
+        return Err(not_found());
     };
     let file = state
         .exports
@@ -73,7 +129,7 @@ async fn export_file(
             // Nothing exported yet: an empty index, not an error.
             return Ok(([(header::CONTENT_TYPE, content_type)], "").into_response());
         }
-        return Err(AppError::NotFound(format!("/v1/exports/{name}")));
+        return Err(not_found());
     };
 
     let mut response = Response::builder()

@@ -79,7 +79,9 @@ mod json;
 mod keyring;
 mod metrics;
 mod openapi;
+mod pacing;
 mod portal;
+mod portal_venues;
 mod publish;
 mod retention;
 mod router;
@@ -93,6 +95,7 @@ mod sqlite;
 mod state;
 pub mod storage;
 mod upload;
+mod venues;
 pub mod window;
 mod writer;
 

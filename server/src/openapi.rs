@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 
 use crate::error::ErrorBody;
 use crate::state::AppState;
-use crate::{admin, client_config, distribution, health, metrics, portal, publish};
+use crate::{admin, client_config, distribution, health, metrics, portal, portal_venues, publish};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -64,6 +64,7 @@ pub fn operator_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(admin::router())
         .merge(portal::router())
+        .merge(portal_venues::router())
         .merge(health::router())
         .merge(metrics::router())
         .routes(routes!(operator_openapi_json))

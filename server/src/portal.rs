@@ -62,7 +62,7 @@ fn session_token(name: &str, headers: &HeaderMap) -> Option<String> {
 }
 
 /// The session token and its case worker, if logged in.
-fn session(state: &AppState, headers: &HeaderMap) -> Option<(String, String)> {
+pub fn session(state: &AppState, headers: &HeaderMap) -> Option<(String, String)> {
     let token = session_token(cookie_name(state), headers)?;
     let who = state.sessions.case_worker(&token, state.clock.now())?;
     Some((token, who))
@@ -71,7 +71,7 @@ fn session(state: &AppState, headers: &HeaderMap) -> Option<(String, String)> {
 /// Whether a POST comes from this origin: a browser's `Origin` must name the host the
 /// request was sent to. (Clients that send no `Origin` are not browsers a forged form
 /// could drive.)
-fn same_origin(state: &AppState, headers: &HeaderMap) -> bool {
+pub fn same_origin(state: &AppState, headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return true;
     };
@@ -84,7 +84,7 @@ fn same_origin(state: &AppState, headers: &HeaderMap) -> bool {
     matches!((origin.to_str(), host), (Ok(origin), Some(host)) if origin == format!("{scheme}://{host}"))
 }
 
-fn cross_site() -> Response {
+pub fn cross_site() -> Response {
     html::page(
         StatusCode::FORBIDDEN,
         &layout("Refused", "<p>This form was sent from another site.</p>"),
@@ -339,19 +339,10 @@ async fn issue_one(
     )?;
     let code = state
         .writer
-        .issue_codes(order)
+        .issue_codes(order, case_worker)
         .await?
         .pop()
         .ok_or(AppError::Unavailable)?;
-    let accounts = state.accounts.clone();
-    let (who, hash, now) = (
-        case_worker.to_owned(),
-        code.hash(&state.keyring.pepper),
-        state.clock.now(),
-    );
-    tokio::task::spawn_blocking(move || accounts.audit_issue(&who, &[hash], now))
-        .await
-        .map_err(|_| AppError::Unavailable)??;
     Ok((code, order.expires_at))
 }
 
@@ -365,7 +356,7 @@ fn redirect_with_cookie(location: &'static str, cookie: Option<&str>) -> Respons
     response
 }
 
-fn login_form(error: Option<&str>) -> String {
+pub fn login_form(error: Option<&str>) -> String {
     layout(
         "Case worker login",
         &format!(

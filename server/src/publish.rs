@@ -29,10 +29,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Publish diagnosis keys.
 ///
 /// The body is either `application/json` (a `PublishRequest`) or
-/// `application/kith-sealed`: exactly 4144 bytes, the 32-byte HPKE encapsulated key
+/// `application/kith-sealed`: exactly 49 200 bytes, the 32-byte HPKE encapsulated key
 /// followed by the HPKE ciphertext (RFC 9180 base mode, DHKEM(X25519, HKDF-SHA256),
 /// HKDF-SHA256, AES-128-GCM, info `kith publish v1`, empty AAD) of the
-/// `PublishRequest` JSON right-padded with spaces to 4096 bytes. The server's HPKE
+/// `PublishRequest` JSON right-padded with spaces to 49 152 bytes. The server's HPKE
 /// public key is in `/v1/config`. A plain request's answer, success or error, is 512
 /// bytes of JSON. A sealed request that opens is answered `200` with
 /// `application/kith-sealed-response`: 544 bytes, a 16-byte response nonce and the

@@ -1,7 +1,8 @@
 //! Retention, in two steps, so that a client holding a cached index never meets a missing
 //! file (google/exposure-notifications-server#1148 is what happens otherwise).
 //!
-//! 1. Past the retention period, export files leave the index; keys (once exported) and
+//! 1. Past the retention period, export files and trace-warning packages leave their
+//!    index; keys and check-ins (once exported) and
 //!    codes (expired, or the hashes kept of used ones) are deleted, with the padding of old
 //!    batches.
 //! 2. A delay later, the dropped files are deleted from the data directory, then forgotten.
@@ -31,6 +32,8 @@ pub struct RetentionRun {
     pub files_deleted: usize,
     /// Diagnosis keys deleted.
     pub keys_deleted: usize,
+    /// Venue check-in reports deleted.
+    pub check_ins_deleted: usize,
     /// Verification codes deleted.
     pub codes_deleted: usize,
 }
@@ -48,6 +51,7 @@ impl Retention {
         let mut run = RetentionRun {
             files_dropped: expired.files_dropped,
             keys_deleted: expired.keys_deleted,
+            check_ins_deleted: expired.check_ins_deleted,
             codes_deleted: expired.codes_deleted,
             files_deleted: 0,
         };

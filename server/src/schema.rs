@@ -152,6 +152,37 @@ const MIGRATIONS: &[&str] = &[
         action      TEXT NOT NULL,
         code_hash   BLOB
     );",
+    // 5: venue check-ins of positive people, the padding of trace-warning packages, and
+    // the venues the health authority registered.
+    "CREATE TABLE check_in_reports (
+        -- Drawn at random for each report: rows sort in no particular order.
+        id               INTEGER PRIMARY KEY,
+        -- SHA-256 of the venue's location id: all the server can read of a report.
+        location_id_hash BLOB NOT NULL CHECK (length(location_id_hash) = 32),
+        -- The CheckInProtectedReport protobuf, as uploaded.
+        report           BLOB NOT NULL,
+        -- Unix seconds, the hour after arrival: when the report may be published (the
+        -- keys' release rule, so it lands in a window not cut yet).
+        released_at      INTEGER NOT NULL
+    );
+    CREATE INDEX check_in_reports_release ON check_in_reports (released_at);
+    -- Fake reports padding a small trace-warning package, stored so that a package
+    -- written again is identical.
+    CREATE TABLE trace_warning_padding (
+        batch_start INTEGER NOT NULL REFERENCES export_batches (start_time),
+        report      BLOB NOT NULL
+    );
+    CREATE INDEX trace_warning_padding_batch ON trace_warning_padding (batch_start);
+    CREATE TABLE venues (
+        -- SHA-256 of the location id, as reports carry it.
+        location_id_hash BLOB PRIMARY KEY NOT NULL CHECK (length(location_id_hash) = 32),
+        -- The QR code's text (a CWA-format payload URL).
+        qr_text          TEXT NOT NULL,
+        description      TEXT NOT NULL,
+        address          TEXT NOT NULL,
+        registered_at    INTEGER NOT NULL,
+        registered_by    TEXT NOT NULL
+    ) WITHOUT ROWID;",
 ];
 
 /// The schema version this build writes.

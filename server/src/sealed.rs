@@ -5,12 +5,12 @@
 //! always [`SEALED_BODY_LEN`] bytes:
 //!
 //! ```text
-//! enc (32 bytes, the sender's ephemeral X25519 key) ‖ ciphertext (4096 + 16 bytes)
+//! enc (32 bytes, the sender's ephemeral X25519 key) ‖ ciphertext (49 152 + 16 bytes)
 //! ```
 //!
 //! The plaintext is the publish JSON followed by ASCII spaces up to [`SEALED_PLAINTEXT_LEN`]
 //! bytes (spaces are JSON whitespace, so the padded text is still the same document).
-//! Every sealed request therefore has the same size, however many keys it carries,
+//! Every sealed request therefore has the same size, however many keys and check-ins it carries,
 //! and a TLS-terminating proxy sees neither the keys nor their number.
 //!
 //! Answers are sealed back to the sender as Oblivious HTTP does (RFC 9458 §4.4): a
@@ -51,8 +51,10 @@ pub const CONTENT_TYPE: &str = "application/kith-sealed";
 /// The media type of a sealed answer.
 pub const RESPONSE_CONTENT_TYPE: &str = "application/kith-sealed-response";
 
-/// Length of the padded plaintext: the publish JSON plus spaces.
-pub const SEALED_PLAINTEXT_LEN: usize = 4096;
+/// Length of the padded plaintext: the publish JSON plus spaces. Room for 30 keys and
+/// 280 venue check-ins (20 a day for 14 days), so that every upload, with or without
+/// check-ins, real or chaff, has the same size.
+pub const SEALED_PLAINTEXT_LEN: usize = 48 * 1024;
 
 /// Length of the encapsulated key.
 pub const ENC_LEN: usize = 32;

@@ -8,6 +8,7 @@ use std::sync::mpsc as std_mpsc;
 use std::time::Duration;
 
 use kith_core::DiagnosisKey;
+use kith_core::checkin::ProtectedReport;
 use rand_core::RngCore;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
@@ -16,7 +17,7 @@ use crate::codes::{CodeHash, CodeOrder};
 use crate::config::{Config, Durability};
 use crate::db;
 use crate::error::{AppError, Result};
-use crate::export::batches;
+use crate::export::{batches, trace_warnings};
 use crate::guessing::BudgetState;
 use crate::storage::{
     AccountStore, AddedKey, BatchStore, CaseWorkerRow, CodeRow, CodeState, Expired, FileRecord,
@@ -150,6 +151,19 @@ impl WriteTx for SqliteTx<'_> {
         db::insert_keys(self.0, keys, now, &mut rng)
     }
 
+    fn insert_check_ins(
+        &mut self,
+        reports: &[ProtectedReport],
+        now: UnixSeconds,
+        mut rng: &mut dyn RngCore,
+    ) -> Result<()> {
+        db::insert_check_ins(self.0, reports, now, &mut rng)
+    }
+
+    fn audit_issue(&mut self, who: &str, hash: &CodeHash, now: UnixSeconds) -> Result<()> {
+        db::audit_issue(self.0, who, hash, now)
+    }
+
     fn find_sealed_answer(&mut self, id: &[u8; 32]) -> Result<Option<Vec<u8>>> {
         db::find_sealed_answer(self.0, id)
     }
@@ -206,6 +220,23 @@ impl BatchStore for SqliteBatcher {
         batches::store_padding(&mut self.0, start, lease_id, padding)
     }
 
+    fn released_reports(&mut self, window: Window) -> Result<Vec<ProtectedReport>> {
+        trace_warnings::released_reports(&self.0, window)
+    }
+
+    fn stored_report_padding(&mut self, start: UnixSeconds) -> Result<Vec<ProtectedReport>> {
+        trace_warnings::stored_padding(&self.0, start)
+    }
+
+    fn store_report_padding(
+        &mut self,
+        start: UnixSeconds,
+        lease_id: &LeaseId,
+        padding: Vec<ProtectedReport>,
+    ) -> Result<Option<Vec<ProtectedReport>>> {
+        trace_warnings::store_padding(&mut self.0, start, lease_id, padding)
+    }
+
     fn finish(
         &mut self,
         window: Window,
@@ -216,11 +247,15 @@ impl BatchStore for SqliteBatcher {
         batches::finish(&mut self.0, window, lease_id, files, now)
     }
 
-    fn with_index(&mut self, write: &mut dyn FnMut(&[String]) -> Result<()>) -> Result<()> {
+    fn with_index(
+        &mut self,
+        dir: &str,
+        write: &mut dyn FnMut(&[String]) -> Result<()>,
+    ) -> Result<()> {
         let tx = self
             .0
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        write(&batches::indexed_files(&tx)?)?;
+        write(&batches::indexed_files(&tx, dir)?)?;
         tx.commit()?;
         Ok(())
     }
@@ -233,15 +268,21 @@ impl BatchStore for SqliteBatcher {
             "UPDATE export_files SET expired_at = ?1 WHERE expired_at IS NULL AND batch_end <= ?2",
             params![now.get(), cutoff],
         )?;
-        // Only keys whose window is exported: before the oldest unfinished batch, or before
-        // the last batch's end when every batch is finished.
-        let keys_deleted = tx.execute(
-            "DELETE FROM diagnosis_keys WHERE embargo_until < min(?1, coalesce(
-                 (SELECT min(start_time) FROM export_batches WHERE status != 'complete'),
-                 (SELECT max(end_time) FROM export_batches),
-                 0))",
-            [cutoff],
-        )?;
+        // Only keys and check-ins whose window is exported: before the oldest unfinished
+        // batch, or before the last batch's end when every batch is finished.
+        let exported = |table: &str, released: &str| {
+            tx.execute(
+                &format!(
+                    "DELETE FROM {table} WHERE {released} < min(?1, coalesce(
+                         (SELECT min(start_time) FROM export_batches WHERE status != 'complete'),
+                         (SELECT max(end_time) FROM export_batches),
+                         0))"
+                ),
+                [cutoff],
+            )
+        };
+        let keys_deleted = exported("diagnosis_keys", "embargo_until")?;
+        let check_ins_deleted = exported("check_in_reports", "released_at")?;
         // Codes that expired unused, and the hashes kept of used ones to refuse them again.
         let codes_deleted = tx.execute(
             "DELETE FROM verification_codes WHERE expires_at < ?1",
@@ -250,15 +291,20 @@ impl BatchStore for SqliteBatcher {
             "DELETE FROM redeemed_codes WHERE expires_hour * 3600 < ?1",
             [cutoff],
         )?;
-        tx.execute(
-            "DELETE FROM export_padding WHERE batch_start IN
-                 (SELECT start_time FROM export_batches WHERE end_time <= ?1)",
-            [cutoff],
-        )?;
+        for padding in ["export_padding", "trace_warning_padding"] {
+            tx.execute(
+                &format!(
+                    "DELETE FROM {padding} WHERE batch_start IN
+                     (SELECT start_time FROM export_batches WHERE end_time <= ?1)"
+                ),
+                [cutoff],
+            )?;
+        }
         tx.commit()?;
         Ok(Expired {
             files_dropped,
             keys_deleted,
+            check_ins_deleted,
             codes_deleted,
         })
     }
@@ -388,18 +434,6 @@ impl AccountStore for SqliteAccounts {
             "UPDATE case_workers SET failed_logins = ?2, locked_until = ?3 WHERE name = ?1",
             params![name, failed_logins, locked_until],
         )?;
-        Ok(())
-    }
-
-    fn audit_issue(&mut self, who: &str, hashes: &[CodeHash], now: UnixSeconds) -> Result<()> {
-        let tx = self.0.transaction()?;
-        for hash in hashes {
-            tx.prepare_cached(
-                "INSERT INTO audit_log (at, case_worker, action, code_hash) VALUES (?1, ?2, 'issue_code', ?3)",
-            )?
-            .execute(params![now.get(), who, hash.as_bytes().as_slice()])?;
-        }
-        tx.commit()?;
         Ok(())
     }
 }

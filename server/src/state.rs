@@ -16,6 +16,7 @@ use crate::keyring::Keyring;
 use crate::sessions::Sessions;
 use crate::signing_keys::SigningKeysCell;
 use crate::storage::Storage;
+use crate::venues::Venues;
 use crate::writer::Writer;
 
 /// What handlers share: settings, clock, keys, the database writer, metrics, portal sessions.
@@ -40,6 +41,8 @@ pub struct Shared {
     pub metrics: PrometheusHandle,
     /// Case-worker accounts and the audit log.
     pub accounts: Arc<Accounts>,
+    /// Registered venues and the check-in counts of the dashboard.
+    pub venues: Venues,
     /// Logged-in case workers.
     pub sessions: Sessions,
     /// The export signing keys, reloaded by each batcher pass.

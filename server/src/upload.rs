@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use kith_core::checkin::ProtectedReport;
 use kith_core::{
     DaysSinceOnset, DiagnosisKey, INTERVALS_PER_DAY, IntervalNumber, KeyValidity, ReportType,
     RollingPeriod, TemporaryExposureKey,
@@ -26,6 +27,9 @@ pub const MAX_SAME_START: usize = 3;
 pub const MAX_AGE_INTERVALS: u32 = 15 * INTERVALS_PER_DAY;
 /// Highest GAEN v1 transmission risk level.
 pub const MAX_TRANSMISSION_RISK: i32 = 8;
+/// Most venue check-ins in one publish: CWA's 20 a day, for 14 days. (The server cannot
+/// check the days: the times are encrypted.)
+pub const MAX_CHECK_INS: usize = 20 * 14;
 /// Onset assumed when neither the code nor the request gives one (GAEN `DEFAULT_SYMPTOM_ONSET_DAYS_AGO`).
 pub const DEFAULT_ONSET_DAYS_AGO: u32 = 4;
 
@@ -56,6 +60,10 @@ pub struct PublishRequest {
     /// Interval of symptom onset, used only when the code carries no onset or test date.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub symptom_onset_interval: Option<u32>,
+    /// Venue check-ins to warn the other visitors of: CWA `CheckInProtectedReport`s
+    /// (protobuf, standard base64), at most 280.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub check_in_protected_reports: Vec<String>,
     /// Ignored; lets plain-JSON clients hide the key count (GAEN recommends 1–2 KiB of random text).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub padding: Option<String>,
@@ -87,6 +95,8 @@ struct UploadKey {
 #[derive(Debug)]
 pub struct Upload {
     keys: Vec<UploadKey>,
+    /// The venue check-ins to publish.
+    pub check_ins: Vec<ProtectedReport>,
     /// The code to redeem.
     pub code: VerificationCode,
     /// Onset day from the request, used when the code has none.
@@ -225,6 +235,7 @@ impl Upload {
         let today = Day::of(now);
         Ok(Self {
             keys,
+            check_ins: check_ins(&request.check_in_protected_reports)?,
             code: VerificationCode::parse(&request.verification_code)?,
             symptom_onset_day: symptom_onset_day(request.symptom_onset_interval, today)?,
             fake: request.fake,
@@ -281,6 +292,35 @@ impl Upload {
     }
 }
 
+/// The check-ins of a request, each well-formed (what the server can check: the rest is
+/// encrypted for the venue's visitors).
+fn check_ins(wire: &[String]) -> Result<Vec<ProtectedReport>> {
+    if wire.len() > MAX_CHECK_INS {
+        return Err(AppError::invalid(
+            "invalid_check_in_count",
+            format!(
+                "checkInProtectedReports holds at most {MAX_CHECK_INS} reports, got {}",
+                wire.len()
+            ),
+        ));
+    }
+    wire.iter()
+        .enumerate()
+        .map(|(index, text)| {
+            let invalid = |message: String| {
+                AppError::invalid(
+                    "invalid_check_in",
+                    format!("checkInProtectedReports[{index}]: {message}"),
+                )
+            };
+            let bytes = STANDARD
+                .decode(text)
+                .map_err(|_| invalid("must be standard base64 with padding".into()))?;
+            ProtectedReport::from_bytes(&bytes).map_err(|e| invalid(e.to_string()))
+        })
+        .collect()
+}
+
 /// The request's onset day, which must not be after `today`.
 fn symptom_onset_day(interval: Option<u32>, today: Day) -> Result<Option<Day>> {
     let Some(interval) = interval else {
@@ -318,6 +358,7 @@ mod tests {
             temporary_exposure_keys: keys,
             verification_code: "1234567890123456".into(),
             symptom_onset_interval: None,
+            check_in_protected_reports: Vec::new(),
             padding: None,
             fake: false,
         }
@@ -390,6 +431,30 @@ mod tests {
         let mut r = request(vec![key(1, TODAY_START)]);
         r.symptom_onset_interval = Some(TODAY_START + 144);
         assert_eq!(error_code(&r), "invalid_symptom_onset");
+        let report = STANDARD.encode(padding_report().to_bytes());
+        let mut r = request(vec![key(1, TODAY_START)]);
+        r.check_in_protected_reports = vec![report; MAX_CHECK_INS + 1];
+        assert_eq!(error_code(&r), "invalid_check_in_count");
+        for bad in ["not base64!", "AAAA", ""] {
+            let mut r = request(vec![key(1, TODAY_START)]);
+            r.check_in_protected_reports = vec![bad.into()];
+            assert_eq!(error_code(&r), "invalid_check_in", "{bad}");
+        }
+    }
+
+    fn padding_report() -> ProtectedReport {
+        ProtectedReport::padding(&mut rand_core::OsRng)
+    }
+
+    #[test]
+    fn check_ins_are_read_up_to_the_limit() {
+        let reports: Vec<ProtectedReport> = (0..MAX_CHECK_INS).map(|_| padding_report()).collect();
+        let mut r = request(vec![key(1, TODAY_START)]);
+        r.check_in_protected_reports = reports
+            .iter()
+            .map(|report| STANDARD.encode(report.to_bytes()))
+            .collect();
+        assert_eq!(Upload::validate(&r, NOW).unwrap().check_ins, reports);
     }
 
     #[test]

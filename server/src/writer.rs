@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -26,6 +26,7 @@ use crate::clock::{Clock, UnixSeconds};
 use crate::codes::{CodeHash, CodeOrder, Pepper, VerificationCode};
 use crate::error::{AppError, Result};
 use crate::guessing::{Guard, SourceTag};
+use crate::pacing::AnswerFloor;
 use crate::sealed::ResponseSealer;
 use crate::storage::{CodeState, WriteTx, WriterStore};
 use crate::upload::Upload;
@@ -42,6 +43,7 @@ enum Job {
     },
     IssueCodes {
         order: CodeOrder,
+        issued_by: String,
         reply: oneshot::Sender<Result<Vec<VerificationCode>>>,
     },
 }
@@ -55,10 +57,6 @@ pub enum Answer {
     /// first sending's answer again).
     Sealed(Vec<u8>),
 }
-
-/// No publish is answered sooner than this after its batch began, so the small
-/// differences in work between real uploads and chaff do not show in the timing.
-pub const ANSWER_FLOOR: Duration = Duration::from_millis(10);
 
 /// How long sealed answers are kept for replays.
 const SEALED_ANSWER_HOURS: u64 = 30 * 24;
@@ -103,6 +101,7 @@ impl Writer {
                     rng: StdRng::from_entropy(),
                     storage_full: thread_storage_full,
                     pruned_hour: 0,
+                    floor: AnswerFloor::new(Instant::now()),
                 }
                 .run(queue, batch.max(1));
             })
@@ -136,10 +135,21 @@ impl Writer {
         result
     }
 
-    /// Creates codes; they are returned only once the batch holding them is committed.
-    pub async fn issue_codes(&self, order: CodeOrder) -> Result<Vec<VerificationCode>> {
+    /// Creates codes, with the audit log's record that `issued_by` (a case worker, or
+    /// the admin API) issued them, in the same transaction; they are returned only once
+    /// that is committed.
+    pub async fn issue_codes(
+        &self,
+        order: CodeOrder,
+        issued_by: &str,
+    ) -> Result<Vec<VerificationCode>> {
         let (reply, answer) = oneshot::channel();
-        self.send(Job::IssueCodes { order, reply }).await?;
+        self.send(Job::IssueCodes {
+            order,
+            issued_by: issued_by.to_owned(),
+            reply,
+        })
+        .await?;
         answer.await.map_err(|_| AppError::Unavailable)?
     }
 
@@ -197,13 +207,17 @@ struct WriterThread {
     rng: StdRng,
     storage_full: Arc<AtomicBool>,
     pruned_hour: u64,
+    floor: AnswerFloor,
 }
 
 impl WriterThread {
     fn run(mut self, mut queue: mpsc::Receiver<Job>, batch: usize) {
         let mut jobs = Vec::with_capacity(batch);
         while queue.blocking_recv_many(&mut jobs, batch) > 0 {
-            let replies = match self.commit_batch(&mut jobs) {
+            let started = Instant::now();
+            let committed = self.commit_batch(&mut jobs, started);
+            self.floor.observe(started.elapsed(), Instant::now());
+            let replies = match committed {
                 Ok(replies) => replies,
                 Err(error) => {
                     let full = error.is_storage_full();
@@ -231,8 +245,10 @@ impl WriterThread {
     /// Runs all jobs in one transaction. A job that is refused (a bad code, a key
     /// too far from onset) decides so before it writes anything, so refusals need no
     /// rollback; a database error fails the whole batch, and the jobs stay in `jobs`.
-    fn commit_batch(&mut self, jobs: &mut Vec<Job>) -> Result<Vec<Reply>> {
-        let not_before = Instant::now() + ANSWER_FLOOR;
+    fn commit_batch(&mut self, jobs: &mut Vec<Job>, started: Instant) -> Result<Vec<Reply>> {
+        // Every publish of the batch is answered at the same time, late enough to hide
+        // how long the batch took (see `pacing`).
+        let not_before = self.floor.release_at(started);
         let now = self.clock.now();
         let budget_before = self.guard.budget();
         let hour = now.get() / 3600;
@@ -267,9 +283,9 @@ impl WriterThread {
                             Some(sealer) => redemption.publish_sealed(upload, *source, sealer),
                         })
                     }
-                    Job::IssueCodes { order, .. } => {
-                        Outcome::Issued(issue_codes(&mut *tx, pepper, order))
-                    }
+                    Job::IssueCodes {
+                        order, issued_by, ..
+                    } => Outcome::Issued(issue_codes(&mut *tx, pepper, order, issued_by, now)),
                 };
                 outcomes.push(outcome.server_failure()?);
             }
@@ -436,6 +452,8 @@ impl Redemption<'_> {
             return self.already_used(source);
         }
         self.tx.insert_keys(&keys, self.now, self.rng)?;
+        self.tx
+            .insert_check_ins(&upload.check_ins, self.now, self.rng)?;
         metrics::counter!("kith_codes_redeemed_total").increment(1);
         metrics::counter!("kith_keys_accepted_total").increment(keys.len() as u64);
         Ok(keys.len())
@@ -446,12 +464,16 @@ fn issue_codes(
     tx: &mut dyn WriteTx,
     pepper: &Pepper,
     order: &CodeOrder,
+    issued_by: &str,
+    now: UnixSeconds,
 ) -> Result<Vec<VerificationCode>> {
     let mut codes = Vec::with_capacity(order.count as usize);
     let mut rng = rand_core::OsRng;
     while codes.len() < order.count as usize {
         let code = VerificationCode::generate(&mut rng);
-        if tx.insert_code(&code.hash(pepper), order)? {
+        let hash = code.hash(pepper);
+        if tx.insert_code(&hash, order)? {
+            tx.audit_issue(issued_by, &hash, now)?;
             codes.push(code);
         }
     }

@@ -18,7 +18,6 @@ use kith_core::{
     TemporaryExposureKey, TrustedKeys, VerifiedExport, VerifyingKey,
 };
 use kith_server::UnixSeconds;
-use serde_json::Value;
 
 const DAY: u64 = 86_400;
 
@@ -40,21 +39,6 @@ async fn publish(server: &TestServer, uploads: usize, keys: usize) -> Vec<[u8; 1
         all.extend(batch);
     }
     all
-}
-
-/// The keys `/v1/config` lists, as a device would trust them.
-async fn trusted(server: &TestServer) -> (TrustedKeys, Vec<Value>) {
-    let config = get_json(server, "/v1/config").await;
-    let listed = config["exportVerificationKeys"].as_array().unwrap().clone();
-    let mut trusted = TrustedKeys::new();
-    for key in &listed {
-        trusted.insert(
-            key["keyId"].as_str().unwrap(),
-            key["keyVersion"].as_str().unwrap(),
-            VerifyingKey::from_public_key_pem(key["publicKeyPem"].as_str().unwrap()).unwrap(),
-        );
-    }
-    (trusted, listed)
 }
 
 async fn index(server: &TestServer) -> Vec<String> {
@@ -368,7 +352,8 @@ async fn retention_drops_files_from_the_index_before_deleting_them() {
     // 15 days after the keys' windows: out of the index, keys gone, files still served.
     server.clock.advance(13 * DAY + 2 * 3600);
     let pass = server.server.export_pass().unwrap();
-    assert_eq!(pass.retention.files_dropped, 2);
+    // Two key files, and the two windows' trace-warning packages.
+    assert_eq!(pass.retention.files_dropped, 4);
     assert_eq!(pass.retention.keys_deleted, 6);
     assert!(index(&server).await.is_empty());
     assert_eq!(server.stored().count_keys().unwrap(), 0);
@@ -379,7 +364,7 @@ async fn retention_drops_files_from_the_index_before_deleting_them() {
     // A day later (the delete delay) they are deleted.
     server.clock.advance(DAY);
     let pass = server.server.export_pass().unwrap();
-    assert_eq!(pass.retention.files_deleted, 2);
+    assert_eq!(pass.retention.files_deleted, 4);
     for name in &names {
         assert_eq!(server.send(get(&format!("/{name}"))).await.status, 404);
         assert!(!server.dir.path().join(name).exists());

@@ -40,27 +40,18 @@ fn free_port() -> u16 {
         .port()
 }
 
-#[tokio::test]
-async fn case_worker_logs_in_and_issues_a_code_in_chromium() {
+/// A headless Chromium driven over WebDriver (chromedriver is ended on drop), or `None`
+/// (the test skips) when they are not installed.
+async fn chromium() -> Option<(Driver, tempfile::TempDir, fantoccini::Client)> {
     let browser = on_path("chromium").or_else(|| on_path("chromium-browser"));
     let (Some(chromium), Some(chromedriver)) = (browser, on_path("chromedriver")) else {
-        return kith_test_support::skip(
+        kith_test_support::skip(
             "chromium or chromedriver not found (apt-get install chromium chromium-driver)",
         );
+        return None;
     };
-
-    let (dir, server, admin) = fresh_server(&[], &[]);
-    let created = client()
-        .post(server.url("/v1/admin/case-workers"))
-        .bearer_auth(&admin)
-        .json(&json!({"name": "ana", "password": "correct horse battery"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
-
     let port = free_port();
-    let _driver = Driver(
+    let driver = Driver(
         Command::new(&chromedriver)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
@@ -96,6 +87,46 @@ async fn case_worker_logs_in_and_issues_a_code_in_chromium() {
         .await
         .expect("WebDriver session");
 
+    Some((driver, profile, browser))
+}
+
+/// A case-worker account `ana` on `server`.
+async fn add_ana(server: &ServerProcess, admin: &str) {
+    let created = client()
+        .post(server.url("/v1/admin/case-workers"))
+        .bearer_auth(admin)
+        .json(&json!({"name": "ana", "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+}
+
+/// Logs `ana` in on the login form the browser shows.
+async fn log_in(browser: &fantoccini::Client) -> Result<(), fantoccini::error::CmdError> {
+    browser
+        .find(Locator::Id("name"))
+        .await?
+        .send_keys("ana")
+        .await?;
+    browser
+        .find(Locator::Id("password"))
+        .await?
+        .send_keys("correct horse battery")
+        .await?;
+    browser.find(Locator::Id("login")).await?.click().await?;
+    browser.wait().for_element(Locator::Id("diagnosis")).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn case_worker_logs_in_and_issues_a_code_in_chromium() {
+    let Some((_driver, _profile, browser)) = chromium().await else {
+        return;
+    };
+    let (dir, server, admin) = fresh_server(&[], &[]);
+    add_ana(&server, &admin).await;
+
     let outcome = async {
         // A wrong password is refused.
         browser.goto(&server.url("/portal")).await?;
@@ -120,18 +151,7 @@ async fn case_worker_logs_in_and_issues_a_code_in_chromium() {
         assert!(error.contains("Wrong name or password"), "{error}");
 
         // The right password logs in; the session cookie is invisible to scripts (HttpOnly).
-        browser
-            .find(Locator::Id("name"))
-            .await?
-            .send_keys("ana")
-            .await?;
-        browser
-            .find(Locator::Id("password"))
-            .await?
-            .send_keys("correct horse battery")
-            .await?;
-        browser.find(Locator::Id("login")).await?.click().await?;
-        browser.wait().for_element(Locator::Id("diagnosis")).await?;
+        log_in(&browser).await?;
         let cookies = browser.execute("return document.cookie", vec![]).await?;
         assert_eq!(cookies, json!(""));
 
@@ -223,4 +243,155 @@ async fn case_worker_logs_in_and_issues_a_code_in_chromium() {
         .query_row("SELECT count(*) FROM redeemed_codes", [], |r| r.get(0))
         .unwrap();
     assert_eq!(codes, 1, "one code issued through the page");
+}
+
+/// A positive person's check-ins at the venue of `qr` (and one at a place the authority
+/// never registered), uploaded with their keys.
+async fn upload_visit(server: &ServerProcess, admin: &str, qr: Option<&str>) {
+    use kith_core::checkin::{ProtectedReport, Stay, TransmissionRiskLevel, VenuePayload};
+    let report = match qr {
+        Some(qr) => {
+            let venue = VenuePayload::from_qr_text(qr).unwrap();
+            let now = now_unix();
+            let stay = Stay::new(now - 7200, now - 3600).unwrap();
+            ProtectedReport::seal(
+                &mut kith_core::OsRng,
+                venue.location_id(),
+                stay,
+                TransmissionRiskLevel::HIGHEST,
+            )
+        }
+        None => ProtectedReport::padding(&mut kith_core::OsRng),
+    };
+    let code = issue_code(server, admin).await;
+    let mut doc = publish_doc(server, &code, &[random_key()]);
+    doc["checkInProtectedReports"] = json!([base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        report.to_bytes()
+    )]);
+    let (status, body, _) = publish_json(server, &doc).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn the_authority_registers_a_venue_prints_its_poster_and_sees_a_cluster_in_chromium() {
+    let Some((_driver, _profile, browser)) = chromium().await else {
+        return;
+    };
+    let (dir, server, admin) = fresh_server(&["--cluster-min-check-ins", "2"], &[]);
+    add_ana(&server, &admin).await;
+
+    let registered = async {
+        browser.goto(&server.url("/portal")).await?;
+        log_in(&browser).await?;
+        browser.goto(&server.url("/portal/venues")).await?;
+        browser
+            .find(Locator::Id("description"))
+            .await?
+            .send_keys("Café <Kith>")
+            .await?;
+        browser
+            .find(Locator::Id("address"))
+            .await?
+            .send_keys("Main Street 1")
+            .await?;
+        browser
+            .find(Locator::Id("minutes"))
+            .await?
+            .send_keys("90")
+            .await?;
+        browser.find(Locator::Id("register")).await?.click().await?;
+        // The poster: the QR code as SVG, the address, links to PNG and SVG.
+        let qr = browser.wait().for_element(Locator::Css("#qr svg")).await?;
+        let size = qr.rectangle().await?;
+        let address = browser.find(Locator::Id("address")).await?.text().await?;
+        let png = browser
+            .find(Locator::Id("png"))
+            .await?
+            .attr("href")
+            .await?
+            .unwrap_or_default();
+        let title = browser.find(Locator::Css("h1")).await?.text().await?;
+        Ok::<_, fantoccini::error::CmdError>((size, address, png, title))
+    }
+    .await;
+    let (size, address, png, title) = match registered {
+        Ok(found) => found,
+        Err(error) => {
+            browser.close().await.ok();
+            panic!("browser steps: {error}");
+        }
+    };
+    assert!(
+        size.2 > 200.0 && size.3 > 200.0,
+        "QR code drawn at {size:?}"
+    );
+    assert_eq!(
+        (title.as_str(), address.as_str()),
+        ("Café <Kith>", "Main Street 1")
+    );
+    let hex = png
+        .strip_prefix("/portal/venues/")
+        .and_then(|rest| rest.strip_suffix("/qr.png"))
+        .expect("PNG link")
+        .to_owned();
+
+    // The poster's code is a CWA-format venue code that phones can check into.
+    let stored = kith_server::inspect::StoredData::open(dir.path()).unwrap();
+    let qr: String = stored
+        .connection()
+        .query_row("SELECT qr_text FROM venues", [], |r| r.get(0))
+        .unwrap();
+    let venue = kith_core::checkin::VenuePayload::from_qr_text(&qr).unwrap();
+    assert_eq!(hex::encode(venue.location_id().hash().to_bytes()), hex);
+    assert_eq!(venue.details().default_check_in_minutes, Some(90));
+
+    // One positive check-in: counted, no cluster; an unknown place appears by its hash.
+    upload_visit(&server, &admin, Some(&qr)).await;
+    upload_visit(&server, &admin, None).await;
+    let row = format!("venue-{hex}");
+    let seen = async {
+        browser.goto(&server.url("/portal/venues")).await?;
+        let venue_row = browser.wait().for_element(Locator::Id(&row)).await?;
+        let mut counts = Vec::new();
+        for cell in venue_row.find_all(Locator::Css("td")).await? {
+            counts.push(cell.text().await?);
+        }
+        let before = (
+            venue_row.attr("class").await?,
+            counts,
+            browser
+                .find_all(Locator::Css("tr[id^='hash-']"))
+                .await?
+                .len(),
+        );
+        Ok::<_, fantoccini::error::CmdError>(before)
+    }
+    .await;
+    // A second one makes a cluster (--cluster-min-check-ins 2).
+    upload_visit(&server, &admin, Some(&qr)).await;
+    let flagged = async {
+        browser.refresh().await?;
+        let venue_row = browser.wait().for_element(Locator::Id(&row)).await?;
+        Ok::<_, fantoccini::error::CmdError>((
+            venue_row.attr("class").await?,
+            venue_row.find(Locator::Css(".flag")).await?.text().await?,
+        ))
+    }
+    .await;
+    browser.close().await.ok();
+    let (class, cells, unknown) = seen.expect("browser steps");
+    assert_eq!(class, None, "one check-in is no cluster: {cells:?}");
+    // Place, 14 days, the flag, the poster link: one day counts one check-in.
+    assert_eq!(cells.len(), 17, "{cells:?}");
+    let days: Vec<&str> = cells[1..15].iter().map(String::as_str).collect();
+    assert_eq!(
+        days.iter().filter(|c| !c.is_empty()).collect::<Vec<_>>(),
+        [&"1"],
+        "{cells:?}"
+    );
+    assert_eq!(unknown, 1, "the unregistered place is listed by its hash");
+    let (class, flag) = flagged.expect("browser steps");
+    assert_eq!(class.as_deref(), Some("cluster"));
+    assert_eq!(flag, "CLUSTER");
 }

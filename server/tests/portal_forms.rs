@@ -241,3 +241,39 @@ async fn behind_tls_the_cookie_is_host_bound_and_secure() {
         .await;
     assert_eq!(plain.status, 403);
 }
+
+#[tokio::test]
+async fn a_code_exists_only_with_its_audit_row() {
+    let server = TestServer::new();
+    // An audit log that refuses rows, as a disk filling up between two statements
+    // would: the codes must not be issued without them.
+    let conn = rusqlite::Connection::open(server.dir.path().join("kith.sqlite3")).unwrap();
+    conn.execute_batch(
+        "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log
+         BEGIN SELECT RAISE(ABORT, 'audit log refused'); END;",
+    )
+    .unwrap();
+    let mut order = post_json(
+        "/v1/admin/codes",
+        &json!({"diagnosis": "confirmed_test", "count": 3}),
+    );
+    order.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", server.admin_key).parse().unwrap(),
+    );
+    let refused = server.send(order).await;
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(count("SELECT count(*) FROM verification_codes"), 0);
+
+    conn.execute_batch("DROP TRIGGER refuse_audit").unwrap();
+    assert_eq!(issue_many(&server, &server.admin_key, 3).await.len(), 3);
+    assert_eq!(count("SELECT count(*) FROM verification_codes"), 3);
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM audit_log JOIN verification_codes USING (code_hash)
+             WHERE case_worker = 'admin API' AND action = 'issue_code'"
+        ),
+        3
+    );
+}

@@ -86,7 +86,7 @@ pub fn lease(
 }
 
 /// Whether `lease_id` still holds the batch starting at `start`.
-fn holds(conn: &Connection, start: UnixSeconds, lease_id: &LeaseId) -> Result<bool> {
+pub fn holds(conn: &Connection, start: UnixSeconds, lease_id: &LeaseId) -> Result<bool> {
     Ok(conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM export_batches
          WHERE start_time = ?1 AND status = 'pending' AND lease_id = ?2)",
@@ -198,12 +198,13 @@ pub fn finish(
     Ok(true)
 }
 
-/// The names of the files in the index: not expired, oldest window first.
-pub fn indexed_files(conn: &Connection) -> Result<Vec<String>> {
+/// The names of the files below `dir` in the index: not expired, oldest window first.
+pub fn indexed_files(conn: &Connection, dir: &str) -> Result<Vec<String>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT name FROM export_files WHERE expired_at IS NULL ORDER BY batch_start, name",
+        "SELECT name FROM export_files WHERE expired_at IS NULL AND substr(name, 1, length(?1)) = ?1
+         ORDER BY batch_start, name",
     )?;
-    let names = stmt.query_map([], |r| r.get(0))?;
+    let names = stmt.query_map([format!("{dir}/")], |r| r.get(0))?;
     Ok(names.collect::<rusqlite::Result<_>>()?)
 }
 

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use rand_core::{OsRng, RngCore};
 
+use super::trace_warnings::{TRACE_WARNING_DIR, TRACE_WARNING_INDEX};
 use super::window::Window;
 use crate::error::{AppError, Result};
 use crate::storage::BatchStore;
@@ -29,12 +30,17 @@ pub fn file_name(window: Window, seq: usize) -> String {
 
 /// Whether `name` (below [`EXPORT_DIR`]) looks like a file [`file_name`] makes.
 pub fn is_export_name(name: &str) -> bool {
+    is_numbered_zip(name, 3)
+}
+
+/// Whether `name` is `<n>-<n>….zip` with `parts` numbers: a name a batch's file has.
+pub fn is_numbered_zip(name: &str, parts: usize) -> bool {
     let Some(stem) = name.strip_suffix(".zip") else {
         return false;
     };
-    let parts: Vec<&str> = stem.split('-').collect();
-    parts.len() == 3
-        && parts
+    let numbers: Vec<&str> = stem.split('-').collect();
+    numbers.len() == parts
+        && numbers
             .iter()
             .all(|p| !p.is_empty() && p.len() <= 20 && p.bytes().all(|b| b.is_ascii_digit()))
 }
@@ -57,21 +63,28 @@ pub fn write_atomically(data_dir: &Path, relative: &str, bytes: &[u8]) -> Result
     fs::rename(&tmp, &path).map_err(io(&path))
 }
 
-/// Rewrites the index from the database when it changed. Runs under the database's index lock,
-/// so two batchers write their indexes one after the other and the last one is current.
+/// Rewrites the indexes (of key exports, of trace-warning packages) from the database
+/// when they changed, each under the database's index lock, so two batchers write their
+/// indexes one after the other and the last one is current.
 pub fn write_index(store: &mut dyn BatchStore, data_dir: &Path) -> Result<()> {
-    store.with_index(&mut |names| {
-        let mut text = String::new();
-        for name in names {
-            text.push_str(name);
-            text.push('\n');
-        }
-        let current = fs::read(data_dir.join(INDEX_FILE)).ok();
-        if current.as_deref() != Some(text.as_bytes()) {
-            write_atomically(data_dir, INDEX_FILE, text.as_bytes())?;
-        }
-        Ok(())
-    })
+    for (dir, index) in [
+        (EXPORT_DIR, INDEX_FILE),
+        (TRACE_WARNING_DIR, TRACE_WARNING_INDEX),
+    ] {
+        store.with_index(dir, &mut |names| {
+            let mut text = String::new();
+            for name in names {
+                text.push_str(name);
+                text.push('\n');
+            }
+            let current = fs::read(data_dir.join(index)).ok();
+            if current.as_deref() != Some(text.as_bytes()) {
+                write_atomically(data_dir, index, text.as_bytes())?;
+            }
+            Ok(())
+        })?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ pub mod batches;
 pub mod files;
 pub mod padding;
 pub mod serving;
+pub mod trace_warnings;
 pub use crate::window;
 
 use std::collections::HashSet;
@@ -38,6 +39,8 @@ pub struct ExportSettings {
     pub windowing: Windowing,
     /// Padding of small batches.
     pub padding: PaddingRule,
+    /// Padding of small trace-warning packages.
+    pub report_padding: PaddingRule,
     /// Most keys in one file; bigger batches are split.
     pub max_keys_per_file: usize,
     /// The region written into every file.
@@ -55,6 +58,10 @@ impl From<&ExportConfig> for ExportSettings {
                 minimum: config.min_keys,
                 range: config.padding_range,
             },
+            report_padding: PaddingRule {
+                minimum: config.min_reports,
+                range: config.report_padding_range,
+            },
             max_keys_per_file: config.max_keys_per_file as usize,
             region: config.region.clone(),
             lease_seconds: config.lease_seconds,
@@ -71,8 +78,10 @@ pub struct ExportRun {
     pub completed: usize,
     /// Batches another batcher took over while this one worked on them.
     pub lost: usize,
-    /// Files written.
+    /// Key export files written.
     pub files: Vec<FileRecord>,
+    /// Trace-warning packages written.
+    pub packages: Vec<FileRecord>,
 }
 
 /// One pass: cuts the windows that are ready, exports every batch it can lease, and
@@ -92,9 +101,10 @@ pub fn run_once(
     OsRng.fill_bytes(&mut lease_id);
     while let Some(window) = store.lease(&lease_id, now, settings.lease_seconds)? {
         match export_batch(store, data_dir, settings, keys, window, &lease_id, now)? {
-            Some(files) => {
+            Some((files, packages)) => {
                 run.completed += 1;
                 run.files.extend(files);
+                run.packages.extend(packages);
             }
             None => run.lost += 1,
         }
@@ -103,7 +113,8 @@ pub fn run_once(
     Ok(run)
 }
 
-/// Writes the files of one leased batch and completes it; `None` if the lease was lost.
+/// Writes the files of one leased batch (key exports, then the trace-warning package)
+/// and completes it; `None` if the lease was lost.
 fn export_batch(
     store: &mut dyn BatchStore,
     data_dir: &Path,
@@ -112,7 +123,7 @@ fn export_batch(
     window: Window,
     lease_id: &LeaseId,
     now: UnixSeconds,
-) -> Result<Option<Vec<FileRecord>>> {
+) -> Result<Option<(Vec<FileRecord>, Vec<FileRecord>)>> {
     let mut real = store.released_keys(window)?;
     // A key published twice (with two codes) goes out once.
     real.sort_by_key(|key| *key.tek.expose_secret());
@@ -168,8 +179,21 @@ fn export_batch(
             sha256: Sha256::digest(&zip).into(),
         });
     }
-    if store.finish(window, lease_id, &records, now)? {
-        Ok(Some(records))
+    let Some(packages) = trace_warnings::write_package(
+        store,
+        data_dir,
+        settings,
+        &signers,
+        window,
+        lease_id,
+        !records.is_empty(),
+    )?
+    else {
+        return Ok(None);
+    };
+    let all: Vec<FileRecord> = records.iter().chain(&packages).cloned().collect();
+    if store.finish(window, lease_id, &all, now)? {
+        Ok(Some((records, packages)))
     } else {
         Ok(None)
     }

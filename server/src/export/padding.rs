@@ -26,14 +26,13 @@ impl PaddingRule {
         real: &[DiagnosisKey],
         rng: &mut R,
     ) -> Vec<DiagnosisKey> {
-        if real.is_empty() || real.len() >= self.minimum {
+        if real.is_empty() {
             return Vec::new();
         }
-        let extra = (rng.next_u64() % (self.range as u64 + 1)) as usize;
-        let target = self.minimum + extra;
+        let count = self.fill(real.len(), rng);
         real.iter()
             .cycle()
-            .take(target - real.len())
+            .take(count)
             .map(|model| {
                 let mut bytes = [0u8; 16];
                 rng.fill_bytes(&mut bytes);
@@ -43,6 +42,16 @@ impl PaddingRule {
                 }
             })
             .collect()
+    }
+
+    /// How many fake entries a batch of `real` ones gets: enough for `minimum +
+    /// random(0..=range)` in all, none when it holds `minimum` already.
+    pub fn fill<R: RngCore + CryptoRng>(&self, real: usize, rng: &mut R) -> usize {
+        if real >= self.minimum {
+            return 0;
+        }
+        let extra = (rng.next_u64() % (self.range as u64 + 1)) as usize;
+        self.minimum + extra - real
     }
 }
 

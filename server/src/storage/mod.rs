@@ -18,6 +18,7 @@
 use std::fmt;
 
 use kith_core::DiagnosisKey;
+use kith_core::checkin::ProtectedReport;
 use rand_core::RngCore;
 
 use crate::clock::UnixSeconds;
@@ -36,7 +37,7 @@ pub trait Storage: Send + Sync + fmt::Debug {
     fn writer(&self) -> Result<Box<dyn WriterStore>>;
     /// A store for one export pass or one operator command.
     fn batcher(&self) -> Result<Box<dyn BatchStore>>;
-    /// The case-worker accounts and the audit log.
+    /// The case-worker accounts.
     fn accounts(&self) -> Result<Box<dyn AccountStore>>;
 }
 
@@ -66,6 +67,16 @@ pub trait WriteTx {
         now: UnixSeconds,
         rng: &mut dyn RngCore,
     ) -> Result<()>;
+    /// Stores published check-ins (encrypted reports), each under a random id, released at
+    /// the next full hour.
+    fn insert_check_ins(
+        &mut self,
+        reports: &[ProtectedReport],
+        now: UnixSeconds,
+        rng: &mut dyn RngCore,
+    ) -> Result<()>;
+    /// Records in the audit log that `who` issued the code with `hash` at `now`.
+    fn audit_issue(&mut self, who: &str, hash: &CodeHash, now: UnixSeconds) -> Result<()>;
     /// The answer stored for a sealed body (by the SHA-256 of its `enc`), if it was sent
     /// before.
     fn find_sealed_answer(&mut self, id: &[u8; 32]) -> Result<Option<Vec<u8>>>;
@@ -110,14 +121,14 @@ pub enum CodeState {
 /// Identifies one batcher's hold on a batch.
 pub type LeaseId = [u8; 16];
 
-/// A file written for a batch.
+/// A file written for a batch: a key export, or its trace-warning package.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileRecord {
     /// Path relative to the data directory.
     pub name: String,
-    /// Real keys in it.
+    /// Real keys (check-in reports, in a package) in it.
     pub real_keys: usize,
-    /// Padding keys in it.
+    /// Padding keys (reports) in it.
     pub padding_keys: usize,
     /// Its size.
     pub bytes: u64,
@@ -132,6 +143,8 @@ pub struct Expired {
     pub files_dropped: usize,
     /// Diagnosis keys deleted.
     pub keys_deleted: usize,
+    /// Check-in reports deleted.
+    pub check_ins_deleted: usize,
     /// Verification codes (unused ones and the hashes kept of used ones) deleted.
     pub codes_deleted: usize,
 }
@@ -193,6 +206,17 @@ pub trait BatchStore: Send {
         lease_id: &LeaseId,
         padding: Vec<DiagnosisKey>,
     ) -> Result<Option<Vec<DiagnosisKey>>>;
+    /// The check-in reports released in `window`.
+    fn released_reports(&mut self, window: Window) -> Result<Vec<ProtectedReport>>;
+    /// The trace-warning padding stored for the batch starting at `start`.
+    fn stored_report_padding(&mut self, start: UnixSeconds) -> Result<Vec<ProtectedReport>>;
+    /// Stores trace-warning padding as [`store_padding`](Self::store_padding) stores keys.
+    fn store_report_padding(
+        &mut self,
+        start: UnixSeconds,
+        lease_id: &LeaseId,
+        padding: Vec<ProtectedReport>,
+    ) -> Result<Option<Vec<ProtectedReport>>>;
     /// Records the batch's files and marks it complete if `lease_id` still holds it;
     /// `false` when it does not.
     fn finish(
@@ -202,12 +226,17 @@ pub trait BatchStore: Send {
         files: &[FileRecord],
         now: UnixSeconds,
     ) -> Result<bool>;
-    /// Runs `write` with the names of the indexed files (not expired, oldest window first)
-    /// while holding the database's index lock, so that two batchers write their indexes
-    /// one after the other and the last one written is current.
-    fn with_index(&mut self, write: &mut dyn FnMut(&[String]) -> Result<()>) -> Result<()>;
+    /// Runs `write` with the names of the indexed files under `dir` (not expired, oldest
+    /// window first) while holding the database's index lock, so that two batchers write
+    /// their indexes one after the other and the last one written is current.
+    fn with_index(
+        &mut self,
+        dir: &str,
+        write: &mut dyn FnMut(&[String]) -> Result<()>,
+    ) -> Result<()>;
     /// Retention's first step at `now`: drops files whose window ended before `cutoff`
-    /// from the index, deletes exported keys, codes and padding older than `cutoff`.
+    /// from the index, deletes exported keys and check-ins, codes and padding older than
+    /// `cutoff`.
     fn expire(&mut self, now: UnixSeconds, cutoff: u64) -> Result<Expired>;
     /// The files dropped from the index at or before `before`, to delete.
     fn dropped_files(&mut self, before: u64) -> Result<Vec<String>>;
@@ -237,7 +266,8 @@ pub struct CaseWorkerRow {
     pub locked_until: u64,
 }
 
-/// Case-worker accounts and the audit log of issued codes (no patient data).
+/// Case-worker accounts (the audit log of issued codes is written with the codes, in
+/// [`WriteTx::audit_issue`]).
 pub trait AccountStore: Send {
     /// Creates an account; false if the name is taken.
     fn add_case_worker(&mut self, name: &str, password_hash: &str) -> Result<bool>;
@@ -245,6 +275,4 @@ pub trait AccountStore: Send {
     fn case_worker(&mut self, name: &str) -> Result<Option<CaseWorkerRow>>;
     /// Stores an account's failed-login count and lock.
     fn set_login_state(&mut self, name: &str, failed_logins: u32, locked_until: u64) -> Result<()>;
-    /// Records that `who` issued the codes with `hashes` at `now` (one transaction).
-    fn audit_issue(&mut self, who: &str, hashes: &[CodeHash], now: UnixSeconds) -> Result<()>;
 }

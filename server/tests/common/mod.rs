@@ -446,6 +446,22 @@ pub async fn issue_code(api: &impl Api, admin_key: &str) -> String {
         .remove(0)
 }
 
+/// The export keys `/v1/config` lists, as a device would trust them, and the listing.
+pub async fn trusted(api: &impl Api) -> (kith_core::TrustedKeys, Vec<Value>) {
+    let config = get_json(api, "/v1/config").await;
+    let listed = config["exportVerificationKeys"].as_array().unwrap().clone();
+    let mut trusted = kith_core::TrustedKeys::new();
+    for key in &listed {
+        trusted.insert(
+            key["keyId"].as_str().unwrap(),
+            key["keyVersion"].as_str().unwrap(),
+            kith_core::VerifyingKey::from_public_key_pem(key["publicKeyPem"].as_str().unwrap())
+                .unwrap(),
+        );
+    }
+    (trusted, listed)
+}
+
 /// GETs a JSON document.
 pub async fn get_json(api: &impl Api, path: &str) -> Value {
     api.send(get(path)).await.json()

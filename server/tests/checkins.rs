@@ -1,0 +1,220 @@
+//! Venue check-ins from end to end: phones (core's engine, as kith-mobile wraps it)
+//! check in at a venue, one tests positive and uploads its visits sealed with its keys,
+//! the batcher publishes the hour's signed trace-warning package, and the other phones
+//! download and match it. In-process, on a manual clock.
+
+mod common;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use common::*;
+use kith_core::checkin::{
+    CWA_QR_PREFIX, ProtectedReport, Stay, TraceWarningFile, TransmissionRiskLevel, VenueDetails,
+    VenuePayload,
+};
+use kith_core::store::MemoryStore;
+use kith_core::{ExportLimits, ExportSigner, ExposureEngine, OsRng, SigningKey, TrustedKeys};
+use serde_json::json;
+
+type Phone = ExposureEngine<MemoryStore>;
+
+fn phone() -> Phone {
+    ExposureEngine::new(MemoryStore::new()).unwrap()
+}
+
+/// The server, and a café's QR text.
+fn setup() -> (TestServer, String) {
+    let server = TestServer::with_config(|config| {
+        config.export.min_keys = 20;
+        config.export.min_reports = 30;
+        config.export.report_padding_range = 5;
+    });
+    let details = VenueDetails {
+        description: "Café Kith".into(),
+        address: "Main Street 1".into(),
+        default_check_in_minutes: Some(60),
+        ..VenueDetails::default()
+    };
+    let qr = VenuePayload::generate(&mut OsRng, details)
+        .unwrap()
+        .qr_text(CWA_QR_PREFIX);
+    (server, qr)
+}
+
+/// A visit from `arrival` to `departure` (Unix seconds) at the venue of `qr`.
+fn visit(phone: &mut Phone, qr: &str, arrival: u64, departure: u64) {
+    let venue = VenuePayload::from_qr_text(qr).unwrap();
+    let check_in = phone.check_in(&venue, arrival).unwrap();
+    phone.check_out(check_in.id, departure).unwrap();
+}
+
+/// Publishes keys with `reports` (base64 protobufs) under a fresh code, sealed.
+async fn upload(server: &TestServer, reports: &[String]) {
+    let code = issue_code(server, &server.admin_key).await;
+    let mut doc = publish_doc(server, &code, &[random_key(), random_key()]);
+    doc["checkInProtectedReports"] = json!(reports);
+    let public_key = hpke_key(server).await;
+    let (status, inside, size) = publish_sealed(server, &public_key, &doc).await;
+    assert_eq!(
+        (status, inside["status"].as_u64()),
+        (200, Some(200)),
+        "{inside}"
+    );
+    assert_eq!(size, 544, "sealed answers have one size");
+}
+
+fn encoded(reports: &[ProtectedReport]) -> Vec<String> {
+    reports
+        .iter()
+        .map(|r| STANDARD.encode(r.to_bytes()))
+        .collect()
+}
+
+/// The trace-warning index and the packages it lists.
+async fn packages(server: &TestServer) -> Vec<(String, Vec<u8>)> {
+    let reply = server.send(get("/v1/trace-warnings/index.txt")).await;
+    assert_eq!(reply.status, 200);
+    let mut files = Vec::new();
+    for name in reply.text().lines() {
+        let file = server.send(get(&format!("/{name}"))).await;
+        assert_eq!(file.status, 200, "{name}");
+        assert_eq!(
+            file.headers["cache-control"],
+            "public, max-age=31536000, immutable"
+        );
+        assert!(file.headers.contains_key("etag"));
+        files.push((name.to_owned(), file.body));
+    }
+    files
+}
+
+#[tokio::test]
+async fn the_visitor_who_overlapped_is_warned_with_the_right_time_and_the_other_not() {
+    let (server, qr) = setup();
+    let now = server.now().get();
+    let t0 = now - now % 600 - 6 * 3600; // six hours ago, on a 10-minute boundary
+    let (mut positive, mut overlapping, mut later) = (phone(), phone(), phone());
+    visit(&mut positive, &qr, t0, t0 + 3600);
+    visit(&mut overlapping, &qr, t0 + 1800, t0 + 5400);
+    visit(&mut later, &qr, t0 + 2 * 3600, t0 + 3 * 3600);
+
+    let reports = positive
+        .check_ins_to_upload(&mut OsRng, now, TransmissionRiskLevel::HIGHEST)
+        .unwrap();
+    assert_eq!(reports.len(), 1);
+    upload(&server, &encoded(&reports)).await;
+    // Nothing is published before the hour's window is closed and old enough.
+    server.server.export_pass().unwrap();
+    assert!(packages(&server).await.is_empty());
+
+    server.clock.advance(2 * 3600 + 600);
+    let pass = server.server.export_pass().unwrap();
+    assert_eq!(pass.export.packages.len(), 1, "{:?}", pass.export);
+    let files = packages(&server).await;
+    assert_eq!(files.len(), 1);
+    let (name, zip) = &files[0];
+    let (trusted, _) = trusted(&server).await;
+    let verified = TraceWarningFile::parse(zip, &ExportLimits::default())
+        .unwrap()
+        .verify(&trusted)
+        .unwrap();
+    // Padded: one real report among 30 to 35.
+    assert!(
+        (30..=35).contains(&verified.reports().len()),
+        "{}",
+        verified.reports().len()
+    );
+    assert!(verified.reports().contains(&reports[0]));
+    assert_eq!(
+        u64::from(verified.hour()),
+        (now.div_ceil(3600) * 3600) / 3600,
+        "the package of the hour the report was released in"
+    );
+
+    let at = server.now().get();
+    assert_eq!(
+        overlapping
+            .ingest_trace_warnings(name, &verified, at)
+            .unwrap(),
+        1
+    );
+    let exposure = &overlapping.venue_exposures().unwrap()[0];
+    assert_eq!(exposure.overlap, Stay::new(t0 + 1800, t0 + 3600).unwrap());
+    assert_eq!(exposure.overlap_minutes, 30);
+    assert_eq!(exposure.description, "Café Kith");
+    assert_eq!(later.ingest_trace_warnings(name, &verified, at).unwrap(), 0);
+    assert!(later.venue_exposures().unwrap().is_empty());
+    assert_eq!(
+        positive.ingest_trace_warnings(name, &verified, at).unwrap(),
+        1,
+        "the positive person's own visit matches too (the app hides its own)"
+    );
+}
+
+#[tokio::test]
+async fn tampered_packages_wrong_signers_and_wrong_macs_are_refused() {
+    let (server, qr) = setup();
+    let now = server.now().get();
+    let t0 = now - now % 600 - 4 * 3600;
+    let (mut positive, mut visitor) = (phone(), phone());
+    visit(&mut positive, &qr, t0, t0 + 3600);
+    visit(&mut visitor, &qr, t0, t0 + 3600);
+    let real = positive
+        .check_ins_to_upload(&mut OsRng, now, TransmissionRiskLevel::HIGHEST)
+        .unwrap();
+    // A report for the same venue whose MAC was altered (the server cannot tell: it has
+    // no key), and one that is not a report at all (the server can).
+    let mut forged = real[0].to_bytes();
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    let mut doc = publish_doc(
+        &server,
+        &issue_code(&server, &server.admin_key).await,
+        &[random_key()],
+    );
+    doc["checkInProtectedReports"] = json!(["AAAA"]);
+    let (status, body, _) = publish_json(&server, &doc).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"], "invalid_check_in");
+    upload(&server, &[STANDARD.encode(&forged)]).await;
+
+    server.clock.advance(2 * 3600 + 600);
+    server.server.export_pass().unwrap();
+    let files = packages(&server).await;
+    let (name, zip) = &files[0];
+    let (trusted, _) = trusted(&server).await;
+    let limits = ExportLimits::default();
+
+    // One byte changed anywhere in the signed part: the signature no longer holds.
+    let mut tampered = zip.clone();
+    let at = tampered.len() / 3;
+    tampered[at] ^= 0x40;
+    let refused = TraceWarningFile::parse(&tampered, &limits).and_then(|f| f.verify(&trusted));
+    assert!(refused.is_err(), "a tampered package was accepted");
+
+    // Signed by a key the phone does not trust.
+    let stranger = ExportSigner::new("kith", "v1", SigningKey::generate(&mut OsRng));
+    let other = TrustedKeys::new().with("kith", "v1", stranger.verifying_key());
+    assert!(
+        TraceWarningFile::parse(zip, &limits)
+            .unwrap()
+            .verify(&other)
+            .is_err()
+    );
+
+    // The genuine package carries the forged report, which the visitor refuses.
+    let verified = TraceWarningFile::parse(zip, &limits)
+        .unwrap()
+        .verify(&trusted)
+        .unwrap();
+    let forged = ProtectedReport::from_bytes(&forged).unwrap();
+    assert!(verified.reports().contains(&forged));
+    let venue = VenuePayload::from_qr_text(&qr).unwrap();
+    assert!(forged.open(venue.location_id()).is_err());
+    assert_eq!(
+        visitor
+            .ingest_trace_warnings(name, &verified, server.now().get())
+            .unwrap(),
+        0
+    );
+}
