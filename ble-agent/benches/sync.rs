@@ -43,7 +43,7 @@ fn main() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let now = SystemClock::default().now();
+    let now = SystemClock::default().now().get();
     println!("setting up {SIGHTINGS} sightings over 14 days and an export of {KEYS} keys …");
     let (zip, met) = setup(dir.path(), now);
     let url = runtime.block_on(serve(zip));

@@ -9,14 +9,15 @@
 
 use kith_core::store::{IngestReport, SqliteStore, Store};
 use kith_core::{
-    BeaconPayload, BluetoothMetadata, ExposureEngine, IntervalNumber, OsRng, Sighting, TrustedKeys,
+    BeaconPayload, BluetoothMetadata, Day, ExposureEngine, IntervalNumber, OsRng, Sighting,
+    TrustedKeys, UnixSeconds,
 };
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-use crate::clock::{Clock, UnixMillis};
+use crate::clock::{Clock, UnixMillis, seconds};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::radio::{Radio, ScanWindow};
@@ -38,8 +39,8 @@ const HOURS_KEPT: u64 = 14 * 24;
 /// What one sync did.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SyncOutcome {
-    /// When it ran, Unix seconds.
-    pub at: u64,
+    /// When it ran.
+    pub at: UnixSeconds,
     /// Files the index lists.
     pub files_listed: usize,
     /// Files downloaded and matched this time.
@@ -71,7 +72,7 @@ impl<C: Clock> Agent<C> {
             .map_err(Error::io(format!("creating {}", config.data_dir.display())))?;
         restrict(&config.data_dir);
         let mut engine = ExposureEngine::new(SqliteStore::open(config.store_path())?)?;
-        engine.set_rssi_correction(config.rssi_correction);
+        engine.set_rssi_correction(config.rssi_correction)?;
         Ok(Self {
             engine,
             config,
@@ -92,8 +93,8 @@ impl<C: Clock> Agent<C> {
     }
 
     /// The beacon to put on the air at `now` (Unix seconds).
-    pub fn beacon(&mut self, now: u64) -> Result<BeaconPayload> {
-        let interval = IntervalNumber::from_unix_seconds(now)?;
+    pub fn beacon(&mut self, now: UnixSeconds) -> Result<BeaconPayload> {
+        let interval = IntervalNumber::from_unix_seconds(now.get())?;
         Ok(self.engine.beacon(
             &mut OsRng,
             interval,
@@ -106,7 +107,7 @@ impl<C: Clock> Agent<C> {
         let sightings: Vec<Sighting> = window
             .received
             .iter()
-            .map(|r| Sighting::new(r.beacon(), r.rssi, r.at / 1000, window.started_at))
+            .map(|r| Sighting::new(r.beacon(), r.rssi, seconds(r.at), window.started_at))
             .collect();
         self.engine.record_sightings(&sightings)?;
         Ok(sightings.len())
@@ -147,7 +148,7 @@ impl<C: Clock> Agent<C> {
             let started = self.clock.now_millis();
             match task {
                 Task::Rotate => {
-                    let beacon = self.beacon(started / 1000)?;
+                    let beacon = self.beacon(seconds(started))?;
                     radio.advertise(&beacon).await?;
                     info!("rotated: a new identifier and address are on the air");
                 }
@@ -155,7 +156,7 @@ impl<C: Clock> Agent<C> {
                     let window = radio.scan(schedule.scan_millis()).await?;
                     let heard = self.record(&window)?;
                     let sent = radio.beacons_sent();
-                    self.count_beacons(started / 1000, sent.saturating_sub(counted))?;
+                    self.count_beacons(seconds(started), sent.saturating_sub(counted))?;
                     counted = sent;
                     tracing::debug!(heard, "scan window closed");
                 }
@@ -169,7 +170,7 @@ impl<C: Clock> Agent<C> {
                     Err(e) => warn!("sync failed, will retry at the next sync: {e}"),
                 },
                 Task::Purge => {
-                    self.engine.purge(started / 1000)?;
+                    self.engine.purge(seconds(started))?;
                     info!("purged what is older than 14 days");
                 }
             }
@@ -181,12 +182,12 @@ impl<C: Clock> Agent<C> {
     }
 
     /// Adds `count` beacons sent to the hour of `now`, forgetting hours past retention.
-    fn count_beacons(&mut self, now: u64, count: u64) -> Result<()> {
+    fn count_beacons(&mut self, now: UnixSeconds, count: u64) -> Result<()> {
         if count == 0 {
             return Ok(());
         }
         let mut hours = status::beacons_per_hour(&self.engine)?;
-        let hour = now / 3600;
+        let hour = now.get() / 3600;
         *hours.entry(hour).or_default() += count;
         hours.retain(|h, _| h + HOURS_KEPT > hour);
         let json = serde_json::to_string(&hours).map_err(|e| Error::Config(e.to_string()))?;
@@ -202,12 +203,8 @@ impl<C: Clock> Agent<C> {
         let server = self.server()?;
         let config = server.config().await?;
         let risk = config.risk_configuration.to_string();
-        if serde_json::to_value(self.engine.risk_config())
-            .ok()
-            .as_ref()
-            != Some(&config.risk_configuration)
-        {
-            self.engine.set_risk_config_json(&risk)?;
+        if *self.engine.risk_model() != kith_core::risk::RiskModel::parse(&risk)? {
+            self.engine.set_risk_configuration(&risk)?;
         }
         let trusted = if self.config.trusted_keys.is_empty() {
             trusted_keys(&config.export_keys())?
@@ -254,7 +251,7 @@ impl<C: Clock> Agent<C> {
         }
         let summary = self.engine.exposure_summary(now)?;
         outcome.risk_level = summary.risk_level;
-        outcome.risk_days = summary.days.iter().map(|d| status::date(*d)).collect();
+        outcome.risk_days = summary.days.iter().map(Day::to_string).collect();
         let json = serde_json::to_string(&outcome).map_err(|e| Error::Config(e.to_string()))?;
         self.engine.store_mut().set_setting(LAST_SYNC, &json)?;
         if outcome.new_exposures > 0 {
@@ -292,7 +289,7 @@ impl<C: Clock> Agent<C> {
         server: &ServerClient,
         name: &str,
         trusted: &TrustedKeys,
-        now: u64,
+        now: UnixSeconds,
     ) -> Result<IngestReport> {
         let Fetched::Body { bytes, .. } = server.export(name, None).await? else {
             return Err(Error::Server(format!(

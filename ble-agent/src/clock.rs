@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use kith_core::UnixSeconds;
+
 /// Unix time in milliseconds.
 pub type UnixMillis = u64;
 
@@ -16,10 +18,15 @@ pub trait Clock: Send + Sync {
     /// Waits until `deadline` (Unix milliseconds).
     fn sleep_until(&self, deadline: UnixMillis) -> impl Future<Output = ()> + Send;
 
-    /// Now, in Unix seconds.
-    fn now(&self) -> u64 {
-        self.now_millis() / 1000
+    /// Now, in whole seconds.
+    fn now(&self) -> UnixSeconds {
+        seconds(self.now_millis())
     }
+}
+
+/// The whole second holding `millis`.
+pub fn seconds(millis: UnixMillis) -> UnixSeconds {
+    UnixSeconds::new(millis / 1000)
 }
 
 /// The system clock, optionally shifted (for demos that replay another day).

@@ -2,8 +2,8 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use kith_core::ExposureEngine;
 use kith_core::store::{SqliteStore, Store};
+use kith_core::{Day, ExposureEngine, UnixSeconds};
 use serde::Serialize;
 
 use crate::agent::{BEACONS_PER_HOUR, SyncOutcome, last_sync};
@@ -57,15 +57,19 @@ pub(crate) fn beacons_per_hour(engine: &ExposureEngine<SqliteStore>) -> Result<B
         .unwrap_or_default())
 }
 
-/// The status at `now` (Unix seconds), with the last `hours` hours.
-pub(crate) fn status(engine: &ExposureEngine<SqliteStore>, now: u64, hours: u64) -> Result<Status> {
+/// The status at `now`, with the last `hours` hours.
+pub(crate) fn status(
+    engine: &ExposureEngine<SqliteStore>,
+    now: UnixSeconds,
+    hours: u64,
+) -> Result<Status> {
     let store = engine.store();
     let sightings = store.sightings()?;
-    let this_hour = now / 3600;
+    let this_hour = now.get() / 3600;
     let first = this_hour.saturating_sub(hours.saturating_sub(1));
     let mut heard: BTreeMap<u64, HashSet<[u8; 16]>> = BTreeMap::new();
     for s in &sightings {
-        let hour = s.time / 3600;
+        let hour = s.time.get() / 3600;
         if hour >= first {
             heard
                 .entry(hour)
@@ -76,7 +80,7 @@ pub(crate) fn status(engine: &ExposureEngine<SqliteStore>, now: u64, hours: u64)
     let sent = beacons_per_hour(engine)?;
     let hours = (first..=this_hour)
         .map(|h| Hour {
-            hour: format!("{} {:02}:00", date((h / 24) as u32), h % 24),
+            hour: format!("{} {:02}:00", Day::new((h / 24) as u32), h % 24),
             beacons_sent: sent.get(&h).copied().unwrap_or(0),
             distinct_rpis_heard: heard.get(&h).map_or(0, HashSet::len),
         })
@@ -89,30 +93,15 @@ pub(crate) fn status(engine: &ExposureEngine<SqliteStore>, now: u64, hours: u64)
         last_sync: last_sync(engine)?,
         risk: Risk {
             risk_level: summary.risk_level,
-            days: summary.days.iter().map(|d| date(*d)).collect(),
+            days: summary.days.iter().map(Day::to_string).collect(),
             exposure_windows: summary.windows.len(),
             daily_scores: summary
                 .daily_summaries
                 .iter()
-                .map(|d| (date(d.day), d.summary.score_sum))
+                .map(|d| (d.day.to_string(), d.summary.score_sum))
                 .collect(),
         },
     })
-}
-
-/// `YYYY-MM-DD` of a day number since 1970-01-01 (proleptic Gregorian, as GAEN counts).
-pub fn date(day: u32) -> String {
-    // Howard Hinnant's civil_from_days.
-    let z = i64::from(day) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
 }
 
 impl std::fmt::Display for Status {
@@ -157,11 +146,12 @@ impl std::fmt::Display for Status {
     }
 }
 
-/// `YYYY-MM-DD HH:MM` of Unix seconds.
-pub fn date_time(unix: u64) -> String {
+/// `YYYY-MM-DD HH:MM` of `time`.
+pub fn date_time(time: UnixSeconds) -> String {
+    let unix = time.get();
     format!(
         "{} {:02}:{:02}",
-        date((unix / 86_400) as u32),
+        time.day(),
         unix % 86_400 / 3600,
         unix % 3600 / 60
     )
@@ -173,10 +163,9 @@ mod tests {
 
     #[test]
     fn dates_follow_the_calendar() {
-        assert_eq!(date(0), "1970-01-01");
-        assert_eq!(date(18_262), "2020-01-01");
-        assert_eq!(date(18_321), "2020-02-29");
-        assert_eq!(date(20_423), "2025-12-01");
-        assert_eq!(date_time(1_764_590_400 + 3_723), "2025-12-01 13:02");
+        assert_eq!(
+            date_time(UnixSeconds::new(1_764_590_400 + 3_723)),
+            "2025-12-01 13:02"
+        );
     }
 }

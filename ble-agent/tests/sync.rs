@@ -207,7 +207,7 @@ async fn sync_downloads_only_new_verified_files_and_notifies_on_the_right_day() 
         found.files_failed
     );
     assert_eq!(found.new_exposures, 1);
-    let day = kith_agent::status::date((met_at / 86_400) as u32);
+    let day = kith_core::UnixSeconds::new(met_at).day().to_string();
     assert_eq!(
         found.risk_level,
         Some(1),

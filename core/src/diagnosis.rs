@@ -22,6 +22,31 @@ pub enum ReportType {
     Revoked = 5,
 }
 
+impl ReportType {
+    /// Whether a published key of this report type may be revised to `to` (R19,
+    /// GAEN's `ExposureMatchingTracer.isValidTransition`): a self report may become
+    /// a confirmed test, a clinical diagnosis or revoked; a clinical diagnosis may
+    /// become a confirmed test or revoked; nothing else changes.
+    pub fn may_be_revised_to(self, to: ReportType) -> bool {
+        use ReportType::*;
+        matches!(
+            (self, to),
+            (
+                SelfReport,
+                ConfirmedTest | ConfirmedClinicalDiagnosis | Revoked
+            ) | (ConfirmedClinicalDiagnosis, ConfirmedTest | Revoked)
+        )
+    }
+
+    /// The report types a key may be revised from to reach `to` (see
+    /// [`may_be_revised_to`](Self::may_be_revised_to)).
+    pub fn revisable_to(to: ReportType) -> impl Iterator<Item = ReportType> {
+        [Self::SelfReport, Self::ConfirmedClinicalDiagnosis]
+            .into_iter()
+            .filter(move |from| from.may_be_revised_to(to))
+    }
+}
+
 impl TryFrom<i32> for ReportType {
     type Error = Error;
 

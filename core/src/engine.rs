@@ -9,22 +9,28 @@ use crate::keys::TemporaryExposureKey;
 use crate::matching::SightingIndex;
 use crate::metadata::BluetoothMetadata;
 use crate::payload::BeaconPayload;
-use crate::risk::{ExposureSummary, ExposureWindow, RiskConfig, ScanTimeline};
+use crate::risk::{
+    Explanation, ExposureSummary, ExposureWindow, RiskConfig, RiskModel, ScanTimeline,
+};
 use crate::sighting::Sighting;
 use crate::store::{Exposure, IngestReport, RETENTION_SECONDS, Store};
+use crate::time::UnixSeconds;
 
-/// Name of the setting that holds the risk configuration (ENX JSON).
+/// Name of the setting that holds the risk configuration (as given: any model's text).
 const RISK_CONFIG_SETTING: &str = "risk_config";
+
+/// Name of the setting that holds the receiver's RSSI correction (dB).
+const RSSI_CORRECTION_SETTING: &str = "rssi_correction";
 
 /// What a phone or a Linux device runs: it keeps its keys and sightings in a
 /// [`Store`], matches downloaded diagnosis keys and scores the exposures.
 ///
 /// ```
 /// use kith_core::store::MemoryStore;
-/// use kith_core::{BluetoothMetadata, DiagnosisKey, ExposureEngine, IntervalNumber, OsRng, Sighting};
+/// use kith_core::{BluetoothMetadata, DiagnosisKey, ExposureEngine, OsRng, Sighting, UnixSeconds};
 ///
-/// let now = 1_700_000_000; // Unix seconds
-/// let interval = IntervalNumber::from_unix_seconds(now)?;
+/// let now = UnixSeconds::new(1_700_000_000);
+/// let interval = now.interval();
 /// let mut alice = ExposureEngine::new(MemoryStore::new())?;
 /// let mut bob = ExposureEngine::new(MemoryStore::new())?;
 ///
@@ -56,38 +62,60 @@ const RISK_CONFIG_SETTING: &str = "risk_config";
 #[derive(Debug)]
 pub struct ExposureEngine<S> {
     store: S,
-    config: RiskConfig,
+    model: RiskModel,
     rssi_correction: i8,
 }
 
 impl<S: Store> ExposureEngine<S> {
-    /// An engine over `store`, with the risk configuration stored there (or
-    /// [`RiskConfig::enx_with_15_minute_alert`]) and no RSSI correction.
+    /// An engine over `store`, with the risk model and RSSI correction stored there.
     ///
-    /// A stored configuration that no longer reads is a [`StoreError::InvalidSetting`].
+    /// Without a stored model, Kith's preset applies:
+    /// [`RiskConfig::enx_with_15_minute_alert`] (ENX's documented scoring defaults with
+    /// an alert at 15 weighted minutes a day; ENX's own defaults never notify). A
+    /// stored setting that no longer reads is a [`StoreError::InvalidSetting`].
     pub fn new(store: S) -> Result<Self> {
-        let config = match store.setting(RISK_CONFIG_SETTING)? {
-            Some(json) => RiskConfig::from_json(&json).map_err(|error| match error {
-                Error::RiskConfig(source) => StoreError::InvalidSetting {
-                    name: RISK_CONFIG_SETTING,
-                    source,
-                }
-                .into(),
+        let invalid = |name: &'static str| {
+            move |error| match error {
+                Error::RiskConfig(source) => StoreError::InvalidSetting { name, source }.into(),
                 other => other,
+            }
+        };
+        let model = match store.setting(RISK_CONFIG_SETTING)? {
+            Some(text) => RiskModel::parse(&text).map_err(invalid(RISK_CONFIG_SETTING))?,
+            None => RiskConfig::enx_with_15_minute_alert().into(),
+        };
+        let rssi_correction = match store.setting(RSSI_CORRECTION_SETTING)? {
+            Some(text) => text.parse().map_err(|_| {
+                invalid(RSSI_CORRECTION_SETTING)(Error::from(
+                    crate::error::RiskConfigError::invalid(
+                        RSSI_CORRECTION_SETTING,
+                        &text,
+                        "dB as an integer -128..=127",
+                    ),
+                ))
             })?,
-            None => RiskConfig::enx_with_15_minute_alert(),
+            None => 0,
         };
         Ok(Self {
             store,
-            config,
-            rssi_correction: 0,
+            model,
+            rssi_correction,
         })
     }
 
-    /// Sets this receiver's RSSI calibration (dBm added to every measured RSSI),
-    /// used for the exposures matched from now on.
-    pub fn set_rssi_correction(&mut self, correction: i8) {
+    /// Sets this receiver's RSSI calibration (dBm added to every measured RSSI,
+    /// GAEN's `rssiOffset`) and keeps it in the store. As in GAEN (R1), it is applied
+    /// when a sighting is recorded: sightings recorded before keep theirs.
+    pub fn set_rssi_correction(&mut self, correction: i8) -> Result<()> {
+        self.store
+            .set_setting(RSSI_CORRECTION_SETTING, &correction.to_string())?;
         self.rssi_correction = correction;
+        Ok(())
+    }
+
+    /// The RSSI correction applied to sightings as they are recorded.
+    pub fn rssi_correction(&self) -> i8 {
+        self.rssi_correction
     }
 
     /// The store.
@@ -100,16 +128,18 @@ impl<S: Store> ExposureEngine<S> {
         &mut self.store
     }
 
-    /// The risk configuration in use.
-    pub fn risk_config(&self) -> &RiskConfig {
-        &self.config
+    /// The risk model in use.
+    pub fn risk_model(&self) -> &RiskModel {
+        &self.model
     }
 
-    /// Replaces the risk configuration (ENX JSON) and keeps it in the store.
-    pub fn set_risk_config_json(&mut self, json: &str) -> Result<()> {
-        let config = RiskConfig::from_json(json)?;
-        self.store.set_setting(RISK_CONFIG_SETTING, json)?;
-        self.config = config;
+    /// Replaces the risk model with a configuration of any family (ENX / GAEN v2
+    /// JSON, Corona-Warn-App YAML, GAEN v1 JSON; see [`RiskModel::parse`]) and keeps
+    /// it in the store.
+    pub fn set_risk_configuration(&mut self, text: &str) -> Result<()> {
+        let model = RiskModel::parse(text)?;
+        self.store.set_setting(RISK_CONFIG_SETTING, text)?;
+        self.model = model;
         Ok(())
     }
 
@@ -152,21 +182,29 @@ impl<S: Store> ExposureEngine<S> {
         Ok(self.current_key(rng, now)?.beacon(now, metadata))
     }
 
-    /// Remembers one received beacon.
+    /// Remembers one received beacon, its RSSI corrected by the receiver's calibration.
     pub fn record_sighting(&mut self, sighting: Sighting) -> Result<()> {
-        self.store.add_sightings(&[sighting])
+        self.record_sightings(&[sighting])
     }
 
-    /// Remembers the beacons of one scan, all or none.
+    /// Remembers the beacons of one scan, all or none, their RSSI corrected by the
+    /// receiver's calibration (R1: GAEN adds `rssiOffset` at scan time).
     pub fn record_sightings(&mut self, sightings: &[Sighting]) -> Result<()> {
-        self.store.add_sightings(sightings)
+        let corrected: Vec<Sighting> = sightings
+            .iter()
+            .map(|s| Sighting {
+                rssi: s.rssi.saturating_add(self.rssi_correction),
+                ..*s
+            })
+            .collect();
+        self.store.add_sightings(&corrected)
     }
 
     /// The own keys of the last 14 days to publish after a positive test; today's
-    /// key is cut to end at `now` (Unix seconds).
-    pub fn keys_to_upload(&self, now: u64) -> Result<Vec<TemporaryExposureKey>> {
-        let now_interval = IntervalNumber::from_unix_seconds(now)?;
-        let oldest = IntervalNumber::from_unix_seconds(now.saturating_sub(RETENTION_SECONDS))?;
+    /// key is cut to end at `now`.
+    pub fn keys_to_upload(&self, now: UnixSeconds) -> Result<Vec<TemporaryExposureKey>> {
+        let now_interval = IntervalNumber::from_unix_seconds(now.get())?;
+        let oldest = IntervalNumber::from_unix_seconds(now.minus(RETENTION_SECONDS).get())?;
         Ok(self
             .store
             .own_keys()?
@@ -185,7 +223,12 @@ impl<S: Store> ExposureEngine<S> {
     /// With `file`, an export file already processed is skipped (nothing changes and
     /// the report says so) and the file is marked as processed together with its
     /// exposures.
-    pub fn ingest<I>(&mut self, file: Option<&str>, keys: I, now: u64) -> Result<IngestReport>
+    pub fn ingest<I>(
+        &mut self,
+        file: Option<&str>,
+        keys: I,
+        now: UnixSeconds,
+    ) -> Result<IngestReport>
     where
         I: IntoIterator<Item = DiagnosisKey>,
     {
@@ -207,14 +250,13 @@ impl<S: Store> ExposureEngine<S> {
     pub fn snapshot(&self) -> Result<SightingSnapshot> {
         Ok(SightingSnapshot {
             sightings: self.store.sightings()?,
-            rssi_correction: self.rssi_correction,
         })
     }
 
     /// Stores what a matching run found: the new exposures, the revisions of stored
-    /// ones, and the file as processed at `now` (Unix seconds). A file that was
+    /// ones, and the file as processed at `now`. A file that was
     /// processed meanwhile (by another thread) changes nothing.
-    pub fn commit(&mut self, found: FoundExposures, now: u64) -> Result<IngestReport> {
+    pub fn commit(&mut self, found: FoundExposures, now: UnixSeconds) -> Result<IngestReport> {
         if let Some(file) = &found.file {
             if self.store.is_file_processed(file)? {
                 return Ok(IngestReport::already_ingested());
@@ -229,18 +271,28 @@ impl<S: Store> ExposureEngine<S> {
     }
 
     /// The risk level, its days, the daily summaries and the windows behind them.
-    pub fn exposure_summary(&self, now: u64) -> Result<ExposureSummary> {
-        let windows: Vec<ExposureWindow> = self
+    pub fn exposure_summary(&self, now: UnixSeconds) -> Result<ExposureSummary> {
+        Ok(self.model.assess(&self.windows()?, now))
+    }
+
+    /// Why each day is or is not risky at `now`: per day and window the seconds per
+    /// attenuation bucket, the weights, the score, and which threshold was reached
+    /// or missed.
+    pub fn explain(&self, now: UnixSeconds) -> Result<Explanation> {
+        Ok(self.model.explain(&self.windows()?, now))
+    }
+
+    fn windows(&self) -> Result<Vec<ExposureWindow>> {
+        Ok(self
             .store
             .exposures()?
             .into_iter()
             .flat_map(|e| e.windows)
-            .collect();
-        Ok(self.config.assess(&windows, now))
+            .collect())
     }
 
-    /// Deletes everything older than 14 days before `now` (Unix seconds).
-    pub fn purge(&mut self, now: u64) -> Result<()> {
+    /// Deletes everything older than 14 days before `now`.
+    pub fn purge(&mut self, now: UnixSeconds) -> Result<()> {
         self.store.purge(now)
     }
 }
@@ -256,6 +308,7 @@ mod download {
     use crate::error::Result;
     use crate::export::{ExportFile, ExportLimits, TrustedKeys, VerifiedExport};
     use crate::store::{IngestReport, Store};
+    use crate::time::UnixSeconds;
 
     /// A downloaded export file whose signature verified, known by its content.
     ///
@@ -323,7 +376,7 @@ mod download {
             &mut self,
             file: &[u8],
             trusted: &TrustedKeys,
-            now: u64,
+            now: UnixSeconds,
         ) -> Result<IngestReport> {
             let download = DownloadedExport::verify(file, trusted, &ExportLimits::default())?;
             self.ingest_download(&download, now)
@@ -333,7 +386,7 @@ mod download {
         pub fn ingest_download(
             &mut self,
             download: &DownloadedExport,
-            now: u64,
+            now: UnixSeconds,
         ) -> Result<IngestReport> {
             if self.store.is_file_processed(download.name())? {
                 return Ok(IngestReport::already_ingested());
@@ -354,7 +407,7 @@ mod download {
             mut lock: impl FnMut() -> G,
             file: &[u8],
             trusted: &TrustedKeys,
-            now: u64,
+            now: UnixSeconds,
         ) -> Result<IngestReport>
         where
             G: DerefMut<Target = Self>,
@@ -376,12 +429,11 @@ mod download {
 #[cfg(feature = "export")]
 pub use download::DownloadedExport;
 
-/// The stored sightings at one moment, with the receiver's calibration: what
+/// The stored sightings at one moment (their RSSI already corrected): what
 /// matching compares keys against. Taken with [`ExposureEngine::snapshot`].
 #[derive(Clone, Debug)]
 pub struct SightingSnapshot {
     sightings: Vec<Sighting>,
-    rssi_correction: i8,
 }
 
 impl SightingSnapshot {
@@ -399,8 +451,9 @@ impl SightingSnapshot {
         matches
             .into_iter()
             .map(|matched| Exposure {
-                windows: ExposureWindow::from_match(&matched, &scans, self.rssi_correction),
+                windows: ExposureWindow::from_match(&matched, &scans, 0),
                 matched,
+                revised: false,
             })
             .collect()
     }

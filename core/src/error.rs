@@ -254,6 +254,14 @@ pub enum RiskConfigError {
     /// Text that does not parse as the expected format and shape.
     #[error("invalid risk configuration: {0}")]
     Syntax(String),
+    /// A key that reads like a scoring key but is none the format has.
+    #[error("invalid risk configuration: unknown key `{key}`; {formats}")]
+    UnknownKey {
+        /// The key.
+        key: String,
+        /// Which formats are understood.
+        formats: &'static str,
+    },
     /// A value outside what its field allows.
     #[error("invalid risk configuration: {field} is {value}: expected {expected}")]
     InvalidValue {

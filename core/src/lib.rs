@@ -57,6 +57,7 @@ mod payload;
 pub mod risk;
 mod sighting;
 pub mod store;
+mod time;
 
 pub use diagnosis::{DaysSinceOnset, DiagnosisKey, ReportType};
 #[cfg(feature = "export")]
@@ -68,9 +69,10 @@ pub use error::{
 };
 #[cfg(feature = "export")]
 pub use export::{
-    ECDSA_P256_SHA256_OID, EXPORT_HEADER, ExportBatch, ExportFile, ExportHeader, ExportKeys,
-    ExportLimits, ExportSignature, ExportSigner, MAX_EXPORT_SIGNATURES, SignatureInfo, SigningKey,
-    TrustedKeys, UnverifiedExport, VerifiedExport, VerifyingKey, write_export,
+    BatchPart, ECDSA_P256_SHA256_OID, EXPORT_HEADER, ExportBatch, ExportFile, ExportHeader,
+    ExportKeys, ExportLimits, ExportSignature, ExportSigner, MAX_EXPORT_SIGNATURES, SignatureInfo,
+    SigningKey, TrustedKeys, UnverifiedExport, VerifiedExport, VerifyingKey, write_export,
+    write_export_part,
 };
 pub use identifiers::{AEM_LEN, Aem, RPI_LEN, Rpi};
 pub use interval::{
@@ -86,3 +88,4 @@ pub use payload::{BeaconPayload, SERVICE_DATA_LEN, SERVICE_UUID_16, SERVICE_UUID
 pub use rand_core::OsRng;
 pub use sighting::Sighting;
 pub use store::IngestReport;
+pub use time::{Day, SECONDS_PER_DAY, UnixSeconds};

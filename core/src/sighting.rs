@@ -1,8 +1,9 @@
 //! What a scanning device remembers of each beacon it hears.
 
 use crate::identifiers::{Aem, Rpi};
-use crate::interval::{INTERVAL_SECONDS, IntervalNumber};
+use crate::interval::IntervalNumber;
 use crate::payload::BeaconPayload;
+use crate::time::UnixSeconds;
 
 /// One received beacon: its RPI and AEM, how strong it was and when it was heard.
 ///
@@ -17,15 +18,15 @@ pub struct Sighting {
     pub aem: Aem,
     /// Received signal strength in dBm, as measured (uncalibrated).
     pub rssi: i8,
-    /// When it was heard, in seconds since the Unix epoch.
-    pub time: u64,
+    /// When it was heard.
+    pub time: UnixSeconds,
     /// The scan that heard it.
     pub scan_id: u64,
 }
 
 impl Sighting {
-    /// A sighting of `beacon` at `time` (Unix seconds) during scan `scan_id`.
-    pub fn new(beacon: BeaconPayload, rssi: i8, time: u64, scan_id: u64) -> Self {
+    /// A sighting of `beacon` at `time` during scan `scan_id`.
+    pub fn new(beacon: BeaconPayload, rssi: i8, time: UnixSeconds, scan_id: u64) -> Self {
         Self {
             rpi: beacon.rpi(),
             aem: beacon.aem(),
@@ -37,7 +38,7 @@ impl Sighting {
 
     /// The interval the sighting falls in (the last interval for times past year 83 000).
     pub fn interval(&self) -> IntervalNumber {
-        IntervalNumber::new(u32::try_from(self.time / INTERVAL_SECONDS).unwrap_or(u32::MAX))
+        self.time.interval()
     }
 
     /// The beacon that was heard.

@@ -11,7 +11,9 @@ use kith_core::checkin::{
     TraceWarningFile, TransmissionRiskLevel, VenueDetails, VenueMatchConfig, VenuePayload,
     VenueType, Visit, match_check_ins, write_trace_warnings,
 };
-use kith_core::{Error, ExportLimits, ExportSigner, ExportTrustError, SigningKey, TrustedKeys};
+use kith_core::{
+    Error, ExportLimits, ExportSigner, ExportTrustError, SigningKey, TrustedKeys, UnixSeconds,
+};
 use proptest::prelude::*;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -79,7 +81,10 @@ fn cwa_poster_payloads_parse_with_cwas_location_ids() {
         assert_eq!(details.address, address);
         assert_eq!(details.venue_type, venue_type);
         assert_eq!(details.default_check_in_minutes, Some(minutes));
-        assert_eq!(details.event, event);
+        assert_eq!(
+            details.event,
+            event.map(|(start, end)| (UnixSeconds::new(start), UnixSeconds::new(end)))
+        );
         // Printing the venue again gives the same code, so the same id.
         let again = VenuePayload::from_qr_text(&venue.qr_text(CWA_QR_PREFIX)).unwrap();
         assert_eq!(again.location_id(), venue.location_id());
@@ -253,7 +258,11 @@ fn report_bytes(hash: &[u8], iv: &[u8], encrypted: &[u8], mac: &[u8]) -> Vec<u8>
 fn protected_reports_match_cwas_vectors() {
     for (id, iv, start, end, level, encrypted, mac) in CWA_REPORTS {
         let id = location_id(id);
-        let stay = Stay::new(u64::from(start) * 600, u64::from(end) * 600).unwrap();
+        let stay = Stay::new(
+            UnixSeconds::new(u64::from(start) * 600),
+            UnixSeconds::new(u64::from(end) * 600),
+        )
+        .unwrap();
         let level = TransmissionRiskLevel::new(level).unwrap();
         let report = ProtectedReport::seal(&mut FixedBytes(b64(iv)), &id, stay, level);
         let expected = report_bytes(&id.hash().to_bytes(), &b64(iv), &b64(encrypted), &b64(mac));
@@ -312,7 +321,12 @@ fn cafe(seed: u8) -> VenuePayload {
     .unwrap()
 }
 
-fn check_in(id: u64, venue: &VenuePayload, arrival: u64, departure: u64) -> CheckIn {
+fn check_in(
+    id: u64,
+    venue: &VenuePayload,
+    arrival: UnixSeconds,
+    departure: UnixSeconds,
+) -> CheckIn {
     CheckIn {
         id,
         visit: Visit {
@@ -324,7 +338,7 @@ fn check_in(id: u64, venue: &VenuePayload, arrival: u64, departure: u64) -> Chec
     }
 }
 
-const T0: u64 = 1_700_000_400; // a multiple of 600
+const T0: UnixSeconds = UnixSeconds::new(1_700_000_400); // a multiple of 600
 
 fn signer(seed: u64, version: &str) -> ExportSigner {
     ExportSigner::new(
@@ -534,8 +548,8 @@ fn bad_qr_texts_get_clear_errors() {
     assert_eq!(
         VenuePayload::with_seed(backwards, &[0; 16]).unwrap_err(),
         CheckinError::InvalidEventTimes {
-            start: T0,
-            end: T0 - 1
+            start: T0.get(),
+            end: T0.get() - 1
         }
     );
 }
@@ -643,13 +657,14 @@ proptest! {
         seed in any::<u64>(),
     ) {
         let venue = cafe(9);
+        let arrival = UnixSeconds::new(arrival);
         let stay = Stay::new(arrival, arrival + length).unwrap();
         let level = TransmissionRiskLevel::new(level).unwrap();
         let report = ProtectedReport::seal(&mut StdRng::seed_from_u64(seed), venue.location_id(), stay, level);
         let read = ProtectedReport::from_bytes(&report.to_bytes()).unwrap();
         let warning = read.open(venue.location_id()).unwrap();
         // Widened to whole intervals, never narrower than the visit except a day's cut.
-        prop_assert_eq!(warning.stay.arrival(), arrival / 600 * 600);
+        prop_assert_eq!(warning.stay.arrival(), UnixSeconds::new(arrival.get() / 600 * 600));
         prop_assert!(warning.stay.departure() >= (arrival + length).min(warning.stay.arrival() + 86_400));
         prop_assert_eq!(warning.transmission_risk_level, level);
     }

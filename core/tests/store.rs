@@ -6,11 +6,12 @@ use std::process::{Command, Stdio};
 use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant};
 
+use kith_core::risk::RiskModel;
 use kith_core::store::testing::{T0, sighting};
 use kith_core::store::{MemoryStore, SCHEMA_VERSION, SqliteStore, Store};
 use kith_core::{
     BluetoothMetadata, DiagnosisKey, Error, ExportBatch, ExportSigner, ExposureEngine,
-    IngestReport, IntervalNumber, OsRng, ReportType, Sighting, SigningKey, StoreError, TrustedKeys,
+    IngestReport, OsRng, ReportType, Sighting, SigningKey, StoreError, TrustedKeys, UnixSeconds,
     write_export,
 };
 
@@ -31,15 +32,27 @@ fn sqlite_file_survives_reopening_with_its_configuration() {
     store.add_sightings(&[sighting(1, T0, 1)]).unwrap();
     let mut engine = ExposureEngine::new(store).unwrap();
     engine
-        .set_risk_config_json(r#"{"attenuationNearWeight": 80}"#)
+        .set_risk_configuration(r#"{"attenuationNearWeight": 80}"#)
         .unwrap();
+    engine.set_rssi_correction(-5).unwrap();
     drop(engine);
 
-    let engine = ExposureEngine::new(SqliteStore::open(&path).unwrap()).unwrap();
-    assert_eq!(engine.risk_config().attenuation_weights[1], 0.8);
+    let mut engine = ExposureEngine::new(SqliteStore::open(&path).unwrap()).unwrap();
+    let RiskModel::Gaen(config) = engine.risk_model() else {
+        panic!("expected an ENX model");
+    };
+    assert_eq!(config.attenuation_weights[1], 0.8);
+    // R1: the RSSI correction is kept, and applied as a sighting is recorded.
+    assert_eq!(engine.rssi_correction(), -5);
+    let heard = sighting(2, T0 + 60, 2);
+    engine.record_sighting(heard).unwrap();
+    let corrected = Sighting {
+        rssi: heard.rssi - 5,
+        ..heard
+    };
     assert_eq!(
         engine.store().sightings().unwrap(),
-        vec![sighting(1, T0, 1)]
+        vec![sighting(1, T0, 1), corrected]
     );
 }
 
@@ -135,10 +148,10 @@ fn a_writer_killed_mid_batch_leaves_only_whole_batches() {
 /// Bob met Alice 20 minutes at `now` and stores his sightings in SQLite; Alice's
 /// keys to upload, each with `report_type`.
 fn bob_met_alice(
-    now: u64,
+    now: UnixSeconds,
     report_type: ReportType,
 ) -> (ExposureEngine<SqliteStore>, Vec<DiagnosisKey>) {
-    let interval = IntervalNumber::from_unix_seconds(now).unwrap();
+    let interval = now.interval();
     let mut alice = ExposureEngine::new(MemoryStore::new()).unwrap();
     let mut bob = ExposureEngine::new(SqliteStore::open_in_memory().unwrap()).unwrap();
     let beacon = alice
@@ -320,7 +333,7 @@ fn a_shared_engine_serves_beacons_and_sightings_while_a_file_is_matched() {
         // The ingest holds the snapshot and is matching (or about to): the engine is free.
         {
             let mut engine = bob.lock().unwrap();
-            let interval = IntervalNumber::from_unix_seconds(now + 3_600).unwrap();
+            let interval = (now + 3_600).interval();
             engine
                 .beacon(&mut OsRng, interval, BluetoothMetadata::v1_0(0))
                 .unwrap();

@@ -7,13 +7,15 @@ use kith_core::checkin::{
     VenuePayload, Visit, write_trace_warnings,
 };
 use kith_core::store::{MemoryStore, SqliteStore, Store};
-use kith_core::{Error, ExportLimits, ExportSigner, ExposureEngine, SigningKey, TrustedKeys};
+use kith_core::{
+    Error, ExportLimits, ExportSigner, ExposureEngine, SigningKey, TrustedKeys, UnixSeconds,
+};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 const DAY: u64 = 86_400;
 /// Midnight starting day 20 000 (2024-10-04).
-const T0: u64 = 20_000 * DAY;
+const T0: UnixSeconds = UnixSeconds::new(20_000 * DAY);
 
 fn venue(seed: u8, minutes: Option<u32>) -> VenuePayload {
     VenuePayload::with_seed(
@@ -28,7 +30,7 @@ fn venue(seed: u8, minutes: Option<u32>) -> VenuePayload {
     .unwrap()
 }
 
-fn visit(seed: u8, arrival: u64, departure: u64) -> Visit {
+fn visit(seed: u8, arrival: UnixSeconds, departure: UnixSeconds) -> Visit {
     let venue = venue(seed, None);
     Visit {
         location_id: venue.location_id().clone(),
@@ -38,7 +40,7 @@ fn visit(seed: u8, arrival: u64, departure: u64) -> Visit {
     }
 }
 
-fn exposure(check_in_id: u64, arrival: u64, departure: u64) -> VenueExposure {
+fn exposure(check_in_id: u64, arrival: UnixSeconds, departure: UnixSeconds) -> VenueExposure {
     let overlap = Stay::new(arrival, departure).unwrap();
     VenueExposure {
         check_in_id,
@@ -125,7 +127,7 @@ fn purge(mut store: impl Store) {
 fn package(reports: &[ProtectedReport], signer: &ExportSigner) -> Vec<u8> {
     let batch = TraceWarningBatch {
         region: "DE",
-        hour: (T0 / 3_600) as u32,
+        hour: (T0.get() / 3_600) as u32,
         reports,
     };
     write_trace_warnings(&batch, &[signer]).unwrap()

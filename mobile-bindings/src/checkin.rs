@@ -7,7 +7,7 @@ use kith_core::checkin::{
 };
 use kith_core::{ExportLimits, OsRng};
 
-use crate::engine::{ExposureEngine, file_name, interval_at};
+use crate::engine::{ExposureEngine, file_name, time_at};
 use crate::error::{KithError, Result};
 use crate::export::{ExportSigner, TrustedPublicKey, trusted_keys};
 
@@ -32,8 +32,8 @@ impl From<checkin::CheckIn> for CheckIn {
             id: check_in.id,
             description: check_in.visit.description,
             address: check_in.visit.address,
-            arrival_unix_seconds: check_in.visit.stay.arrival(),
-            departure_unix_seconds: check_in.visit.stay.departure(),
+            arrival_unix_seconds: check_in.visit.stay.arrival().get(),
+            departure_unix_seconds: check_in.visit.stay.departure().get(),
         }
     }
 }
@@ -72,8 +72,8 @@ impl From<checkin::VenueExposure> for VenueExposure {
             check_in_id: exposure.check_in_id,
             description: exposure.description,
             address: exposure.address,
-            start_unix_seconds: exposure.overlap.arrival(),
-            end_unix_seconds: exposure.overlap.departure(),
+            start_unix_seconds: exposure.overlap.arrival().get(),
+            end_unix_seconds: exposure.overlap.departure().get(),
             overlap_minutes: exposure.overlap_minutes,
             transmission_risk_level: exposure.transmission_risk_level.get(),
         }
@@ -90,7 +90,7 @@ impl ExposureEngine {
     /// code names none); scanning the same code again during the visit returns the same
     /// check-in. Text that is not a venue code fails with `InvalidVenueCode`.
     pub fn check_in(&self, qr_text: String, arrival_unix_seconds: u64) -> Result<CheckIn> {
-        interval_at(arrival_unix_seconds)?;
+        let arrival_unix_seconds = time_at(arrival_unix_seconds)?;
         let venue = VenuePayload::from_qr_text(&qr_text)
             .map_err(|error| KithError::InvalidVenueCode(error.into()))?;
         let check_in = self
@@ -103,7 +103,7 @@ impl ExposureEngine {
     /// Ends visit `check_in_id` at `departure_unix_seconds` (after its arrival, at most
     /// a day later), or corrects the end of a visit that ended by itself.
     pub fn check_out(&self, check_in_id: u64, departure_unix_seconds: u64) -> Result<CheckIn> {
-        interval_at(departure_unix_seconds)?;
+        let departure_unix_seconds = time_at(departure_unix_seconds)?;
         let check_in = self
             .lock()
             .check_out(check_in_id, departure_unix_seconds)
@@ -122,7 +122,7 @@ impl ExposureEngine {
     /// `now_unix_seconds`. The phone does not know how contagious its user was on each
     /// day, so every visit carries the highest transmission risk level.
     pub fn check_ins_to_upload(&self, now_unix_seconds: u64) -> Result<Vec<ProtectedCheckIn>> {
-        interval_at(now_unix_seconds)?;
+        let now_unix_seconds = time_at(now_unix_seconds)?;
         let reports = self
             .lock()
             .check_ins_to_upload(&mut OsRng, now_unix_seconds, TransmissionRiskLevel::HIGHEST)
@@ -145,7 +145,7 @@ impl ExposureEngine {
         trusted_public_keys: Vec<TrustedPublicKey>,
         now_unix_seconds: u64,
     ) -> Result<u32> {
-        interval_at(now_unix_seconds)?;
+        let now_unix_seconds = time_at(now_unix_seconds)?;
         let trusted = trusted_keys(&trusted_public_keys)?;
         let warnings = TraceWarningFile::parse(&trace_warning_file, &ExportLimits::default())?
             .verify(&trusted)?;

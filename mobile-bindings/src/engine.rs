@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use kith_core::store::SqliteStore;
 use kith_core::{
     BeaconPayload, BluetoothMetadata, Error as CoreError, IntervalError, IntervalNumber, OsRng,
-    Sighting,
+    Sighting, UnixSeconds,
 };
 use sha2::{Digest, Sha256};
 
@@ -55,7 +55,7 @@ impl ExposureEngine {
     /// The day's key is generated (with the OS random generator) and stored on the
     /// first call of each UTC day; the payload changes at every 10-minute interval boundary.
     pub fn beacon(&self, now_unix_seconds: u64) -> Result<Beacon> {
-        let now = interval_at(now_unix_seconds)?;
+        let now = time_at(now_unix_seconds)?.interval();
         let payload = self.lock().beacon(&mut OsRng, now, self.metadata)?;
         Ok(Beacon {
             service_data: payload.to_service_data().to_vec(),
@@ -80,8 +80,7 @@ impl ExposureEngine {
         scan_id: u64,
     ) -> Result<()> {
         let payload = BeaconPayload::from_service_data_bytes(&service_data)?;
-        interval_at(seen_at_unix_seconds)?;
-        let sighting = Sighting::new(payload, rssi, seen_at_unix_seconds, scan_id);
+        let sighting = Sighting::new(payload, rssi, time_at(seen_at_unix_seconds)?, scan_id);
         Ok(self.lock().record_sighting(sighting)?)
     }
 
@@ -89,8 +88,7 @@ impl ExposureEngine {
     /// today's key is included cut to end at `now_unix_seconds` (the key server holds
     /// it back until it has expired).
     pub fn keys_to_upload(&self, now_unix_seconds: u64) -> Result<Vec<Arc<ExposureKey>>> {
-        interval_at(now_unix_seconds)?;
-        let keys = self.lock().keys_to_upload(now_unix_seconds)?;
+        let keys = self.lock().keys_to_upload(time_at(now_unix_seconds)?)?;
         Ok(keys.into_iter().map(ExposureKey::new).collect())
     }
 
@@ -110,13 +108,13 @@ impl ExposureEngine {
         trusted_public_keys: Vec<TrustedPublicKey>,
         now_unix_seconds: u64,
     ) -> Result<u32> {
-        interval_at(now_unix_seconds)?;
+        let now = time_at(now_unix_seconds)?;
         let trusted = trusted_keys(&trusted_public_keys)?;
         let report = kith_core::ExposureEngine::ingest_export_shared(
             || self.lock(),
             &export_file,
             &trusted,
-            now_unix_seconds,
+            now,
         )?;
         Ok(u32::try_from(report.new_exposures).unwrap_or(u32::MAX))
     }
@@ -124,8 +122,7 @@ impl ExposureEngine {
     /// The risk level, its days, the daily summaries and the exposure windows behind
     /// them, as of `now_unix_seconds`, and the venue exposures found among the visits.
     pub fn exposure_summary(&self, now_unix_seconds: u64) -> Result<ExposureSummary> {
-        interval_at(now_unix_seconds)?;
-        let summary = self.lock().exposure_summary(now_unix_seconds)?;
+        let summary = self.lock().exposure_summary(time_at(now_unix_seconds)?)?;
         Ok(ExposureSummary {
             venue_exposures: self.venue_exposures()?,
             ..summary.into()
@@ -142,20 +139,19 @@ impl ExposureEngine {
     /// applies: ENX's scoring defaults with an alert at 15 weighted minutes a day
     /// (ENX's own defaults disable every classification, so they never notify).
     pub fn set_risk_configuration(&self, json: String) -> Result<()> {
-        Ok(self.lock().set_risk_config_json(&json)?)
+        Ok(self.lock().set_risk_configuration(&json)?)
     }
 
     /// Sets this phone's RSSI calibration (dBm added to every measured RSSI, GAEN's
     /// `rssiOffset` for the model), used for exposures matched from now on.
-    pub fn set_rssi_correction(&self, rssi_correction_dbm: i8) {
-        self.lock().set_rssi_correction(rssi_correction_dbm);
+    pub fn set_rssi_correction(&self, rssi_correction_dbm: i8) -> Result<()> {
+        Ok(self.lock().set_rssi_correction(rssi_correction_dbm)?)
     }
 
     /// Deletes everything older than 14 days before `now_unix_seconds`: own keys,
     /// sightings and exposures. Apps call it once a day.
     pub fn purge(&self, now_unix_seconds: u64) -> Result<()> {
-        interval_at(now_unix_seconds)?;
-        Ok(self.lock().purge(now_unix_seconds)?)
+        Ok(self.lock().purge(time_at(now_unix_seconds)?)?)
     }
 }
 
@@ -191,8 +187,11 @@ pub(crate) fn file_name(file: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(file)))
 }
 
-pub(crate) fn interval_at(unix_seconds: u64) -> Result<IntervalNumber> {
-    Ok(IntervalNumber::from_unix_seconds(unix_seconds)?)
+/// A time passed in over the FFI (plain Unix seconds, as apps hold them), checked to
+/// lie within GAEN's interval numbers: the one place the bindings convert times.
+pub(crate) fn time_at(unix_seconds: u64) -> Result<UnixSeconds> {
+    IntervalNumber::from_unix_seconds(unix_seconds)?;
+    Ok(UnixSeconds::new(unix_seconds))
 }
 
 /// Seconds since the Unix epoch by the system clock.

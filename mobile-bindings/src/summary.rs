@@ -65,12 +65,12 @@ impl From<risk::ExposureSummary> for ExposureSummary {
     fn from(summary: risk::ExposureSummary) -> Self {
         Self {
             risk_level: summary.risk_level,
-            days: summary.days,
+            days: summary.days.iter().map(|day| day.get()).collect(),
             daily_summaries: summary
                 .daily_summaries
                 .into_iter()
                 .map(|day| DailySummary {
-                    day: day.day,
+                    day: day.day.get(),
                     score_sum: day.summary.score_sum,
                     max_score: day.summary.max_score,
                     weighted_duration_sum: day.summary.weighted_duration_sum,
@@ -86,7 +86,7 @@ impl From<risk::ExposureSummary> for ExposureSummary {
 impl From<risk::ExposureWindow> for ExposureWindow {
     fn from(window: risk::ExposureWindow) -> Self {
         Self {
-            start_unix_seconds: window.start,
+            start_unix_seconds: window.start.get(),
             report_type: window.report_type,
             days_since_onset: window.days_since_onset.map(|days| days.get()),
             duration_seconds: window.duration_seconds(),

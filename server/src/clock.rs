@@ -4,46 +4,12 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use kith_core::IntervalNumber;
 
-/// A point in time: whole seconds since 1970-01-01 00:00 UTC.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct UnixSeconds(u64);
-
-impl UnixSeconds {
-    /// The time `seconds` after the epoch.
-    pub const fn new(seconds: u64) -> Self {
-        Self(seconds)
-    }
-
-    /// Seconds since the epoch.
-    pub const fn get(self) -> u64 {
-        self.0
-    }
-
-    /// `seconds` later (saturating: the clock never wraps).
-    pub const fn plus(self, seconds: u64) -> Self {
-        Self(self.0.saturating_add(seconds))
-    }
-
-    /// Seconds from `earlier` to `self`, zero if `earlier` is later.
-    pub const fn since(self, earlier: Self) -> u64 {
-        self.0.saturating_sub(earlier.0)
-    }
-
-    /// The GAEN interval holding this time.
-    pub fn interval(self) -> IntervalNumber {
-        // u32 intervals last until the year 83 000; saturate rather than fail before then.
-        IntervalNumber::from_unix_seconds(self.0).unwrap_or(IntervalNumber::new(u32::MAX))
-    }
-
-    /// The start of `interval`.
-    pub fn of_interval(interval: IntervalNumber) -> Self {
-        Self(interval.start_unix_seconds())
-    }
-}
+/// A point in time: core's, so the server and the devices count time alike.
+pub use kith_core::UnixSeconds;
 
 /// Where "now" comes from; cheap to clone, shared by handlers and the writer thread.
 #[derive(Clone, Default)]
@@ -58,12 +24,8 @@ impl Clock {
     /// Now.
     pub fn now(&self) -> UnixSeconds {
         match &self.0 {
-            None => UnixSeconds(
-                SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs()),
-            ),
-            Some(manual) => UnixSeconds(manual.load(Ordering::Relaxed)),
+            None => UnixSeconds::from_system_time(SystemTime::now()),
+            Some(manual) => UnixSeconds::new(manual.load(Ordering::Relaxed)),
         }
     }
 
@@ -115,6 +77,8 @@ impl ManualClock {
 
 #[cfg(test)]
 mod tests {
+    use std::time::UNIX_EPOCH;
+
     use super::*;
 
     #[test]

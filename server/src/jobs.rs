@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::clock::UnixSeconds;
+use crate::clock::{Clock, UnixSeconds};
 use crate::config::Config;
 use crate::error::Result;
 use crate::export::{self, ExportRun, ExportSettings};
@@ -40,8 +40,10 @@ pub fn open_existing_storage(config: &Config) -> Result<Arc<dyn Storage>> {
     Ok(Arc::new(SqliteStorage::open_existing(config)?))
 }
 
-/// Runs one pass on `storage` and the data directory of `config` at `now`.
-pub fn pass(storage: &dyn Storage, config: &Config, now: UnixSeconds) -> Result<Pass> {
+/// Runs one pass on `storage` and the data directory of `config`, reading the time from
+/// `clock`.
+pub fn pass(storage: &dyn Storage, config: &Config, clock: &Clock) -> Result<Pass> {
+    let now = clock.now();
     let data_dir: &Path = &config.data_dir;
     let mut store = storage.batcher()?;
     let keys = SigningKeys::load(
@@ -52,12 +54,12 @@ pub fn pass(storage: &dyn Storage, config: &Config, now: UnixSeconds) -> Result<
         now,
     )?;
     let settings = ExportSettings::from(&config.export);
-    let export = export::run_once(&mut *store, data_dir, &settings, &keys, now)?;
+    let export = export::run_once(&mut *store, data_dir, &settings, &keys, clock)?;
     let retention = Retention {
         keep_seconds: config.export.retention_days * 86_400,
         delete_delay_seconds: config.export.delete_delay_seconds,
     }
-    .run(&mut *store, data_dir, now)?;
+    .run(&mut *store, data_dir, clock.now())?;
     Ok(Pass {
         export,
         retention,

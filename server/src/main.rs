@@ -112,7 +112,7 @@ async fn run(config: Config) -> kith_server::Result<()> {
 
 fn export_once(config: &Config) -> kith_server::Result<()> {
     let storage = jobs::open_existing_storage(config)?;
-    let pass = jobs::pass(&*storage, config, Clock::system().now())?;
+    let pass = jobs::pass(&*storage, config, &Clock::system())?;
     let export = &pass.export;
     println!(
         "windows cut: {}, batches exported: {}, taken over by another batcher: {}",

@@ -255,7 +255,7 @@ async fn export_in_background(state: AppState) {
 }
 
 fn export_pass(state: &AppState) -> Result<jobs::Pass> {
-    let pass = jobs::pass(&*state.storage, &state.config, state.clock.now())?;
+    let pass = jobs::pass(&*state.storage, &state.config, &state.clock)?;
     state.signing_keys.set(std::sync::Arc::clone(&pass.keys));
     Ok(pass)
 }

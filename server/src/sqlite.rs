@@ -21,7 +21,7 @@ use crate::export::{batches, trace_warnings};
 use crate::guessing::BudgetState;
 use crate::storage::{
     AccountStore, AddedKey, BatchStore, CaseWorkerRow, CodeRow, CodeState, Expired, FileRecord,
-    LeaseId, SigningKeyRow, Storage, WriteTx, WriterStore,
+    Lease, SigningKeyRow, Storage, WriteTx, WriterStore,
 };
 use crate::upload::StoredKey;
 use crate::window::{Window, Windowing};
@@ -194,13 +194,8 @@ impl BatchStore for SqliteBatcher {
         batches::cut_windows(&mut self.0, windowing, now)
     }
 
-    fn lease(
-        &mut self,
-        lease_id: &LeaseId,
-        now: UnixSeconds,
-        lease_seconds: u64,
-    ) -> Result<Option<Window>> {
-        batches::lease(&mut self.0, lease_id, now, lease_seconds)
+    fn lease(&mut self, now: UnixSeconds, lease_seconds: u64) -> Result<Option<Lease>> {
+        batches::lease(&mut self.0, now, lease_seconds)
     }
 
     fn released_keys(&mut self, window: Window) -> Result<Vec<DiagnosisKey>> {
@@ -213,11 +208,10 @@ impl BatchStore for SqliteBatcher {
 
     fn store_padding(
         &mut self,
-        start: UnixSeconds,
-        lease_id: &LeaseId,
+        lease: &Lease,
         padding: Vec<DiagnosisKey>,
     ) -> Result<Option<Vec<DiagnosisKey>>> {
-        batches::store_padding(&mut self.0, start, lease_id, padding)
+        batches::store_padding(&mut self.0, lease, padding)
     }
 
     fn released_reports(&mut self, window: Window) -> Result<Vec<ProtectedReport>> {
@@ -230,21 +224,29 @@ impl BatchStore for SqliteBatcher {
 
     fn store_report_padding(
         &mut self,
-        start: UnixSeconds,
-        lease_id: &LeaseId,
+        lease: &Lease,
         padding: Vec<ProtectedReport>,
     ) -> Result<Option<Vec<ProtectedReport>>> {
-        trace_warnings::store_padding(&mut self.0, start, lease_id, padding)
+        trace_warnings::store_padding(&mut self.0, lease, padding)
     }
 
     fn finish(
         &mut self,
-        window: Window,
-        lease_id: &LeaseId,
+        lease: &Lease,
         files: &[FileRecord],
         now: UnixSeconds,
+        publish: &mut dyn FnMut() -> Result<()>,
     ) -> Result<bool> {
-        batches::finish(&mut self.0, window, lease_id, files, now)
+        batches::finish(&mut self.0, lease, files, now, publish)
+    }
+
+    fn with_pending(&mut self, work: &mut dyn FnMut(&[UnixSeconds]) -> Result<()>) -> Result<()> {
+        let tx = self
+            .0
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        work(&batches::pending(&tx)?)?;
+        tx.commit()?;
+        Ok(())
     }
 
     fn with_index(

@@ -13,7 +13,9 @@ use kith_core::checkin::{
     VenuePayload,
 };
 use kith_core::store::MemoryStore;
-use kith_core::{ExportLimits, ExportSigner, ExposureEngine, OsRng, SigningKey, TrustedKeys};
+use kith_core::{
+    ExportLimits, ExportSigner, ExposureEngine, OsRng, SigningKey, TrustedKeys, UnixSeconds,
+};
 use serde_json::json;
 
 type Phone = ExposureEngine<MemoryStore>;
@@ -44,8 +46,10 @@ fn setup() -> (TestServer, String) {
 /// A visit from `arrival` to `departure` (Unix seconds) at the venue of `qr`.
 fn visit(phone: &mut Phone, qr: &str, arrival: u64, departure: u64) {
     let venue = VenuePayload::from_qr_text(qr).unwrap();
-    let check_in = phone.check_in(&venue, arrival).unwrap();
-    phone.check_out(check_in.id, departure).unwrap();
+    let check_in = phone.check_in(&venue, UnixSeconds::new(arrival)).unwrap();
+    phone
+        .check_out(check_in.id, UnixSeconds::new(departure))
+        .unwrap();
 }
 
 /// Publishes keys with `reports` (base64 protobufs) under a fresh code, sealed.
@@ -99,7 +103,11 @@ async fn the_visitor_who_overlapped_is_warned_with_the_right_time_and_the_other_
     visit(&mut later, &qr, t0 + 2 * 3600, t0 + 3 * 3600);
 
     let reports = positive
-        .check_ins_to_upload(&mut OsRng, now, TransmissionRiskLevel::HIGHEST)
+        .check_ins_to_upload(
+            &mut OsRng,
+            UnixSeconds::new(now),
+            TransmissionRiskLevel::HIGHEST,
+        )
         .unwrap();
     assert_eq!(reports.len(), 1);
     upload(&server, &encoded(&reports)).await;
@@ -131,7 +139,7 @@ async fn the_visitor_who_overlapped_is_warned_with_the_right_time_and_the_other_
         "the package of the hour the report was released in"
     );
 
-    let at = server.now().get();
+    let at = server.now();
     assert_eq!(
         overlapping
             .ingest_trace_warnings(name, &verified, at)
@@ -139,7 +147,10 @@ async fn the_visitor_who_overlapped_is_warned_with_the_right_time_and_the_other_
         1
     );
     let exposure = &overlapping.venue_exposures().unwrap()[0];
-    assert_eq!(exposure.overlap, Stay::new(t0 + 1800, t0 + 3600).unwrap());
+    assert_eq!(
+        exposure.overlap,
+        Stay::new(UnixSeconds::new(t0 + 1800), UnixSeconds::new(t0 + 3600)).unwrap()
+    );
     assert_eq!(exposure.overlap_minutes, 30);
     assert_eq!(exposure.description, "Café Kith");
     assert_eq!(later.ingest_trace_warnings(name, &verified, at).unwrap(), 0);
@@ -160,7 +171,11 @@ async fn tampered_packages_wrong_signers_and_wrong_macs_are_refused() {
     visit(&mut positive, &qr, t0, t0 + 3600);
     visit(&mut visitor, &qr, t0, t0 + 3600);
     let real = positive
-        .check_ins_to_upload(&mut OsRng, now, TransmissionRiskLevel::HIGHEST)
+        .check_ins_to_upload(
+            &mut OsRng,
+            UnixSeconds::new(now),
+            TransmissionRiskLevel::HIGHEST,
+        )
         .unwrap();
     // A report for the same venue whose MAC was altered (the server cannot tell: it has
     // no key), and one that is not a report at all (the server can).
@@ -213,7 +228,7 @@ async fn tampered_packages_wrong_signers_and_wrong_macs_are_refused() {
     assert!(forged.open(venue.location_id()).is_err());
     assert_eq!(
         visitor
-            .ingest_trace_warnings(name, &verified, server.now().get())
+            .ingest_trace_warnings(name, &verified, server.now())
             .unwrap(),
         0
     );

@@ -18,6 +18,10 @@ use kith_core::{
     TemporaryExposureKey, TrustedKeys, VerifiedExport, VerifyingKey,
 };
 use kith_server::UnixSeconds;
+use kith_server::export::{self, ExportSettings, StagedBatch, files};
+use kith_server::signing_keys::SigningKeys;
+use kith_server::storage::BatchStore;
+use serde_json::Value;
 
 const DAY: u64 = 86_400;
 
@@ -112,6 +116,37 @@ async fn published_keys_come_out_once_signed_padded_and_cacheable() {
 }
 
 #[tokio::test]
+async fn a_split_batch_says_which_file_of_how_many_each_is() {
+    let server = TestServer::with_config(|config| {
+        config.export.min_keys = 50;
+        config.export.padding_range = 10;
+        config.export.max_keys_per_file = 20;
+    });
+    publish(&server, 1, 3).await;
+    server.clock.advance(2 * DAY);
+    server.server.export_pass().unwrap();
+    let mut batches: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for name in index(&server).await {
+        let window = name.rsplit_once('-').unwrap().0.to_owned();
+        batches.entry(window).or_default().push(name);
+    }
+    assert!(!batches.is_empty());
+    let (trusted, _) = trusted(&server).await;
+    for names in batches.values() {
+        assert_eq!(names.len(), 3, "50 to 60 keys, 20 a file: {names:?}");
+        for (i, name) in names.iter().enumerate() {
+            let zip = download(&server, name).await;
+            let header = verified(&zip, &trusted).header().clone();
+            assert_eq!(
+                (header.batch_num(), header.batch_size()),
+                (i as i32 + 1, 3),
+                "{name}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
 async fn zips_are_immutable_with_etags_ranges_and_head() {
     let server = padded_server();
     publish(&server, 1, 3).await;
@@ -187,49 +222,107 @@ async fn zips_are_immutable_with_etags_ranges_and_head() {
     }
 }
 
-#[tokio::test]
-async fn openssl_verifies_a_file_with_the_key_from_v1_config() {
-    if which("openssl").is_none() {
-        return kith_test_support::skip("openssl not found (apt-get install openssl)");
-    }
-    let server = padded_server();
-    publish(&server, 1, 3).await;
-    server.clock.advance(2 * DAY);
-    server.server.export_pass().unwrap();
-    let name = index(&server).await.remove(0);
-    let zip = download(&server, &name).await;
-    let (_, listed) = trusted(&server).await;
-
-    let file = ExportFile::parse(&zip, &ExportLimits::default()).unwrap();
-    let work = tempfile::tempdir().unwrap();
-    let write = |name: &str, bytes: &[u8]| {
-        let path = work.path().join(name);
-        std::fs::write(&path, bytes).unwrap();
-        path
-    };
-    let bin = write("export.bin", file.export_bin());
-    let sig = write("signature.der", file.signatures()[0].der());
-    let key = write(
-        "key.pem",
-        listed[0]["publicKeyPem"].as_str().unwrap().as_bytes(),
-    );
-    let output = Command::new("openssl")
-        .args(["dgst", "-sha256", "-verify"])
-        .arg(&key)
-        .arg("-signature")
-        .arg(&sig)
-        .arg(&bin)
+/// Runs `program` with `args` in `dir`; its stdout, or a panic with its stderr.
+fn run(dir: &Path, program: &str, args: &[&str]) -> Vec<u8> {
+    let output = Command::new(program)
+        .args(args)
+        .current_dir(dir)
         .output()
-        .unwrap();
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
     assert!(
         output.status.success(),
-        "{}",
+        "{program} {args:?}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert_eq!(
-        String::from_utf8_lossy(&output.stdout).trim(),
-        "Verified OK"
-    );
+    output.stdout
+}
+
+#[tokio::test]
+async fn curl_unzip_and_openssl_fetch_and_verify_every_file_with_the_key_from_v1_config() {
+    let missing: Vec<&str> = ["curl", "unzip", "openssl"]
+        .into_iter()
+        .filter(|tool| which(tool).is_none())
+        .collect();
+    if !missing.is_empty() {
+        return kith_test_support::skip(format!(
+            "{} not found (apt-get install {})",
+            missing.join(", "),
+            missing.join(" ")
+        ));
+    }
+    let server = padded_server();
+    let published = publish(&server, 2, 3).await;
+    server.clock.advance(2 * DAY);
+    server.server.export_pass().unwrap();
+    // The real binary serves the data directory, as an operator would run it.
+    let TestServer {
+        dir: data_dir,
+        server: in_process,
+        ..
+    } = server;
+    drop(in_process);
+    let process = ServerProcess::start(data_dir.path(), &[], &[]);
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let curl = |path: &str, out: &str| {
+        run(dir, "curl", &["-sSf", "-o", out, &process.url(path)]);
+    };
+
+    curl("/v1/config", "config.json");
+    let config: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    let pem = config["exportVerificationKeys"][0]["publicKeyPem"]
+        .as_str()
+        .unwrap();
+    std::fs::write(dir.join("key.pem"), pem).unwrap();
+    let (trusted, _) = trusted_from(&config);
+    curl("/v1/exports/index.txt", "index.txt");
+    let index = std::fs::read_to_string(dir.join("index.txt")).unwrap();
+    let mut real = HashSet::new();
+    for (i, name) in index.lines().enumerate() {
+        let zip = format!("{i}.zip");
+        curl(&format!("/{name}"), &zip);
+        let tested = String::from_utf8(run(dir, "unzip", &["-t", &zip])).unwrap();
+        assert!(tested.contains("No errors detected"), "{tested}");
+        let unpacked = format!("{i}");
+        run(dir, "unzip", &["-q", &zip, "-d", &unpacked]);
+        let bin = format!("{unpacked}/export.bin");
+        // export.sig is a protobuf list of signatures: the DER one comes out with core.
+        let file = ExportFile::parse(
+            &std::fs::read(dir.join(&zip)).unwrap(),
+            &ExportLimits::default(),
+        )
+        .unwrap();
+        assert_eq!(std::fs::read(dir.join(&bin)).unwrap(), file.export_bin());
+        let der = format!("{unpacked}/signature.der");
+        std::fs::write(dir.join(&der), file.signatures()[0].der()).unwrap();
+        let verified = run(
+            dir,
+            "openssl",
+            &[
+                "dgst",
+                "-sha256",
+                "-verify",
+                "key.pem",
+                "-signature",
+                &der,
+                &bin,
+            ],
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&verified).trim(),
+            "Verified OK",
+            "{name}"
+        );
+        real.extend(
+            self::verified(&std::fs::read(dir.join(&zip)).unwrap(), &trusted)
+                .keys()
+                .map(|k| *k.unwrap().tek.expose_secret())
+                .filter(|k| published.contains(k)),
+        );
+    }
+    assert_eq!(real, published.into_iter().collect(), "every published key");
+    assert!(process.stop());
 }
 
 fn which(program: &str) -> Option<std::path::PathBuf> {
@@ -258,7 +351,8 @@ async fn a_core_device_syncs_the_index_and_finds_the_key_it_met() {
                     rpi: beacon.rpi(),
                     aem: beacon.aem(),
                     rssi: -60,
-                    time: u64::from(interval) * 600 + minute * 60,
+                    time: kith_core::UnixSeconds::of_interval(IntervalNumber::new(interval))
+                        + minute * 60,
                     scan_id: (i * 10) as u64 + minute,
                 })
                 .unwrap();
@@ -268,7 +362,7 @@ async fn a_core_device_syncs_the_index_and_finds_the_key_it_met() {
     server.clock.advance(2 * DAY);
     server.server.export_pass().unwrap();
     let (trusted, _) = trusted(&server).await;
-    let now = server.now().get();
+    let now = server.now();
     let mut matched = 0;
     for name in index(&server).await {
         let zip = download(&server, &name).await;
@@ -371,6 +465,162 @@ async fn retention_drops_files_from_the_index_before_deleting_them() {
     }
 }
 
+/// A second batcher on the server's data directory, driven step by step.
+struct Batcher {
+    store: Box<dyn BatchStore>,
+    settings: ExportSettings,
+    keys: SigningKeys,
+}
+
+impl Batcher {
+    fn new(server: &TestServer) -> Self {
+        let config = &server.server.state().config;
+        let dir = server.dir.path();
+        let mut store = kith_server::jobs::open_existing_storage(config)
+            .unwrap()
+            .batcher()
+            .unwrap();
+        let keys = SigningKeys::load(
+            &mut *store,
+            dir,
+            &config.export_key_id,
+            &config.export_key_version,
+            server.now(),
+        )
+        .unwrap();
+        Self {
+            store,
+            settings: ExportSettings::from(&config.export),
+            keys,
+        }
+    }
+
+    /// Cuts what is ready, then leases batches and writes their files (completing the
+    /// empty ones) until one has files: that one is returned, staged, unpublished.
+    fn stage_next_with_files(&mut self, server: &TestServer) -> StagedBatch {
+        let dir = server.dir.path();
+        self.store
+            .cut_windows(&self.settings.windowing, server.now())
+            .unwrap();
+        loop {
+            let lease = (self.store)
+                .lease(server.now(), self.settings.lease_seconds)
+                .unwrap()
+                .expect("a batch with keys to lease");
+            let staged = export::stage_batch(
+                &mut *self.store,
+                dir,
+                &self.settings,
+                &self.keys,
+                lease,
+                server.now(),
+            )
+            .unwrap()
+            .expect("the batch is held");
+            if !staged.is_empty() {
+                return staged;
+            }
+            export::publish_batch(&mut *self.store, staged, server.now()).unwrap();
+        }
+    }
+}
+
+fn temporaries(server: &TestServer) -> Vec<String> {
+    std::fs::read_dir(server.dir.path().join("v1/exports"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name.contains(".tmp-"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_batcher_that_outlived_its_lease_and_was_taken_over_changes_nothing() {
+    let server = padded_server();
+    publish(&server, 1, 3).await;
+    server.clock.advance(2 * DAY);
+    let dir = server.dir.path();
+
+    // Batcher A leases the oldest batch and writes its files, then stalls past its lease.
+    let mut a = Batcher::new(&server);
+    let staged = a.stage_next_with_files(&server);
+    let name = files::file_name(staged.window(), 1);
+    server.clock.advance(a.settings.lease_seconds);
+    // Meanwhile a second signing key is rotated in, so B's files differ from A's.
+    let state = server.server.state();
+    kith_server::jobs::rotate_signing_key(&state.config, server.now(), None).unwrap();
+
+    // The server's batcher, B, takes the batch over and completes it.
+    let b = server.server.export_pass().unwrap();
+    assert_eq!(b.export.lost, 0);
+    assert!(b.export.files.iter().any(|file| file.name == name), "{b:?}");
+    let published = download(&server, &name).await;
+    let signatures = |zip: &[u8]| {
+        ExportFile::parse(zip, &ExportLimits::default())
+            .unwrap()
+            .signatures()
+            .len()
+    };
+    assert_eq!(signatures(&published), 2, "B signs with both keys");
+
+    // A wakes up and tries to publish and complete: refused, and nothing changes.
+    assert_eq!(
+        export::publish_batch(&mut *a.store, staged, server.now()).unwrap(),
+        None
+    );
+    assert_eq!(std::fs::read(dir.join(&name)).unwrap(), published);
+    assert_eq!(download(&server, &name).await, published);
+    assert!(
+        temporaries(&server).is_empty(),
+        "{:?}",
+        temporaries(&server)
+    );
+    assert!(index(&server).await.contains(&name));
+    let again = server.server.export_pass().unwrap();
+    assert!(again.export.files.is_empty(), "the batch is complete");
+}
+
+#[tokio::test]
+async fn temporary_files_of_killed_batchers_go_but_live_ones_stay() {
+    let server = padded_server();
+    publish(&server, 1, 3).await;
+    server.clock.advance(2 * DAY);
+    server.server.export_pass().unwrap();
+    let done = index(&server).await.remove(0);
+    let exports = server.dir.path().join("v1/exports");
+    let leave = |name: &str| std::fs::write(exports.join(name), b"half a zip").unwrap();
+    // What a batcher killed while writing a file, or the index, leaves behind.
+    let dead = [
+        done.replace("v1/exports/", "")
+            .replace(".zip", ".tmp-00c0ffee00c0ffee"),
+        "index.tmp-0123456789abcdef".to_owned(),
+    ];
+    dead.iter().for_each(|name| leave(name));
+    // A batch another batcher holds right now, with a file half written.
+    publish(&server, 1, 3).await;
+    server.clock.advance(2 * DAY);
+    let mut other = Batcher::new(&server);
+    let held = other.stage_next_with_files(&server);
+    let live: Vec<String> = temporaries(&server)
+        .into_iter()
+        .filter(|name| !dead.contains(name))
+        .collect();
+    assert_eq!(live.len(), 1, "{live:?}");
+
+    let pass = server.server.export_pass().unwrap();
+    let held_name = files::file_name(held.window(), 1);
+    assert!(
+        pass.export.files.iter().all(|file| file.name != held_name),
+        "the held batch waits for its holder"
+    );
+    assert_eq!(temporaries(&server), live);
+    assert!(
+        export::publish_batch(&mut *other.store, held, server.now())
+            .unwrap()
+            .is_some()
+    );
+    assert!(temporaries(&server).is_empty());
+}
+
 /// Keys published at 36 different hours over three days, on a clock in the past; returns
 /// the data directory's keys.
 async fn three_days_of_keys(server: &TestServer) -> HashSet<[u8; 16]> {
@@ -386,22 +636,18 @@ async fn three_days_of_keys(server: &TestServer) -> HashSet<[u8; 16]> {
     server.stored().all_key_bytes().unwrap()
 }
 
-/// `kith-server export --once` with a lease of `lease` seconds.
-fn export_once_leased(dir: &Path, lease: &str) -> Command {
+/// `kith-server export --once` with one-second leases, which expire a second after the
+/// batcher is killed.
+fn export_once(dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_kith-server"));
     command
         .arg("--data-dir")
         .arg(dir)
-        .args(["--export-min-keys", "300", "--export-lease", lease])
+        .args(["--export-min-keys", "300", "--export-lease", "1"])
         .args(["export", "--once"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     command
-}
-
-/// A batcher whose lease expires a second after it is killed.
-fn export_once(dir: &Path) -> Command {
-    export_once_leased(dir, "1")
 }
 
 /// Every file of the index, read and verified: name → (bytes, keys).
@@ -436,11 +682,9 @@ async fn sigkill_mid_batch_and_two_batchers_at_once_export_each_key_exactly_once
         child.wait().unwrap();
     }
     std::thread::sleep(Duration::from_millis(1100)); // the killed leases expire
-    // The racers' leases outlast their work even on a loaded machine: a batcher that
-    // outlives its own lease is not fenced yet (see the note on the exports issue).
-    let racers: Vec<_> = (0..2)
-        .map(|_| export_once_leased(&dir, "60").spawn().unwrap())
-        .collect();
+    // One-second leases: on a loaded machine the racers outlive their leases and take
+    // batches over from each other; the one taken over publishes nothing.
+    let racers: Vec<_> = (0..2).map(|_| export_once(&dir).spawn().unwrap()).collect();
     for racer in racers {
         let output = racer.wait_with_output().unwrap();
         assert!(

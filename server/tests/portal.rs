@@ -253,6 +253,7 @@ async fn upload_visit(server: &ServerProcess, admin: &str, qr: Option<&str>) {
         Some(qr) => {
             let venue = VenuePayload::from_qr_text(qr).unwrap();
             let now = now_unix();
+            let now = kith_core::UnixSeconds::new(now);
             let stay = Stay::new(now - 7200, now - 3600).unwrap();
             ProtectedReport::seal(
                 &mut kith_core::OsRng,

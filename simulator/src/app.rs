@@ -17,9 +17,9 @@ use std::collections::{HashMap, HashSet};
 
 use kith_core::risk::{ExposureSummary, ExposureWindow, RiskConfig, ScanTimeline};
 use kith_core::{
-    BluetoothMetadata, CalibrationConfidence, DaysSinceOnset, DiagnosisKey, ExportBatch,
+    BluetoothMetadata, CalibrationConfidence, Day, DaysSinceOnset, DiagnosisKey, ExportBatch,
     ExportFile, ExportLimits, ExportSigner, IntervalNumber, ReportType, Sighting, SightingIndex,
-    SigningKey, TemporaryExposureKey, TrustedKeys, VerifiedExport, write_export,
+    SigningKey, TemporaryExposureKey, TrustedKeys, UnixSeconds, VerifiedExport, write_export,
 };
 use rayon::prelude::*;
 
@@ -43,9 +43,14 @@ pub const REGION: &str = "SIM";
 /// Signature key id and version of the simulated health authority.
 pub const KEY_ID: (&str, &str) = ("kith-sim", "v1");
 
-/// Unix seconds at `second` of sim day `day`.
-pub fn unix_time(day: u32, second: u32) -> u64 {
-    u64::from(EPOCH_DAY + day) * u64::from(SECONDS_PER_DAY) + u64::from(second)
+/// The time at `second` of sim day `day`.
+pub fn unix_time(day: u32, second: u32) -> UnixSeconds {
+    calendar_day(day).start() + u64::from(second)
+}
+
+/// The UTC day that sim day `day` is.
+pub fn calendar_day(day: u32) -> Day {
+    Day::new(EPOCH_DAY + day)
 }
 
 /// The first interval of sim day `day`.
@@ -408,7 +413,7 @@ impl Radio<'_> {
             .map(|s| Scan {
                 day: (s.scan_id >> 16) as u32,
                 k: (s.scan_id & 0xffff) as u32,
-                second: (s.time % u64::from(SECONDS_PER_DAY)) as u32,
+                second: s.time.since(s.time.day().start()) as u32,
             })
             .collect();
         scans.sort_unstable_by_key(|s| (s.day, s.k));
@@ -471,8 +476,8 @@ impl Authority {
     pub fn export(&self, day: u32, keys: &[DiagnosisKey]) -> Result<Vec<u8>> {
         let batch = ExportBatch {
             region: REGION,
-            start_timestamp: unix_time(day, 0),
-            end_timestamp: unix_time(day + 1, 0),
+            start_timestamp: unix_time(day, 0).get(),
+            end_timestamp: unix_time(day + 1, 0).get(),
             keys,
             revised_keys: &[],
         };
@@ -499,13 +504,13 @@ pub struct PhoneExposures {
     /// The agent whose key produced each window.
     pub senders: Vec<u32>,
     /// Days already notified about, per risk configuration (primary first).
-    pub notified_days: Vec<Vec<u32>>,
+    pub notified_days: Vec<Vec<Day>>,
 }
 
 impl PhoneExposures {
     /// Forgets windows older than the 14 days a phone keeps, as of `day`.
     fn forget_before(&mut self, day: u32) {
-        let oldest = EPOCH_DAY + day.saturating_sub(RETENTION_DAYS - 1);
+        let oldest = calendar_day(day.saturating_sub(RETENTION_DAYS - 1));
         let mut keep = self.windows.iter().map(|w| w.day() >= oldest);
         self.senders.retain(|_| keep.next().unwrap_or(false));
         self.windows.retain(|w| w.day() >= oldest);
@@ -654,7 +659,7 @@ impl Exposures {
                     if summary.risk_level.is_none() {
                         continue;
                     }
-                    let new_days: Vec<u32> = summary
+                    let new_days: Vec<Day> = summary
                         .days
                         .iter()
                         .copied()
@@ -698,7 +703,7 @@ impl Exposures {
         let windows: Vec<ExposureWindow> = self
             .windows_of(phone)
             .iter()
-            .filter(|w| w.day() >= EPOCH_DAY + day.saturating_sub(RETENTION_DAYS - 1))
+            .filter(|w| w.day() >= calendar_day(day.saturating_sub(RETENTION_DAYS - 1)))
             .cloned()
             .collect();
         self.configs[0]
@@ -716,7 +721,7 @@ fn notification_of(
     agent: u32,
     config: &RiskConfig,
     state: &PhoneExposures,
-    days: &[u32],
+    days: &[Day],
 ) -> Notification {
     let mut bucket = 3;
     let mut senders = HashSet::new();
@@ -732,7 +737,7 @@ fn notification_of(
     senders.sort_unstable();
     Notification {
         agent,
-        exposure_day: days.iter().copied().max().unwrap_or(0) - EPOCH_DAY,
+        exposure_day: days.iter().max().map_or(0, |d| d.get()) - EPOCH_DAY,
         bucket,
         senders,
     }

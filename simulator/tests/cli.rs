@@ -160,12 +160,7 @@ fn the_pandas_example_reads_the_outputs() {
         .status()
         .is_ok_and(|s| s.success());
     if !has_pandas {
-        assert!(
-            std::env::var_os("KITH_REQUIRE_ALL").is_none(),
-            "pandas is required in CI"
-        );
-        eprintln!("skipped: python3 with pandas not found");
-        return;
+        return kith_test_support::skip("python3 with pandas not found (pip install pandas)");
     }
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");

@@ -38,7 +38,9 @@ fn sampled_phones_on_the_full_per_device_path_find_identical_exposures() {
         .iter()
         .map(|&phone| {
             let mut engine = ExposureEngine::new(MemoryStore::new()).unwrap();
-            engine.set_rssi_correction(sim.phones.model[phone as usize].rssi_correction);
+            engine
+                .set_rssi_correction(sim.phones.model[phone as usize].rssi_correction)
+                .unwrap();
             engine
         })
         .collect();

@@ -150,9 +150,9 @@ fn nobody_is_notified_without_a_recorded_sighting() {
                     senders.iter().any(|&sender| {
                         let sender_phone = sim.phones.phone_of[sender as usize];
                         let key = daily_key(&sim.streams, sender_phone, u32::from(day));
-                        let interval =
-                            day_interval(u32::from(day)).get() + (s.time % 86_400 / 600) as u32;
-                        key.rpi_key().rpi(kith_core::IntervalNumber::new(interval)) == s.rpi
+                        let of_day = s.interval().get() % kith_core::INTERVALS_PER_DAY;
+                        let interval = day_interval(u32::from(day)).saturating_add(of_day);
+                        key.rpi_key().rpi(interval) == s.rpi
                     })
                 })
             });

@@ -4,7 +4,7 @@
 
 use kith_core::{
     BluetoothMetadata, DaysSinceOnset, DiagnosisKey, IntervalNumber, KeyValidity, ReportType,
-    Sighting, TemporaryExposureKey,
+    Sighting, TemporaryExposureKey, UnixSeconds,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -55,7 +55,7 @@ pub fn device(
                 rpi,
                 aem: aemk.encrypt(rpi, metadata),
                 rssi: rng.gen_range(-95..=-40),
-                time,
+                time: UnixSeconds::new(time),
                 scan_id: scan,
             });
         }

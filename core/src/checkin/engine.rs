@@ -9,6 +9,7 @@ use super::venue::VenuePayload;
 use crate::engine::ExposureEngine;
 use crate::error::Result;
 use crate::store::{RETENTION_SECONDS, Store};
+use crate::time::UnixSeconds;
 
 /// How long a visit lasts when the venue's code names no default length: two hours.
 pub const DEFAULT_VISIT_SECONDS: u64 = 2 * 3_600;
@@ -17,13 +18,13 @@ pub const DEFAULT_VISIT_SECONDS: u64 = 2 * 3_600;
 const MIN_OVERLAP_SETTING: &str = "venue_min_overlap_minutes";
 
 impl<S: Store> ExposureEngine<S> {
-    /// Checks in at `venue`, arriving at `arrival` (Unix seconds).
+    /// Checks in at `venue`, arriving at `arrival`.
     ///
     /// The visit ends by itself after the venue's default length (from its code, else
     /// [`DEFAULT_VISIT_SECONDS`]; at most a day), so a forgotten check-out does not
     /// last forever; [`check_out`](Self::check_out) ends it earlier. Scanning the same
     /// code again during a visit returns that visit rather than a second one.
-    pub fn check_in(&mut self, venue: &VenuePayload, arrival: u64) -> Result<CheckIn> {
+    pub fn check_in(&mut self, venue: &VenuePayload, arrival: UnixSeconds) -> Result<CheckIn> {
         if let Some(open) = self.store().check_ins()?.into_iter().find(|c| {
             c.visit.location_id == *venue.location_id()
                 && (c.visit.stay.arrival()..c.visit.stay.departure()).contains(&arrival)
@@ -39,15 +40,15 @@ impl<S: Store> ExposureEngine<S> {
             location_id: venue.location_id().clone(),
             description: venue.details().description.clone(),
             address: venue.details().address.clone(),
-            stay: Stay::new(arrival, arrival.saturating_add(length))?,
+            stay: Stay::new(arrival, arrival.plus(length))?,
         };
         let id = self.store_mut().add_check_in(&visit)?;
         Ok(CheckIn { id, visit })
     }
 
-    /// Ends check-in `id` at `departure` (Unix seconds): after its arrival, at most a
+    /// Ends check-in `id` at `departure`: after its arrival, at most a
     /// day later. Also corrects a visit that ended by itself.
-    pub fn check_out(&mut self, id: u64, departure: u64) -> Result<CheckIn> {
+    pub fn check_out(&mut self, id: u64, departure: UnixSeconds) -> Result<CheckIn> {
         let mut check_in = self.check_in_by_id(id)?;
         check_in.visit.stay = Stay::new(check_in.visit.stay.arrival(), departure)?;
         self.store_mut().set_stay(id, check_in.visit.stay)?;
@@ -65,10 +66,10 @@ impl<S: Store> ExposureEngine<S> {
     pub fn check_ins_to_upload<R: RngCore + CryptoRng>(
         &self,
         rng: &mut R,
-        now: u64,
+        now: UnixSeconds,
         transmission_risk_level: TransmissionRiskLevel,
     ) -> Result<Vec<ProtectedReport>> {
-        let oldest = now.saturating_sub(RETENTION_SECONDS);
+        let oldest = now.minus(RETENTION_SECONDS);
         Ok(self
             .store()
             .check_ins()?
@@ -113,7 +114,7 @@ impl<S: Store> ExposureEngine<S> {
         &mut self,
         name: &str,
         warnings: &super::package::VerifiedTraceWarnings,
-        now: u64,
+        now: UnixSeconds,
     ) -> Result<usize> {
         if self.store().is_file_processed(name)? {
             return Ok(0);

@@ -1,5 +1,7 @@
 //! What can go wrong with venue check-ins.
 
+use crate::time::UnixSeconds;
+
 /// A venue QR code, check-in or protected report that was refused.
 ///
 /// Messages say what was wrong and what was expected; they never contain location
@@ -57,13 +59,14 @@ pub enum CheckinError {
     },
     /// A visit that ends before it begins, or lasts longer than a day.
     #[error(
-        "check-in from {arrival} to {departure} (Unix seconds) is invalid: expected departure after arrival, at most 24 hours later"
+        "check-in from {} to {} (Unix seconds) is invalid: expected departure after arrival, at most 24 hours later",
+        .arrival.get(), .departure.get()
     )]
     InvalidStay {
-        /// Arrival, Unix seconds.
-        arrival: u64,
-        /// Departure, Unix seconds.
-        departure: u64,
+        /// Arrival.
+        arrival: UnixSeconds,
+        /// Departure.
+        departure: UnixSeconds,
     },
     /// A transmission risk level outside 1..=8.
     #[error("transmission risk level {0} is invalid: expected 1..=8")]

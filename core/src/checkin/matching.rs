@@ -53,7 +53,7 @@ pub struct VenueExposure {
     pub description: String,
     /// The venue's address.
     pub address: String,
-    /// The time both were there (Unix seconds; the report's side to the 10-minute interval).
+    /// The time both were there (the report's side to the 10-minute interval).
     pub overlap: Stay,
     /// That time in minutes, rounded to the nearest.
     pub overlap_minutes: u32,

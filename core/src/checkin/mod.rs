@@ -31,7 +31,7 @@
 //!     VenueDetails, VenueMatchConfig, VenuePayload, Visit, CWA_QR_PREFIX, match_check_ins,
 //!     write_trace_warnings,
 //! };
-//! use kith_core::{ExportLimits, ExportSigner, OsRng, SigningKey, TrustedKeys};
+//! use kith_core::{ExportLimits, ExportSigner, OsRng, SigningKey, TrustedKeys, UnixSeconds};
 //!
 //! // A café prints its QR code …
 //! let details = VenueDetails {
@@ -44,7 +44,7 @@
 //!
 //! // … two visitors scan it; the first tests positive and shares her visit.
 //! let venue = VenuePayload::from_qr_text(&qr_text)?;
-//! let hers = Stay::new(1_700_000_400, 1_700_004_000)?; // 10-minute aligned
+//! let hers = Stay::new(UnixSeconds::new(1_700_000_400), UnixSeconds::new(1_700_004_000))?; // 10-minute aligned
 //! let report = ProtectedReport::seal(&mut OsRng, venue.location_id(), hers, TransmissionRiskLevel::HIGHEST);
 //!
 //! // The health authority publishes it, signed …
@@ -61,7 +61,7 @@
 //!         location_id: venue.location_id().clone(),
 //!         description: venue.details().description.clone(),
 //!         address: venue.details().address.clone(),
-//!         stay: Stay::new(1_700_002_200, 1_700_005_800)?,
+//!         stay: Stay::new(UnixSeconds::new(1_700_002_200), UnixSeconds::new(1_700_005_800))?,
 //!     },
 //! };
 //! let exposures = match_check_ins(&[mine], warnings.reports(), &VenueMatchConfig::default());

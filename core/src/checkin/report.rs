@@ -13,6 +13,7 @@ use super::error::CheckinError;
 use super::proto::{CheckInProtectedReport, CheckInRecord};
 use super::venue::{LOCATION_ID_LEN, LocationId, LocationIdHash};
 use crate::interval::INTERVAL_SECONDS;
+use crate::time::UnixSeconds;
 
 /// Length of a report's initialisation vector.
 pub const IV_LEN: usize = 16;
@@ -28,30 +29,30 @@ pub const MAX_STAY_SECONDS: u64 = 86_400;
 /// Most 10-minute intervals a record covers: a day.
 const MAX_RECORD_INTERVALS: u32 = (MAX_STAY_SECONDS / INTERVAL_SECONDS) as u32;
 
-/// One visit: arrival and departure, Unix seconds, departure after arrival and at
-/// most [`MAX_STAY_SECONDS`] later.
+/// One visit: arrival and departure, departure after arrival and at most
+/// [`MAX_STAY_SECONDS`] later.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Stay {
-    arrival: u64,
-    departure: u64,
+    arrival: UnixSeconds,
+    departure: UnixSeconds,
 }
 
 impl Stay {
-    /// A stay from `arrival` to `departure` (Unix seconds).
-    pub fn new(arrival: u64, departure: u64) -> Result<Self, CheckinError> {
-        if departure <= arrival || departure - arrival > MAX_STAY_SECONDS {
+    /// A stay from `arrival` to `departure`.
+    pub fn new(arrival: UnixSeconds, departure: UnixSeconds) -> Result<Self, CheckinError> {
+        if departure <= arrival || departure.since(arrival) > MAX_STAY_SECONDS {
             return Err(CheckinError::InvalidStay { arrival, departure });
         }
         Ok(Self { arrival, departure })
     }
 
-    /// Arrival, Unix seconds.
-    pub const fn arrival(self) -> u64 {
+    /// Arrival.
+    pub const fn arrival(self) -> UnixSeconds {
         self.arrival
     }
 
-    /// Departure, Unix seconds.
-    pub const fn departure(self) -> u64 {
+    /// Departure.
+    pub const fn departure(self) -> UnixSeconds {
         self.departure
     }
 
@@ -64,7 +65,7 @@ impl Stay {
 
     /// Length in whole minutes, rounded to the nearest (as CWA rounds overlaps).
     pub const fn minutes(self) -> u64 {
-        (self.departure - self.arrival + 30) / 60
+        (self.departure.since(self.arrival) + 30) / 60
     }
 }
 
@@ -143,10 +144,11 @@ impl ProtectedReport {
         stay: Stay,
         transmission_risk_level: TransmissionRiskLevel,
     ) -> Self {
-        let start = stay.arrival / INTERVAL_SECONDS;
+        let start = stay.arrival.get() / INTERVAL_SECONDS;
         // A day-long stay that starts inside an interval would touch 145: keep it at 144.
         let end = stay
             .departure
+            .get()
             .div_ceil(INTERVAL_SECONDS)
             .min(start + u64::from(MAX_RECORD_INTERVALS));
         let record = CheckInRecord {
@@ -216,10 +218,11 @@ impl ProtectedReport {
                 period: record.period,
             });
         }
-        let arrival = u64::from(record.start_interval_number) * INTERVAL_SECONDS;
+        let arrival =
+            UnixSeconds::of_interval(crate::IntervalNumber::new(record.start_interval_number));
         let stay = Stay {
             arrival,
-            departure: arrival + u64::from(record.period) * INTERVAL_SECONDS,
+            departure: arrival.plus(u64::from(record.period) * INTERVAL_SECONDS),
         };
         Ok(Warning {
             stay,

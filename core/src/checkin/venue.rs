@@ -10,6 +10,8 @@ use prost::Message;
 use rand_core::{CryptoRng, RngCore};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+
+use crate::time::UnixSeconds;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use super::error::CheckinError;
@@ -196,8 +198,8 @@ pub struct VenueDetails {
     pub description: String,
     /// Its address, 1..=100 characters on one line.
     pub address: String,
-    /// Start and end of an event, Unix seconds; `None` for a permanent place.
-    pub event: Option<(u64, u64)>,
+    /// Start and end of an event; `None` for a permanent place.
+    pub event: Option<(UnixSeconds, UnixSeconds)>,
     /// What kind of place it is.
     pub venue_type: VenueType,
     /// How long a visit lasts unless the visitor checks out earlier, in minutes.
@@ -229,7 +231,9 @@ impl VenuePayload {
     /// The venue described by `details` with this seed: the same inputs give the same
     /// QR code (a venue that shows a new code every day derives each day's seed).
     pub fn with_seed(details: VenueDetails, seed: &[u8; SEED_LEN]) -> Result<Self, CheckinError> {
-        let (start_timestamp, end_timestamp) = details.event.unwrap_or_default();
+        let (start_timestamp, end_timestamp) = details
+            .event
+            .map_or((0, 0), |(start, end)| (start.get(), end.get()));
         let payload = QrCodePayload {
             version: 1,
             location_data: Some(TraceLocation {
@@ -322,7 +326,8 @@ impl VenuePayload {
             details: VenueDetails {
                 description: location.description,
                 address: location.address,
-                event: (start != 0 || end != 0).then_some((start, end)),
+                event: (start != 0 || end != 0)
+                    .then_some((UnixSeconds::new(start), UnixSeconds::new(end))),
                 venue_type: VenueType::from_number(vendor.r#type),
                 default_check_in_minutes: (vendor.default_check_in_length_in_minutes != 0)
                     .then_some(vendor.default_check_in_length_in_minutes),

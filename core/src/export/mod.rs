@@ -50,7 +50,7 @@ pub use reader::{
 pub use signing::{
     ECDSA_P256_SHA256_OID, ExportSigner, SignatureInfo, SigningKey, TrustedKeys, VerifyingKey,
 };
-pub use writer::{ExportBatch, MAX_EXPORT_SIGNATURES, write_export};
+pub use writer::{BatchPart, ExportBatch, MAX_EXPORT_SIGNATURES, write_export, write_export_part};
 
 // For the other files signed the way key exports are (venue trace warnings).
 pub(crate) use archive::read as read_zip;

@@ -60,12 +60,12 @@ impl ExportHeader {
         &self.region
     }
 
-    /// 1-based number of this file in its batch, as written (always 1 today).
+    /// 1-based number of this file in its batch, as written.
     pub fn batch_num(&self) -> i32 {
         self.batch_num
     }
 
-    /// Number of files in the batch, as written (always 1 today).
+    /// Number of files in the batch, as written.
     pub fn batch_size(&self) -> i32 {
         self.batch_size
     }

@@ -33,6 +33,35 @@ pub struct ExportBatch<'a> {
     pub revised_keys: &'a [DiagnosisKey],
 }
 
+/// Which file of a batch a file is, when a batch is split into several: `num` of `size`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchPart {
+    num: i32,
+    size: i32,
+}
+
+impl BatchPart {
+    /// A batch in one file: 1 of 1.
+    pub const WHOLE: Self = Self { num: 1, size: 1 };
+
+    /// File `num` (from 1) of `size`; `None` unless `1 <= num <= size <= i32::MAX`.
+    pub fn new(num: usize, size: usize) -> Option<Self> {
+        let num = i32::try_from(num).ok()?;
+        let size = i32::try_from(size).ok()?;
+        (1 <= num && num <= size).then_some(Self { num, size })
+    }
+
+    /// The file's number, from 1.
+    pub fn num(self) -> i32 {
+        self.num
+    }
+
+    /// How many files the batch has.
+    pub fn size(self) -> i32 {
+        self.size
+    }
+}
+
 /// The export zip for `batch`, signed by every signer in turn.
 ///
 /// As Google's key server writes it: keys (and revised keys) sorted by their bytes,
@@ -40,13 +69,27 @@ pub struct ExportBatch<'a> {
 /// when it is a full day; batch 1 of 1. The output is byte-identical for the same
 /// batch and keys, since signing is deterministic and the zip carries fixed timestamps.
 pub fn write_export(batch: &ExportBatch<'_>, signers: &[&ExportSigner]) -> Result<Vec<u8>> {
+    write_export_part(batch, BatchPart::WHOLE, signers)
+}
+
+/// As [`write_export`], for file `part` of a batch split into several: `export.bin` and
+/// every signature say which file of how many it is.
+pub fn write_export_part(
+    batch: &ExportBatch<'_>,
+    part: BatchPart,
+    signers: &[&ExportSigner],
+) -> Result<Vec<u8>> {
     check_signer_count(signers)?;
-    signed_zip(&export_bin(batch, signers)?, signers)
+    signed_zip_part(&export_bin(batch, part, signers)?, part, signers)
 }
 
 /// The zip of `bin` and its `export.sig`, signed by every signer in turn (batch 1 of
 /// 1): shared by every file signed the way key exports are.
 pub(crate) fn signed_zip(bin: &[u8], signers: &[&ExportSigner]) -> Result<Vec<u8>> {
+    signed_zip_part(bin, BatchPart::WHOLE, signers)
+}
+
+fn signed_zip_part(bin: &[u8], part: BatchPart, signers: &[&ExportSigner]) -> Result<Vec<u8>> {
     check_signer_count(signers)?;
     let digest = ExportDigest::of(bin);
     let signatures = TekSignatureList {
@@ -54,8 +97,8 @@ pub(crate) fn signed_zip(bin: &[u8], signers: &[&ExportSigner]) -> Result<Vec<u8
             .iter()
             .map(|signer| TekSignature {
                 signature_info: Some(signer.info().to_proto()),
-                batch_num: Some(1),
-                batch_size: Some(1),
+                batch_num: Some(part.num),
+                batch_size: Some(part.size),
                 signature: Some(signer.sign(&digest)),
             })
             .collect(),
@@ -78,13 +121,17 @@ fn check_signer_count(signers: &[&ExportSigner]) -> Result<()> {
 
 /// The header followed by the `TemporaryExposureKeyExport` message, keys appended one
 /// record at a time in field order, as a single message would encode them.
-fn export_bin(batch: &ExportBatch<'_>, signers: &[&ExportSigner]) -> Result<Vec<u8>> {
+fn export_bin(
+    batch: &ExportBatch<'_>,
+    part: BatchPart,
+    signers: &[&ExportSigner],
+) -> Result<Vec<u8>> {
     let export = TemporaryExposureKeyExport {
         start_timestamp: Some(batch.start_timestamp),
         end_timestamp: Some(batch.end_timestamp),
         region: Some(batch.region.to_owned()),
-        batch_num: Some(1),
-        batch_size: Some(1),
+        batch_num: Some(part.num),
+        batch_size: Some(part.size),
         signature_infos: signers
             .iter()
             .map(|signer| signer.info().to_proto())
@@ -159,6 +206,41 @@ mod tests {
         ]
         .concat();
         assert!(file.export_bin().ends_with(&record));
+    }
+
+    #[test]
+    fn a_split_batch_says_which_file_of_how_many() {
+        let a = signer(6, "310");
+        let batch = ExportBatch::default();
+        let zip = write_export_part(&batch, BatchPart::new(2, 3).unwrap(), &[&a]).unwrap();
+        let file = ExportFile::parse(&zip, &ExportLimits::default()).unwrap();
+        assert_eq!(
+            (file.header().batch_num(), file.header().batch_size()),
+            (2, 3)
+        );
+        let signatures = TekSignatureList::decode(archive_signature(&zip).as_slice()).unwrap();
+        assert_eq!(signatures.signatures[0].batch_num, Some(2));
+        assert_eq!(signatures.signatures[0].batch_size, Some(3));
+
+        let whole = ExportFile::parse(
+            &write_export(&batch, &[&a]).unwrap(),
+            &ExportLimits::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            (whole.header().batch_num(), whole.header().batch_size()),
+            (1, 1)
+        );
+        for (num, size) in [(0, 1), (2, 1), (1, 0), (1, 1 << 31)] {
+            assert_eq!(BatchPart::new(num, size), None, "{num} of {size}");
+        }
+    }
+
+    fn archive_signature(zip: &[u8]) -> Vec<u8> {
+        archive::read(zip, &ExportLimits::default())
+            .unwrap()
+            .1
+            .unwrap()
     }
 
     #[test]

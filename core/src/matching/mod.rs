@@ -35,6 +35,7 @@ use crate::interval::{INTERVALS_PER_DAY, IntervalNumber, KeyValidity};
 use crate::keys::{KEY_LEN, RpiKey, TemporaryExposureKey, padded_blocks};
 use crate::metadata::BluetoothMetadata;
 use crate::sighting::Sighting;
+use crate::time::UnixSeconds;
 use filter::BloomFilter;
 
 /// Clock drift allowed between sender and receiver: an RPI of interval `j` matches a
@@ -147,7 +148,7 @@ impl DayIndex {
 /// ```
 /// use kith_core::{
 ///     BluetoothMetadata, DiagnosisKey, IntervalNumber, Sighting, SightingIndex,
-///     TemporaryExposureKey, OsRng,
+///     TemporaryExposureKey, OsRng, UnixSeconds,
 /// };
 ///
 /// let now = IntervalNumber::new(2_650_000);
@@ -155,7 +156,7 @@ impl DayIndex {
 /// let sightings = [Sighting::new(
 ///     met.beacon(now, BluetoothMetadata::v1_0(-10)),
 ///     -60,
-///     now.start_unix_seconds() + 30,
+///     UnixSeconds::of_interval(now) + 30,
 ///     1,
 /// )];
 /// let stranger = TemporaryExposureKey::generate(&mut OsRng, now);
@@ -171,6 +172,27 @@ pub struct SightingIndex<'a> {
     sightings: &'a [Sighting],
     /// Sorted by day.
     days: Vec<DayIndex>,
+}
+
+/// Longest an RPI is heard after its first sighting: later sightings of it are
+/// replays (R4, GAEN's `getValidSightingsForRpi`), dropped so that a beacon recorded
+/// and aired again later cannot lengthen an exposure.
+pub const MAX_RPI_SECONDS: u64 = 20 * 60;
+
+/// Drops, from time-sorted sightings, those of an RPI more than
+/// [`MAX_RPI_SECONDS`] after its first sighting.
+fn drop_replays(sightings: &mut Vec<MatchedSighting>) {
+    let mut first: Vec<(IntervalNumber, UnixSeconds)> = Vec::new();
+    sightings.retain(|m| {
+        let time = m.sighting.time;
+        match first.iter().find(|(interval, _)| *interval == m.interval) {
+            Some(&(_, start)) => time.since(start) <= MAX_RPI_SECONDS,
+            None => {
+                first.push((m.interval, time));
+                true
+            }
+        }
+    });
 }
 
 impl<'a> SightingIndex<'a> {
@@ -350,6 +372,7 @@ impl<'a> SightingIndex<'a> {
             return None;
         }
         found.sort_by_key(|m| (m.sighting.time, m.sighting.scan_id));
+        drop_replays(&mut found);
         Some(Match {
             key: key.clone(),
             sightings: found,

@@ -1,19 +1,24 @@
 //! The risk configuration a health authority sets, read from JSON.
 //!
 //! The JSON format is that of Exposure Notifications Express (ENX): weights in
-//! integer percent, `symptomOnsetToInfectiousnessMap` as a 2-bit-per-day `uint64`
-//! (a `"0x…"` string or a number), and up to four exposure classifications whose
-//! thresholds are keys ending in `_1` … `_4`. Any key not given takes ENX's
-//! documented default; keys that concern other parts of an app are ignored.
+//! integer percent (0..=250), `symptomOnsetToInfectiousnessMap` as a 2-bit-per-day
+//! `uint64` (a `"0x…"` string or a number), and up to four exposure classifications
+//! whose thresholds are keys ending in `_1` … `_4`. The keys may be flat or wrapped in
+//! `{"config": {...}}`, the file form ENX documents. Any key not given takes ENX's
+//! documented default ([`RiskConfig::enx_documented_defaults`]). Keys of an ENX file
+//! that concern other parts of an app (texts, colours, telemetry) are ignored; an
+//! unknown key that reads like a scoring key (a typo, or a key of another format) is
+//! an error naming it.
 //!
-//! Two keys of the Apple/Google API are accepted too, so that GAEN v1 settings map
-//! onto v2 scoring: `attenuationDurationThresholds` (3 values, or 2 for a v1 config,
-//! whose medium bucket is then empty) and `minimumExposureDurationMinutes` (a
-//! classification 1 on the daily weighted duration), plus v2's `minimumWindowScore`.
+//! Kith accepts three keys ENX lacks: `attenuationDurationThresholds` (the three
+//! thresholds as one list, as GAEN v2's API takes them), `reportTypeRecursiveWeight`
+//! (default 0, since ENX cannot weight RECURSIVE) and `minimumWindowScore` (default 0).
 
 use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use crate::diagnosis::{DaysSinceOnset, ReportType};
 use crate::error::{Error, Result, RiskConfigError};
@@ -54,7 +59,7 @@ pub struct Classification {
 ///
 /// Weights are factors (1.0 = 100 %), between 0 and 2.5.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "EnxConfig", into = "EnxConfig")]
+#[serde(try_from = "Value", into = "EnxConfig")]
 pub struct RiskConfig {
     /// Upper bounds (inclusive, dB) of the immediate, near and medium attenuation buckets.
     pub attenuation_thresholds: [u8; 3],
@@ -66,7 +71,8 @@ pub struct RiskConfig {
     pub infectiousness_when_onset_missing: Infectiousness,
     /// Weights of standard and high infectiousness.
     pub infectiousness_weights: [f64; 2],
-    /// Weights of confirmed test, clinical diagnosis, self report and recursive.
+    /// Weights of confirmed test, clinical diagnosis, self report and recursive
+    /// (ENX leaves recursive at 0).
     pub report_type_weights: [f64; 4],
     /// Report type given to keys published without one; `None` drops them.
     pub report_type_when_missing: Option<ReportType>,
@@ -89,9 +95,18 @@ impl RiskConfig {
     /// alert tier of the Risk Score Symposium's recommendations. Hence the name: it is
     /// not ENX's default, which notifies no one.
     pub fn enx_with_15_minute_alert() -> Self {
-        let mut config = Self::try_from(EnxConfig::default()).expect("ENX defaults are valid");
-        config.classifications = vec![Self::fifteen_minutes()];
-        config
+        Self {
+            classifications: vec![Self::fifteen_minutes()],
+            ..Self::enx_documented_defaults()
+        }
+    }
+
+    /// ENX's documented defaults (AND `doc/enexpress-config.md`), what an empty ENX
+    /// configuration means: thresholds 30/50/60 dB, weights 150/100/50/0 %, onset map
+    /// `0x0401555AA9400000`, missing report type → self report, 14 days, RECURSIVE
+    /// weighted 0, and every classification disabled, so no day ever notifies.
+    pub fn enx_documented_defaults() -> Self {
+        Self::try_from(Value::Object(Map::new())).expect("ENX defaults are valid")
     }
 
     /// Apple's `ENExposureConfiguration` default attenuation thresholds, 50/70/90 dB
@@ -123,9 +138,9 @@ impl RiskConfig {
 
     /// Reads a configuration in ENX's JSON format (see the [module docs](self)).
     pub fn from_json(json: &str) -> Result<Self> {
-        let enx: EnxConfig =
+        let value: Value =
             serde_json::from_str(json).map_err(|e| RiskConfigError::Syntax(e.to_string()))?;
-        Self::try_from(enx)
+        Self::try_from(value)
     }
 
     /// The configuration in ENX's JSON format.
@@ -182,99 +197,11 @@ fn encode_onset_map(days: &[Infectiousness; 29], missing: Infectiousness) -> u64
         .sum()
 }
 
-/// ENX's `uint64` onset map: a `"0x…"` string (as ENX writes it) or a JSON number.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(untagged)]
-enum OnsetMap {
-    Number(u64),
-    Text(String),
-}
-
-impl OnsetMap {
-    fn value(&self) -> Result<u64> {
-        match self {
-            Self::Number(n) => Ok(*n),
-            Self::Text(text) => {
-                let digits = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X"));
-                match digits {
-                    Some(hex) => u64::from_str_radix(hex, 16),
-                    None => text.parse(),
-                }
-                .map_err(|_| {
-                    RiskConfigError::invalid(
-                        "symptomOnsetToInfectiousnessMap",
-                        format!("{text:?}"),
-                        "a uint64 (\"0x…\" or decimal)",
-                    )
-                    .into()
-                })
-            }
-        }
-    }
-}
-
-/// The JSON shape: ENX's configuration keys.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-struct EnxConfig {
-    attenuation_immediate_weight: f64,
-    attenuation_near_weight: f64,
-    attenuation_med_weight: f64,
-    attenuation_other_weight: f64,
-    attenuation_immediate_near_threshold: u8,
-    attenuation_near_med_threshold: u8,
-    attenuation_med_far_threshold: u8,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    attenuation_duration_thresholds: Option<Vec<u8>>,
-    infectiousness_standard_weight: f64,
-    infectiousness_high_weight: f64,
-    symptom_onset_to_infectiousness_map: OnsetMap,
-    report_type_confirmed_test_weight: f64,
-    report_type_confirmed_clinical_diagnosis_weight: f64,
-    report_type_self_report_weight: f64,
-    report_type_recursive_weight: f64,
-    report_type_none_map: u8,
-    days_since_exposure_threshold: u32,
-    minimum_window_score: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    minimum_exposure_duration_minutes: Option<u32>,
-    /// Classification thresholds (`name_N`) and keys of no concern to scoring.
-    #[serde(flatten)]
-    other: BTreeMap<String, serde_json::Value>,
-}
-
-impl Default for EnxConfig {
-    fn default() -> Self {
-        Self {
-            attenuation_immediate_weight: 150.0,
-            attenuation_near_weight: 100.0,
-            attenuation_med_weight: 50.0,
-            attenuation_other_weight: 0.0,
-            attenuation_immediate_near_threshold: 30,
-            attenuation_near_med_threshold: 50,
-            attenuation_med_far_threshold: 60,
-            attenuation_duration_thresholds: None,
-            infectiousness_standard_weight: 100.0,
-            infectiousness_high_weight: 100.0,
-            symptom_onset_to_infectiousness_map: OnsetMap::Text("0x0401555AA9400000".into()),
-            report_type_confirmed_test_weight: 100.0,
-            report_type_confirmed_clinical_diagnosis_weight: 100.0,
-            report_type_self_report_weight: 100.0,
-            report_type_recursive_weight: 100.0,
-            report_type_none_map: 3,
-            days_since_exposure_threshold: 14,
-            minimum_window_score: 0.0,
-            minimum_exposure_duration_minutes: None,
-            other: BTreeMap::new(),
-        }
-    }
-}
-
 /// ENX's classification threshold keys, without the `_N` suffix, and where they go.
 /// Where a threshold key's value goes in a [`Classification`].
-type ThresholdField = fn(&mut Classification) -> &mut f64;
+pub(crate) type ThresholdField = fn(&mut Classification) -> &mut f64;
 
-const CLASSIFICATION_KEYS: [(&str, ThresholdField); 7] = [
+pub(crate) const CLASSIFICATION_KEYS: [(&str, ThresholdField); 7] = [
     ("confirmedTestPerDaySumERVThreshold", |c| {
         &mut c.confirmed_test_per_day_sum
     }),
@@ -297,139 +224,300 @@ const CLASSIFICATION_KEYS: [(&str, ThresholdField); 7] = [
 /// ENX allows classifications 1 to 4.
 const MAX_CLASSIFICATIONS: usize = 4;
 
-fn percent(value: f64, name: &str) -> Result<f64> {
-    if (0.0..=250.0).contains(&value) {
-        Ok(value / 100.0)
-    } else {
-        Err(RiskConfigError::invalid(name, value, "a weight of 0..=250 percent").into())
+/// ENX's `uint64` onset map as written out: a `"0x…"` string, as ENX writes it.
+fn onset_map_value(value: &Value) -> Result<u64> {
+    let invalid = || {
+        Error::from(RiskConfigError::invalid(
+            "symptomOnsetToInfectiousnessMap",
+            value,
+            "a uint64 (\"0x…\" or decimal)",
+        ))
+    };
+    match value {
+        Value::Number(n) => n.as_u64().ok_or_else(invalid),
+        Value::String(text) => {
+            let digits = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X"));
+            match digits {
+                Some(hex) => u64::from_str_radix(hex, 16),
+                None => text.parse(),
+            }
+            .map_err(|_| invalid())
+        }
+        _ => Err(invalid()),
     }
 }
 
-impl TryFrom<EnxConfig> for RiskConfig {
+/// The JSON shape written out: ENX's configuration keys (and Kith's two additions).
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EnxConfig {
+    attenuation_immediate_weight: f64,
+    attenuation_near_weight: f64,
+    attenuation_med_weight: f64,
+    attenuation_other_weight: f64,
+    attenuation_immediate_near_threshold: u8,
+    attenuation_near_med_threshold: u8,
+    attenuation_med_far_threshold: u8,
+    infectiousness_standard_weight: f64,
+    infectiousness_high_weight: f64,
+    symptom_onset_to_infectiousness_map: String,
+    report_type_confirmed_test_weight: f64,
+    report_type_confirmed_clinical_diagnosis_weight: f64,
+    report_type_self_report_weight: f64,
+    report_type_recursive_weight: f64,
+    report_type_none_map: u8,
+    days_since_exposure_threshold: u32,
+    minimum_window_score: f64,
+    /// Classification thresholds (`name_N`).
+    #[serde(flatten)]
+    classifications: BTreeMap<String, f64>,
+}
+
+/// The keys ENX's scoring reads (besides the numbered classification thresholds),
+/// plus Kith's `reportTypeRecursiveWeight`, `minimumWindowScore` (GAEN v2 fields
+/// ENX does not expose) and `attenuationDurationThresholds` (v2's three thresholds
+/// as one list).
+const SCORING_KEYS: [&str; 20] = [
+    "attenuationImmediateWeight",
+    "attenuationNearWeight",
+    "attenuationMedWeight",
+    "attenuationOtherWeight",
+    "attenuationImmediateNearThreshold",
+    "attenuationNearMedThreshold",
+    "attenuationMedFarThreshold",
+    "attenuationDurationThresholds",
+    "infectiousnessStandardWeight",
+    "infectiousnessHighWeight",
+    "symptomOnsetToInfectiousnessMap",
+    "reportTypeConfirmedTestWeight",
+    "reportTypeConfirmedClinicalDiagnosisWeight",
+    "reportTypeSelfReportWeight",
+    "reportTypeRecursiveWeight",
+    "reportTypeNoneMap",
+    "daysSinceExposureThreshold",
+    "minimumWindowScore",
+    // Read by ENX apps for the window of days to match; accepted, not scored.
+    "tekPublishInterval",
+    "healthAuthorityID",
+];
+
+/// Words that only occur in keys about scoring: an unknown key holding one is a
+/// typo or a key of another format, and is refused rather than ignored.
+const SCORING_WORDS: [&str; 9] = [
+    "weight",
+    "threshold",
+    "attenuation",
+    "infectious",
+    "reporttype",
+    "erv",
+    "onset",
+    "exposure",
+    "score",
+];
+
+/// What an unknown key's error says is understood.
+pub(crate) const UNDERSTOOD_FORMATS: &str = "the formats understood are ENX / GAEN v2 JSON \
+     (flat, or the file form {\"config\": {...}}), Corona-Warn-App's YAML files and GAEN v1 \
+     JSON (ExposureConfiguration)";
+
+/// The object holding the keys: the document itself, or its `config` member (the
+/// file form ENX documents).
+fn enx_object(value: Value) -> Result<Map<String, Value>> {
+    let Value::Object(mut object) = value else {
+        return Err(RiskConfigError::Syntax(format!(
+            "expected a JSON object, got {value}; {UNDERSTOOD_FORMATS}"
+        ))
+        .into());
+    };
+    if let Some(config) = object.remove("config") {
+        let Value::Object(config) = config else {
+            return Err(RiskConfigError::invalid("config", config, "an object of ENX keys").into());
+        };
+        return Ok(config);
+    }
+    Ok(object)
+}
+
+/// Refuses keys that look like scoring keys but are none of ENX's.
+fn check_keys(object: &Map<String, Value>) -> Result<()> {
+    for key in object.keys() {
+        let known = SCORING_KEYS.contains(&key.as_str()) || classification_key(key).is_some();
+        let lower = key.to_ascii_lowercase();
+        if !known && SCORING_WORDS.iter().any(|word| lower.contains(word)) {
+            return Err(RiskConfigError::UnknownKey {
+                key: key.clone(),
+                formats: UNDERSTOOD_FORMATS,
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// The classification field and its number of a `name_N` threshold key.
+fn classification_key(key: &str) -> Option<(ThresholdField, &str)> {
+    let (name, number) = key.rsplit_once('_')?;
+    let &(_, field) = CLASSIFICATION_KEYS.iter().find(|(n, _)| *n == name)?;
+    Some((field, number))
+}
+
+/// Typed access to the keys of an ENX object, each error naming its key.
+struct Keys<'a>(&'a Map<String, Value>);
+
+impl Keys<'_> {
+    /// An integer in `range`, or `default` when absent.
+    fn integer(&self, key: &str, default: u32, range: RangeInclusive<u32>) -> Result<u32> {
+        let Some(value) = self.0.get(key) else {
+            return Ok(default);
+        };
+        value
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|n| range.contains(n))
+            .ok_or_else(|| {
+                RiskConfigError::invalid(
+                    key,
+                    value,
+                    format!("an integer {}..={}", range.start(), range.end()),
+                )
+                .into()
+            })
+    }
+
+    /// An integer percent weight 0..=250 as a factor, or `default_percent` when absent.
+    fn weight(&self, key: &str, default_percent: u32) -> Result<f64> {
+        let percent = match self.0.get(key) {
+            None => f64::from(default_percent),
+            Some(value) => value
+                .as_f64()
+                .filter(|w| (0.0..=250.0).contains(w) && w.fract() == 0.0)
+                .ok_or_else(|| {
+                    RiskConfigError::invalid(key, value, "an integer weight of 0..=250 percent")
+                })?,
+        };
+        Ok(percent * WEIGHT_FACTOR)
+    }
+
+    /// A number ≥ 0, or 0 when absent.
+    fn non_negative(&self, key: &str) -> Result<f64> {
+        let Some(value) = self.0.get(key) else {
+            return Ok(0.0);
+        };
+        value
+            .as_f64()
+            .filter(|v| *v >= 0.0)
+            .ok_or_else(|| RiskConfigError::invalid(key, value, "a number of 0 or more").into())
+    }
+}
+
+/// ENX's weights are integer percent; the app multiplies by this (AND
+/// `RiskCalculationModule.WEIGHT_FACTOR`).
+const WEIGHT_FACTOR: f64 = 0.01;
+
+impl TryFrom<Value> for RiskConfig {
     type Error = Error;
 
-    fn try_from(enx: EnxConfig) -> Result<Self> {
-        let attenuation_thresholds = attenuation_thresholds(&enx)?;
+    fn try_from(value: Value) -> Result<Self> {
+        let object = enx_object(value)?;
+        check_keys(&object)?;
+        let keys = Keys(&object);
+        let map = object
+            .get("symptomOnsetToInfectiousnessMap")
+            .map_or(Ok(ENX_DEFAULT_ONSET_MAP), onset_map_value)?;
         let (infectiousness_by_days_since_onset, infectiousness_when_onset_missing) =
-            decode_onset_map(enx.symptom_onset_to_infectiousness_map.value()?)?;
-        let report_type_when_missing = report_type_when_missing(enx.report_type_none_map)?;
-        let minimum_window_score = minimum_window_score(enx.minimum_window_score)?;
-        let classifications = classifications(&enx)?;
-
+            decode_onset_map(map)?;
+        let none_map = keys.integer("reportTypeNoneMap", 3, 0..=3)?;
         Ok(Self {
-            attenuation_thresholds,
+            attenuation_thresholds: attenuation_thresholds(&keys)?,
             attenuation_weights: [
-                percent(
-                    enx.attenuation_immediate_weight,
-                    "attenuationImmediateWeight",
-                )?,
-                percent(enx.attenuation_near_weight, "attenuationNearWeight")?,
-                percent(enx.attenuation_med_weight, "attenuationMedWeight")?,
-                percent(enx.attenuation_other_weight, "attenuationOtherWeight")?,
+                keys.weight("attenuationImmediateWeight", 150)?,
+                keys.weight("attenuationNearWeight", 100)?,
+                keys.weight("attenuationMedWeight", 50)?,
+                keys.weight("attenuationOtherWeight", 0)?,
             ],
             infectiousness_by_days_since_onset,
             infectiousness_when_onset_missing,
             infectiousness_weights: [
-                percent(
-                    enx.infectiousness_standard_weight,
-                    "infectiousnessStandardWeight",
-                )?,
-                percent(enx.infectiousness_high_weight, "infectiousnessHighWeight")?,
+                keys.weight("infectiousnessStandardWeight", 100)?,
+                keys.weight("infectiousnessHighWeight", 100)?,
             ],
             report_type_weights: [
-                percent(
-                    enx.report_type_confirmed_test_weight,
-                    "reportTypeConfirmedTestWeight",
-                )?,
-                percent(
-                    enx.report_type_confirmed_clinical_diagnosis_weight,
-                    "reportTypeConfirmedClinicalDiagnosisWeight",
-                )?,
-                percent(
-                    enx.report_type_self_report_weight,
-                    "reportTypeSelfReportWeight",
-                )?,
-                percent(
-                    enx.report_type_recursive_weight,
-                    "reportTypeRecursiveWeight",
-                )?,
+                keys.weight("reportTypeConfirmedTestWeight", 100)?,
+                keys.weight("reportTypeConfirmedClinicalDiagnosisWeight", 100)?,
+                keys.weight("reportTypeSelfReportWeight", 100)?,
+                // R10: ENX cannot weight RECURSIVE, so its weight stays at 0.
+                keys.weight("reportTypeRecursiveWeight", 0)?,
             ],
-            report_type_when_missing,
-            minimum_window_score,
-            days_since_exposure_threshold: enx.days_since_exposure_threshold,
-            classifications,
+            report_type_when_missing: report_type_when_missing(none_map),
+            minimum_window_score: keys.non_negative("minimumWindowScore")?,
+            days_since_exposure_threshold: keys.integer(
+                "daysSinceExposureThreshold",
+                14,
+                0..=14,
+            )?,
+            classifications: classifications(&object)?,
         })
     }
 }
 
-/// The three attenuation thresholds (dB), from the named fields or from
-/// `attenuationDurationThresholds` (2 or 3 values, as ENX and GAEN v1 publish them).
-fn attenuation_thresholds(enx: &EnxConfig) -> Result<[u8; 3]> {
-    let thresholds = match enx.attenuation_duration_thresholds.as_deref() {
+/// ENX's documented default onset map (AND `doc/enexpress-config.md`).
+const ENX_DEFAULT_ONSET_MAP: u64 = 0x0401_555A_A940_0000;
+
+/// The three attenuation thresholds (dB, 0..=255, strictly increasing as GAEN's
+/// builder demands), from the named keys or from `attenuationDurationThresholds`.
+fn attenuation_thresholds(keys: &Keys<'_>) -> Result<[u8; 3]> {
+    let thresholds = match keys.0.get("attenuationDurationThresholds") {
         None => [
-            enx.attenuation_immediate_near_threshold,
-            enx.attenuation_near_med_threshold,
-            enx.attenuation_med_far_threshold,
+            keys.integer("attenuationImmediateNearThreshold", 30, 0..=255)?,
+            keys.integer("attenuationNearMedThreshold", 50, 0..=255)?,
+            keys.integer("attenuationMedFarThreshold", 60, 0..=255)?,
         ],
-        Some(&[a, b, c]) => [a, b, c],
-        Some(&[a, b]) => [a, b, b],
-        Some(other) => {
-            return Err(RiskConfigError::invalid(
-                "attenuationDurationThresholds",
-                format!("{other:?}"),
-                "2 or 3 values",
-            )
-            .into());
+        Some(value) => {
+            let list: Option<Vec<u32>> = value.as_array().and_then(|values| {
+                values
+                    .iter()
+                    .map(|v| v.as_u64().and_then(|n| u32::try_from(n).ok()))
+                    .collect()
+            });
+            match list.as_deref() {
+                Some(&[a, b, c]) if [a, b, c].iter().all(|&t| t <= 255) => [a, b, c],
+                _ => {
+                    return Err(RiskConfigError::invalid(
+                        "attenuationDurationThresholds",
+                        value,
+                        "3 thresholds of 0..=255 dB",
+                    )
+                    .into());
+                }
+            }
         }
     };
-    if !thresholds.is_sorted() {
+    if !thresholds.windows(2).all(|pair| pair[0] < pair[1]) {
         return Err(RiskConfigError::invalid(
             "attenuation thresholds",
             format!("{thresholds:?}"),
-            "values that do not decrease",
+            "strictly increasing values",
         )
         .into());
     }
-    Ok(thresholds)
+    Ok(thresholds.map(|t| t as u8))
 }
 
-/// `reportTypeNoneMap`: the report type a key without one is scored as (`None`: dropped).
-fn report_type_when_missing(value: u8) -> Result<Option<ReportType>> {
-    let mapped = match value {
-        0 => None,
+/// `reportTypeNoneMap` (0..=3): the report type a key without one is scored as (`None`: dropped).
+fn report_type_when_missing(value: u32) -> Option<ReportType> {
+    match value {
         1 => Some(ReportType::ConfirmedTest),
         2 => Some(ReportType::ConfirmedClinicalDiagnosis),
         3 => Some(ReportType::SelfReport),
-        other => {
-            return Err(RiskConfigError::invalid(
-                "reportTypeNoneMap",
-                other,
-                "0 (drop) to 3 (self report)",
-            )
-            .into());
-        }
-    };
-    Ok(mapped)
-}
-
-fn minimum_window_score(score: f64) -> Result<f64> {
-    if score.is_nan() || score < 0.0 {
-        return Err(
-            RiskConfigError::invalid("minimumWindowScore", score, "a score of 0 or more").into(),
-        );
+        _ => None,
     }
-    Ok(score)
 }
 
-/// The numbered `…_1` to `…_4` classification thresholds among the keys not named
-/// elsewhere, plus v1's `minimumExposureDurationMinutes`; trailing unused ones dropped.
-fn classifications(enx: &EnxConfig) -> Result<Vec<Classification>> {
+/// The numbered `…_1` to `…_4` classification thresholds; trailing unused ones dropped.
+fn classifications(object: &Map<String, Value>) -> Result<Vec<Classification>> {
     let mut classifications = vec![Classification::default(); MAX_CLASSIFICATIONS];
-    for (key, value) in &enx.other {
-        let Some((name, number)) = key.rsplit_once('_') else {
-            continue;
-        };
-        let Some(&(_, field)) = CLASSIFICATION_KEYS.iter().find(|(n, _)| *n == name) else {
+    for (key, value) in object {
+        let Some((field, number)) = classification_key(key) else {
             continue;
         };
         let index = match number.parse::<usize>() {
@@ -443,17 +531,7 @@ fn classifications(enx: &EnxConfig) -> Result<Vec<Classification>> {
                 .into());
             }
         };
-        let threshold = value.as_f64().filter(|t| *t >= 0.0).ok_or_else(|| {
-            Error::from(RiskConfigError::invalid(
-                key.as_str(),
-                value,
-                "a number ≥ 0",
-            ))
-        })?;
-        *field(&mut classifications[index]) = threshold;
-    }
-    if let Some(minutes) = enx.minimum_exposure_duration_minutes {
-        classifications[0].weighted_duration = f64::from(minutes) * 60.0;
+        *field(&mut classifications[index]) = Keys(object).non_negative(key)?;
     }
     while classifications.last() == Some(&Classification::default()) {
         classifications.pop();
@@ -463,15 +541,13 @@ fn classifications(enx: &EnxConfig) -> Result<Vec<Classification>> {
 
 impl From<RiskConfig> for EnxConfig {
     fn from(config: RiskConfig) -> Self {
-        let pct = |w: f64| w * 100.0;
-        let mut other = BTreeMap::new();
+        // Integer percent, as ENX writes weights.
+        let pct = |w: f64| (w / WEIGHT_FACTOR).round();
+        let mut classifications = BTreeMap::new();
         for (i, classification) in config.classifications.iter().enumerate() {
             let mut classification = classification.clone();
             for (name, field) in CLASSIFICATION_KEYS {
-                other.insert(
-                    format!("{name}_{}", i + 1),
-                    serde_json::json!(*field(&mut classification)),
-                );
+                classifications.insert(format!("{name}_{}", i + 1), *field(&mut classification));
             }
         }
         Self {
@@ -482,16 +558,15 @@ impl From<RiskConfig> for EnxConfig {
             attenuation_immediate_near_threshold: config.attenuation_thresholds[0],
             attenuation_near_med_threshold: config.attenuation_thresholds[1],
             attenuation_med_far_threshold: config.attenuation_thresholds[2],
-            attenuation_duration_thresholds: None,
             infectiousness_standard_weight: pct(config.infectiousness_weights[0]),
             infectiousness_high_weight: pct(config.infectiousness_weights[1]),
-            symptom_onset_to_infectiousness_map: OnsetMap::Text(format!(
+            symptom_onset_to_infectiousness_map: format!(
                 "0x{:016X}",
                 encode_onset_map(
                     &config.infectiousness_by_days_since_onset,
                     config.infectiousness_when_onset_missing
                 )
-            )),
+            ),
             report_type_confirmed_test_weight: pct(config.report_type_weights[0]),
             report_type_confirmed_clinical_diagnosis_weight: pct(config.report_type_weights[1]),
             report_type_self_report_weight: pct(config.report_type_weights[2]),
@@ -504,8 +579,7 @@ impl From<RiskConfig> for EnxConfig {
             },
             days_since_exposure_threshold: config.days_since_exposure_threshold,
             minimum_window_score: config.minimum_window_score,
-            minimum_exposure_duration_minutes: None,
-            other,
+            classifications,
         }
     }
 }

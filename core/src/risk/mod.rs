@@ -10,11 +10,11 @@
 //! ```
 //! use kith_core::ReportType;
 //! use kith_core::risk::{ExposureWindow, RiskConfig, ScanInstance};
-//! use kith_core::CalibrationConfidence;
+//! use kith_core::{CalibrationConfidence, Day, UnixSeconds};
 //!
 //! // 15 minutes at 45 dB (the "near" bucket, weight 100 %), confirmed test.
 //! let window = ExposureWindow {
-//!     start: 1_700_000_000,
+//!     start: UnixSeconds::new(1_700_000_000),
 //!     report_type: ReportType::ConfirmedTest,
 //!     days_since_onset: None,
 //!     calibration_confidence: CalibrationConfidence::Lowest,
@@ -25,17 +25,27 @@
 //! };
 //! let config = RiskConfig::enx_with_15_minute_alert();
 //! assert_eq!(config.window_score(&window), Some(900.0));
-//! let summary = config.assess(&[window], 1_700_000_000);
+//! let summary = config.assess(&[window], UnixSeconds::new(1_700_000_000));
 //! assert_eq!(summary.risk_level, Some(1));
-//! assert_eq!(summary.days, vec![1_700_000_000 / 86_400]);
+//! assert_eq!(summary.days, vec![Day::new(19_675)]); // 2023-11-14
 //! ```
 
 mod config;
+pub mod cwa;
+mod explain;
+mod model;
 mod scoring;
+pub mod v1;
 mod window;
 
 pub use config::{Classification, Infectiousness, RiskConfig};
+pub use cwa::CwaModel;
+pub use explain::{
+    BucketTime, DayExplanation, Explanation, Factor, ThresholdCheck, WindowExplanation,
+};
+pub use model::{ModelKind, RiskModel};
 pub use scoring::{DailySummary, ExposureSummary, SummaryData};
+pub use v1::GaenV1Model;
 pub use window::{
     DEFAULT_SECONDS_SINCE_LAST_SCAN, ExposureWindow, MAX_SECONDS_SINCE_LAST_SCAN,
     MAX_WINDOW_SECONDS, ScanInstance, ScanTimeline, attenuation,

@@ -3,10 +3,11 @@
 use std::collections::BTreeMap;
 
 use crate::diagnosis::ReportType;
-use crate::risk::config::{Classification, Infectiousness, RiskConfig};
+use crate::risk::config::{Infectiousness, RiskConfig};
+use crate::risk::explain::threshold_checks;
 use crate::risk::window::ExposureWindow;
+use crate::time::{Day, UnixSeconds};
 
-const SECONDS_PER_DAY: u64 = 86_400;
 /// Report types GAEN numbers 0..=5.
 const REPORT_TYPES: usize = 6;
 
@@ -32,8 +33,8 @@ impl SummaryData {
 /// One UTC day of exposure (GAEN `DailySummary`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct DailySummary {
-    /// Days since the Unix epoch.
-    pub day: u32,
+    /// The UTC day.
+    pub day: Day,
     /// Over all windows of the day.
     pub summary: SummaryData,
     /// Per report type (indexed by GAEN's report type number).
@@ -52,11 +53,12 @@ impl DailySummary {
 pub struct ExposureSummary {
     /// The most severe classification reached (1 = most severe), or `None`.
     pub risk_level: Option<u8>,
-    /// The days (since the Unix epoch, ascending) on which that classification was reached.
-    pub days: Vec<u32>,
+    /// The days (ascending) on which that classification was reached.
+    pub days: Vec<Day>,
     /// Every day with a scored window, ascending.
     pub daily_summaries: Vec<DailySummary>,
-    /// The windows that were scored (not dropped, not too old, not below the minimum).
+    /// The windows that were scored (not dropped, not too old, not below the
+    /// minimum), each with the report type it was scored as.
     pub windows: Vec<ExposureWindow>,
 }
 
@@ -101,46 +103,78 @@ impl RiskConfig {
         .then_some(report_type)
     }
 
-    /// The window's score: weighted duration × report-type weight × infectiousness
-    /// weight; `None` if the window is dropped (report type or infectiousness none).
-    pub fn window_score(&self, window: &ExposureWindow) -> Option<f64> {
-        let report_weight = match self.scored_report_type(window)? {
+    /// The weight of a (scored) report type.
+    pub fn report_type_weight(&self, report_type: ReportType) -> f64 {
+        match report_type {
             ReportType::ConfirmedTest => self.report_type_weights[0],
             ReportType::ConfirmedClinicalDiagnosis => self.report_type_weights[1],
             ReportType::SelfReport => self.report_type_weights[2],
             _ => self.report_type_weights[3],
-        };
-        let infectiousness_weight = match self.infectiousness(window.days_since_onset) {
-            Infectiousness::None => return None,
-            Infectiousness::Standard => self.infectiousness_weights[0],
-            Infectiousness::High => self.infectiousness_weights[1],
-        };
-        Some(self.weighted_duration(window) * report_weight * infectiousness_weight)
+        }
     }
 
-    /// The window's (report type, score, weighted duration) if it counts towards the
-    /// daily summaries on `today` (days since the epoch), as in GAEN's
-    /// `getDailySummaries`: not dropped, not older than `days_since_exposure_threshold`,
-    /// not below the minimum window score.
-    fn counted(&self, window: &ExposureWindow, today: u64) -> Option<(ReportType, f64, f64)> {
-        let age = today.saturating_sub(u64::from(window.day()));
+    /// The weight of an infectiousness (NONE: 0, though such windows are dropped).
+    pub fn infectiousness_weight(&self, infectiousness: Infectiousness) -> f64 {
+        match infectiousness {
+            Infectiousness::None => 0.0,
+            Infectiousness::Standard => self.infectiousness_weights[0],
+            Infectiousness::High => self.infectiousness_weights[1],
+        }
+    }
+
+    /// The window's score: weighted duration × report-type weight × infectiousness
+    /// weight; `None` if the window is dropped (report type or infectiousness none).
+    pub fn window_score(&self, window: &ExposureWindow) -> Option<f64> {
+        let report_weight = self.report_type_weight(self.scored_report_type(window)?);
+        let infectiousness = self.infectiousness(window.days_since_onset);
+        if infectiousness == Infectiousness::None {
+            return None;
+        }
+        Some(
+            self.weighted_duration(window)
+                * report_weight
+                * self.infectiousness_weight(infectiousness),
+        )
+    }
+
+    /// The window's (report type, score, weighted duration) if it is scored on
+    /// `today`, as in GAEN's `getDailySummaries`: not dropped
+    /// and not older than `days_since_exposure_threshold`. Whether it reaches the
+    /// minimum window score is for the caller to decide.
+    pub(crate) fn scored(
+        &self,
+        window: &ExposureWindow,
+        today: Day,
+    ) -> Option<(ReportType, f64, f64)> {
+        let age = today.days_after(window.day());
         if self.days_since_exposure_threshold > 0
-            && age > u64::from(self.days_since_exposure_threshold)
+            && age > i64::from(self.days_since_exposure_threshold)
         {
             return None;
         }
         let report_type = self.scored_report_type(window)?;
         let score = self.window_score(window)?;
-        (score >= self.minimum_window_score)
-            .then(|| (report_type, score, self.weighted_duration(window)))
+        Some((report_type, score, self.weighted_duration(window)))
     }
 
-    /// Daily summaries of the windows that count at `now` (Unix seconds), ascending by day.
-    pub fn daily_summaries(&self, windows: &[ExposureWindow], now: u64) -> Vec<DailySummary> {
-        let today = now / SECONDS_PER_DAY;
-        let mut days: BTreeMap<u32, DailySummary> = BTreeMap::new();
+    /// Whether a scored window counts towards the sums (R15: not below
+    /// `minimum_window_score`).
+    fn reaches_minimum(&self, score: f64) -> bool {
+        score >= self.minimum_window_score
+    }
+
+    /// Daily summaries of the windows scored at `now`, ascending by
+    /// day. A day whose windows all score below the minimum window score is still
+    /// reported, with zero sums, as GAEN does.
+    pub fn daily_summaries(
+        &self,
+        windows: &[ExposureWindow],
+        now: UnixSeconds,
+    ) -> Vec<DailySummary> {
+        let today = now.day();
+        let mut days: BTreeMap<Day, DailySummary> = BTreeMap::new();
         for window in windows {
-            let Some((report_type, score, weighted_duration)) = self.counted(window, today) else {
+            let Some((report_type, score, weighted_duration)) = self.scored(window, today) else {
                 continue;
             };
             let day = window.day();
@@ -149,47 +183,47 @@ impl RiskConfig {
                 summary: SummaryData::default(),
                 per_report_type: [SummaryData::default(); REPORT_TYPES],
             });
-            summary.summary.add(score, weighted_duration);
-            summary.per_report_type[report_type as usize].add(score, weighted_duration);
+            if self.reaches_minimum(score) {
+                summary.summary.add(score, weighted_duration);
+                summary.per_report_type[report_type as usize].add(score, weighted_duration);
+            }
         }
         days.into_values().collect()
     }
 
-    /// The exposure classification a day reaches, 1-based, if any.
+    /// The windows that count at `now`, each with its report type as scored (R9:
+    /// a missing one mapped by `report_type_when_missing`).
+    pub fn counted_windows(
+        &self,
+        windows: &[ExposureWindow],
+        now: UnixSeconds,
+    ) -> Vec<ExposureWindow> {
+        let today = now.day();
+        windows
+            .iter()
+            .filter_map(|window| {
+                let (report_type, score, _) = self.scored(window, today)?;
+                self.reaches_minimum(score).then(|| ExposureWindow {
+                    report_type,
+                    ..window.clone()
+                })
+            })
+            .collect()
+    }
+
+    /// The exposure classification a day reaches, 1-based, if any (R17: the first
+    /// whose enabled thresholds one is reached).
     pub fn classify(&self, day: &DailySummary) -> Option<u8> {
-        let reached = |c: &Classification| {
-            let checks = [
-                (
-                    c.confirmed_test_per_day_sum,
-                    day.for_report_type(ReportType::ConfirmedTest).score_sum,
-                ),
-                (
-                    c.clinical_diagnosis_per_day_sum,
-                    day.for_report_type(ReportType::ConfirmedClinicalDiagnosis)
-                        .score_sum,
-                ),
-                (
-                    c.self_report_per_day_sum,
-                    day.for_report_type(ReportType::SelfReport).score_sum,
-                ),
-                (
-                    c.recursive_per_day_sum,
-                    day.for_report_type(ReportType::Recursive).score_sum,
-                ),
-                (c.per_day_sum, day.summary.score_sum),
-                (c.per_day_max, day.summary.max_score),
-                (c.weighted_duration, day.summary.weighted_duration_sum),
-            ];
-            checks
+        let index = self.classifications.iter().enumerate().position(|(i, c)| {
+            threshold_checks(i as u8 + 1, c, day)
                 .iter()
-                .any(|&(threshold, value)| threshold > 0.0 && value >= threshold)
-        };
-        let index = self.classifications.iter().position(reached)?;
+                .any(|check| check.reached)
+        })?;
         Some(index as u8 + 1)
     }
 
     /// Daily summaries, the most severe classification any day reaches, and its days.
-    pub fn assess(&self, windows: &[ExposureWindow], now: u64) -> ExposureSummary {
+    pub fn assess(&self, windows: &[ExposureWindow], now: UnixSeconds) -> ExposureSummary {
         let daily_summaries = self.daily_summaries(windows, now);
         let levels: Vec<Option<u8>> = daily_summaries.iter().map(|d| self.classify(d)).collect();
         let risk_level = levels.iter().flatten().copied().min();
@@ -199,16 +233,11 @@ impl RiskConfig {
             .filter(|(_, level)| risk_level.is_some() && **level == risk_level)
             .map(|(d, _)| d.day)
             .collect();
-        let today = now / SECONDS_PER_DAY;
         ExposureSummary {
             risk_level,
             days,
             daily_summaries,
-            windows: windows
-                .iter()
-                .filter(|w| self.counted(w, today).is_some())
-                .cloned()
-                .collect(),
+            windows: self.counted_windows(windows, now),
         }
     }
 }

@@ -6,6 +6,7 @@ use crate::diagnosis::{DaysSinceOnset, ReportType};
 use crate::matching::Match;
 use crate::metadata::CalibrationConfidence;
 use crate::sighting::Sighting;
+use crate::time::{Day, UnixSeconds};
 
 /// Longest span of one exposure window: a key heard for longer gives several windows.
 pub const MAX_WINDOW_SECONDS: u64 = 30 * 60;
@@ -15,8 +16,6 @@ pub const DEFAULT_SECONDS_SINCE_LAST_SCAN: u16 = 120;
 
 /// Most a single scan is credited, however long since the previous one.
 pub const MAX_SECONDS_SINCE_LAST_SCAN: u16 = 300;
-
-const SECONDS_PER_DAY: u64 = 86_400;
 
 /// The sightings of one key within one scan (GAEN `ScanInstance`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,8 +34,8 @@ pub struct ScanInstance {
 /// configuration re-scores old windows correctly.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExposureWindow {
-    /// Time of the window's first sighting, in Unix seconds.
-    pub start: u64,
+    /// Time of the window's first sighting.
+    pub start: UnixSeconds,
     /// The key's report type as published.
     pub report_type: ReportType,
     /// The key's days since onset as published.
@@ -48,9 +47,9 @@ pub struct ExposureWindow {
 }
 
 impl ExposureWindow {
-    /// The UTC day of the window, in days since the Unix epoch.
-    pub fn day(&self) -> u32 {
-        u32::try_from(self.start / SECONDS_PER_DAY).unwrap_or(u32::MAX)
+    /// The UTC day of the window.
+    pub fn day(&self) -> Day {
+        self.start.day()
     }
 
     /// Total seconds the window stands for.
@@ -78,7 +77,7 @@ impl ExposureWindow {
             let s = &matched.sighting;
             let starts_window = windows
                 .last()
-                .is_none_or(|w| s.time.saturating_sub(w.start) >= MAX_WINDOW_SECONDS);
+                .is_none_or(|w| s.time.since(w.start) >= MAX_WINDOW_SECONDS);
             if starts_window {
                 flush(&mut windows, &mut current);
                 windows.push(Self {
@@ -132,20 +131,21 @@ fn scan_instance((_, attenuations, seconds): (u64, Vec<u8>, u16)) -> ScanInstanc
 #[derive(Clone, Debug, Default)]
 pub struct ScanTimeline {
     /// Scan id → (its time, the previous scan's time).
-    scans: HashMap<u64, (u64, Option<u64>)>,
+    scans: HashMap<u64, (UnixSeconds, Option<UnixSeconds>)>,
 }
 
 impl ScanTimeline {
     /// The timeline of the scans that produced `sightings`.
     pub fn new(sightings: &[Sighting]) -> Self {
-        let mut first: HashMap<u64, u64> = HashMap::new();
+        let mut first: HashMap<u64, UnixSeconds> = HashMap::new();
         for s in sightings {
             first
                 .entry(s.scan_id)
                 .and_modify(|t| *t = (*t).min(s.time))
                 .or_insert(s.time);
         }
-        let mut ordered: Vec<(u64, u64)> = first.into_iter().map(|(id, t)| (t, id)).collect();
+        let mut ordered: Vec<(UnixSeconds, u64)> =
+            first.into_iter().map(|(id, t)| (t, id)).collect();
         ordered.sort_unstable();
         let mut scans = HashMap::with_capacity(ordered.len());
         let mut previous = None;
@@ -158,10 +158,10 @@ impl ScanTimeline {
 
     /// GAEN's `secondsSinceLastScan` for a sighting at `time` in scan `scan_id`:
     /// whole minutes since the previous scan, at most 5, or 2 when unknown.
-    pub fn seconds_since_last_scan(&self, scan_id: u64, time: u64) -> u16 {
+    pub fn seconds_since_last_scan(&self, scan_id: u64, time: UnixSeconds) -> u16 {
         match self.scans.get(&scan_id) {
             Some(&(_, Some(previous))) => {
-                let minutes = (time / 60).saturating_sub(previous / 60);
+                let minutes = (time.get() / 60).saturating_sub(previous.get() / 60);
                 (60 * minutes).min(u64::from(MAX_SECONDS_SINCE_LAST_SCAN)) as u16
             }
             _ => DEFAULT_SECONDS_SINCE_LAST_SCAN,

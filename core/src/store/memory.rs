@@ -8,13 +8,14 @@ use crate::error::Result;
 use crate::keys::TemporaryExposureKey;
 use crate::sighting::Sighting;
 use crate::store::{Exposure, IngestReport, Store, own_key_expired, retention_cutoff};
+use crate::time::UnixSeconds;
 
 /// A [`Store`] that keeps everything in memory, for tests and simulations.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     own_keys: BTreeMap<u32, TemporaryExposureKey>,
     sightings: Vec<Sighting>,
-    processed_files: HashMap<String, u64>,
+    processed_files: HashMap<String, UnixSeconds>,
     exposures: Vec<Exposure>,
     settings: HashMap<String, String>,
     check_ins: Vec<CheckIn>,
@@ -60,7 +61,7 @@ impl Store for MemoryStore {
         file: Option<&str>,
         exposures: &[Exposure],
         revised: &[DiagnosisKey],
-        now: u64,
+        now: UnixSeconds,
     ) -> Result<IngestReport> {
         let before = self.exposures.len();
         for exposure in exposures {
@@ -102,7 +103,7 @@ impl Store for MemoryStore {
         Ok(self.settings.get(name).cloned())
     }
 
-    fn purge(&mut self, now: u64) -> Result<()> {
+    fn purge(&mut self, now: UnixSeconds) -> Result<()> {
         let cutoff = retention_cutoff(now);
         self.own_keys.retain(|_, k| !own_key_expired(k, cutoff));
         self.sightings.retain(|s| s.time >= cutoff);
@@ -139,7 +140,7 @@ impl Store for MemoryStore {
         &mut self,
         file: Option<&str>,
         exposures: &[VenueExposure],
-        now: u64,
+        now: UnixSeconds,
     ) -> Result<usize> {
         let before = self.venue_exposures.len();
         for exposure in exposures {

@@ -26,11 +26,11 @@ pub use sqlite::SqliteStore;
 use crate::checkin::{CheckIn, Stay, VenueExposure, Visit};
 use crate::diagnosis::DiagnosisKey;
 use crate::error::Result;
-use crate::interval::INTERVAL_SECONDS;
 use crate::keys::TemporaryExposureKey;
 use crate::matching::Match;
 use crate::risk::ExposureWindow;
 use crate::sighting::Sighting;
+use crate::time::UnixSeconds;
 
 /// How long everything is kept: 14 days.
 pub const RETENTION_SECONDS: u64 = 14 * 86_400;
@@ -42,17 +42,25 @@ pub struct Exposure {
     pub matched: Match,
     /// Its exposure windows.
     pub windows: Vec<ExposureWindow>,
+    /// Whether a revised key changed its report type already: GAEN allows one
+    /// transition per key (R19).
+    pub revised: bool,
 }
 
 impl Exposure {
     /// Takes the diagnosis of `revised` (report type, days since onset, transmission
-    /// risk level), in the key and in every window, if it is the same key.
-    /// Returns whether it was.
+    /// risk level), in the key and in every window, if it is the same key, not
+    /// revised before, and the transition is one GAEN allows (R19,
+    /// [`ReportType::may_be_revised_to`]). Returns whether it did.
     pub fn revise(&mut self, revised: &DiagnosisKey) -> bool {
         let key = &mut self.matched.key;
-        if key.tek.expose_secret() != revised.tek.expose_secret() {
+        if key.tek.expose_secret() != revised.tek.expose_secret()
+            || self.revised
+            || !key.report_type.may_be_revised_to(revised.report_type)
+        {
             return false;
         }
+        self.revised = true;
         key.report_type = revised.report_type;
         key.days_since_onset = revised.days_since_onset;
         key.transmission_risk_level = revised.transmission_risk_level;
@@ -63,14 +71,14 @@ impl Exposure {
         true
     }
 
-    /// Time of the last sighting, in Unix seconds.
-    pub fn last_seen(&self) -> u64 {
+    /// Time of the last sighting.
+    pub fn last_seen(&self) -> UnixSeconds {
         self.matched
             .sightings
             .iter()
             .map(|s| s.sighting.time)
             .max()
-            .unwrap_or(0)
+            .unwrap_or_default()
     }
 }
 
@@ -116,15 +124,14 @@ pub trait Store {
     /// none: adds the new `exposures`; applies the `revised` keys (whose report type
     /// changed after publication: a self-report confirmed by a test, a diagnosis
     /// revoked) to the stored exposures of the same key bytes (see
-    /// [`Exposure::revise`]); and marks `file`, if any, as processed at `now` (Unix
-    /// seconds). An exposure whose key is stored already is skipped, so a key
+    /// [`Exposure::revise`]); and marks `file`, if any, as processed at `now`. An exposure whose key is stored already is skipped, so a key
     /// published twice counts once.
     fn record_ingest(
         &mut self,
         file: Option<&str>,
         exposures: &[Exposure],
         revised: &[DiagnosisKey],
-        now: u64,
+        now: UnixSeconds,
     ) -> Result<IngestReport>;
 
     /// Every stored exposure, in the order they were found.
@@ -136,10 +143,10 @@ pub trait Store {
     /// A stored setting.
     fn setting(&self, name: &str) -> Result<Option<String>>;
 
-    /// Deletes what is older than 14 days before `now` (Unix seconds): own keys that
+    /// Deletes what is older than 14 days before `now`: own keys that
     /// expired, sightings, processed-file marks, exposures last seen before then, and
     /// check-ins and venue exposures that ended before then.
-    fn purge(&mut self, now: u64) -> Result<()>;
+    fn purge(&mut self, now: UnixSeconds) -> Result<()>;
 
     /// Stores a visit to a venue and returns its id; ids are never reused.
     fn add_check_in(&mut self, visit: &Visit) -> Result<u64>;
@@ -152,7 +159,7 @@ pub trait Store {
     fn set_stay(&mut self, id: u64, stay: Stay) -> Result<bool>;
 
     /// Stores what one trace-warning run found, all or none: the new venue `exposures`,
-    /// and `file`, if any, marked as processed at `now` (Unix seconds). An exposure
+    /// and `file`, if any, marked as processed at `now`. An exposure
     /// stored already (same check-in, overlap and risk level) is skipped, so a report
     /// published twice counts once; so is one whose check-in is gone. Returns how many
     /// were new.
@@ -160,19 +167,19 @@ pub trait Store {
         &mut self,
         file: Option<&str>,
         exposures: &[VenueExposure],
-        now: u64,
+        now: UnixSeconds,
     ) -> Result<usize>;
 
     /// Every stored venue exposure, in the order they were found.
     fn venue_exposures(&self) -> Result<Vec<VenueExposure>>;
 }
 
-/// The oldest time (Unix seconds) kept by a purge at `now`.
-fn retention_cutoff(now: u64) -> u64 {
-    now.saturating_sub(RETENTION_SECONDS)
+/// The oldest time kept by a purge at `now`.
+fn retention_cutoff(now: UnixSeconds) -> UnixSeconds {
+    now.minus(RETENTION_SECONDS)
 }
 
-/// Whether an own key expired before `cutoff` (Unix seconds).
-fn own_key_expired(key: &TemporaryExposureKey, cutoff: u64) -> bool {
-    u64::from(key.validity().end().get()) * INTERVAL_SECONDS <= cutoff
+/// Whether an own key expired before `cutoff`.
+fn own_key_expired(key: &TemporaryExposureKey, cutoff: UnixSeconds) -> bool {
+    UnixSeconds::of_interval(key.validity().end()) <= cutoff
 }

@@ -16,6 +16,7 @@ use crate::risk::{ExposureWindow, ScanInstance};
 use crate::sighting::Sighting;
 use crate::store::schema::{SCHEMA_VERSION, migrate_to, version};
 use crate::store::{Exposure, IngestReport, Store, retention_cutoff, sqlite_checkins};
+use crate::time::UnixSeconds;
 
 /// A [`Store`] in one SQLite database file (WAL mode, foreign keys on).
 #[derive(Debug)]
@@ -93,7 +94,7 @@ fn sighting_from(row: &Row<'_>) -> Result<Sighting> {
         rpi: Rpi::from_bytes(blob(row, "rpi")?),
         aem: Aem::from_bytes(blob(row, "aem")?),
         rssi: int(row, "rssi")?,
-        time: int::<i64>(row, "time")? as u64,
+        time: UnixSeconds::new(int::<i64>(row, "time")? as u64),
         scan_id: int::<i64>(row, "scan_id")? as u64,
     })
 }
@@ -126,8 +127,8 @@ fn insert_exposure(tx: &Transaction<'_>, exposure: &Exposure) -> Result<bool> {
     let inserted = tx
         .execute(
             "INSERT OR IGNORE INTO exposures (key, rolling_start, rolling_period,
-                 report_type, days_since_onset, transmission_risk_level, last_seen)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                 report_type, days_since_onset, transmission_risk_level, last_seen, revised)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 &key.tek.expose_secret()[..],
                 validity.start().get(),
@@ -135,7 +136,8 @@ fn insert_exposure(tx: &Transaction<'_>, exposure: &Exposure) -> Result<bool> {
                 key.report_type as i32,
                 key.days_since_onset.map(DaysSinceOnset::get),
                 key.transmission_risk_level,
-                exposure.last_seen() as i64
+                exposure.last_seen().get() as i64,
+                exposure.revised
             ],
         )
         .map_err(storage)?;
@@ -158,7 +160,7 @@ fn insert_exposure(tx: &Transaction<'_>, exposure: &Exposure) -> Result<bool> {
                 &s.rpi.as_bytes()[..],
                 &s.aem.to_bytes()[..],
                 s.rssi,
-                s.time as i64,
+                s.time.get() as i64,
                 s.scan_id as i64,
                 m.interval.get(),
                 &m.metadata.to_bytes()[..]
@@ -176,7 +178,7 @@ fn insert_exposure(tx: &Transaction<'_>, exposure: &Exposure) -> Result<bool> {
         insert
             .execute(params![
                 id,
-                w.start as i64,
+                w.start.get() as i64,
                 w.report_type as i32,
                 w.days_since_onset.map(DaysSinceOnset::get),
                 w.calibration_confidence as u8,
@@ -187,24 +189,34 @@ fn insert_exposure(tx: &Transaction<'_>, exposure: &Exposure) -> Result<bool> {
     Ok(true)
 }
 
-/// Gives the stored exposure of `key`'s bytes, and its windows, `key`'s diagnosis;
-/// returns whether there was one.
+/// Gives the stored exposure of `key`'s bytes, and its windows, `key`'s diagnosis,
+/// if it was not revised before and GAEN allows the transition (R19); returns
+/// whether it did.
 fn revise_exposure(tx: &Transaction<'_>, key: &DiagnosisKey) -> Result<bool> {
     let key_bytes = &key.tek.expose_secret()[..];
     let days_since_onset = key.days_since_onset.map(DaysSinceOnset::get);
+    let mut from = ReportType::revisable_to(key.report_type).map(|r| r as i32);
+    // At most two report types lead to another; -1 matches none.
+    let (a, b) = (from.next().unwrap_or(-1), from.next().unwrap_or(-1));
     let revised = tx
         .execute(
             "UPDATE exposures
-             SET report_type = ?2, days_since_onset = ?3, transmission_risk_level = ?4
-             WHERE key = ?1",
+             SET report_type = ?2, days_since_onset = ?3, transmission_risk_level = ?4,
+                 revised = 1
+             WHERE key = ?1 AND revised = 0 AND report_type IN (?5, ?6)",
             params![
                 key_bytes,
                 key.report_type as i32,
                 days_since_onset,
-                key.transmission_risk_level
+                key.transmission_risk_level,
+                a,
+                b
             ],
         )
         .map_err(storage)?;
+    if revised == 0 {
+        return Ok(false);
+    }
     tx.execute(
         "UPDATE exposure_windows SET report_type = ?2, days_since_onset = ?3
          WHERE exposure_id = (SELECT id FROM exposures WHERE key = ?1)",
@@ -291,7 +303,7 @@ impl Store for SqliteStore {
                         &s.rpi.as_bytes()[..],
                         &s.aem.to_bytes()[..],
                         s.rssi,
-                        s.time as i64,
+                        s.time.get() as i64,
                         s.scan_id as i64
                     ])
                     .map_err(storage)?;
@@ -326,7 +338,7 @@ impl Store for SqliteStore {
         file: Option<&str>,
         exposures: &[Exposure],
         revised: &[DiagnosisKey],
-        now: u64,
+        now: UnixSeconds,
     ) -> Result<IngestReport> {
         self.write(|tx| {
             let mut report = IngestReport::default();
@@ -347,7 +359,7 @@ impl Store for SqliteStore {
         let heads = collect(
             &self.conn,
             "SELECT id, key, rolling_start, rolling_period, report_type, days_since_onset,
-                    transmission_risk_level
+                    transmission_risk_level, revised
              FROM exposures ORDER BY id",
             [],
             |row| {
@@ -357,12 +369,13 @@ impl Store for SqliteStore {
                     days_since_onset: days_since_onset(int(row, "days_since_onset")?)?,
                     transmission_risk_level: int(row, "transmission_risk_level")?,
                 };
-                Ok((int::<i64>(row, "id")?, key))
+                let revised: bool = row.get("revised").map_err(storage)?;
+                Ok((int::<i64>(row, "id")?, key, revised))
             },
         )?;
         heads
             .into_iter()
-            .map(|(id, key)| {
+            .map(|(id, key, revised)| {
                 let sightings = collect(
                     &self.conn,
                     "SELECT rpi, aem, rssi, time, scan_id, interval, metadata
@@ -386,7 +399,7 @@ impl Store for SqliteStore {
                     |row| {
                         let scans: Vec<u8> = row.get("scan_instances").map_err(storage)?;
                         Ok(ExposureWindow {
-                            start: int::<i64>(row, "start")? as u64,
+                            start: UnixSeconds::new(int::<i64>(row, "start")? as u64),
                             report_type: report_type(int(row, "report_type")?)?,
                             days_since_onset: days_since_onset(int(row, "days_since_onset")?)?,
                             calibration_confidence: CalibrationConfidence::try_from(int::<u8>(
@@ -401,6 +414,7 @@ impl Store for SqliteStore {
                 Ok(Exposure {
                     matched: Match { key, sightings },
                     windows,
+                    revised,
                 })
             })
             .collect()
@@ -427,13 +441,14 @@ impl Store for SqliteStore {
             .map_err(storage)
     }
 
-    fn purge(&mut self, now: u64) -> Result<()> {
-        let cutoff = retention_cutoff(now) as i64;
-        let cutoff_interval = retention_cutoff(now) / crate::interval::INTERVAL_SECONDS;
+    fn purge(&mut self, now: UnixSeconds) -> Result<()> {
+        let cutoff_time = retention_cutoff(now);
+        let cutoff = cutoff_time.get() as i64;
+        let cutoff_interval = cutoff_time.interval().get();
         self.write(|tx| {
             tx.execute(
                 "DELETE FROM own_keys WHERE rolling_start + rolling_period <= ?1",
-                [cutoff_interval as i64],
+                [i64::from(cutoff_interval)],
             )
             .map_err(storage)?;
             tx.execute("DELETE FROM sightings WHERE time < ?1", [cutoff])
@@ -445,7 +460,7 @@ impl Store for SqliteStore {
             .map_err(storage)?;
             tx.execute("DELETE FROM exposures WHERE last_seen < ?1", [cutoff])
                 .map_err(storage)?;
-            sqlite_checkins::purge(tx, cutoff)
+            sqlite_checkins::purge(tx, cutoff_time)
         })
     }
 
@@ -465,7 +480,7 @@ impl Store for SqliteStore {
         &mut self,
         file: Option<&str>,
         exposures: &[VenueExposure],
-        now: u64,
+        now: UnixSeconds,
     ) -> Result<usize> {
         self.write(|tx| {
             let added = sqlite_checkins::add_venue_exposures(tx, exposures)?;
@@ -481,10 +496,10 @@ impl Store for SqliteStore {
     }
 }
 
-fn mark_processed(tx: &Transaction<'_>, file: &str, now: u64) -> Result<()> {
+fn mark_processed(tx: &Transaction<'_>, file: &str, now: UnixSeconds) -> Result<()> {
     tx.execute(
         "INSERT OR REPLACE INTO processed_files (name, processed_at) VALUES (?1, ?2)",
-        params![file, now as i64],
+        params![file, now.get() as i64],
     )
     .map_err(storage)?;
     Ok(())

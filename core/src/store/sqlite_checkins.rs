@@ -5,6 +5,7 @@ use rusqlite::{Connection, Row, Transaction, params};
 use super::sqlite::{blob, collect, corrupt, int, storage};
 use crate::checkin::{CheckIn, LocationId, Stay, TransmissionRiskLevel, VenueExposure, Visit};
 use crate::error::Result;
+use crate::time::UnixSeconds;
 
 pub(super) fn add_check_in(conn: &Connection, visit: &Visit) -> Result<u64> {
     conn.execute(
@@ -14,8 +15,8 @@ pub(super) fn add_check_in(conn: &Connection, visit: &Visit) -> Result<u64> {
             &visit.location_id.expose_secret()[..],
             visit.description,
             visit.address,
-            visit.stay.arrival() as i64,
-            visit.stay.departure() as i64
+            visit.stay.arrival().get() as i64,
+            visit.stay.departure().get() as i64
         ],
     )
     .map_err(storage)?;
@@ -47,7 +48,11 @@ pub(super) fn set_stay(conn: &Connection, id: u64, stay: Stay) -> Result<bool> {
     let changed = conn
         .execute(
             "UPDATE check_ins SET arrival = ?2, departure = ?3 WHERE id = ?1",
-            params![id as i64, stay.arrival() as i64, stay.departure() as i64],
+            params![
+                id as i64,
+                stay.arrival().get() as i64,
+                stay.departure().get() as i64
+            ],
         )
         .map_err(storage)?;
     Ok(changed > 0)
@@ -71,8 +76,8 @@ pub(super) fn add_venue_exposures(
                 e.check_in_id as i64,
                 e.description,
                 e.address,
-                e.overlap.arrival() as i64,
-                e.overlap.departure() as i64,
+                e.overlap.arrival().get() as i64,
+                e.overlap.departure().get() as i64,
                 e.transmission_risk_level.get()
             ])
             .map_err(storage)?;
@@ -105,7 +110,8 @@ pub(super) fn venue_exposures(conn: &Connection) -> Result<Vec<VenueExposure>> {
 }
 
 /// Deletes check-ins (and with them their venue exposures) that ended before `cutoff`.
-pub(super) fn purge(tx: &Transaction<'_>, cutoff: i64) -> Result<()> {
+pub(super) fn purge(tx: &Transaction<'_>, cutoff: UnixSeconds) -> Result<()> {
+    let cutoff = cutoff.get() as i64;
     tx.execute("DELETE FROM check_ins WHERE departure < ?1", [cutoff])
         .map_err(storage)?;
     tx.execute("DELETE FROM venue_exposures WHERE end < ?1", [cutoff])
@@ -119,8 +125,8 @@ fn text(row: &Row<'_>, column: &str) -> Result<String> {
 
 fn stay(row: &Row<'_>, arrival: &'static str, departure: &'static str) -> Result<Stay> {
     Stay::new(
-        int::<i64>(row, arrival)? as u64,
-        int::<i64>(row, departure)? as u64,
+        UnixSeconds::new(int::<i64>(row, arrival)? as u64),
+        UnixSeconds::new(int::<i64>(row, departure)? as u64),
     )
     .map_err(|_| corrupt(arrival))
 }

@@ -18,9 +18,10 @@ use crate::interval::{IntervalNumber, KeyValidity, RollingPeriod};
 use crate::keys::TemporaryExposureKey;
 use crate::matching::{Match, MatchedSighting};
 use crate::metadata::{BluetoothMetadata, CalibrationConfidence};
-use crate::risk::{ExposureWindow, ScanInstance};
+use crate::risk::{ExposureWindow, RiskModel, ScanInstance};
 use crate::sighting::Sighting;
 use crate::store::{Exposure, IngestReport, MemoryStore, Store};
+use crate::time::{Day, UnixSeconds};
 use rand_core::OsRng;
 
 /// Writes one `#[test]` per conformance check, each on a fresh store from `$store`
@@ -60,17 +61,17 @@ macro_rules! store_conformance_tests {
 }
 
 /// Seconds per day.
-pub const DAY: u64 = 86_400;
+pub const DAY: u64 = crate::time::SECONDS_PER_DAY;
 /// Midnight starting day 20 000 (2024-10-04), the suite's epoch.
-pub const T0: u64 = 20_000 * DAY;
+pub const T0: UnixSeconds = Day::new(20_000).start();
 
-fn day_key(byte: u8, day: u64) -> TemporaryExposureKey {
-    let start = IntervalNumber::from_unix_seconds(day * DAY).unwrap();
+fn day_key(byte: u8, day: u32) -> TemporaryExposureKey {
+    let start = Day::new(day).start().interval();
     TemporaryExposureKey::from_bytes([byte; 16], KeyValidity::day_of(start))
 }
 
-/// A sighting of RPI `[n; 16]` at `time` (Unix seconds) in scan `scan_id`.
-pub fn sighting(n: u8, time: u64, scan_id: u64) -> Sighting {
+/// A sighting of RPI `[n; 16]` at `time` in scan `scan_id`.
+pub fn sighting(n: u8, time: UnixSeconds, scan_id: u64) -> Sighting {
     Sighting {
         rpi: Rpi::from_bytes([n; 16]),
         aem: Aem::from_bytes([n, 1, 2, 3]),
@@ -80,19 +81,20 @@ pub fn sighting(n: u8, time: u64, scan_id: u64) -> Sighting {
     }
 }
 
-fn exposure(byte: u8, last_seen: u64, report_type: ReportType) -> Exposure {
-    let tek = day_key(byte, last_seen / DAY);
+fn exposure(byte: u8, last_seen: UnixSeconds, report_type: ReportType) -> Exposure {
+    let tek = day_key(byte, last_seen.day().get());
     let mut key = DiagnosisKey::new(tek);
     key.report_type = report_type;
     key.days_since_onset = DaysSinceOnset::new(i32::from(byte % 29) - 14).ok();
     key.transmission_risk_level = Some(byte % 9);
-    let interval = IntervalNumber::from_unix_seconds(last_seen).unwrap();
-    let matched = |time: u64, scan_id: u64| MatchedSighting {
+    let interval = last_seen.interval();
+    let matched = |time: UnixSeconds, scan_id: u64| MatchedSighting {
         sighting: sighting(byte, time, scan_id),
         interval,
         metadata: BluetoothMetadata::v1_1(-12, CalibrationConfidence::Medium),
     };
     Exposure {
+        revised: false,
         matched: Match {
             key,
             sightings: vec![matched(last_seen - 300, 1), matched(last_seen, 2)],
@@ -149,7 +151,11 @@ pub fn own_keys(mut store: impl Store) {
 pub fn sightings(mut store: impl Store) {
     let first = vec![sighting(5, T0 + 50, 2), sighting(6, T0 + 10, 1)];
     let second = vec![
-        sighting(7, u64::from(u32::MAX) * 600, u64::MAX >> 1),
+        sighting(
+            7,
+            UnixSeconds::new(u64::from(u32::MAX) * 600),
+            u64::MAX >> 1,
+        ),
         sighting(8, T0 + 10, 0),
     ];
     store.add_sightings(&first).unwrap();
@@ -232,6 +238,42 @@ pub fn revisions(mut store: impl Store) {
         vec![expected, found[1].clone(), new[0].clone()]
     );
     assert!(store.is_file_processed("c.zip").unwrap());
+
+    // R19: one transition per key, and only those GAEN allows.
+    let revise = |store: &mut dyn Store, byte: u8, to: ReportType| {
+        let mut key = exposure(byte, T0, to).matched.key;
+        key.report_type = to;
+        store
+            .record_ingest(None, &[], &[key], T0)
+            .unwrap()
+            .revised_exposures
+    };
+    // Key 1 was revised once already: a second transition is refused.
+    assert_eq!(revise(&mut store, 1, ReportType::Revoked), 0);
+    let stored = |store: &dyn Store, byte: u8| {
+        let exposures = store.exposures().unwrap();
+        let e = exposures
+            .iter()
+            .find(|e| e.matched.key.tek.expose_secret()[0] == byte);
+        e.map(|e| (e.matched.key.report_type, e.windows[0].report_type))
+            .unwrap()
+    };
+    assert_eq!(stored(&store, 1).0, ReportType::ConfirmedTest);
+    // CONFIRMED_TEST → REVOKED and → SELF_REPORT are refused.
+    assert_eq!(revise(&mut store, 3, ReportType::Revoked), 0);
+    assert_eq!(revise(&mut store, 3, ReportType::SelfReport), 0);
+    assert_eq!(
+        stored(&store, 3),
+        (ReportType::ConfirmedTest, ReportType::ConfirmedTest)
+    );
+    // SELF_REPORT → CLINICAL is applied, then CLINICAL → CONFIRMED_TEST is a second one.
+    assert_eq!(
+        revise(&mut store, 2, ReportType::ConfirmedClinicalDiagnosis),
+        1
+    );
+    assert_eq!(revise(&mut store, 2, ReportType::ConfirmedTest), 0);
+    let clinical = ReportType::ConfirmedClinicalDiagnosis;
+    assert_eq!(stored(&store, 2), (clinical, clinical));
 }
 
 /// Settings: replaced by name.
@@ -295,7 +337,7 @@ pub fn purge(mut store: impl Store) {
 /// The engine on the store: Alice and Bob meet; Bob's engine matches Alice's uploaded keys.
 pub fn engine(store: impl Store) {
     let now = T0 + 12 * 3_600;
-    let interval = IntervalNumber::from_unix_seconds(now).unwrap();
+    let interval = now.interval();
     let mut alice = ExposureEngine::new(MemoryStore::new()).unwrap();
     let mut bob = ExposureEngine::new(store).unwrap();
     let beacon = alice
@@ -319,9 +361,7 @@ pub fn engine(store: impl Store) {
     assert_eq!(uploaded.len(), 1);
     assert_eq!(
         uploaded[0].validity().end(),
-        IntervalNumber::from_unix_seconds(now + 3_600)
-            .unwrap()
-            .saturating_add(1)
+        (now + 3_600).interval().saturating_add(1)
     );
     let mut keys: Vec<DiagnosisKey> = uploaded.into_iter().map(DiagnosisKey::new).collect();
     for k in &mut keys {
@@ -363,17 +403,23 @@ pub fn engine(store: impl Store) {
     let summary = bob.exposure_summary(later).unwrap();
     assert_eq!(summary.windows.len(), 1);
     assert_eq!(summary.daily_summaries[0].summary.score_sum, 1_320.0);
-    assert_eq!((summary.risk_level, summary.days), (Some(1), vec![20_000]));
+    assert_eq!(
+        (summary.risk_level, summary.days),
+        (Some(1), vec![Day::new(20_000)])
+    );
 
     // A stricter configuration (ENX JSON) is applied to the same windows.
-    bob.set_risk_config_json(r#"{"perDaySumERVThreshold_1": 2000}"#)
+    bob.set_risk_configuration(r#"{"perDaySumERVThreshold_1": 2000}"#)
         .unwrap();
     assert_eq!(bob.exposure_summary(later).unwrap().risk_level, None);
     assert!(matches!(
-        bob.set_risk_config_json("{"),
+        bob.set_risk_configuration("{"),
         Err(Error::RiskConfig(RiskConfigError::Syntax(_)))
     ));
-    assert_eq!(bob.risk_config().classifications[0].per_day_sum, 2000.0);
+    let RiskModel::Gaen(config) = bob.risk_model() else {
+        panic!("expected an ENX model, got {:?}", bob.risk_model());
+    };
+    assert_eq!(config.classifications[0].per_day_sum, 2000.0);
     assert_eq!(
         bob.store().setting("risk_config").unwrap().as_deref(),
         Some(r#"{"perDaySumERVThreshold_1": 2000}"#)

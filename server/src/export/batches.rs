@@ -6,6 +6,10 @@
 //!  (no row) ──cut──▶ open ──lease──▶ pending (lease_id, lease_expires) ──finish──▶ complete
 //!                                     └── lease expired: another batcher may lease it again
 //! ```
+//!
+//! Every lease gets a fresh random token. A batcher's writes (its padding, its files, the
+//! completion) check in the same transaction that the batch still carries its token, so a
+//! batcher that outlived its lease and was taken over changes nothing.
 
 use kith_core::{DaysSinceOnset, DiagnosisKey, KeyValidity, ReportType, RollingPeriod};
 use kith_core::{IntervalNumber, TemporaryExposureKey};
@@ -13,7 +17,7 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use crate::clock::UnixSeconds;
 use crate::error::{AppError, Result};
-pub use crate::storage::{FileRecord, LeaseId};
+pub use crate::storage::{FileRecord, Lease};
 use crate::window::{Window, Windowing};
 
 /// Inserts an open batch for every window that is old enough and not cut yet. The first
@@ -52,13 +56,10 @@ pub fn cut_windows(
     Ok(cut)
 }
 
-/// Takes the oldest batch that is open, or pending with an expired lease.
-pub fn lease(
-    conn: &mut Connection,
-    lease_id: &LeaseId,
-    now: UnixSeconds,
-    lease_seconds: u64,
-) -> Result<Option<Window>> {
+/// Takes the oldest batch that is open, or pending with an expired lease, until
+/// `lease_seconds` after `now`.
+pub fn lease(conn: &mut Connection, now: UnixSeconds, lease_seconds: u64) -> Result<Option<Lease>> {
+    let token = Lease::fresh_token();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let window = tx
         .query_row(
@@ -68,11 +69,7 @@ pub fn lease(
                  WHERE status = 'open' OR (status = 'pending' AND lease_expires <= ?3)
                  ORDER BY start_time LIMIT 1)
              RETURNING start_time, end_time",
-            params![
-                lease_id.as_slice(),
-                now.plus(lease_seconds).get(),
-                now.get()
-            ],
+            params![token.as_slice(), now.plus(lease_seconds).get(), now.get()],
             |r| {
                 Ok(Window {
                     start: UnixSeconds::new(r.get(0)?),
@@ -82,17 +79,26 @@ pub fn lease(
         )
         .optional()?;
     tx.commit()?;
-    Ok(window)
+    Ok(window.map(|window| Lease::new(window, token)))
 }
 
-/// Whether `lease_id` still holds the batch starting at `start`.
-pub fn holds(conn: &Connection, start: UnixSeconds, lease_id: &LeaseId) -> Result<bool> {
+/// Whether `lease` still holds its batch: nobody took it over, nobody completed it. An
+/// expired lease nobody took over still holds, so a slow batcher alone still gets done.
+pub fn holds(conn: &Connection, lease: &Lease) -> Result<bool> {
     Ok(conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM export_batches
          WHERE start_time = ?1 AND status = 'pending' AND lease_id = ?2)",
-        params![start.get(), lease_id.as_slice()],
+        params![lease.window.start.get(), lease.token().as_slice()],
         |r| r.get(0),
     )?)
+}
+
+/// The start times of the pending batches: some batcher may be writing their files.
+pub fn pending(conn: &Connection) -> Result<Vec<UnixSeconds>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT start_time FROM export_batches WHERE status = 'pending'")?;
+    let starts = stmt.query_map([], |r| Ok(UnixSeconds::new(r.get(0)?)))?;
+    Ok(starts.collect::<rusqlite::Result<_>>()?)
 }
 
 /// The keys released in `window`, in the table's (random) order.
@@ -117,17 +123,16 @@ pub fn stored_padding(conn: &Connection, start: UnixSeconds) -> Result<Vec<Diagn
     rows.map(|row| row?).collect()
 }
 
-/// Stores `padding` for the batch unless padding is stored already; returns the batch's
-/// padding (ours, or the one stored first), or `None` when another batcher has taken the
-/// batch.
+/// Stores `padding` for the leased batch unless padding is stored already; returns the
+/// batch's padding (ours, or the one stored first), or `None` when the lease was lost.
 pub fn store_padding(
     conn: &mut Connection,
-    start: UnixSeconds,
-    lease_id: &LeaseId,
+    lease: &Lease,
     padding: Vec<DiagnosisKey>,
 ) -> Result<Option<Vec<DiagnosisKey>>> {
+    let start = lease.window.start;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    if !holds(&tx, start, lease_id)? {
+    if !holds(&tx, lease)? {
         return Ok(None);
     }
     let stored = stored_padding(&tx, start)?;
@@ -157,17 +162,20 @@ pub fn store_padding(
     Ok(Some(padding))
 }
 
-/// Records the batch's files and marks it complete, if `lease_id` still holds it; returns
-/// `false` when it does not (the holder finishes the batch, with the same files).
+/// If `lease` still holds its batch: runs `publish` (which puts the files in place),
+/// records the files and marks the batch complete, all under the database's write lock,
+/// so no other batcher can take the batch over or complete it in between. Returns
+/// `false`, without running `publish`, when the lease was lost.
 pub fn finish(
     conn: &mut Connection,
-    window: Window,
-    lease_id: &LeaseId,
+    lease: &Lease,
     files: &[FileRecord],
     now: UnixSeconds,
+    publish: &mut dyn FnMut() -> Result<()>,
 ) -> Result<bool> {
+    let window = lease.window;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    if !holds(&tx, window.start, lease_id)? {
+    if !holds(&tx, lease)? {
         return Ok(false);
     }
     {
@@ -194,6 +202,9 @@ pub fn finish(
          WHERE start_time = ?1",
         [window.start.get()],
     )?;
+    // Last before the commit: if it fails, nothing is recorded and the batch stays
+    // pending for a retry, which writes the same files again.
+    publish()?;
     tx.commit()?;
     Ok(true)
 }
@@ -218,7 +229,7 @@ fn key_columns(row: &Row<'_>) -> rusqlite::Result<Result<DiagnosisKey>> {
     Ok(decode_key(&bytes, start, period, risk, report_type, onset))
 }
 
-fn decode_key(
+pub(crate) fn decode_key(
     bytes: &[u8],
     start: u32,
     period: u32,

@@ -3,12 +3,13 @@
 
 use std::fs;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rand_core::{OsRng, RngCore};
 
 use super::trace_warnings::{TRACE_WARNING_DIR, TRACE_WARNING_INDEX};
 use super::window::Window;
+use crate::clock::UnixSeconds;
 use crate::error::{AppError, Result};
 use crate::storage::BatchStore;
 
@@ -48,19 +49,95 @@ pub fn is_numbered_zip(name: &str, parts: usize) -> bool {
 /// Writes `bytes` to `relative` in `data_dir` so that readers see the old file or the new,
 /// never part of one: a temporary file, flushed, then renamed over.
 pub fn write_atomically(data_dir: &Path, relative: &str, bytes: &[u8]) -> Result<()> {
-    let path = data_dir.join(relative);
-    let io = |path: &Path| {
-        let path = path.display().to_string();
-        move |source| AppError::Io { path, source }
-    };
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(io(dir))?;
+    StagedFile::write(data_dir, relative, bytes)?.publish()
+}
+
+/// A file written and flushed under a temporary name next to where it belongs, not yet
+/// visible there: the batcher publishes its files only once it knows it still holds the
+/// batch.
+#[derive(Debug)]
+pub struct StagedFile {
+    temporary: PathBuf,
+    path: PathBuf,
+}
+
+impl StagedFile {
+    /// Writes `bytes` for `relative` in `data_dir` under a temporary name.
+    pub fn write(data_dir: &Path, relative: &str, bytes: &[u8]) -> Result<Self> {
+        let path = data_dir.join(relative);
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(io_error(dir))?;
+        }
+        let temporary = path.with_extension(format!("{TEMPORARY}{:016x}", OsRng.next_u64()));
+        let mut file = fs::File::create(&temporary).map_err(io_error(&temporary))?;
+        file.write_all(bytes).map_err(io_error(&temporary))?;
+        file.sync_all().map_err(io_error(&temporary))?;
+        Ok(Self { temporary, path })
     }
-    let tmp = path.with_extension(format!("tmp-{:016x}", OsRng.next_u64()));
-    let mut file = fs::File::create(&tmp).map_err(io(&tmp))?;
-    file.write_all(bytes).map_err(io(&tmp))?;
-    file.sync_all().map_err(io(&tmp))?;
-    fs::rename(&tmp, &path).map_err(io(&path))
+
+    /// Renames it to its real name, atomically replacing any file there.
+    pub fn publish(self) -> Result<()> {
+        fs::rename(&self.temporary, &self.path).map_err(io_error(&self.path))
+    }
+
+    /// Deletes it unpublished.
+    pub fn discard(self) -> Result<()> {
+        remove_if_present(&self.temporary)
+    }
+}
+
+/// What follows a temporary file's stem, before a random suffix: `<stem>.tmp-<hex>`.
+const TEMPORARY: &str = "tmp-";
+
+/// Deletes the temporary files in the export and trace-warning directories that nobody
+/// will publish any more, left by a batcher that was killed; returns how many. Under the
+/// database's write lock, so the indexes' are dead (indexes are written only under that
+/// lock), and so are the files of every batch not pending. A pending batch's may be a
+/// live batcher's: they are deleted once that batch is complete.
+pub fn remove_dead_temporaries(store: &mut dyn BatchStore, data_dir: &Path) -> Result<usize> {
+    let mut removed = 0;
+    store.with_pending(&mut |pending| {
+        for dir in [EXPORT_DIR, TRACE_WARNING_DIR] {
+            let dir = data_dir.join(dir);
+            let entries = match fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(source) => return Err(io_error(&dir)(source)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(io_error(&dir))?;
+                let name = entry.file_name();
+                let Some((stem, _)) = name
+                    .to_str()
+                    .and_then(|n| n.split_once(&format!(".{TEMPORARY}")))
+                else {
+                    continue;
+                };
+                let batch_start = stem.split('-').next().and_then(|s| s.parse().ok());
+                let live =
+                    batch_start.is_some_and(|start| pending.contains(&UnixSeconds::new(start)));
+                if !live {
+                    remove_if_present(&entry.path())?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(())
+    })?;
+    Ok(removed)
+}
+
+fn remove_if_present(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(io_error(path)(source)),
+    }
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> AppError {
+    let path = path.display().to_string();
+    move |source| AppError::Io { path, source }
 }
 
 /// Rewrites the indexes (of key exports, of trace-warning packages) from the database
@@ -90,7 +167,6 @@ pub fn write_index(store: &mut dyn BatchStore, data_dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::UnixSeconds;
 
     #[test]
     fn names_are_deterministic_and_recognised() {

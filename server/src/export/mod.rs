@@ -20,17 +20,18 @@ pub use crate::window;
 use std::collections::HashSet;
 use std::path::Path;
 
-use kith_core::{ExportBatch, write_export};
-use rand_core::{OsRng, RngCore};
+use kith_core::{BatchPart, ExportBatch, write_export_part};
+use rand_core::OsRng;
 use sha2::{Digest, Sha256};
 
-use crate::clock::UnixSeconds;
+use crate::clock::{Clock, UnixSeconds};
 use crate::config::ExportConfig;
 use crate::error::{AppError, Result};
 use crate::signing_keys::SigningKeys;
-use crate::storage::{BatchStore, FileRecord, LeaseId};
+use crate::storage::{BatchStore, FileRecord, Lease};
+use files::StagedFile;
 use padding::PaddingRule;
-use window::{Window, Windowing};
+use window::Windowing;
 
 /// How batches are cut and files made.
 #[derive(Clone, Debug)]
@@ -84,23 +85,27 @@ pub struct ExportRun {
     pub packages: Vec<FileRecord>,
 }
 
-/// One pass: cuts the windows that are ready, exports every batch it can lease, and
-/// rewrites the index. Safe to run in several processes at once.
+/// One pass: removes what killed batchers left, cuts the windows that are ready, exports
+/// every batch it can lease, and rewrites the index. Safe to run in several processes at
+/// once. Reads `clock` at each step, so a long pass's last leases are as long as its first.
 pub fn run_once(
     store: &mut dyn BatchStore,
     data_dir: &Path,
     settings: &ExportSettings,
     keys: &SigningKeys,
-    now: UnixSeconds,
+    clock: &Clock,
 ) -> Result<ExportRun> {
+    files::remove_dead_temporaries(store, data_dir)?;
     let mut run = ExportRun {
-        cut: store.cut_windows(&settings.windowing, now)?,
+        cut: store.cut_windows(&settings.windowing, clock.now())?,
         ..ExportRun::default()
     };
-    let mut lease_id: LeaseId = [0; 16];
-    OsRng.fill_bytes(&mut lease_id);
-    while let Some(window) = store.lease(&lease_id, now, settings.lease_seconds)? {
-        match export_batch(store, data_dir, settings, keys, window, &lease_id, now)? {
+    while let Some(lease) = store.lease(clock.now(), settings.lease_seconds)? {
+        let published = match stage_batch(store, data_dir, settings, keys, lease, clock.now())? {
+            Some(staged) => publish_batch(store, staged, clock.now())?,
+            None => None,
+        };
+        match published {
             Some((files, packages)) => {
                 run.completed += 1;
                 run.files.extend(files);
@@ -113,17 +118,26 @@ pub fn run_once(
     Ok(run)
 }
 
-/// Writes the files of one leased batch (key exports, then the trace-warning package)
-/// and completes it; `None` if the lease was lost.
-fn export_batch(
+/// The files of one leased batch, written and flushed under temporary names, not yet
+/// published.
+#[derive(Debug)]
+pub struct StagedBatch {
+    lease: Lease,
+    files: Vec<(StagedFile, FileRecord)>,
+    packages: Vec<(StagedFile, FileRecord)>,
+}
+
+/// Writes the files of a leased batch (key exports, then the trace-warning package) under
+/// temporary names, storing their padding first; `None` if the lease was lost meanwhile.
+pub fn stage_batch(
     store: &mut dyn BatchStore,
     data_dir: &Path,
     settings: &ExportSettings,
     keys: &SigningKeys,
-    window: Window,
-    lease_id: &LeaseId,
+    lease: Lease,
     now: UnixSeconds,
-) -> Result<Option<(Vec<FileRecord>, Vec<FileRecord>)>> {
+) -> Result<Option<StagedBatch>> {
+    let window = lease.window;
     let mut real = store.released_keys(window)?;
     // A key published twice (with two codes) goes out once.
     real.sort_by_key(|key| *key.tek.expose_secret());
@@ -133,7 +147,7 @@ fn export_batch(
     if padding.is_empty() {
         let fresh = settings.padding.padding(&real, &mut OsRng);
         if !fresh.is_empty() {
-            match store.store_padding(window.start, lease_id, fresh)? {
+            match store.store_padding(&lease, fresh)? {
                 Some(stored) => padding = stored,
                 None => return Ok(None),
             }
@@ -152,13 +166,21 @@ fn export_batch(
     all.extend(padding);
     all.sort_by_key(|key| *key.tek.expose_secret());
 
-    let mut records = Vec::new();
-    for (i, chunk) in all.chunks(settings.max_keys_per_file.max(1)).enumerate() {
+    let mut staged = StagedBatch {
+        lease,
+        files: Vec::new(),
+        packages: Vec::new(),
+    };
+    let chunks = all.chunks(settings.max_keys_per_file.max(1));
+    let parts = chunks.len();
+    for (i, chunk) in chunks.enumerate() {
         let padding_keys = chunk
             .iter()
             .filter(|key| fakes.contains(key.tek.expose_secret()))
             .count();
-        let zip = write_export(
+        let part = BatchPart::new(i + 1, parts)
+            .ok_or_else(|| AppError::Corrupt(format!("a batch of {parts} files is too big")))?;
+        let zip = write_export_part(
             &ExportBatch {
                 region: &settings.region,
                 start_timestamp: window.start.get(),
@@ -166,35 +188,88 @@ fn export_batch(
                 keys: chunk,
                 revised_keys: &[],
             },
+            part,
             &signers,
         )
         .map_err(|e| AppError::Corrupt(format!("cannot write an export: {e}")))?;
         let name = files::file_name(window, i + 1);
-        files::write_atomically(data_dir, &name, &zip)?;
-        records.push(FileRecord {
+        let file = match StagedFile::write(data_dir, &name, &zip) {
+            Ok(file) => file,
+            Err(e) => {
+                staged.discard()?;
+                return Err(e);
+            }
+        };
+        let record = FileRecord {
             name,
             real_keys: chunk.len() - padding_keys,
             padding_keys,
             bytes: zip.len() as u64,
             sha256: Sha256::digest(&zip).into(),
-        });
+        };
+        staged.files.push((file, record));
     }
-    let Some(packages) = trace_warnings::write_package(
+    let has_keys = !staged.files.is_empty();
+    match trace_warnings::write_package(
         store,
         data_dir,
         settings,
         &signers,
-        window,
-        lease_id,
-        !records.is_empty(),
-    )?
-    else {
-        return Ok(None);
-    };
-    let all: Vec<FileRecord> = records.iter().chain(&packages).cloned().collect();
-    if store.finish(window, lease_id, &all, now)? {
-        Ok(Some((records, packages)))
-    } else {
-        Ok(None)
+        &staged.lease,
+        has_keys,
+    ) {
+        Ok(Some(packages)) => staged.packages = packages,
+        Ok(None) => {
+            staged.discard()?;
+            return Ok(None);
+        }
+        Err(e) => {
+            staged.discard()?;
+            return Err(e);
+        }
+    }
+    Ok(Some(staged))
+}
+
+/// Publishes a staged batch's files and completes it, if its lease still holds; otherwise
+/// deletes them, and returns `None`: whoever took the batch over publishes it.
+pub fn publish_batch(
+    store: &mut dyn BatchStore,
+    staged: StagedBatch,
+    now: UnixSeconds,
+) -> Result<Option<(Vec<FileRecord>, Vec<FileRecord>)>> {
+    let key_files = staged.files.len();
+    let (mut unpublished, records): (Vec<StagedFile>, Vec<FileRecord>) =
+        staged.files.into_iter().chain(staged.packages).unzip();
+    let completed = store.finish(&staged.lease, &records, now, &mut || {
+        while let Some(file) = unpublished.pop() {
+            file.publish()?;
+        }
+        Ok(())
+    });
+    for file in unpublished {
+        file.discard()?;
+    }
+    let mut records = records;
+    let packages = records.split_off(key_files);
+    Ok(completed?.then_some((records, packages)))
+}
+
+impl StagedBatch {
+    /// The window of the batch.
+    pub fn window(&self) -> window::Window {
+        self.lease.window
+    }
+
+    /// Whether the batch has no files (a window nothing was released in).
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty() && self.packages.is_empty()
+    }
+
+    fn discard(self) -> Result<()> {
+        self.files
+            .into_iter()
+            .chain(self.packages)
+            .try_for_each(|(file, _)| file.discard())
     }
 }

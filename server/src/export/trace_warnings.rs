@@ -14,8 +14,8 @@ use rusqlite::{Connection, TransactionBehavior, params};
 use sha2::{Digest, Sha256};
 
 use super::ExportSettings;
-use super::batches::{self, FileRecord, LeaseId};
-use super::files;
+use super::batches::{self, FileRecord, Lease};
+use super::files::{self, StagedFile};
 use super::window::Window;
 use crate::clock::UnixSeconds;
 use crate::error::{AppError, Result};
@@ -51,10 +51,10 @@ pub fn write_package(
     data_dir: &std::path::Path,
     settings: &ExportSettings,
     signers: &[&ExportSigner],
-    window: Window,
-    lease_id: &LeaseId,
+    lease: &Lease,
     has_keys: bool,
-) -> Result<Option<Vec<FileRecord>>> {
+) -> Result<Option<Vec<(StagedFile, FileRecord)>>> {
+    let window = lease.window;
     let real = store.released_reports(window)?;
     if real.is_empty() && !has_keys {
         return Ok(Some(Vec::new()));
@@ -65,7 +65,7 @@ pub fn write_package(
         let fresh = (0..count)
             .map(|_| ProtectedReport::padding(&mut OsRng))
             .collect();
-        match store.store_report_padding(window.start, lease_id, fresh)? {
+        match store.store_report_padding(lease, fresh)? {
             Some(stored) => fake = stored,
             None => return Ok(None),
         }
@@ -83,14 +83,15 @@ pub fn write_package(
     )
     .map_err(|e| AppError::Corrupt(format!("cannot write a trace-warning package: {e}")))?;
     let name = file_name(window);
-    files::write_atomically(data_dir, &name, &zip)?;
-    Ok(Some(vec![FileRecord {
+    let file = StagedFile::write(data_dir, &name, &zip)?;
+    let record = FileRecord {
         name,
         real_keys: real_count,
         padding_keys: padding_count,
         bytes: zip.len() as u64,
         sha256: Sha256::digest(&zip).into(),
-    }]))
+    };
+    Ok(Some(vec![(file, record)]))
 }
 
 /// The check-ins released in `window`, in SQLite.
@@ -117,12 +118,12 @@ pub fn stored_padding(conn: &Connection, start: UnixSeconds) -> Result<Vec<Prote
 /// lease was lost. In SQLite.
 pub fn store_padding(
     conn: &mut Connection,
-    start: UnixSeconds,
-    lease_id: &LeaseId,
+    lease: &Lease,
     padding: Vec<ProtectedReport>,
 ) -> Result<Option<Vec<ProtectedReport>>> {
+    let start = lease.window.start;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    if !batches::holds(&tx, start, lease_id)? {
+    if !batches::holds(&tx, lease)? {
         return Ok(None);
     }
     let stored = stored_padding(&tx, start)?;
@@ -140,7 +141,7 @@ pub fn store_padding(
     Ok(Some(padding))
 }
 
-fn decode(bytes: &[u8]) -> Result<ProtectedReport> {
+pub(crate) fn decode(bytes: &[u8]) -> Result<ProtectedReport> {
     ProtectedReport::from_bytes(bytes)
         .map_err(|e| AppError::Corrupt(format!("stored check-in report: {e}")))
 }

@@ -8,7 +8,7 @@ use kith_core::{DiagnosisKey, IntervalNumber, KeyValidity, RollingPeriod, Tempor
 use rand_core::OsRng;
 
 use super::{
-    BatchStore, CodeRow, CodeState, FileRecord, SigningKeyRow, Storage, WriteTx, WriterStore,
+    BatchStore, CodeRow, CodeState, FileRecord, Lease, SigningKeyRow, Storage, WriteTx, WriterStore,
 };
 use crate::calendar::Day;
 use crate::clock::UnixSeconds;
@@ -282,43 +282,71 @@ fn cut_hours(batcher: &mut dyn BatchStore, hours: u64) -> usize {
         .unwrap()
 }
 
-/// Two batchers get different batches; one whose lease ran out loses the batch to the next,
-/// and can then neither store padding nor finish it.
+fn finish(batcher: &mut dyn BatchStore, lease: &Lease, name: &str, now: UnixSeconds) -> bool {
+    let mut published = false;
+    let finished = batcher
+        .finish(lease, &[file(name)], now, &mut || {
+            published = true;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(
+        published, finished,
+        "{name}: published exactly when finished"
+    );
+    finished
+}
+
+fn pending(batcher: &mut dyn BatchStore) -> Vec<UnixSeconds> {
+    let mut starts = Vec::new();
+    batcher
+        .with_pending(&mut |pending| {
+            starts = pending.to_vec();
+            Ok(())
+        })
+        .unwrap();
+    starts.sort();
+    starts
+}
+
+/// Two batchers get different batches; one whose lease ran out loses the batch to the next
+/// (even when that is itself, under a fresh token), and can then neither store padding nor
+/// publish and finish it.
 pub fn one_batcher_holds_a_batch_and_a_lost_lease_cannot_finish(storage: &dyn Storage) {
     publish(storage, &[[1; 16]], T0, T0);
     let (mut a, mut b) = (storage.batcher().unwrap(), storage.batcher().unwrap());
     let now = UnixSeconds::new(T0 + 3 * 3600);
     assert_eq!(cut_hours(&mut *a, 3), 3);
     assert_eq!(cut_hours(&mut *b, 3), 0, "windows are cut once");
-    let first = a.lease(&[1; 16], now, 60).unwrap().unwrap();
-    let second = b.lease(&[2; 16], now, 60).unwrap().unwrap();
-    assert!(first < second);
-    // The first lease expires; a third batcher takes the batch over.
+    let first = a.lease(now, 60).unwrap().unwrap();
+    let second = b.lease(now, 60).unwrap().unwrap();
+    assert!(first.window < second.window);
+    assert_eq!(pending(&mut *a), [first.window.start, second.window.start]);
+    // The first lease expires; the same batcher leases again, then a third takes over.
     let later = now.plus(60);
-    let taken = b.lease(&[3; 16], later, 60).unwrap().unwrap();
-    assert_eq!(taken, first);
+    let again = a.lease(later, 60).unwrap().unwrap();
+    assert_eq!(again.window, first.window);
+    assert!(!finish(&mut *a, &first, "v1/exports/stale.zip", later));
+    let taken = b.lease(later.plus(60), 60).unwrap().unwrap();
+    assert_eq!(taken.window, first.window);
     assert_eq!(
-        a.store_padding(first.start, &[1; 16], vec![key([9; 16], 1)])
-            .unwrap(),
+        a.store_padding(&again, vec![key([9; 16], 1)]).unwrap(),
         None
     );
+    assert!(!finish(&mut *a, &again, "v1/exports/lost.zip", later));
+    // A publish that fails records nothing: the batch stays pending for a retry.
+    let failed = b.finish(&taken, &[file("v1/exports/failed.zip")], later, &mut || {
+        Err(AppError::Corrupt("disk full".into()))
+    });
+    assert!(failed.is_err());
+    assert_eq!(pending(&mut *b), [first.window.start, second.window.start]);
+    assert!(finish(&mut *b, &taken, "v1/exports/a.zip", later));
     assert!(
-        !a.finish(first, &[1; 16], &[file("v1/exports/lost.zip")], later)
-            .unwrap()
-    );
-    assert!(
-        b.finish(first, &[3; 16], &[file("v1/exports/a.zip")], later)
-            .unwrap()
-    );
-    assert!(
-        !b.finish(first, &[3; 16], &[file("v1/exports/again.zip")], later)
-            .unwrap(),
+        !finish(&mut *b, &taken, "v1/exports/again.zip", later),
         "a complete batch is not finished twice"
     );
-    assert!(
-        b.finish(second, &[2; 16], &[file("v1/exports/b.zip")], later)
-            .unwrap()
-    );
+    assert!(finish(&mut *b, &second, "v1/exports/b.zip", later));
+    assert!(pending(&mut *a).is_empty());
     let mut index = Vec::new();
     a.with_index("v1/exports", &mut |names| {
         index = names.to_vec();
@@ -326,9 +354,9 @@ pub fn one_batcher_holds_a_batch_and_a_lost_lease_cannot_finish(storage: &dyn St
     })
     .unwrap();
     assert_eq!(index, ["v1/exports/a.zip", "v1/exports/b.zip"]);
-    let third = a.lease(&[1; 16], later, 60).unwrap().unwrap();
-    assert!(third > second);
-    assert_eq!(a.lease(&[1; 16], later, 60).unwrap(), None);
+    let third = a.lease(later, 60).unwrap().unwrap();
+    assert!(third.window > second.window);
+    assert_eq!(a.lease(later, 60).unwrap(), None);
 }
 
 /// The first padding stored for a batch is the batch's padding.
@@ -337,20 +365,21 @@ pub fn padding_is_stored_once(storage: &dyn Storage) {
     let mut batcher = storage.batcher().unwrap();
     cut_hours(&mut *batcher, 1);
     let now = UnixSeconds::new(T0 + 3600);
-    let batch = batcher.lease(&[1; 16], now, 60).unwrap().unwrap();
-    assert!(batcher.stored_padding(batch.start).unwrap().is_empty());
+    let batch = batcher.lease(now, 60).unwrap().unwrap();
+    let start = batch.window.start;
+    assert!(batcher.stored_padding(start).unwrap().is_empty());
     let first = vec![key([5; 16], 7), key([6; 16], 8)];
     let stored = batcher
-        .store_padding(batch.start, &[1; 16], first.clone())
+        .store_padding(&batch, first.clone())
         .unwrap()
         .unwrap();
     assert_eq!(bytes(&stored), bytes(&first));
     let again = batcher
-        .store_padding(batch.start, &[1; 16], vec![key([8; 16], 9)])
+        .store_padding(&batch, vec![key([8; 16], 9)])
         .unwrap()
         .unwrap();
     assert_eq!(bytes(&again), bytes(&first));
-    let mut kept = bytes(&batcher.stored_padding(batch.start).unwrap());
+    let mut kept = bytes(&batcher.stored_padding(start).unwrap());
     kept.sort();
     assert_eq!(kept, bytes(&first));
 }
@@ -364,19 +393,15 @@ pub fn retention_deletes_what_is_exported_and_old(storage: &dyn Storage) {
     let mut batcher = storage.batcher().unwrap();
     cut_hours(&mut *batcher, 2);
     let now = UnixSeconds::new(T0 + 2 * 3600);
-    let first = batcher.lease(&[1; 16], now, 60).unwrap().unwrap();
-    assert!(
-        batcher
-            .finish(first, &[1; 16], &[file("v1/exports/old.zip")], now)
-            .unwrap()
-    );
+    let first = batcher.lease(now, 60).unwrap().unwrap();
+    assert!(finish(&mut *batcher, &first, "v1/exports/old.zip", now));
     // Everything is "old", but only the first window is exported.
     let later = UnixSeconds::new(T0 + 10 * 86_400);
     let expired = batcher.expire(later, later.get()).unwrap();
     assert_eq!(expired.files_dropped, 1);
     assert_eq!(expired.keys_deleted, 1);
     assert_eq!(expired.codes_deleted, 1);
-    assert!(batcher.released_keys(first).unwrap().is_empty());
+    assert!(batcher.released_keys(first.window).unwrap().is_empty());
     assert_eq!(
         bytes(&batcher.released_keys(window(T0 + 3600, T0 + 7200)).unwrap()),
         [[2; 16]]

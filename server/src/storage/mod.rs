@@ -19,7 +19,7 @@ use std::fmt;
 
 use kith_core::DiagnosisKey;
 use kith_core::checkin::ProtectedReport;
-use rand_core::RngCore;
+use rand_core::{OsRng, RngCore};
 
 use crate::clock::UnixSeconds;
 use crate::codes::{CodeHash, CodeOrder, Diagnosis, Onset};
@@ -118,8 +118,35 @@ pub enum CodeState {
     Redeemed,
 }
 
-/// Identifies one batcher's hold on a batch.
-pub type LeaseId = [u8; 16];
+/// A batcher's hold on one batch: its window, and the fresh random token the batch
+/// carries while held. A backend checks the token in the same transaction as each of the
+/// batcher's writes, so a batcher that outlived its lease and was taken over changes
+/// nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    /// The batch's window.
+    pub window: Window,
+    token: [u8; 16],
+}
+
+impl Lease {
+    /// A token for a new lease, drawn before the backend stores it with the batch.
+    pub(crate) fn fresh_token() -> [u8; 16] {
+        let mut token = [0; 16];
+        OsRng.fill_bytes(&mut token);
+        token
+    }
+
+    /// The lease a backend granted on `window` with `token`.
+    pub(crate) fn new(window: Window, token: [u8; 16]) -> Self {
+        Self { window, token }
+    }
+
+    /// The token the batch carries while this lease holds it.
+    pub(crate) fn token(&self) -> &[u8; 16] {
+        &self.token
+    }
+}
 
 /// A file written for a batch: a key export, or its trace-warning package.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -186,24 +213,18 @@ pub trait BatchStore: Send {
     /// Inserts an open batch for every window that is old enough and not cut yet; the first
     /// window holds the oldest key's arrival. Returns how many were cut.
     fn cut_windows(&mut self, windowing: &Windowing, now: UnixSeconds) -> Result<usize>;
-    /// Takes the oldest batch that is open, or pending with an expired lease.
-    fn lease(
-        &mut self,
-        lease_id: &LeaseId,
-        now: UnixSeconds,
-        lease_seconds: u64,
-    ) -> Result<Option<Window>>;
+    /// Takes the oldest batch that is open, or pending with an expired lease, until
+    /// `lease_seconds` after `now`, under a fresh token.
+    fn lease(&mut self, now: UnixSeconds, lease_seconds: u64) -> Result<Option<Lease>>;
     /// The keys released in `window`, in the table's (random) order.
     fn released_keys(&mut self, window: Window) -> Result<Vec<DiagnosisKey>>;
     /// The padding stored for the batch starting at `start` (empty if none was stored).
     fn stored_padding(&mut self, start: UnixSeconds) -> Result<Vec<DiagnosisKey>>;
-    /// Stores `padding` for the batch unless padding is stored already; returns the
-    /// batch's padding (ours, or the one stored first), or `None` when `lease_id` does not
-    /// hold the batch.
+    /// Stores `padding` for the leased batch unless padding is stored already; returns the
+    /// batch's padding (ours, or the one stored first), or `None` when the lease was lost.
     fn store_padding(
         &mut self,
-        start: UnixSeconds,
-        lease_id: &LeaseId,
+        lease: &Lease,
         padding: Vec<DiagnosisKey>,
     ) -> Result<Option<Vec<DiagnosisKey>>>;
     /// The check-in reports released in `window`.
@@ -213,19 +234,25 @@ pub trait BatchStore: Send {
     /// Stores trace-warning padding as [`store_padding`](Self::store_padding) stores keys.
     fn store_report_padding(
         &mut self,
-        start: UnixSeconds,
-        lease_id: &LeaseId,
+        lease: &Lease,
         padding: Vec<ProtectedReport>,
     ) -> Result<Option<Vec<ProtectedReport>>>;
-    /// Records the batch's files and marks it complete if `lease_id` still holds it;
-    /// `false` when it does not.
+    /// If `lease` still holds its batch: runs `publish` (which puts the files in place),
+    /// records the files and marks the batch complete, all in one transaction that holds
+    /// the batch, so no other batcher can take it over or complete it in between; when
+    /// `publish` fails nothing is recorded. Returns `false`, without running `publish`,
+    /// when the lease was lost.
     fn finish(
         &mut self,
-        window: Window,
-        lease_id: &LeaseId,
+        lease: &Lease,
         files: &[FileRecord],
         now: UnixSeconds,
+        publish: &mut dyn FnMut() -> Result<()>,
     ) -> Result<bool>;
+    /// Runs `work` with the start times of the pending batches while holding the lock
+    /// [`with_index`](Self::with_index) and [`lease`](Self::lease) take, so that no batch
+    /// becomes pending and no index is written until `work` returns.
+    fn with_pending(&mut self, work: &mut dyn FnMut(&[UnixSeconds]) -> Result<()>) -> Result<()>;
     /// Runs `write` with the names of the indexed files under `dir` (not expired, oldest
     /// window first) while holding the database's index lock, so that two batchers write
     /// their indexes one after the other and the last one written is current.

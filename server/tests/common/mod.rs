@@ -448,7 +448,11 @@ pub async fn issue_code(api: &impl Api, admin_key: &str) -> String {
 
 /// The export keys `/v1/config` lists, as a device would trust them, and the listing.
 pub async fn trusted(api: &impl Api) -> (kith_core::TrustedKeys, Vec<Value>) {
-    let config = get_json(api, "/v1/config").await;
+    trusted_from(&get_json(api, "/v1/config").await)
+}
+
+/// The keys a `/v1/config` document lists, as a device would trust them.
+pub fn trusted_from(config: &Value) -> (kith_core::TrustedKeys, Vec<Value>) {
     let listed = config["exportVerificationKeys"].as_array().unwrap().clone();
     let mut trusted = kith_core::TrustedKeys::new();
     for key in &listed {
