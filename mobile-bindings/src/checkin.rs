@@ -213,8 +213,9 @@ impl ExportSigner {
         &self,
         reports: Vec<ProtectedCheckIn>,
         region: String,
-        hour: u32,
+        hour: i64,
     ) -> Result<Vec<u8>> {
+        let hour = KithError::in_range("hour", hour, "0..=2^32-1")?;
         let reports = reports
             .iter()
             .map(|upload| ProtectedReport::from_bytes(&upload.report))

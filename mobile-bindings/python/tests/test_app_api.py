@@ -13,29 +13,11 @@ from kith_mobile import (
     ExposureEngine,
     ExposureKey,
     KithError,
-    PublishedKey,
     ReportType,
     TrustedPublicKey,
     trusted_public_keys_from_device_config,
 )
-
-DAY = 86_400
-MEETING = 1_700_038_800  # 2023-11-15 09:00 UTC
-TX_POWER = -20
-RSSI = -60  # 40 dB attenuation: ENX's "near" bucket, weight 100 %
-
-
-def hear(alice, bob, scans, start=MEETING):
-    """Bob scans every 5 minutes and hears Alice's beacon each time, as one batch per scan."""
-    for scan in range(scans):
-        t = start + 300 * scan
-        bob.record_sightings([BeaconSighting(service_data=alice.beacon(t).service_data, rssi=RSSI,
-                                             seen_at_unix_seconds=t, scan_id=t)])
-
-
-def published(keys, report_type=ReportType.CONFIRMED_TEST, days_since_onset=0):
-    return [PublishedKey(key=k, report_type=report_type, days_since_onset=days_since_onset) for k in keys]
-
+from meeting import DAY, MEETING, RSSI, TX_POWER, hear, published
 
 def spki_base64(trusted):
     """The base64 SubjectPublicKeyInfo inside a PEM public key."""
@@ -156,6 +138,10 @@ def test_numbers_out_of_range_raise_kith_error_naming_the_parameter():
         (lambda: ExposureKey.from_bytes(bytes(16), 0, 2**40), KithError.OutOfRange, "rolling_period"),
         (lambda: engine.check_out(-3, MEETING), KithError.OutOfRange, "check_in_id is -3"),
         (lambda: engine.set_venue_min_overlap_minutes(-1), KithError.OutOfRange, "minutes is -1"),
+        (lambda: ExportSigner.generate("1", "v1").write_trace_warnings([], "DE", -1), KithError.OutOfRange,
+         "hour is -1"),
+        (lambda: ExportSigner.generate("1", "v1").write_export([], [], "DE", -1, 0), KithError.InvalidTime,
+         "start_unix_seconds"),
     ]
     for call, error, says in cases:
         with pytest.raises(error) as info:

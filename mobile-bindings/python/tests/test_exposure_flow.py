@@ -6,26 +6,17 @@ from kith_mobile import (
     ExportSigner,
     ExposureEngine,
     KithError,
-    PublishedKey,
     ReportType,
 )
-
-DAY = 86_400
-# 2023-11-15 09:00 UTC: the meeting starts.
-MEETING = 1_700_038_800
-TX_POWER = -20  # dBm announced in Alice's beacons
-RSSI = -60  # dBm measured by Bob: attenuation 40 dB, the "near" bucket (weight 100 %)
+from meeting import DAY, MEETING, RSSI, TX_POWER, published
 
 
 def meet(alice, bob, scans):
-    """Bob scans every 5 minutes and hears Alice's current beacon each time."""
+    """Bob scans every 5 minutes and hears Alice's current beacon each time, one call a beacon
+    (meeting.hear records them in batches)."""
     for scan in range(scans):
         t = MEETING + 300 * scan
         bob.record_sighting(alice.beacon(t).service_data, RSSI, t, t)
-
-
-def published(keys, report_type=ReportType.CONFIRMED_TEST):
-    return [PublishedKey(key=k, report_type=report_type, days_since_onset=0) for k in keys]
 
 
 def publish(signer, keys, report_type=ReportType.CONFIRMED_TEST):

@@ -6,20 +6,8 @@ import json
 
 import pytest
 
-from kith_mobile import (
-    BeaconSighting,
-    ExportSigner,
-    ExposureEngine,
-    KithError,
-    ModelKind,
-    PublishedKey,
-    ReportType,
-)
-
-DAY = 86_400
-MEETING = 1_700_038_800  # 2023-11-15 09:00 UTC
-TX_POWER = -20
-RSSI = -60  # 40 dB attenuation
+from kith_mobile import ExportSigner, ExposureEngine, KithError, ModelKind, ReportType
+from meeting import DAY, MEETING, TX_POWER, hear, published
 
 CWA_FILES = [
     "configs/cwa_exposure-configuration.yaml",
@@ -29,18 +17,14 @@ CWA_FILES = [
 
 
 def exposure(scans, days_since_onset=0, report_type=ReportType.CONFIRMED_TEST, configuration=None):
-    """Bob, with `configuration` set, hears Alice `scans` times 5 minutes apart (the first scan
-    stands for 120 s, each later one for 300 s); Alice's confirmed keys reach him in a file."""
+    """Bob, with `configuration` set, hears Alice in `scans` scans (meeting.hear); Alice's keys
+    reach him in a file."""
     alice, bob = ExposureEngine.open_in_memory(TX_POWER), ExposureEngine.open_in_memory(TX_POWER)
     if configuration is not None:
         bob.set_risk_configuration(configuration)
-    bob.record_sightings([
-        BeaconSighting(service_data=alice.beacon(t).service_data, rssi=RSSI, seen_at_unix_seconds=t, scan_id=t)
-        for t in (MEETING + 300 * scan for scan in range(scans))
-    ])
+    hear(alice, bob, scans)
     signer = ExportSigner.generate("310", "v1")
-    keys = [PublishedKey(key=k, report_type=report_type, days_since_onset=days_since_onset)
-            for k in alice.keys_to_upload(MEETING + 3_600)]
+    keys = published(alice.keys_to_upload(MEETING + 3_600), report_type, days_since_onset)
     file = signer.write_export(keys, [], "DE", MEETING, MEETING + DAY)
     bob.ingest_export(file, [signer.trusted_public_key()], MEETING + 3_600)
     return bob
