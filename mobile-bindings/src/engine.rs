@@ -13,7 +13,7 @@ use kith_core::{
 use sha2::{Digest, Sha256};
 
 use crate::beacon::{Beacon, BeaconSighting};
-use crate::error::{KithError, Result};
+use crate::error::{InputError, KithError, Result};
 use crate::explain::RiskExplanation;
 use crate::export::{TrustedPublicKey, trusted_keys};
 use crate::keys::ExposureKey;
@@ -328,7 +328,13 @@ impl fmt::Debug for ExposureEngine {
 impl BeaconSighting {
     /// Core's sighting, its numbers checked.
     fn to_core(&self) -> Result<Sighting> {
-        let payload = BeaconPayload::from_service_data_bytes(&self.service_data)?;
+        let payload =
+            BeaconPayload::from_service_data_bytes(&self.service_data).map_err(|error| {
+                KithError::InvalidPayload(InputError {
+                    parameter: Some("service_data".into()),
+                    source: Box::new(error),
+                })
+            })?;
         Ok(Sighting::new(
             payload,
             dbm("rssi", self.rssi)?,
