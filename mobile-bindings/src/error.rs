@@ -172,21 +172,19 @@ impl KithError {
                 value,
                 range,
             },
-            Self::InvalidTime(InputError {
-                parameter: Some(parameter),
-                source,
-            }) => Self::InvalidTime(InputError {
-                parameter: Some(item(parameter)),
-                source,
-            }),
-            Self::InvalidPayload(InputError {
-                parameter: Some(parameter),
-                source,
-            }) => Self::InvalidPayload(InputError {
-                parameter: Some(item(parameter)),
-                source,
-            }),
+            Self::InvalidTime(error) => Self::InvalidTime(error.renamed(item)),
+            Self::InvalidPayload(error) => Self::InvalidPayload(error.renamed(item)),
             other => other,
+        }
+    }
+}
+
+impl InputError {
+    /// The same error, its parameter's name passed through `rename`.
+    fn renamed(self, rename: impl FnOnce(String) -> String) -> Self {
+        Self {
+            parameter: self.parameter.map(rename),
+            ..self
         }
     }
 }
