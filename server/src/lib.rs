@@ -51,7 +51,8 @@
 //! Modules, from the bottom: `clock`, `calendar`, `error` (no server modules below
 //! them); the domain — `codes` (codes, orders, the guessing budget), `upload` (the
 //! publish document and GAEN's rules), `sealed` (HPKE), `keyring`, `sessions`; storage
-//! — `schema`, `db`, `writer`; `state`; and on top the HTTP layer — `json`, `html`
+//! — `storage` (the traits every backend implements), `sqlite` with `schema` and `db`,
+//! `writer` (group commit over any backend); `state`; and on top the HTTP layer — `json`, `html`
 //! and one module per resource (`publish`, `admin`, `portal`, `client_config`,
 //! `health`, `metrics`, `openapi`). Lower modules never import higher ones.
 #![forbid(unsafe_code)]
@@ -90,9 +91,12 @@ mod server;
 mod serving;
 mod sessions;
 pub mod signing_keys;
+mod sqlite;
 mod state;
+pub mod storage;
 mod upload;
 mod venues;
+pub mod window;
 mod writer;
 
 pub use answer::RESPONSE_LEN;
