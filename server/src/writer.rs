@@ -461,7 +461,7 @@ impl Redemption<'_> {
         self.tx
             .insert_keys(&keys, self.now, self.truncate_seconds, self.rng)?;
         self.tx
-            .insert_check_ins(&upload.check_ins, self.now, self.rng)?;
+            .insert_check_ins(&upload.check_ins, self.now, self.truncate_seconds, self.rng)?;
         metrics::counter!("kith_codes_redeemed_total").increment(1);
         metrics::counter!("kith_keys_accepted_total").increment(keys.len() as u64);
         Ok(keys.len())
