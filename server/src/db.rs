@@ -226,18 +226,19 @@ pub fn store_budget(conn: &Connection, budget: BudgetState) -> Result<()> {
 }
 
 /// Stores a publish's venue check-ins, each under a random id, released (for the
-/// trace-warning packages) at the next full hour, as keys are.
+/// trace-warning packages) at the end of the `truncate` window they arrive in, as keys are.
 pub fn insert_check_ins(
     conn: &Connection,
     reports: &[ProtectedReport],
     now: UnixSeconds,
+    truncate: u64,
     rng: &mut impl rand_core::RngCore,
 ) -> Result<()> {
     let mut stmt = conn.prepare_cached(
         "INSERT INTO check_in_reports (id, location_id_hash, report, released_at)
          VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
     )?;
-    let released_at = now.get().div_ceil(HOUR) * HOUR;
+    let released_at = now.get().div_ceil(truncate) * truncate;
     for report in reports {
         let bytes = report.to_bytes();
         let hash = report.location_id_hash().to_bytes();
@@ -252,12 +253,13 @@ pub fn insert_check_ins(
     Ok(())
 }
 
-/// Stores published keys, each under a random id, with the hour they arrived in and
-/// their embargo rounded up to the hour.
+/// Stores published keys, each under a random id, with their arrival rounded down and
+/// their embargo rounded up to a multiple of `truncate` seconds (`--truncate-window`).
 pub fn insert_keys(
     conn: &Connection,
     keys: &[StoredKey],
     now: UnixSeconds,
+    truncate: u64,
     rng: &mut impl rand_core::RngCore,
 ) -> Result<()> {
     let mut stmt = conn.prepare_cached(
@@ -266,7 +268,7 @@ pub fn insert_keys(
             days_since_onset, received_at, embargo_until)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
     )?;
-    let received_hour = now.get() / HOUR * HOUR;
+    let received = now.get() / truncate * truncate;
     for k in keys {
         let validity = k.key.tek.validity();
         // A random id collides with one of n stored keys with probability n / 2^63; then
@@ -281,8 +283,8 @@ pub fn insert_keys(
                 k.key.transmission_risk_level,
                 k.key.report_type as i32,
                 k.key.days_since_onset.map(|d| d.get()),
-                received_hour,
-                k.embargo_until.get().div_ceil(HOUR) * HOUR,
+                received,
+                k.embargo_until.get().div_ceil(truncate) * truncate,
             ])?;
             if inserted == 1 {
                 break;

@@ -454,12 +454,13 @@ impl WriteTx for Tx<'_> {
         &mut self,
         keys: &[StoredKey],
         now: UnixSeconds,
+        truncate: u64,
         rng: &mut dyn RngCore,
     ) -> Result<()> {
-        let received_hour = int(now.get() / HOUR * HOUR);
+        let received = int(now.get() / truncate * truncate);
         for k in keys {
             let validity = k.key.tek.validity();
-            let embargo = int(k.embargo_until.get().div_ceil(HOUR) * HOUR);
+            let embargo = int(k.embargo_until.get().div_ceil(truncate) * truncate);
             // A random id collides with one of n stored keys with probability n / 2^63;
             // then draw again.
             loop {
@@ -477,7 +478,7 @@ impl WriteTx for Tx<'_> {
                         &k.key.transmission_risk_level.map(i16::from),
                         &(k.key.report_type as i32),
                         &k.key.days_since_onset.map(|d| d.get()),
-                        &received_hour,
+                        &received,
                         &embargo,
                     ],
                 ))?;
@@ -493,9 +494,10 @@ impl WriteTx for Tx<'_> {
         &mut self,
         reports: &[ProtectedReport],
         now: UnixSeconds,
+        truncate: u64,
         rng: &mut dyn RngCore,
     ) -> Result<()> {
-        let released_at = int(now.get().div_ceil(HOUR) * HOUR);
+        let released_at = int(now.get().div_ceil(truncate) * truncate);
         for report in reports {
             let bytes = report.to_bytes();
             let hash = report.location_id_hash().to_bytes();

@@ -146,18 +146,20 @@ impl WriteTx for SqliteTx<'_> {
         &mut self,
         keys: &[StoredKey],
         now: UnixSeconds,
+        truncate: u64,
         mut rng: &mut dyn RngCore,
     ) -> Result<()> {
-        db::insert_keys(self.0, keys, now, &mut rng)
+        db::insert_keys(self.0, keys, now, truncate, &mut rng)
     }
 
     fn insert_check_ins(
         &mut self,
         reports: &[ProtectedReport],
         now: UnixSeconds,
+        truncate: u64,
         mut rng: &mut dyn RngCore,
     ) -> Result<()> {
-        db::insert_check_ins(self.0, reports, now, &mut rng)
+        db::insert_check_ins(self.0, reports, now, truncate, &mut rng)
     }
 
     fn audit_issue(&mut self, who: &str, hash: &CodeHash, now: UnixSeconds) -> Result<()> {
