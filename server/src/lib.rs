@@ -82,6 +82,7 @@ mod openapi;
 mod pacing;
 mod portal;
 mod portal_venues;
+mod postgres;
 mod publish;
 mod retention;
 mod router;

@@ -444,13 +444,13 @@ impl AccountStore for SqliteAccounts {
 
 /// SQLite in a fresh temporary data directory, for tests.
 #[cfg(test)]
-pub fn fixture() -> crate::storage::conformance::Fixture {
+pub fn fixture() -> Option<crate::storage::conformance::Fixture> {
     let dir = tempfile::tempdir().unwrap();
     let config = crate::storage::conformance::config(dir.path());
-    crate::storage::conformance::Fixture {
+    Some(crate::storage::conformance::Fixture {
         storage: std::sync::Arc::new(SqliteStorage::open(&config).unwrap()),
         dir,
-    }
+    })
 }
 
 #[cfg(test)]
