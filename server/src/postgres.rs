@@ -150,7 +150,18 @@ const HOUR: u64 = 3600;
 #[derive(Debug)]
 pub struct PostgresStorage {
     pool: Pool,
-    runtime: Runtime,
+    handle: Handle,
+    /// Taken on drop, to shut down without blocking: the storage may be dropped inside
+    /// an async context (the server's shutdown, `main`), where a runtime may not block.
+    runtime: Option<Runtime>,
+}
+
+impl Drop for PostgresStorage {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl PostgresStorage {
@@ -185,16 +196,20 @@ impl PostgresStorage {
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .map_err(|e| AppError::DatabaseUrl(e.to_string()))?;
-        let storage = Self { pool, runtime };
+        let storage = Self {
+            pool,
+            handle: runtime.handle().clone(),
+            runtime: Some(runtime),
+        };
         storage.migrate()?;
         Ok(storage)
     }
 
     fn client(&self) -> Result<Client> {
-        let client = wait(self.runtime.handle(), self.pool.get())?;
+        let client = wait(&self.handle, self.pool.get())?;
         Ok(Client {
             client,
-            handle: self.runtime.handle().clone(),
+            handle: self.handle.clone(),
         })
     }
 

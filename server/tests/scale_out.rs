@@ -107,3 +107,104 @@ async fn two_instances_on_one_database_redeem_each_code_once() {
     assert_eq!(stored, accepted + 4);
     assert!(b.stop());
 }
+
+/// `kith-server export --once` on `dir` and the database at `url`, with one-second leases.
+fn export_once(dir: &std::path::Path, url: &str) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_kith-server"));
+    command
+        .arg("--data-dir")
+        .arg(dir)
+        .args([
+            "--database",
+            url,
+            "--export-min-keys",
+            "50",
+            "--export-lease",
+            "1",
+        ])
+        .args(["export", "--once"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    command
+}
+
+#[tokio::test]
+async fn batchers_on_postgres_killed_and_racing_export_each_key_exactly_once() {
+    let Some((url, db)) = fresh_database().await else {
+        return;
+    };
+    let server = TestServer::with_config(|config| {
+        config.database_url = Some(url.parse().unwrap());
+        config.export.min_keys = 50;
+        config.export.padding_range = 10;
+    });
+    // Keys published at 24 different hours over two days, on a clock in the past, the last
+    // ones three hours ago (so their window has ended on the batchers' system clock).
+    server.clock.set(kith_server::UnixSeconds::new(
+        now_unix() - 2 * 86_400 - 3600,
+    ));
+    for _ in 0..24 {
+        let code = issue_code(&server, &server.admin_key).await;
+        let keys: Vec<[u8; 16]> = (0..3).map(|_| random_key()).collect();
+        let doc = publish_doc_at(today_start(&server) - 144, &code, &keys);
+        assert_eq!(publish_json(&server, &doc).await.0, 200);
+        server.clock.advance(2 * 3600);
+    }
+    let published: std::collections::HashSet<Vec<u8>> = db
+        .query("SELECT key_data FROM diagnosis_keys", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(published.len(), 72);
+
+    let dir = server.dir.path();
+    // Batchers killed at random points, leaving leases, padding and files half done, then
+    // two at once; one-second leases, so the racers also take batches over from each other.
+    for delay_ms in [20, 80, 160, 300] {
+        let mut child = export_once(dir, &url).spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let racers: Vec<_> = (0..2)
+        .map(|_| export_once(dir, &url).spawn().unwrap())
+        .collect();
+    for racer in racers {
+        let output = racer.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    let (trusted, _) = trusted(&server).await;
+    let index = std::fs::read_to_string(dir.join("v1/exports/index.txt")).unwrap();
+    let mut seen = std::collections::HashSet::new();
+    for name in index.lines() {
+        let zip = std::fs::read(dir.join(name)).unwrap();
+        let file = kith_core::ExportFile::parse(&zip, &kith_core::ExportLimits::default())
+            .unwrap()
+            .verify(&trusted)
+            .unwrap();
+        for key in file.keys() {
+            let key = key.unwrap().tek.expose_secret().to_vec();
+            if published.contains(&key) {
+                assert!(seen.insert(key), "{name} exports a key a second time");
+            }
+        }
+    }
+    assert_eq!(seen, published, "no key skipped");
+    let open: i64 = db
+        .query_one(
+            "SELECT count(*) FROM export_batches WHERE status != 'complete'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(open, 0, "every batch completed once");
+}
