@@ -10,6 +10,21 @@ fn kith_sim(args: &[&str]) -> std::process::Output {
         .expect("kith-sim runs")
 }
 
+/// Runs `kith-sim` with `args` on the small scenario ([`SMALL`]), which must succeed;
+/// returns what it printed.
+fn kith_sim_small(args: &[&str]) -> String {
+    let mut args = args.to_vec();
+    args.extend(SMALL);
+    let result = kith_sim(&args);
+    let stdout = String::from_utf8_lossy(&result.stdout).into_owned();
+    assert!(
+        result.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    stdout
+}
+
 const SMALL: [&str; 8] = [
     "--set",
     "population=1500",
@@ -25,15 +40,7 @@ const SMALL: [&str; 8] = [
 fn a_run_writes_tables_plots_and_a_summary() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    let mut args = vec!["run", "--quiet", "--out", out.to_str().unwrap()];
-    args.extend(SMALL);
-    let result = kith_sim(&args);
-    let stdout = String::from_utf8_lossy(&result.stdout);
-    assert!(
-        result.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&result.stderr)
-    );
+    let stdout = kith_sim_small(&["run", "--quiet", "--out", out.to_str().unwrap()]);
     assert!(stdout.contains("infections without the app"), "{stdout}");
     assert!(stdout.contains("precision"), "{stdout}");
 
@@ -90,7 +97,7 @@ fn a_run_writes_tables_plots_and_a_summary() {
 fn a_sweep_runs_every_value_and_draws_one_plot() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("sweep");
-    let mut args = vec![
+    kith_sim_small(&[
         "sweep",
         "--param",
         "app.uptake",
@@ -100,14 +107,7 @@ fn a_sweep_runs_every_value_and_draws_one_plot() {
         "--no-individuals",
         "--out",
         out.to_str().unwrap(),
-    ];
-    args.extend(SMALL);
-    let result = kith_sim(&args);
-    assert!(
-        result.status.success(),
-        "{}",
-        String::from_utf8_lossy(&result.stderr)
-    );
+    ]);
     let sweep = out.join("sweep-app.uptake");
     let csv = std::fs::read_to_string(sweep.join("sweep.csv")).unwrap();
     assert_eq!(
@@ -164,15 +164,13 @@ fn the_pandas_example_reads_the_outputs() {
     }
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    let mut args = vec![
+    kith_sim_small(&[
         "run",
         "--quiet",
         "--no-plots",
         "--out",
         out.to_str().unwrap(),
-    ];
-    args.extend(SMALL);
-    assert!(kith_sim(&args).status.success());
+    ]);
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/analyse.py");
     let result = Command::new("python3")
         .arg(example)
@@ -222,7 +220,7 @@ fn published_cwa_and_gaen_v1_models_score_a_run() {
     let out = dir.path().join("run");
     let primary = format!("app.risk_config={}", cwa.display());
     let evaluated = format!("app.evaluate=[\"{}\", \"enx\"]", covid_alert.display());
-    let mut args = vec![
+    kith_sim_small(&[
         "run",
         "--quiet",
         "--no-plots",
@@ -234,14 +232,7 @@ fn published_cwa_and_gaen_v1_models_score_a_run() {
         &primary,
         "--set",
         &evaluated,
-    ];
-    args.extend(SMALL);
-    let result = kith_sim(&args);
-    assert!(
-        result.status.success(),
-        "{}",
-        String::from_utf8_lossy(&result.stderr)
-    );
+    ]);
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     let configs = summary["configs"].as_array().unwrap();
