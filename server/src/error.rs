@@ -99,6 +99,14 @@ pub enum AppError {
     /// A database failure.
     #[error("database: {0}")]
     Database(#[from] rusqlite::Error),
+    /// A chart could not be drawn.
+    #[error("drawing the {chart} chart: {reason}")]
+    Chart {
+        /// Which chart.
+        chart: &'static str,
+        /// What the plotting library said.
+        reason: String,
+    },
     /// The database was written by a newer server.
     #[error("database schema version {found} is newer than this server's {supported}")]
     SchemaTooNew {
@@ -150,6 +158,7 @@ impl AppError {
             | Self::BadFile { .. }
             | Self::Corrupt(_)
             | Self::Database(_)
+            | Self::Chart { .. }
             | Self::SchemaTooNew { .. }
             | Self::DataDirInUse { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -174,6 +183,7 @@ impl AppError {
             | Self::BadFile { .. }
             | Self::Corrupt(_)
             | Self::Database(_)
+            | Self::Chart { .. }
             | Self::SchemaTooNew { .. }
             | Self::DataDirInUse { .. } => {
                 tracing::error!(error = %self, "request failed inside the server");

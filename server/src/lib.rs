@@ -52,7 +52,7 @@
 //! them); the domain — `codes` (codes, orders, the guessing budget), `upload` (the
 //! publish document and GAEN's rules), `sealed` (HPKE), `keyring`, `sessions`; storage
 //! — `schema`, `db`, `writer`; `state`; and on top the HTTP layer — `json`, `html`
-//! and one module per resource (`publish`, `admin`, `portal`, `client_config`,
+//! and one module per resource (`publish`, `admin`, `portal`, `portal_dashboard`, `client_config`,
 //! `health`, `metrics`, `openapi`). Lower modules never import higher ones.
 #![forbid(unsafe_code)]
 
@@ -80,6 +80,7 @@ mod metrics;
 mod openapi;
 mod pacing;
 mod portal;
+mod portal_dashboard;
 mod portal_venues;
 mod publish;
 mod retention;
@@ -91,6 +92,7 @@ mod serving;
 mod sessions;
 pub mod signing_keys;
 mod state;
+mod statistics;
 mod upload;
 mod venues;
 mod writer;
