@@ -5,35 +5,38 @@ use kith_core::checkin::{
     self, ProtectedReport, TraceWarningBatch, TraceWarningFile, TransmissionRiskLevel,
     VenueMatchConfig, VenuePayload,
 };
+use kith_core::store::Store;
 use kith_core::{ExportLimits, OsRng};
 
-use crate::engine::{ExposureEngine, file_name, time_at};
+use crate::engine::{ExposureEngine, file_name, venue_exposures};
 use crate::error::{KithError, Result};
 use crate::export::{ExportSigner, TrustedPublicKey, trusted_keys};
+use crate::units::{id, seconds, time_at};
 
 /// A visit to a venue, as the app lists it.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+#[uniffi::export(Debug, Eq)]
 pub struct CheckIn {
     /// The engine's id for the visit, for [`ExposureEngine::check_out`].
-    pub id: u64,
+    pub id: i64,
     /// The venue's name, from its QR code.
     pub description: String,
     /// The venue's address, from its QR code.
     pub address: String,
     /// Arrival, Unix seconds.
-    pub arrival_unix_seconds: u64,
+    pub arrival_unix_seconds: i64,
     /// Departure, Unix seconds: planned (the venue's default length) until checked out.
-    pub departure_unix_seconds: u64,
+    pub departure_unix_seconds: i64,
 }
 
 impl From<checkin::CheckIn> for CheckIn {
     fn from(check_in: checkin::CheckIn) -> Self {
         Self {
-            id: check_in.id,
+            id: stored_id(check_in.id),
             description: check_in.visit.description,
             address: check_in.visit.address,
-            arrival_unix_seconds: check_in.visit.stay.arrival().get(),
-            departure_unix_seconds: check_in.visit.stay.departure().get(),
+            arrival_unix_seconds: seconds(check_in.visit.stay.arrival()),
+            departure_unix_seconds: seconds(check_in.visit.stay.departure()),
         }
     }
 }
@@ -41,6 +44,7 @@ impl From<checkin::CheckIn> for CheckIn {
 /// One visit sealed for upload: CWA's `CheckInProtectedReport`. Only phones that
 /// scanned the same venue's code can read its times; the server sees the hash.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+#[uniffi::export(Debug, Eq)]
 pub struct ProtectedCheckIn {
     /// The report as protobuf `CheckInProtectedReport` bytes (location id hash, IV,
     /// encrypted record, MAC): what the app uploads.
@@ -49,17 +53,18 @@ pub struct ProtectedCheckIn {
 
 /// A visit that overlapped a positive person's reported visit.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+#[uniffi::export(Debug, Eq)]
 pub struct VenueExposure {
     /// The check-in it concerns.
-    pub check_in_id: u64,
+    pub check_in_id: i64,
     /// The venue's name.
     pub description: String,
     /// The venue's address.
     pub address: String,
     /// When both were there, from (Unix seconds) …
-    pub start_unix_seconds: u64,
+    pub start_unix_seconds: i64,
     /// … to (Unix seconds).
-    pub end_unix_seconds: u64,
+    pub end_unix_seconds: i64,
     /// That time in minutes.
     pub overlap_minutes: u32,
     /// How contagious the positive person was that day, 1..=8.
@@ -69,11 +74,11 @@ pub struct VenueExposure {
 impl From<checkin::VenueExposure> for VenueExposure {
     fn from(exposure: checkin::VenueExposure) -> Self {
         Self {
-            check_in_id: exposure.check_in_id,
+            check_in_id: stored_id(exposure.check_in_id),
             description: exposure.description,
             address: exposure.address,
-            start_unix_seconds: exposure.overlap.arrival().get(),
-            end_unix_seconds: exposure.overlap.departure().get(),
+            start_unix_seconds: seconds(exposure.overlap.arrival()),
+            end_unix_seconds: seconds(exposure.overlap.departure()),
             overlap_minutes: exposure.overlap_minutes,
             transmission_risk_level: exposure.transmission_risk_level.get(),
         }
@@ -89,8 +94,8 @@ impl ExposureEngine {
     /// The visit ends by itself after the venue's default length (two hours when its
     /// code names none); scanning the same code again during the visit returns the same
     /// check-in. Text that is not a venue code fails with `InvalidVenueCode`.
-    pub fn check_in(&self, qr_text: String, arrival_unix_seconds: u64) -> Result<CheckIn> {
-        let arrival_unix_seconds = time_at(arrival_unix_seconds)?;
+    pub fn check_in(&self, qr_text: String, arrival_unix_seconds: i64) -> Result<CheckIn> {
+        let arrival_unix_seconds = time_at("arrival_unix_seconds", arrival_unix_seconds)?;
         let venue = VenuePayload::from_qr_text(&qr_text)
             .map_err(|error| KithError::InvalidVenueCode(error.into()))?;
         let check_in = self
@@ -102,8 +107,9 @@ impl ExposureEngine {
 
     /// Ends visit `check_in_id` at `departure_unix_seconds` (after its arrival, at most
     /// a day later), or corrects the end of a visit that ended by itself.
-    pub fn check_out(&self, check_in_id: u64, departure_unix_seconds: u64) -> Result<CheckIn> {
-        let departure_unix_seconds = time_at(departure_unix_seconds)?;
+    pub fn check_out(&self, check_in_id: i64, departure_unix_seconds: i64) -> Result<CheckIn> {
+        let check_in_id = id("check_in_id", check_in_id)?;
+        let departure_unix_seconds = time_at("departure_unix_seconds", departure_unix_seconds)?;
         let check_in = self
             .lock()
             .check_out(check_in_id, departure_unix_seconds)
@@ -121,8 +127,8 @@ impl ExposureEngine {
     /// each sealed with a fresh random IV; a visit still going on ends at
     /// `now_unix_seconds`. The phone does not know how contagious its user was on each
     /// day, so every visit carries the highest transmission risk level.
-    pub fn check_ins_to_upload(&self, now_unix_seconds: u64) -> Result<Vec<ProtectedCheckIn>> {
-        let now_unix_seconds = time_at(now_unix_seconds)?;
+    pub fn check_ins_to_upload(&self, now_unix_seconds: i64) -> Result<Vec<ProtectedCheckIn>> {
+        let now_unix_seconds = time_at("now_unix_seconds", now_unix_seconds)?;
         let reports = self
             .lock()
             .check_ins_to_upload(&mut OsRng, now_unix_seconds, TransmissionRiskLevel::HIGHEST)
@@ -137,42 +143,65 @@ impl ExposureEngine {
 
     /// Reads a downloaded trace-warning package (zip bytes), checks its signature
     /// against the health authority's `trusted_public_keys`, matches its reports
-    /// against the stored visits and stores the venue exposures found (shown in the
-    /// exposure summary). Returns how many were new; the same file again returns 0.
+    /// against the stored visits, stores the venue exposures found and says what
+    /// changed, as [`ingest_export`](Self::ingest_export) does: the venue exposures new
+    /// to this package, and the exposure summary with them. A package is matched once:
+    /// the same bytes again report `already_ingested` and change nothing.
     pub fn ingest_trace_warnings(
         &self,
         trace_warning_file: Vec<u8>,
         trusted_public_keys: Vec<TrustedPublicKey>,
-        now_unix_seconds: u64,
-    ) -> Result<u32> {
-        let now_unix_seconds = time_at(now_unix_seconds)?;
+        now_unix_seconds: i64,
+    ) -> Result<TraceWarningIngest> {
+        let now = time_at("now_unix_seconds", now_unix_seconds)?;
         let trusted = trusted_keys(&trusted_public_keys)?;
         let warnings = TraceWarningFile::parse(&trace_warning_file, &ExportLimits::default())?
             .verify(&trusted)?;
-        let found = self
-            .lock()
-            .ingest_trace_warnings(&file_name(&trace_warning_file), &warnings, now_unix_seconds)
+        let name = file_name(&trace_warning_file);
+        let mut engine = self.lock();
+        let already_ingested = engine.store().is_file_processed(&name)?;
+        let before = venue_exposures(&engine)?;
+        engine
+            .ingest_trace_warnings(&name, &warnings, now)
             .map_err(KithError::Storage)?;
-        Ok(u32::try_from(found).unwrap_or(u32::MAX))
+        let new_venue_exposures = venue_exposures(&engine)?
+            .into_iter()
+            .filter(|exposure| !before.contains(exposure))
+            .collect();
+        drop(engine);
+        Ok(TraceWarningIngest {
+            already_ingested,
+            new_venue_exposures,
+        })
     }
 
     /// Sets the least time, in minutes, spent at a venue together with a positive
     /// person that makes a venue exposure (15 until set), for packages ingested from now on.
-    pub fn set_venue_min_overlap_minutes(&self, minutes: u32) -> Result<()> {
+    pub fn set_venue_min_overlap_minutes(&self, minutes: i64) -> Result<()> {
+        let min_overlap_minutes = KithError::in_range("minutes", minutes, "0..=2^32-1")?;
         self.lock()
             .set_venue_match_config(VenueMatchConfig {
-                min_overlap_minutes: minutes,
+                min_overlap_minutes,
             })
             .map_err(KithError::Storage)
     }
 }
 
-impl ExposureEngine {
-    /// The venue exposures stored, for the exposure summary.
-    pub(crate) fn venue_exposures(&self) -> Result<Vec<VenueExposure>> {
-        let exposures = self.lock().venue_exposures().map_err(KithError::Storage)?;
-        Ok(exposures.into_iter().map(Into::into).collect())
-    }
+/// What ingesting a trace-warning package changed
+/// ([`ExposureEngine::ingest_trace_warnings`]).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+#[uniffi::export(Debug, Eq)]
+pub struct TraceWarningIngest {
+    /// The same bytes were ingested before: nothing changed.
+    pub already_ingested: bool,
+    /// The visits this package found to overlap a positive person's: warn the user
+    /// of each (they are in the exposure summary too, until purged).
+    pub new_venue_exposures: Vec<VenueExposure>,
+}
+
+/// A check-in id as apps hold it; the store hands out ids from 1 up, far below 2^63.
+fn stored_id(id: u64) -> i64 {
+    i64::try_from(id).unwrap_or(i64::MAX)
 }
 
 #[uniffi::export]
@@ -184,8 +213,9 @@ impl ExportSigner {
         &self,
         reports: Vec<ProtectedCheckIn>,
         region: String,
-        hour: u32,
+        hour: i64,
     ) -> Result<Vec<u8>> {
+        let hour = KithError::in_range("hour", hour, "0..=2^32-1")?;
         let reports = reports
             .iter()
             .map(|upload| ProtectedReport::from_bytes(&upload.report))

@@ -10,16 +10,30 @@ use kith_core::{Error as CoreError, SignatureError};
 #[derive(Debug, thiserror::Error, uniffi::Error)]
 #[uniffi(flat_error)]
 pub enum KithError {
-    /// A time before 1970 or beyond the range of GAEN interval numbers; the app's clock is wrong.
+    /// A time before 1970 or beyond the range of GAEN interval numbers; the app's clock
+    /// is wrong. The message names the parameter when the time was passed in.
     #[error("invalid time: {0}")]
-    InvalidTime(CoreError),
+    InvalidTime(TimeError),
+    /// A number outside the range its parameter allows (an RSSI of −200 dBm, a negative
+    /// id); the message names the parameter and the range.
+    #[error("{parameter} is {value}, outside {range}")]
+    OutOfRange {
+        /// The parameter, as the method names it.
+        parameter: String,
+        /// The value passed.
+        value: i64,
+        /// The values it allows.
+        range: &'static str,
+    },
     /// A daily key that breaks GAEN's rules: not 16 bytes, rolling period outside
     /// 1..=144, start out of range, days since onset outside −14..=14.
     #[error("invalid exposure key: {0}")]
     InvalidKey(CoreError),
-    /// A trusted public key that is not a P-256 public key in PEM.
+    /// A trusted public key that is not a P-256 public key (PEM, or base64
+    /// SubjectPublicKeyInfo as GAEN device configurations publish it), a device
+    /// configuration line that does not read, or two keys under one id and version.
     #[error("invalid public key: {0}")]
-    InvalidPublicKey(CoreError),
+    InvalidPublicKey(PublicKeyError),
     /// An export signing key that is not an unencrypted P-256 PKCS#8 PEM key.
     #[error("invalid signing key: {0}")]
     InvalidSigningKey(CoreError),
@@ -33,7 +47,9 @@ pub enum KithError {
     /// Received service data that is not a 20-byte exposure-notification payload.
     #[error("invalid beacon payload: {0}")]
     InvalidPayload(CoreError),
-    /// A risk configuration that is not ENX JSON of the expected shape and ranges.
+    /// A risk configuration that is none of the understood models (ENX / GAEN v2 JSON,
+    /// flat or `{"config": …}`; Corona-Warn-App YAML; GAEN v1 JSON), or breaks its
+    /// model's shape and ranges; the message says what was wrong.
     #[error("invalid risk configuration: {0}")]
     InvalidRiskConfiguration(CoreError),
     /// Scanned text that is not a venue's check-in QR code, or a code that breaks its
@@ -55,7 +71,10 @@ pub enum KithError {
 impl From<CoreError> for KithError {
     fn from(error: CoreError) -> Self {
         match error {
-            CoreError::Interval(_) => Self::InvalidTime(error),
+            CoreError::Interval(_) => Self::InvalidTime(TimeError {
+                parameter: None,
+                source: Box::new(error),
+            }),
             CoreError::Key(_) => Self::InvalidKey(error),
             CoreError::Payload(_) => Self::InvalidPayload(error),
             CoreError::ExportFormat(_) | CoreError::ExportWrite(_) => {
@@ -65,7 +84,7 @@ impl From<CoreError> for KithError {
             CoreError::Signature(SignatureError::InvalidSigningKey) => {
                 Self::InvalidSigningKey(error)
             }
-            CoreError::Signature(_) => Self::InvalidPublicKey(error),
+            CoreError::Signature(_) => Self::InvalidPublicKey(PublicKeyError::Key(error)),
             CoreError::RiskConfig(_) => Self::InvalidRiskConfiguration(error),
             CoreError::Store(_) => Self::Storage(error),
             _ => Self::Other(error),
@@ -79,6 +98,84 @@ impl KithError {
         move |error| match error {
             CoreError::Store(_) => Self::Storage(error),
             _ => otherwise(error),
+        }
+    }
+}
+
+/// A time that is not one GAEN can number, with the parameter it was passed as.
+#[derive(Debug, thiserror::Error)]
+#[error("{}{source}", parameter.as_ref().map(|name| format!("{name}: ")).unwrap_or_default())]
+pub struct TimeError {
+    /// The parameter, when the time was passed in.
+    pub parameter: Option<String>,
+    /// Core's error (boxed: it is large, and errors travel by value).
+    #[source]
+    pub source: Box<CoreError>,
+}
+
+/// Why a trusted public key was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PublicKeyError {
+    /// The key itself does not read.
+    #[error(transparent)]
+    Key(CoreError),
+    /// A device configuration entry that is not `<id>-<version>,<base64 SubjectPublicKeyInfo>`.
+    #[error(
+        "device configuration entry {entry:?}: {problem}; expected \
+         `[<package>:]<key id>-<key version>,<base64 SubjectPublicKeyInfo>`, entries separated by `|`"
+    )]
+    DeviceConfiguration {
+        /// The entry, cut to its first 40 characters.
+        entry: String,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+    /// Two keys trusted under one id and version: the files that name them could be
+    /// checked against the wrong one.
+    #[error("two trusted keys have key id {key_id:?} and version {key_version:?}")]
+    Duplicate {
+        /// The id.
+        key_id: String,
+        /// The version.
+        key_version: String,
+    },
+}
+
+impl KithError {
+    /// `parameter` is `value`, outside `range`, unless it converts to `T`.
+    pub(crate) fn in_range<T: TryFrom<i64>>(
+        parameter: &str,
+        value: i64,
+        range: &'static str,
+    ) -> Result<T> {
+        T::try_from(value).map_err(|_| Self::OutOfRange {
+            parameter: parameter.to_owned(),
+            value,
+            range,
+        })
+    }
+
+    /// The error of item `index` of a list passed in: the parameter it names is the item's.
+    pub(crate) fn at(self, list: &str, index: usize) -> Self {
+        let item = |parameter: String| format!("{list}[{index}].{parameter}");
+        match self {
+            Self::OutOfRange {
+                parameter,
+                value,
+                range,
+            } => Self::OutOfRange {
+                parameter: item(parameter),
+                value,
+                range,
+            },
+            Self::InvalidTime(TimeError {
+                parameter: Some(parameter),
+                source,
+            }) => Self::InvalidTime(TimeError {
+                parameter: Some(item(parameter)),
+                source,
+            }),
+            other => other,
         }
     }
 }

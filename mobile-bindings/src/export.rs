@@ -4,32 +4,106 @@
 use std::fmt;
 use std::sync::Arc;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use kith_core::{
-    DaysSinceOnset, DiagnosisKey, ExportBatch, OsRng, ReportType, SigningKey, TrustedKeys,
-    VerifyingKey,
+    DaysSinceOnset, DiagnosisKey, ExportBatch, OsRng, ReportType, SignatureError, SigningKey,
+    TrustedKeys, VerifyingKey,
 };
 
-use crate::error::Result;
+use crate::error::{KithError, PublicKeyError, Result};
 use crate::keys::ExposureKey;
+use crate::units::time_at;
 
 /// A public key a device accepts export signatures from, as the health authority
 /// publishes it: the id and version that its files name, and the key itself.
+///
+/// [`trusted_public_keys_from_device_config`] reads them from the line GAEN device
+/// configurations publish.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+#[uniffi::export(Debug, Eq)]
 pub struct TrustedPublicKey {
     /// `verification_key_id` in the export's signature info, e.g. "310".
     pub key_id: String,
     /// `verification_key_version`, e.g. "v1".
     pub key_version: String,
-    /// The P-256 public key as PEM (`-----BEGIN PUBLIC KEY-----`).
-    pub public_key_pem: String,
+    /// The P-256 public key: PEM (`-----BEGIN PUBLIC KEY-----`), or its
+    /// SubjectPublicKeyInfo in standard base64 (`MFkwEwYHKoZIzj0CAQ…`).
+    pub public_key: String,
 }
 
-/// Core's trust list from the records an app passes.
+/// The trusted keys of a GAEN device configuration line:
+/// `[<package>:]<key id>-<key version>,<base64 SubjectPublicKeyInfo>`, entries
+/// separated by `|` (as health authorities gave them to Google and Apple). The
+/// package, if given, is dropped; the id is what comes before the last `-`.
+#[uniffi::export]
+pub fn trusted_public_keys_from_device_config(config: String) -> Result<Vec<TrustedPublicKey>> {
+    let keys = config
+        .split('|')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            let invalid = |problem| {
+                KithError::InvalidPublicKey(PublicKeyError::DeviceConfiguration {
+                    entry: entry.chars().take(40).collect(),
+                    problem,
+                })
+            };
+            let (names, key) = entry
+                .split_once(',')
+                .ok_or_else(|| invalid("no `,` before the key"))?;
+            let names = names
+                .rsplit_once(':')
+                .map_or(names, |(_package, names)| names);
+            let (key_id, key_version) = names
+                .rsplit_once('-')
+                .filter(|(id, version)| !id.is_empty() && !version.is_empty())
+                .ok_or_else(|| invalid("no `<key id>-<key version>` before the `,`"))?;
+            let key = TrustedPublicKey {
+                key_id: key_id.to_owned(),
+                key_version: key_version.to_owned(),
+                public_key: key.trim().to_owned(),
+            };
+            verifying_key(&key.public_key)?;
+            Ok(key)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    trusted_keys(&keys)?;
+    Ok(keys)
+}
+
+/// Core's trust list from the records an app passes; two under one id and version
+/// are an error (the files naming them could be checked against the wrong one).
 pub(crate) fn trusted_keys(keys: &[TrustedPublicKey]) -> Result<TrustedKeys> {
-    keys.iter().try_fold(TrustedKeys::new(), |trusted, key| {
-        let public = VerifyingKey::from_public_key_pem(&key.public_key_pem)?;
-        Ok(trusted.with(&key.key_id, &key.key_version, public))
-    })
+    keys.iter()
+        .enumerate()
+        .try_fold(TrustedKeys::new(), |trusted, (index, key)| {
+            let same_names = |earlier: &TrustedPublicKey| {
+                (&earlier.key_id, &earlier.key_version) == (&key.key_id, &key.key_version)
+            };
+            if keys[..index].iter().any(same_names) {
+                return Err(KithError::InvalidPublicKey(PublicKeyError::Duplicate {
+                    key_id: key.key_id.clone(),
+                    key_version: key.key_version.clone(),
+                }));
+            }
+            let public = verifying_key(&key.public_key)?;
+            Ok(trusted.with(&key.key_id, &key.key_version, public))
+        })
+}
+
+/// A P-256 public key from PEM or base64 SubjectPublicKeyInfo.
+fn verifying_key(text: &str) -> Result<VerifyingKey> {
+    let text = text.trim();
+    if text.starts_with("-----BEGIN") {
+        return Ok(VerifyingKey::from_public_key_pem(text)?);
+    }
+    let der = STANDARD.decode(text).map_err(|_| {
+        KithError::InvalidPublicKey(PublicKeyError::Key(
+            SignatureError::InvalidVerifyingKey.into(),
+        ))
+    })?;
+    Ok(VerifyingKey::from_public_key_der(&der)?)
 }
 
 /// How a diagnosis was established (GAEN `ReportType`).
@@ -44,7 +118,8 @@ pub enum ReportType {
 }
 
 /// A key to publish, with what the health authority says of it.
-#[derive(Debug, Clone, uniffi::Record)]
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+#[uniffi::export(Debug, Eq)]
 pub struct PublishedKey {
     /// The uploaded key.
     pub key: Arc<ExposureKey>,
@@ -91,7 +166,7 @@ impl ExportSigner {
         TrustedPublicKey {
             key_id: info.key_id().to_owned(),
             key_version: info.key_version().to_owned(),
-            public_key_pem: self.0.verifying_key().to_public_key_pem(),
+            public_key: self.0.verifying_key().to_public_key_pem(),
         }
     }
 
@@ -103,13 +178,13 @@ impl ExportSigner {
         keys: Vec<PublishedKey>,
         revised_keys: Vec<PublishedKey>,
         region: String,
-        start_unix_seconds: u64,
-        end_unix_seconds: u64,
+        start_unix_seconds: i64,
+        end_unix_seconds: i64,
     ) -> Result<Vec<u8>> {
         let batch = ExportBatch {
             region: &region,
-            start_timestamp: start_unix_seconds,
-            end_timestamp: end_unix_seconds,
+            start_timestamp: time_at("start_unix_seconds", start_unix_seconds)?.get(),
+            end_timestamp: time_at("end_unix_seconds", end_unix_seconds)?.get(),
             keys: &diagnosis_keys(keys)?,
             revised_keys: &diagnosis_keys(revised_keys)?,
         };

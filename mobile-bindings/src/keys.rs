@@ -7,15 +7,15 @@ use kith_core::{
     Error as CoreError, IntervalNumber, KeyError, KeyValidity, RollingPeriod, TemporaryExposureKey,
 };
 
-use crate::error::Result;
+use crate::error::{KithError, Result};
 
 /// One daily Temporary Exposure Key with the intervals it is valid for.
 ///
 /// An object rather than a record so that printing it (`Debug`, Python's `repr`,
 /// Kotlin's `toString`) never shows the key: the 16 bytes come out only through
 /// [`expose_secret`](Self::expose_secret), e.g. to build the upload request.
-#[derive(uniffi::Object)]
-#[uniffi::export(Debug)]
+#[derive(PartialEq, uniffi::Object)]
+#[uniffi::export(Debug, Eq)]
 pub struct ExposureKey(TemporaryExposureKey);
 
 #[uniffi::export]
@@ -24,9 +24,15 @@ impl ExposureKey {
     #[uniffi::constructor]
     pub fn from_bytes(
         key_data: Vec<u8>,
-        rolling_start_interval_number: u32,
-        rolling_period: u32,
+        rolling_start_interval_number: i64,
+        rolling_period: i64,
     ) -> Result<Arc<Self>> {
+        let rolling_start_interval_number: u32 = KithError::in_range(
+            "rolling_start_interval_number",
+            rolling_start_interval_number,
+            "0..=2^32-1",
+        )?;
+        let rolling_period = KithError::in_range("rolling_period", rolling_period, "1..=144")?;
         let period = RollingPeriod::new(rolling_period).map_err(CoreError::from)?;
         // A key that would end past the last interval number is a bad key, not a bad clock.
         let validity = KeyValidity::new(IntervalNumber::new(rolling_start_interval_number), period)
@@ -43,13 +49,13 @@ impl ExposureKey {
     }
 
     /// First interval the key is valid for (`rolling_start_interval_number`).
-    pub fn rolling_start_interval_number(&self) -> u32 {
-        self.0.validity().start().get()
+    pub fn rolling_start_interval_number(&self) -> i64 {
+        self.0.validity().start().get().into()
     }
 
     /// Number of intervals it is valid for, 1..=144 (`rolling_period`).
-    pub fn rolling_period(&self) -> u32 {
-        self.0.validity().period().get()
+    pub fn rolling_period(&self) -> i64 {
+        self.0.validity().period().get().into()
     }
 }
 

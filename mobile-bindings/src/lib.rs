@@ -26,18 +26,29 @@ mod beacon;
 mod checkin;
 mod engine;
 mod error;
+mod explain;
 mod export;
 mod keys;
 mod summary;
+mod units;
 
-pub use beacon::Beacon;
-pub use checkin::{CheckIn, ProtectedCheckIn, VenueExposure};
+pub use beacon::{Beacon, BeaconSighting};
+pub use checkin::{CheckIn, ProtectedCheckIn, TraceWarningIngest, VenueExposure};
 pub use engine::ExposureEngine;
-pub use error::{KithError, Result};
-pub use export::{ExportSigner, PublishedKey, TrustedPublicKey};
+pub use error::{KithError, PublicKeyError, Result, TimeError};
+pub use explain::{
+    BucketTime, DayExplanation, Factor, RiskExplanation, ThresholdCheck, WindowExplanation,
+};
+pub use export::{
+    ExportSigner, PublishedKey, TrustedPublicKey, trusted_public_keys_from_device_config,
+};
 pub use keys::ExposureKey;
 /// How a diagnosis was established, as GAEN numbers it (exported to apps as an enum).
 pub use kith_core::ReportType;
-pub use summary::{DailySummary, ExposureSummary, ExposureWindow, ScanInstance};
+/// The family of a risk configuration (exported to apps as an enum).
+pub use kith_core::risk::ModelKind;
+pub use summary::{
+    DailySummary, ExportIngest, ExposureSummary, ExposureWindow, KeyExposure, ScanInstance,
+};
 
 uniffi::setup_scaffolding!();

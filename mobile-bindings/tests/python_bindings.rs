@@ -78,12 +78,16 @@ fn python_tests_pass_against_the_generated_bindings() {
         .current_dir(CRATE_DIR)
         .env("PYTHONPATH", module_dir.path())
         .env("PYTHONDONTWRITEBYTECODE", "1")
+        // Where the GAEN reference material is, as kith-test-support finds it; the tests
+        // that read it skip (or, under KITH_REQUIRE_ALL, fail) without it (conftest.py).
+        .env(kith_test_support::GAEN_DIR, kith_test_support::gaen_dir())
         .args([
             "-m",
             "pytest",
             "-p",
             "no:cacheprovider",
             "-v",
+            "-rs",
             "python/tests",
         ]));
     let stdout = String::from_utf8_lossy(&output.stdout);

@@ -27,7 +27,8 @@ fn main() {
     );
 
     let started = Instant::now();
-    let pass = jobs::pass(&config, &Clock::system()).expect("export pass");
+    let storage = jobs::open_existing_storage(&config).expect("storage");
+    let pass = jobs::pass(&*storage, &config, &Clock::system()).expect("export pass");
     let seconds = started.elapsed().as_secs_f64();
     let bytes: u64 = pass.export.files.iter().map(|f| f.bytes).sum();
     let exported: usize = pass.export.files.iter().map(|f| f.real_keys).sum();

@@ -7,10 +7,10 @@ use std::sync::Mutex;
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use rand_core::OsRng;
-use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::clock::UnixSeconds;
 use crate::error::{AppError, Result};
+use crate::storage::{AccountStore, CaseWorkerRow};
 
 /// Failed logins in a row after which an account is locked.
 pub const MAX_FAILED_LOGINS: u32 = 5;
@@ -19,9 +19,14 @@ pub const LOCKOUT_SECONDS: u64 = 15 * 60;
 /// Shortest password accepted.
 pub const MIN_PASSWORD_LEN: usize = 12;
 
-/// The accounts, on their own connection to the database.
-#[derive(Debug)]
-pub struct Accounts(Mutex<Connection>);
+/// The accounts and the audit log, on their own connection to the database.
+pub struct Accounts(Mutex<Box<dyn AccountStore>>);
+
+impl std::fmt::Debug for Accounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Accounts { .. }")
+    }
+}
 
 /// Why a login failed.
 #[derive(Debug, PartialEq, Eq)]
@@ -36,12 +41,12 @@ pub enum LoginError {
 }
 
 impl Accounts {
-    /// Accounts on `conn` (migrated).
-    pub fn new(conn: Connection) -> Self {
-        Self(Mutex::new(conn))
+    /// Accounts kept in `store`.
+    pub fn new(store: Box<dyn AccountStore>) -> Self {
+        Self(Mutex::new(store))
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+    fn store(&self) -> std::sync::MutexGuard<'_, Box<dyn AccountStore>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -61,11 +66,7 @@ impl Accounts {
             ));
         }
         let hash = hash_password(password)?;
-        let inserted = self.conn().execute(
-            "INSERT INTO case_workers (name, password_hash) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-            params![name, hash],
-        )?;
-        if inserted == 0 {
+        if !self.store().add_case_worker(name, &hash)? {
             return Err(AppError::invalid(
                 "case_worker_exists",
                 format!("{name} already has an account"),
@@ -83,15 +84,13 @@ impl Accounts {
         now: UnixSeconds,
     ) -> Result<Result<(), LoginError>> {
         let name = name.trim();
-        let row: Option<(String, u32, u64)> = self
-            .conn()
-            .query_row(
-                "SELECT password_hash, failed_logins, locked_until FROM case_workers WHERE name = ?1",
-                [name],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-            )
-            .optional()?;
-        let Some((hash, failed, locked_until)) = row else {
+        let row = self.store().case_worker(name)?;
+        let Some(CaseWorkerRow {
+            password_hash: hash,
+            failed_logins: failed,
+            locked_until,
+        }) = row
+        else {
             let _ = check_password(DUMMY_HASH.as_str(), password);
             return Ok(Err(LoginError::Wrong));
         };
@@ -101,10 +100,7 @@ impl Accounts {
             }));
         }
         if check_password(&hash, password) {
-            self.conn().execute(
-                "UPDATE case_workers SET failed_logins = 0 WHERE name = ?1",
-                [name],
-            )?;
+            self.store().set_login_state(name, 0, locked_until)?;
             return Ok(Ok(()));
         }
         let failed = failed + 1;
@@ -113,10 +109,7 @@ impl Accounts {
         } else {
             (failed, 0)
         };
-        self.conn().execute(
-            "UPDATE case_workers SET failed_logins = ?2, locked_until = ?3 WHERE name = ?1",
-            params![name, failed, locked_until],
-        )?;
+        self.store().set_login_state(name, failed, locked_until)?;
         Ok(Err(if locked_until > 0 {
             LoginError::Locked {
                 retry_after_seconds: LOCKOUT_SECONDS,
@@ -150,23 +143,20 @@ fn check_password(hash: &str, password: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn accounts() -> Accounts {
-        let mut conn = Connection::open_in_memory().unwrap();
-        crate::schema::migrate(&mut conn).unwrap();
-        Accounts::new(conn)
-    }
-
     #[test]
     fn passwords_are_hashed_checked_and_accounts_lock() {
-        let accounts = accounts();
+        let fixture = crate::sqlite::fixture();
+        let accounts = Accounts::new(fixture.storage.accounts().unwrap());
         let t = UnixSeconds::new(1_000_000);
         accounts.add("ana", "correct horse battery").unwrap();
         assert!(accounts.add("ana", "another long password").is_err());
         assert!(accounts.add("bo", "short").is_err());
-        let stored: String = accounts
-            .conn()
-            .query_row("SELECT password_hash FROM case_workers", [], |r| r.get(0))
-            .unwrap();
+        let stored = accounts
+            .store()
+            .case_worker("ana")
+            .unwrap()
+            .unwrap()
+            .password_hash;
         assert!(stored.starts_with("$argon2id$") && !stored.contains("horse"));
         assert_eq!(
             accounts.verify("ana", "correct horse battery", t).unwrap(),

@@ -15,6 +15,7 @@ use crate::config::Durability;
 use crate::error::{AppError, Result};
 use crate::guessing::BudgetState;
 use crate::schema;
+use crate::storage::{CodeRow, CodeState};
 use crate::upload::StoredKey;
 
 /// File name of the database inside the data directory.
@@ -63,30 +64,6 @@ pub fn open(data_dir: &Path, durability: Durability, max_mib: Option<u32>) -> Re
         conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))?;
     }
     Ok(conn)
-}
-
-/// A verification code that has not been used.
-#[derive(Debug)]
-pub struct CodeRow {
-    /// The hash it is stored under.
-    pub hash: CodeHash,
-    /// Diagnosis for the keys.
-    pub diagnosis: Diagnosis,
-    /// Onset or test day.
-    pub onset: Option<Onset>,
-    /// When it stops working.
-    pub expires_at: UnixSeconds,
-}
-
-/// What the database knows of a code.
-#[derive(Debug)]
-pub enum CodeState {
-    /// Never issued (or deleted long after it expired).
-    Unknown,
-    /// Issued and not yet used.
-    Unused(CodeRow),
-    /// Used once already.
-    Redeemed,
 }
 
 /// Looks up a code by its hash.
@@ -138,16 +115,21 @@ pub fn find_code(conn: &Connection, hash: &CodeHash) -> Result<CodeState> {
 }
 
 /// Marks a code used: its row shrinks to the hash and the hour it expires, so nothing
-/// of it (diagnosis, onset, times) is left to match with the keys stored beside it.
-pub fn redeem_code(conn: &Connection, code: &CodeRow) -> Result<()> {
-    conn.prepare_cached("DELETE FROM verification_codes WHERE code_hash = ?1")?
+/// of it (diagnosis, onset, times) is left to match with the keys stored beside it. False
+/// if it was not unused (the writer is the only one to redeem, so that is a bug's sign).
+pub fn redeem_code(conn: &Connection, code: &CodeRow) -> Result<bool> {
+    let deleted = conn
+        .prepare_cached("DELETE FROM verification_codes WHERE code_hash = ?1")?
         .execute([code.hash.as_bytes().as_slice()])?;
+    if deleted == 0 {
+        return Ok(false);
+    }
     conn.prepare_cached("INSERT INTO redeemed_codes (code_hash, expires_hour) VALUES (?1, ?2)")?
         .execute(params![
             code.hash.as_bytes().as_slice(),
             code.expires_at.get().div_ceil(HOUR)
         ])?;
-    Ok(())
+    Ok(true)
 }
 
 /// Stores a new code; false if its hash already exists (a collision: draw another).
@@ -203,7 +185,8 @@ pub fn store_sealed_answer(
     expires_hour: u64,
 ) -> Result<()> {
     conn.prepare_cached(
-        "INSERT INTO sealed_answers (id, answer, expires_hour) VALUES (?1, ?2, ?3)",
+        "INSERT INTO sealed_answers (id, answer, expires_hour) VALUES (?1, ?2, ?3)
+         ON CONFLICT DO NOTHING",
     )?
     .execute(params![id.as_slice(), answer, expires_hour])?;
     Ok(())

@@ -9,11 +9,12 @@ use std::sync::Arc;
 
 use crate::clock::{Clock, UnixSeconds};
 use crate::config::Config;
-use crate::db;
-use crate::error::{AppError, Result};
+use crate::error::Result;
 use crate::export::{self, ExportRun, ExportSettings};
 use crate::retention::{Retention, RetentionRun};
 use crate::signing_keys::{self, Rotation, SigningKeys};
+use crate::sqlite::SqliteStorage;
+use crate::storage::Storage;
 
 /// Seconds between passes at most.
 pub const MAX_PASS_INTERVAL: u64 = 60;
@@ -29,25 +30,36 @@ pub struct Pass {
     pub keys: Arc<SigningKeys>,
 }
 
-/// Runs one pass on the data directory of `config`, reading the time from `clock`.
-pub fn pass(config: &Config, clock: &Clock) -> Result<Pass> {
+/// The storage `config` names, created and migrated if needed.
+pub fn open_storage(config: &Config) -> Result<Arc<dyn Storage>> {
+    Ok(Arc::new(SqliteStorage::open(config)?))
+}
+
+/// The storage of a server that has run before, for the operator's commands.
+pub fn open_existing_storage(config: &Config) -> Result<Arc<dyn Storage>> {
+    Ok(Arc::new(SqliteStorage::open_existing(config)?))
+}
+
+/// Runs one pass on `storage` and the data directory of `config`, reading the time from
+/// `clock`.
+pub fn pass(storage: &dyn Storage, config: &Config, clock: &Clock) -> Result<Pass> {
     let now = clock.now();
     let data_dir: &Path = &config.data_dir;
-    let mut conn = open_existing(config)?;
+    let mut store = storage.batcher()?;
     let keys = SigningKeys::load(
-        &conn,
+        &mut *store,
         data_dir,
         &config.export_key_id,
         &config.export_key_version,
         now,
     )?;
     let settings = ExportSettings::from(&config.export);
-    let export = export::run_once(&mut conn, data_dir, &settings, &keys, clock)?;
+    let export = export::run_once(&mut *store, data_dir, &settings, &keys, clock)?;
     let retention = Retention {
         keep_seconds: config.export.retention_days * 86_400,
         delete_delay_seconds: config.export.delete_delay_seconds,
     }
-    .run(&mut conn, data_dir, clock.now())?;
+    .run(&mut *store, data_dir, clock.now())?;
     Ok(Pass {
         export,
         retention,
@@ -62,26 +74,14 @@ pub fn rotate_signing_key(
     now: UnixSeconds,
     retire_at: Option<UnixSeconds>,
 ) -> Result<Rotation> {
-    let mut conn = open_existing(config)?;
+    let mut store = open_existing_storage(config)?.batcher()?;
     // Registers the first key if no server has run since the upgrade.
     SigningKeys::load(
-        &conn,
+        &mut *store,
         &config.data_dir,
         &config.export_key_id,
         &config.export_key_version,
         now,
     )?;
-    signing_keys::rotate(&mut conn, &config.data_dir, now, retire_at)
-}
-
-/// The database of a data directory a server has already set up (it creates the keys).
-fn open_existing(config: &Config) -> Result<rusqlite::Connection> {
-    let database = config.data_dir.join(db::DATABASE_FILE);
-    if !database.is_file() {
-        return Err(AppError::BadFile {
-            path: config.data_dir.display().to_string(),
-            reason: "no Kith data directory here; start kith-server on it once first".into(),
-        });
-    }
-    db::open(&config.data_dir, config.durability, config.max_database_mib)
+    signing_keys::rotate(&mut *store, &config.data_dir, now, retire_at)
 }

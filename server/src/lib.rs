@@ -51,8 +51,10 @@
 //! Modules, from the bottom: `clock`, `calendar`, `error` (no server modules below
 //! them); the domain — `codes` (codes, orders, the guessing budget), `upload` (the
 //! publish document and GAEN's rules), `sealed` (HPKE), `keyring`, `sessions`; storage
-//! — `schema`, `db`, `writer`; `state`; and on top the HTTP layer — `json`, `html`
-//! and one module per resource (`publish`, `admin`, `portal`, `portal_dashboard`, `client_config`,
+//! — `storage` (the traits every backend implements), `sqlite` with `schema` and `db`,
+//! `writer` (group commit over any backend); `statistics` (the daily figures); `state`; and
+//! on top the HTTP layer — `json`, `html` and one module per resource (`publish`, `admin`,
+//! `portal`, `portal_dashboard`, `portal_venues`, `client_config`, `distribution`,
 //! `health`, `metrics`, `openapi`). Lower modules never import higher ones.
 #![forbid(unsafe_code)]
 
@@ -91,10 +93,13 @@ mod server;
 mod serving;
 mod sessions;
 pub mod signing_keys;
+mod sqlite;
 mod state;
 mod statistics;
+pub mod storage;
 mod upload;
 mod venues;
+pub mod window;
 mod writer;
 
 pub use answer::RESPONSE_LEN;

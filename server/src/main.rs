@@ -111,7 +111,8 @@ async fn run(config: Config) -> kith_server::Result<()> {
 }
 
 fn export_once(config: &Config) -> kith_server::Result<()> {
-    let pass = jobs::pass(config, &Clock::system())?;
+    let storage = jobs::open_existing_storage(config)?;
+    let pass = jobs::pass(&*storage, config, &Clock::system())?;
     let export = &pass.export;
     println!(
         "windows cut: {}, batches exported: {}, taken over by another batcher: {}",

@@ -49,27 +49,25 @@ impl Server {
         let data_dir = DataDir::open(&config.data_dir)?;
         let (keyring, new_admin_key) = Keyring::open_or_create(&config.data_dir)?;
         let risk = risk_config(&config)?;
-        let conn = db::open(&config.data_dir, config.durability, config.max_database_mib)?;
-        let checkpoint_conn =
-            db::open(&config.data_dir, config.durability, config.max_database_mib)?;
-        let accounts_conn = db::open(&config.data_dir, config.durability, config.max_database_mib)?;
+        let storage = jobs::open_storage(&config)?;
+        let mut writer_store = storage.writer()?;
+        // Venues still keep their own SQLite connection (not behind the storage seam yet).
         let venues_conn = db::open(&config.data_dir, config.durability, config.max_database_mib)?;
         let limits = Limits {
             burst: config.failed_redemptions_burst,
             per_hour: config.failed_redemptions_per_hour,
             per_source_per_day: config.failed_redemptions_per_source,
         };
-        let guard = Guard::new(limits, db::load_budget(&conn)?, clock.now());
+        let guard = Guard::new(limits, writer_store.load_budget()?, clock.now());
         let signing_keys = SigningKeys::load(
-            &conn,
+            &mut *storage.batcher()?,
             &config.data_dir,
             &config.export_key_id,
             &config.export_key_version,
             clock.now(),
         )?;
         let (writer, writer_thread) = Writer::start(
-            conn,
-            checkpoint_conn,
+            writer_store,
             keyring.pepper.clone(),
             guard,
             clock.clone(),
@@ -81,12 +79,13 @@ impl Server {
             risk,
             writer,
             metrics: metrics::recorder(),
-            accounts: Arc::new(Accounts::new(accounts_conn)),
+            accounts: Arc::new(Accounts::new(storage.accounts()?)),
             venues: Venues::new(venues_conn),
             sessions: Sessions::default(),
             sources: SourceKey::default(),
             signing_keys: SigningKeysCell::new(signing_keys),
             exports: ExportCache::new(config.data_dir.clone()),
+            storage,
             config,
         });
         Ok(Self {
@@ -256,7 +255,7 @@ async fn export_in_background(state: AppState) {
 }
 
 fn export_pass(state: &AppState) -> Result<jobs::Pass> {
-    let pass = jobs::pass(&state.config, &state.clock)?;
+    let pass = jobs::pass(&*state.storage, &state.config, &state.clock)?;
     state.signing_keys.set(std::sync::Arc::clone(&pass.keys));
     Ok(pass)
 }

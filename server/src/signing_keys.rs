@@ -11,11 +11,11 @@ use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 use kith_core::{ExportSigner, MAX_EXPORT_SIGNATURES, OsRng, SigningKey};
-use rusqlite::{Connection, params};
 
 use crate::clock::UnixSeconds;
-use crate::error::{AppError, Result};
+use crate::error::Result;
 use crate::keyring::{FIRST_SIGNING_KEY_FILE, key_error, read_secret, write_secret};
+use crate::storage::{AddedKey, BatchStore, SigningKeyRow};
 
 /// One signing key with its life span.
 #[derive(Debug)]
@@ -43,41 +43,29 @@ impl SigningKeys {
     /// Loads the keys listed in the database from `data_dir`. On the first load, the key
     /// made on first start is registered as `first_id` / `first_version`.
     pub fn load(
-        conn: &Connection,
+        store: &mut dyn BatchStore,
         data_dir: &Path,
         first_id: &str,
         first_version: &str,
         now: UnixSeconds,
     ) -> Result<Self> {
-        conn.execute(
-            "INSERT INTO signing_keys (key_version, key_id, file, created_at)
-             SELECT ?1, ?2, ?3, ?4 WHERE NOT EXISTS (SELECT 1 FROM signing_keys)",
-            params![first_version, first_id, FIRST_SIGNING_KEY_FILE, now.get()],
-        )?;
-        let mut stmt = conn.prepare(
-            "SELECT key_id, key_version, file, created_at, not_after
-             FROM signing_keys ORDER BY created_at, key_version",
-        )?;
-        let rows = stmt.query_map([], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, String>(1)?,
-                row.get::<_, String>(2)?,
-                row.get::<_, u64>(3)?,
-                row.get::<_, Option<u64>>(4)?,
-            ))
-        })?;
+        let first = SigningKeyRow {
+            key_id: first_id.into(),
+            key_version: first_version.into(),
+            file: FIRST_SIGNING_KEY_FILE.into(),
+            created_at: now,
+            not_after: None,
+        };
         let mut keys = Vec::new();
-        for row in rows {
-            let (id, version, file, created_at, not_after) = row?;
-            let path = data_dir.join(&file);
+        for row in store.signing_keys(&first)? {
+            let path = data_dir.join(&row.file);
             let pem = read_secret(&path)?
                 .ok_or_else(|| key_error(&path, "listed in signing_keys but missing"))?;
             let key = SigningKey::from_pkcs8_pem(&pem).map_err(|e| key_error(&path, e))?;
             keys.push(SigningKeyEntry {
-                signer: ExportSigner::new(id, version, key),
-                created_at: UnixSeconds::new(created_at),
-                not_after: not_after.map(UnixSeconds::new),
+                signer: ExportSigner::new(row.key_id, row.key_version, key),
+                created_at: row.created_at,
+                not_after: row.not_after,
             });
         }
         Ok(Self(keys))
@@ -102,63 +90,21 @@ impl SigningKeys {
 }
 
 /// What [`rotate`] did.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Rotation {
-    /// The new key's id (that of the newest key before).
-    pub key_id: String,
-    /// The new key's version.
-    pub key_version: String,
-    /// How many older keys now end at the given time.
-    pub retiring: usize,
-}
+pub type Rotation = AddedKey;
 
 /// Adds a signing key (version `v<n>`, the first free number) and, with `retire_at`, gives
 /// every older key without an end time that end.
 pub fn rotate(
-    conn: &mut Connection,
+    store: &mut dyn BatchStore,
     data_dir: &Path,
     now: UnixSeconds,
     retire_at: Option<UnixSeconds>,
 ) -> Result<Rotation> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let key_id: String = tx
-        .query_row(
-            "SELECT key_id FROM signing_keys ORDER BY created_at DESC, key_version DESC LIMIT 1",
-            [],
-            |row| row.get(0),
-        )
-        .map_err(|_| AppError::Corrupt("no signing key is registered yet".into()))?;
-    let taken = |version: &str| -> Result<bool> {
-        Ok(tx.query_row(
-            "SELECT EXISTS (SELECT 1 FROM signing_keys WHERE key_version = ?1)",
-            [version],
-            |row| row.get(0),
-        )?)
-    };
-    let mut n = 2;
-    while taken(&format!("v{n}"))? {
-        n += 1;
-    }
-    let key_version = format!("v{n}");
-    let file = format!("export-signing-key-{key_version}.pem");
-    let key = SigningKey::generate(&mut OsRng);
-    write_secret(&data_dir.join(&file), key.to_pkcs8_pem().as_bytes())?;
-    let retiring = match retire_at {
-        Some(end) => tx.execute(
-            "UPDATE signing_keys SET not_after = ?1 WHERE not_after IS NULL",
-            [end.get()],
-        )?,
-        None => 0,
-    };
-    tx.execute(
-        "INSERT INTO signing_keys (key_version, key_id, file, created_at) VALUES (?1, ?2, ?3, ?4)",
-        params![key_version, key_id, file, now.get()],
-    )?;
-    tx.commit()?;
-    Ok(Rotation {
-        key_id,
-        key_version,
-        retiring,
+    store.add_signing_key(now, retire_at, &mut |version| {
+        let file = format!("export-signing-key-{version}.pem");
+        let key = SigningKey::generate(&mut OsRng);
+        write_secret(&data_dir.join(&file), key.to_pkcs8_pem().as_bytes())?;
+        Ok(file)
     })
 }
 
@@ -186,54 +132,5 @@ impl SigningKeysCell {
             Ok(mut slot) => *slot = keys,
             Err(poisoned) => *poisoned.into_inner() = keys,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::keyring::Keyring;
-    use crate::schema;
-
-    #[test]
-    fn rotation_adds_a_key_and_retires_the_old_one_at_its_end_time() {
-        let dir = tempfile::tempdir().unwrap();
-        Keyring::open_or_create(dir.path()).unwrap();
-        let mut conn = Connection::open_in_memory().unwrap();
-        schema::migrate(&mut conn).unwrap();
-        let t0 = UnixSeconds::new(1_800_000_000);
-        let first = SigningKeys::load(&conn, dir.path(), "310", "v1", t0).unwrap();
-        assert_eq!(first.all().len(), 1);
-        assert_eq!(first.signers(t0)[0].info().key_version(), "v1");
-
-        let end = t0.plus(7 * 86_400);
-        let rotation = rotate(&mut conn, dir.path(), t0.plus(60), Some(end)).unwrap();
-        assert_eq!(
-            rotation,
-            Rotation {
-                key_id: "310".into(),
-                key_version: "v2".into(),
-                retiring: 1
-            }
-        );
-        let keys = SigningKeys::load(&conn, dir.path(), "ignored", "ignored", t0).unwrap();
-        let versions = |now| -> Vec<String> {
-            keys.signers(now)
-                .iter()
-                .map(|s| s.info().key_version().to_owned())
-                .collect()
-        };
-        assert_eq!(versions(t0.plus(120)), ["v1", "v2"]);
-        assert_eq!(versions(end), ["v2"]);
-        assert_ne!(
-            keys.all()[0].signer.verifying_key(),
-            keys.all()[1].signer.verifying_key()
-        );
-        assert_eq!(
-            rotate(&mut conn, dir.path(), t0.plus(180), None)
-                .unwrap()
-                .key_version,
-            "v3"
-        );
     }
 }

@@ -15,6 +15,7 @@ use crate::guessing::SourceKey;
 use crate::keyring::Keyring;
 use crate::sessions::Sessions;
 use crate::signing_keys::SigningKeysCell;
+use crate::storage::Storage;
 use crate::venues::Venues;
 use crate::writer::Writer;
 
@@ -32,6 +33,8 @@ pub struct Shared {
     pub keyring: Keyring,
     /// Risk scoring settings published to phones.
     pub risk: RiskConfig,
+    /// Where everything is stored.
+    pub storage: Arc<dyn Storage>,
     /// The database writer.
     pub writer: Writer,
     /// Renders `/metrics`.

@@ -11,11 +11,9 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use rand::SeedableRng;
@@ -26,18 +24,15 @@ use sha2::{Digest, Sha256};
 use crate::answer;
 use crate::clock::{Clock, UnixSeconds};
 use crate::codes::{CodeHash, CodeOrder, Pepper, VerificationCode};
-use crate::db::{self, CodeState};
 use crate::error::{AppError, Result};
 use crate::guessing::{Guard, SourceTag};
 use crate::pacing::AnswerFloor;
 use crate::sealed::ResponseSealer;
+use crate::storage::{CodeState, WriteTx, WriterStore};
 use crate::upload::Upload;
 
 /// Jobs waiting beyond this make handlers wait for room (back-pressure).
 const QUEUE_LEN: usize = 8192;
-
-/// How often the WAL is copied back into the database file.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
 enum Job {
     Publish {
@@ -83,36 +78,23 @@ impl std::fmt::Debug for Job {
 }
 
 impl Writer {
-    /// Starts the writer thread on `conn`, and a checkpointer on `checkpoint_conn` (a
-    /// second connection to the same database) that copies the WAL back into the
-    /// database file, so the writer never stalls on a checkpoint. Both threads end when
-    /// every `Writer` is dropped, after the jobs already sent are done.
+    /// Starts the writer thread on `store`. The thread ends when every `Writer` is dropped,
+    /// after the jobs already sent are done.
     pub fn start(
-        conn: Connection,
-        checkpoint_conn: Connection,
+        store: Box<dyn WriterStore>,
         pepper: Pepper,
         guard: Guard,
         clock: Clock,
         batch: usize,
     ) -> Result<(Self, JoinHandle<()>)> {
-        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         let (jobs, queue) = mpsc::channel(QUEUE_LEN);
         let storage_full = Arc::new(AtomicBool::new(false));
-        let (stop_checkpoints, stopped) = std_mpsc::channel::<()>();
-        let spawn_error = |source| AppError::Io {
-            path: "database threads".into(),
-            source,
-        };
-        std::thread::Builder::new()
-            .name("kith-checkpoint".into())
-            .spawn(move || checkpoint_until_stopped(&checkpoint_conn, &stopped))
-            .map_err(spawn_error)?;
         let thread_storage_full = storage_full.clone();
         let thread = std::thread::Builder::new()
             .name("kith-writer".into())
             .spawn(move || {
                 WriterThread {
-                    conn,
+                    store,
                     pepper,
                     guard,
                     clock,
@@ -122,9 +104,11 @@ impl Writer {
                     floor: AnswerFloor::new(Instant::now()),
                 }
                 .run(queue, batch.max(1));
-                drop(stop_checkpoints);
             })
-            .map_err(spawn_error)?;
+            .map_err(|source| AppError::Io {
+                path: "database writer thread".into(),
+                source,
+            })?;
         Ok((Self { jobs, storage_full }, thread))
     }
 
@@ -185,15 +169,6 @@ impl Writer {
     }
 }
 
-fn checkpoint_until_stopped(conn: &Connection, stopped: &std_mpsc::Receiver<()>) {
-    while let Err(std_mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
-        // PASSIVE never blocks the writer; what it cannot copy now it copies next time.
-        if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(%error, "WAL checkpoint failed; retrying");
-        }
-    }
-}
-
 /// An answer to send once the batch is committed.
 enum Reply {
     Published(
@@ -225,7 +200,7 @@ impl Reply {
 }
 
 struct WriterThread {
-    conn: Connection,
+    store: Box<dyn WriterStore>,
     pepper: Pepper,
     guard: Guard,
     clock: Clock,
@@ -276,48 +251,53 @@ impl WriterThread {
         let not_before = self.floor.release_at(started);
         let now = self.clock.now();
         let budget_before = self.guard.budget();
-        // IMMEDIATE: take the write lock up front, waiting for the export batcher (another
-        // connection, maybe another process) if it holds it. A deferred transaction that
-        // read first would fail with SQLITE_BUSY instead of waiting.
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let mut outcomes = Vec::with_capacity(jobs.len());
-        for job in jobs.iter() {
-            let outcome = match job {
-                Job::Publish {
-                    upload,
-                    source,
-                    sealed,
-                    ..
-                } => {
-                    let mut redemption = Redemption {
-                        tx: &tx,
-                        guard: &mut self.guard,
-                        pepper: &self.pepper,
-                        rng: &mut self.rng,
-                        now,
-                    };
-                    Outcome::Published(match sealed {
-                        None => redemption.publish(upload, *source).map(Answer::Accepted),
-                        Some(sealer) => redemption.publish_sealed(upload, *source, sealer),
-                    })
-                }
-                Job::IssueCodes {
-                    order, issued_by, ..
-                } => Outcome::Issued(issue_codes(&tx, &self.pepper, order, issued_by, now)),
-            };
-            outcomes.push(outcome.server_failure()?);
-        }
-        if self.guard.budget() != budget_before {
-            db::store_budget(&tx, self.guard.budget())?;
-        }
         let hour = now.get() / 3600;
-        if hour != self.pruned_hour {
-            db::prune_sealed_answers(&tx, hour)?;
-            self.pruned_hour = hour;
-        }
-        tx.commit()?;
+        let Self {
+            store,
+            pepper,
+            guard,
+            rng,
+            pruned_hour,
+            ..
+        } = self;
+        let mut outcomes = Vec::with_capacity(jobs.len());
+        store.transaction(&mut |tx| {
+            outcomes.clear();
+            for job in jobs.iter() {
+                let outcome = match job {
+                    Job::Publish {
+                        upload,
+                        source,
+                        sealed,
+                        ..
+                    } => {
+                        let mut redemption = Redemption {
+                            tx: &mut *tx,
+                            guard: &mut *guard,
+                            pepper,
+                            rng: &mut *rng,
+                            now,
+                        };
+                        Outcome::Published(match sealed {
+                            None => redemption.publish(upload, *source).map(Answer::Accepted),
+                            Some(sealer) => redemption.publish_sealed(upload, *source, sealer),
+                        })
+                    }
+                    Job::IssueCodes {
+                        order, issued_by, ..
+                    } => Outcome::Issued(issue_codes(&mut *tx, pepper, order, issued_by, now)),
+                };
+                outcomes.push(outcome.server_failure()?);
+            }
+            if guard.budget() != budget_before {
+                tx.store_budget(guard.budget())?;
+            }
+            if hour != *pruned_hour {
+                tx.prune_sealed_answers(hour)?;
+                *pruned_hour = hour;
+            }
+            Ok(())
+        })?;
         Ok(jobs
             .drain(..)
             .zip(outcomes)
@@ -373,7 +353,7 @@ fn reject(reason: &'static str, error: AppError) -> Result<usize> {
 
 /// One publish's decisions inside the batch's transaction.
 struct Redemption<'a> {
-    tx: &'a Connection,
+    tx: &'a mut dyn WriteTx,
     guard: &'a mut Guard,
     pepper: &'a Pepper,
     rng: &'a mut StdRng,
@@ -390,7 +370,7 @@ impl Redemption<'_> {
         sealer: &ResponseSealer,
     ) -> Result<Answer> {
         let id: [u8; 32] = Sha256::digest(sealer.enc()).into();
-        if let Some(stored) = db::find_sealed_answer(self.tx, &id)? {
+        if let Some(stored) = self.tx.find_sealed_answer(&id)? {
             return Ok(Answer::Sealed(stored));
         }
         let value = match self.publish(upload, source) {
@@ -400,7 +380,7 @@ impl Redemption<'_> {
         };
         let sealed = sealer.seal(answer::padded(value).as_bytes(), self.rng);
         let expires_hour = self.now.get() / 3600 + SEALED_ANSWER_HOURS;
-        db::store_sealed_answer(self.tx, &id, &sealed, expires_hour)?;
+        self.tx.store_sealed_answer(&id, &sealed, expires_hour)?;
         Ok(Answer::Sealed(sealed))
     }
 
@@ -414,6 +394,17 @@ impl Redemption<'_> {
         reject(reason, error)
     }
 
+    fn already_used(&mut self, source: SourceTag) -> Result<usize> {
+        self.failed(
+            source,
+            "used",
+            AppError::Forbidden {
+                code: "code_already_used",
+                message: "the verification code was already used".into(),
+            },
+        )
+    }
+
     fn publish(&mut self, upload: &Upload, source: SourceTag) -> Result<usize> {
         // Checked before anything else so that a refused source learns nothing about
         // its code from the answer.
@@ -423,11 +414,11 @@ impl Redemption<'_> {
         if upload.fake {
             // Chaff: the same look-up as a real upload, of a hash no code has, so its
             // time does not depend on whether the code it carries is valid.
-            db::find_code(self.tx, &CodeHash::random(self.rng))?;
+            self.tx.find_code(&CodeHash::random(self.rng))?;
             upload.stored_keys(kith_core::ReportType::Unknown, None)?;
             return Ok(upload.len());
         }
-        let code = match db::find_code(self.tx, &upload.code.hash(self.pepper))? {
+        let code = match self.tx.find_code(&upload.code.hash(self.pepper))? {
             CodeState::Unknown => {
                 return self.failed(
                     source,
@@ -438,16 +429,7 @@ impl Redemption<'_> {
                     },
                 );
             }
-            CodeState::Redeemed => {
-                return self.failed(
-                    source,
-                    "used",
-                    AppError::Forbidden {
-                        code: "code_already_used",
-                        message: "the verification code was already used".into(),
-                    },
-                );
-            }
+            CodeState::Redeemed => return self.already_used(source),
             CodeState::Unused(code) if code.expires_at <= self.now => {
                 return self.failed(
                     source,
@@ -465,9 +447,13 @@ impl Redemption<'_> {
             code.diagnosis.report_type(),
             code.onset.map(|onset| onset.day),
         )?;
-        db::redeem_code(self.tx, &code)?;
-        db::insert_keys(self.tx, &keys, self.now, self.rng)?;
-        db::insert_check_ins(self.tx, &upload.check_ins, self.now, self.rng)?;
+        if !self.tx.redeem_code(&code)? {
+            // Another server redeemed it since the look-up.
+            return self.already_used(source);
+        }
+        self.tx.insert_keys(&keys, self.now, self.rng)?;
+        self.tx
+            .insert_check_ins(&upload.check_ins, self.now, self.rng)?;
         metrics::counter!("kith_codes_redeemed_total").increment(1);
         metrics::counter!("kith_keys_accepted_total").increment(keys.len() as u64);
         Ok(keys.len())
@@ -475,7 +461,7 @@ impl Redemption<'_> {
 }
 
 fn issue_codes(
-    tx: &Connection,
+    tx: &mut dyn WriteTx,
     pepper: &Pepper,
     order: &CodeOrder,
     issued_by: &str,
@@ -486,8 +472,8 @@ fn issue_codes(
     while codes.len() < order.count as usize {
         let code = VerificationCode::generate(&mut rng);
         let hash = code.hash(pepper);
-        if db::insert_code(tx, &hash, order)? {
-            db::audit_issue(tx, issued_by, &hash, now)?;
+        if tx.insert_code(&hash, order)? {
+            tx.audit_issue(issued_by, &hash, now)?;
             codes.push(code);
         }
     }

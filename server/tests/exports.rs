@@ -18,9 +18,9 @@ use kith_core::{
     TemporaryExposureKey, TrustedKeys, VerifiedExport, VerifyingKey,
 };
 use kith_server::UnixSeconds;
-use kith_server::export::batches;
 use kith_server::export::{self, ExportSettings, StagedBatch, files};
 use kith_server::signing_keys::SigningKeys;
+use kith_server::storage::BatchStore;
 use serde_json::Value;
 
 const DAY: u64 = 86_400;
@@ -467,7 +467,7 @@ async fn retention_drops_files_from_the_index_before_deleting_them() {
 
 /// A second batcher on the server's data directory, driven step by step.
 struct Batcher {
-    conn: rusqlite::Connection,
+    store: Box<dyn BatchStore>,
     settings: ExportSettings,
     keys: SigningKeys,
 }
@@ -476,9 +476,12 @@ impl Batcher {
     fn new(server: &TestServer) -> Self {
         let config = &server.server.state().config;
         let dir = server.dir.path();
-        let conn = rusqlite::Connection::open(dir.join("kith.sqlite3")).unwrap();
+        let mut store = kith_server::jobs::open_existing_storage(config)
+            .unwrap()
+            .batcher()
+            .unwrap();
         let keys = SigningKeys::load(
-            &conn,
+            &mut *store,
             dir,
             &config.export_key_id,
             &config.export_key_version,
@@ -486,7 +489,7 @@ impl Batcher {
         )
         .unwrap();
         Self {
-            conn,
+            store,
             settings: ExportSettings::from(&config.export),
             keys,
         }
@@ -496,13 +499,16 @@ impl Batcher {
     /// empty ones) until one has files: that one is returned, staged, unpublished.
     fn stage_next_with_files(&mut self, server: &TestServer) -> StagedBatch {
         let dir = server.dir.path();
-        batches::cut_windows(&mut self.conn, &self.settings.windowing, server.now()).unwrap();
+        self.store
+            .cut_windows(&self.settings.windowing, server.now())
+            .unwrap();
         loop {
-            let lease = batches::lease(&mut self.conn, server.now(), self.settings.lease_seconds)
+            let lease = (self.store)
+                .lease(server.now(), self.settings.lease_seconds)
                 .unwrap()
                 .expect("a batch with keys to lease");
             let staged = export::stage_batch(
-                &mut self.conn,
+                &mut *self.store,
                 dir,
                 &self.settings,
                 &self.keys,
@@ -514,7 +520,7 @@ impl Batcher {
             if !staged.is_empty() {
                 return staged;
             }
-            export::publish_batch(&mut self.conn, staged, server.now()).unwrap();
+            export::publish_batch(&mut *self.store, staged, server.now()).unwrap();
         }
     }
 }
@@ -558,7 +564,7 @@ async fn a_batcher_that_outlived_its_lease_and_was_taken_over_changes_nothing() 
 
     // A wakes up and tries to publish and complete: refused, and nothing changes.
     assert_eq!(
-        export::publish_batch(&mut a.conn, staged, server.now()).unwrap(),
+        export::publish_batch(&mut *a.store, staged, server.now()).unwrap(),
         None
     );
     assert_eq!(std::fs::read(dir.join(&name)).unwrap(), published);
@@ -608,7 +614,7 @@ async fn temporary_files_of_killed_batchers_go_but_live_ones_stay() {
     );
     assert_eq!(temporaries(&server), live);
     assert!(
-        export::publish_batch(&mut other.conn, held, server.now())
+        export::publish_batch(&mut *other.store, held, server.now())
             .unwrap()
             .is_some()
     );

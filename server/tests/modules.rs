@@ -9,7 +9,7 @@ use std::path::Path;
 /// Modules below the HTTP layer: they must not use axum.
 const DOMAIN: &[&str] = &[
     "calendar", "clock", "codes", "db", "inspect", "keyring", "pacing", "schema", "sealed",
-    "sessions", "upload", "venues", "writer",
+    "sessions", "sqlite", "storage", "upload", "venues", "window", "writer",
 ];
 
 /// Top-level module name → source text (a directory module's files joined).

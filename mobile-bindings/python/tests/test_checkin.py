@@ -57,11 +57,14 @@ def test_the_overlapping_visitor_is_warned_and_the_later_one_is_not(phones, sign
     trusted = [signer.trusted_public_key()]
 
     later = EVENING + 6 * 3_600
-    assert bob.ingest_trace_warnings(package, trusted, later) == 1
-    assert bob.ingest_trace_warnings(package, trusted, later) == 0, "the same file once"
-    assert carol.ingest_trace_warnings(package, trusted, later) == 0
+    ingest = bob.ingest_trace_warnings(package, trusted, later)
+    assert not ingest.already_ingested
+    [warning] = ingest.new_venue_exposures
+    again = bob.ingest_trace_warnings(package, trusted, later)
+    assert again.already_ingested and again.new_venue_exposures == [], "the same file once"
+    assert carol.ingest_trace_warnings(package, trusted, later).new_venue_exposures == []
 
-    [warning] = bob.exposure_summary(later).venue_exposures
+    assert bob.exposure_summary(later).venue_exposures == [warning]
     assert warning.check_in_id == bob_visit.id
     assert warning.description == "Apple Computer, Inc."
     assert (warning.start_unix_seconds, warning.end_unix_seconds) == (EVENING + 1_800, EVENING + 3_600)
@@ -79,10 +82,10 @@ def test_the_overlap_threshold_is_configurable(phones, signer):
     # Alice stays the poster's 169 minutes (reported to 170), Bob arrives an hour later: 110 together.
     bob.check_in(POSTER, EVENING + 3_600)
     package = signer.write_trace_warnings(alice.check_ins_to_upload(EVENING + 4 * 3_600), "DE", HOUR)
-    assert bob.ingest_trace_warnings(package, [signer.trusted_public_key()], EVENING + 5 * 3_600) == 0
+    assert bob.ingest_trace_warnings(package, [signer.trusted_public_key()], EVENING + 5 * 3_600).new_venue_exposures == []
     bob.set_venue_min_overlap_minutes(110)
     again = signer.write_trace_warnings(alice.check_ins_to_upload(EVENING + 4 * 3_600), "DE", HOUR)
-    assert bob.ingest_trace_warnings(again, [signer.trusted_public_key()], EVENING + 5 * 3_600) == 1
+    assert len(bob.ingest_trace_warnings(again, [signer.trusted_public_key()], EVENING + 5 * 3_600).new_venue_exposures) == 1
 
 
 def test_packages_from_another_signer_or_altered_are_refused(phones, signer):
@@ -101,7 +104,7 @@ def test_packages_from_another_signer_or_altered_are_refused(phones, signer):
     altered = bytearray(upload.report)
     altered[-1] ^= 1
     mixed = signer.write_trace_warnings([ProtectedCheckIn(report=bytes(altered))], "DE", HOUR)
-    assert bob.ingest_trace_warnings(mixed, [signer.trusted_public_key()], EVENING + 7_200) == 0
+    assert bob.ingest_trace_warnings(mixed, [signer.trusted_public_key()], EVENING + 7_200).new_venue_exposures == []
 
 
 @pytest.mark.parametrize(
@@ -141,7 +144,7 @@ def test_visits_older_than_14_days_are_purged(phones, signer):
     alice.check_in(POSTER, EVENING)
     bob.check_in(POSTER, EVENING)
     package = signer.write_trace_warnings(alice.check_ins_to_upload(EVENING + 3_600), "DE", HOUR)
-    assert bob.ingest_trace_warnings(package, [signer.trusted_public_key()], EVENING + 7_200) == 1
+    assert len(bob.ingest_trace_warnings(package, [signer.trusted_public_key()], EVENING + 7_200).new_venue_exposures) == 1
     bob.purge(EVENING + 14 * DAY)
     assert len(bob.check_ins()) == 1, "the visit ended less than 14 days ago"
     bob.purge(EVENING + 15 * DAY)

@@ -45,9 +45,9 @@ def test_signer_writes_a_zip_with_its_public_key_published():
     signer = ExportSigner.generate("310", "v1")
     trusted = signer.trusted_public_key()
     assert trusted == TrustedPublicKey(
-        key_id="310", key_version="v1", public_key_pem=trusted.public_key_pem
+        key_id="310", key_version="v1", public_key=trusted.public_key
     )
-    assert trusted.public_key_pem.startswith("-----BEGIN PUBLIC KEY-----")
+    assert trusted.public_key.startswith("-----BEGIN PUBLIC KEY-----")
     assert "PRIVATE" not in repr(signer)
 
     key = ExposureKey.from_bytes(KEY, START, 144)
@@ -87,4 +87,4 @@ ZZp5VbljpT9fYUWmCtuIPSoStKOTdYwbjLyR0mY0JIaJ7Ro55iZAfAuyqg==
 
 def test_signer_from_an_openssl_pem_publishes_the_matching_public_key():
     signer = ExportSigner.from_pkcs8_pem("310", "v1", TEST_PRIVATE_KEY_PEM)
-    assert signer.trusted_public_key().public_key_pem.strip() == TEST_PUBLIC_KEY_PEM.strip()
+    assert signer.trusted_public_key().public_key.strip() == TEST_PUBLIC_KEY_PEM.strip()

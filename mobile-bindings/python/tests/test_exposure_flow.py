@@ -6,26 +6,17 @@ from kith_mobile import (
     ExportSigner,
     ExposureEngine,
     KithError,
-    PublishedKey,
     ReportType,
 )
-
-DAY = 86_400
-# 2023-11-15 09:00 UTC: the meeting starts.
-MEETING = 1_700_038_800
-TX_POWER = -20  # dBm announced in Alice's beacons
-RSSI = -60  # dBm measured by Bob: attenuation 40 dB, the "near" bucket (weight 100 %)
+from meeting import DAY, MEETING, RSSI, TX_POWER, published
 
 
 def meet(alice, bob, scans):
-    """Bob scans every 5 minutes and hears Alice's current beacon each time."""
+    """Bob scans every 5 minutes and hears Alice's current beacon each time, one call a beacon
+    (meeting.hear records them in batches)."""
     for scan in range(scans):
         t = MEETING + 300 * scan
         bob.record_sighting(alice.beacon(t).service_data, RSSI, t, t)
-
-
-def published(keys, report_type=ReportType.CONFIRMED_TEST):
-    return [PublishedKey(key=k, report_type=report_type, days_since_onset=0) for k in keys]
 
 
 def publish(signer, keys, report_type=ReportType.CONFIRMED_TEST):
@@ -57,10 +48,14 @@ def test_bob_learns_of_a_27_minute_exposure_to_alice(people, signer):
 
     later = MEETING + 2 * 3_600
     assert bob.exposure_summary(later).risk_level is None
-    matched = bob.ingest_export(publish(signer, keys), [signer.trusted_public_key()], later)
-    assert matched == 1
+    ingest = bob.ingest_export(publish(signer, keys), [signer.trusted_public_key()], later)
+    [exposure] = ingest.new_exposures
+    assert ingest.revised_exposures == [] and not ingest.already_ingested
+    assert ingest.previous_risk_level is None
 
     summary = bob.exposure_summary(later)
+    assert ingest.summary == summary
+    assert exposure.windows == summary.windows
     assert summary.risk_level == 1  # ENX defaults: 15 weighted minutes in a day
     assert summary.days == [MEETING // DAY]
     [window] = summary.windows
@@ -74,7 +69,9 @@ def test_bob_learns_of_a_27_minute_exposure_to_alice(people, signer):
     assert day.score_sum == pytest.approx(1_620)
 
     # The same file again matches nothing new.
-    assert bob.ingest_export(publish(signer, keys), [signer.trusted_public_key()], later) == 0
+    again = bob.ingest_export(publish(signer, keys), [signer.trusted_public_key()], later)
+    assert again.already_ingested and again.new_exposures == []
+    assert again.summary == summary
 
 
 def test_a_revoked_diagnosis_clears_the_risk(people, signer):
@@ -83,13 +80,19 @@ def test_a_revoked_diagnosis_clears_the_risk(people, signer):
     keys = alice.keys_to_upload(MEETING + 3_600)
     trusted = [signer.trusted_public_key()]
     later = MEETING + 2 * 3_600
-    assert bob.ingest_export(publish(signer, keys, ReportType.SELF_REPORT), trusted, later) == 1
-    assert bob.exposure_summary(later).risk_level == 1
+    ingest = bob.ingest_export(publish(signer, keys, ReportType.SELF_REPORT), trusted, later)
+    assert len(ingest.new_exposures) == 1
+    assert ingest.summary.risk_level == 1
 
     # The next day's file revokes Alice's diagnosis.
     revoked = published(keys, ReportType.REVOKED)
     next_file = signer.write_export([], revoked, "US", MEETING + DAY, MEETING + 2 * DAY)
-    assert bob.ingest_export(next_file, trusted, later + DAY) == 0
+    ingest = bob.ingest_export(next_file, trusted, later + DAY)
+    assert ingest.new_exposures == []
+    [revised] = ingest.revised_exposures
+    assert revised.report_type == ReportType.REVOKED
+    assert ingest.previous_risk_level == 1
+    assert ingest.summary.risk_level is None
     summary = bob.exposure_summary(later + DAY)
     assert summary.risk_level is None
     assert summary.windows == []
@@ -99,7 +102,7 @@ def test_a_two_minute_exposure_is_recorded_but_below_the_threshold(people, signe
     alice, bob = people
     meet(alice, bob, scans=1)
     keys = alice.keys_to_upload(MEETING + 3_600)
-    assert bob.ingest_export(publish(signer, keys), [signer.trusted_public_key()], MEETING + 3_600) == 1
+    assert len(bob.ingest_export(publish(signer, keys), [signer.trusted_public_key()], MEETING + 3_600).new_exposures) == 1
     summary = bob.exposure_summary(MEETING + 3_600)
     assert summary.risk_level is None
     assert summary.days == []
@@ -112,7 +115,7 @@ def test_keys_of_strangers_match_nothing(people, signer):
     stranger = ExposureEngine.open_in_memory(TX_POWER)
     stranger.beacon(MEETING)
     keys = stranger.keys_to_upload(MEETING + 3_600)
-    assert bob.ingest_export(publish(signer, keys), [signer.trusted_public_key()], MEETING + 3_600) == 0
+    assert bob.ingest_export(publish(signer, keys), [signer.trusted_public_key()], MEETING + 3_600).new_exposures == []
     assert bob.exposure_summary(MEETING + 3_600).windows == []
 
 
@@ -192,7 +195,7 @@ def test_a_file_signed_by_another_key_raises_untrusted_export_file(people, signe
 def test_a_malformed_trusted_key_raises_invalid_public_key(signer):
     engine = ExposureEngine.open_in_memory(TX_POWER)
     trusted = signer.trusted_public_key()
-    trusted.public_key_pem = "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"
+    trusted.public_key = "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"
     with pytest.raises(KithError.InvalidPublicKey):
         engine.ingest_export(b"", [trusted], MEETING)
 

@@ -1,5 +1,6 @@
 //! The batch table and what goes with it: cutting windows, leases, stored padding, the files
-//! of completed batches. Every state change is one SQLite transaction.
+//! of completed batches, in SQLite ([`crate::sqlite`] runs them). Every state change is one
+//! transaction.
 //!
 //! ```text
 //!  (no row) ──cut──▶ open ──lease──▶ pending (lease_id, lease_expires) ──finish──▶ complete
@@ -12,20 +13,12 @@
 
 use kith_core::{DaysSinceOnset, DiagnosisKey, KeyValidity, ReportType, RollingPeriod};
 use kith_core::{IntervalNumber, TemporaryExposureKey};
-use rand_core::{OsRng, RngCore};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
-use super::window::{Window, Windowing};
 use crate::clock::UnixSeconds;
 use crate::error::{AppError, Result};
-
-/// A batcher's hold on one batch: its window, and the token the batch carries while held.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Lease {
-    /// The batch's window.
-    pub window: Window,
-    token: [u8; 16],
-}
+pub use crate::storage::{FileRecord, Lease};
+use crate::window::{Window, Windowing};
 
 /// Inserts an open batch for every window that is old enough and not cut yet. The first
 /// window holds the oldest key's arrival (every later key is released no earlier).
@@ -66,8 +59,7 @@ pub fn cut_windows(
 /// Takes the oldest batch that is open, or pending with an expired lease, until
 /// `lease_seconds` after `now`.
 pub fn lease(conn: &mut Connection, now: UnixSeconds, lease_seconds: u64) -> Result<Option<Lease>> {
-    let mut token = [0; 16];
-    OsRng.fill_bytes(&mut token);
+    let token = Lease::fresh_token();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let window = tx
         .query_row(
@@ -87,7 +79,7 @@ pub fn lease(conn: &mut Connection, now: UnixSeconds, lease_seconds: u64) -> Res
         )
         .optional()?;
     tx.commit()?;
-    Ok(window.map(|window| Lease { window, token }))
+    Ok(window.map(|window| Lease::new(window, token)))
 }
 
 /// Whether `lease` still holds its batch: nobody took it over, nobody completed it. An
@@ -96,19 +88,17 @@ pub fn holds(conn: &Connection, lease: &Lease) -> Result<bool> {
     Ok(conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM export_batches
          WHERE start_time = ?1 AND status = 'pending' AND lease_id = ?2)",
-        params![lease.window.start.get(), lease.token.as_slice()],
+        params![lease.window.start.get(), lease.token().as_slice()],
         |r| r.get(0),
     )?)
 }
 
-/// Whether the batch starting at `start` is pending: some batcher may be writing its files.
-pub fn is_pending(conn: &Connection, start: UnixSeconds) -> Result<bool> {
-    Ok(conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM export_batches
-         WHERE start_time = ?1 AND status = 'pending')",
-        [start.get()],
-        |r| r.get(0),
-    )?)
+/// The start times of the pending batches: some batcher may be writing their files.
+pub fn pending(conn: &Connection) -> Result<Vec<UnixSeconds>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT start_time FROM export_batches WHERE status = 'pending'")?;
+    let starts = stmt.query_map([], |r| Ok(UnixSeconds::new(r.get(0)?)))?;
+    Ok(starts.collect::<rusqlite::Result<_>>()?)
 }
 
 /// The keys released in `window`, in the table's (random) order.
@@ -172,21 +162,6 @@ pub fn store_padding(
     Ok(Some(padding))
 }
 
-/// A file written for a batch: a key export, or its trace-warning package.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FileRecord {
-    /// Path relative to the data directory.
-    pub name: String,
-    /// Real keys (check-in reports, in a package) in it.
-    pub real_keys: usize,
-    /// Padding keys (reports) in it.
-    pub padding_keys: usize,
-    /// Its size.
-    pub bytes: u64,
-    /// SHA-256 of its bytes.
-    pub sha256: [u8; 32],
-}
-
 /// If `lease` still holds its batch: runs `publish` (which puts the files in place),
 /// records the files and marks the batch complete, all under the database's write lock,
 /// so no other batcher can take the batch over or complete it in between. Returns
@@ -196,7 +171,7 @@ pub fn finish(
     lease: &Lease,
     files: &[FileRecord],
     now: UnixSeconds,
-    publish: impl FnOnce() -> Result<()>,
+    publish: &mut dyn FnMut() -> Result<()>,
 ) -> Result<bool> {
     let window = lease.window;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -254,7 +229,7 @@ fn key_columns(row: &Row<'_>) -> rusqlite::Result<Result<DiagnosisKey>> {
     Ok(decode_key(&bytes, start, period, risk, report_type, onset))
 }
 
-fn decode_key(
+pub(crate) fn decode_key(
     bytes: &[u8],
     start: u32,
     period: u32,

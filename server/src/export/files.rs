@@ -6,13 +6,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use rand_core::{OsRng, RngCore};
-use rusqlite::{Connection, TransactionBehavior};
 
-use super::batches;
 use super::trace_warnings::{TRACE_WARNING_DIR, TRACE_WARNING_INDEX};
 use super::window::Window;
 use crate::clock::UnixSeconds;
 use crate::error::{AppError, Result};
+use crate::storage::BatchStore;
 
 /// The directory of export files, relative to the data directory and to the server's URL.
 pub const EXPORT_DIR: &str = "v1/exports";
@@ -95,37 +94,36 @@ const TEMPORARY: &str = "tmp-";
 /// database's write lock, so the indexes' are dead (indexes are written only under that
 /// lock), and so are the files of every batch not pending. A pending batch's may be a
 /// live batcher's: they are deleted once that batch is complete.
-pub fn remove_dead_temporaries(conn: &mut Connection, data_dir: &Path) -> Result<usize> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+pub fn remove_dead_temporaries(store: &mut dyn BatchStore, data_dir: &Path) -> Result<usize> {
     let mut removed = 0;
-    for dir in [EXPORT_DIR, TRACE_WARNING_DIR] {
-        let dir = data_dir.join(dir);
-        let entries = match fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(source) => return Err(io_error(&dir)(source)),
-        };
-        for entry in entries {
-            let entry = entry.map_err(io_error(&dir))?;
-            let name = entry.file_name();
-            let Some((stem, _)) = name
-                .to_str()
-                .and_then(|n| n.split_once(&format!(".{TEMPORARY}")))
-            else {
-                continue;
+    store.with_pending(&mut |pending| {
+        for dir in [EXPORT_DIR, TRACE_WARNING_DIR] {
+            let dir = data_dir.join(dir);
+            let entries = match fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(source) => return Err(io_error(&dir)(source)),
             };
-            let batch_start = stem.split('-').next().and_then(|s| s.parse().ok());
-            let live = match batch_start {
-                Some(start) => batches::is_pending(&tx, UnixSeconds::new(start))?,
-                None => false,
-            };
-            if !live {
-                remove_if_present(&entry.path())?;
-                removed += 1;
+            for entry in entries {
+                let entry = entry.map_err(io_error(&dir))?;
+                let name = entry.file_name();
+                let Some((stem, _)) = name
+                    .to_str()
+                    .and_then(|n| n.split_once(&format!(".{TEMPORARY}")))
+                else {
+                    continue;
+                };
+                let batch_start = stem.split('-').next().and_then(|s| s.parse().ok());
+                let live =
+                    batch_start.is_some_and(|start| pending.contains(&UnixSeconds::new(start)));
+                if !live {
+                    remove_if_present(&entry.path())?;
+                    removed += 1;
+                }
             }
         }
-    }
-    tx.commit()?;
+        Ok(())
+    })?;
     Ok(removed)
 }
 
@@ -143,25 +141,26 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> AppError {
 }
 
 /// Rewrites the indexes (of key exports, of trace-warning packages) from the database
-/// when they changed. Runs inside a write transaction, so two batchers write their
+/// when they changed, each under the database's index lock, so two batchers write their
 /// indexes one after the other and the last one is current.
-pub fn write_index(conn: &mut Connection, data_dir: &Path) -> Result<()> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+pub fn write_index(store: &mut dyn BatchStore, data_dir: &Path) -> Result<()> {
     for (dir, index) in [
         (EXPORT_DIR, INDEX_FILE),
         (TRACE_WARNING_DIR, TRACE_WARNING_INDEX),
     ] {
-        let mut text = String::new();
-        for name in batches::indexed_files(&tx, dir)? {
-            text.push_str(&name);
-            text.push('\n');
-        }
-        let current = fs::read(data_dir.join(index)).ok();
-        if current.as_deref() != Some(text.as_bytes()) {
-            write_atomically(data_dir, index, text.as_bytes())?;
-        }
+        store.with_index(dir, &mut |names| {
+            let mut text = String::new();
+            for name in names {
+                text.push_str(name);
+                text.push('\n');
+            }
+            let current = fs::read(data_dir.join(index)).ok();
+            if current.as_deref() != Some(text.as_bytes()) {
+                write_atomically(data_dir, index, text.as_bytes())?;
+            }
+            Ok(())
+        })?;
     }
-    tx.commit()?;
     Ok(())
 }
 

@@ -15,21 +15,20 @@ pub mod files;
 pub mod padding;
 pub mod serving;
 pub mod trace_warnings;
-pub mod window;
+pub use crate::window;
 
 use std::collections::HashSet;
 use std::path::Path;
 
 use kith_core::{BatchPart, ExportBatch, write_export_part};
 use rand_core::OsRng;
-use rusqlite::Connection;
 use sha2::{Digest, Sha256};
 
 use crate::clock::{Clock, UnixSeconds};
 use crate::config::ExportConfig;
 use crate::error::{AppError, Result};
 use crate::signing_keys::SigningKeys;
-use batches::{FileRecord, Lease};
+use crate::storage::{BatchStore, FileRecord, Lease};
 use files::StagedFile;
 use padding::PaddingRule;
 use window::Windowing;
@@ -90,20 +89,20 @@ pub struct ExportRun {
 /// every batch it can lease, and rewrites the index. Safe to run in several processes at
 /// once. Reads `clock` at each step, so a long pass's last leases are as long as its first.
 pub fn run_once(
-    conn: &mut Connection,
+    store: &mut dyn BatchStore,
     data_dir: &Path,
     settings: &ExportSettings,
     keys: &SigningKeys,
     clock: &Clock,
 ) -> Result<ExportRun> {
-    files::remove_dead_temporaries(conn, data_dir)?;
+    files::remove_dead_temporaries(store, data_dir)?;
     let mut run = ExportRun {
-        cut: batches::cut_windows(conn, &settings.windowing, clock.now())?,
+        cut: store.cut_windows(&settings.windowing, clock.now())?,
         ..ExportRun::default()
     };
-    while let Some(lease) = batches::lease(conn, clock.now(), settings.lease_seconds)? {
-        let published = match stage_batch(conn, data_dir, settings, keys, lease, clock.now())? {
-            Some(staged) => publish_batch(conn, staged, clock.now())?,
+    while let Some(lease) = store.lease(clock.now(), settings.lease_seconds)? {
+        let published = match stage_batch(store, data_dir, settings, keys, lease, clock.now())? {
+            Some(staged) => publish_batch(store, staged, clock.now())?,
             None => None,
         };
         match published {
@@ -115,7 +114,7 @@ pub fn run_once(
             None => run.lost += 1,
         }
     }
-    files::write_index(conn, data_dir)?;
+    files::write_index(store, data_dir)?;
     Ok(run)
 }
 
@@ -131,7 +130,7 @@ pub struct StagedBatch {
 /// Writes the files of a leased batch (key exports, then the trace-warning package) under
 /// temporary names, storing their padding first; `None` if the lease was lost meanwhile.
 pub fn stage_batch(
-    conn: &mut Connection,
+    store: &mut dyn BatchStore,
     data_dir: &Path,
     settings: &ExportSettings,
     keys: &SigningKeys,
@@ -139,16 +138,16 @@ pub fn stage_batch(
     now: UnixSeconds,
 ) -> Result<Option<StagedBatch>> {
     let window = lease.window;
-    let mut real = batches::released_keys(conn, window)?;
+    let mut real = store.released_keys(window)?;
     // A key published twice (with two codes) goes out once.
     real.sort_by_key(|key| *key.tek.expose_secret());
     real.dedup_by_key(|key| *key.tek.expose_secret());
 
-    let mut padding = batches::stored_padding(conn, window.start)?;
+    let mut padding = store.stored_padding(window.start)?;
     if padding.is_empty() {
         let fresh = settings.padding.padding(&real, &mut OsRng);
         if !fresh.is_empty() {
-            match batches::store_padding(conn, &lease, fresh)? {
+            match store.store_padding(&lease, fresh)? {
                 Some(stored) => padding = stored,
                 None => return Ok(None),
             }
@@ -211,8 +210,14 @@ pub fn stage_batch(
         staged.files.push((file, record));
     }
     let has_keys = !staged.files.is_empty();
-    match trace_warnings::write_package(conn, data_dir, settings, &signers, &staged.lease, has_keys)
-    {
+    match trace_warnings::write_package(
+        store,
+        data_dir,
+        settings,
+        &signers,
+        &staged.lease,
+        has_keys,
+    ) {
         Ok(Some(packages)) => staged.packages = packages,
         Ok(None) => {
             staged.discard()?;
@@ -229,14 +234,14 @@ pub fn stage_batch(
 /// Publishes a staged batch's files and completes it, if its lease still holds; otherwise
 /// deletes them, and returns `None`: whoever took the batch over publishes it.
 pub fn publish_batch(
-    conn: &mut Connection,
+    store: &mut dyn BatchStore,
     staged: StagedBatch,
     now: UnixSeconds,
 ) -> Result<Option<(Vec<FileRecord>, Vec<FileRecord>)>> {
     let key_files = staged.files.len();
     let (mut unpublished, records): (Vec<StagedFile>, Vec<FileRecord>) =
         staged.files.into_iter().chain(staged.packages).unzip();
-    let completed = batches::finish(conn, &staged.lease, &records, now, || {
+    let completed = store.finish(&staged.lease, &records, now, &mut || {
         while let Some(file) = unpublished.pop() {
             file.publish()?;
         }

@@ -17,7 +17,9 @@ use super::ExportSettings;
 use super::batches::{self, FileRecord, Lease};
 use super::files::{self, StagedFile};
 use super::window::Window;
+use crate::clock::UnixSeconds;
 use crate::error::{AppError, Result};
+use crate::storage::BatchStore;
 
 /// The directory of trace-warning packages, relative to the data directory and the URL.
 pub const TRACE_WARNING_DIR: &str = "v1/trace-warnings";
@@ -45,7 +47,7 @@ pub fn is_package_name(name: &str) -> bool {
 /// Returns the package's record (none for an empty window), or `None` when another
 /// batcher took the batch.
 pub fn write_package(
-    conn: &mut Connection,
+    store: &mut dyn BatchStore,
     data_dir: &std::path::Path,
     settings: &ExportSettings,
     signers: &[&ExportSigner],
@@ -53,17 +55,17 @@ pub fn write_package(
     has_keys: bool,
 ) -> Result<Option<Vec<(StagedFile, FileRecord)>>> {
     let window = lease.window;
-    let real = released_reports(conn, window)?;
+    let real = store.released_reports(window)?;
     if real.is_empty() && !has_keys {
         return Ok(Some(Vec::new()));
     }
-    let mut fake = stored_padding(conn, window)?;
+    let mut fake = store.stored_report_padding(window.start)?;
     if fake.is_empty() {
         let count = settings.report_padding.fill(real.len(), &mut OsRng);
         let fresh = (0..count)
             .map(|_| ProtectedReport::padding(&mut OsRng))
             .collect();
-        match store_padding(conn, lease, fresh)? {
+        match store.store_report_padding(lease, fresh)? {
             Some(stored) => fake = stored,
             None => return Ok(None),
         }
@@ -92,8 +94,8 @@ pub fn write_package(
     Ok(Some(vec![(file, record)]))
 }
 
-/// The check-ins released in `window`.
-fn released_reports(conn: &Connection, window: Window) -> Result<Vec<ProtectedReport>> {
+/// The check-ins released in `window`, in SQLite.
+pub fn released_reports(conn: &Connection, window: Window) -> Result<Vec<ProtectedReport>> {
     let mut stmt = conn.prepare_cached(
         "SELECT report FROM check_in_reports WHERE released_at >= ?1 AND released_at < ?2",
     )?;
@@ -103,27 +105,28 @@ fn released_reports(conn: &Connection, window: Window) -> Result<Vec<ProtectedRe
     rows.map(|bytes| decode(&bytes?)).collect()
 }
 
-fn stored_padding(conn: &Connection, window: Window) -> Result<Vec<ProtectedReport>> {
+/// The padding stored for the batch starting at `start`, in SQLite.
+pub fn stored_padding(conn: &Connection, start: UnixSeconds) -> Result<Vec<ProtectedReport>> {
     let mut stmt = conn.prepare_cached(
         "SELECT report FROM trace_warning_padding WHERE batch_start = ?1 ORDER BY rowid",
     )?;
-    let rows = stmt.query_map([window.start.get()], |r| r.get::<_, Vec<u8>>(0))?;
+    let rows = stmt.query_map([start.get()], |r| r.get::<_, Vec<u8>>(0))?;
     rows.map(|bytes| decode(&bytes?)).collect()
 }
 
 /// Stores `padding` unless some is stored already (then returns that); `None` when the
-/// lease was lost.
-fn store_padding(
+/// lease was lost. In SQLite.
+pub fn store_padding(
     conn: &mut Connection,
     lease: &Lease,
     padding: Vec<ProtectedReport>,
 ) -> Result<Option<Vec<ProtectedReport>>> {
-    let window = lease.window;
+    let start = lease.window.start;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     if !batches::holds(&tx, lease)? {
         return Ok(None);
     }
-    let stored = stored_padding(&tx, window)?;
+    let stored = stored_padding(&tx, start)?;
     if !stored.is_empty() {
         return Ok(Some(stored));
     }
@@ -131,14 +134,14 @@ fn store_padding(
         let mut insert =
             tx.prepare("INSERT INTO trace_warning_padding (batch_start, report) VALUES (?1, ?2)")?;
         for report in &padding {
-            insert.execute(params![window.start.get(), report.to_bytes()])?;
+            insert.execute(params![start.get(), report.to_bytes()])?;
         }
     }
     tx.commit()?;
     Ok(Some(padding))
 }
 
-fn decode(bytes: &[u8]) -> Result<ProtectedReport> {
+pub(crate) fn decode(bytes: &[u8]) -> Result<ProtectedReport> {
     ProtectedReport::from_bytes(bytes)
         .map_err(|e| AppError::Corrupt(format!("stored check-in report: {e}")))
 }

@@ -1,0 +1,305 @@
+//! The seam between the server and where it keeps its data: everything the server stores
+//! goes through these traits, so one binary runs on SQLite in its data directory (the
+//! default, [`crate::sqlite`]) or on a shared database.
+//!
+//! Every backend keeps the guarantees the server makes, and [`conformance`] checks each one
+//! with the same tests:
+//! * a code is redeemed at most once, even by two servers at the same moment
+//!   ([`WriteTx::redeem_code`] says whether this transaction was the one);
+//! * a [`WriterStore::transaction`] is all or nothing, and once it returned `Ok` its data
+//!   survives the process being killed, so the writer acknowledges only after it;
+//! * storage stays unlinkable (README, "What the server stores"): a redeemed code keeps only
+//!   its hash and the hour it expires, keys get random ids and times rounded to the hour;
+//! * a batch is leased by one batcher at a time, and a batcher that lost its lease can
+//!   neither store padding nor finish the batch.
+//!
+//! The traits are synchronous: the writer and the export passes run on their own threads.
+
+use std::fmt;
+
+use kith_core::DiagnosisKey;
+use kith_core::checkin::ProtectedReport;
+use rand_core::{OsRng, RngCore};
+
+use crate::clock::UnixSeconds;
+use crate::codes::{CodeHash, CodeOrder, Diagnosis, Onset};
+use crate::error::Result;
+use crate::guessing::BudgetState;
+use crate::upload::StoredKey;
+use crate::window::{Window, Windowing};
+
+#[cfg(test)]
+pub mod conformance;
+
+/// A database the server stores everything in.
+pub trait Storage: Send + Sync + fmt::Debug {
+    /// The store the writer thread owns: every publish and code issue goes through it.
+    fn writer(&self) -> Result<Box<dyn WriterStore>>;
+    /// A store for one export pass or one operator command.
+    fn batcher(&self) -> Result<Box<dyn BatchStore>>;
+    /// The case-worker accounts.
+    fn accounts(&self) -> Result<Box<dyn AccountStore>>;
+}
+
+/// The writer thread's connection.
+pub trait WriterStore: Send {
+    /// The stored server-wide guessing budget, if one was stored.
+    fn load_budget(&mut self) -> Result<Option<BudgetState>>;
+    /// Runs `work` in one transaction: committed (durably, as the server's durability
+    /// setting says) when `work` and the commit return `Ok`, rolled back otherwise.
+    fn transaction(&mut self, work: &mut dyn FnMut(&mut dyn WriteTx) -> Result<()>) -> Result<()>;
+}
+
+/// What the writer does inside one group-commit transaction.
+pub trait WriteTx {
+    /// Looks up a code by its hash.
+    fn find_code(&mut self, hash: &CodeHash) -> Result<CodeState>;
+    /// Marks a code used, keeping only its hash and the hour it expires. False if another
+    /// transaction (another server) used it after [`find_code`](Self::find_code) saw it.
+    fn redeem_code(&mut self, code: &CodeRow) -> Result<bool>;
+    /// Stores a new code; false if its hash exists already (a collision: draw another).
+    fn insert_code(&mut self, hash: &CodeHash, order: &CodeOrder) -> Result<bool>;
+    /// Stores published keys, each under a random id, with the hour they arrived in and
+    /// their embargo rounded up to the hour.
+    fn insert_keys(
+        &mut self,
+        keys: &[StoredKey],
+        now: UnixSeconds,
+        rng: &mut dyn RngCore,
+    ) -> Result<()>;
+    /// Stores published check-ins (encrypted reports), each under a random id, released at
+    /// the next full hour.
+    fn insert_check_ins(
+        &mut self,
+        reports: &[ProtectedReport],
+        now: UnixSeconds,
+        rng: &mut dyn RngCore,
+    ) -> Result<()>;
+    /// Records in the audit log that `who` issued the code with `hash` at `now`.
+    fn audit_issue(&mut self, who: &str, hash: &CodeHash, now: UnixSeconds) -> Result<()>;
+    /// The answer stored for a sealed body (by the SHA-256 of its `enc`), if it was sent
+    /// before.
+    fn find_sealed_answer(&mut self, id: &[u8; 32]) -> Result<Option<Vec<u8>>>;
+    /// Stores a sealed body's answer for replays until `expires_hour` (Unix hours); a body
+    /// stored already (sent to two servers at once) keeps its first answer.
+    fn store_sealed_answer(
+        &mut self,
+        id: &[u8; 32],
+        answer: &[u8],
+        expires_hour: u64,
+    ) -> Result<()>;
+    /// Deletes the sealed answers kept long enough (`expires_hour` before `hour`).
+    fn prune_sealed_answers(&mut self, hour: u64) -> Result<()>;
+    /// Stores the server-wide guessing budget.
+    fn store_budget(&mut self, budget: BudgetState) -> Result<()>;
+}
+
+/// A verification code that has not been used.
+#[derive(Debug)]
+pub struct CodeRow {
+    /// The hash it is stored under.
+    pub hash: CodeHash,
+    /// Diagnosis for the keys.
+    pub diagnosis: Diagnosis,
+    /// Onset or test day.
+    pub onset: Option<Onset>,
+    /// When it stops working.
+    pub expires_at: UnixSeconds,
+}
+
+/// What the database knows of a code.
+#[derive(Debug)]
+pub enum CodeState {
+    /// Never issued (or deleted long after it expired).
+    Unknown,
+    /// Issued and not yet used.
+    Unused(CodeRow),
+    /// Used once already.
+    Redeemed,
+}
+
+/// A batcher's hold on one batch: its window, and the fresh random token the batch
+/// carries while held. A backend checks the token in the same transaction as each of the
+/// batcher's writes, so a batcher that outlived its lease and was taken over changes
+/// nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    /// The batch's window.
+    pub window: Window,
+    token: [u8; 16],
+}
+
+impl Lease {
+    /// A token for a new lease, drawn before the backend stores it with the batch.
+    pub(crate) fn fresh_token() -> [u8; 16] {
+        let mut token = [0; 16];
+        OsRng.fill_bytes(&mut token);
+        token
+    }
+
+    /// The lease a backend granted on `window` with `token`.
+    pub(crate) fn new(window: Window, token: [u8; 16]) -> Self {
+        Self { window, token }
+    }
+
+    /// The token the batch carries while this lease holds it.
+    pub(crate) fn token(&self) -> &[u8; 16] {
+        &self.token
+    }
+}
+
+/// A file written for a batch: a key export, or its trace-warning package.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileRecord {
+    /// Path relative to the data directory.
+    pub name: String,
+    /// Real keys (check-in reports, in a package) in it.
+    pub real_keys: usize,
+    /// Padding keys (reports) in it.
+    pub padding_keys: usize,
+    /// Its size.
+    pub bytes: u64,
+    /// SHA-256 of its bytes.
+    pub sha256: [u8; 32],
+}
+
+/// What the first step of retention removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Expired {
+    /// Files dropped from the index.
+    pub files_dropped: usize,
+    /// Diagnosis keys deleted.
+    pub keys_deleted: usize,
+    /// Check-in reports deleted.
+    pub check_ins_deleted: usize,
+    /// Verification codes (unused ones and the hashes kept of used ones) deleted.
+    pub codes_deleted: usize,
+}
+
+/// A signing key as the database lists it; the private key is in `file`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SigningKeyRow {
+    /// GAEN `SignatureInfo` key id.
+    pub key_id: String,
+    /// GAEN `SignatureInfo` key version.
+    pub key_version: String,
+    /// The PEM file in the data directory holding the private key.
+    pub file: String,
+    /// When it was added.
+    pub created_at: UnixSeconds,
+    /// After this time it signs no new file.
+    pub not_after: Option<UnixSeconds>,
+}
+
+/// What adding a signing key did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AddedKey {
+    /// The new key's id (that of the newest key before).
+    pub key_id: String,
+    /// The new key's version, `v<n>` with the first free `n` from 2.
+    pub key_version: String,
+    /// How many older keys now end at the given time.
+    pub retiring: usize,
+}
+
+/// The export batches, their files, retention and the signing key list. Each method is one
+/// transaction, safe to run in several processes at once.
+///
+/// ```text
+///  (no row) ──cut──▶ open ──lease──▶ pending (lease_id, lease_expires) ──finish──▶ complete
+///                                     └── lease expired: another batcher may lease it again
+/// ```
+pub trait BatchStore: Send {
+    /// Inserts an open batch for every window that is old enough and not cut yet; the first
+    /// window holds the oldest key's arrival. Returns how many were cut.
+    fn cut_windows(&mut self, windowing: &Windowing, now: UnixSeconds) -> Result<usize>;
+    /// Takes the oldest batch that is open, or pending with an expired lease, until
+    /// `lease_seconds` after `now`, under a fresh token.
+    fn lease(&mut self, now: UnixSeconds, lease_seconds: u64) -> Result<Option<Lease>>;
+    /// The keys released in `window`, in the table's (random) order.
+    fn released_keys(&mut self, window: Window) -> Result<Vec<DiagnosisKey>>;
+    /// The padding stored for the batch starting at `start` (empty if none was stored).
+    fn stored_padding(&mut self, start: UnixSeconds) -> Result<Vec<DiagnosisKey>>;
+    /// Stores `padding` for the leased batch unless padding is stored already; returns the
+    /// batch's padding (ours, or the one stored first), or `None` when the lease was lost.
+    fn store_padding(
+        &mut self,
+        lease: &Lease,
+        padding: Vec<DiagnosisKey>,
+    ) -> Result<Option<Vec<DiagnosisKey>>>;
+    /// The check-in reports released in `window`.
+    fn released_reports(&mut self, window: Window) -> Result<Vec<ProtectedReport>>;
+    /// The trace-warning padding stored for the batch starting at `start`.
+    fn stored_report_padding(&mut self, start: UnixSeconds) -> Result<Vec<ProtectedReport>>;
+    /// Stores trace-warning padding as [`store_padding`](Self::store_padding) stores keys.
+    fn store_report_padding(
+        &mut self,
+        lease: &Lease,
+        padding: Vec<ProtectedReport>,
+    ) -> Result<Option<Vec<ProtectedReport>>>;
+    /// If `lease` still holds its batch: runs `publish` (which puts the files in place),
+    /// records the files and marks the batch complete, all in one transaction that holds
+    /// the batch, so no other batcher can take it over or complete it in between; when
+    /// `publish` fails nothing is recorded. Returns `false`, without running `publish`,
+    /// when the lease was lost.
+    fn finish(
+        &mut self,
+        lease: &Lease,
+        files: &[FileRecord],
+        now: UnixSeconds,
+        publish: &mut dyn FnMut() -> Result<()>,
+    ) -> Result<bool>;
+    /// Runs `work` with the start times of the pending batches while holding the lock
+    /// [`with_index`](Self::with_index) and [`lease`](Self::lease) take, so that no batch
+    /// becomes pending and no index is written until `work` returns.
+    fn with_pending(&mut self, work: &mut dyn FnMut(&[UnixSeconds]) -> Result<()>) -> Result<()>;
+    /// Runs `write` with the names of the indexed files under `dir` (not expired, oldest
+    /// window first) while holding the database's index lock, so that two batchers write
+    /// their indexes one after the other and the last one written is current.
+    fn with_index(
+        &mut self,
+        dir: &str,
+        write: &mut dyn FnMut(&[String]) -> Result<()>,
+    ) -> Result<()>;
+    /// Retention's first step at `now`: drops files whose window ended before `cutoff`
+    /// from the index, deletes exported keys and check-ins, codes and padding older than
+    /// `cutoff`.
+    fn expire(&mut self, now: UnixSeconds, cutoff: u64) -> Result<Expired>;
+    /// The files dropped from the index at or before `before`, to delete.
+    fn dropped_files(&mut self, before: u64) -> Result<Vec<String>>;
+    /// Forgets a deleted file.
+    fn forget_file(&mut self, name: &str) -> Result<()>;
+    /// The signing keys, oldest first; when none is listed, `first` is listed first.
+    fn signing_keys(&mut self, first: &SigningKeyRow) -> Result<Vec<SigningKeyRow>>;
+    /// Lists a new signing key (see [`AddedKey`]) whose private key `write_key` stores for
+    /// the version it is given, returning the file name; with `retire_at`, every older key
+    /// without an end time gets that end.
+    fn add_signing_key(
+        &mut self,
+        now: UnixSeconds,
+        retire_at: Option<UnixSeconds>,
+        write_key: &mut dyn FnMut(&str) -> Result<String>,
+    ) -> Result<AddedKey>;
+}
+
+/// A case worker's stored login state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaseWorkerRow {
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    /// Failed logins in a row.
+    pub failed_logins: u32,
+    /// Unix seconds until which logins are refused.
+    pub locked_until: u64,
+}
+
+/// Case-worker accounts (the audit log of issued codes is written with the codes, in
+/// [`WriteTx::audit_issue`]).
+pub trait AccountStore: Send {
+    /// Creates an account; false if the name is taken.
+    fn add_case_worker(&mut self, name: &str, password_hash: &str) -> Result<bool>;
+    /// An account's login state.
+    fn case_worker(&mut self, name: &str) -> Result<Option<CaseWorkerRow>>;
+    /// Stores an account's failed-login count and lock.
+    fn set_login_state(&mut self, name: &str, failed_logins: u32, locked_until: u64) -> Result<()>;
+}
