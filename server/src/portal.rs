@@ -92,13 +92,30 @@ pub fn not_logged_in() -> Response {
     )
 }
 
-/// The session token and case worker behind a form sent to the portal, or the page to
-/// answer instead: the form came from another site, or no one is logged in.
-pub fn form_sender(state: &AppState, headers: &HeaderMap) -> Result<(String, String), Response> {
-    if !same_origin(state, headers) {
-        return Err(cross_site());
+/// Why a form sent to the portal is not acted on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// It came from another site.
+    CrossSite,
+    /// No one is logged in.
+    NotLoggedIn,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Self::CrossSite => cross_site(),
+            Self::NotLoggedIn => not_logged_in(),
+        }
     }
-    session(state, headers).ok_or_else(not_logged_in)
+}
+
+/// The session token and case worker behind a form sent to the portal.
+pub fn form_sender(state: &AppState, headers: &HeaderMap) -> Result<(String, String), Refusal> {
+    if !same_origin(state, headers) {
+        return Err(Refusal::CrossSite);
+    }
+    session(state, headers).ok_or(Refusal::NotLoggedIn)
 }
 
 /// The page refusing a form sent from another site.
@@ -254,7 +271,7 @@ async fn issue(
 ) -> Response {
     let (token, who) = match form_sender(&state, &headers) {
         Ok(sender) => sender,
-        Err(refused) => return refused,
+        Err(refusal) => return refusal.into_response(),
     };
     let Ok(Form(form)) = form else {
         return issue_page(

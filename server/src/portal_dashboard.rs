@@ -17,7 +17,8 @@ use crate::error::AppError;
 use crate::html::{self, error_note, layout};
 use crate::portal::{not_logged_in, session};
 use crate::state::AppState;
-use crate::statistics::{self, DayCounts, FIGURES, SHOWN_DAYS};
+use crate::statistics::{self, FIGURES, SHOWN_DAYS};
+use crate::storage::DayCounts;
 
 const BLUE: RGBColor = RGBColor(0x1f, 0x6f, 0xeb);
 const GREEN: RGBColor = RGBColor(0x1a, 0x7f, 0x37);
@@ -37,9 +38,7 @@ async fn dashboard(State(state): State<AppState>, headers: HeaderMap) -> Respons
     if session(&state, &headers).is_none() {
         return not_logged_in();
     }
-    let page = statistics::load(&state)
-        .await
-        .and_then(|days| dashboard_html(&days));
+    let page = load(&state).await.and_then(|days| dashboard_html(&days));
     match page {
         Ok(page) => html::page(StatusCode::OK, &page),
         Err(error) => html::page(
@@ -47,6 +46,15 @@ async fn dashboard(State(state): State<AppState>, headers: HeaderMap) -> Respons
             &layout("Dashboard", &error_note(Some(&error.body().message))),
         ),
     }
+}
+
+/// The shown days' figures, read off the async threads.
+pub async fn load(state: &AppState) -> Result<Vec<(Day, DayCounts)>, AppError> {
+    let storage = state.storage.clone();
+    let today = Day::of(state.clock.now());
+    tokio::task::spawn_blocking(move || statistics::load(&*storage, today))
+        .await
+        .map_err(|_| AppError::Unavailable)?
 }
 
 /// One bar series of a chart: its name, colour and figure.

@@ -86,7 +86,7 @@ async fn register(
 ) -> Response {
     let (_, who) = match form_sender(&state, &headers) {
         Ok(sender) => sender,
-        Err(refused) => return refused,
+        Err(refusal) => return refusal.into_response(),
     };
     let registered = form
         .map_err(|_| AppError::invalid("invalid_venue", "The form was incomplete."))

@@ -8,40 +8,11 @@
 use std::fmt::Write as _;
 
 use crate::calendar::Day;
+use crate::error::Result;
+use crate::storage::{DayCounts, Storage};
 
 /// Days the dashboard and `/metrics` show, today included.
 pub const SHOWN_DAYS: u32 = 28;
-
-/// What happened on one day.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct DayCounts {
-    /// Verification codes issued.
-    pub codes_issued: u64,
-    /// Codes used to publish keys.
-    pub codes_redeemed: u64,
-    /// Keys published (real ones, not chaff or padding).
-    pub keys_published: u64,
-    /// Export files written (key exports, not trace-warning packages).
-    pub export_files: u64,
-    /// Their bytes.
-    pub export_bytes: u64,
-}
-
-impl DayCounts {
-    /// Whether nothing was counted.
-    pub fn is_empty(&self) -> bool {
-        *self == Self::default()
-    }
-
-    /// Adds `other`'s counts to these.
-    pub fn add(&mut self, other: &Self) {
-        self.codes_issued += other.codes_issued;
-        self.codes_redeemed += other.codes_redeemed;
-        self.keys_published += other.keys_published;
-        self.export_files += other.export_files;
-        self.export_bytes += other.export_bytes;
-    }
-}
 
 /// One figure of [`DayCounts`]: how the dashboard heads it and `/metrics` names it.
 #[derive(Debug)]
@@ -105,6 +76,14 @@ pub fn shown_days(stored: &[(Day, DayCounts)], today: Day) -> Vec<(Day, DayCount
             (day, counts)
         })
         .collect()
+}
+
+/// The shown days up to `today`, read from `storage`.
+pub fn load(storage: &dyn Storage, today: Day) -> Result<Vec<(Day, DayCounts)>> {
+    let stored = storage
+        .batcher()?
+        .day_counts(today.minus(SHOWN_DAYS - 1))?;
+    Ok(shown_days(&stored, today))
 }
 
 /// The shown days in Prometheus text format: one gauge per figure, one sample per day.
