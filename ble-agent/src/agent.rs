@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::radio::{Radio, ScanWindow};
 use crate::schedule::{Schedule, Task};
-use crate::server::{Fetched, PublishAnswer, ServerClient, trusted_keys};
+use crate::server::{EXPORT_INDEX, Fetched, PublishAnswer, ServerClient, trusted_keys};
 use crate::status::{self, Status};
 
 const INDEX_ETAG: &str = "agent.index_etag";
@@ -264,7 +264,7 @@ impl<C: Clock> Agent<C> {
     async fn index(&mut self, server: &ServerClient) -> Result<Vec<String>> {
         let store = self.engine.store();
         let etag = Store::setting(store, INDEX_ETAG)?;
-        let text = match server.export("index.txt", etag.as_deref()).await? {
+        let text = match server.fetch(EXPORT_INDEX, etag.as_deref()).await? {
             Fetched::NotModified => Store::setting(store, INDEX)?.unwrap_or_default(),
             Fetched::Body { bytes, etag } => {
                 let text = String::from_utf8(bytes)
@@ -291,7 +291,7 @@ impl<C: Clock> Agent<C> {
         trusted: &TrustedKeys,
         now: UnixSeconds,
     ) -> Result<IngestReport> {
-        let Fetched::Body { bytes, .. } = server.export(name, None).await? else {
+        let Fetched::Body { bytes, .. } = server.fetch(name, None).await? else {
             return Err(Error::Server(format!(
                 "{name}: 304 to an unconditional request"
             )));
@@ -324,8 +324,8 @@ impl<C: Clock> Agent<C> {
         let Some(command) = &self.config.exposure_command else {
             return;
         };
-        let result = tokio::process::Command::new("sh")
-            .arg("-c")
+        let mut hook = tokio::process::Command::new("sh");
+        hook.arg("-c")
             .arg(command)
             .env("KITH_MESSAGE", &message)
             .env("KITH_NEW_EXPOSURES", outcome.new_exposures.to_string())
@@ -337,14 +337,31 @@ impl<C: Clock> Agent<C> {
                     .unwrap_or_default(),
             )
             .env("KITH_EXPOSURE_DAYS", outcome.risk_days.join(","))
-            .kill_on_drop(true)
-            .status()
-            .await;
-        match result {
-            Ok(status) if status.success() => {}
-            Ok(status) => warn!("the exposure command exited with {status}"),
-            Err(e) => warn!("the exposure command could not start: {e}"),
-        }
+            // Its own process group, so a timeout kills what it started too.
+            .process_group(0)
+            .kill_on_drop(true);
+        let timeout = std::time::Duration::from_secs(self.config.exposure_command_timeout_seconds);
+        run_hook(hook, timeout).await;
+    }
+
+    /// The agent's clock, in whole seconds.
+    pub fn now(&self) -> UnixSeconds {
+        self.clock.now()
+    }
+
+    /// Checks this device in at `venue` now (a venue's own screen does so with each
+    /// day's code); scanning the same code during a visit returns that visit.
+    pub fn check_in_venue(
+        &mut self,
+        venue: &kith_core::checkin::VenuePayload,
+    ) -> Result<kith_core::checkin::CheckIn> {
+        let now = self.now();
+        Ok(self.engine.check_in(venue, now)?)
+    }
+
+    /// The venue visits this device holds (the last 14 days).
+    pub fn check_ins(&self) -> Result<Vec<kith_core::checkin::CheckIn>> {
+        Ok(self.engine.check_ins()?)
     }
 
     /// Uploads the last 14 days of keys with `code`, sealed to the server's key.
@@ -390,7 +407,34 @@ impl<C: Clock> Agent<C> {
                 "no server configured: set `server` in the config or pass --server".into(),
             )
         })?;
-        ServerClient::new(url)
+        ServerClient::new(url, self.config.ca_file.as_deref())
+    }
+}
+
+/// Runs the exposure command, killing its process group after `timeout`.
+async fn run_hook(mut hook: tokio::process::Command, timeout: std::time::Duration) {
+    let mut child = match hook.spawn() {
+        Ok(child) => child,
+        Err(e) => return warn!("the exposure command could not start: {e}"),
+    };
+    match tokio::time::timeout(timeout, child.wait()).await {
+        Ok(Ok(status)) if status.success() => {}
+        Ok(Ok(status)) => warn!("the exposure command exited with {status}"),
+        Ok(Err(e)) => warn!("waiting for the exposure command failed: {e}"),
+        Err(_) => {
+            warn!(
+                "the exposure command ran longer than {} s; killing it",
+                timeout.as_secs()
+            );
+            if let Some(pid) = child.id() {
+                // The group's id is the shell's pid (process_group(0)).
+                let _ = tokio::process::Command::new("kill")
+                    .args(["-KILL", "--", &format!("-{pid}")])
+                    .status()
+                    .await;
+            }
+            let _ = child.kill().await;
+        }
     }
 }
 

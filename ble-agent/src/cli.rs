@@ -11,6 +11,7 @@ use crate::config::{Config, RadioKind};
 use crate::error::{Error, Result};
 use crate::radio::bluez::BluezRadio;
 use crate::radio::sim::SimRadio;
+use crate::venue::{self, VenueArgs};
 
 /// Kith exposure notification on a Linux device.
 ///
@@ -79,6 +80,10 @@ pub enum Command {
     },
     /// Local demo: a kith-server and three simulated agents (two near, one far).
     Demo(crate::demo::DemoArgs),
+    /// At a place: show a venue QR code visitors check in with (a new one every UTC
+    /// day, CWA's format), in the terminal and optionally as an SVG file, and check
+    /// this device in to it.
+    Venue(crate::venue::VenueArgs),
 }
 
 /// How `run` listens and talks.
@@ -176,6 +181,31 @@ pub async fn main(cli: Cli) -> Result<()> {
             print(&outcome, json)
         }
         Command::Demo(args) => crate::demo::run(args).await,
+        Command::Venue(args) => venue(config, clock, args, json).await,
+    }
+}
+
+/// Shows each day's code until stopped (or once).
+async fn venue(config: Config, clock: SystemClock, args: VenueArgs, json: bool) -> Result<()> {
+    let data_dir = config.data_dir.clone();
+    let mut agent = Agent::open(config, clock)?;
+    let secret = venue::secret(&data_dir)?;
+    let stop = shutdown();
+    tokio::pin!(stop);
+    loop {
+        let code = venue::show_day(&mut agent, &secret, &args)?;
+        if !json && !args.once {
+            print!("\x1b[2J\x1b[H"); // a fresh screen for the new code
+        }
+        print(&code, json)?;
+        if args.once {
+            return Ok(());
+        }
+        let wait = venue::until_midnight(agent.now());
+        tokio::select! {
+            () = &mut stop => return Ok(()),
+            () = tokio::time::sleep(std::time::Duration::from_secs(wait)) => {}
+        }
     }
 }
 
@@ -187,11 +217,13 @@ async fn run(config: Config, clock: SystemClock) -> Result<()> {
     let mut agent = Agent::open(config, clock)?;
     match radio_kind {
         RadioKind::Sim => {
-            let mut radio = SimRadio::join(sim, tx).await?;
+            let mut radio = SimRadio::join(sim, tx).await?.with_clock(clock);
             agent.run(&mut radio, None, shutdown()).await
         }
         RadioKind::Bluez => {
-            let mut radio = BluezRadio::open(adapter.as_deref()).await?;
+            let mut radio = BluezRadio::open(adapter.as_deref())
+                .await?
+                .with_clock(clock);
             tracing::info!(adapter = radio.adapter_name(), "BlueZ radio ready");
             agent.run(&mut radio, None, shutdown()).await
         }

@@ -39,6 +39,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The kith-server's public base URL, e.g. `https://keys.example.org`; no syncing without it.
     pub server: Option<String>,
+    /// A PEM file of root certificates to trust for the server besides the system's
+    /// (`/etc/ssl/certs`), for a health authority with a private CA.
+    pub ca_file: Option<PathBuf>,
     /// The radio.
     pub radio: RadioKind,
     /// BlueZ adapter (e.g. `hci0`); the first one when not set.
@@ -54,6 +57,8 @@ pub struct Config {
     pub fast: bool,
     /// Shell command run on a new exposure; `KITH_*` variables describe it.
     pub exposure_command: Option<String>,
+    /// Seconds the exposure command may run before it (and what it started) is killed.
+    pub exposure_command_timeout_seconds: u64,
     /// Export signing keys to trust; when empty, the keys in the server's `/v1/config`.
     pub trusted_keys: Vec<TrustedKey>,
     /// RPI and address rotation.
@@ -69,6 +74,7 @@ impl Default for Config {
         Self {
             data_dir: PathBuf::from("kith-agent-data"),
             server: None,
+            ca_file: None,
             radio: RadioKind::default(),
             adapter: None,
             tx_power: -26,
@@ -76,6 +82,7 @@ impl Default for Config {
             sync_every_seconds: 4 * 3600,
             fast: false,
             exposure_command: None,
+            exposure_command_timeout_seconds: 60,
             trusted_keys: Vec::new(),
             rotation: RotationPolicy::default(),
             scan: DutyCycle::default(),
@@ -123,6 +130,11 @@ impl Config {
         self.rotation.validate().map_err(Error::Config)?;
         if self.sync_every_seconds == 0 {
             return Err(Error::Config("sync_every_seconds must be above 0".into()));
+        }
+        if self.exposure_command_timeout_seconds == 0 {
+            return Err(Error::Config(
+                "exposure_command_timeout_seconds must be above 0".into(),
+            ));
         }
         if let Some(server) = &self.server {
             reqwest::Url::parse(server)

@@ -2,18 +2,25 @@
 //!
 //! Alice and Bob stand 1.5 m apart, Carol 300 m away. After they have listened to
 //! each other for a while, Alice tests positive and reports with a code from the
-//! server's admin API; the server cuts its export files; Bob's next sync finds the
-//! exposure and his exposure command prints it; Carol finds nothing.
+//! server's admin API; the server's batcher cuts its export files; Bob's next sync
+//! finds the exposure and his exposure command prints it; Carol finds nothing.
 //!
-//! The agents replay yesterday (their clocks run a day behind), so Alice's keys have
-//! expired by the time she uploads and the server may export them at once; today's
-//! key would be embargoed until the day ends.
+//! Two things make a demo of minutes out of a protocol of days:
+//! - The agents replay yesterday (their clocks run a day behind), so Alice's keys have
+//!   expired by the time she uploads and the server may export them at once; today's
+//!   key would be embargoed until the day ends.
+//! - The server stores key times rounded to 10 s instead of the hour and cuts 10 s
+//!   export windows ([`SERVER_ARGS`]); with its defaults no key is exported before the
+//!   hour it arrived in has ended. Its risk configuration alerts after one minute
+//!   together instead of fifteen.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
 use clap::Args;
+use kith_core::risk::{Classification, RiskConfig};
+use kith_launch::ServerProcess;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -21,6 +28,7 @@ use crate::agent::Agent;
 use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::status::Status;
 
 /// Options of the demo.
 #[derive(Debug, Args)]
@@ -28,6 +36,9 @@ pub struct DemoArgs {
     /// The kith-server binary (default: next to this one).
     #[arg(long)]
     pub server_bin: Option<PathBuf>,
+    /// The kith-agent binary the agents run (default: this one).
+    #[arg(long)]
+    pub agent_bin: Option<PathBuf>,
     /// Seconds the agents listen to each other before Alice reports.
     #[arg(long, default_value_t = 30)]
     pub listen_seconds: u64,
@@ -37,12 +48,16 @@ pub struct DemoArgs {
 }
 
 /// One demo participant.
-struct Person {
-    name: &'static str,
-    position: &'static str,
+#[derive(Clone, Copy, Debug)]
+pub struct Person {
+    /// Its name, also its data directory.
+    pub name: &'static str,
+    /// Where it stands, `x,y` in metres.
+    pub position: &'static str,
 }
 
-const PEOPLE: [Person; 3] = [
+/// Alice (who reports), Bob beside her, Carol far away.
+pub const PEOPLE: [Person; 3] = [
     Person {
         name: "alice",
         position: "0,0",
@@ -58,10 +73,51 @@ const PEOPLE: [Person; 3] = [
 ];
 
 /// The agents' clock offset: yesterday.
-const REPLAY_OFFSET: i64 = -86_400;
+pub const REPLAY_OFFSET: i64 = -86_400;
 
-/// Runs the demo, printing as it goes.
+/// The server's flags: key times stored to 10 s, 10 s export windows cut 2 s after
+/// they end, small padding (the batcher runs every export period).
+pub const SERVER_ARGS: [&str; 10] = [
+    "--truncate-window",
+    "10",
+    "--export-period",
+    "10",
+    "--export-min-age",
+    "2",
+    "--export-min-keys",
+    "100",
+    "--export-padding-range",
+    "10",
+];
+
+/// How long the demo waits for the export and for Bob's notification.
+const WAIT: Duration = Duration::from_secs(90);
+
+/// How the demo ended: every person's status at the end.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Whether Bob's exposure command ran.
+    pub bob_notified: bool,
+    /// Each person's name and status, in [`PEOPLE`]'s order.
+    pub people: Vec<(&'static str, Status)>,
+}
+
+/// Runs the demo, printing as it goes; fails unless Bob was notified.
 pub async fn run(args: DemoArgs) -> Result<()> {
+    let outcome = play(&args).await?;
+    if outcome.bob_notified {
+        say("bob was notified; done");
+        Ok(())
+    } else {
+        Err(Error::Server(format!(
+            "bob was not notified within {} s",
+            WAIT.as_secs()
+        )))
+    }
+}
+
+/// The demo's story, printed as it happens; what each person's status was at the end.
+pub async fn play(args: &DemoArgs) -> Result<Outcome> {
     let temp;
     let dir = match &args.dir {
         Some(dir) => dir.clone(),
@@ -70,7 +126,10 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             temp.0.clone()
         }
     };
-    let exe = std::env::current_exe().map_err(Error::io("finding kith-agent's own path"))?;
+    let exe = match &args.agent_bin {
+        Some(bin) => bin.clone(),
+        None => std::env::current_exe().map_err(Error::io("finding kith-agent's own path"))?,
+    };
     let server_bin = args
         .server_bin
         .clone()
@@ -83,9 +142,8 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     }
 
     say("starting kith-server");
-    let mut server = RunningServer::start(&server_bin, &dir.join("server")).await?;
-    let (admin_key, url) = (server.admin_key.clone(), server.url.clone());
-    let operator_url = server.operator_url.clone();
+    let server = start_server(&server_bin, &dir).await?;
+    let url = server.url();
     say(&format!("kith-server listening on {url}"));
 
     let mut agents = Vec::new();
@@ -103,7 +161,11 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     tokio::time::sleep(Duration::from_secs(args.listen_seconds)).await;
 
     say("alice tests positive; the health authority issues a code");
-    let code = issue_code(&operator_url, &admin_key).await?;
+    let admin_key = server
+        .admin_key
+        .as_deref()
+        .ok_or_else(|| Error::Server("kith-server printed no admin key".into()))?;
+    let code = issue_code(&server.operator_url(), admin_key).await?;
     let report = Command::new(&exe)
         .args(["report", "--code", &code, "--server", &url, "--data-dir"])
         .arg(dir.join("alice"))
@@ -115,38 +177,35 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         return Err(Error::Server("alice's report failed (see above)".into()));
     }
 
-    say("the server cuts its export files once the minute of the upload has ended");
-    let notified = dir.join("bob").join("notified");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(150);
-    while !notified.exists() && tokio::time::Instant::now() < deadline {
-        let export = Command::new(&server_bin)
-            .args([
-                "--export-period",
-                "60",
-                "--export-min-age",
-                "5",
-                "--data-dir",
-            ])
-            .arg(dir.join("server"))
-            .args(["export", "--once"])
-            .stdout(Stdio::null())
-            .status()
-            .await
-            .map_err(Error::io("running kith-server export --once"))?;
-        if !export.success() {
-            return Err(Error::Server(
-                "kith-server export --once failed (see above)".into(),
-            ));
+    say("the server's batcher cuts an export file once the 10 s window of the upload has ended");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let files = loop {
+        let index = export_index(&url).await?;
+        if !index.is_empty() || tokio::time::Instant::now() >= deadline {
+            break index;
         }
-        tokio::time::sleep(Duration::from_secs(10)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    if files.is_empty() {
+        return Err(Error::Server(format!(
+            "the export index stayed empty; the server's log ends:\n{}",
+            server.log_tail(20)
+        )));
+    }
+    say(&format!("export files listed: {}", files.join(", ")));
+
+    let notified = dir.join("bob").join("notified");
+    while !notified.exists() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
     // One more sync period, so carol has synced too.
     tokio::time::sleep(Duration::from_secs(11)).await;
     for mut agent in agents {
         let _ = agent.kill().await;
     }
-    let _ = server.child.kill().await;
+    drop(server);
 
+    let mut people = Vec::new();
     for person in &PEOPLE {
         let config = Config {
             data_dir: dir.join(person.name),
@@ -165,17 +224,55 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             "{}: {} sightings, {verdict}",
             person.name, status.sightings
         ));
+        people.push((person.name, status));
     }
-    if notified.exists() {
-        say("bob was notified; done");
-        Ok(())
-    } else {
-        Err(Error::Server("bob was not notified within 150 s".into()))
-    }
+    Ok(Outcome {
+        bob_notified: notified.exists(),
+        people,
+    })
 }
 
 fn say(line: &str) {
     println!("demo: {line}");
+}
+
+/// The demo's risk configuration: ENX's, alerting after one minute together.
+fn risk_config() -> RiskConfig {
+    let mut config = RiskConfig::enx_with_15_minute_alert();
+    config.classifications = vec![Classification {
+        per_day_sum: 60.0,
+        ..Classification::default()
+    }];
+    config
+}
+
+async fn start_server(bin: &Path, dir: &Path) -> Result<ServerProcess> {
+    let risk = dir.join("risk.json");
+    std::fs::create_dir_all(dir).map_err(Error::io("creating the demo directory"))?;
+    std::fs::write(&risk, risk_config().to_json())
+        .map_err(Error::io("writing the demo's risk configuration"))?;
+    let (bin, data_dir) = (bin.to_owned(), dir.join("server"));
+    tokio::task::spawn_blocking(move || {
+        let risk = risk.to_string_lossy();
+        let mut args = SERVER_ARGS.to_vec();
+        args.extend(["--risk-config", &risk]);
+        ServerProcess::start(&bin, &data_dir, &args, &[])
+    })
+    .await
+    .map_err(|e| Error::Server(format!("starting kith-server: {e}")))?
+    .map_err(|e| Error::Server(e.to_string()))
+}
+
+/// The export index's lines (file names), as a device reads them.
+async fn export_index(url: &str) -> Result<Vec<String>> {
+    let text = reqwest::get(format!("{url}/v1/exports/index.txt"))
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(|e| Error::Server(format!("reading the export index: {e}")))?
+        .text()
+        .await
+        .map_err(|e| Error::Server(format!("reading the export index: {e}")))?;
+    Ok(text.lines().map(str::to_owned).collect())
 }
 
 fn spawn_agent(exe: &Path, dir: &Path, url: &str, person: &Person) -> Result<Child> {
@@ -216,78 +313,6 @@ fn spawn_agent(exe: &Path, dir: &Path, url: &str, person: &Person) -> Result<Chi
         });
     }
     Ok(child)
-}
-
-/// A kith-server process started on a free loopback port.
-#[derive(Debug)]
-pub struct RunningServer {
-    /// The process (killed when dropped).
-    pub child: Child,
-    /// The admin API key it printed on its first start.
-    pub admin_key: String,
-    /// Its public base URL.
-    pub url: String,
-    /// Its operator listener (admin API, portal).
-    pub operator_url: String,
-}
-
-impl RunningServer {
-    /// Starts `bin` on 127.0.0.1 with a fresh `data_dir`, and reads the admin key and
-    /// the URL it prints.
-    pub async fn start(bin: &Path, data_dir: &Path) -> Result<Self> {
-        let mut child = Command::new(bin)
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--operator-listen",
-                "127.0.0.1:0",
-                "--data-dir",
-            ])
-            .arg(data_dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(Error::io(format!("starting {}", bin.display())))?;
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| Error::Server("kith-server has no stdout".into()))?;
-        let mut lines = BufReader::new(stdout).lines();
-        let (mut admin, mut public) = (None, None);
-        let read = async {
-            while let Some(line) = lines
-                .next_line()
-                .await
-                .map_err(Error::io("reading kith-server's output"))?
-            {
-                if let Some(key) = line.split("store it now): ").nth(1) {
-                    admin = Some(key.trim().to_owned());
-                }
-                if let Some(url) = line.strip_prefix("listening on ") {
-                    public = Some(url.trim().to_owned());
-                }
-                if let Some(url) = line.strip_prefix("operator listening on ") {
-                    return Ok(url.trim().to_owned());
-                }
-            }
-            Err(Error::Server("kith-server exited before listening".into()))
-        };
-        let operator_url = tokio::time::timeout(Duration::from_secs(30), read)
-            .await
-            .map_err(|_| Error::Server("kith-server did not start within 30 s".into()))??;
-        // Keep draining its stdout so it never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        let admin_key =
-            admin.ok_or_else(|| Error::Server("kith-server printed no admin key".into()))?;
-        let url = public.ok_or_else(|| Error::Server("kith-server printed no address".into()))?;
-        Ok(Self {
-            child,
-            admin_key,
-            url,
-            operator_url,
-        })
-    }
 }
 
 /// A one-time code for a confirmed test, from the admin API on the operator listener.

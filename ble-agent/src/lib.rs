@@ -39,6 +39,7 @@ pub mod radio;
 pub mod schedule;
 pub mod server;
 pub mod status;
+pub mod venue;
 
 pub use agent::{Agent, ReportOutcome, SyncOutcome};
 pub use error::{Error, Result};

@@ -1,12 +1,11 @@
 //! The kith-server's public API as the agent uses it: `/v1/config`, the export index
 //! and files (with conditional requests), and sealed key publishing.
 
+use std::path::Path;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use hpke::aead::AesGcm128;
-use hpke::kdf::HkdfSha256;
-use hpke::kem::X25519HkdfSha256;
-use hpke::{Deserializable, OpModeS, Serializable};
+use kith_core::sealed::{self, RESPONSE_CONTENT_TYPE};
 use kith_core::{TemporaryExposureKey, TrustedKeys, VerifyingKey};
 use rand_core::{CryptoRng, RngCore};
 use reqwest::{StatusCode, Url, header};
@@ -95,6 +94,9 @@ pub fn trusted_keys(keys: &[TrustedKey]) -> Result<TrustedKeys> {
     Ok(trusted)
 }
 
+/// The export index, relative to the server's URL.
+pub const EXPORT_INDEX: &str = "v1/exports/index.txt";
+
 /// A downloaded resource, or "unchanged".
 #[derive(Debug)]
 pub enum Fetched {
@@ -120,16 +122,36 @@ pub struct ServerClient {
 const MAX_DOWNLOAD: usize = 64 * 1024 * 1024;
 
 impl ServerClient {
-    /// A client for the server at `base` (e.g. `https://keys.example.org`).
-    pub fn new(base: &str) -> Result<Self> {
+    /// A client for the server at `base` (e.g. `https://keys.example.org`), over TLS
+    /// (rustls) trusting the system's root certificates and those in `ca_file` (PEM).
+    pub fn new(base: &str, ca_file: Option<&Path>) -> Result<Self> {
         let mut base =
             Url::parse(base).map_err(|e| Error::Config(format!("server URL {base:?}: {e}")))?;
         if !base.path().ends_with('/') {
             base.set_path(&format!("{}/", base.path()));
         }
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
             .user_agent(concat!("kith-agent/", env!("CARGO_PKG_VERSION")))
-            .timeout(std::time::Duration::from_secs(60))
+            .connect_timeout(std::time::Duration::from_secs(20))
+            .timeout(std::time::Duration::from_secs(60));
+        if let Some(path) = ca_file {
+            let pem = std::fs::read(path)
+                .map_err(Error::io(format!("reading ca_file {}", path.display())))?;
+            let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+                .ok()
+                .filter(|certificates| !certificates.is_empty())
+                .ok_or_else(|| {
+                    Error::Config(format!(
+                        "ca_file {}: no PEM certificate in it",
+                        path.display()
+                    ))
+                })?;
+            for certificate in certificates {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        let http = builder
             .build()
             .map_err(|e| Error::Server(format!("HTTP client: {e}")))?;
         Ok(Self { base, http })
@@ -149,18 +171,17 @@ impl ServerClient {
             .map_err(|e| Error::Server(format!("/v1/config is not the expected JSON: {e}")))
     }
 
-    /// `GET /v1/exports/<path>`, conditional on `etag`.
-    pub async fn export(&self, path: &str, etag: Option<&str>) -> Result<Fetched> {
-        // Index lines are paths relative to the exports directory; a leading `/` is
-        // relative to the server.
-        let url = self.url("v1/exports/")?.join(path).map_err(|e| {
+    /// `GET <path>`, relative to the server's URL as index lines are (GAEN's form:
+    /// `v1/exports/<start>-<end>-<n>.zip`), conditional on `etag`.
+    pub async fn fetch(&self, path: &str, etag: Option<&str>) -> Result<Fetched> {
+        let url = self.base.join(path).map_err(|e| {
             Error::Server(format!(
-                "the export index names {path:?}, which is not a path: {e}"
+                "the index names {path:?}, which is not a path: {e}"
             ))
         })?;
         if url.origin() != self.base.origin() {
             return Err(Error::Server(format!(
-                "the export index points at another host ({path:?}); refusing"
+                "the index points at another host ({path:?}); refusing"
             )));
         }
         let mut request = self.http.get(url);
@@ -217,10 +238,13 @@ impl ServerClient {
         let sealed_answer = response
             .headers()
             .get(header::CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes() == SEALED_RESPONSE_TYPE.as_bytes());
+            .is_some_and(|v| v.as_bytes() == RESPONSE_CONTENT_TYPE.as_bytes());
         let mut bytes = body(response, 1 << 16).await?;
         if sealed_answer {
-            bytes = opener.open(&bytes)?;
+            bytes = opener
+                .open(&bytes)
+                .map_err(|e| Error::Server(format!("the server's answer: {e}")))?
+                .to_vec();
         }
         let answer: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
         // A sealed answer arrives with 200 whatever it says: the error is inside.
@@ -250,8 +274,15 @@ impl ServerClient {
 
     async fn send_any(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response> {
         request.send().await.map_err(|e| {
-            // reqwest's message carries the URL (the server's, not a secret) and the cause.
-            Error::Server(format!("cannot reach the server: {e}"))
+            // reqwest's message carries the URL (the server's, not a secret); the cause
+            // (refused, timed out, an untrusted certificate) is further down the chain.
+            let mut message = format!("cannot reach the server: {e}");
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                message.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            Error::Server(message)
         })
     }
 }
@@ -300,83 +331,39 @@ async fn body(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>> 
     Ok(bytes)
 }
 
-type Kem = X25519HkdfSha256;
-
-/// The media type of an answer sealed back to the sender (as Oblivious HTTP, RFC 9458 §4.4).
-const SEALED_RESPONSE_TYPE: &str = "application/kith-sealed-response";
-
-/// The exporter context of the answer's secret.
-const RESPONSE_EXPORT_CONTEXT: &[u8] = b"kith publish response v1";
-
-/// What opens the answer to one sealed request: its `enc` and the secret exported
-/// from its HPKE context.
-struct ResponseOpener {
-    enc: Vec<u8>,
-    secret: zeroize::Zeroizing<[u8; 16]>,
-}
-
-impl ResponseOpener {
-    /// `response_nonce (16) ‖ AES-128-GCM(answer)`, keyed by HKDF(salt = enc ‖ nonce, secret).
-    fn open(&self, body: &[u8]) -> Result<Vec<u8>> {
-        use aes_gcm::aead::{Aead, KeyInit};
-        let unopenable = || Error::Server("the server's sealed answer does not open".into());
-        if body.len() < 16 {
-            return Err(unopenable());
-        }
-        let (nonce, ciphertext) = body.split_at(16);
-        let salt = [self.enc.as_slice(), nonce].concat();
-        let prk = hkdf::Hkdf::<sha2::Sha256>::new(Some(&salt), self.secret.as_ref());
-        let mut key = zeroize::Zeroizing::new([0u8; 16]);
-        let mut iv = [0u8; 12];
-        prk.expand(b"key", key.as_mut()).map_err(|_| unopenable())?;
-        prk.expand(b"nonce", &mut iv).map_err(|_| unopenable())?;
-        aes_gcm::Aes128Gcm::new((&*key).into())
-            .decrypt(aes_gcm::Nonce::from_slice(&iv), ciphertext)
-            .map_err(|_| unopenable())
-    }
-}
-
-/// HPKE base mode (X25519 / HKDF-SHA256 / AES-128-GCM) of the JSON padded
-/// with spaces, as `/v1/config` describes: `enc ‖ ciphertext`.
+/// The publish JSON padded and sealed as `/v1/config` describes (HPKE base mode,
+/// X25519 / HKDF-SHA256 / AES-128-GCM, core's [`sealed`]): `enc ‖ ciphertext`, and what
+/// opens the answer.
 fn seal<R: RngCore + CryptoRng>(
     hpke: &Hpke,
     json: &[u8],
     rng: &mut R,
-) -> Result<(Vec<u8>, ResponseOpener)> {
+) -> Result<(Vec<u8>, sealed::ResponseOpener)> {
     if (hpke.kem_id, hpke.kdf_id, hpke.aead_id) != (0x20, 1, 1) {
         return Err(Error::Server(format!(
             "the server wants HPKE suite {:#x}/{:#x}/{:#x}; this agent speaks 0x20/0x1/0x1",
             hpke.kem_id, hpke.kdf_id, hpke.aead_id
         )));
     }
-    if json.len() > hpke.padded_plaintext_len {
+    if (
+        hpke.info.as_bytes(),
+        hpke.padded_plaintext_len,
+        hpke.content_type.as_str(),
+    ) != (
+        sealed::INFO,
+        sealed::SEALED_PLAINTEXT_LEN,
+        sealed::CONTENT_TYPE,
+    ) {
         return Err(Error::Server(format!(
-            "the keys take {} bytes, more than the {} a sealed upload holds",
-            json.len(),
-            hpke.padded_plaintext_len
+            "the server seals publish requests as {:?} ({} bytes, {}); this agent speaks {:?}",
+            hpke.info,
+            hpke.padded_plaintext_len,
+            hpke.content_type,
+            String::from_utf8_lossy(sealed::INFO)
         )));
     }
     let key = STANDARD
         .decode(&hpke.public_key)
-        .ok()
-        .and_then(|b| <Kem as hpke::Kem>::PublicKey::from_bytes(&b).ok())
-        .ok_or_else(|| Error::Server("the server's HPKE key is not 32 bytes of X25519".into()))?;
-    let mut plaintext = zeroize::Zeroizing::new(vec![b' '; hpke.padded_plaintext_len]);
-    plaintext[..json.len()].copy_from_slice(json);
-    let failed = |e: hpke::HpkeError| Error::Server(format!("sealing failed: {e}"));
-    let (enc, mut context) = hpke::setup_sender::<AesGcm128, HkdfSha256, Kem, R>(
-        &OpModeS::Base,
-        &key,
-        hpke.info.as_bytes(),
-        rng,
-    )
-    .map_err(failed)?;
-    let ciphertext = context.seal(&plaintext, b"").map_err(failed)?;
-    let mut secret = zeroize::Zeroizing::new([0u8; 16]);
-    context
-        .export(RESPONSE_EXPORT_CONTEXT, secret.as_mut())
-        .map_err(failed)?;
-    let enc = enc.to_bytes().to_vec();
-    let body = [enc.as_slice(), &ciphertext].concat();
-    Ok((body, ResponseOpener { enc, secret }))
+        .map_err(|_| Error::Server("the server's HPKE key is not base64".into()))?;
+    sealed::seal(&key, json, rng).map_err(|e| Error::Server(format!("sealing the keys: {e}")))
 }

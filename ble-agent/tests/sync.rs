@@ -1,7 +1,8 @@
 //! Sync against export files this test signs with core's writer and serves over HTTP
 //! in the shape kith-server serves them (`/v1/config`, `/v1/exports/index.txt` with
-//! ETags, `/v1/exports/<name>.zip`): only new files are downloaded, files that fail to
-//! verify are skipped, the exposure is found on the right day and the hook runs.
+//! ETags and lines relative to the server's root, `/v1/exports/<name>.zip`): only new
+//! files are downloaded, files that fail to verify are skipped, the exposure is found on
+//! the right day and the hook runs.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -160,7 +161,7 @@ async fn sync_downloads_only_new_verified_files_and_notifies_on_the_right_day() 
     {
         let mut f = files.lock().unwrap();
         f.config = client_config(&signer);
-        f.index = vec!["a.zip".into()];
+        f.index = vec!["v1/exports/a.zip".into()];
         f.zips.insert(
             "a.zip".into(),
             export(&signer, &[DiagnosisKey::new(stranger)], met_at),
@@ -185,7 +186,8 @@ async fn sync_downloads_only_new_verified_files_and_notifies_on_the_right_day() 
     let rogue = ExportSigner::new("kith", "v1", SigningKey::generate(&mut OsRng));
     {
         let mut f = files.lock().unwrap();
-        f.index.extend(["rogue.zip".into(), "b.zip".into()]);
+        f.index
+            .extend(["v1/exports/rogue.zip".into(), "v1/exports/b.zip".into()]);
         f.zips.insert(
             "rogue.zip".into(),
             export(&rogue, &[alice_key.clone()], met_at),
@@ -202,7 +204,7 @@ async fn sync_downloads_only_new_verified_files_and_notifies_on_the_right_day() 
     assert_eq!(found.files_new, 1);
     assert_eq!(found.files_failed.len(), 1);
     assert!(
-        found.files_failed[0].starts_with("rogue.zip:"),
+        found.files_failed[0].starts_with("v1/exports/rogue.zip:"),
         "{:?}",
         found.files_failed
     );

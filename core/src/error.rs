@@ -46,6 +46,10 @@ pub enum Error {
     /// A venue QR code, check-in or protected report that was refused.
     #[error("venue check-in: {0}")]
     Checkin(#[from] crate::checkin::CheckinError),
+    /// A publish request that could not be sealed, or an answer that does not open.
+    #[cfg(feature = "sealed")]
+    #[error("sealed publish: {0}")]
+    Sealed(#[from] crate::sealed::SealedError),
 }
 
 /// Times and intervals outside the range of GAEN interval numbers.

@@ -55,6 +55,8 @@ mod matching;
 mod metadata;
 mod payload;
 pub mod risk;
+#[cfg(feature = "sealed")]
+pub mod sealed;
 mod sighting;
 pub mod store;
 mod time;

@@ -4,15 +4,16 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use kith_core::risk::{ModelKind, RiskModel};
 use kith_core::store::{Exposure, SqliteStore, Store};
 use kith_core::{
     BeaconPayload, BluetoothMetadata, DownloadedExport, Error as CoreError, ExportLimits,
-    IntervalError, OsRng, Sighting, UnixSeconds,
+    IntervalError, OsRng, RiskConfigError, Sighting, UnixSeconds,
 };
 use sha2::{Digest, Sha256};
 
 use crate::beacon::{Beacon, BeaconSighting};
-use crate::error::{KithError, Result};
+use crate::error::{InputError, KithError, Result};
 use crate::explain::RiskExplanation;
 use crate::export::{TrustedPublicKey, trusted_keys};
 use crate::keys::ExposureKey;
@@ -209,8 +210,30 @@ impl ExposureEngine {
         Ok(self.lock().set_risk_configuration(&text)?)
     }
 
+    /// [`set_risk_configuration`](Self::set_risk_configuration) of a text named to be
+    /// of family `model`: an error then speaks of that family's rules (a field missing
+    /// from a CWA file, say), and a text that reads as another family is refused (the
+    /// store keeps the text and recognises its family again when the engine is opened).
+    pub fn set_risk_configuration_as(&self, model: ModelKind, text: String) -> Result<()> {
+        RiskModel::parse_as(model, &text)?;
+        let detected = RiskModel::detect(&text)?;
+        if detected != model {
+            return Err(CoreError::from(RiskConfigError::InvalidValue {
+                field: "model".into(),
+                value: format!(
+                    "{} (named), but the text reads as {}",
+                    model.name(),
+                    detected.name()
+                ),
+                expected: format!("a {} configuration", model.name()),
+            })
+            .into());
+        }
+        self.set_risk_configuration(text)
+    }
+
     /// The family of the risk configuration in use.
-    pub fn risk_model(&self) -> kith_core::risk::ModelKind {
+    pub fn risk_model(&self) -> ModelKind {
         self.lock().risk_model().kind()
     }
 
@@ -305,7 +328,13 @@ impl fmt::Debug for ExposureEngine {
 impl BeaconSighting {
     /// Core's sighting, its numbers checked.
     fn to_core(&self) -> Result<Sighting> {
-        let payload = BeaconPayload::from_service_data_bytes(&self.service_data)?;
+        let payload =
+            BeaconPayload::from_service_data_bytes(&self.service_data).map_err(|error| {
+                KithError::InvalidPayload(InputError {
+                    parameter: Some("service_data".into()),
+                    source: Box::new(error),
+                })
+            })?;
         Ok(Sighting::new(
             payload,
             dbm("rssi", self.rssi)?,

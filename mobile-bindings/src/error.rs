@@ -13,7 +13,7 @@ pub enum KithError {
     /// A time before 1970 or beyond the range of GAEN interval numbers; the app's clock
     /// is wrong. The message names the parameter when the time was passed in.
     #[error("invalid time: {0}")]
-    InvalidTime(TimeError),
+    InvalidTime(InputError),
     /// A number outside the range its parameter allows (an RSSI of −200 dBm, a negative
     /// id); the message names the parameter and the range.
     #[error("{parameter} is {value}, outside {range}")]
@@ -46,7 +46,7 @@ pub enum KithError {
     UntrustedExportFile(CoreError),
     /// Received service data that is not a 20-byte exposure-notification payload.
     #[error("invalid beacon payload: {0}")]
-    InvalidPayload(CoreError),
+    InvalidPayload(InputError),
     /// A risk configuration that is none of the understood models (ENX / GAEN v2 JSON,
     /// flat or `{"config": …}`; Corona-Warn-App YAML; GAEN v1 JSON), or breaks its
     /// model's shape and ranges; the message says what was wrong.
@@ -71,12 +71,15 @@ pub enum KithError {
 impl From<CoreError> for KithError {
     fn from(error: CoreError) -> Self {
         match error {
-            CoreError::Interval(_) => Self::InvalidTime(TimeError {
+            CoreError::Interval(_) => Self::InvalidTime(InputError {
                 parameter: None,
                 source: Box::new(error),
             }),
             CoreError::Key(_) => Self::InvalidKey(error),
-            CoreError::Payload(_) => Self::InvalidPayload(error),
+            CoreError::Payload(_) => Self::InvalidPayload(InputError {
+                parameter: None,
+                source: Box::new(error),
+            }),
             CoreError::ExportFormat(_) | CoreError::ExportWrite(_) => {
                 Self::InvalidExportFile(error)
             }
@@ -102,11 +105,12 @@ impl KithError {
     }
 }
 
-/// A time that is not one GAEN can number, with the parameter it was passed as.
+/// Core's refusal of a value passed in (a time, a payload), with the parameter it was
+/// passed as.
 #[derive(Debug, thiserror::Error)]
 #[error("{}{source}", parameter.as_ref().map(|name| format!("{name}: ")).unwrap_or_default())]
-pub struct TimeError {
-    /// The parameter, when the time was passed in.
+pub struct InputError {
+    /// The parameter, when the value was passed in.
     pub parameter: Option<String>,
     /// Core's error (boxed: it is large, and errors travel by value).
     #[source]
@@ -168,14 +172,19 @@ impl KithError {
                 value,
                 range,
             },
-            Self::InvalidTime(TimeError {
-                parameter: Some(parameter),
-                source,
-            }) => Self::InvalidTime(TimeError {
-                parameter: Some(item(parameter)),
-                source,
-            }),
+            Self::InvalidTime(error) => Self::InvalidTime(error.renamed(item)),
+            Self::InvalidPayload(error) => Self::InvalidPayload(error.renamed(item)),
             other => other,
+        }
+    }
+}
+
+impl InputError {
+    /// The same error, its parameter's name passed through `rename`.
+    fn renamed(self, rename: impl FnOnce(String) -> String) -> Self {
+        Self {
+            parameter: self.parameter.map(rename),
+            ..self
         }
     }
 }

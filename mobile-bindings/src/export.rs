@@ -222,3 +222,50 @@ impl fmt::Debug for ExportSigner {
         fmt::Debug::fmt(&self.0, f)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn base64_key(signer: &ExportSigner) -> String {
+        STANDARD.encode(signer.signer().verifying_key().to_public_key_der())
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_is_read_or_refused_with_invalid_public_key(text in "\\PC{0,200}") {
+            match trusted_public_keys_from_device_config(text) {
+                Ok(_) | Err(KithError::InvalidPublicKey(_)) => {}
+                Err(other) => prop_assert!(false, "unexpected error {other}"),
+            }
+        }
+
+        #[test]
+        fn lines_of_distinct_keys_read_back(
+            names in proptest::collection::btree_set(("[A-Za-z0-9._]{1,8}", "[A-Za-z0-9._]{1,8}"), 1..4),
+            package in proptest::option::of("[a-z.]{1,12}"),
+        ) {
+            let signers: Vec<_> = names
+                .iter()
+                .map(|(id, version)| ExportSigner::generate(id.clone(), version.clone()))
+                .collect();
+            let entries: Vec<String> = names
+                .iter()
+                .zip(&signers)
+                .map(|((id, version), signer)| format!("{id}-{version},{}", base64_key(signer)))
+                .collect();
+            let line = match &package {
+                Some(package) => format!("{package}:{}", entries.join("|")),
+                None => entries.join("|"),
+            };
+            let keys = trusted_public_keys_from_device_config(line).unwrap();
+            let read: Vec<_> = keys.iter().map(|k| (k.key_id.clone(), k.key_version.clone())).collect();
+            prop_assert_eq!(read, names.into_iter().collect::<Vec<_>>());
+            for (key, signer) in keys.iter().zip(&signers) {
+                prop_assert_eq!(&key.public_key, &base64_key(signer));
+            }
+        }
+    }
+}

@@ -35,7 +35,7 @@ mod units;
 pub use beacon::{Beacon, BeaconSighting};
 pub use checkin::{CheckIn, ProtectedCheckIn, TraceWarningIngest, VenueExposure};
 pub use engine::ExposureEngine;
-pub use error::{KithError, PublicKeyError, Result, TimeError};
+pub use error::{InputError, KithError, PublicKeyError, Result};
 pub use explain::{
     BucketTime, DayExplanation, Factor, RiskExplanation, ThresholdCheck, WindowExplanation,
 };

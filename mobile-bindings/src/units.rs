@@ -6,12 +6,12 @@
 
 use kith_core::{Error as CoreError, IntervalError, IntervalNumber, UnixSeconds};
 
-use crate::error::{KithError, Result, TimeError};
+use crate::error::{InputError, KithError, Result};
 
 /// The time `parameter` (Unix seconds) if it lies within GAEN's interval numbers.
 pub(crate) fn time_at(parameter: &'static str, unix_seconds: i64) -> Result<UnixSeconds> {
     let invalid = |source: CoreError| {
-        KithError::InvalidTime(TimeError {
+        KithError::InvalidTime(InputError {
             parameter: Some(parameter.to_owned()),
             source: Box::new(source),
         })

@@ -13,9 +13,7 @@
 //! SIGKILLs the server halfway, restarts it on the same data and checks that every
 //! acknowledged publish was stored.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -23,6 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use clap::Parser;
+use kith_launch::ServerProcess;
 use rand::RngCore;
 use serde_json::{Value, json};
 
@@ -55,51 +54,9 @@ struct Args {
     server: Option<PathBuf>,
 }
 
-struct ServerChild {
-    child: Child,
-    base: String,
-    operator: String,
-    admin_key: Option<String>,
-}
-
-fn start_server(binary: &Path, data_dir: &Path) -> ServerChild {
-    let mut child = Command::new(binary)
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--operator-listen",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(data_dir)
-        .env("KITH_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
-    let mut admin_key = None;
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut base = None;
-    let operator = loop {
-        let line = lines.next().expect("server exited").unwrap();
-        if let Some(key) = line.strip_prefix("admin API key (shown once, store it now): ") {
-            admin_key = Some(key.to_owned());
-        }
-        if let Some(addr) = line.strip_prefix("listening on ") {
-            base = Some(addr.to_owned());
-        }
-        if let Some(addr) = line.strip_prefix("operator listening on ") {
-            break addr.to_owned();
-        }
-    };
-    let base = base.expect("the public address comes first");
-    std::thread::spawn(move || lines.for_each(drop));
-    ServerChild {
-        child,
-        base,
-        operator,
-        admin_key,
-    }
+fn start_server(binary: &Path, data_dir: &Path) -> ServerProcess {
+    ServerProcess::start(binary, data_dir, &[], &[("KITH_LOG", "warn")])
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()))
 }
 
 fn percentile(sorted: &[u32], p: f64) -> f64 {
@@ -151,8 +108,8 @@ async fn main() {
         binary.display()
     );
     let data = tempfile::tempdir().unwrap();
-    let mut server = start_server(&binary, data.path());
-    let admin = server.admin_key.clone().unwrap();
+    let started_server = start_server(&binary, data.path());
+    let admin = started_server.admin_key.clone().unwrap();
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.clients)
         .timeout(Duration::from_secs(10))
@@ -165,7 +122,7 @@ async fn main() {
     while codes.len() < args.requests {
         let count = (args.requests - codes.len()).min(10_000);
         let body = json_answer(
-            http.post(format!("{}/v1/admin/codes", server.operator))
+            http.post(format!("{}/v1/admin/codes", started_server.operator_url()))
                 .bearer_auth(&admin)
                 .json(&json!({"diagnosis": "confirmed_test", "count": count})),
         )
@@ -185,7 +142,7 @@ async fn main() {
     );
 
     // Bodies, sealed in advance on all cores.
-    let config = json_answer(http.get(format!("{}/v1/config", server.base))).await;
+    let config = json_answer(http.get(format!("{}/v1/config", started_server.url()))).await;
     let public_key = STANDARD
         .decode(config["hpke"]["publicKey"].as_str().unwrap())
         .unwrap();
@@ -251,7 +208,8 @@ async fn main() {
     } else {
         kith_server::sealed::CONTENT_TYPE
     };
-    let url = format!("{}/v1/publish", server.base);
+    let url = format!("{}/v1/publish", started_server.url());
+    let mut server = Some(started_server);
     let started = Instant::now();
     let stop_on_failure = args.kill_test;
     let clients: Vec<_> = (0..args.clients)
@@ -299,8 +257,7 @@ async fn main() {
         .collect();
     if args.kill_test {
         tokio::time::sleep(Duration::from_secs(args.seconds) / 2).await;
-        server.child.kill().unwrap();
-        server.child.wait().unwrap();
+        server.take().expect("started").kill().unwrap();
         println!(
             "SIGKILLed the server after {:.1} s",
             started.elapsed().as_secs_f64()
@@ -349,7 +306,7 @@ async fn main() {
         // Restart on the same data: recovery must keep every acknowledged publish.
         let restarted = start_server(&binary, data.path());
         let health = http
-            .get(format!("{}/healthz", restarted.base))
+            .get(format!("{}/healthz", restarted.url()))
             .send()
             .await
             .map(|r| r.status().as_u16());
@@ -368,16 +325,9 @@ async fn main() {
             args.keys,
             missing
         );
-        let mut child = restarted.child;
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let _ = child.wait();
+        let _ = restarted.stop();
         assert_eq!(missing, 0, "acknowledged publishes were lost");
-    } else {
-        let _ = Command::new("kill")
-            .args(["-TERM", &server.child.id().to_string()])
-            .status();
-        let _ = server.child.wait();
+    } else if let Some(server) = server {
+        let _ = server.stop();
     }
 }

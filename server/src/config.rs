@@ -144,6 +144,15 @@ pub struct ExportConfig {
     )]
     pub min_age_seconds: u64,
 
+    /// Granularity in seconds of the key times the database keeps: arrival rounded down
+    /// and release time rounded up to a multiple of it (Google's `TRUNCATE_WINDOW`), so a
+    /// copy of the database cannot order uploads within it. No key is exported before
+    /// the window it was released in ends; a shorter one than the hour weakens that
+    /// unlinkability and is meant for demos and tests. Must divide a day.
+    #[arg(long = "truncate-window", env = "KITH_TRUNCATE_WINDOW", default_value_t = 3600,
+          value_parser = parse_period)]
+    pub truncate_seconds: u64,
+
     /// Batches with fewer real keys are padded with fake ones up to this many ...
     #[arg(
         long = "export-min-keys",
@@ -213,7 +222,7 @@ pub struct ExportConfig {
     pub delete_delay_seconds: u64,
 }
 
-/// Export windows align to UTC days, so their length must divide one.
+/// Export and truncate windows align to UTC days, so their length must divide one.
 fn parse_period(text: &str) -> Result<u64, String> {
     let period: u64 = text.parse().map_err(|e| format!("{e}"))?;
     if period == 0 || 86_400 % period != 0 {

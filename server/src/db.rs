@@ -297,12 +297,13 @@ pub fn insert_check_ins(
     Ok(())
 }
 
-/// Stores published keys, each under a random id, with the hour they arrived in and
-/// their embargo rounded up to the hour.
+/// Stores published keys, each under a random id, with their arrival rounded down and
+/// their embargo rounded up to a multiple of `truncate` seconds (`--truncate-window`).
 pub fn insert_keys(
     conn: &Connection,
     keys: &[StoredKey],
     now: UnixSeconds,
+    truncate: u64,
     rng: &mut impl rand_core::RngCore,
 ) -> Result<()> {
     let mut stmt = conn.prepare_cached(
@@ -311,7 +312,7 @@ pub fn insert_keys(
             days_since_onset, received_at, embargo_until)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
     )?;
-    let received_hour = now.get() / HOUR * HOUR;
+    let received = now.get() / truncate * truncate;
     for k in keys {
         let validity = k.key.tek.validity();
         // A random id collides with one of n stored keys with probability n / 2^63; then
@@ -326,8 +327,8 @@ pub fn insert_keys(
                 k.key.transmission_risk_level,
                 k.key.report_type as i32,
                 k.key.days_since_onset.map(|d| d.get()),
-                received_hour,
-                k.embargo_until.get().div_ceil(HOUR) * HOUR,
+                received,
+                k.embargo_until.get().div_ceil(truncate) * truncate,
             ])?;
             if inserted == 1 {
                 break;

@@ -18,20 +18,18 @@
 //! HKDF to an AES-128-GCM key and nonce. Body (`application/kith-sealed-response`),
 //! always [`SEALED_RESPONSE_LEN`] bytes: `response_nonce (16) ‖ AES-GCM(answer JSON)`.
 //!
-//! The server side is written out here (on x25519-dalek, hkdf and aes-gcm) rather than
+//! The receiver is written out here (on x25519-dalek, hkdf and aes-gcm) rather than
 //! through the `hpke` crate because that crate derives the server's public key from its
 //! private key again in every decapsulation, a third of the cost of an open; the tests
-//! check it against the `hpke` crate both ways. Clients seal with the `hpke` crate.
+//! check it against the `hpke` crate both ways. The client's side (sealing, opening the
+//! answer), the answer's sealer and the wire constants are `kith_core::sealed`, which
+//! phones and kith-agent use; they are re-exported here.
 
 use std::fmt;
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes128Gcm, Nonce};
 use hkdf::Hkdf;
-use hpke::aead::AesGcm128;
-use hpke::kdf::HkdfSha256;
-use hpke::kem::X25519HkdfSha256;
-use hpke::{Deserializable, OpModeS, Serializable};
 use rand_core::{CryptoRng, RngCore};
 use sha2::Sha256;
 use x25519_dalek::{PublicKey, StaticSecret};
@@ -39,40 +37,11 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::{AppError, Result};
 
-/// HPKE `info`: binds every sealed body to this purpose and version.
-pub const INFO: &[u8] = b"kith publish v1";
-
-/// The exporter context of the answer's secret (RFC 9458 uses "message/bhttp response").
-pub const RESPONSE_EXPORT_CONTEXT: &[u8] = b"kith publish response v1";
-
-/// The media type of a sealed publish body.
-pub const CONTENT_TYPE: &str = "application/kith-sealed";
-
-/// The media type of a sealed answer.
-pub const RESPONSE_CONTENT_TYPE: &str = "application/kith-sealed-response";
-
-/// Length of the padded plaintext: the publish JSON plus spaces. Room for 30 keys and
-/// 280 venue check-ins (20 a day for 14 days), so that every upload, with or without
-/// check-ins, real or chaff, has the same size.
-pub const SEALED_PLAINTEXT_LEN: usize = 48 * 1024;
-
-/// Length of the encapsulated key.
-pub const ENC_LEN: usize = 32;
-
-/// Length of the AES-GCM tag.
-const TAG_LEN: usize = 16;
-
-/// Length of every sealed body: enc, padded plaintext, AES-GCM tag.
-pub const SEALED_BODY_LEN: usize = ENC_LEN + SEALED_PLAINTEXT_LEN + TAG_LEN;
-
-/// Length of an answer's plaintext (the padded JSON).
-pub const RESPONSE_PLAINTEXT_LEN: usize = 512;
-
-/// Length of the response nonce: max(Nn, Nk) for AES-128-GCM.
-const RESPONSE_NONCE_LEN: usize = 16;
-
-/// Length of every sealed answer.
-pub const SEALED_RESPONSE_LEN: usize = RESPONSE_NONCE_LEN + RESPONSE_PLAINTEXT_LEN + TAG_LEN;
+pub use kith_core::sealed::{
+    CONTENT_TYPE, ENC_LEN, INFO, RESPONSE_CONTENT_TYPE, RESPONSE_EXPORT_CONTEXT,
+    RESPONSE_PLAINTEXT_LEN, ResponseOpener, ResponseSealer, SEALED_BODY_LEN, SEALED_PLAINTEXT_LEN,
+    SEALED_RESPONSE_LEN, seal,
+};
 
 const KEM_SUITE: &[u8] = b"KEM\x00\x20";
 const HPKE_SUITE: &[u8] = b"HPKE\x00\x20\x00\x01\x00\x01";
@@ -192,7 +161,7 @@ impl OpeningKey {
         let plaintext = Zeroizing::new(plaintext);
         let mut secret = Zeroizing::new([0u8; 16]);
         context.export(RESPONSE_EXPORT_CONTEXT, secret.as_mut());
-        Ok((plaintext, ResponseSealer { enc, secret }))
+        Ok((plaintext, ResponseSealer::new(enc, secret)))
     }
 }
 
@@ -251,130 +220,13 @@ impl Context {
     }
 }
 
-/// Seals the answer to one sealed request (RFC 9458 §4.4, with this protocol's
-/// exporter context). Holds the request's `enc` and the exported secret.
-#[derive(Clone)]
-pub struct ResponseSealer {
-    enc: [u8; ENC_LEN],
-    secret: Zeroizing<[u8; 16]>,
-}
-
-impl fmt::Debug for ResponseSealer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ResponseSealer(<redacted>)")
-    }
-}
-
-/// The AES-GCM key and nonce of an answer, from the exported secret, the request's
-/// `enc` and the response nonce.
-fn response_cipher(
-    secret: &[u8; 16],
-    enc: &[u8; ENC_LEN],
-    response_nonce: &[u8; RESPONSE_NONCE_LEN],
-) -> (Aes128Gcm, [u8; 12]) {
-    let mut salt = [0u8; ENC_LEN + RESPONSE_NONCE_LEN];
-    salt[..ENC_LEN].copy_from_slice(enc);
-    salt[ENC_LEN..].copy_from_slice(response_nonce);
-    let prk = Hkdf::<Sha256>::new(Some(&salt), secret);
-    let mut key = Zeroizing::new([0u8; 16]);
-    let mut nonce = [0u8; 12];
-    prk.expand(b"key", key.as_mut()).expect("16 bytes");
-    prk.expand(b"nonce", &mut nonce).expect("12 bytes");
-    (Aes128Gcm::new((&*key).into()), nonce)
-}
-
-impl ResponseSealer {
-    /// The request's encapsulated key: it identifies a sealed body, e.g. a replay.
-    pub fn enc(&self) -> &[u8; ENC_LEN] {
-        &self.enc
-    }
-
-    /// Seals `answer` (exactly [`RESPONSE_PLAINTEXT_LEN`] bytes) with a fresh nonce.
-    pub fn seal<R: RngCore + CryptoRng>(&self, answer: &[u8], rng: &mut R) -> Vec<u8> {
-        let mut response_nonce = [0u8; RESPONSE_NONCE_LEN];
-        rng.fill_bytes(&mut response_nonce);
-        let (cipher, nonce) = response_cipher(&self.secret, &self.enc, &response_nonce);
-        let sealed = cipher
-            .encrypt(Nonce::from_slice(&nonce), answer)
-            .expect("AES-GCM seals any short message");
-        [response_nonce.as_slice(), &sealed].concat()
-    }
-}
-
-/// What a client keeps after sealing a request, to open the answer.
-pub struct ResponseOpener(ResponseSealer);
-
-impl fmt::Debug for ResponseOpener {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ResponseOpener(<redacted>)")
-    }
-}
-
-impl ResponseOpener {
-    /// The answer's plaintext (padded JSON), if `body` is an answer to this request.
-    pub fn open(&self, body: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        let unopenable = || {
-            AppError::invalid(
-                "invalid_sealed_response",
-                "the answer is not sealed to this request",
-            )
-        };
-        if body.len() != SEALED_RESPONSE_LEN {
-            return Err(unopenable());
-        }
-        let (response_nonce, ciphertext) = body.split_at(RESPONSE_NONCE_LEN);
-        let response_nonce = response_nonce.try_into().map_err(|_| unopenable())?;
-        let (cipher, nonce) = response_cipher(&self.0.secret, &self.0.enc, response_nonce);
-        cipher
-            .decrypt(Nonce::from_slice(&nonce), ciphertext)
-            .map(Zeroizing::new)
-            .map_err(|_| unopenable())
-    }
-}
-
-/// Seals a publish JSON document to the server's public key, as a phone does; returns
-/// the body and what opens the answer.
-///
-/// Fails when the key is not a valid X25519 key or the document does not fit
-/// into [`SEALED_PLAINTEXT_LEN`] bytes.
-pub fn seal<R: RngCore + CryptoRng>(
-    server_public_key: &[u8],
-    json: &[u8],
-    rng: &mut R,
-) -> Result<(Vec<u8>, ResponseOpener)> {
-    type Kem = X25519HkdfSha256;
-    if json.len() > SEALED_PLAINTEXT_LEN {
-        return Err(AppError::PayloadTooLarge {
-            limit: SEALED_PLAINTEXT_LEN,
-        });
-    }
-    let public = <Kem as hpke::Kem>::PublicKey::from_bytes(server_public_key).map_err(|_| {
-        AppError::invalid(
-            "invalid_hpke_key",
-            "an HPKE public key is 32 bytes of X25519",
-        )
-    })?;
-    let failed = |_| AppError::invalid("invalid_hpke_key", "sealing to this key failed");
-    let mut plaintext = Zeroizing::new(vec![b' '; SEALED_PLAINTEXT_LEN]);
-    plaintext[..json.len()].copy_from_slice(json);
-    let (enc, mut context) =
-        hpke::setup_sender::<AesGcm128, HkdfSha256, Kem, R>(&OpModeS::Base, &public, INFO, rng)
-            .map_err(failed)?;
-    let ciphertext = context.seal(&plaintext, b"").map_err(failed)?;
-    let mut secret = Zeroizing::new([0u8; 16]);
-    context
-        .export(RESPONSE_EXPORT_CONTEXT, secret.as_mut())
-        .map_err(failed)?;
-    let enc: [u8; ENC_LEN] = enc.to_bytes().into();
-    let mut body = Vec::with_capacity(SEALED_BODY_LEN);
-    body.extend_from_slice(&enc);
-    body.extend_from_slice(&ciphertext);
-    Ok((body, ResponseOpener(ResponseSealer { enc, secret })))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hpke::aead::AesGcm128;
+    use hpke::kdf::HkdfSha256;
+    use hpke::kem::X25519HkdfSha256;
+    use hpke::{Deserializable, OpModeS, Serializable};
     use proptest::prelude::*;
     use rand::SeedableRng;
     use rand::rngs::StdRng;

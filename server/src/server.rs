@@ -72,6 +72,7 @@ impl Server {
             guard,
             clock.clone(),
             config.write_batch as usize,
+            config.export.truncate_seconds,
         )?;
         let state = AppState::new(Shared {
             clock,

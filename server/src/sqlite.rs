@@ -147,9 +147,10 @@ impl WriteTx for SqliteTx<'_> {
         &mut self,
         keys: &[StoredKey],
         now: UnixSeconds,
+        truncate: u64,
         mut rng: &mut dyn RngCore,
     ) -> Result<()> {
-        db::insert_keys(self.0, keys, now, &mut rng)
+        db::insert_keys(self.0, keys, now, truncate, &mut rng)
     }
 
     fn insert_check_ins(

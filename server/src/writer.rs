@@ -87,6 +87,7 @@ impl Writer {
         guard: Guard,
         clock: Clock,
         batch: usize,
+        truncate_seconds: u64,
     ) -> Result<(Self, JoinHandle<()>)> {
         let (jobs, queue) = mpsc::channel(QUEUE_LEN);
         let storage_full = Arc::new(AtomicBool::new(false));
@@ -100,6 +101,7 @@ impl Writer {
                     guard,
                     clock,
                     rng: StdRng::from_entropy(),
+                    truncate_seconds,
                     storage_full: thread_storage_full,
                     pruned_hour: 0,
                     floor: AnswerFloor::new(Instant::now()),
@@ -206,6 +208,8 @@ struct WriterThread {
     guard: Guard,
     clock: Clock,
     rng: StdRng,
+    /// `--truncate-window`: the granularity of stored key times.
+    truncate_seconds: u64,
     storage_full: Arc<AtomicBool>,
     pruned_hour: u64,
     floor: AnswerFloor,
@@ -259,6 +263,7 @@ impl WriterThread {
             guard,
             rng,
             pruned_hour,
+            truncate_seconds,
             ..
         } = self;
         let mut outcomes = Vec::with_capacity(jobs.len());
@@ -282,6 +287,7 @@ impl WriterThread {
                             pepper,
                             rng: &mut *rng,
                             now,
+                            truncate_seconds: *truncate_seconds,
                         };
                         Outcome::Published(match sealed {
                             None => redemption.publish(upload, *source).map(Answer::Accepted),
@@ -370,6 +376,7 @@ struct Redemption<'a> {
     pepper: &'a Pepper,
     rng: &'a mut StdRng,
     now: UnixSeconds,
+    truncate_seconds: u64,
 }
 
 impl Redemption<'_> {
@@ -463,7 +470,8 @@ impl Redemption<'_> {
             // Another server redeemed it since the look-up.
             return self.already_used(source);
         }
-        self.tx.insert_keys(&keys, self.now, self.rng)?;
+        self.tx
+            .insert_keys(&keys, self.now, self.truncate_seconds, self.rng)?;
         self.tx
             .insert_check_ins(&upload.check_ins, self.now, self.rng)?;
         self.counts.codes_redeemed += 1;

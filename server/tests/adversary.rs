@@ -7,7 +7,6 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -247,37 +246,17 @@ async fn invented_methods_do_not_grow_the_metrics() {
     assert_eq!(public.status(), 404);
 }
 
-/// Runs the binary to its exit (at most 10 s): success, and what it wrote to stderr.
-fn run_to_exit(data_dir: &std::path::Path) -> (bool, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kith-server"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--operator-listen",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(data_dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
+/// Starts the binary expecting it to exit before it listens: its log (stderr).
+fn refused_start(data_dir: &std::path::Path) -> String {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_kith-server"));
+    match kith_launch::ServerProcess::start(bin, data_dir, &[], &[]) {
+        Err(kith_launch::LaunchError::Exited { status, log, .. }) => {
+            assert!(!status.contains("exit status: 0"), "{status}");
+            log
         }
-        assert!(Instant::now() < deadline, "a second server kept running");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    (status.success(), stderr)
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("a second server kept running"),
+    }
 }
 
 #[tokio::test]
@@ -292,8 +271,7 @@ async fn a_data_directory_is_private_and_serves_one_server_at_a_time() {
         "{}",
         server.log()
     );
-    let (ok, stderr) = run_to_exit(dir.path());
-    assert!(!ok);
+    let stderr = refused_start(dir.path());
     assert!(stderr.contains("in use by another kith-server"), "{stderr}");
     // The first one is unharmed.
     assert_eq!(get_json(&server, "/healthz").await["status"], "ok");

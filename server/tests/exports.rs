@@ -116,6 +116,39 @@ async fn published_keys_come_out_once_signed_padded_and_cacheable() {
 }
 
 #[tokio::test]
+async fn a_key_is_exported_once_the_truncate_window_it_is_released_in_has_ended() {
+    // Keys' times are stored rounded to --truncate-window, so with the hour (the default)
+    // nothing uploaded now could be exported before the hour ends, whatever the export
+    // period: minute windows need a minute truncate window.
+    for (truncate, exported_after) in [(3600, 3600), (60, 60)] {
+        let server = TestServer::with_config(|config| {
+            config.export.period_seconds = 60;
+            config.export.min_age_seconds = 5;
+            config.export.truncate_seconds = truncate;
+        });
+        let now = server.clock.clock().now().get();
+        server.clock.set(UnixSeconds::new(now - now % 3600 + 10)); // just after the hour
+        let code = issue_many(&server, &server.admin_key, 1).await.remove(0);
+        // Yesterday's key only: no embargo past its arrival.
+        let yesterday = today_start(&server) - 144;
+        let key = random_key();
+        let doc = publish_doc_at(yesterday, &code, &[key]);
+        let (status, body, _) = publish_json(&server, &doc).await;
+        assert_eq!(status, 200, "{body}");
+        server.clock.advance(exported_after - 10 + 4);
+        let early = server.server.export_pass().unwrap();
+        assert!(
+            early.export.files.is_empty(),
+            "truncate {truncate}: too early"
+        );
+        server.clock.advance(60 + 5);
+        let pass = server.server.export_pass().unwrap();
+        assert_eq!(pass.export.files.len(), 1, "truncate {truncate}");
+        assert_eq!(pass.export.files[0].real_keys, 1);
+    }
+}
+
+#[tokio::test]
 async fn a_split_batch_says_which_file_of_how_many_each_is() {
     let server = TestServer::with_config(|config| {
         config.export.min_keys = 50;

@@ -93,9 +93,17 @@ pub struct SimRadio {
     on_air: Arc<Mutex<OnAir>>,
     sender: tokio::task::JoinHandle<()>,
     rng: StdRng,
+    clock: SystemClock,
 }
 
 impl SimRadio {
+    /// Stamps what it hears with `clock` (the agent's, which a demo shifts) instead of
+    /// the system clock.
+    pub fn with_clock(mut self, clock: SystemClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// Joins the ether at `config.position`, transmitting with `tx_dbm`.
     pub async fn join(config: SimConfig, tx_dbm: i8) -> Result<Self> {
         std::fs::create_dir_all(&config.ether).map_err(Error::SimulatedRadio)?;
@@ -122,6 +130,7 @@ impl SimRadio {
             on_air,
             sender,
             rng: StdRng::from_entropy(),
+            clock: SystemClock::default(),
         })
     }
 
@@ -175,7 +184,7 @@ impl Radio for SimRadio {
     }
 
     async fn scan(&mut self, millis: u64) -> Result<ScanWindow> {
-        let clock = SystemClock::default();
+        let clock = self.clock;
         // What arrived while not scanning was not heard.
         let mut buf = [0u8; 128];
         while self.socket.try_recv_from(&mut buf).is_ok() {}

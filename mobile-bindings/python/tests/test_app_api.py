@@ -164,7 +164,7 @@ def test_a_batch_of_sightings_is_recorded_all_or_none():
                             seen_at_unix_seconds=sightings[2].seen_at_unix_seconds, scan_id=2)
     with pytest.raises(KithError.OutOfRange, match=r"sightings\[2\]\.rssi is -200"):
         bob.record_sightings(bad)
-    with pytest.raises(KithError.InvalidPayload):
+    with pytest.raises(KithError.InvalidPayload, match=r"sightings\[6\]\.service_data: "):
         bob.record_sightings(sightings + [BeaconSighting(service_data=b"short", rssi=RSSI,
                                                           seen_at_unix_seconds=MEETING, scan_id=9)])
     keys = published(alice.keys_to_upload(MEETING + 3_600))

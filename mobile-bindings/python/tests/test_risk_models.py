@@ -132,3 +132,16 @@ def test_the_configuration_set_survives_reopening_the_store(tmp_path, gaen_text)
     path = str(tmp_path / "bob.db")
     ExposureEngine.open(path, TX_POWER).set_risk_configuration(text)
     assert ExposureEngine.open(path, TX_POWER).risk_model() == ModelKind.CWA
+
+
+def test_a_configuration_named_explicitly_is_read_as_that_family(gaen_text):
+    cwa = "\n---\n".join(gaen_text(name) for name in CWA_FILES)
+    bob = ExposureEngine.open_in_memory(TX_POWER)
+    bob.set_risk_configuration_as(ModelKind.CWA, cwa)
+    assert bob.risk_model() == ModelKind.CWA
+    # Named as another family, the text is refused by that family's rules.
+    for kind, text in [(ModelKind.GAEN, cwa), (ModelKind.GAEN_V1, '{"perDaySumERVThreshold_1": 900}'),
+                       (ModelKind.CWA, '{"perDaySumERVThreshold_1": 900}')]:
+        with pytest.raises(KithError.InvalidRiskConfiguration):
+            bob.set_risk_configuration_as(kind, text)
+    assert bob.risk_model() == ModelKind.CWA

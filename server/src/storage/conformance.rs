@@ -228,7 +228,7 @@ fn publish(storage: &dyn Storage, keys: &[[u8; 16]], now: u64, embargo: u64) {
         .collect();
     let mut writer = storage.writer().unwrap();
     in_tx(&mut *writer, |tx| {
-        tx.insert_keys(&stored, UnixSeconds::new(now), &mut OsRng)
+        tx.insert_keys(&stored, UnixSeconds::new(now), 3600, &mut OsRng)
     })
     .unwrap();
 }

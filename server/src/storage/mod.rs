@@ -9,7 +9,8 @@
 //! * a [`WriterStore::transaction`] is all or nothing, and once it returned `Ok` its data
 //!   survives the process being killed, so the writer acknowledges only after it;
 //! * storage stays unlinkable (README, "What the server stores"): a redeemed code keeps only
-//!   its hash and the hour it expires, keys get random ids and times rounded to the hour;
+//!   its hash and the hour it expires, keys get random ids and times rounded to the
+//!   truncate window (an hour by default);
 //! * a batch is leased by one batcher at a time, and a batcher that lost its lease can
 //!   neither store padding nor finish the batch;
 //! * the daily figures ([`DayCounts`]) are counted in the transaction that does what they
@@ -62,12 +63,14 @@ pub trait WriteTx {
     fn redeem_code(&mut self, code: &CodeRow) -> Result<bool>;
     /// Stores a new code; false if its hash exists already (a collision: draw another).
     fn insert_code(&mut self, hash: &CodeHash, order: &CodeOrder) -> Result<bool>;
-    /// Stores published keys, each under a random id, with the hour they arrived in and
-    /// their embargo rounded up to the hour.
+    /// Stores published keys, each under a random id, with their arrival rounded down and
+    /// their embargo rounded up to a multiple of `truncate` seconds (`--truncate-window`,
+    /// a divisor of a day).
     fn insert_keys(
         &mut self,
         keys: &[StoredKey],
         now: UnixSeconds,
+        truncate: u64,
         rng: &mut dyn RngCore,
     ) -> Result<()>;
     /// Stores published check-ins (encrypted reports), each under a random id, released at

@@ -3,11 +3,7 @@
 //! ephemeral port ([`ServerProcess`]), for the tests where the process itself matters.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
-use std::io::{BufRead, BufReader, Read};
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
@@ -18,95 +14,22 @@ use kith_server::{Config, ManualClock, Server, UnixSeconds};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-/// A running server process.
-pub struct ServerProcess {
-    child: Child,
-    pub addr: SocketAddr,
-    pub operator_addr: SocketAddr,
-    /// Printed on first start only.
-    pub admin_key: Option<String>,
-    pub data_dir: PathBuf,
-    stderr: Arc<Mutex<String>>,
-    stdout: Arc<Mutex<String>>,
+/// A running server process (kith-launch's, as every crate starts one), with the
+/// tests' conveniences: panics instead of errors, and URLs by listener.
+pub struct ServerProcess(kith_launch::ServerProcess);
+
+impl std::ops::Deref for ServerProcess {
+    type Target = kith_launch::ServerProcess;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl ServerProcess {
     /// Starts the binary on `data_dir` with extra flags; waits until it listens.
     pub fn start(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_kith-server"));
-        command
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--operator-listen",
-                "127.0.0.1:0",
-                "--data-dir",
-            ])
-            .arg(data_dir)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            command.env(k, v);
-        }
-        let mut child = command.spawn().expect("start kith-server");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut err_pipe = child.stderr.take().unwrap();
-        let err_buf = stderr.clone();
-        std::thread::spawn(move || {
-            let mut chunk = [0u8; 4096];
-            while let Ok(n) = err_pipe.read(&mut chunk) {
-                if n == 0 {
-                    break;
-                }
-                err_buf
-                    .lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&chunk[..n]));
-            }
-        });
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut admin_key = None;
-        let mut printed = String::new();
-        let mut addr = None;
-        let operator_addr = loop {
-            let Some(Ok(line)) = lines.next() else {
-                let _ = child.wait();
-                panic!(
-                    "kith-server exited before listening; stdout: {printed}; stderr: {}",
-                    stderr.lock().unwrap()
-                );
-            };
-            printed.push_str(&line);
-            printed.push('\n');
-            if let Some(key) = line.strip_prefix("admin API key (shown once, store it now): ") {
-                admin_key = Some(key.to_owned());
-            }
-            if let Some(public) = line.strip_prefix("listening on http://") {
-                addr = Some(public.parse().unwrap());
-            }
-            if let Some(operator) = line.strip_prefix("operator listening on http://") {
-                break operator.parse().unwrap();
-            }
-        };
-        let addr = addr.expect("the public address is printed first");
-        let stdout = Arc::new(Mutex::new(printed));
-        let out_buf = stdout.clone();
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                out_buf.lock().unwrap().push_str(&line);
-            }
-        });
-        Self {
-            child,
-            addr,
-            operator_addr,
-            admin_key,
-            data_dir: data_dir.to_owned(),
-            stderr,
-            stdout,
-        }
+        let bin = Path::new(env!("CARGO_BIN_EXE_kith-server"));
+        Self(kith_launch::ServerProcess::start(bin, data_dir, args, env).unwrap())
     }
 
     /// The URL of `path` on the listener that serves it.
@@ -117,45 +40,14 @@ impl ServerProcess {
         }
     }
 
-    /// Everything the server wrote to stderr (its log) so far.
-    pub fn log(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    /// Everything it wrote to stdout so far.
-    pub fn stdout(&self) -> String {
-        self.stdout.lock().unwrap().clone()
-    }
-
     /// SIGTERM, then waits for a clean exit; returns whether it exited successfully.
-    pub fn stop(mut self) -> bool {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        for _ in 0..200 {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.success();
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        let _ = self.child.kill();
-        panic!("kith-server did not stop within 5 s of SIGTERM");
+    pub fn stop(self) -> bool {
+        self.0.stop().unwrap().success()
     }
 
     /// SIGKILL: no chance to clean up.
-    pub fn kill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    pub fn kill(self) {
+        self.0.kill().unwrap();
     }
 }
 

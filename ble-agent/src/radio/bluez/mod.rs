@@ -10,6 +10,7 @@ mod scan;
 use kith_core::BeaconPayload;
 
 use super::{Radio, ScanWindow};
+use crate::clock::SystemClock;
 use crate::error::{Error, Result};
 
 pub use advertise::Advertiser;
@@ -34,6 +35,13 @@ impl BluezRadio {
             scanner,
             advertiser,
         })
+    }
+
+    /// Stamps what it hears with `clock` (the agent's, which a demo shifts) instead of
+    /// the system clock.
+    pub fn with_clock(mut self, clock: SystemClock) -> Self {
+        self.scanner = self.scanner.with_clock(clock);
+        self
     }
 
     /// The adapter in use.

@@ -25,6 +25,7 @@ use crate::radio::{Received, ScanWindow, WindowCollector};
 #[derive(Debug)]
 pub struct Scanner {
     adapter: Adapter,
+    clock: SystemClock,
 }
 
 /// What one device showed in the current window.
@@ -46,7 +47,10 @@ impl Scanner {
         for adapter in adapters {
             let info = adapter.adapter_info().await.unwrap_or_default();
             if info.split_whitespace().next() == Some(name) {
-                return Ok(Self { adapter });
+                return Ok(Self {
+                    adapter,
+                    clock: SystemClock::default(),
+                });
             }
         }
         Err(Error::Bluetooth(format!(
@@ -54,9 +58,15 @@ impl Scanner {
         )))
     }
 
+    /// Stamps what it hears with `clock` instead of the system clock.
+    pub fn with_clock(mut self, clock: SystemClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// Runs one scan window of `millis` and returns the 0xFD6F beacons heard in it.
     pub async fn scan(&mut self, millis: u64) -> Result<ScanWindow> {
-        let clock = SystemClock::default();
+        let clock = self.clock;
         let failed = |what: &str| {
             let what = what.to_owned();
             move |e: btleplug::Error| Error::Bluetooth(format!("{what}: {e}"))
