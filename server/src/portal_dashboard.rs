@@ -152,7 +152,10 @@ fn draw(svg: &mut String, days: &[(Day, DayCounts)], bars: &[Bars]) -> Result<()
         .max()
         .unwrap_or(0)
         .max(1);
-    let labels: Vec<String> = days.iter().map(|(d, _)| d.to_string()[5..].to_owned()).collect();
+    let labels: Vec<String> = days
+        .iter()
+        .map(|(d, _)| d.to_string()[5..].to_owned())
+        .collect();
     let mut chart = ChartBuilder::on(&root)
         .margin(8)
         .x_label_area_size(28)
@@ -163,12 +166,7 @@ fn draw(svg: &mut String, days: &[(Day, DayCounts)], bars: &[Bars]) -> Result<()
         .configure_mesh()
         .disable_x_mesh()
         .x_labels(days.len().min(7))
-        .x_label_formatter(&|x| {
-            labels
-                .get(x.round() as usize)
-                .cloned()
-                .unwrap_or_default()
-        })
+        .x_label_formatter(&|x| labels.get(x.round() as usize).cloned().unwrap_or_default())
         .y_label_formatter(&|y| format!("{y:.0}"))
         .draw()
         .map_err(|e| e.to_string())?;
@@ -218,7 +216,10 @@ mod tests {
         ));
         assert!(page.contains("<th>10</th><th>6</th><th>80</th><th>4</th><th>246912</th>"));
         for id in ["codes", "keys", "files", "bytes"] {
-            assert!(page.contains(&format!(r#"<figure id="chart-{id}">"#)), "{id}");
+            assert!(
+                page.contains(&format!(r#"<figure id="chart-{id}">"#)),
+                "{id}"
+            );
         }
         assert_eq!(page.matches("<svg").count(), 4);
         assert!(!page.contains("<script"), "no scripts");

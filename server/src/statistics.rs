@@ -80,9 +80,7 @@ pub fn shown_days(stored: &[(Day, DayCounts)], today: Day) -> Vec<(Day, DayCount
 
 /// The shown days up to `today`, read from `storage`.
 pub fn load(storage: &dyn Storage, today: Day) -> Result<Vec<(Day, DayCounts)>> {
-    let stored = storage
-        .batcher()?
-        .day_counts(today.minus(SHOWN_DAYS - 1))?;
+    let stored = storage.batcher()?.day_counts(today.minus(SHOWN_DAYS - 1))?;
     Ok(shown_days(&stored, today))
 }
 

@@ -296,9 +296,10 @@ impl WriterThread {
                     }
                     Job::IssueCodes {
                         order, issued_by, ..
-                    } => Outcome::Issued(issue_codes(&mut *tx, pepper, order, issued_by, now).inspect(
-                        |codes| counts.codes_issued += codes.len() as u64,
-                    )),
+                    } => Outcome::Issued(
+                        issue_codes(&mut *tx, pepper, order, issued_by, now)
+                            .inspect(|codes| counts.codes_issued += codes.len() as u64),
+                    ),
                 };
                 outcomes.push(outcome.server_failure()?);
             }

@@ -109,7 +109,11 @@ async fn fill(
 
 /// Logs `ana` in on the login form the browser shows.
 async fn log_in(browser: &fantoccini::Client) -> Result<(), fantoccini::error::CmdError> {
-    fill(browser, &[("name", "ana"), ("password", "correct horse battery")]).await?;
+    fill(
+        browser,
+        &[("name", "ana"), ("password", "correct horse battery")],
+    )
+    .await?;
     browser.find(Locator::Id("login")).await?.click().await?;
     browser.wait().for_element(Locator::Id("diagnosis")).await?;
     Ok(())
@@ -126,7 +130,11 @@ async fn case_worker_logs_in_and_issues_a_code_in_chromium() {
     let outcome = async {
         // A wrong password is refused.
         browser.goto(&server.url("/portal")).await?;
-        fill(&browser, &[("name", "ana"), ("password", "not the password")]).await?;
+        fill(
+            &browser,
+            &[("name", "ana"), ("password", "not the password")],
+        )
+        .await?;
         browser.find(Locator::Id("login")).await?.click().await?;
         // Clicks return before the next page loads: wait for elements only it has.
         let error = browser
@@ -396,7 +404,9 @@ async fn the_health_authority_reads_the_daily_figures_on_the_dashboard_in_chromi
     let seen = async {
         browser.goto(&format!("{operator}/portal")).await?;
         log_in(&browser).await?;
-        browser.goto(&format!("{operator}/portal/dashboard")).await?;
+        browser
+            .goto(&format!("{operator}/portal/dashboard"))
+            .await?;
         let table = browser.wait().for_element(Locator::Id("counts")).await?;
         let mut rows = Vec::new();
         for row in table.find_all(Locator::Css("tr[id^='day-']")).await? {
@@ -442,7 +452,10 @@ async fn the_health_authority_reads_the_daily_figures_on_the_dashboard_in_chromi
         ]
     );
     for (id, size, rects) in charts {
-        assert!(size.2 > 200.0 && size.3 > 100.0, "{id} chart drawn at {size:?}");
+        assert!(
+            size.2 > 200.0 && size.3 > 100.0,
+            "{id} chart drawn at {size:?}"
+        );
         // A bar per day and series, with the background and legend around them.
         assert!(rects >= 28, "{id}: {rects} rectangles");
     }

@@ -285,7 +285,10 @@ async fn the_dashboard_and_metrics_count_each_figure_on_the_day_it_happened() {
         ),
     ];
 
-    assert_eq!(add_worker(&server, "ana", "correct horse battery").await, 201);
+    assert_eq!(
+        add_worker(&server, "ana", "correct horse battery").await,
+        201
+    );
     let (cookie, _) = log_in(&server, "ana", "correct horse battery").await;
     let reply = server.send(page("/portal/dashboard", &cookie)).await;
     assert_eq!(reply.status, 200);

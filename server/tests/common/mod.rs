@@ -465,17 +465,18 @@ pub struct Activity {
     pub files: Vec<(String, u64)>,
 }
 
-/// On `server`'s manual clock: three codes issued three days ago; two of them used two
-/// days ago to publish 2 and 3 keys (a code used again and a chaff upload that day count
+/// On `server`'s manual clock: three codes issued three days ago; two of them used the
+/// next day to publish 2 and 3 keys (a code used again and a chaff upload that day count
 /// nothing); today one export pass.
 pub async fn three_days_of_activity(server: &TestServer) -> Activity {
     use kith_server::calendar::Day;
     const DAY: u64 = 86_400;
-    server.clock.set(UnixSeconds::new(now_unix() - 3 * DAY));
-    let issued_on = Day::of(server.now());
+    // 20:00 three days ago, then 02:00 the next day: the codes (valid 24 h) still work.
+    let issued_on = Day::of(UnixSeconds::new(now_unix() - 3 * DAY));
+    server.clock.set(issued_on.start().plus(20 * 3600));
     let codes = issue_many(server, &server.admin_key, 3).await;
 
-    server.clock.advance(DAY);
+    server.clock.advance(6 * 3600);
     let published_on = Day::of(server.now());
     for (code, keys) in codes.iter().zip([2, 3]) {
         let keys: Vec<[u8; 16]> = (0..keys).map(|_| random_key()).collect();
@@ -490,6 +491,7 @@ pub async fn three_days_of_activity(server: &TestServer) -> Activity {
 
     server.clock.advance(2 * DAY);
     let exported_on = Day::of(server.now());
+    assert_eq!(exported_on, issued_on.plus(3));
     let pass = server.server.export_pass().unwrap();
     let files = pass
         .export
