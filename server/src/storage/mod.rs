@@ -277,8 +277,8 @@ pub trait BatchStore: Send {
         padding: Vec<ProtectedReport>,
     ) -> Result<Option<Vec<ProtectedReport>>>;
     /// If `lease` still holds its batch: runs `publish` (which puts the files in place),
-    /// records the files, adds the key export files among them (those under
-    /// [`EXPORT_DIR`](crate::export::files::EXPORT_DIR)) to the counts of the day of `now`
+    /// records the files, adds the key export files among them (those under `v1/exports/`)
+    /// to the counts of the day of `now`
     /// and marks the batch complete, all in one transaction that holds
     /// the batch, so no other batcher can take it over or complete it in between; when
     /// `publish` fails nothing is recorded. Returns `false`, without running `publish`,
