@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::radio::{Radio, ScanWindow};
 use crate::schedule::{Schedule, Task};
-use crate::server::{EXPORT_INDEX, Fetched, PublishAnswer, ServerClient, trusted_keys};
+use crate::server::{Fetched, PublishAnswer, ServerClient, trusted_keys};
 use crate::status::{self, Status};
 
 const INDEX_ETAG: &str = "agent.index_etag";
@@ -211,7 +211,7 @@ impl<C: Clock> Agent<C> {
         } else {
             trusted_keys(&self.config.trusted_keys)?
         };
-        let index = self.index(&server).await?;
+        let index = self.index(&server, &config.export_index).await?;
         let now = self.clock.now();
         let mut outcome = SyncOutcome {
             at: now,
@@ -261,10 +261,10 @@ impl<C: Clock> Agent<C> {
     }
 
     /// The export index, from the server or (on 304) as last seen.
-    async fn index(&mut self, server: &ServerClient) -> Result<Vec<String>> {
+    async fn index(&mut self, server: &ServerClient, path: &str) -> Result<Vec<String>> {
         let store = self.engine.store();
         let etag = Store::setting(store, INDEX_ETAG)?;
-        let text = match server.fetch(EXPORT_INDEX, etag.as_deref()).await? {
+        let text = match server.fetch(path, etag.as_deref()).await? {
             Fetched::NotModified => Store::setting(store, INDEX)?.unwrap_or_default(),
             Fetched::Body { bytes, etag } => {
                 let text = String::from_utf8(bytes)

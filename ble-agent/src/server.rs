@@ -28,6 +28,14 @@ pub struct ServerConfig {
     pub export_verification_keys: Vec<TrustedKeyJson>,
     /// Where to seal publish requests to.
     pub hpke: Hpke,
+    /// The export index, relative to the server's URL (a server that does not say:
+    /// [`EXPORT_INDEX`]).
+    #[serde(default = "export_index")]
+    pub export_index: String,
+}
+
+fn export_index() -> String {
+    EXPORT_INDEX.into()
 }
 
 /// One export key as `/v1/config` lists it.
@@ -94,7 +102,7 @@ pub fn trusted_keys(keys: &[TrustedKey]) -> Result<TrustedKeys> {
     Ok(trusted)
 }
 
-/// The export index, relative to the server's URL.
+/// The export index kith-server serves, relative to its URL.
 pub const EXPORT_INDEX: &str = "v1/exports/index.txt";
 
 /// A downloaded resource, or "unchanged".

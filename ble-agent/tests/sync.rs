@@ -108,31 +108,34 @@ fn export(signer: &ExportSigner, keys: &[DiagnosisKey], start: u64) -> Vec<u8> {
     write_export(&batch, &[signer]).unwrap()
 }
 
-#[tokio::test]
-async fn sync_downloads_only_new_verified_files_and_notifies_on_the_right_day() {
-    // Yesterday, Bob stood next to Alice for 30 minutes (scans every 5 minutes).
-    let met_at: u64 = 1_764_500_000;
-    let now = met_at + 86_400;
+/// When Bob stood next to Alice (30 minutes, scans every 5 minutes); the agents sync a
+/// day later.
+const MET_AT: u64 = 1_764_500_000;
+
+/// Bob's agent (data in `dir`, exposure command `hook`) a day after he stood next to
+/// Alice, syncing with a test server serving `files`; and Alice's key, as her report
+/// would publish it.
+async fn bob_met_alice(
+    dir: &std::path::Path,
+    hook: String,
+    timeout_seconds: u64,
+) -> (Agent<ManualClock>, Shared, DiagnosisKey) {
     let alice = TemporaryExposureKey::generate(
         &mut OsRng,
-        IntervalNumber::from_unix_seconds(met_at).unwrap(),
+        IntervalNumber::from_unix_seconds(MET_AT).unwrap(),
     );
-    let dir = tempfile::tempdir().unwrap();
-    let hook_out = dir.path().join("hook.txt");
     let files: Shared = Arc::default();
     let url = serve(files.clone()).await;
     let config = Config {
-        data_dir: dir.path().join("bob"),
+        data_dir: dir.join("bob"),
         server: Some(url),
-        exposure_command: Some(format!(
-            "echo \"$KITH_NEW_EXPOSURES $KITH_RISK_LEVEL $KITH_EXPOSURE_DAYS\" >> {}",
-            hook_out.display()
-        )),
+        exposure_command: Some(hook),
+        exposure_command_timeout_seconds: timeout_seconds,
         ..Config::default()
     };
-    let mut bob = Agent::open(config, ManualClock::at(now * 1000)).unwrap();
+    let mut bob = Agent::open(config, ManualClock::at((MET_AT + 86_400) * 1000)).unwrap();
     for scan in 0..7u64 {
-        let t = met_at + 300 * scan;
+        let t = MET_AT + 300 * scan;
         let beacon = alice.beacon(
             IntervalNumber::from_unix_seconds(t).unwrap(),
             BluetoothMetadata::v1_0(-26),
@@ -149,15 +152,28 @@ async fn sync_downloads_only_new_verified_files_and_notifies_on_the_right_day() 
         })
         .unwrap();
     }
+    let mut alice_key = DiagnosisKey::new(alice);
+    alice_key.report_type = ReportType::ConfirmedTest;
+    alice_key.days_since_onset = Some(DaysSinceOnset::new(0).unwrap());
+    (bob, files, alice_key)
+}
+
+#[tokio::test]
+async fn sync_downloads_only_new_verified_files_and_notifies_on_the_right_day() {
+    let met_at = MET_AT;
+    let dir = tempfile::tempdir().unwrap();
+    let hook_out = dir.path().join("hook.txt");
+    let hook = format!(
+        "echo \"$KITH_NEW_EXPOSURES $KITH_RISK_LEVEL $KITH_EXPOSURE_DAYS\" >> {}",
+        hook_out.display()
+    );
+    let (mut bob, files, alice_key) = bob_met_alice(dir.path(), hook, 60).await;
 
     let signer = ExportSigner::new("kith", "v1", SigningKey::generate(&mut OsRng));
     let stranger = TemporaryExposureKey::generate(
         &mut OsRng,
         IntervalNumber::from_unix_seconds(met_at).unwrap(),
     );
-    let mut alice_key = DiagnosisKey::new(alice);
-    alice_key.report_type = ReportType::ConfirmedTest;
-    alice_key.days_since_onset = Some(DaysSinceOnset::new(0).unwrap());
     {
         let mut f = files.lock().unwrap();
         f.config = client_config(&signer);
@@ -190,7 +206,7 @@ async fn sync_downloads_only_new_verified_files_and_notifies_on_the_right_day() 
             .extend(["v1/exports/rogue.zip".into(), "v1/exports/b.zip".into()]);
         f.zips.insert(
             "rogue.zip".into(),
-            export(&rogue, &[alice_key.clone()], met_at),
+            export(&rogue, std::slice::from_ref(&alice_key), met_at),
         );
         f.zips
             .insert("b.zip".into(), export(&signer, &[alice_key], met_at));
@@ -253,4 +269,80 @@ async fn a_server_that_is_down_or_lies_gives_clear_errors() {
     let mut agent = Agent::open(config, ManualClock::at(1_764_590_000_000)).unwrap();
     let e = agent.sync().await.unwrap_err().to_string();
     assert!(e.contains("/v1/config is not the expected JSON"), "{e}");
+}
+
+/// Log lines, captured for the test that reads what the agent said.
+#[derive(Clone, Default)]
+struct Log(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Log {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn an_exposure_command_that_overruns_its_timeout_is_killed_and_the_agent_goes_on() {
+    let log = Log::default();
+    let writer = log.clone();
+    let _logging = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (group, late) = (dir.path().join("group"), dir.path().join("late"));
+    // The shell leads its own process group; what it starts (`sleep`) is in it too.
+    let hook = format!(
+        "echo $$ > {}; sleep 30; touch {}",
+        group.display(),
+        late.display()
+    );
+    let (mut bob, files, alice_key) = bob_met_alice(dir.path(), hook, 1).await;
+    let signer = ExportSigner::new("kith", "v1", SigningKey::generate(&mut OsRng));
+    {
+        let mut f = files.lock().unwrap();
+        f.config = client_config(&signer);
+        f.index = vec!["v1/exports/a.zip".into()];
+        f.zips
+            .insert("a.zip".into(), export(&signer, &[alice_key], MET_AT));
+    }
+
+    let found = bob.sync().await.unwrap();
+    assert_eq!(found.new_exposures, 1, "the exposure is found and kept");
+    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.contains("the exposure command ran longer than 1 s; killing it"),
+        "{text}"
+    );
+    // The whole group is gone (a zombie may linger a moment), and the command never
+    // got to its last step.
+    let pgid = std::fs::read_to_string(&group).unwrap().trim().to_owned();
+    let alive = || {
+        std::process::Command::new("kill")
+            .args(["-0", "--", &format!("-{pgid}")])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    };
+    for _ in 0..50 {
+        if !alive() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(!alive(), "process group {pgid} still running");
+    assert!(!late.exists());
+
+    // The agent goes on: the next sync works, and the exposure is still there.
+    let next = bob.sync().await.unwrap();
+    assert_eq!(next.new_exposures, 0);
+    assert_eq!(bob.status(48).unwrap().risk.risk_level, Some(1));
 }

@@ -145,7 +145,7 @@ mod tests {
 
     #[test]
     fn passwords_are_hashed_checked_and_accounts_lock() {
-        let fixture = crate::sqlite::fixture();
+        let fixture = crate::sqlite::fixture().unwrap();
         let accounts = Accounts::new(fixture.storage.accounts().unwrap());
         let t = UnixSeconds::new(1_000_000);
         accounts.add("ana", "correct horse battery").unwrap();

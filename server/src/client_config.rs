@@ -11,6 +11,8 @@ use utoipa_axum::routes;
 
 use crate::calendar::format_rfc3339;
 use crate::codes::CODE_DIGITS;
+use crate::export::files::INDEX_FILE;
+use crate::export::trace_warnings::TRACE_WARNING_INDEX;
 use crate::sealed;
 use crate::state::AppState;
 
@@ -31,6 +33,12 @@ pub struct ClientConfig {
     pub hpke: HpkeParameters,
     /// Digits in a verification code.
     pub verification_code_digits: usize,
+    /// The export index (`v1/exports/index.txt`), relative to the server's root URL as
+    /// its lines are.
+    pub export_index: String,
+    /// The index of venue trace-warning packages (`v1/trace-warnings/index.txt`),
+    /// relative to the server's root URL as its lines are.
+    pub trace_warning_index: String,
 }
 
 /// The public half of an export signing key, with GAEN's identifiers.
@@ -79,7 +87,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(client_config))
 }
 
-/// Client configuration: risk scoring, export verification key, HPKE key.
+/// Client configuration: risk scoring, export verification key, HPKE key, where the
+/// indexes are.
 #[utoipa::path(get, path = "/v1/config", tag = "publish", responses(
     (status = 200, description = "The configuration", body = ClientConfig),
 ))]
@@ -119,5 +128,7 @@ async fn client_config(State(state): State<AppState>) -> Json<ClientConfig> {
             sealed_body_len: sealed::SEALED_BODY_LEN,
         },
         verification_code_digits: CODE_DIGITS,
+        export_index: INDEX_FILE.into(),
+        trace_warning_index: TRACE_WARNING_INDEX.into(),
     })
 }

@@ -18,6 +18,36 @@ pub enum Durability {
     Full,
 }
 
+/// A PostgreSQL connection URL (`postgres://user:password@host:port/db`, or
+/// `postgres://user@/db?host=/socket/dir`). Its Debug form hides everything but the
+/// scheme, since the URL may hold a password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// The URL as given.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for DatabaseUrl {
+    type Err = String;
+
+    fn from_str(url: &str) -> Result<Self, String> {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err("expected a postgres:// or postgresql:// URL".into());
+        }
+        Ok(Self(url.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DatabaseUrl(postgres://…)")
+    }
+}
+
 /// Settings of one server process.
 #[derive(Clone, Debug, Parser)]
 #[command(name = "kith-server", version, about = "Kith key server", long_about = None)]
@@ -64,6 +94,16 @@ pub struct Config {
     #[arg(long, env = "KITH_MAX_DATABASE_MIB",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_database_mib: Option<u32>,
+
+    /// Keep the data in this PostgreSQL database instead of SQLite in the data directory,
+    /// so that several servers can share it (see the README's scale-out section). The
+    /// schema is created and migrated on start.
+    #[arg(
+        long = "database",
+        env = "KITH_DATABASE_URL",
+        value_name = "POSTGRES_URL"
+    )]
+    pub database_url: Option<DatabaseUrl>,
 
     /// Directory holding the database and the server's keys; created on first start.
     #[arg(long, env = "KITH_DATA_DIR", default_value = "./kith-data")]

@@ -271,18 +271,19 @@ pub fn day_counts(conn: &Connection, first: Day) -> Result<Vec<(Day, DayCounts)>
 }
 
 /// Stores a publish's venue check-ins, each under a random id, released (for the
-/// trace-warning packages) at the next full hour, as keys are.
+/// trace-warning packages) at the end of the `truncate` window they arrive in, as keys are.
 pub fn insert_check_ins(
     conn: &Connection,
     reports: &[ProtectedReport],
     now: UnixSeconds,
+    truncate: u64,
     rng: &mut impl rand_core::RngCore,
 ) -> Result<()> {
     let mut stmt = conn.prepare_cached(
         "INSERT INTO check_in_reports (id, location_id_hash, report, released_at)
          VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
     )?;
-    let released_at = now.get().div_ceil(HOUR) * HOUR;
+    let released_at = now.get().div_ceil(truncate) * truncate;
     for report in reports {
         let bytes = report.to_bytes();
         let hash = report.location_id_hash().to_bytes();

@@ -107,6 +107,15 @@ pub enum AppError {
         /// What the plotting library said.
         reason: String,
     },
+    /// A PostgreSQL failure.
+    #[error("PostgreSQL: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// No PostgreSQL connection could be had.
+    #[error("PostgreSQL connection pool: {0}")]
+    PostgresPool(#[from] deadpool_postgres::PoolError),
+    /// The `--database` URL cannot be used.
+    #[error("--database: {0}")]
+    DatabaseUrl(String),
     /// The database was written by a newer server.
     #[error("database schema version {found} is newer than this server's {supported}")]
     SchemaTooNew {
@@ -159,6 +168,9 @@ impl AppError {
             | Self::Corrupt(_)
             | Self::Database(_)
             | Self::Chart { .. }
+            | Self::Postgres(_)
+            | Self::PostgresPool(_)
+            | Self::DatabaseUrl(_)
             | Self::SchemaTooNew { .. }
             | Self::DataDirInUse { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -184,6 +196,9 @@ impl AppError {
             | Self::Corrupt(_)
             | Self::Database(_)
             | Self::Chart { .. }
+            | Self::Postgres(_)
+            | Self::PostgresPool(_)
+            | Self::DatabaseUrl(_)
             | Self::SchemaTooNew { .. }
             | Self::DataDirInUse { .. } => {
                 tracing::error!(error = %self, "request failed inside the server");
@@ -212,10 +227,11 @@ impl AppError {
         }
     }
 
-    /// Whether the error is a full disk, as SQLite reports it.
+    /// Whether the error is a full disk, as SQLite or PostgreSQL reports it.
     pub fn is_storage_full(&self) -> bool {
         matches!(self, Self::StorageFull)
             || matches!(self, Self::Database(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::DiskFull)
+            || matches!(self, Self::Postgres(e) if e.code() == Some(&tokio_postgres::error::SqlState::DISK_FULL))
     }
 
     /// Adds the headers this error implies to its response: `Retry-After`.

@@ -11,6 +11,7 @@ use crate::clock::{Clock, UnixSeconds};
 use crate::config::Config;
 use crate::error::Result;
 use crate::export::{self, ExportRun, ExportSettings};
+use crate::postgres::PostgresStorage;
 use crate::retention::{Retention, RetentionRun};
 use crate::signing_keys::{self, Rotation, SigningKeys};
 use crate::sqlite::SqliteStorage;
@@ -30,14 +31,21 @@ pub struct Pass {
     pub keys: Arc<SigningKeys>,
 }
 
-/// The storage `config` names, created and migrated if needed.
+/// The storage `config` names (PostgreSQL with `--database`, else SQLite in the data
+/// directory), created and migrated if needed.
 pub fn open_storage(config: &Config) -> Result<Arc<dyn Storage>> {
-    Ok(Arc::new(SqliteStorage::open(config)?))
+    Ok(match &config.database_url {
+        Some(url) => Arc::new(PostgresStorage::open(url.expose())?),
+        None => Arc::new(SqliteStorage::open(config)?),
+    })
 }
 
 /// The storage of a server that has run before, for the operator's commands.
 pub fn open_existing_storage(config: &Config) -> Result<Arc<dyn Storage>> {
-    Ok(Arc::new(SqliteStorage::open_existing(config)?))
+    Ok(match &config.database_url {
+        Some(url) => Arc::new(PostgresStorage::open(url.expose())?),
+        None => Arc::new(SqliteStorage::open_existing(config)?),
+    })
 }
 
 /// Runs one pass on `storage` and the data directory of `config`, reading the time from

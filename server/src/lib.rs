@@ -84,6 +84,7 @@ mod pacing;
 mod portal;
 mod portal_dashboard;
 mod portal_venues;
+mod postgres;
 mod publish;
 mod retention;
 mod router;

@@ -157,9 +157,10 @@ impl WriteTx for SqliteTx<'_> {
         &mut self,
         reports: &[ProtectedReport],
         now: UnixSeconds,
+        truncate: u64,
         mut rng: &mut dyn RngCore,
     ) -> Result<()> {
-        db::insert_check_ins(self.0, reports, now, &mut rng)
+        db::insert_check_ins(self.0, reports, now, truncate, &mut rng)
     }
 
     fn audit_issue(&mut self, who: &str, hash: &CodeHash, now: UnixSeconds) -> Result<()> {
@@ -452,13 +453,13 @@ impl AccountStore for SqliteAccounts {
 
 /// SQLite in a fresh temporary data directory, for tests.
 #[cfg(test)]
-pub fn fixture() -> crate::storage::conformance::Fixture {
+pub fn fixture() -> Option<crate::storage::conformance::Fixture> {
     let dir = tempfile::tempdir().unwrap();
     let config = crate::storage::conformance::config(dir.path());
-    crate::storage::conformance::Fixture {
+    Some(crate::storage::conformance::Fixture {
         storage: std::sync::Arc::new(SqliteStorage::open(&config).unwrap()),
         dir,
-    }
+    })
 }
 
 #[cfg(test)]

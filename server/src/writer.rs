@@ -474,7 +474,7 @@ impl Redemption<'_> {
         self.tx
             .insert_keys(&keys, self.now, self.truncate_seconds, self.rng)?;
         self.tx
-            .insert_check_ins(&upload.check_ins, self.now, self.rng)?;
+            .insert_check_ins(&upload.check_ins, self.now, self.truncate_seconds, self.rng)?;
         self.counts.codes_redeemed += 1;
         self.counts.keys_published += keys.len() as u64;
         metrics::counter!("kith_codes_redeemed_total").increment(1);

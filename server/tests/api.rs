@@ -577,6 +577,8 @@ async fn config_and_health() {
         kith_server::sealed::SEALED_BODY_LEN
     );
     assert_eq!(config["verificationCodeDigits"], 16);
+    assert_eq!(config["exportIndex"], "v1/exports/index.txt");
+    assert_eq!(config["traceWarningIndex"], "v1/trace-warnings/index.txt");
     let enx = kith_core::risk::RiskConfig::enx_with_15_minute_alert();
     assert_eq!(
         config["riskConfiguration"],

@@ -67,6 +67,17 @@ async fn upload(server: &TestServer, reports: &[String]) {
     assert_eq!(size, 544, "sealed answers have one size");
 }
 
+/// What `phone` uploads at `now` after a positive test: its visits, as reports.
+fn to_upload(phone: &Phone, now: u64) -> Vec<ProtectedReport> {
+    phone
+        .check_ins_to_upload(
+            &mut OsRng,
+            UnixSeconds::new(now),
+            TransmissionRiskLevel::HIGHEST,
+        )
+        .unwrap()
+}
+
 fn encoded(reports: &[ProtectedReport]) -> Vec<String> {
     reports
         .iter()
@@ -74,9 +85,13 @@ fn encoded(reports: &[ProtectedReport]) -> Vec<String> {
         .collect()
 }
 
-/// The trace-warning index and the packages it lists.
+/// The trace-warning index (found as a phone finds it, through `/v1/config`) and the
+/// packages it lists.
 async fn packages(server: &TestServer) -> Vec<(String, Vec<u8>)> {
-    let reply = server.send(get("/v1/trace-warnings/index.txt")).await;
+    let config = server.send(get("/v1/config")).await;
+    let config: serde_json::Value = serde_json::from_slice(&config.body).unwrap();
+    let index = config["traceWarningIndex"].as_str().unwrap();
+    let reply = server.send(get(&format!("/{index}"))).await;
     assert_eq!(reply.status, 200);
     let mut files = Vec::new();
     for name in reply.text().lines() {
@@ -102,13 +117,7 @@ async fn the_visitor_who_overlapped_is_warned_with_the_right_time_and_the_other_
     visit(&mut overlapping, &qr, t0 + 1800, t0 + 5400);
     visit(&mut later, &qr, t0 + 2 * 3600, t0 + 3 * 3600);
 
-    let reports = positive
-        .check_ins_to_upload(
-            &mut OsRng,
-            UnixSeconds::new(now),
-            TransmissionRiskLevel::HIGHEST,
-        )
-        .unwrap();
+    let reports = to_upload(&positive, now);
     assert_eq!(reports.len(), 1);
     upload(&server, &encoded(&reports)).await;
     // Nothing is published before the hour's window is closed and old enough.
@@ -170,13 +179,7 @@ async fn tampered_packages_wrong_signers_and_wrong_macs_are_refused() {
     let (mut positive, mut visitor) = (phone(), phone());
     visit(&mut positive, &qr, t0, t0 + 3600);
     visit(&mut visitor, &qr, t0, t0 + 3600);
-    let real = positive
-        .check_ins_to_upload(
-            &mut OsRng,
-            UnixSeconds::new(now),
-            TransmissionRiskLevel::HIGHEST,
-        )
-        .unwrap();
+    let real = to_upload(&positive, now);
     // A report for the same venue whose MAC was altered (the server cannot tell: it has
     // no key), and one that is not a report at all (the server can).
     let mut forged = real[0].to_bytes();
@@ -232,4 +235,43 @@ async fn tampered_packages_wrong_signers_and_wrong_macs_are_refused() {
             .unwrap(),
         0
     );
+}
+
+#[tokio::test]
+async fn a_check_in_is_packaged_once_the_truncate_window_it_arrived_in_has_ended() {
+    // Check-ins are released as keys are: at the end of the --truncate-window they arrive
+    // in, so minute packages need a minute truncate window; with the hour, nothing
+    // uploaded now is packaged before the hour ends.
+    for (truncate, packaged_after) in [(3600, 3600), (60, 60)] {
+        let server = TestServer::with_minute_windows(truncate, |config| {
+            config.export.min_reports = 3;
+            config.export.report_padding_range = 0;
+        });
+        let now = server.now().get();
+        let qr = setup().1;
+        let mut positive = phone();
+        visit(&mut positive, &qr, now - 7200, now - 3600);
+        let reports = to_upload(&positive, now);
+        upload(&server, &encoded(&reports)).await;
+
+        server.clock.advance(packaged_after - 10 + 4);
+        server.server.export_pass().unwrap();
+        assert!(
+            packages(&server).await.is_empty(),
+            "truncate {truncate}: too early"
+        );
+        server.clock.advance(60 + 5);
+        server.server.export_pass().unwrap();
+        let files = packages(&server).await;
+        assert_eq!(files.len(), 1, "truncate {truncate}");
+        let (trusted, _) = trusted(&server).await;
+        let verified = TraceWarningFile::parse(&files[0].1, &ExportLimits::default())
+            .unwrap()
+            .verify(&trusted)
+            .unwrap();
+        assert!(
+            verified.reports().contains(&reports[0]),
+            "truncate {truncate}"
+        );
+    }
 }

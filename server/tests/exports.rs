@@ -121,13 +121,7 @@ async fn a_key_is_exported_once_the_truncate_window_it_is_released_in_has_ended(
     // nothing uploaded now could be exported before the hour ends, whatever the export
     // period: minute windows need a minute truncate window.
     for (truncate, exported_after) in [(3600, 3600), (60, 60)] {
-        let server = TestServer::with_config(|config| {
-            config.export.period_seconds = 60;
-            config.export.min_age_seconds = 5;
-            config.export.truncate_seconds = truncate;
-        });
-        let now = server.clock.clock().now().get();
-        server.clock.set(UnixSeconds::new(now - now % 3600 + 10)); // just after the hour
+        let server = TestServer::with_minute_windows(truncate, |_| {});
         let code = issue_many(&server, &server.admin_key, 1).await.remove(0);
         // Yesterday's key only: no embargo past its arrival.
         let yesterday = today_start(&server) - 144;

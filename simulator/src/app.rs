@@ -24,6 +24,7 @@ use kith_core::{
 use rayon::prelude::*;
 
 use crate::ble::{Channel, DeviceModel, Link, ModelTable};
+use crate::contacts::Shapes;
 use crate::diary::Diary;
 use crate::error::{Error, Result};
 use crate::population::{NONE, Population};
@@ -215,6 +216,8 @@ pub struct Radio<'a> {
     pub phones: &'a Phones,
     /// Contacts of the last days.
     pub diary: &'a Diary,
+    /// How long and how close contacts are.
+    pub shapes: &'a Shapes,
 }
 
 /// One scan of a phone: its day, number and second.
@@ -229,6 +232,15 @@ pub struct Scan {
 }
 
 impl Scan {
+    /// The scan a sighting was recorded in.
+    fn of(s: &Sighting) -> Self {
+        Self {
+            day: (s.scan_id >> 16) as u32,
+            k: (s.scan_id & 0xffff) as u32,
+            second: s.time.since(s.time.day().start()) as u32,
+        }
+    }
+
     /// The record core's `ScanTimeline` learns a heard scan from (its identifiers are
     /// not needed to know when it ran).
     fn timeline_entry(self) -> Sighting {
@@ -242,25 +254,28 @@ impl Scan {
     }
 }
 
+/// A beacon a phone heard in one of its scans.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Heard {
+    /// The phone that sent it.
+    pub sender: u32,
+    /// The scan.
+    pub scan: Scan,
+    /// What the receiver measured.
+    pub rssi: i8,
+}
+
 impl Radio<'_> {
     fn schedule(&self, phone: u32, day: u32) -> ScanSchedule {
         ScanSchedule::of(self.streams, phone, day, self.channel.scan_interval())
     }
 
-    /// Calls `heard(contact's other agent, sender phone, scan, rssi)` for every scan of
-    /// `phone` on `day` within `[from, to)` that heard another app user's beacon,
-    /// contact by contact; `only` restricts to contacts with one agent. Stops when
-    /// `heard` returns false.
-    fn scans(
-        &self,
-        phone: u32,
-        day: u32,
-        [from, to]: [u32; 2],
-        only: Option<u32>,
-        mut heard: impl FnMut(u32, u32, Scan, i8) -> bool,
-    ) {
+    /// Every beacon of another app user that `phone` heard in its scans on `day`,
+    /// contact by contact, each contact's in scan order.
+    pub fn heard(&self, phone: u32, day: u32) -> Vec<Heard> {
+        let mut out = Vec::new();
         let Some(contacts) = self.diary.day(day) else {
-            return;
+            return out;
         };
         let agent = self.phones.agent_of[phone as usize];
         let receiver = self.phones.model[phone as usize];
@@ -269,167 +284,115 @@ impl Radio<'_> {
         for c in contacts.of(agent) {
             let other = c.other(agent);
             let sender_phone = self.phones.phone_of[other as usize];
-            if sender_phone == NONE || only.is_some_and(|o| o != other) {
+            if sender_phone == NONE {
                 continue;
             }
-            let start = (u32::from(c.start) * 60).max(from);
-            let end = (u32::from(c.start + c.duration) * 60).min(to);
-            if start >= end {
-                continue;
-            }
+            let m = self.shapes.meeting(self.streams, day, c);
             let sender = self.phones.model[sender_phone as usize];
             let link = Link {
                 day,
                 receiver: agent,
                 sender: other,
-                contact: (u64::from(c.start) << 24)
-                    | (u64::from(c.distance_cm) << 8)
-                    | c.setting as u64,
-                distance_m: c.distance_m(),
+                contact: (u64::from(c.salt) << 8) | c.setting as u64,
+                distance_m: m.distance_m(),
                 setting: c.setting,
             };
+            let [start, end] = [m.start, m.start + m.duration].map(|t| u32::from(t) * 60);
             for (k, second) in schedule.within(start, end) {
                 let attenuation = self.channel.attenuation(self.streams, &link, u64::from(k));
                 if let Some(rssi) = self.channel.rssi(attenuation, sender, receiver, residual) {
-                    if !heard(other, sender_phone, Scan { day, k, second }, rssi) {
-                        return;
-                    }
+                    out.push(Heard {
+                        sender: sender_phone,
+                        scan: Scan { day, k, second },
+                        rssi,
+                    });
                 }
             }
         }
-    }
-
-    /// The sightings `phone` recorded on `day` from second `from` on, appended to
-    /// `out`: for each contact with another app user (or only with `only`), each of the
-    /// phone's scans during the contact that heard the other phone's beacon.
-    fn record(&self, phone: u32, day: u32, from: u32, only: Option<u32>, out: &mut Vec<Sighting>) {
-        let first_interval = day_interval(day);
-        // The sender of the last contact and its keys: contacts come grouped by person.
-        let mut keys: Option<(u32, kith_core::RpiKey, kith_core::AemKey, BluetoothMetadata)> = None;
-        self.scans(
-            phone,
-            day,
-            [from, SECONDS_PER_DAY],
-            only,
-            |_, sender_phone, scan, rssi| {
-                if keys.as_ref().is_none_or(|k| k.0 != sender_phone) {
-                    let (rpik, aemk) = daily_key(self.streams, sender_phone, day).derive_keys();
-                    let meta = metadata(self.phones.model[sender_phone as usize]);
-                    keys = Some((sender_phone, rpik, aemk, meta));
-                }
-                let (_, rpik, aemk, meta) = keys.as_ref().expect("set above");
-                let rpi = rpik.rpi(first_interval.saturating_add(scan.second / 600));
-                out.push(Sighting {
-                    rpi,
-                    aem: aemk.encrypt(rpi, *meta),
-                    rssi,
-                    time: unix_time(day, scan.second),
-                    scan_id: scan_id(day, scan.k),
-                });
-                true
-            },
-        );
+        out
     }
 
     /// The sightings `phone` recorded on `day` from second `from` on (every beacon of
-    /// every app user heard in its scans), appended to `out`: what the phone's store holds.
+    /// every app user heard in its scans), appended to `out`: what the phone's store
+    /// holds. Each sender's identifiers come from its daily key.
     pub fn sightings(&self, phone: u32, day: u32, from: u32, out: &mut Vec<Sighting>) {
-        self.record(phone, day, from, None, out);
-    }
-
-    /// The sightings `phone` recorded of `sender`'s beacons on `day`.
-    pub fn sightings_of(&self, phone: u32, day: u32, sender: u32, out: &mut Vec<Sighting>) {
-        self.record(phone, day, 0, Some(sender), out);
-    }
-
-    /// The scan before `scan` on the phone's schedule (the day before's last for the
-    /// first of a day).
-    fn previous(&self, phone: u32, scan: Scan) -> Option<Scan> {
-        if scan.k > 0 {
-            let schedule = self.schedule(phone, scan.day);
-            let (k, second) = schedule
-                .within(0, SECONDS_PER_DAY)
-                .nth(scan.k as usize - 1)?;
-            return Some(Scan {
-                day: scan.day,
-                k,
-                second,
-            });
-        }
-        let day = scan.day.checked_sub(1)?;
-        let (k, second) = self
-            .schedule(phone, day)
-            .within(0, SECONDS_PER_DAY)
-            .last()?;
-        Some(Scan { day, k, second })
-    }
-
-    /// Whether `scan` of `phone` heard any beacon.
-    fn heard(&self, phone: u32, scan: Scan) -> bool {
-        let mut any = false;
-        self.scans(
-            phone,
-            scan.day,
-            [scan.second, scan.second + 1],
-            None,
-            |_, _, _, _| {
-                any = true;
-                false
-            },
-        );
-        any
-    }
-
-    /// The last scan of `phone` up to and including `scan` that heard a beacon, on a
-    /// day from `oldest` on.
-    fn last_heard(&self, phone: u32, scan: Scan, oldest: u32) -> Option<Scan> {
-        for day in (oldest..=scan.day).rev() {
-            let to = if day == scan.day {
-                scan.second + 1
-            } else {
-                SECONDS_PER_DAY
-            };
-            let mut last: Option<Scan> = None;
-            self.scans(phone, day, [0, to], None, |_, _, s, _| {
-                if last.is_none_or(|l| l.second < s.second) {
-                    last = Some(s);
-                }
-                true
-            });
-            if last.is_some() {
-                return last;
-            }
-        }
-        None
-    }
-
-    /// What core's `ScanTimeline` needs to know of the phone's other scans for these
-    /// sightings: for each, the last earlier scan that heard anything (within the
-    /// sightings the phone still keeps, from day `oldest` on).
-    fn timeline_entries(&self, phone: u32, sightings: &[Sighting], oldest: u32) -> Vec<Sighting> {
-        let mut entries: Vec<Sighting> = sightings.to_vec();
-        let mut scans: Vec<Scan> = sightings
-            .iter()
-            .map(|s| Scan {
-                day: (s.scan_id >> 16) as u32,
-                k: (s.scan_id & 0xffff) as u32,
-                second: s.time.since(s.time.day().start()) as u32,
-            })
-            .collect();
-        scans.sort_unstable_by_key(|s| (s.day, s.k));
-        scans.dedup();
-        for scan in scans {
-            let Some(previous) = self.previous(phone, scan).filter(|p| p.day >= oldest) else {
+        // The sender of the last contact and its keys: contacts come grouped by person.
+        let mut keys: Option<(u32, kith_core::RpiKey, kith_core::AemKey, BluetoothMetadata)> = None;
+        let first_interval = day_interval(day);
+        for h in self.heard(phone, day) {
+            if h.scan.second < from {
                 continue;
-            };
-            let earlier = if self.heard(phone, previous) {
-                Some(previous)
-            } else {
-                self.last_heard(phone, previous, oldest)
-            };
-            entries.extend(earlier.map(Scan::timeline_entry));
+            }
+            if keys.as_ref().is_none_or(|k| k.0 != h.sender) {
+                let (rpik, aemk) = daily_key(self.streams, h.sender, day).derive_keys();
+                let meta = metadata(self.phones.model[h.sender as usize]);
+                keys = Some((h.sender, rpik, aemk, meta));
+            }
+            let (_, rpik, aemk, meta) = keys.as_ref().expect("set above");
+            let rpi = rpik.rpi(first_interval.saturating_add(h.scan.second / 600));
+            out.push(h.sighting(rpi, aemk.encrypt(rpi, *meta)));
         }
-        entries
+    }
+}
+
+impl Heard {
+    /// The sighting the phone stores of this beacon, whose identifiers are `rpi`, `aem`.
+    fn sighting(&self, rpi: kith_core::Rpi, aem: kith_core::Aem) -> Sighting {
+        Sighting {
+            rpi,
+            aem,
+            rssi: self.rssi,
+            time: unix_time(self.scan.day, self.scan.second),
+            scan_id: scan_id(self.scan.day, self.scan.k),
+        }
+    }
+}
+
+/// What one phone heard on the days it is matched for, each day computed once.
+struct PhoneDays<'r, 'a> {
+    radio: &'r Radio<'a>,
+    phone: u32,
+    /// (day, beacons heard, the scans that heard any, in order).
+    days: Vec<(u32, Vec<Heard>, Vec<Scan>)>,
+}
+
+impl<'r, 'a> PhoneDays<'r, 'a> {
+    fn new(radio: &'r Radio<'a>, phone: u32) -> Self {
+        Self {
+            radio,
+            phone,
+            days: Vec::new(),
+        }
+    }
+
+    /// The beacons heard on `day` and the scans that heard any.
+    fn day(&mut self, day: u32) -> (&[Heard], &[Scan]) {
+        let slot = match self.days.iter().position(|d| d.0 == day) {
+            Some(slot) => slot,
+            None => {
+                let heard = self.radio.heard(self.phone, day);
+                let mut scans: Vec<Scan> = heard.iter().map(|h| h.scan).collect();
+                scans.sort_unstable_by_key(|s| s.k);
+                scans.dedup();
+                self.days.push((day, heard, scans));
+                self.days.len() - 1
+            }
+        };
+        let (_, heard, scans) = &self.days[slot];
+        (heard, scans)
+    }
+
+    /// The last scan before `scan` that heard any beacon, on a day from `oldest` on:
+    /// what core's `ScanTimeline` learns the phone's previous scan from.
+    fn heard_before(&mut self, scan: Scan, oldest: u32) -> Option<Scan> {
+        let (_, scans) = self.day(scan.day);
+        let earlier = scans.partition_point(|s| s.k < scan.k);
+        if earlier > 0 {
+            return Some(scans[earlier - 1]);
+        }
+        (oldest..scan.day)
+            .rev()
+            .find_map(|day| self.day(day).1.last().copied())
     }
 }
 
@@ -608,21 +571,30 @@ impl Exposures {
         candidates.sort_unstable();
         candidates.dedup();
         let groups: Vec<&[(u32, u32)]> = candidates.chunk_by(|x, y| x.0 == y.0).collect();
+        // Every phone would derive the same identifiers of a published key: derive
+        // them once (tests/per_device.rs checks this against the per-device path).
+        let mut heard_keys: Vec<u32> = candidates.iter().map(|&(_, k)| k).collect();
+        heard_keys.sort_unstable();
+        heard_keys.dedup();
+        let derived: Vec<KeyBeacons> = heard_keys
+            .par_iter()
+            .map(|&k| {
+                let key = &keys[k as usize];
+                KeyBeacons::new(radio, key, owner[key.tek.expose_secret()])
+            })
+            .collect();
+        let beacons_of = |k: u32| &derived[heard_keys.binary_search(&k).expect("derived above")];
         let matched: Vec<(u32, Vec<(ExposureWindow, u32)>)> = groups
             .par_iter()
             .map(|group| {
                 let phone = group[0].0;
-                let mine: Vec<&DiagnosisKey> =
-                    group.iter().map(|&(_, k)| &keys[k as usize]).collect();
+                let mine: Vec<(&DiagnosisKey, &KeyBeacons)> = group
+                    .iter()
+                    .map(|&(_, k)| (&keys[k as usize], beacons_of(k)))
+                    .collect();
                 (
                     phone,
-                    phone_windows(
-                        radio,
-                        phone,
-                        &mine,
-                        owner,
-                        day.saturating_sub(RETENTION_DAYS),
-                    ),
+                    phone_windows(radio, phone, &mine, day.saturating_sub(RETENTION_DAYS)),
                 )
             })
             .filter(|(_, windows)| !windows.is_empty())
@@ -743,6 +715,40 @@ fn notification_of(
     }
 }
 
+/// The beacons of one published key, derived once a day for every phone that may have
+/// heard it: the RPI and AEM of each interval of its day.
+struct KeyBeacons {
+    /// The uploader (agent) and its phone.
+    owner: u32,
+    phone: u32,
+    /// The sim day of the key.
+    day: u32,
+    /// Identifiers by interval of the day.
+    beacons: Vec<(kith_core::Rpi, kith_core::Aem)>,
+}
+
+impl KeyBeacons {
+    fn new(radio: &Radio<'_>, key: &DiagnosisKey, owner: u32) -> Self {
+        let day = key.tek.validity().start().get() / kith_core::INTERVALS_PER_DAY - EPOCH_DAY;
+        let phone = radio.phones.phone_of[owner as usize];
+        let (rpik, aemk) = key.tek.derive_keys();
+        let mut rpis =
+            vec![kith_core::Rpi::from_bytes([0; 16]); kith_core::INTERVALS_PER_DAY as usize];
+        rpik.rpis_into(day_interval(day), &mut rpis);
+        let meta = metadata(radio.phones.model[phone as usize]);
+        let beacons = rpis
+            .into_iter()
+            .map(|rpi| (rpi, aemk.encrypt(rpi, meta)))
+            .collect();
+        Self {
+            owner,
+            phone,
+            day,
+            beacons,
+        }
+    }
+}
+
 /// Core's matching on one phone: the phone's sightings of the keys' owners on the
 /// keys' days, indexed by [`SightingIndex`] and matched against `keys`; exposure
 /// windows from core's [`ScanTimeline`] over those sightings and the scans before
@@ -750,25 +756,39 @@ fn notification_of(
 fn phone_windows(
     radio: &Radio<'_>,
     phone: u32,
-    keys: &[&DiagnosisKey],
-    owner: &HashMap<[u8; 16], u32>,
+    keys: &[(&DiagnosisKey, &KeyBeacons)],
     oldest: u32,
 ) -> Vec<(ExposureWindow, u32)> {
+    let mut days = PhoneDays::new(radio, phone);
     let mut sightings = Vec::new();
-    for key in keys {
-        let day = key.tek.validity().start().get() / kith_core::INTERVALS_PER_DAY - EPOCH_DAY;
-        radio.sightings_of(phone, day, owner[key.tek.expose_secret()], &mut sightings);
+    for (_, beacons) in keys {
+        let (heard, _) = days.day(beacons.day);
+        sightings.extend(heard.iter().filter(|h| h.sender == beacons.phone).map(|h| {
+            let (rpi, aem) = beacons.beacons[(h.scan.second / 600) as usize];
+            h.sighting(rpi, aem)
+        }));
     }
     if sightings.is_empty() {
         return Vec::new();
     }
+    let mut scans: Vec<Scan> = sightings.iter().map(Scan::of).collect();
+    scans.sort_unstable_by_key(|s| (s.day, s.k));
+    scans.dedup();
+    let mut entries = sightings.clone();
+    for scan in scans {
+        entries.extend(days.heard_before(scan, oldest).map(Scan::timeline_entry));
+    }
     let index = SightingIndex::new(&sightings);
-    let timeline = ScanTimeline::new(&radio.timeline_entries(phone, &sightings, oldest));
+    let timeline = ScanTimeline::new(&entries);
     let correction = radio.phones.model[phone as usize].rssi_correction;
+    let owners: HashMap<&[u8; 16], u32> = keys
+        .iter()
+        .map(|(k, b)| (k.tek.expose_secret(), b.owner))
+        .collect();
     index
-        .matches(keys.iter().map(|&k| k.clone()))
+        .matches(keys.iter().map(|&(k, _)| k.clone()))
         .flat_map(|m| {
-            let sender = owner[m.key.tek.expose_secret()];
+            let sender = owners[m.key.tek.expose_secret()];
             ExposureWindow::from_match(&m, &timeline, correction)
                 .into_iter()
                 .map(move |w| (w, sender))

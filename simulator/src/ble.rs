@@ -400,7 +400,7 @@ pub struct Link {
     pub receiver: u32,
     /// Who advertises.
     pub sender: u32,
-    /// Which of their contacts that day (the contact's start minute and setting).
+    /// Which of their contacts that day (the contact's salt and setting).
     pub contact: u64,
     /// Distance in metres.
     pub distance_m: f64,

@@ -3,29 +3,28 @@
 //! random contacts pair people across the population anew.
 
 use rand::Rng;
+use rand::seq::SliceRandom;
 use rand_distr::{Distribution, Poisson};
 use rayon::prelude::*;
 
 use crate::population::Population;
-use crate::rng::{Purpose, Streams};
+use crate::rng::{Purpose, Streams, normal_quantile, open_unit};
 use crate::scenario::{Scenario, Setting, Settings};
 
 /// Minutes in a day.
 pub const MINUTES_PER_DAY: u16 = 1440;
 
-/// Two people meeting once on one day.
+/// Two people meeting once on one day. How long and how close they are (a
+/// [`Meeting`]) is a pure function of the contact and its day, drawn only when asked
+/// for: transmission needs neither, and most contacts never meet a phone's scan.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Contact {
     /// One person.
     pub a: u32,
     /// The other.
     pub b: u32,
-    /// Minute of the day the contact starts.
-    pub start: u16,
-    /// Minutes it lasts (the contact ends within the day).
-    pub duration: u16,
-    /// Distance between them, in centimetres.
-    pub distance_cm: u16,
+    /// Tells apart contacts of the same two people in the same setting on one day.
+    pub salt: u32,
     /// Where they meet.
     pub setting: Setting,
 }
@@ -35,7 +34,20 @@ impl Contact {
     pub fn other(&self, agent: u32) -> u32 {
         if self.a == agent { self.b } else { self.a }
     }
+}
 
+/// When, how long and how close two people are in one contact.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Meeting {
+    /// Minute of the day the contact starts.
+    pub start: u16,
+    /// Minutes it lasts (the contact ends within the day).
+    pub duration: u16,
+    /// Distance between them, in centimetres.
+    pub distance_cm: u16,
+}
+
+impl Meeting {
     /// Distance in metres.
     pub fn distance_m(&self) -> f64 {
         f64::from(self.distance_cm) / 100.0
@@ -50,8 +62,10 @@ impl Contact {
 
 /// Households handled per parallel task.
 const HOUSEHOLD_CHUNK: usize = 4096;
-/// Agents handled per parallel task when laying out random-contact stubs.
+/// Random-contact stubs handled per parallel task.
 const STUB_CHUNK: usize = 16_384;
+/// Mean stubs per bucket of the shuffle: small enough to shuffle in L1 cache.
+const STUBS_PER_BUCKET: usize = 2048;
 
 /// The contacts of `day`, in a fixed order (households, occupations, random), the
 /// same on any number of threads.
@@ -61,140 +75,184 @@ pub fn daily_contacts(
     streams: &Streams,
     day: u32,
 ) -> Vec<Contact> {
-    let settings = &scenario.network.settings;
-    let attributes = |a: u32, b: u32, setting: Setting, salt: u64| {
-        contact(streams, settings, day, a, b, setting, salt)
+    let contact = |a: u32, b: u32, setting: Setting, salt: u32| Contact {
+        a,
+        b,
+        salt,
+        setting,
     };
+    let mut all = Vec::new();
 
-    let households: Vec<Contact> = (0..population.households())
-        .collect::<Vec<_>>()
-        .par_chunks(HOUSEHOLD_CHUNK)
-        .flat_map_iter(|chunk| {
-            let mut out = Vec::new();
-            for &h in chunk {
-                let (start, end) = (
-                    population.household_start[h],
-                    population.household_start[h + 1],
-                );
-                for a in start..end {
-                    for b in a + 1..end {
-                        out.push(attributes(a, b, Setting::Household, 0));
+    let households = population.households();
+    all.par_extend(
+        (0..households.div_ceil(HOUSEHOLD_CHUNK))
+            .into_par_iter()
+            .flat_map_iter(|chunk| {
+                let mut out = Vec::new();
+                for h in chunk * HOUSEHOLD_CHUNK..((chunk + 1) * HOUSEHOLD_CHUNK).min(households) {
+                    let (start, end) = (
+                        population.household_start[h],
+                        population.household_start[h + 1],
+                    );
+                    for a in start..end {
+                        for b in a + 1..end {
+                            out.push(contact(a, b, Setting::Household, 0));
+                        }
                     }
                 }
-            }
-            out
-        })
-        .collect();
+                out
+            }),
+    );
 
-    let occupations: Vec<Contact> = population
-        .groups
-        .par_iter()
-        .enumerate()
-        .flat_map_iter(|(g, group)| {
-            let members = &population.group_members[group.start as usize..group.end as usize];
-            let mut out = Vec::new();
-            if members.len() < 2 || group.daily_contacts <= 0.0 {
-                return out;
-            }
-            let mut rng = streams.rng(Purpose::Contacts, [u64::from(day), 1, g as u64]);
-            // Each member starts half of its contacts; it receives the other half.
-            let starts = Poisson::new(group.daily_contacts / 2.0).expect("positive rate");
-            for (i, &a) in members.iter().enumerate() {
-                let k: f64 = starts.sample(&mut rng);
-                for salt in 0..k as u64 {
-                    let mut j = rng.gen_range(0..members.len() - 1);
-                    if j >= i {
-                        j += 1;
-                    }
-                    out.push(attributes(a, members[j], group.setting, salt));
+    all.par_extend(
+        population
+            .groups
+            .par_iter()
+            .enumerate()
+            .flat_map_iter(|(g, group)| {
+                let members = &population.group_members[group.start as usize..group.end as usize];
+                let mut out = Vec::new();
+                if members.len() < 2 || group.daily_contacts <= 0.0 {
+                    return out;
                 }
-            }
-            out
-        })
-        .collect();
+                let mut rng = streams.rng(Purpose::Contacts, [u64::from(day), 1, g as u64]);
+                // Each member starts half of its contacts; it receives the other half.
+                let starts = Poisson::new(group.daily_contacts / 2.0).expect("positive rate");
+                for (i, &a) in members.iter().enumerate() {
+                    let k: f64 = starts.sample(&mut rng);
+                    for salt in 0..k as u32 {
+                        let mut j = rng.gen_range(0..members.len() - 1);
+                        if j >= i {
+                            j += 1;
+                        }
+                        out.push(contact(a, members[j], group.setting, salt));
+                    }
+                }
+                out
+            }),
+    );
 
     // Random contacts: a configuration model re-paired every day. Each agent holds
-    // as many stubs as it has random contacts; stubs sorted by a random key are paired
-    // in turn.
-    let mut stubs: Vec<(u64, u32)> = (0..population.len())
-        .collect::<Vec<_>>()
-        .par_chunks(STUB_CHUNK)
-        .flat_map_iter(|chunk| {
-            let mut out = Vec::new();
-            for &agent in chunk {
-                for stub in 0..population.random_degree[agent] {
-                    let key = streams.bits(
-                        Purpose::Contacts,
-                        [u64::from(day), 2, (agent as u64) << 16 | u64::from(stub)],
-                    );
-                    out.push((key, agent as u32));
-                }
-            }
-            out
-        })
-        .collect();
-    stubs.par_sort_unstable();
+    // as many stubs as it has random contacts; the stubs, shuffled, pair up in turn.
+    let stubs = shuffled_stubs(&population.random_stubs, streams, day);
     let transport = scenario.network.transport_fraction;
-    let random: Vec<Contact> = stubs
-        .par_chunks(2 * STUB_CHUNK)
-        .flat_map_iter(|chunk| {
-            chunk
-                .chunks_exact(2)
-                .filter(|pair| pair[0].1 != pair[1].1)
-                .map(|pair| {
-                    let (key, a) = pair[0];
-                    let b = pair[1].1;
-                    let in_vehicle = (key >> 11) as f64 * (1.0 / (1u64 << 53) as f64) < transport;
-                    let setting = if in_vehicle {
-                        Setting::Transport
-                    } else {
-                        Setting::Community
-                    };
-                    attributes(a, b, setting, key)
-                })
-                .collect::<Vec<_>>()
-        })
-        .collect();
-
-    let mut all = households;
-    all.reserve(occupations.len() + random.len());
-    all.extend(occupations);
-    all.extend(random);
+    all.par_extend(
+        stubs
+            .par_chunks(2 * STUB_CHUNK)
+            .enumerate()
+            .flat_map_iter(|(chunk, pairs)| {
+                let first = (chunk * STUB_CHUNK) as u32;
+                pairs
+                    .chunks_exact(2)
+                    .enumerate()
+                    .filter(|(_, pair)| pair[0] != pair[1])
+                    .map(move |(k, pair)| {
+                        let salt = first + k as u32;
+                        let counters = [u64::from(day), 3, u64::from(salt)];
+                        let u = streams.uniform(Purpose::Contacts, counters);
+                        let setting = if u < transport {
+                            Setting::Transport
+                        } else {
+                            Setting::Community
+                        };
+                        contact(pair[0], pair[1], setting, salt)
+                    })
+            }),
+    );
     all
 }
 
-/// One contact's duration, distance and start, from the contact stream.
-fn contact(
-    streams: &Streams,
-    settings: &Settings,
-    day: u32,
-    a: u32,
-    b: u32,
-    setting: Setting,
-    salt: u64,
-) -> Contact {
-    let params = settings.get(setting);
-    let who = (u64::from(a) << 32) | u64::from(b);
-    let what = (salt << 8) | setting as u64;
-    let counters = |k: u64| [u64::from(day), who, what ^ (k << 56)];
-    let z_duration = streams.normal(Purpose::Contacts, counters(1));
-    let z_distance = streams.normal(Purpose::Contacts, counters(2));
-    let duration = (params.duration_median_minutes.ln() + params.duration_sdlog * z_duration)
-        .exp()
-        .round()
-        .clamp(1.0, f64::from(MINUTES_PER_DAY - 1)) as u16;
-    let distance = (params.distance_median_m.ln() + params.distance_sdlog * z_distance)
-        .exp()
-        .clamp(0.1, 600.0);
-    let latest_start = f64::from(MINUTES_PER_DAY - duration);
-    let start = (streams.uniform(Purpose::Contacts, counters(3)) * latest_start) as u16;
-    Contact {
-        a,
-        b,
-        start,
-        duration,
-        distance_cm: (distance * 100.0).round() as u16,
-        setting,
+/// The agents of `stubs` in a uniformly random order of `day`, the same on any number
+/// of threads: every stub goes to a random bucket (a pure function of day and stub),
+/// each bucket is shuffled with its own generator, and the buckets are concatenated.
+/// Given the buckets' sizes, every arrangement is equally likely, so the whole order
+/// is a uniform permutation.
+fn shuffled_stubs(stubs: &[u32], streams: &Streams, day: u32) -> Vec<u32> {
+    let buckets = stubs.len().div_ceil(STUBS_PER_BUCKET).max(1) as u64;
+    let bucket: Vec<u32> = stubs
+        .par_iter()
+        .enumerate()
+        .map(|(i, _)| {
+            let h = streams.bits(Purpose::Contacts, [u64::from(day), 2, i as u64]);
+            ((u128::from(h) * u128::from(buckets)) >> 64) as u32
+        })
+        .collect();
+    let mut start = vec![0usize; buckets as usize + 1];
+    for &b in &bucket {
+        start[b as usize + 1] += 1;
+    }
+    for b in 0..buckets as usize {
+        start[b + 1] += start[b];
+    }
+    let mut fill = start.clone();
+    let mut out = vec![0u32; stubs.len()];
+    for (&agent, &b) in stubs.iter().zip(&bucket) {
+        out[fill[b as usize]] = agent;
+        fill[b as usize] += 1;
+    }
+    let mut parts = Vec::with_capacity(buckets as usize);
+    let mut rest = out.as_mut_slice();
+    for b in 0..buckets as usize {
+        let (part, tail) = rest.split_at_mut(start[b + 1] - start[b]);
+        parts.push(part);
+        rest = tail;
+    }
+    parts.into_par_iter().enumerate().for_each(|(b, part)| {
+        let mut rng = streams.rng(Purpose::Contacts, [u64::from(day), 4, b as u64]);
+        part.shuffle(&mut rng);
+    });
+    out
+}
+
+/// How contacts in each setting are drawn: lognormal duration and distance, as the
+/// parameters of their logarithms, and a uniform start.
+#[derive(Clone, Debug)]
+pub struct Shapes {
+    /// (mean log duration, SD, mean log distance, SD) by setting.
+    log: [[f64; 4]; 5],
+}
+
+impl Shapes {
+    /// The shapes of `settings`.
+    pub fn new(settings: &Settings) -> Self {
+        Self {
+            log: Setting::ALL.map(|s| {
+                let p = settings.get(s);
+                [
+                    p.duration_median_minutes.ln(),
+                    p.duration_sdlog,
+                    p.distance_median_m.ln(),
+                    p.distance_sdlog,
+                ]
+            }),
+        }
+    }
+
+    /// The duration, distance and start of contact `c` of `day`, from one draw of the
+    /// contact stream: 21 bits each for the quantiles of duration and distance and for
+    /// the start (a resolution far finer than minutes and centimetres).
+    pub fn meeting(&self, streams: &Streams, day: u32, c: &Contact) -> Meeting {
+        const MASK: u64 = (1 << 21) - 1;
+        let [mu_duration, sd_duration, mu_distance, sd_distance] = self.log[c.setting as usize];
+        let who = (u64::from(c.a) << 32) | u64::from(c.b);
+        let what = (u64::from(c.salt) << 8) | c.setting as u64;
+        let h = streams.bits(Purpose::Contacts, [u64::from(day), who, what]);
+        let z_duration = normal_quantile(open_unit(h >> 43, 21));
+        let z_distance = normal_quantile(open_unit((h >> 22) & MASK, 21));
+        let duration = (mu_duration + sd_duration * z_duration)
+            .exp()
+            .round()
+            .clamp(1.0, f64::from(MINUTES_PER_DAY - 1)) as u16;
+        let distance = (mu_distance + sd_distance * z_distance)
+            .exp()
+            .clamp(0.1, 600.0);
+        let latest_start = f64::from(MINUTES_PER_DAY - duration);
+        let start = ((h & MASK) as f64 / (1u64 << 21) as f64 * latest_start) as u16;
+        Meeting {
+            start,
+            duration,
+            distance_cm: (distance * 100.0).round() as u16,
+        }
     }
 }
 
@@ -230,9 +288,10 @@ mod tests {
         let per_person = 2.0 * day0.len() as f64 / 5_000.0;
         // Households ~1.9, occupations ~7, random ~3.6 contacts a day.
         assert!((9.0..16.0).contains(&per_person), "{per_person}");
-        assert!(
-            day0.iter()
-                .all(|c| c.a != c.b && c.start + c.duration < MINUTES_PER_DAY)
-        );
+        let shapes = Shapes::new(&scenario.network.settings);
+        assert!(day0.iter().all(|c| {
+            let m = shapes.meeting(&streams, 0, c);
+            c.a != c.b && m.start + m.duration < MINUTES_PER_DAY
+        }));
     }
 }

@@ -76,7 +76,7 @@ pub struct Diary {
 
 impl Diary {
     /// A diary for `people`, keeping every contact for `keep_all` days and contacts
-    /// between app users for `keep_app` days.
+    /// between app users for `keep_app` days (counting the day added; 0 keeps none).
     pub fn new(people: usize, keep_all: u32, keep_app: u32) -> Self {
         Self {
             days: VecDeque::new(),
@@ -89,6 +89,21 @@ impl Diary {
     /// Adds the contacts of `day` and forgets what is no longer needed; `is_app_user`
     /// says who runs the app.
     pub fn push(&mut self, day: u32, contacts: Vec<Contact>, is_app_user: impl Fn(u32) -> bool) {
+        if self.keep_app == 0 {
+            return;
+        }
+        let app_only = |contacts: &[Contact]| -> Vec<Contact> {
+            contacts
+                .iter()
+                .filter(|c| is_app_user(c.a) && is_app_user(c.b))
+                .copied()
+                .collect()
+        };
+        let contacts = if self.keep_all == 0 {
+            app_only(&contacts)
+        } else {
+            contacts
+        };
         self.days
             .push_back(DayContacts::new(day, contacts, self.people));
         while self
@@ -98,16 +113,10 @@ impl Diary {
         {
             self.days.pop_front();
         }
-        if self.keep_app > self.keep_all && day >= self.keep_all {
+        if self.keep_app > self.keep_all && self.keep_all > 0 && day >= self.keep_all {
             let thin = day - self.keep_all;
             if let Some(slot) = self.days.iter().position(|d| d.day == thin) {
-                let old = &self.days[slot];
-                let kept: Vec<Contact> = old
-                    .contacts
-                    .iter()
-                    .filter(|c| is_app_user(c.a) && is_app_user(c.b))
-                    .copied()
-                    .collect();
+                let kept = app_only(&self.days[slot].contacts);
                 self.days[slot] = DayContacts::new(thin, kept, self.people);
             }
         }
@@ -130,9 +139,7 @@ mod tests {
         Contact {
             a,
             b,
-            start: 0,
-            duration: 10,
-            distance_cm: 100,
+            salt: 0,
             setting: Setting::Community,
         }
     }
@@ -153,5 +160,12 @@ mod tests {
         assert_eq!(diary.day(3).unwrap().all().len(), 3);
         let of_two: Vec<u32> = diary.day(3).unwrap().of(2).map(|c| c.other(2)).collect();
         assert_eq!(of_two, vec![1, 3]);
+
+        let mut app_only = Diary::new(4, 0, 2);
+        app_only.push(0, vec![contact(0, 1), contact(1, 2)], app);
+        assert_eq!(app_only.day(0).unwrap().all(), &[contact(0, 1)]);
+        let mut nothing = Diary::new(4, 0, 0);
+        nothing.push(0, vec![contact(0, 1)], app);
+        assert!(nothing.day(0).is_none());
     }
 }

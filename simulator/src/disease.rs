@@ -139,27 +139,35 @@ pub fn calibrate_beta(
     if contacts.is_empty() {
         return 0.0;
     }
-    // Weights of every other contact are enough for the mean, and fast to sum.
-    let step = (contacts.len() / 200_000).max(1);
-    let sample: Vec<f64> = contacts.iter().step_by(step).map(&weight).collect();
+    // Contacts share a handful of weights (one per setting): the mean over all of
+    // them is a sum over the distinct weights, each with its share of the contacts.
+    let mut weights: Vec<(f64, f64)> = Vec::new();
+    for c in contacts {
+        let w = weight(c);
+        match weights.iter_mut().find(|(v, _)| v.to_bits() == w.to_bits()) {
+            Some((_, count)) => *count += 1.0,
+            None => weights.push((w, 1.0)),
+        }
+    }
     let per_person = 2.0 * contacts.len() as f64 / population as f64;
     let asym = params.asymptomatic_fraction;
     let rho = params.asymptomatic_infectiousness;
     let r = |beta: f64| {
-        let mean: f64 = sample
+        let mean: f64 = weights
             .iter()
-            .map(|&w| {
-                profile
-                    .daily()
-                    .iter()
-                    .map(|&g| {
-                        (1.0 - asym) * (1.0 - (-beta * w * g).exp())
-                            + asym * (1.0 - (-beta * w * g * rho).exp())
-                    })
-                    .sum::<f64>()
+            .map(|&(w, count)| {
+                count
+                    * profile
+                        .daily()
+                        .iter()
+                        .map(|&g| {
+                            (1.0 - asym) * (1.0 - (-beta * w * g).exp())
+                                + asym * (1.0 - (-beta * w * g * rho).exp())
+                        })
+                        .sum::<f64>()
             })
             .sum::<f64>()
-            / sample.len() as f64;
+            / contacts.len() as f64;
         per_person * mean
     };
     let (mut lo, mut hi) = (0.0, 1.0);

@@ -56,6 +56,9 @@ pub struct Population {
     pub group_members: Vec<u32>,
     /// Random contacts each agent has per day.
     pub random_degree: Vec<u16>,
+    /// Each agent as many times as its random contacts, in agent order: the stubs the
+    /// random contacts of a day pair up.
+    pub random_stubs: Vec<u32>,
 }
 
 impl Population {
@@ -137,6 +140,11 @@ impl Population {
                 })
                 .collect(),
         };
+        let random_stubs = random_degree
+            .iter()
+            .enumerate()
+            .flat_map(|(agent, &k)| std::iter::repeat_n(agent as u32, usize::from(k)))
+            .collect();
         Self {
             age,
             household,
@@ -145,6 +153,7 @@ impl Population {
             groups,
             group_members,
             random_degree,
+            random_stubs,
         }
     }
 

@@ -7,7 +7,7 @@ use rayon::prelude::*;
 
 use crate::app::{self, Authority, Exposures, Phones, RETENTION_DAYS, Radio};
 use crate::ble::{Channel, ModelTable};
-use crate::contacts::{Contact, daily_contacts};
+use crate::contacts::{Contact, Shapes, daily_contacts};
 use crate::diary::Diary;
 use crate::disease::{Course, NEVER, Profile, calibrate_beta};
 use crate::error::Result;
@@ -134,6 +134,8 @@ pub struct Simulation {
     pub exposures: Exposures,
     /// Contacts of the last days.
     pub diary: Diary,
+    /// How long and how close contacts are.
+    pub shapes: Shapes,
     /// The Bluetooth channel.
     pub channel: Channel,
     /// The infectiousness profile.
@@ -192,16 +194,14 @@ impl Simulation {
             |c| settings.get(c.setting).weight,
             population.len(),
         );
+        // Case workers ask about the days up to the result, `delay_days` after it;
+        // phones and the books of close contacts need only contacts between app users.
         let keep_all = if scenario.tracing.enabled {
-            scenario.tracing.lookback_days + 1
+            scenario.tracing.delay_days + scenario.tracing.lookback_days + 1
         } else {
-            1
+            0
         };
-        let keep_app = if phones.is_empty() {
-            keep_all
-        } else {
-            RETENTION_DAYS
-        };
+        let keep_app = if phones.is_empty() { 0 } else { RETENTION_DAYS };
         let n = population.len();
         let configs = Exposures::new(scenario)?;
         let configs_count = configs.configs.len();
@@ -216,6 +216,7 @@ impl Simulation {
             authority: Authority::new(&streams),
             exposures: configs,
             diary: Diary::new(n, keep_all, keep_app),
+            shapes: Shapes::new(settings),
             channel: Channel::new(&scenario.ble, settings),
             profile,
             beta,
@@ -475,6 +476,7 @@ impl Simulation {
             channel: &self.channel,
             phones: &self.phones,
             diary: &self.diary,
+            shapes: &self.shapes,
         };
         let result = self.exposures.ingest(&radio, day, &export, &owner)?;
         row.new_keys_published = result.keys as u32;
@@ -532,7 +534,9 @@ impl Simulation {
             };
             for c in contacts.of(uploader) {
                 let other = c.other(uploader);
-                if c.is_close() && self.phones.has_app(other) {
+                if self.phones.has_app(other)
+                    && self.shapes.meeting(&self.streams, day, c).is_close()
+                {
                     self.close_contacts.insert(other);
                 }
             }
@@ -643,6 +647,7 @@ impl Simulation {
             channel: &self.channel,
             phones: &self.phones,
             diary: &self.diary,
+            shapes: &self.shapes,
         }
     }
 }

@@ -2,7 +2,10 @@
 
 mod common;
 
-use kith_sim::app::{daily_key, day_interval};
+use std::collections::HashSet;
+
+use kith_core::Rpi;
+use kith_sim::app::daily_key;
 use kith_sim::disease::{NEVER, euler_lotka_root};
 use kith_sim::{Arm, Simulation};
 
@@ -144,17 +147,19 @@ fn nobody_is_notified_without_a_recorded_sighting() {
             let phone = sim.phones.phone_of[agent];
             let senders = &sim.exposures.phones[&phone].senders;
             let heard = (today.saturating_sub(13)..=today).any(|day| {
-                let mut sightings = Vec::new();
-                radio.sightings(phone, u32::from(day), 0, &mut sightings);
-                sightings.iter().any(|s| {
-                    senders.iter().any(|&sender| {
-                        let sender_phone = sim.phones.phone_of[sender as usize];
-                        let key = daily_key(&sim.streams, sender_phone, u32::from(day));
-                        let of_day = s.interval().get() % kith_core::INTERVALS_PER_DAY;
-                        let interval = day_interval(u32::from(day)).saturating_add(of_day);
-                        key.rpi_key().rpi(interval) == s.rpi
+                let day = u32::from(day);
+                // The RPIs the uploaders behind the notification sent that day.
+                let sent: HashSet<Rpi> = senders
+                    .iter()
+                    .flat_map(|&sender| {
+                        let key =
+                            daily_key(&sim.streams, sim.phones.phone_of[sender as usize], day);
+                        key.rpi_key().rpis(key.validity())
                     })
-                })
+                    .collect();
+                let mut sightings = Vec::new();
+                radio.sightings(phone, day, 0, &mut sightings);
+                sightings.iter().any(|s| sent.contains(&s.rpi))
             });
             assert!(
                 heard,

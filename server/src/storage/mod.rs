@@ -74,11 +74,12 @@ pub trait WriteTx {
         rng: &mut dyn RngCore,
     ) -> Result<()>;
     /// Stores published check-ins (encrypted reports), each under a random id, released at
-    /// the next full hour.
+    /// the end of the `truncate` window they arrive in (as keys are).
     fn insert_check_ins(
         &mut self,
         reports: &[ProtectedReport],
         now: UnixSeconds,
+        truncate: u64,
         rng: &mut dyn RngCore,
     ) -> Result<()>;
     /// Records in the audit log that `who` issued the code with `hash` at `now`.

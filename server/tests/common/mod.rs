@@ -127,6 +127,21 @@ impl TestServer {
         }
     }
 
+    /// A server cutting minute export windows 5 s after they end, keeping times to
+    /// `truncate` seconds (`--truncate-window`), configured further by `configure`; its
+    /// clock 10 s past a full hour.
+    pub fn with_minute_windows(truncate: u64, configure: impl FnOnce(&mut Config)) -> Self {
+        let server = Self::with_config(|config| {
+            config.export.period_seconds = 60;
+            config.export.min_age_seconds = 5;
+            config.export.truncate_seconds = truncate;
+            configure(config);
+        });
+        let now = server.now().get();
+        server.clock.set(UnixSeconds::new(now - now % 3600 + 10));
+        server
+    }
+
     /// What is stored in the data directory.
     pub fn stored(&self) -> kith_server::inspect::StoredData {
         kith_server::inspect::StoredData::open(self.dir.path()).unwrap()

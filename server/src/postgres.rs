@@ -1,0 +1,1245 @@
+//! Storage on a shared PostgreSQL database (`--database postgres://…`), for several
+//! servers at once. The same guarantees as [`crate::sqlite`], kept by PostgreSQL:
+//! * a code is redeemed by deleting its row; a second server's delete waits for the first
+//!   one's commit and then deletes nothing, so exactly one transaction redeems it;
+//! * the writer's group commit is one PostgreSQL transaction, committed with
+//!   `synchronous_commit` on (the server's default), so an acknowledged publish is on disk;
+//! * every change to the export batches (cut, lease, padding, completion, the indexes)
+//!   takes one transaction-scoped advisory lock, so batchers on every server see the batch
+//!   table change one step at a time, as SQLite's single write lock makes them.
+//!
+//! The traits are synchronous; the driver is asynchronous. A private Tokio runtime drives
+//! the connections, and each call waits for its statement on it (see [`wait`]).
+
+use std::future::Future;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use kith_core::DiagnosisKey;
+use kith_core::checkin::ProtectedReport;
+use rand_core::RngCore;
+use tokio::runtime::{Handle, Runtime};
+use tokio_postgres::{GenericClient, NoTls, Row};
+
+use crate::calendar::Day;
+use crate::clock::UnixSeconds;
+use crate::codes::{CodeHash, CodeOrder, Diagnosis, Onset, OnsetKind};
+use crate::error::{AppError, Result};
+use crate::export::files::EXPORT_DIR;
+use crate::export::{batches, trace_warnings};
+use crate::guessing::BudgetState;
+use crate::storage::{
+    AccountStore, AddedKey, BatchStore, CaseWorkerRow, CodeRow, CodeState, DayCounts, Expired,
+    FileRecord, Lease, SigningKeyRow, Storage, WriteTx, WriterStore,
+};
+use crate::upload::StoredKey;
+use crate::window::{Window, Windowing};
+
+/// Migrations in order; the schema version is their count. Each runs in its own
+/// transaction, under the migration lock, so two servers starting at once migrate once.
+const MIGRATIONS: &[&str] = &[
+    // 1: what SQLite's schema holds at its version 5, but venues (which stay in SQLite).
+    // Integers are BIGINT (Unix seconds); ids of keys and reports are random, as in SQLite,
+    // so a table's order is not arrival order.
+    "CREATE TABLE verification_codes (
+        code_hash    BYTEA PRIMARY KEY CHECK (length(code_hash) = 32),
+        report_type  INTEGER NOT NULL,
+        onset_day    INTEGER,
+        onset_kind   TEXT CHECK (onset_kind IN ('symptom', 'test')),
+        expires_at   BIGINT NOT NULL
+    );
+    CREATE INDEX verification_codes_expiry ON verification_codes (expires_at);
+    CREATE TABLE redeemed_codes (
+        code_hash    BYTEA PRIMARY KEY CHECK (length(code_hash) = 32),
+        expires_hour BIGINT NOT NULL
+    );
+    CREATE TABLE diagnosis_keys (
+        id                BIGINT PRIMARY KEY,
+        key_data          BYTEA NOT NULL CHECK (length(key_data) = 16),
+        rolling_start     BIGINT NOT NULL,
+        rolling_period    BIGINT NOT NULL,
+        transmission_risk SMALLINT,
+        report_type       INTEGER NOT NULL,
+        days_since_onset  INTEGER,
+        received_at       BIGINT NOT NULL,
+        embargo_until     BIGINT NOT NULL
+    );
+    CREATE INDEX diagnosis_keys_release ON diagnosis_keys (embargo_until);
+    CREATE TABLE sealed_answers (
+        id           BYTEA PRIMARY KEY CHECK (length(id) = 32),
+        answer       BYTEA NOT NULL,
+        expires_hour BIGINT NOT NULL
+    );
+    CREATE INDEX sealed_answers_expiry ON sealed_answers (expires_hour);
+    CREATE TABLE guess_budget (
+        id         INTEGER PRIMARY KEY CHECK (id = 1),
+        tokens     DOUBLE PRECISION NOT NULL,
+        updated_at BIGINT NOT NULL
+    );
+    CREATE TABLE export_batches (
+        start_time    BIGINT PRIMARY KEY,
+        end_time      BIGINT NOT NULL CHECK (end_time > start_time),
+        status        TEXT NOT NULL CHECK (status IN ('open', 'pending', 'complete')),
+        lease_id      BYTEA,
+        lease_expires BIGINT
+    );
+    CREATE TABLE export_padding (
+        seq               BIGSERIAL PRIMARY KEY,
+        batch_start       BIGINT NOT NULL REFERENCES export_batches (start_time),
+        key_data          BYTEA NOT NULL CHECK (length(key_data) = 16),
+        rolling_start     BIGINT NOT NULL,
+        rolling_period    BIGINT NOT NULL,
+        transmission_risk SMALLINT,
+        report_type       INTEGER NOT NULL,
+        days_since_onset  INTEGER
+    );
+    CREATE INDEX export_padding_batch ON export_padding (batch_start);
+    CREATE TABLE export_files (
+        name         TEXT PRIMARY KEY,
+        batch_start  BIGINT NOT NULL REFERENCES export_batches (start_time),
+        batch_end    BIGINT NOT NULL,
+        real_keys    BIGINT NOT NULL,
+        padding_keys BIGINT NOT NULL,
+        bytes        BIGINT NOT NULL,
+        sha256       BYTEA NOT NULL CHECK (length(sha256) = 32),
+        created_at   BIGINT NOT NULL,
+        expired_at   BIGINT
+    );
+    CREATE TABLE signing_keys (
+        key_version TEXT PRIMARY KEY,
+        key_id      TEXT NOT NULL,
+        file        TEXT NOT NULL,
+        created_at  BIGINT NOT NULL,
+        not_after   BIGINT
+    );
+    CREATE TABLE case_workers (
+        name          TEXT PRIMARY KEY,
+        password_hash TEXT NOT NULL,
+        failed_logins INTEGER NOT NULL DEFAULT 0,
+        locked_until  BIGINT NOT NULL DEFAULT 0
+    );
+    CREATE TABLE audit_log (
+        at          BIGINT NOT NULL,
+        case_worker TEXT NOT NULL,
+        action      TEXT NOT NULL,
+        code_hash   BYTEA
+    );
+    CREATE TABLE check_in_reports (
+        id               BIGINT PRIMARY KEY,
+        location_id_hash BYTEA NOT NULL CHECK (length(location_id_hash) = 32),
+        report           BYTEA NOT NULL,
+        released_at      BIGINT NOT NULL
+    );
+    CREATE INDEX check_in_reports_release ON check_in_reports (released_at);
+    CREATE TABLE trace_warning_padding (
+        seq         BIGSERIAL PRIMARY KEY,
+        batch_start BIGINT NOT NULL REFERENCES export_batches (start_time),
+        report      BYTEA NOT NULL
+    );
+    CREATE INDEX trace_warning_padding_batch ON trace_warning_padding (batch_start);",
+    // 2: the dashboard's daily figures (SQLite's version 6), counted when they happen.
+    "CREATE TABLE daily_counts (
+        day            BIGINT PRIMARY KEY,
+        codes_issued   BIGINT NOT NULL DEFAULT 0,
+        codes_redeemed BIGINT NOT NULL DEFAULT 0,
+        keys_published BIGINT NOT NULL DEFAULT 0,
+        export_files   BIGINT NOT NULL DEFAULT 0,
+        export_bytes   BIGINT NOT NULL DEFAULT 0
+    );",
+];
+
+/// The schema version this build writes.
+pub const VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Advisory lock keys (arbitrary, fixed): migrations, and every change to export batches.
+const MIGRATION_LOCK: i64 = 0x6b69_7468_0001;
+const BATCH_LOCK: i64 = 0x6b69_7468_0002;
+
+const HOUR: u64 = 3600;
+
+/// A PostgreSQL database, shared by every server that names it.
+#[derive(Debug)]
+pub struct PostgresStorage {
+    pool: Pool,
+    runtime: Runtime,
+}
+
+impl PostgresStorage {
+    /// Connects to the database at `url` (`postgres://user@host/db`, or with
+    /// `?host=/socket/dir`), and brings its schema up to [`VERSION`].
+    pub fn open(url: &str) -> Result<Self> {
+        let config = url
+            .parse()
+            .map_err(|e: tokio_postgres::Error| AppError::DatabaseUrl(e.to_string()))?;
+        Self::open_config(config)
+    }
+
+    fn open_config(config: tokio_postgres::Config) -> Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("kith-postgres")
+            .enable_all()
+            .build()
+            .map_err(|source| AppError::Io {
+                path: "PostgreSQL runtime".into(),
+                source,
+            })?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(16)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| AppError::DatabaseUrl(e.to_string()))?;
+        let storage = Self { pool, runtime };
+        storage.migrate()?;
+        Ok(storage)
+    }
+
+    fn client(&self) -> Result<Client> {
+        let client = wait(self.runtime.handle(), self.pool.get())?;
+        Ok(Client {
+            client,
+            handle: self.runtime.handle().clone(),
+        })
+    }
+
+    fn migrate(&self) -> Result<()> {
+        let mut db = self.client()?;
+        db.run(|client| async move {
+            let tx = client.transaction().await?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+                .await?;
+            tx.batch_execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (
+                     version    INTEGER PRIMARY KEY,
+                     applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+            )
+            .await?;
+            let found: i32 = tx
+                .query_one(
+                    "SELECT coalesce(max(version), 0) FROM schema_migrations",
+                    &[],
+                )
+                .await?
+                .get(0);
+            let found = found as u32;
+            if found > VERSION {
+                return Err(AppError::SchemaTooNew {
+                    found,
+                    supported: VERSION,
+                });
+            }
+            for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+                let version = index as i32 + 1;
+                tx.batch_execute(sql).await?;
+                tx.execute(
+                    "INSERT INTO schema_migrations (version) VALUES ($1)",
+                    &[&version],
+                )
+                .await?;
+                tracing::info!(version, "PostgreSQL schema migrated");
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+}
+
+/// Waits for `future` on the storage's runtime. From a thread outside any runtime (the
+/// writer's) it blocks right there; from inside one (a handler, `spawn_blocking`, a test),
+/// where blocking on another runtime is not allowed, on a helper thread.
+fn wait<F>(handle: &Handle, future: F) -> F::Output
+where
+    F: Future + Send,
+    F::Output: Send,
+{
+    if Handle::try_current().is_err() {
+        return handle.block_on(future);
+    }
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| handle.block_on(future))
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+/// One pooled connection, and the runtime that drives it.
+struct Client {
+    client: deadpool_postgres::Object,
+    handle: Handle,
+}
+
+impl Client {
+    /// Runs `work` on the connection and waits for it.
+    fn run<'a, T, F, Fut>(&'a mut self, work: F) -> Result<T>
+    where
+        F: FnOnce(&'a mut tokio_postgres::Client) -> Fut,
+        Fut: Future<Output = Result<T>> + Send + 'a,
+        T: Send,
+    {
+        let future = work(&mut self.client);
+        wait(&self.handle, future)
+    }
+
+    /// Begins a transaction; with `lock`, one that holds the batch lock.
+    fn begin(&mut self, lock: bool) -> Result<Tx<'_>> {
+        let client: &mut tokio_postgres::Client = &mut self.client;
+        let tx = Tx {
+            tx: wait(&self.handle, client.transaction())?,
+            handle: &self.handle,
+        };
+        if lock {
+            tx.run(
+                tx.tx
+                    .execute("SELECT pg_advisory_xact_lock($1)", &[&BATCH_LOCK]),
+            )?;
+        }
+        Ok(tx)
+    }
+}
+
+/// An open transaction, and the runtime that drives it.
+struct Tx<'a> {
+    tx: tokio_postgres::Transaction<'a>,
+    handle: &'a Handle,
+}
+
+impl Tx<'_> {
+    /// Waits for one statement.
+    fn run<T: Send>(
+        &self,
+        statement: impl Future<Output = std::result::Result<T, tokio_postgres::Error>> + Send,
+    ) -> Result<T> {
+        Ok(wait(self.handle, statement)?)
+    }
+
+    /// Waits for several statements.
+    fn wait<T: Send>(&self, work: impl Future<Output = Result<T>> + Send) -> Result<T> {
+        wait(self.handle, work)
+    }
+
+    fn commit(self) -> Result<()> {
+        Ok(wait(self.handle, self.tx.commit())?)
+    }
+}
+
+impl Storage for PostgresStorage {
+    fn writer(&self) -> Result<Box<dyn WriterStore>> {
+        Ok(Box::new(self.client()?))
+    }
+
+    fn batcher(&self) -> Result<Box<dyn BatchStore>> {
+        Ok(Box::new(self.client()?))
+    }
+
+    fn accounts(&self) -> Result<Box<dyn AccountStore>> {
+        Ok(Box::new(self.client()?))
+    }
+}
+
+/// Adds `counts` to those of `day`, in `tx`.
+async fn add_day_counts(
+    tx: &tokio_postgres::Transaction<'_>,
+    day: Day,
+    counts: &DayCounts,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO daily_counts (day, codes_issued, codes_redeemed, keys_published,
+             export_files, export_bytes)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (day) DO UPDATE SET
+             codes_issued = daily_counts.codes_issued + excluded.codes_issued,
+             codes_redeemed = daily_counts.codes_redeemed + excluded.codes_redeemed,
+             keys_published = daily_counts.keys_published + excluded.keys_published,
+             export_files = daily_counts.export_files + excluded.export_files,
+             export_bytes = daily_counts.export_bytes + excluded.export_bytes",
+        &[
+            &i64::from(day.get()),
+            &int(counts.codes_issued),
+            &int(counts.codes_redeemed),
+            &int(counts.keys_published),
+            &int(counts.export_files),
+            &int(counts.export_bytes),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+fn int(value: u64) -> i64 {
+    value as i64
+}
+
+fn seconds(row: &Row, column: usize) -> UnixSeconds {
+    UnixSeconds::new(row.get::<_, i64>(column) as u64)
+}
+
+impl WriterStore for Client {
+    fn load_budget(&mut self) -> Result<Option<BudgetState>> {
+        self.run(|client| async move {
+            let row = client
+                .query_opt(
+                    "SELECT tokens, updated_at FROM guess_budget WHERE id = 1",
+                    &[],
+                )
+                .await?;
+            Ok(row.map(|row| BudgetState {
+                tokens: row.get(0),
+                at: seconds(&row, 1),
+            }))
+        })
+    }
+
+    fn transaction(&mut self, work: &mut dyn FnMut(&mut dyn WriteTx) -> Result<()>) -> Result<()> {
+        let mut tx = self.begin(false)?;
+        work(&mut tx)?;
+        tx.commit()
+    }
+}
+
+impl WriteTx for Tx<'_> {
+    fn find_code(&mut self, hash: &CodeHash) -> Result<CodeState> {
+        let hash = hash.as_bytes().as_slice();
+        let row = self.run(self.tx.query_opt(
+            "SELECT code_hash, report_type, onset_day, onset_kind, expires_at
+             FROM verification_codes WHERE code_hash = $1",
+            &[&hash],
+        ))?;
+        let Some(row) = row else {
+            let redeemed = self.run(self.tx.query_opt(
+                "SELECT 1 FROM redeemed_codes WHERE code_hash = $1",
+                &[&hash],
+            ))?;
+            return Ok(if redeemed.is_some() {
+                CodeState::Redeemed
+            } else {
+                CodeState::Unknown
+            });
+        };
+        let corrupt =
+            |what: &str| AppError::Corrupt(format!("verification code row has an invalid {what}"));
+        let diagnosis = kith_core::ReportType::try_from(row.get::<_, i32>(1))
+            .ok()
+            .and_then(Diagnosis::from_report_type)
+            .ok_or_else(|| corrupt("report type"))?;
+        let onset = match (
+            row.get::<_, Option<i32>>(2),
+            row.get::<_, Option<String>>(3),
+        ) {
+            (Some(day), Some(kind)) => Some(Onset {
+                day: Day::new(day as u32),
+                kind: OnsetKind::from_name(&kind).ok_or_else(|| corrupt("onset kind"))?,
+            }),
+            _ => None,
+        };
+        Ok(CodeState::Unused(CodeRow {
+            hash: CodeHash::from_slice(row.get(0)).ok_or_else(|| corrupt("hash"))?,
+            diagnosis,
+            onset,
+            expires_at: seconds(&row, 4),
+        }))
+    }
+
+    fn redeem_code(&mut self, code: &CodeRow) -> Result<bool> {
+        let hash = code.hash.as_bytes().as_slice();
+        // Another server's delete of the same row makes this one wait for its commit,
+        // then delete nothing.
+        let deleted = self.run(self.tx.execute(
+            "DELETE FROM verification_codes WHERE code_hash = $1",
+            &[&hash],
+        ))?;
+        if deleted == 0 {
+            return Ok(false);
+        }
+        let expires_hour = int(code.expires_at.get().div_ceil(HOUR));
+        self.run(self.tx.execute(
+            "INSERT INTO redeemed_codes (code_hash, expires_hour) VALUES ($1, $2)",
+            &[&hash, &expires_hour],
+        ))?;
+        Ok(true)
+    }
+
+    fn insert_code(&mut self, hash: &CodeHash, order: &CodeOrder) -> Result<bool> {
+        let hash = hash.as_bytes().as_slice();
+        let redeemed = self.run(self.tx.query_opt(
+            "SELECT 1 FROM redeemed_codes WHERE code_hash = $1",
+            &[&hash],
+        ))?;
+        if redeemed.is_some() {
+            return Ok(false);
+        }
+        let inserted = self.run(self.tx.execute(
+            "INSERT INTO verification_codes
+               (code_hash, report_type, onset_day, onset_kind, expires_at)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            &[
+                &hash,
+                &(order.diagnosis.report_type() as i32),
+                &order.onset.map(|o| o.day.get() as i32),
+                &order.onset.map(|o| o.kind.name()),
+                &int(order.expires_at.get()),
+            ],
+        ))?;
+        Ok(inserted == 1)
+    }
+
+    fn insert_keys(
+        &mut self,
+        keys: &[StoredKey],
+        now: UnixSeconds,
+        truncate: u64,
+        rng: &mut dyn RngCore,
+    ) -> Result<()> {
+        let received = int(now.get() / truncate * truncate);
+        for k in keys {
+            let validity = k.key.tek.validity();
+            let embargo = int(k.embargo_until.get().div_ceil(truncate) * truncate);
+            // A random id collides with one of n stored keys with probability n / 2^63;
+            // then draw again.
+            loop {
+                let id = (rng.next_u64() >> 1) as i64;
+                let inserted = self.run(self.tx.execute(
+                    "INSERT INTO diagnosis_keys
+                       (id, key_data, rolling_start, rolling_period, transmission_risk,
+                        report_type, days_since_onset, received_at, embargo_until)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+                    &[
+                        &id,
+                        &k.key.tek.expose_secret().as_slice(),
+                        &i64::from(validity.start().get()),
+                        &i64::from(validity.period().get()),
+                        &k.key.transmission_risk_level.map(i16::from),
+                        &(k.key.report_type as i32),
+                        &k.key.days_since_onset.map(|d| d.get()),
+                        &received,
+                        &embargo,
+                    ],
+                ))?;
+                if inserted == 1 {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn insert_check_ins(
+        &mut self,
+        reports: &[ProtectedReport],
+        now: UnixSeconds,
+        truncate: u64,
+        rng: &mut dyn RngCore,
+    ) -> Result<()> {
+        let released_at = int(now.get().div_ceil(truncate) * truncate);
+        for report in reports {
+            let bytes = report.to_bytes();
+            let hash = report.location_id_hash().to_bytes();
+            loop {
+                let id = (rng.next_u64() >> 1) as i64;
+                let inserted = self.run(self.tx.execute(
+                    "INSERT INTO check_in_reports (id, location_id_hash, report, released_at)
+                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                    &[&id, &hash.as_slice(), &bytes, &released_at],
+                ))?;
+                if inserted == 1 {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn audit_issue(&mut self, who: &str, hash: &CodeHash, now: UnixSeconds) -> Result<()> {
+        self.run(self.tx.execute(
+            "INSERT INTO audit_log (at, case_worker, action, code_hash)
+             VALUES ($1, $2, 'issue_code', $3)",
+            &[&int(now.get()), &who, &hash.as_bytes().as_slice()],
+        ))?;
+        Ok(())
+    }
+
+    fn find_sealed_answer(&mut self, id: &[u8; 32]) -> Result<Option<Vec<u8>>> {
+        let row = self.run(self.tx.query_opt(
+            "SELECT answer FROM sealed_answers WHERE id = $1",
+            &[&id.as_slice()],
+        ))?;
+        Ok(row.map(|row| row.get(0)))
+    }
+
+    fn store_sealed_answer(
+        &mut self,
+        id: &[u8; 32],
+        answer: &[u8],
+        expires_hour: u64,
+    ) -> Result<()> {
+        self.run(self.tx.execute(
+            "INSERT INTO sealed_answers (id, answer, expires_hour) VALUES ($1, $2, $3)
+             ON CONFLICT DO NOTHING",
+            &[&id.as_slice(), &answer, &int(expires_hour)],
+        ))?;
+        Ok(())
+    }
+
+    fn prune_sealed_answers(&mut self, hour: u64) -> Result<()> {
+        self.run(self.tx.execute(
+            "DELETE FROM sealed_answers WHERE expires_hour < $1",
+            &[&int(hour)],
+        ))?;
+        Ok(())
+    }
+
+    fn store_budget(&mut self, budget: BudgetState) -> Result<()> {
+        self.run(self.tx.execute(
+            "INSERT INTO guess_budget (id, tokens, updated_at) VALUES (1, $1, $2)
+             ON CONFLICT (id) DO UPDATE
+             SET tokens = excluded.tokens, updated_at = excluded.updated_at",
+            &[&budget.tokens, &int(budget.at.get())],
+        ))?;
+        Ok(())
+    }
+
+    fn add_day_counts(&mut self, day: Day, counts: &DayCounts) -> Result<()> {
+        self.wait(add_day_counts(&self.tx, day, counts))
+    }
+}
+
+const KEY_COLUMNS: &str =
+    "key_data, rolling_start, rolling_period, transmission_risk, report_type, days_since_onset";
+
+fn key(row: &Row) -> Result<DiagnosisKey> {
+    batches::decode_key(
+        row.get(0),
+        row.get::<_, i64>(1) as u32,
+        row.get::<_, i64>(2) as u32,
+        row.get::<_, Option<i16>>(3).map(|risk| risk as u8),
+        row.get(4),
+        row.get(5),
+    )
+}
+
+async fn holds(tx: &tokio_postgres::Transaction<'_>, lease: &Lease) -> Result<bool> {
+    Ok(tx
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM export_batches
+             WHERE start_time = $1 AND status = 'pending' AND lease_id = $2)",
+            &[&int(lease.window.start.get()), &lease.token().as_slice()],
+        )
+        .await?
+        .get(0))
+}
+
+impl BatchStore for Client {
+    fn cut_windows(&mut self, windowing: &Windowing, now: UnixSeconds) -> Result<usize> {
+        let tx = self.begin(true)?;
+        let value = tx.wait(async {
+            let tx = &tx.tx;
+            let last_end: Option<i64> = tx
+                .query_one("SELECT max(end_time) FROM export_batches", &[])
+                .await?
+                .get(0);
+            let first = match last_end {
+                Some(end) => end,
+                None => {
+                    let oldest: Option<i64> = tx
+                        .query_one("SELECT min(received_at) FROM diagnosis_keys", &[])
+                        .await?
+                        .get(0);
+                    let Some(oldest) = oldest else { return Ok(0) };
+                    oldest
+                }
+            };
+            let mut cut = 0;
+            for window in windowing.ready(UnixSeconds::new(first as u64), now) {
+                tx.execute(
+                    "INSERT INTO export_batches (start_time, end_time, status)
+                     VALUES ($1, $2, 'open')",
+                    &[&int(window.start.get()), &int(window.end.get())],
+                )
+                .await?;
+                cut += 1;
+            }
+            Ok(cut)
+        })?;
+        tx.commit()?;
+        Ok(value)
+    }
+
+    fn lease(&mut self, now: UnixSeconds, lease_seconds: u64) -> Result<Option<Lease>> {
+        let token = Lease::fresh_token();
+        let tx = self.begin(true)?;
+        let value = tx.wait(async {
+            let tx = &tx.tx;
+            let row = tx
+                .query_opt(
+                    "UPDATE export_batches SET status = 'pending', lease_id = $1,
+                         lease_expires = $2
+                     WHERE start_time = (
+                         SELECT start_time FROM export_batches
+                         WHERE status = 'open' OR (status = 'pending' AND lease_expires <= $3)
+                         ORDER BY start_time LIMIT 1)
+                     RETURNING start_time, end_time",
+                    &[
+                        &token.as_slice(),
+                        &int(now.plus(lease_seconds).get()),
+                        &int(now.get()),
+                    ],
+                )
+                .await?;
+            Ok(row.map(|row| {
+                let window = Window {
+                    start: seconds(&row, 0),
+                    end: seconds(&row, 1),
+                };
+                Lease::new(window, token)
+            }))
+        })?;
+        tx.commit()?;
+        Ok(value)
+    }
+
+    fn released_keys(&mut self, window: Window) -> Result<Vec<DiagnosisKey>> {
+        self.run(|client| async move {
+            let rows = client
+                .query(
+                    &format!(
+                        "SELECT {KEY_COLUMNS} FROM diagnosis_keys
+                         WHERE embargo_until >= $1 AND embargo_until < $2 ORDER BY id"
+                    ),
+                    &[&int(window.start.get()), &int(window.end.get())],
+                )
+                .await?;
+            rows.iter().map(key).collect()
+        })
+    }
+
+    fn stored_padding(&mut self, start: UnixSeconds) -> Result<Vec<DiagnosisKey>> {
+        self.run(|client| async move { stored_padding(client, start).await })
+    }
+
+    fn store_padding(
+        &mut self,
+        lease: &Lease,
+        padding: Vec<DiagnosisKey>,
+    ) -> Result<Option<Vec<DiagnosisKey>>> {
+        let start = int(lease.window.start.get());
+        let tx = self.begin(true)?;
+        let value = tx.wait(async {
+            let tx = &tx.tx;
+            if !holds(tx, lease).await? {
+                return Ok(None);
+            }
+            let stored = stored_padding(tx, lease.window.start).await?;
+            if !stored.is_empty() {
+                return Ok(Some(stored));
+            }
+            for key in &padding {
+                let validity = key.tek.validity();
+                tx.execute(
+                    &format!(
+                        "INSERT INTO export_padding (batch_start, {KEY_COLUMNS})
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)"
+                    ),
+                    &[
+                        &start,
+                        &key.tek.expose_secret().as_slice(),
+                        &i64::from(validity.start().get()),
+                        &i64::from(validity.period().get()),
+                        &key.transmission_risk_level.map(i16::from),
+                        &(key.report_type as i32),
+                        &key.days_since_onset.map(|d| d.get()),
+                    ],
+                )
+                .await?;
+            }
+            Ok(Some(padding))
+        })?;
+        tx.commit()?;
+        Ok(value)
+    }
+
+    fn released_reports(&mut self, window: Window) -> Result<Vec<ProtectedReport>> {
+        self.run(|client| async move {
+            let rows = client
+                .query(
+                    "SELECT report FROM check_in_reports
+                     WHERE released_at >= $1 AND released_at < $2",
+                    &[&int(window.start.get()), &int(window.end.get())],
+                )
+                .await?;
+            rows.iter()
+                .map(|row| trace_warnings::decode(row.get(0)))
+                .collect()
+        })
+    }
+
+    fn stored_report_padding(&mut self, start: UnixSeconds) -> Result<Vec<ProtectedReport>> {
+        self.run(|client| async move { stored_report_padding(client, start).await })
+    }
+
+    fn store_report_padding(
+        &mut self,
+        lease: &Lease,
+        padding: Vec<ProtectedReport>,
+    ) -> Result<Option<Vec<ProtectedReport>>> {
+        let start = int(lease.window.start.get());
+        let tx = self.begin(true)?;
+        let value = tx.wait(async {
+            let tx = &tx.tx;
+            if !holds(tx, lease).await? {
+                return Ok(None);
+            }
+            let stored = stored_report_padding(tx, lease.window.start).await?;
+            if !stored.is_empty() {
+                return Ok(Some(stored));
+            }
+            for report in &padding {
+                tx.execute(
+                    "INSERT INTO trace_warning_padding (batch_start, report) VALUES ($1, $2)",
+                    &[&start, &report.to_bytes()],
+                )
+                .await?;
+            }
+            Ok(Some(padding))
+        })?;
+        tx.commit()?;
+        Ok(value)
+    }
+
+    fn finish(
+        &mut self,
+        lease: &Lease,
+        files: &[FileRecord],
+        now: UnixSeconds,
+        publish: &mut dyn FnMut() -> Result<()>,
+    ) -> Result<bool> {
+        let (start, end) = (int(lease.window.start.get()), int(lease.window.end.get()));
+        let tx = self.begin(true)?;
+        let recorded = tx.wait(async {
+            let tx = &tx.tx;
+            if !holds(tx, lease).await? {
+                return Ok(false);
+            }
+            let mut exported = DayCounts::default();
+            for file in files {
+                let inserted = tx.execute(
+                    "INSERT INTO export_files (name, batch_start, batch_end, real_keys,
+                         padding_keys, bytes, sha256, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+                    &[
+                        &file.name,
+                        &start,
+                        &end,
+                        &(file.real_keys as i64),
+                        &(file.padding_keys as i64),
+                        &int(file.bytes),
+                        &file.sha256.as_slice(),
+                        &int(now.get()),
+                    ],
+                )
+                .await?;
+                if inserted == 1 && file.name.starts_with(&format!("{EXPORT_DIR}/")) {
+                    exported.export_files += 1;
+                    exported.export_bytes += file.bytes;
+                }
+            }
+            if !exported.is_empty() {
+                add_day_counts(tx, Day::of(now), &exported).await?;
+            }
+            tx.execute(
+                "UPDATE export_batches SET status = 'complete', lease_id = NULL,
+                     lease_expires = NULL
+                 WHERE start_time = $1",
+                &[&start],
+            )
+            .await?;
+            Ok::<_, AppError>(true)
+        })?;
+        if !recorded {
+            return Ok(false);
+        }
+        // Last before the commit, still holding the lock: if it fails, nothing is recorded
+        // and the batch stays pending for a retry.
+        publish()?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    fn with_pending(&mut self, work: &mut dyn FnMut(&[UnixSeconds]) -> Result<()>) -> Result<()> {
+        let tx = self.begin(true)?;
+        let pending = tx.wait(async {
+            let rows = tx
+                .tx
+                .query(
+                    "SELECT start_time FROM export_batches WHERE status = 'pending'",
+                    &[],
+                )
+                .await?;
+            Ok::<_, AppError>(rows.iter().map(|row| seconds(row, 0)).collect::<Vec<_>>())
+        })?;
+        work(&pending)?;
+        tx.commit()
+    }
+
+    fn with_index(
+        &mut self,
+        dir: &str,
+        write: &mut dyn FnMut(&[String]) -> Result<()>,
+    ) -> Result<()> {
+        let tx = self.begin(true)?;
+        let names = tx.wait(async {
+            let rows = tx
+                .tx
+                .query(
+                    "SELECT name FROM export_files
+                     WHERE expired_at IS NULL AND left(name, length($1)) = $1
+                     ORDER BY batch_start, name",
+                    &[&format!("{dir}/")],
+                )
+                .await?;
+            Ok::<_, AppError>(rows.iter().map(|row| row.get(0)).collect::<Vec<String>>())
+        })?;
+        write(&names)?;
+        tx.commit()
+    }
+
+    fn expire(&mut self, now: UnixSeconds, cutoff: u64) -> Result<Expired> {
+        let cutoff = int(cutoff);
+        let tx = self.begin(true)?;
+        let value = tx.wait(async {
+            let tx = &tx.tx;
+            let files_dropped = tx
+                .execute(
+                    "UPDATE export_files SET expired_at = $1
+                     WHERE expired_at IS NULL AND batch_end <= $2",
+                    &[&int(now.get()), &cutoff],
+                )
+                .await? as usize;
+            // Only keys and check-ins whose window is exported: before the oldest
+            // unfinished batch, or before the last batch's end when every batch is finished.
+            let mut deleted = [0; 2];
+            for (count, (table, released)) in deleted.iter_mut().zip([
+                ("diagnosis_keys", "embargo_until"),
+                ("check_in_reports", "released_at"),
+            ]) {
+                *count = tx
+                    .execute(
+                        &format!(
+                            "DELETE FROM {table} WHERE {released} < least($1, coalesce(
+                                 (SELECT min(start_time) FROM export_batches
+                                  WHERE status != 'complete'),
+                                 (SELECT max(end_time) FROM export_batches),
+                                 0))"
+                        ),
+                        &[&cutoff],
+                    )
+                    .await? as usize;
+            }
+            let codes_deleted = tx
+                .execute(
+                    "DELETE FROM verification_codes WHERE expires_at < $1",
+                    &[&cutoff],
+                )
+                .await?
+                + tx.execute(
+                    "DELETE FROM redeemed_codes WHERE expires_hour * 3600 < $1",
+                    &[&cutoff],
+                )
+                .await?;
+            for padding in ["export_padding", "trace_warning_padding"] {
+                tx.execute(
+                    &format!(
+                        "DELETE FROM {padding} WHERE batch_start IN
+                         (SELECT start_time FROM export_batches WHERE end_time <= $1)"
+                    ),
+                    &[&cutoff],
+                )
+                .await?;
+            }
+            Ok(Expired {
+                files_dropped,
+                keys_deleted: deleted[0],
+                check_ins_deleted: deleted[1],
+                codes_deleted: codes_deleted as usize,
+            })
+        })?;
+        tx.commit()?;
+        Ok(value)
+    }
+
+    fn dropped_files(&mut self, before: u64) -> Result<Vec<String>> {
+        self.run(|client| async move {
+            let rows = client
+                .query(
+                    "SELECT name FROM export_files WHERE expired_at <= $1",
+                    &[&int(before)],
+                )
+                .await?;
+            Ok(rows.iter().map(|row| row.get(0)).collect())
+        })
+    }
+
+    fn forget_file(&mut self, name: &str) -> Result<()> {
+        self.run(|client| async move {
+            client
+                .execute("DELETE FROM export_files WHERE name = $1", &[&name])
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn day_counts(&mut self, first: Day) -> Result<Vec<(Day, DayCounts)>> {
+        self.run(|client| async move {
+            let rows = client
+                .query(
+                    "SELECT day, codes_issued, codes_redeemed, keys_published, export_files,
+                         export_bytes
+                     FROM daily_counts WHERE day >= $1 ORDER BY day",
+                    &[&i64::from(first.get())],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|row| {
+                    let count = |column| row.get::<_, i64>(column) as u64;
+                    (
+                        Day::new(row.get::<_, i64>(0) as u32),
+                        DayCounts {
+                            codes_issued: count(1),
+                            codes_redeemed: count(2),
+                            keys_published: count(3),
+                            export_files: count(4),
+                            export_bytes: count(5),
+                        },
+                    )
+                })
+                .collect())
+        })
+    }
+
+    fn signing_keys(&mut self, first: &SigningKeyRow) -> Result<Vec<SigningKeyRow>> {
+        self.run(|client| async move {
+            client
+                .execute(
+                    "INSERT INTO signing_keys (key_version, key_id, file, created_at, not_after)
+                     SELECT $1, $2, $3, $4, $5 WHERE NOT EXISTS (SELECT 1 FROM signing_keys)
+                     ON CONFLICT DO NOTHING",
+                    &[
+                        &first.key_version,
+                        &first.key_id,
+                        &first.file,
+                        &int(first.created_at.get()),
+                        &first.not_after.map(|t| int(t.get())),
+                    ],
+                )
+                .await?;
+            let rows = client
+                .query(
+                    "SELECT key_id, key_version, file, created_at, not_after
+                     FROM signing_keys ORDER BY created_at, key_version",
+                    &[],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|row| SigningKeyRow {
+                    key_id: row.get(0),
+                    key_version: row.get(1),
+                    file: row.get(2),
+                    created_at: seconds(row, 3),
+                    not_after: row
+                        .get::<_, Option<i64>>(4)
+                        .map(|t| UnixSeconds::new(t as u64)),
+                })
+                .collect())
+        })
+    }
+
+    fn add_signing_key(
+        &mut self,
+        now: UnixSeconds,
+        retire_at: Option<UnixSeconds>,
+        write_key: &mut dyn FnMut(&str) -> Result<String>,
+    ) -> Result<AddedKey> {
+        let tx = self.begin(true)?;
+        let (key_id, key_version) = tx.wait(async {
+            let tx = &tx.tx;
+            let key_id: String = tx
+                .query_opt(
+                    "SELECT key_id FROM signing_keys
+                     ORDER BY created_at DESC, key_version DESC LIMIT 1",
+                    &[],
+                )
+                .await?
+                .ok_or_else(|| AppError::Corrupt("no signing key is registered yet".into()))?
+                .get(0);
+            let mut n = 2;
+            while tx
+                .query_opt(
+                    "SELECT 1 FROM signing_keys WHERE key_version = $1",
+                    &[&format!("v{n}")],
+                )
+                .await?
+                .is_some()
+            {
+                n += 1;
+            }
+            Ok::<_, AppError>((key_id, format!("v{n}")))
+        })?;
+        let file = write_key(&key_version)?;
+        let retiring = tx.wait(async {
+            let tx = &tx.tx;
+            let retiring = match retire_at {
+                Some(end) => {
+                    tx.execute(
+                        "UPDATE signing_keys SET not_after = $1 WHERE not_after IS NULL",
+                        &[&int(end.get())],
+                    )
+                    .await?
+                }
+                None => 0,
+            };
+            tx.execute(
+                "INSERT INTO signing_keys (key_version, key_id, file, created_at)
+                 VALUES ($1, $2, $3, $4)",
+                &[&key_version, &key_id, &file, &int(now.get())],
+            )
+            .await?;
+            Ok::<_, AppError>(retiring as usize)
+        })?;
+        tx.commit()?;
+        Ok(AddedKey {
+            key_id,
+            key_version,
+            retiring,
+        })
+    }
+}
+
+async fn stored_padding(
+    client: &impl GenericClient,
+    start: UnixSeconds,
+) -> Result<Vec<DiagnosisKey>> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {KEY_COLUMNS} FROM export_padding WHERE batch_start = $1 ORDER BY seq"
+            ),
+            &[&int(start.get())],
+        )
+        .await?;
+    rows.iter().map(key).collect()
+}
+
+async fn stored_report_padding(
+    client: &impl GenericClient,
+    start: UnixSeconds,
+) -> Result<Vec<ProtectedReport>> {
+    let rows = client
+        .query(
+            "SELECT report FROM trace_warning_padding WHERE batch_start = $1 ORDER BY seq",
+            &[&int(start.get())],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| trace_warnings::decode(row.get(0)))
+        .collect()
+}
+
+impl AccountStore for Client {
+    fn add_case_worker(&mut self, name: &str, password_hash: &str) -> Result<bool> {
+        self.run(|client| async move {
+            let inserted = client
+                .execute(
+                    "INSERT INTO case_workers (name, password_hash) VALUES ($1, $2)
+                     ON CONFLICT DO NOTHING",
+                    &[&name, &password_hash],
+                )
+                .await?;
+            Ok(inserted == 1)
+        })
+    }
+
+    fn case_worker(&mut self, name: &str) -> Result<Option<CaseWorkerRow>> {
+        self.run(|client| async move {
+            let row = client
+                .query_opt(
+                    "SELECT password_hash, failed_logins, locked_until
+                     FROM case_workers WHERE name = $1",
+                    &[&name],
+                )
+                .await?;
+            Ok(row.map(|row| CaseWorkerRow {
+                password_hash: row.get(0),
+                failed_logins: row.get::<_, i32>(1) as u32,
+                locked_until: row.get::<_, i64>(2) as u64,
+            }))
+        })
+    }
+
+    fn set_login_state(&mut self, name: &str, failed_logins: u32, locked_until: u64) -> Result<()> {
+        self.run(|client| async move {
+            client
+                .execute(
+                    "UPDATE case_workers SET failed_logins = $2, locked_until = $3
+                     WHERE name = $1",
+                    &[&name, &(failed_logins as i32), &int(locked_until)],
+                )
+                .await?;
+            Ok(())
+        })
+    }
+}
+
+/// The environment variable with the URL of the PostgreSQL server the tests use (the test
+/// command starts a private one); each test gets a database of its own on it.
+#[cfg(test)]
+pub const TEST_SERVER_VAR: &str = "KITH_TEST_POSTGRES";
+
+/// A fresh, empty database on the test server, or `None` after a skip when there is none.
+#[cfg(test)]
+pub fn test_database() -> Option<PostgresStorage> {
+    let Ok(url) = std::env::var(TEST_SERVER_VAR) else {
+        kith_test_support::skip(format_args!(
+            "{TEST_SERVER_VAR} is not set (scripts/test starts a PostgreSQL server and sets it)"
+        ));
+        return None;
+    };
+    let mut config: tokio_postgres::Config = url.parse().expect("KITH_TEST_POSTGRES URL");
+    let name = format!("kith_test_{:016x}", rand_core::OsRng.next_u64());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (client, connection) = config.connect(NoTls).await.expect("test PostgreSQL server");
+        let connection = tokio::spawn(connection);
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        drop(client);
+        connection.await.unwrap().unwrap();
+    });
+    config.dbname(&name);
+    Some(PostgresStorage::open_config(config).unwrap())
+}
+
+#[cfg(test)]
+pub fn fixture() -> Option<crate::storage::conformance::Fixture> {
+    let storage = test_database()?;
+    Some(crate::storage::conformance::Fixture {
+        storage: std::sync::Arc::new(storage),
+        dir: tempfile::tempdir().unwrap(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    crate::storage::conformance::suite!(crate::postgres::fixture);
+}
