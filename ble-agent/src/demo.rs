@@ -28,6 +28,7 @@ use crate::agent::Agent;
 use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::server::{EXPORT_INDEX, Fetched, ServerClient};
 use crate::status::Status;
 
 /// Options of the demo.
@@ -179,8 +180,9 @@ pub async fn play(args: &DemoArgs) -> Result<Outcome> {
 
     say("the server's batcher cuts an export file once the 10 s window of the upload has ended");
     let deadline = tokio::time::Instant::now() + WAIT;
+    let client = ServerClient::new(&url, None)?;
     let files = loop {
-        let index = export_index(&url).await?;
+        let index = export_index(&client).await?;
         if !index.is_empty() || tokio::time::Instant::now() >= deadline {
             break index;
         }
@@ -263,16 +265,17 @@ async fn start_server(bin: &Path, dir: &Path) -> Result<ServerProcess> {
     .map_err(|e| Error::Server(e.to_string()))
 }
 
-/// The export index's lines (file names), as a device reads them.
-async fn export_index(url: &str) -> Result<Vec<String>> {
-    let text = reqwest::get(format!("{url}/v1/exports/index.txt"))
-        .await
-        .and_then(reqwest::Response::error_for_status)
-        .map_err(|e| Error::Server(format!("reading the export index: {e}")))?
-        .text()
-        .await
-        .map_err(|e| Error::Server(format!("reading the export index: {e}")))?;
-    Ok(text.lines().map(str::to_owned).collect())
+/// The export index's lines (file paths), read as the agents read it.
+async fn export_index(server: &ServerClient) -> Result<Vec<String>> {
+    let Fetched::Body { bytes, .. } = server.fetch(EXPORT_INDEX, None).await? else {
+        return Err(Error::Server(
+            "the export index: 304 to an unconditional request".into(),
+        ));
+    };
+    Ok(String::from_utf8_lossy(&bytes)
+        .lines()
+        .map(str::to_owned)
+        .collect())
 }
 
 fn spawn_agent(exe: &Path, dir: &Path, url: &str, person: &Person) -> Result<Child> {

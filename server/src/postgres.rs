@@ -160,7 +160,18 @@ const HOUR: u64 = 3600;
 #[derive(Debug)]
 pub struct PostgresStorage {
     pool: Pool,
-    runtime: Runtime,
+    handle: Handle,
+    /// Taken on drop, to shut down without blocking: the storage may be dropped inside
+    /// an async context (the server's shutdown, `main`), where a runtime may not block.
+    runtime: Option<Runtime>,
+}
+
+impl Drop for PostgresStorage {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl PostgresStorage {
@@ -195,16 +206,20 @@ impl PostgresStorage {
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .map_err(|e| AppError::DatabaseUrl(e.to_string()))?;
-        let storage = Self { pool, runtime };
+        let storage = Self {
+            pool,
+            handle: runtime.handle().clone(),
+            runtime: Some(runtime),
+        };
         storage.migrate()?;
         Ok(storage)
     }
 
     fn client(&self) -> Result<Client> {
-        let client = wait(self.runtime.handle(), self.pool.get())?;
+        let client = wait(&self.handle, self.pool.get())?;
         Ok(Client {
             client,
-            handle: self.runtime.handle().clone(),
+            handle: self.handle.clone(),
         })
     }
 
@@ -285,6 +300,31 @@ impl Client {
     {
         let future = work(&mut self.client);
         wait(&self.handle, future)
+    }
+
+    /// Stores a leased batch's `padding` unless some is stored already: `stored` reads the
+    /// batch's, `insert` stores one item. Returns the batch's padding (ours, or the one
+    /// stored first), or `None` when the lease was lost.
+    fn store_once<T>(
+        &mut self,
+        lease: &Lease,
+        padding: Vec<T>,
+        stored: impl Fn(&Tx<'_>) -> Result<Vec<T>>,
+        insert: impl Fn(&Tx<'_>, &T) -> Result<u64>,
+    ) -> Result<Option<Vec<T>>> {
+        let tx = self.begin(true)?;
+        if !tx.wait(holds(&tx.tx, lease))? {
+            return Ok(None);
+        }
+        let already = stored(&tx)?;
+        if !already.is_empty() {
+            return Ok(Some(already));
+        }
+        for item in &padding {
+            insert(&tx, item)?;
+        }
+        tx.commit()?;
+        Ok(Some(padding))
     }
 
     /// Begins a transaction; with `lock`, one that holds the batch lock.
@@ -728,23 +768,18 @@ impl BatchStore for Client {
         padding: Vec<DiagnosisKey>,
     ) -> Result<Option<Vec<DiagnosisKey>>> {
         let start = int(lease.window.start.get());
-        let tx = self.begin(true)?;
-        let value = tx.wait(async {
-            let tx = &tx.tx;
-            if !holds(tx, lease).await? {
-                return Ok(None);
-            }
-            let stored = stored_padding(tx, lease.window.start).await?;
-            if !stored.is_empty() {
-                return Ok(Some(stored));
-            }
-            for key in &padding {
+        let insert = format!(
+            "INSERT INTO export_padding (batch_start, {KEY_COLUMNS})
+             VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        );
+        self.store_once(
+            lease,
+            padding,
+            |tx| tx.wait(stored_padding(&tx.tx, lease.window.start)),
+            |tx, key| {
                 let validity = key.tek.validity();
-                tx.execute(
-                    &format!(
-                        "INSERT INTO export_padding (batch_start, {KEY_COLUMNS})
-                         VALUES ($1, $2, $3, $4, $5, $6, $7)"
-                    ),
+                tx.run(tx.tx.execute(
+                    &insert,
                     &[
                         &start,
                         &key.tek.expose_secret().as_slice(),
@@ -754,13 +789,9 @@ impl BatchStore for Client {
                         &(key.report_type as i32),
                         &key.days_since_onset.map(|d| d.get()),
                     ],
-                )
-                .await?;
-            }
-            Ok(Some(padding))
-        })?;
-        tx.commit()?;
-        Ok(value)
+                ))
+            },
+        )
     }
 
     fn released_reports(&mut self, window: Window) -> Result<Vec<ProtectedReport>> {
@@ -788,27 +819,17 @@ impl BatchStore for Client {
         padding: Vec<ProtectedReport>,
     ) -> Result<Option<Vec<ProtectedReport>>> {
         let start = int(lease.window.start.get());
-        let tx = self.begin(true)?;
-        let value = tx.wait(async {
-            let tx = &tx.tx;
-            if !holds(tx, lease).await? {
-                return Ok(None);
-            }
-            let stored = stored_report_padding(tx, lease.window.start).await?;
-            if !stored.is_empty() {
-                return Ok(Some(stored));
-            }
-            for report in &padding {
-                tx.execute(
+        self.store_once(
+            lease,
+            padding,
+            |tx| tx.wait(stored_report_padding(&tx.tx, lease.window.start)),
+            |tx, report| {
+                tx.run(tx.tx.execute(
                     "INSERT INTO trace_warning_padding (batch_start, report) VALUES ($1, $2)",
                     &[&start, &report.to_bytes()],
-                )
-                .await?;
-            }
-            Ok(Some(padding))
-        })?;
-        tx.commit()?;
-        Ok(value)
+                ))
+            },
+        )
     }
 
     fn finish(

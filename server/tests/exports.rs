@@ -651,7 +651,11 @@ async fn temporary_files_of_killed_batchers_go_but_live_ones_stay() {
 /// Keys published at 36 different hours over three days, on a clock in the past; returns
 /// the data directory's keys.
 async fn three_days_of_keys(server: &TestServer) -> HashSet<[u8; 16]> {
-    server.clock.set(UnixSeconds::new(now_unix() - 3 * DAY));
+    // An hour earlier than three days ago, so that the last keys' window is older than
+    // the windows' minimum age on the batchers' system clock at any minute of the hour.
+    server
+        .clock
+        .set(UnixSeconds::new(now_unix() - 3 * DAY - 3600));
     for _ in 0..36 {
         let code = issue_code(server, &server.admin_key).await;
         // Past days' keys only: today's would be held back until the end of the day.
