@@ -15,7 +15,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use kith_core::risk::{ExposureSummary, ExposureWindow, RiskConfig, ScanTimeline};
+use kith_core::risk::{ExposureSummary, ExposureWindow, RiskConfig, RiskModel, ScanTimeline};
 use kith_core::{
     BluetoothMetadata, CalibrationConfidence, Day, DaysSinceOnset, DiagnosisKey, ExportBatch,
     ExportFile, ExportLimits, ExportSigner, IntervalNumber, ReportType, Sighting, SightingIndex,
@@ -59,10 +59,11 @@ pub fn day_interval(day: u32) -> IntervalNumber {
     IntervalNumber::new((EPOCH_DAY + day) * kith_core::INTERVALS_PER_DAY)
 }
 
-/// A risk configuration by name: `enx`, `apple`, `threshold:<dB>` (ENX's defaults with
-/// one bucket, weight 100 %, up to that attenuation and nothing beyond), or a path to
-/// an ENX JSON file.
-pub fn risk_config(name: &str) -> Result<RiskConfig> {
+/// A risk model by name: `enx`, `apple`, `threshold:<dB>` (ENX's defaults with one
+/// bucket, weight 100 %, up to that attenuation and nothing beyond), or a path to a
+/// health authority's file of any family core reads: an ENX JSON configuration, a
+/// Corona-Warn-App YAML or a GAEN v1 (COVID Alert) JSON.
+pub fn risk_config(name: &str) -> Result<RiskModel> {
     if let Some(db) = name.strip_prefix("threshold:") {
         let db: u8 = db
             .parse()
@@ -70,14 +71,14 @@ pub fn risk_config(name: &str) -> Result<RiskConfig> {
         let mut config = RiskConfig::enx_with_15_minute_alert();
         config.attenuation_thresholds = [db; 3];
         config.attenuation_weights = [1.0, 1.0, 1.0, 0.0];
-        return Ok(config);
+        return Ok(config.into());
     }
     match name {
-        "enx" => Ok(RiskConfig::enx_with_15_minute_alert()),
-        "apple" => Ok(RiskConfig::apple_defaults()),
+        "enx" => Ok(RiskConfig::enx_with_15_minute_alert().into()),
+        "apple" => Ok(RiskConfig::apple_defaults().into()),
         path => {
-            let json = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-            Ok(RiskConfig::from_json(&json)?)
+            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+            Ok(RiskModel::parse(&text)?)
         }
     }
 }
@@ -516,7 +517,7 @@ pub struct AppDay {
 #[derive(Debug)]
 pub struct Exposures {
     /// Primary configuration first, then the evaluated ones.
-    pub configs: Vec<(String, RiskConfig)>,
+    pub configs: Vec<(String, RiskModel)>,
     /// Phones that have matched something.
     pub phones: HashMap<u32, PhoneExposures>,
 }
@@ -691,17 +692,19 @@ impl Exposures {
 
 fn notification_of(
     agent: u32,
-    config: &RiskConfig,
+    config: &RiskModel,
     state: &PhoneExposures,
     days: &[Day],
 ) -> Notification {
+    // The attenuation buckets the model asks the phone's engine for.
+    let buckets = config.exposure_configuration();
     let mut bucket = 3;
     let mut senders = HashSet::new();
     for (window, &sender) in state.windows.iter().zip(&state.senders) {
         if days.contains(&window.day()) {
             senders.insert(sender);
             for scan in &window.scan_instances {
-                bucket = bucket.min(config.attenuation_bucket(scan.typical_attenuation));
+                bucket = bucket.min(buckets.attenuation_bucket(scan.typical_attenuation));
             }
         }
     }
@@ -831,7 +834,9 @@ mod tests {
 
     #[test]
     fn threshold_configs_name_their_bucket() {
-        let config = risk_config("threshold:55").unwrap();
+        let config = risk_config("threshold:55")
+            .unwrap()
+            .exposure_configuration();
         assert_eq!(config.attenuation_bucket(55), 0);
         assert_eq!(config.attenuation_bucket(56), 3);
         assert!(risk_config("threshold:x").is_err());

@@ -370,7 +370,9 @@ pub struct App {
     /// Fraction of notified people who get tested the next day (assumption).
     pub test_probability: f64,
     /// Risk configuration the phones use: `enx`, `apple`, `threshold:<dB>` (one
-    /// bucket up to that attenuation, 15 minutes) or a path to an ENX JSON file.
+    /// bucket up to that attenuation, 15 minutes) or a path to a health authority's
+    /// file: ENX JSON, Corona-Warn-App YAML (its published files as `---` documents)
+    /// or GAEN v1 JSON (as Canada's COVID Alert).
     pub risk_config: String,
     /// Further configurations scored on the same exposure windows, for
     /// precision and recall (they do not change what people do).

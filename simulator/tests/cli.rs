@@ -188,3 +188,71 @@ fn the_pandas_example_reads_the_outputs() {
     assert!(stdout.contains("infections averted by the app"), "{stdout}");
     assert!(stdout.contains("precision"), "{stdout}");
 }
+
+/// Runs score with the health authorities' own files: Corona-Warn-App's YAML (its three
+/// published files as `---` documents) as the primary model, Canada's COVID Alert
+/// (GAEN v1) evaluated beside it.
+#[test]
+fn published_cwa_and_gaen_v1_models_score_a_run() {
+    let files = [
+        "configs/cwa_exposure-configuration.yaml",
+        "configs/cwa_risk-calculation-parameters.yaml",
+        "configs/cwa_transmission-risk-encoding.yaml",
+        "configs/canada_covidalert_v1_config_1.2.6.json.txt",
+    ];
+    let Some(paths) = files
+        .iter()
+        .map(|f| kith_test_support::shared_gaen(f))
+        .collect::<Option<Vec<_>>>()
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cwa = dir.path().join("cwa.yaml");
+    let documents: Vec<String> = paths[..3]
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    std::fs::write(&cwa, documents.join("\n---\n")).unwrap();
+    // The shared copy's first line is a note on its origin; the file is the rest.
+    let covid_alert = dir.path().join("covidalert-v1.json");
+    let v1 = std::fs::read_to_string(&paths[3]).unwrap();
+    let json: String = v1.lines().filter(|l| !l.starts_with("//")).collect();
+    std::fs::write(&covid_alert, json).unwrap();
+    let out = dir.path().join("run");
+    let primary = format!("app.risk_config={}", cwa.display());
+    let evaluated = format!("app.evaluate=[\"{}\", \"enx\"]", covid_alert.display());
+    let mut args = vec![
+        "run",
+        "--quiet",
+        "--no-plots",
+        "--no-baseline",
+        "--no-individuals",
+        "--out",
+        out.to_str().unwrap(),
+        "--set",
+        &primary,
+        "--set",
+        &evaluated,
+    ];
+    args.extend(SMALL);
+    let result = kith_sim(&args);
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let configs = summary["configs"].as_array().unwrap();
+    assert_eq!(configs.len(), 3, "{configs:?}");
+    assert!(configs[0]["config"].as_str().unwrap().ends_with("cwa.yaml"));
+    assert!(
+        configs[1]["config"]
+            .as_str()
+            .unwrap()
+            .contains("covidalert")
+    );
+    // Under ENX's 15-minute alert, someone was notified: the run had exposures to score.
+    assert!(configs[2]["notified"].as_u64().unwrap() > 0, "{configs:?}");
+}
