@@ -848,22 +848,23 @@ impl BatchStore for Client {
             }
             let mut exported = DayCounts::default();
             for file in files {
-                let inserted = tx.execute(
-                    "INSERT INTO export_files (name, batch_start, batch_end, real_keys,
+                let inserted = tx
+                    .execute(
+                        "INSERT INTO export_files (name, batch_start, batch_end, real_keys,
                          padding_keys, bytes, sha256, created_at)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
-                    &[
-                        &file.name,
-                        &start,
-                        &end,
-                        &(file.real_keys as i64),
-                        &(file.padding_keys as i64),
-                        &int(file.bytes),
-                        &file.sha256.as_slice(),
-                        &int(now.get()),
-                    ],
-                )
-                .await?;
+                        &[
+                            &file.name,
+                            &start,
+                            &end,
+                            &(file.real_keys as i64),
+                            &(file.padding_keys as i64),
+                            &int(file.bytes),
+                            &file.sha256.as_slice(),
+                            &int(now.get()),
+                        ],
+                    )
+                    .await?;
                 if inserted == 1 && file.name.starts_with(&format!("{EXPORT_DIR}/")) {
                     exported.export_files += 1;
                     exported.export_bytes += file.bytes;
