@@ -15,7 +15,7 @@ use crate::config::Durability;
 use crate::error::{AppError, Result};
 use crate::guessing::BudgetState;
 use crate::schema;
-use crate::storage::{CodeRow, CodeState};
+use crate::storage::{CodeRow, CodeState, DayCounts};
 use crate::upload::StoredKey;
 
 /// File name of the database inside the data directory.
@@ -223,6 +223,51 @@ pub fn store_budget(conn: &Connection, budget: BudgetState) -> Result<()> {
     )?
     .execute(params![budget.tokens, budget.at.get()])?;
     Ok(())
+}
+
+/// Adds `counts` to those of `day`.
+pub fn add_day_counts(conn: &Connection, day: Day, counts: &DayCounts) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO daily_counts (day, codes_issued, codes_redeemed, keys_published,
+             export_files, export_bytes)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (day) DO UPDATE SET
+             codes_issued = codes_issued + excluded.codes_issued,
+             codes_redeemed = codes_redeemed + excluded.codes_redeemed,
+             keys_published = keys_published + excluded.keys_published,
+             export_files = export_files + excluded.export_files,
+             export_bytes = export_bytes + excluded.export_bytes",
+    )?
+    .execute(params![
+        day.get(),
+        counts.codes_issued,
+        counts.codes_redeemed,
+        counts.keys_published,
+        counts.export_files,
+        counts.export_bytes,
+    ])?;
+    Ok(())
+}
+
+/// The counts of the days from `first` on, oldest first.
+pub fn day_counts(conn: &Connection, first: Day) -> Result<Vec<(Day, DayCounts)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT day, codes_issued, codes_redeemed, keys_published, export_files, export_bytes
+         FROM daily_counts WHERE day >= ?1 ORDER BY day",
+    )?;
+    let rows = stmt.query_map([first.get()], |row| {
+        Ok((
+            Day::new(row.get(0)?),
+            DayCounts {
+                codes_issued: row.get(1)?,
+                codes_redeemed: row.get(2)?,
+                keys_published: row.get(3)?,
+                export_files: row.get(4)?,
+                export_bytes: row.get(5)?,
+            },
+        ))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// Stores a publish's venue check-ins, each under a random id, released (for the

@@ -99,6 +99,14 @@ pub enum AppError {
     /// A database failure.
     #[error("database: {0}")]
     Database(#[from] rusqlite::Error),
+    /// A chart could not be drawn.
+    #[error("drawing the {chart} chart: {reason}")]
+    Chart {
+        /// Which chart.
+        chart: &'static str,
+        /// What the plotting library said.
+        reason: String,
+    },
     /// A PostgreSQL failure.
     #[error("PostgreSQL: {0}")]
     Postgres(#[from] tokio_postgres::Error),
@@ -159,6 +167,7 @@ impl AppError {
             | Self::BadFile { .. }
             | Self::Corrupt(_)
             | Self::Database(_)
+            | Self::Chart { .. }
             | Self::Postgres(_)
             | Self::PostgresPool(_)
             | Self::DatabaseUrl(_)
@@ -186,6 +195,7 @@ impl AppError {
             | Self::BadFile { .. }
             | Self::Corrupt(_)
             | Self::Database(_)
+            | Self::Chart { .. }
             | Self::Postgres(_)
             | Self::PostgresPool(_)
             | Self::DatabaseUrl(_)

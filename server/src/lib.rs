@@ -52,8 +52,9 @@
 //! them); the domain — `codes` (codes, orders, the guessing budget), `upload` (the
 //! publish document and GAEN's rules), `sealed` (HPKE), `keyring`, `sessions`; storage
 //! — `storage` (the traits every backend implements), `sqlite` with `schema` and `db`,
-//! `writer` (group commit over any backend); `state`; and on top the HTTP layer — `json`, `html`
-//! and one module per resource (`publish`, `admin`, `portal`, `client_config`,
+//! `writer` (group commit over any backend); `statistics` (the daily figures); `state`; and
+//! on top the HTTP layer — `json`, `html` and one module per resource (`publish`, `admin`,
+//! `portal`, `portal_dashboard`, `portal_venues`, `client_config`, `distribution`,
 //! `health`, `metrics`, `openapi`). Lower modules never import higher ones.
 #![forbid(unsafe_code)]
 
@@ -81,6 +82,7 @@ mod metrics;
 mod openapi;
 mod pacing;
 mod portal;
+mod portal_dashboard;
 mod portal_venues;
 mod postgres;
 mod publish;
@@ -94,6 +96,7 @@ mod sessions;
 pub mod signing_keys;
 mod sqlite;
 mod state;
+mod statistics;
 pub mod storage;
 mod upload;
 mod venues;

@@ -16,6 +16,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::state::AppState;
+use crate::{portal_dashboard, statistics};
 
 /// Latency buckets in seconds.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -45,16 +46,20 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(metrics))
 }
 
-/// Prometheus metrics.
+/// Prometheus metrics: the process's own, and the daily figures of the dashboard
+/// (`kith_daily_*{day="YYYY-MM-DD"}`, the last four weeks).
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses(
     (status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain; version=0.0.4"),
 ))]
 async fn metrics(State(state): State<AppState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
-        .into_response()
+    let mut text = state.metrics.render();
+    // The dashboard's daily figures, from the database (so every server of a shared
+    // database reports the same).
+    match portal_dashboard::load(&state).await {
+        Ok(days) => text.push_str(&statistics::prometheus(&days)),
+        Err(error) => tracing::warn!(%error, "daily figures left out of /metrics"),
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 /// The method as a label: one of a fixed set, so invented methods cannot grow `/metrics`.

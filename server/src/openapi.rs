@@ -12,7 +12,10 @@ use utoipa_axum::routes;
 
 use crate::error::ErrorBody;
 use crate::state::AppState;
-use crate::{admin, client_config, distribution, health, metrics, portal, portal_venues, publish};
+use crate::{
+    admin, client_config, distribution, health, metrics, portal, portal_dashboard, portal_venues,
+    publish,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -65,6 +68,7 @@ pub fn operator_router() -> OpenApiRouter<AppState> {
         .merge(admin::router())
         .merge(portal::router())
         .merge(portal_venues::router())
+        .merge(portal_dashboard::router())
         .merge(health::router())
         .merge(metrics::router())
         .routes(routes!(operator_openapi_json))

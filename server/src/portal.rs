@@ -71,7 +71,7 @@ pub fn session(state: &AppState, headers: &HeaderMap) -> Option<(String, String)
 /// Whether a POST comes from this origin: a browser's `Origin` must name the host the
 /// request was sent to. (Clients that send no `Origin` are not browsers a forged form
 /// could drive.)
-pub fn same_origin(state: &AppState, headers: &HeaderMap) -> bool {
+fn same_origin(state: &AppState, headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return true;
     };
@@ -84,7 +84,42 @@ pub fn same_origin(state: &AppState, headers: &HeaderMap) -> bool {
     matches!((origin.to_str(), host), (Ok(origin), Some(host)) if origin == format!("{scheme}://{host}"))
 }
 
-pub fn cross_site() -> Response {
+/// The login page, saying that the page asked for needs a login.
+pub fn not_logged_in() -> Response {
+    html::page(
+        StatusCode::UNAUTHORIZED,
+        &login_form(Some("Please log in first.")),
+    )
+}
+
+/// Why a form sent to the portal is not acted on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// It came from another site.
+    CrossSite,
+    /// No one is logged in.
+    NotLoggedIn,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Self::CrossSite => cross_site(),
+            Self::NotLoggedIn => not_logged_in(),
+        }
+    }
+}
+
+/// The session token and case worker behind a form sent to the portal.
+pub fn form_sender(state: &AppState, headers: &HeaderMap) -> Result<(String, String), Refusal> {
+    if !same_origin(state, headers) {
+        return Err(Refusal::CrossSite);
+    }
+    session(state, headers).ok_or(Refusal::NotLoggedIn)
+}
+
+/// The page refusing a form sent from another site.
+fn cross_site() -> Response {
     html::page(
         StatusCode::FORBIDDEN,
         &layout("Refused", "<p>This form was sent from another site.</p>"),
@@ -129,10 +164,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 fn issue_page(state: &AppState, token: &str, status: StatusCode, error: Option<&str>) -> Response {
     match state.sessions.new_form_token(token, state.clock.now()) {
         Some(form_token) => html::page(status, &issue_form(state, &form_token, error)),
-        None => html::page(
-            StatusCode::UNAUTHORIZED,
-            &login_form(Some("Please log in first.")),
-        ),
+        None => not_logged_in(),
     }
 }
 
@@ -237,14 +269,9 @@ async fn issue(
     headers: HeaderMap,
     form: Result<Form<CodeForm>, FormRejection>,
 ) -> Response {
-    if !same_origin(&state, &headers) {
-        return cross_site();
-    }
-    let Some((token, who)) = session(&state, &headers) else {
-        return html::page(
-            StatusCode::UNAUTHORIZED,
-            &login_form(Some("Please log in first.")),
-        );
+    let (token, who) = match form_sender(&state, &headers) {
+        Ok(sender) => sender,
+        Err(refusal) => return refusal.into_response(),
     };
     let Ok(Form(form)) = form else {
         return issue_page(
@@ -286,10 +313,7 @@ async fn issue(
 ))]
 async fn show_code(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let Some((token, _)) = session(&state, &headers) else {
-        return html::page(
-            StatusCode::UNAUTHORIZED,
-            &login_form(Some("Please log in first.")),
-        );
+        return not_logged_in();
     };
     match state.sessions.take_issued(&token, state.clock.now()) {
         Some((code, expires_at)) => html::page(StatusCode::OK, &code_page(&code, expires_at)),
@@ -356,7 +380,7 @@ fn redirect_with_cookie(location: &'static str, cookie: Option<&str>) -> Respons
     response
 }
 
-pub fn login_form(error: Option<&str>) -> String {
+fn login_form(error: Option<&str>) -> String {
     layout(
         "Case worker login",
         &format!(
@@ -401,7 +425,8 @@ fn issue_form(state: &AppState, form_token: &str, error: Option<&str>) -> String
 <input id="date" name="date" type="date" min="{min}" max="{max}">
 <button id="issue" type="submit">Issue code</button>
 </form>
-<form method="post" action="/portal/logout"><button id="logout" class="secondary" type="submit">Log out</button></form>"#,
+<form method="post" action="/portal/logout"><button id="logout" class="secondary" type="submit">Log out</button></form>
+<p><a href="/portal/dashboard">Dashboard</a> · <a href="/portal/venues">Venues</a></p>"#,
             error = error_note(error),
             form_token = escape(form_token),
             min = today.minus(MAX_ONSET_AGE_DAYS),

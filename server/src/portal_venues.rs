@@ -20,7 +20,7 @@ use utoipa_axum::routes;
 use crate::calendar::Day;
 use crate::error::AppError;
 use crate::html::{self, error_note, escape, layout};
-use crate::portal::{cross_site, login_form, same_origin, session};
+use crate::portal::{form_sender, not_logged_in, session};
 use crate::state::AppState;
 use crate::venues::{self, ClusterRule, Venue};
 
@@ -45,13 +45,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(dashboard, register))
         .routes(routes!(poster))
         .routes(routes!(qr_image))
-}
-
-fn not_logged_in() -> Response {
-    html::page(
-        StatusCode::UNAUTHORIZED,
-        &login_form(Some("Please log in first.")),
-    )
 }
 
 fn unavailable(error: &AppError) -> Response {
@@ -91,11 +84,9 @@ async fn register(
     headers: HeaderMap,
     form: Result<Form<VenueForm>, FormRejection>,
 ) -> Response {
-    if !same_origin(&state, &headers) {
-        return cross_site();
-    }
-    let Some((_, who)) = session(&state, &headers) else {
-        return not_logged_in();
+    let (_, who) = match form_sender(&state, &headers) {
+        Ok(sender) => sender,
+        Err(refusal) => return refusal.into_response(),
     };
     let registered = form
         .map_err(|_| AppError::invalid("invalid_venue", "The form was incomplete."))
@@ -296,7 +287,7 @@ visitors). A place is flagged as a <b>cluster</b> with {min} or more in {window}
 <input id="minutes" name="minutes" type="number" min="1" max="1440">
 <button id="register" type="submit">Register and show the poster</button>
 </form>
-<p><a href="/portal">Issue a verification code</a></p>"#,
+<p><a href="/portal">Issue a verification code</a> · <a href="/portal/dashboard">Dashboard</a></p>"#,
             min = rule.min_check_ins,
             window = rule.window_days,
             error = error_note(error),

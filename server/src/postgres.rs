@@ -24,11 +24,12 @@ use crate::calendar::Day;
 use crate::clock::UnixSeconds;
 use crate::codes::{CodeHash, CodeOrder, Diagnosis, Onset, OnsetKind};
 use crate::error::{AppError, Result};
+use crate::export::files::EXPORT_DIR;
 use crate::export::{batches, trace_warnings};
 use crate::guessing::BudgetState;
 use crate::storage::{
-    AccountStore, AddedKey, BatchStore, CaseWorkerRow, CodeRow, CodeState, Expired, FileRecord,
-    Lease, SigningKeyRow, Storage, WriteTx, WriterStore,
+    AccountStore, AddedKey, BatchStore, CaseWorkerRow, CodeRow, CodeState, DayCounts, Expired,
+    FileRecord, Lease, SigningKeyRow, Storage, WriteTx, WriterStore,
 };
 use crate::upload::StoredKey;
 use crate::window::{Window, Windowing};
@@ -135,6 +136,15 @@ const MIGRATIONS: &[&str] = &[
         report      BYTEA NOT NULL
     );
     CREATE INDEX trace_warning_padding_batch ON trace_warning_padding (batch_start);",
+    // 2: the dashboard's daily figures (SQLite's version 6), counted when they happen.
+    "CREATE TABLE daily_counts (
+        day            BIGINT PRIMARY KEY,
+        codes_issued   BIGINT NOT NULL DEFAULT 0,
+        codes_redeemed BIGINT NOT NULL DEFAULT 0,
+        keys_published BIGINT NOT NULL DEFAULT 0,
+        export_files   BIGINT NOT NULL DEFAULT 0,
+        export_bytes   BIGINT NOT NULL DEFAULT 0
+    );",
 ];
 
 /// The schema version this build writes.
@@ -373,6 +383,35 @@ impl Storage for PostgresStorage {
     }
 }
 
+/// Adds `counts` to those of `day`, in `tx`.
+async fn add_day_counts(
+    tx: &tokio_postgres::Transaction<'_>,
+    day: Day,
+    counts: &DayCounts,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO daily_counts (day, codes_issued, codes_redeemed, keys_published,
+             export_files, export_bytes)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (day) DO UPDATE SET
+             codes_issued = daily_counts.codes_issued + excluded.codes_issued,
+             codes_redeemed = daily_counts.codes_redeemed + excluded.codes_redeemed,
+             keys_published = daily_counts.keys_published + excluded.keys_published,
+             export_files = daily_counts.export_files + excluded.export_files,
+             export_bytes = daily_counts.export_bytes + excluded.export_bytes",
+        &[
+            &i64::from(day.get()),
+            &int(counts.codes_issued),
+            &int(counts.codes_redeemed),
+            &int(counts.keys_published),
+            &int(counts.export_files),
+            &int(counts.export_bytes),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
 fn int(value: u64) -> i64 {
     value as i64
 }
@@ -604,6 +643,10 @@ impl WriteTx for Tx<'_> {
         ))?;
         Ok(())
     }
+
+    fn add_day_counts(&mut self, day: Day, counts: &DayCounts) -> Result<()> {
+        self.wait(add_day_counts(&self.tx, day, counts))
+    }
 }
 
 const KEY_COLUMNS: &str =
@@ -803,23 +846,32 @@ impl BatchStore for Client {
             if !holds(tx, lease).await? {
                 return Ok(false);
             }
+            let mut exported = DayCounts::default();
             for file in files {
-                tx.execute(
-                    "INSERT INTO export_files (name, batch_start, batch_end, real_keys,
+                let inserted = tx
+                    .execute(
+                        "INSERT INTO export_files (name, batch_start, batch_end, real_keys,
                          padding_keys, bytes, sha256, created_at)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
-                    &[
-                        &file.name,
-                        &start,
-                        &end,
-                        &(file.real_keys as i64),
-                        &(file.padding_keys as i64),
-                        &int(file.bytes),
-                        &file.sha256.as_slice(),
-                        &int(now.get()),
-                    ],
-                )
-                .await?;
+                        &[
+                            &file.name,
+                            &start,
+                            &end,
+                            &(file.real_keys as i64),
+                            &(file.padding_keys as i64),
+                            &int(file.bytes),
+                            &file.sha256.as_slice(),
+                            &int(now.get()),
+                        ],
+                    )
+                    .await?;
+                if inserted == 1 && file.name.starts_with(&format!("{EXPORT_DIR}/")) {
+                    exported.export_files += 1;
+                    exported.export_bytes += file.bytes;
+                }
+            }
+            if !exported.is_empty() {
+                add_day_counts(tx, Day::of(now), &exported).await?;
             }
             tx.execute(
                 "UPDATE export_batches SET status = 'complete', lease_id = NULL,
@@ -960,6 +1012,35 @@ impl BatchStore for Client {
                 .execute("DELETE FROM export_files WHERE name = $1", &[&name])
                 .await?;
             Ok(())
+        })
+    }
+
+    fn day_counts(&mut self, first: Day) -> Result<Vec<(Day, DayCounts)>> {
+        self.run(|client| async move {
+            let rows = client
+                .query(
+                    "SELECT day, codes_issued, codes_redeemed, keys_published, export_files,
+                         export_bytes
+                     FROM daily_counts WHERE day >= $1 ORDER BY day",
+                    &[&i64::from(first.get())],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|row| {
+                    let count = |column| row.get::<_, i64>(column) as u64;
+                    (
+                        Day::new(row.get::<_, i64>(0) as u32),
+                        DayCounts {
+                            codes_issued: count(1),
+                            codes_redeemed: count(2),
+                            keys_published: count(3),
+                            export_files: count(4),
+                            export_bytes: count(5),
+                        },
+                    )
+                })
+                .collect())
         })
     }
 

@@ -183,6 +183,28 @@ const MIGRATIONS: &[&str] = &[
         registered_at    INTEGER NOT NULL,
         registered_by    TEXT NOT NULL
     ) WITHOUT ROWID;",
+    // 6: the dashboard's daily figures, counted when they happen (counts only). Days
+    // before this version are filled in from what is still stored: codes issued from
+    // the audit log, keys by arrival, export files by creation; redemptions keep no time.
+    "CREATE TABLE daily_counts (
+        -- Days since the Unix epoch (UTC).
+        day            INTEGER PRIMARY KEY NOT NULL,
+        codes_issued   INTEGER NOT NULL DEFAULT 0,
+        codes_redeemed INTEGER NOT NULL DEFAULT 0,
+        keys_published INTEGER NOT NULL DEFAULT 0,
+        export_files   INTEGER NOT NULL DEFAULT 0,
+        export_bytes   INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+    INSERT INTO daily_counts (day, codes_issued)
+        SELECT at / 86400, count(*) FROM audit_log WHERE action = 'issue_code' GROUP BY 1;
+    INSERT INTO daily_counts (day, keys_published)
+        SELECT received_at / 86400, count(*) FROM diagnosis_keys WHERE true GROUP BY 1
+        ON CONFLICT (day) DO UPDATE SET keys_published = excluded.keys_published;
+    INSERT INTO daily_counts (day, export_files, export_bytes)
+        SELECT created_at / 86400, count(*), sum(bytes) FROM export_files
+        WHERE name LIKE 'v1/exports/%' GROUP BY 1
+        ON CONFLICT (day) DO UPDATE SET export_files = excluded.export_files,
+            export_bytes = excluded.export_bytes;",
 ];
 
 /// The schema version this build writes.

@@ -80,6 +80,11 @@ pub async fn serve(
                 continue;
             }
         };
+        // Answers are written whole: without this, Nagle's algorithm holds each answer's
+        // last partial segment back until the client's (delayed) ACK, up to 40 ms.
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             metrics::counter!("kith_connections_refused_total").increment(1);
             drop(stream);

@@ -12,6 +12,7 @@ use kith_core::checkin::ProtectedReport;
 use rand_core::RngCore;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
+use crate::calendar::Day;
 use crate::clock::UnixSeconds;
 use crate::codes::{CodeHash, CodeOrder};
 use crate::config::{Config, Durability};
@@ -20,8 +21,8 @@ use crate::error::{AppError, Result};
 use crate::export::{batches, trace_warnings};
 use crate::guessing::BudgetState;
 use crate::storage::{
-    AccountStore, AddedKey, BatchStore, CaseWorkerRow, CodeRow, CodeState, Expired, FileRecord,
-    Lease, SigningKeyRow, Storage, WriteTx, WriterStore,
+    AccountStore, AddedKey, BatchStore, CaseWorkerRow, CodeRow, CodeState, DayCounts, Expired,
+    FileRecord, Lease, SigningKeyRow, Storage, WriteTx, WriterStore,
 };
 use crate::upload::StoredKey;
 use crate::window::{Window, Windowing};
@@ -186,6 +187,10 @@ impl WriteTx for SqliteTx<'_> {
     fn store_budget(&mut self, budget: BudgetState) -> Result<()> {
         db::store_budget(self.0, budget)
     }
+
+    fn add_day_counts(&mut self, day: Day, counts: &DayCounts) -> Result<()> {
+        db::add_day_counts(self.0, day, counts)
+    }
 }
 
 /// A connection for one export pass or operator command.
@@ -325,6 +330,10 @@ impl BatchStore for SqliteBatcher {
         self.0
             .execute("DELETE FROM export_files WHERE name = ?1", [name])?;
         Ok(())
+    }
+
+    fn day_counts(&mut self, first: Day) -> Result<Vec<(Day, DayCounts)>> {
+        db::day_counts(&self.0, first)
     }
 
     fn signing_keys(&mut self, first: &SigningKeyRow) -> Result<Vec<SigningKeyRow>> {

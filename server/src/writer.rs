@@ -22,13 +22,14 @@ use rand::rngs::StdRng;
 use sha2::{Digest, Sha256};
 
 use crate::answer;
+use crate::calendar::Day;
 use crate::clock::{Clock, UnixSeconds};
 use crate::codes::{CodeHash, CodeOrder, Pepper, VerificationCode};
 use crate::error::{AppError, Result};
 use crate::guessing::{Guard, SourceTag};
 use crate::pacing::AnswerFloor;
 use crate::sealed::ResponseSealer;
-use crate::storage::{CodeState, WriteTx, WriterStore};
+use crate::storage::{CodeState, DayCounts, WriteTx, WriterStore};
 use crate::upload::Upload;
 
 /// Jobs waiting beyond this make handlers wait for room (back-pressure).
@@ -268,6 +269,9 @@ impl WriterThread {
         let mut outcomes = Vec::with_capacity(jobs.len());
         store.transaction(&mut |tx| {
             outcomes.clear();
+            // The day's figures, written once per transaction (not per request, so that
+            // a real publish costs no more than chaff).
+            let mut counts = DayCounts::default();
             for job in jobs.iter() {
                 let outcome = match job {
                     Job::Publish {
@@ -278,6 +282,7 @@ impl WriterThread {
                     } => {
                         let mut redemption = Redemption {
                             tx: &mut *tx,
+                            counts: &mut counts,
                             guard: &mut *guard,
                             pepper,
                             rng: &mut *rng,
@@ -291,9 +296,15 @@ impl WriterThread {
                     }
                     Job::IssueCodes {
                         order, issued_by, ..
-                    } => Outcome::Issued(issue_codes(&mut *tx, pepper, order, issued_by, now)),
+                    } => Outcome::Issued(
+                        issue_codes(&mut *tx, pepper, order, issued_by, now)
+                            .inspect(|codes| counts.codes_issued += codes.len() as u64),
+                    ),
                 };
                 outcomes.push(outcome.server_failure()?);
+            }
+            if !counts.is_empty() {
+                tx.add_day_counts(Day::of(now), &counts)?;
             }
             if guard.budget() != budget_before {
                 tx.store_budget(guard.budget())?;
@@ -360,6 +371,8 @@ fn reject(reason: &'static str, error: AppError) -> Result<usize> {
 /// One publish's decisions inside the batch's transaction.
 struct Redemption<'a> {
     tx: &'a mut dyn WriteTx,
+    /// The transaction's daily figures, counted as they happen.
+    counts: &'a mut DayCounts,
     guard: &'a mut Guard,
     pepper: &'a Pepper,
     rng: &'a mut StdRng,
@@ -462,6 +475,8 @@ impl Redemption<'_> {
             .insert_keys(&keys, self.now, self.truncate_seconds, self.rng)?;
         self.tx
             .insert_check_ins(&upload.check_ins, self.now, self.truncate_seconds, self.rng)?;
+        self.counts.codes_redeemed += 1;
+        self.counts.keys_published += keys.len() as u64;
         metrics::counter!("kith_codes_redeemed_total").increment(1);
         metrics::counter!("kith_keys_accepted_total").increment(keys.len() as u64);
         Ok(keys.len())

@@ -8,8 +8,23 @@ use std::path::Path;
 
 /// Modules below the HTTP layer: they must not use axum.
 const DOMAIN: &[&str] = &[
-    "calendar", "clock", "codes", "db", "inspect", "keyring", "pacing", "schema", "sealed",
-    "sessions", "sqlite", "storage", "upload", "venues", "window", "writer",
+    "calendar",
+    "clock",
+    "codes",
+    "db",
+    "inspect",
+    "keyring",
+    "pacing",
+    "schema",
+    "sealed",
+    "sessions",
+    "sqlite",
+    "statistics",
+    "storage",
+    "upload",
+    "venues",
+    "window",
+    "writer",
 ];
 
 /// Top-level module name → source text (a directory module's files joined).

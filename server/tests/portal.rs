@@ -90,30 +90,30 @@ async fn chromium() -> Option<(Driver, tempfile::TempDir, fantoccini::Client)> {
     Some((driver, profile, browser))
 }
 
-/// A case-worker account `ana` on `server`.
-async fn add_ana(server: &ServerProcess, admin: &str) {
-    let created = client()
-        .post(server.url("/v1/admin/case-workers"))
-        .bearer_auth(admin)
-        .json(&json!({"name": "ana", "password": "correct horse battery"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
+/// A case-worker account `ana`.
+async fn add_ana(api: &impl Api, admin: &str) {
+    let status = add_case_worker(api, admin, "ana", "correct horse battery").await;
+    assert_eq!(status, 201);
+}
+
+/// Types each text into the input with its id.
+async fn fill(
+    browser: &fantoccini::Client,
+    fields: &[(&str, &str)],
+) -> Result<(), fantoccini::error::CmdError> {
+    for (id, text) in fields {
+        browser.find(Locator::Id(id)).await?.send_keys(text).await?;
+    }
+    Ok(())
 }
 
 /// Logs `ana` in on the login form the browser shows.
 async fn log_in(browser: &fantoccini::Client) -> Result<(), fantoccini::error::CmdError> {
-    browser
-        .find(Locator::Id("name"))
-        .await?
-        .send_keys("ana")
-        .await?;
-    browser
-        .find(Locator::Id("password"))
-        .await?
-        .send_keys("correct horse battery")
-        .await?;
+    fill(
+        browser,
+        &[("name", "ana"), ("password", "correct horse battery")],
+    )
+    .await?;
     browser.find(Locator::Id("login")).await?.click().await?;
     browser.wait().for_element(Locator::Id("diagnosis")).await?;
     Ok(())
@@ -130,16 +130,11 @@ async fn case_worker_logs_in_and_issues_a_code_in_chromium() {
     let outcome = async {
         // A wrong password is refused.
         browser.goto(&server.url("/portal")).await?;
-        browser
-            .find(Locator::Id("name"))
-            .await?
-            .send_keys("ana")
-            .await?;
-        browser
-            .find(Locator::Id("password"))
-            .await?
-            .send_keys("not the password")
-            .await?;
+        fill(
+            &browser,
+            &[("name", "ana"), ("password", "not the password")],
+        )
+        .await?;
         browser.find(Locator::Id("login")).await?.click().await?;
         // Clicks return before the next page loads: wait for elements only it has.
         let error = browser
@@ -286,21 +281,15 @@ async fn the_authority_registers_a_venue_prints_its_poster_and_sees_a_cluster_in
         browser.goto(&server.url("/portal")).await?;
         log_in(&browser).await?;
         browser.goto(&server.url("/portal/venues")).await?;
-        browser
-            .find(Locator::Id("description"))
-            .await?
-            .send_keys("Café <Kith>")
-            .await?;
-        browser
-            .find(Locator::Id("address"))
-            .await?
-            .send_keys("Main Street 1")
-            .await?;
-        browser
-            .find(Locator::Id("minutes"))
-            .await?
-            .send_keys("90")
-            .await?;
+        fill(
+            &browser,
+            &[
+                ("description", "Café <Kith>"),
+                ("address", "Main Street 1"),
+                ("minutes", "90"),
+            ],
+        )
+        .await?;
         browser.find(Locator::Id("register")).await?.click().await?;
         // The poster: the QR code as SVG, the address, links to PNG and SVG.
         let qr = browser.wait().for_element(Locator::Css("#qr svg")).await?;
@@ -395,4 +384,79 @@ async fn the_authority_registers_a_venue_prints_its_poster_and_sees_a_cluster_in
     let (class, flag) = flagged.expect("browser steps");
     assert_eq!(class.as_deref(), Some("cluster"));
     assert_eq!(flag, "CLUSTER");
+}
+
+#[tokio::test]
+async fn the_health_authority_reads_the_daily_figures_on_the_dashboard_in_chromium() {
+    let Some((_driver, _profile, browser)) = chromium().await else {
+        return;
+    };
+    // In this process, on a manual clock, so that the figures fall on several days; the
+    // operator listener is served on a loopback port for the browser.
+    let server = TestServer::new();
+    let activity = three_days_of_activity(&server).await;
+    add_ana(&server, &server.admin_key).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let operator = format!("http://{}", listener.local_addr().unwrap());
+    let router = kith_server::operator(server.server.state());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let seen = async {
+        browser.goto(&format!("{operator}/portal")).await?;
+        log_in(&browser).await?;
+        browser
+            .goto(&format!("{operator}/portal/dashboard"))
+            .await?;
+        let table = browser.wait().for_element(Locator::Id("counts")).await?;
+        let mut rows = Vec::new();
+        for row in table.find_all(Locator::Css("tr[id^='day-']")).await? {
+            let mut cells = Vec::new();
+            for cell in row.find_all(Locator::Css("td")).await? {
+                cells.push(cell.text().await?);
+            }
+            rows.push(cells);
+        }
+        let mut charts = Vec::new();
+        for id in ["codes", "keys", "files", "bytes"] {
+            let chart = browser
+                .find(Locator::Css(&format!("#chart-{id} svg")))
+                .await?;
+            let bars = chart.find_all(Locator::Css("rect")).await?.len();
+            charts.push((id, chart.rectangle().await?, bars));
+        }
+        Ok::<_, fantoccini::error::CmdError>((rows, charts))
+    }
+    .await;
+    browser.close().await.ok();
+    let (rows, charts) = seen.expect("browser steps");
+
+    let row = |day: kith_server::calendar::Day| {
+        rows.iter()
+            .find(|cells| cells[0] == day.to_string())
+            .unwrap_or_else(|| panic!("no row for {day}: {rows:?}"))
+            .clone()
+    };
+    assert_eq!(rows.len(), 28, "four weeks, one row a day");
+    assert_eq!(rows[0][0], activity.exported_on.to_string(), "newest first");
+    assert_eq!(row(activity.issued_on)[1..], ["3", "0", "0", "0", "0"]);
+    assert_eq!(row(activity.published_on)[1..], ["0", "2", "5", "0", "0"]);
+    let bytes: u64 = activity.files.iter().map(|f| f.1).sum();
+    assert_eq!(
+        row(activity.exported_on)[1..],
+        [
+            "0".to_owned(),
+            "0".to_owned(),
+            "0".to_owned(),
+            activity.files.len().to_string(),
+            bytes.to_string()
+        ]
+    );
+    for (id, size, rects) in charts {
+        assert!(
+            size.2 > 200.0 && size.3 > 100.0,
+            "{id} chart drawn at {size:?}"
+        );
+        // A bar per day and series, with the background and legend around them.
+        assert!(rects >= 28, "{id}: {rects} rectangles");
+    }
 }

@@ -36,15 +36,7 @@ fn page(path: &str, cookie: &str) -> axum::http::Request<Vec<u8>> {
 }
 
 async fn add_worker(server: &TestServer, name: &str, password: &str) -> u16 {
-    let mut request = post_json(
-        "/v1/admin/case-workers",
-        &json!({"name": name, "password": password}),
-    );
-    request.headers_mut().insert(
-        "authorization",
-        format!("Bearer {}", server.admin_key).parse().unwrap(),
-    );
-    server.send(request).await.status
+    add_case_worker(server, &server.admin_key, name, password).await
 }
 
 /// Logs in; returns the `name=value` of the session cookie and the whole Set-Cookie.
@@ -276,4 +268,56 @@ async fn a_code_exists_only_with_its_audit_row() {
         ),
         3
     );
+}
+
+#[tokio::test]
+async fn the_dashboard_and_metrics_count_each_figure_on_the_day_it_happened() {
+    let server = TestServer::new();
+    let activity = three_days_of_activity(&server).await;
+    assert!(!activity.files.is_empty(), "the export wrote files");
+    let file_bytes: u64 = activity.files.iter().map(|f| f.1).sum();
+    let expected = [
+        (activity.issued_on, [3, 0, 0, 0, 0]),
+        (activity.published_on, [0, 2, 5, 0, 0]),
+        (
+            activity.exported_on,
+            [0, 0, 0, activity.files.len() as u64, file_bytes],
+        ),
+    ];
+
+    assert_eq!(
+        add_worker(&server, "ana", "correct horse battery").await,
+        201
+    );
+    let (cookie, _) = log_in(&server, "ana", "correct horse battery").await;
+    let reply = server.send(page("/portal/dashboard", &cookie)).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.headers["cache-control"], "no-store");
+    let html = reply.text();
+    for (day, figures) in expected {
+        let cells: String = figures.iter().map(|n| format!("<td>{n}</td>")).collect();
+        let row = format!(r#"<tr id="day-{day}"><td>{day}</td>{cells}</tr>"#);
+        assert!(html.contains(&row), "{row} missing");
+    }
+    let quiet_day = activity.exported_on.minus(1);
+    assert!(html.contains(&format!(
+        r#"<tr id="day-{quiet_day}"><td>{quiet_day}</td><td>0</td><td>0</td><td>0</td><td>0</td><td>0</td></tr>"#
+    )));
+    assert_eq!(html.matches("<svg").count(), 4, "four charts");
+    assert_eq!(server.send(get("/portal/dashboard")).await.status, 401);
+
+    let metrics = server.send(get("/metrics")).await.text();
+    let names = [
+        "kith_daily_codes_issued",
+        "kith_daily_codes_redeemed",
+        "kith_daily_keys_published",
+        "kith_daily_export_files",
+        "kith_daily_export_bytes",
+    ];
+    for (day, figures) in expected {
+        for (name, n) in names.iter().zip(figures) {
+            let line = format!("{name}{{day=\"{day}\"}} {n}");
+            assert!(metrics.lines().any(|l| l == line), "{line} missing");
+        }
+    }
 }

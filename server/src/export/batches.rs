@@ -15,8 +15,12 @@ use kith_core::{DaysSinceOnset, DiagnosisKey, KeyValidity, ReportType, RollingPe
 use kith_core::{IntervalNumber, TemporaryExposureKey};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
+use crate::calendar::Day;
 use crate::clock::UnixSeconds;
+use crate::db;
 use crate::error::{AppError, Result};
+use crate::export::files::EXPORT_DIR;
+use crate::storage::DayCounts;
 pub use crate::storage::{FileRecord, Lease};
 use crate::window::{Window, Windowing};
 
@@ -184,8 +188,9 @@ pub fn finish(
                  padding_keys, bytes, sha256, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?;
+        let mut exported = DayCounts::default();
         for file in files {
-            insert.execute(params![
+            let inserted = insert.execute(params![
                 file.name,
                 window.start.get(),
                 window.end.get(),
@@ -195,6 +200,13 @@ pub fn finish(
                 file.sha256.as_slice(),
                 now.get(),
             ])?;
+            if inserted == 1 && file.name.starts_with(&format!("{EXPORT_DIR}/")) {
+                exported.export_files += 1;
+                exported.export_bytes += file.bytes;
+            }
+        }
+        if !exported.is_empty() {
+            db::add_day_counts(&tx, Day::of(now), &exported)?;
         }
     }
     tx.execute(

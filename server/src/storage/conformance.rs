@@ -9,7 +9,8 @@ use kith_core::{DiagnosisKey, IntervalNumber, KeyValidity, RollingPeriod, Tempor
 use rand_core::OsRng;
 
 use super::{
-    BatchStore, CodeRow, CodeState, FileRecord, Lease, SigningKeyRow, Storage, WriteTx, WriterStore,
+    BatchStore, CodeRow, CodeState, DayCounts, FileRecord, Lease, SigningKeyRow, Storage, WriteTx,
+    WriterStore,
 };
 use crate::calendar::Day;
 use crate::clock::UnixSeconds;
@@ -50,6 +51,7 @@ macro_rules! suite {
             retention_deletes_what_is_exported_and_old,
             signing_keys_are_listed_and_added,
             accounts_keep_their_login_state,
+            daily_counts_are_added_with_what_they_count,
         );
     };
     ($open:path; $($name:ident),* $(,)?) => {
@@ -497,5 +499,69 @@ pub fn accounts_keep_their_login_state(storage: &dyn Storage) {
             row.locked_until
         ),
         ("$argon2id$hash", 3, T0 + 900)
+    );
+}
+
+/// Daily counts add up per day, vanish with a failed transaction, and a finished batch adds
+/// its key export files (not trace-warning packages, not when its lease was lost).
+pub fn daily_counts_are_added_with_what_they_count(storage: &dyn Storage) {
+    let day = Day::of(UnixSeconds::new(T0));
+    let issued = DayCounts {
+        codes_issued: 2,
+        ..DayCounts::default()
+    };
+    let published = DayCounts {
+        codes_redeemed: 1,
+        keys_published: 14,
+        ..DayCounts::default()
+    };
+    let mut writer = storage.writer().unwrap();
+    in_tx(&mut *writer, |tx| tx.add_day_counts(day, &issued)).unwrap();
+    in_tx(&mut *writer, |tx| tx.add_day_counts(day, &published)).unwrap();
+    let failed = writer.transaction(&mut |tx| {
+        tx.add_day_counts(day, &issued)?;
+        Err(AppError::Unavailable)
+    });
+    assert!(failed.is_err());
+    in_tx(&mut *writer, |tx| tx.add_day_counts(day.plus(1), &issued)).unwrap();
+
+    publish(storage, &[[1; 16]], T0, T0);
+    let mut batcher = storage.batcher().unwrap();
+    let now = UnixSeconds::new(T0 + 2 * 86_400);
+    cut_hours(&mut *batcher, 3);
+    let lease = batcher.lease(now, 60).unwrap().unwrap();
+    let files = [
+        file("v1/exports/a-00001.zip"),
+        file("v1/exports/a-00002.zip"),
+        file("v1/trace-warnings/a.zip"),
+    ];
+    assert!(batcher.finish(&lease, &files, now, &mut || Ok(())).unwrap());
+    let lost = batcher.lease(now, 0).unwrap().unwrap();
+    let _taken = storage
+        .batcher()
+        .unwrap()
+        .lease(now.plus(1), 60)
+        .unwrap()
+        .unwrap();
+    assert!(
+        !batcher
+            .finish(&lost, &[file("v1/exports/b.zip")], now, &mut || Ok(()))
+            .unwrap()
+    );
+
+    let mut both = issued;
+    both.add(&published);
+    let exported = DayCounts {
+        export_files: 2,
+        export_bytes: 200,
+        ..DayCounts::default()
+    };
+    assert_eq!(
+        batcher.day_counts(day).unwrap(),
+        [(day, both), (day.plus(1), issued), (Day::of(now), exported)]
+    );
+    assert_eq!(
+        batcher.day_counts(day.plus(2)).unwrap(),
+        [(Day::of(now), exported)]
     );
 }

@@ -12,7 +12,9 @@
 //!   its hash and the hour it expires, keys get random ids and times rounded to the
 //!   truncate window (an hour by default);
 //! * a batch is leased by one batcher at a time, and a batcher that lost its lease can
-//!   neither store padding nor finish the batch.
+//!   neither store padding nor finish the batch;
+//! * the daily figures ([`DayCounts`]) are counted in the transaction that does what they
+//!   count, so they match what was stored, once.
 //!
 //! The traits are synchronous: the writer and the export passes run on their own threads.
 
@@ -22,6 +24,7 @@ use kith_core::DiagnosisKey;
 use kith_core::checkin::ProtectedReport;
 use rand_core::{OsRng, RngCore};
 
+use crate::calendar::Day;
 use crate::clock::UnixSeconds;
 use crate::codes::{CodeHash, CodeOrder, Diagnosis, Onset};
 use crate::error::Result;
@@ -96,6 +99,39 @@ pub trait WriteTx {
     fn prune_sealed_answers(&mut self, hour: u64) -> Result<()>;
     /// Stores the server-wide guessing budget.
     fn store_budget(&mut self, budget: BudgetState) -> Result<()>;
+    /// Adds `counts` to those of `day`.
+    fn add_day_counts(&mut self, day: Day, counts: &DayCounts) -> Result<()>;
+}
+
+/// What happened on one day.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DayCounts {
+    /// Verification codes issued.
+    pub codes_issued: u64,
+    /// Codes used to publish keys.
+    pub codes_redeemed: u64,
+    /// Keys published (real ones, not chaff or padding).
+    pub keys_published: u64,
+    /// Export files written (key exports, not trace-warning packages).
+    pub export_files: u64,
+    /// Their bytes.
+    pub export_bytes: u64,
+}
+
+impl DayCounts {
+    /// Whether nothing was counted.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &Self) {
+        self.codes_issued += other.codes_issued;
+        self.codes_redeemed += other.codes_redeemed;
+        self.keys_published += other.keys_published;
+        self.export_files += other.export_files;
+        self.export_bytes += other.export_bytes;
+    }
 }
 
 /// A verification code that has not been used.
@@ -242,7 +278,9 @@ pub trait BatchStore: Send {
         padding: Vec<ProtectedReport>,
     ) -> Result<Option<Vec<ProtectedReport>>>;
     /// If `lease` still holds its batch: runs `publish` (which puts the files in place),
-    /// records the files and marks the batch complete, all in one transaction that holds
+    /// records the files, adds the key export files among them (those under `v1/exports/`)
+    /// to the counts of the day of `now`
+    /// and marks the batch complete, all in one transaction that holds
     /// the batch, so no other batcher can take it over or complete it in between; when
     /// `publish` fails nothing is recorded. Returns `false`, without running `publish`,
     /// when the lease was lost.
@@ -273,6 +311,9 @@ pub trait BatchStore: Send {
     fn dropped_files(&mut self, before: u64) -> Result<Vec<String>>;
     /// Forgets a deleted file.
     fn forget_file(&mut self, name: &str) -> Result<()>;
+    /// The counts of the days from `first` on, oldest first; days on which nothing was
+    /// counted are left out.
+    fn day_counts(&mut self, first: Day) -> Result<Vec<(Day, DayCounts)>>;
     /// The signing keys, oldest first; when none is listed, `first` is listed first.
     fn signing_keys(&mut self, first: &SigningKeyRow) -> Result<Vec<SigningKeyRow>>;
     /// Lists a new signing key (see [`AddedKey`]) whose private key `write_key` stores for

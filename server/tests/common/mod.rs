@@ -346,6 +346,19 @@ pub async fn issue_many(api: &impl Api, admin_key: &str, count: u32) -> Vec<Stri
     issue_codes(api, admin_key, order).await
 }
 
+/// Creates a case-worker account through the admin API; the answer's status.
+pub async fn add_case_worker(api: &impl Api, admin_key: &str, name: &str, password: &str) -> u16 {
+    let mut request = post_json(
+        "/v1/admin/case-workers",
+        &json!({"name": name, "password": password}),
+    );
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {admin_key}").parse().unwrap(),
+    );
+    api.send(request).await.status
+}
+
 /// One code for a confirmed test.
 pub async fn issue_code(api: &impl Api, admin_key: &str) -> String {
     issue_codes(api, admin_key, json!({"diagnosis": "confirmed_test"}))
@@ -452,4 +465,59 @@ pub async fn publish_sealed(api: &impl Api, public_key: &[u8], doc: &Value) -> (
     let reply = api.send(request).await;
     let (status, inside) = open_answer(&reply, &opener);
     (status, inside, reply.body.len())
+}
+
+/// What [`three_days_of_activity`] did, and on which days.
+#[derive(Debug)]
+pub struct Activity {
+    /// The day the codes were issued.
+    pub issued_on: kith_server::calendar::Day,
+    /// The day keys were published.
+    pub published_on: kith_server::calendar::Day,
+    /// The day the export ran (the server's today afterwards).
+    pub exported_on: kith_server::calendar::Day,
+    /// The key export files written, with their sizes.
+    pub files: Vec<(String, u64)>,
+}
+
+/// On `server`'s manual clock: three codes issued three days ago; two of them used the
+/// next day to publish 2 and 3 keys (a code used again and a chaff upload that day count
+/// nothing); today one export pass.
+pub async fn three_days_of_activity(server: &TestServer) -> Activity {
+    use kith_server::calendar::Day;
+    const DAY: u64 = 86_400;
+    // 20:00 three days ago, then 02:00 the next day: the codes (valid 24 h) still work.
+    let issued_on = Day::of(UnixSeconds::new(now_unix() - 3 * DAY));
+    server.clock.set(issued_on.start().plus(20 * 3600));
+    let codes = issue_many(server, &server.admin_key, 3).await;
+
+    server.clock.advance(6 * 3600);
+    let published_on = Day::of(server.now());
+    for (code, keys) in codes.iter().zip([2, 3]) {
+        let keys: Vec<[u8; 16]> = (0..keys).map(|_| random_key()).collect();
+        let (status, body, _) = publish_json(server, &publish_doc(server, code, &keys)).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let again = publish_doc(server, &codes[0], &[random_key()]);
+    assert_eq!(publish_json(server, &again).await.0, 403, "a used code");
+    let mut chaff = publish_doc(server, &codes[2], &[random_key()]);
+    chaff["fake"] = json!(true);
+    assert_eq!(publish_json(server, &chaff).await.0, 200, "chaff");
+
+    server.clock.advance(2 * DAY);
+    let exported_on = Day::of(server.now());
+    assert_eq!(exported_on, issued_on.plus(3));
+    let pass = server.server.export_pass().unwrap();
+    let files = pass
+        .export
+        .files
+        .iter()
+        .map(|f| (f.name.clone(), f.bytes))
+        .collect();
+    Activity {
+        issued_on,
+        published_on,
+        exported_on,
+        files,
+    }
 }

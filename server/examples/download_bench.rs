@@ -1,0 +1,641 @@
+//! Benchmarks (b) and (c) of the export issue: what devices download.
+//!
+//! ```sh
+//! cargo build --release -p kith-server --bin kith-server --example download_bench
+//! target/release/examples/download_bench            # both
+//! target/release/examples/download_bench serve      # (b) only
+//! target/release/examples/download_bench day        # (c) only
+//! ```
+//!
+//! **(b) serve**: one export zip of about 1 MB, downloaded over and over by 256 concurrent
+//! clients (`wrk`, keep-alive), from the release `kith-server` and from `nginx` serving the
+//! same file from the same data directory, one after the other, in rounds; requests/s, p99
+//! latency and each server's CPU time. nginx runs on a temporary configuration (as many
+//! workers as cores, sendfile, an open-file cache, no access log, keep-alive without a
+//! request limit), on a free loopback port, and is stopped by its PID.
+//!
+//! **(c) day**: 14 daily export files; 100 000 devices, each starting at its own moment
+//! spread evenly over the run, fetch the index (conditionally, with the ETag of the index
+//! they hold) and then the files they lack, each device on its own connection. What a
+//! device holds is drawn once per device: half synced earlier today (the index answers
+//! 304), 35 % yesterday (one new file), 12 % two to seven days ago, 3 % are new installs
+//! (every file). Prints latency percentiles per request and per device (from the moment a
+//! device was due, so a server that falls behind shows it) and the server's CPU time from
+//! `/proc/<pid>/stat`.
+//!
+//! Both talk to loopback only and are bounded in time and count. Needs `wrk` and `nginx`
+//! (Debian packages `wrk`, `nginx`).
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use kith_launch::ServerProcess;
+use kith_server::{Clock, jobs};
+use published_keys::Arrivals;
+use rand::{Rng, SeedableRng};
+
+mod published_keys;
+
+#[derive(Debug, Parser)]
+#[command(about = "Export download benchmarks against a local kith-server (and nginx)")]
+struct Args {
+    #[command(subcommand)]
+    bench: Option<Bench>,
+    /// The server binary (default: kith-server next to this example's directory).
+    #[arg(long, global = true)]
+    server: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, Subcommand)]
+enum Bench {
+    /// (b) one ~1 MB zip to many concurrent clients, kith-server beside nginx.
+    Serve(ServeArgs),
+    /// (c) a day of downloads by many devices, compressed into one run.
+    Day(DayArgs),
+}
+
+#[derive(Clone, Copy, Debug, Parser)]
+struct ServeArgs {
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 256)]
+    clients: u32,
+    /// Seconds per server and round (at most 60).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=60))]
+    seconds: u64,
+    /// Rounds; each runs nginx then kith-server.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=5))]
+    rounds: u32,
+    /// Keys in the file (50 000 make about 1 MB).
+    #[arg(long, default_value_t = 50_000)]
+    keys: usize,
+}
+
+#[derive(Clone, Copy, Debug, Parser)]
+struct DayArgs {
+    /// Simulated devices.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    devices: u64,
+    /// Length of the run in seconds, over which the devices' starts are spread (at most 600).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=600))]
+    seconds: u64,
+    /// Keys published per day (one export file each, 14 days).
+    #[arg(long, default_value_t = 3_500)]
+    keys_per_day: usize,
+    /// Devices syncing at once at most (more wait, and their wait counts as latency).
+    #[arg(long, default_value_t = 1024)]
+    in_flight: usize,
+}
+
+const DAY: u64 = 86_400;
+
+fn main() {
+    let args = Args::parse();
+    let binary = args.server.clone().unwrap_or_else(|| {
+        let exe = std::env::current_exe().unwrap();
+        exe.parent().unwrap().parent().unwrap().join("kith-server")
+    });
+    assert!(
+        binary.is_file(),
+        "{} not found: build it with `cargo build --release -p kith-server`",
+        binary.display()
+    );
+    match args.bench {
+        Some(Bench::Serve(serve)) => serve_bench(&binary, serve),
+        Some(Bench::Day(day)) => day_bench(&binary, day),
+        None => {
+            serve_bench(&binary, ServeArgs::parse_from(["serve"]));
+            day_bench(&binary, DayArgs::parse_from(["day"]));
+        }
+    }
+}
+
+/// A data directory with one exported daily file per entry of `keys_per_day` (oldest
+/// first, the last one yesterday's), and the export's file names and sizes.
+fn exported(dir: &Path, keys_per_day: &[usize]) -> Vec<(String, u64)> {
+    let today = Clock::system().now().get() / DAY * DAY;
+    let days = keys_per_day.len() as u64;
+    let arrivals: Vec<Arrivals> = keys_per_day
+        .iter()
+        .zip((1..=days).rev())
+        .map(|(&keys, ago)| Arrivals {
+            hour: today - ago * DAY,
+            keys,
+        })
+        .collect();
+    let started = Instant::now();
+    let config = published_keys::data_dir_with_keys(dir, DAY, &arrivals);
+    let storage = jobs::open_existing_storage(&config).expect("storage");
+    let pass = jobs::pass(&*storage, &config, &Clock::system()).expect("export pass");
+    let files: Vec<(String, u64)> = pass
+        .export
+        .files
+        .iter()
+        .map(|f| (f.name.clone(), f.bytes))
+        .collect();
+    println!(
+        "exported {} keys into {} files ({:.2} MB) in {:.1} s",
+        keys_per_day.iter().sum::<usize>(),
+        files.len(),
+        files.iter().map(|f| f.1).sum::<u64>() as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    );
+    files
+}
+
+fn start_kith(binary: &Path, dir: &Path) -> ServerProcess {
+    ServerProcess::start(
+        binary,
+        dir,
+        &["--export-period", &DAY.to_string()],
+        &[("KITH_LOG", "warn")],
+    )
+    .unwrap_or_else(|e| panic!("cannot start kith-server: {e}"))
+}
+
+/// CPU time (user + system) a process and, with `children`, its direct children have used.
+fn cpu_seconds(pid: u32, children: bool) -> f64 {
+    let ticks = |stat: &str| -> Option<(u32, u64)> {
+        // Fields after the command name, which may hold spaces: state, ppid, ...
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let parent = fields.get(1)?.parse().ok()?;
+        let used = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        Some((parent, used))
+    };
+    let read = |pid: u32| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok();
+    let mut total = read(pid).and_then(|s| ticks(&s)).map_or(0, |t| t.1);
+    if children {
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let child = entry.file_name().to_str().and_then(|n| n.parse().ok());
+            if let Some((parent, used)) = child.and_then(read).and_then(|s| ticks(&s))
+                && parent == pid
+            {
+                total += used;
+            }
+        }
+    }
+    total as f64 / clock_ticks_per_second()
+}
+
+fn clock_ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8(out.stdout).ok())
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+fn require(tool: &str, package: &str) {
+    let found = Command::new("sh")
+        .args([
+            "-c",
+            &format!("command -v {tool} || test -x /usr/sbin/{tool}"),
+        ])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(found, "{tool} not found: apt-get install {package}");
+}
+
+// ---------------------------------------------------------------- (b) serve
+
+/// nginx on a temporary configuration, serving `root` on a loopback port.
+struct Nginx {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Nginx {
+    fn start(root: &Path, scratch: &Path) -> Self {
+        // nginx cannot report a port it picked: take a free one and hand it over.
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let s = scratch.display();
+        // As root, workers would otherwise run as nobody, who cannot read the temporary
+        // directory; as anyone else nginx ignores the line.
+        let user = if running_as_root() {
+            "user root root;"
+        } else {
+            ""
+        };
+        let conf = format!(
+            r#"{user}
+daemon off;
+master_process on;
+worker_processes auto;
+pid {s}/nginx.pid;
+error_log {s}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 1000000;
+    open_file_cache max=1000 inactive=60s;
+    types {{ application/zip zip; text/plain txt; }}
+    client_body_temp_path {s}/body;
+    proxy_temp_path {s}/proxy;
+    fastcgi_temp_path {s}/fastcgi;
+    uwsgi_temp_path {s}/uwsgi;
+    scgi_temp_path {s}/scgi;
+    server {{
+        listen {addr};
+        root {root};
+        location /v1/exports/ {{ add_header Cache-Control "public, max-age=31536000, immutable"; }}
+    }}
+}}
+"#,
+            root = root.display()
+        );
+        let conf_path = scratch.join("nginx.conf");
+        std::fs::write(&conf_path, conf).unwrap();
+        let child = Command::new("nginx")
+            .arg("-p")
+            .arg(scratch)
+            .arg("-c")
+            .arg(&conf_path)
+            .arg("-e")
+            .arg(scratch.join("error.log"))
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("cannot run nginx: apt-get install nginx");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < deadline, "nginx did not listen on {addr}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { child, addr }
+    }
+
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-QUIT", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let uids = status.lines().find_map(|l| l.strip_prefix("Uid:"))?;
+            uids.split_whitespace().nth(1).map(|euid| euid == "0")
+        })
+        .unwrap_or(false)
+}
+
+/// What one wrk run measured.
+#[derive(Debug)]
+struct WrkRun {
+    requests_per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    megabytes_per_second: f64,
+    errors: String,
+    cpu_seconds: f64,
+}
+
+fn wrk(url: &str, args: ServeArgs, pid: u32, children: bool) -> WrkRun {
+    let cpu_before = cpu_seconds(pid, children);
+    let output = Command::new("wrk")
+        .args([
+            "-t2",
+            &format!("-c{}", args.clients),
+            &format!("-d{}s", args.seconds),
+            "--timeout",
+            "10s",
+            "--latency",
+            url,
+        ])
+        .output()
+        .expect("cannot run wrk: apt-get install wrk");
+    let cpu_seconds = cpu_seconds(pid, children) - cpu_before;
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "wrk failed: {text}");
+    let after = |prefix: &str| {
+        text.lines()
+            .find_map(|line| line.trim().strip_prefix(prefix).map(str::trim))
+            .unwrap_or_else(|| panic!("no {prefix:?} in wrk's output:\n{text}"))
+    };
+    let errors = ["Socket errors:", "Non-2xx or 3xx responses:"]
+        .iter()
+        .filter_map(|prefix| text.lines().find(|l| l.trim().starts_with(prefix)))
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join("; ");
+    WrkRun {
+        requests_per_second: after("Requests/sec:").parse().unwrap(),
+        p50_ms: wrk_duration_ms(after("50%")),
+        p99_ms: wrk_duration_ms(after("99%")),
+        megabytes_per_second: wrk_size_mb(after("Transfer/sec:")),
+        errors,
+        cpu_seconds,
+    }
+}
+
+/// A number wrk printed with its unit (`1.23ms`, `1.02GB`), in the unit `units` maps to 1.
+fn wrk_value(text: &str, units: &[(&str, f64)]) -> f64 {
+    let split = text
+        .find(|c: char| c.is_ascii_alphabetic())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let scale = units
+        .iter()
+        .find(|(name, _)| *name == unit)
+        .map_or(f64::NAN, |(_, scale)| *scale);
+    number.parse::<f64>().unwrap_or(f64::NAN) * scale
+}
+
+/// A wrk latency in milliseconds.
+fn wrk_duration_ms(text: &str) -> f64 {
+    wrk_value(
+        text,
+        &[("us", 0.001), ("ms", 1.0), ("s", 1000.0), ("m", 60_000.0)],
+    )
+}
+
+/// A wrk transfer rate in MiB (wrk's units are binary).
+fn wrk_size_mb(text: &str) -> f64 {
+    wrk_value(
+        text,
+        &[
+            ("B", 1.0 / 1_048_576.0),
+            ("KB", 1.0 / 1024.0),
+            ("MB", 1.0),
+            ("GB", 1024.0),
+        ],
+    )
+}
+
+fn print_run(server: &str, round: u32, run: &WrkRun, seconds: u64) {
+    println!(
+        "  round {round} {server:<11} {:>8.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  {:>7.0} MiB/s  CPU {:.2} cores{}",
+        run.requests_per_second,
+        run.p50_ms,
+        run.p99_ms,
+        run.megabytes_per_second,
+        run.cpu_seconds / seconds as f64,
+        if run.errors.is_empty() {
+            String::new()
+        } else {
+            format!("  ({})", run.errors)
+        }
+    );
+}
+
+fn serve_bench(binary: &Path, args: ServeArgs) {
+    require("wrk", "wrk");
+    require("nginx", "nginx");
+    println!(
+        "(b) one export zip, {} connections, {} s per server and round",
+        args.clients, args.seconds
+    );
+    let data = tempfile::tempdir().unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let files = exported(data.path(), &[args.keys]);
+    let (name, bytes) = files.last().expect("one file").clone();
+    println!("file {name}: {bytes} bytes");
+    let kith = start_kith(binary, data.path());
+    let nginx = Nginx::start(data.path(), scratch.path());
+    let kith_url = format!("{}/{name}", kith.url());
+    let nginx_url = format!("http://{}/{name}", nginx.addr);
+    for url in [&kith_url, &nginx_url] {
+        let got = Command::new("curl")
+            .args(["-sf", "-o", "/dev/null", "-w", "%{size_download}", url])
+            .output()
+            .map(|out| String::from_utf8_lossy(&out.stdout).into_owned());
+        if let Ok(size) = got {
+            assert_eq!(size, bytes.to_string(), "{url} does not serve the file");
+        }
+    }
+
+    let mut ours = Vec::new();
+    let mut theirs = Vec::new();
+    for round in 1..=args.rounds {
+        let run = wrk(&nginx_url, args, nginx.child.id(), true);
+        print_run("nginx", round, &run, args.seconds);
+        theirs.push(run);
+        let run = wrk(&kith_url, args, kith.pid(), false);
+        print_run("kith-server", round, &run, args.seconds);
+        ours.push(run);
+    }
+    nginx.stop();
+    kith.stop().expect("kith-server stops");
+
+    let best = |runs: &[WrkRun]| {
+        runs.iter()
+            .map(|r| r.requests_per_second)
+            .fold(0.0, f64::max)
+    };
+    let worst_p99 = |runs: &[WrkRun]| runs.iter().map(|r| r.p99_ms).fold(0.0, f64::max);
+    println!(
+        "(b) result: kith-server {:.0} req/s, nginx {:.0} req/s (best rounds): {:.2}× nginx; p99 worst round: kith-server {:.2} ms, nginx {:.2} ms",
+        best(&ours),
+        best(&theirs),
+        best(&ours) / best(&theirs),
+        worst_p99(&ours),
+        worst_p99(&theirs),
+    );
+}
+
+// ---------------------------------------------------------------- (c) day
+
+/// What one device holds before it syncs.
+#[derive(Clone, Copy, Debug)]
+enum Holding {
+    /// The current index and every file.
+    Current,
+    /// An older index, and every file but the newest `n`.
+    DaysBehind(usize),
+    /// Nothing (a new install).
+    Nothing,
+}
+
+impl Holding {
+    fn draw(rng: &mut impl Rng) -> Self {
+        match rng.gen_range(0..100) {
+            0..50 => Self::Current,
+            50..85 => Self::DaysBehind(1),
+            85..97 => Self::DaysBehind(rng.gen_range(2..=7)),
+            _ => Self::Nothing,
+        }
+    }
+}
+
+/// What one device saw.
+#[derive(Debug, Default)]
+struct Synced {
+    /// Each request's latency, microseconds.
+    requests_us: Vec<u32>,
+    /// From when the device was due to when it had everything, microseconds.
+    device_us: u32,
+    not_modified: u32,
+    files: u32,
+    bytes: u64,
+    errors: u32,
+}
+
+async fn sync_device(base: &str, index_etag: &str, holding: Holding, due: Instant) -> Synced {
+    let mut synced = Synced::default();
+    let http = match reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+    {
+        Ok(http) => http,
+        Err(_) => {
+            synced.errors += 1;
+            return synced;
+        }
+    };
+    let mut request = http.get(format!("{base}/v1/exports/index.txt"));
+    match holding {
+        Holding::Current => request = request.header("if-none-match", index_etag),
+        Holding::DaysBehind(_) => request = request.header("if-none-match", "\"an-older-index\""),
+        Holding::Nothing => {}
+    }
+    let sent = Instant::now();
+    let index = match request.send().await {
+        Ok(r) if r.status() == 304 => {
+            synced.not_modified += 1;
+            None
+        }
+        Ok(r) if r.status() == 200 => r.text().await.ok(),
+        _ => {
+            synced.errors += 1;
+            None
+        }
+    };
+    synced.requests_us.push(sent.elapsed().as_micros() as u32);
+    if let Some(index) = index {
+        let names: Vec<&str> = index.lines().collect();
+        let lacking = match holding {
+            Holding::Current => 0,
+            Holding::DaysBehind(n) => n.min(names.len()),
+            Holding::Nothing => names.len(),
+        };
+        for name in &names[names.len() - lacking..] {
+            let sent = Instant::now();
+            match http.get(format!("{base}/{name}")).send().await {
+                Ok(r) if r.status() == 200 => match r.bytes().await {
+                    Ok(body) => {
+                        synced.files += 1;
+                        synced.bytes += body.len() as u64;
+                    }
+                    Err(_) => synced.errors += 1,
+                },
+                _ => synced.errors += 1,
+            }
+            synced.requests_us.push(sent.elapsed().as_micros() as u32);
+        }
+    }
+    synced.device_us = due.elapsed().as_micros() as u32;
+    synced
+}
+
+fn percentile_ms(sorted: &[u32], p: f64) -> f64 {
+    let Some(last) = sorted.len().checked_sub(1) else {
+        return 0.0;
+    };
+    f64::from(sorted[(last as f64 * p).round() as usize]) / 1000.0
+}
+
+fn day_bench(binary: &Path, args: DayArgs) {
+    println!(
+        "(c) a day of downloads: {} devices over {} s, 14 daily files of {} keys",
+        args.devices, args.seconds, args.keys_per_day
+    );
+    let data = tempfile::tempdir().unwrap();
+    let files = exported(data.path(), &[args.keys_per_day; 14]);
+    let kith = start_kith(binary, data.path());
+    let base = kith.url();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let index_etag = runtime.block_on(async {
+        let index = reqwest::get(format!("{base}/v1/exports/index.txt"))
+            .await
+            .expect("index");
+        let listed = index.headers()["etag"].to_str().unwrap().to_owned();
+        let text = index.text().await.unwrap();
+        assert_eq!(
+            text.lines().count(),
+            files.len(),
+            "the index lists every file"
+        );
+        listed
+    });
+
+    let mut rng = rand::rngs::StdRng::seed_from_u64(14);
+    let holdings: Vec<Holding> = (0..args.devices).map(|_| Holding::draw(&mut rng)).collect();
+    let spacing = Duration::from_secs(args.seconds).div_f64(args.devices as f64);
+    let cpu_before = cpu_seconds(kith.pid(), false);
+    let started = Instant::now();
+    let results = runtime.block_on(async {
+        let slots = Arc::new(tokio::sync::Semaphore::new(args.in_flight));
+        let base: Arc<str> = base.into();
+        let etag: Arc<str> = index_etag.into();
+        let mut tasks = Vec::with_capacity(holdings.len());
+        for (i, holding) in holdings.into_iter().enumerate() {
+            let due = started + spacing.mul_f64(i as f64);
+            tokio::time::sleep_until(due.into()).await;
+            let slot = slots.clone().acquire_owned().await.unwrap();
+            let (base, etag) = (base.clone(), etag.clone());
+            tasks.push(tokio::spawn(async move {
+                let synced = sync_device(&base, &etag, holding, due).await;
+                drop(slot);
+                synced
+            }));
+        }
+        let mut results = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            results.push(task.await.unwrap_or_default());
+        }
+        results
+    });
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds(kith.pid(), false) - cpu_before;
+    kith.stop().expect("kith-server stops");
+
+    let mut requests: Vec<u32> = results
+        .iter()
+        .flat_map(|r| r.requests_us.iter().copied())
+        .collect();
+    let mut devices: Vec<u32> = results.iter().map(|r| r.device_us).collect();
+    requests.sort_unstable();
+    devices.sort_unstable();
+    let sum = |f: fn(&Synced) -> u64| results.iter().map(f).sum::<u64>();
+    println!(
+        "(c) result: {} devices in {elapsed:.1} s: {} requests ({} index 304, {} files, {:.2} GB), {} errors",
+        results.len(),
+        requests.len(),
+        sum(|r| r.not_modified.into()),
+        sum(|r| r.files.into()),
+        sum(|r| r.bytes) as f64 / 1e9,
+        sum(|r| r.errors.into()),
+    );
+    println!(
+        "    request latency ms: p50 {:.2}  p99 {:.2}  max {:.2};  device sync from due ms: p50 {:.2}  p99 {:.2}  max {:.2}",
+        percentile_ms(&requests, 0.5),
+        percentile_ms(&requests, 0.99),
+        percentile_ms(&requests, 1.0),
+        percentile_ms(&devices, 0.5),
+        percentile_ms(&devices, 0.99),
+        percentile_ms(&devices, 1.0),
+    );
+    println!(
+        "    kith-server CPU: {cpu:.2} s over {elapsed:.1} s = {:.2} cores ({:.1} µs per request)",
+        cpu / elapsed,
+        cpu * 1e6 / requests.len().max(1) as f64
+    );
+}
