@@ -146,7 +146,10 @@ async fn serve(zip: Vec<u8>) -> String {
             "/v1/config",
             get(|| async { CONFIG.get().unwrap().clone() }),
         )
-        .route("/v1/exports/index.txt", get(|| async { "day.zip\n" }))
+        .route(
+            "/v1/exports/index.txt",
+            get(|| async { "v1/exports/day.zip\n" }),
+        )
         .route(
             "/v1/exports/day.zip",
             get(move || {
