@@ -8,7 +8,7 @@
 //! has a short max-age and an ETag for conditional requests. HEAD and single byte ranges
 //! are answered.
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -132,30 +132,31 @@ fn serve(
         return Err(not_found());
     };
 
+    let etag = file.etag.to_str().unwrap_or_default();
     let mut response = Response::builder()
         .header(header::CONTENT_TYPE, content_type)
         .header(header::CACHE_CONTROL, cache_control)
-        .header(header::ETAG, &file.etag)
+        .header(header::ETAG, file.etag.clone())
         .header(header::ACCEPT_RANGES, "bytes");
     let text = |name| {
         headers
             .get(name)
             .and_then(|v: &HeaderValue| v.to_str().ok())
     };
-    if text(header::IF_NONE_MATCH).is_some_and(|tags| none_match(tags, &file.etag)) {
+    if text(header::IF_NONE_MATCH).is_some_and(|tags| none_match(tags, etag)) {
         return Ok(response
             .status(StatusCode::NOT_MODIFIED)
             .body(Body::empty())
             .unwrap_or_default());
     }
-    let len = file.bytes.len() as u64;
+    let len = file.content.as_slice().len() as u64;
     let range = match text(header::RANGE) {
         // If-Range with another validator: the client's part is stale, send it all.
-        Some(_) if text(header::IF_RANGE).is_some_and(|tag| tag != file.etag) => RangeRequest::Full,
+        Some(_) if text(header::IF_RANGE).is_some_and(|tag| tag != etag) => RangeRequest::Full,
         Some(range) => parse_range(range, len),
         None => RangeRequest::Full,
     };
-    let body = Bytes::from_owner(file.bytes.clone());
+    let body = file.content.body();
     response = match range {
         RangeRequest::Full => response.status(StatusCode::OK),
         RangeRequest::Part { first, last } => {

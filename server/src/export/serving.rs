@@ -4,15 +4,20 @@
 //! Files are served from the directory itself (what nginx would serve), so a file dropped
 //! from the index stays downloadable until retention deletes it. The cache checks each
 //! file's identity (inode, size, modification time) on every request, so a replaced or
-//! deleted file is never served stale.
+//! deleted file is never served stale. Each cached copy stays registered with its open file
+//! in the cache's [`FileMemory`], so connections send it with `sendfile`.
 
 use std::collections::HashMap;
-use std::io;
+use std::fs::File;
+use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use axum::http::HeaderValue;
 use sha2::{Digest, Sha256};
+
+use crate::zero_copy::{FileBytes, FileMemory};
 
 /// Bytes of files kept in memory at most; past it the cache starts over.
 const CACHE_BYTES: u64 = 512 << 20;
@@ -21,9 +26,9 @@ const CACHE_BYTES: u64 = 512 << 20;
 #[derive(Debug)]
 pub struct ServedFile {
     /// Its content.
-    pub bytes: Arc<[u8]>,
+    pub content: FileBytes,
     /// Strong ETag (quoted): the start of the content's SHA-256.
-    pub etag: String,
+    pub etag: HeaderValue,
 }
 
 /// Which file on disk a cached copy came from.
@@ -34,11 +39,22 @@ struct Stamp {
     modified_ns: i64,
 }
 
+impl Stamp {
+    fn of(meta: &std::fs::Metadata) -> Self {
+        Self {
+            inode: meta.ino(),
+            len: meta.len(),
+            modified_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+        }
+    }
+}
+
 /// Export files by relative path, read on first request.
 #[derive(Debug)]
 pub struct ExportCache {
     data_dir: PathBuf,
     files: Mutex<HashMap<String, (Stamp, Arc<ServedFile>)>>,
+    memory: Arc<FileMemory>,
 }
 
 impl ExportCache {
@@ -47,19 +63,22 @@ impl ExportCache {
         Self {
             data_dir,
             files: Mutex::new(HashMap::new()),
+            memory: Arc::default(),
         }
+    }
+
+    /// Where cached files are registered: what connections need to send them zero-copy.
+    pub fn file_memory(&self) -> Arc<FileMemory> {
+        self.memory.clone()
     }
 
     /// The file at `relative` (a path the caller has checked), or `None` if there is none.
     pub fn get(&self, relative: &str) -> io::Result<Option<Arc<ServedFile>>> {
         let path = self.data_dir.join(relative);
+        let not_found = |e: &io::Error| e.kind() == io::ErrorKind::NotFound;
         let stamp = match std::fs::metadata(&path) {
-            Ok(meta) => Stamp {
-                inode: meta.ino(),
-                len: meta.len(),
-                modified_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
-            },
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            Ok(meta) => Stamp::of(&meta),
+            Err(e) if not_found(&e) => {
                 self.lock().remove(relative);
                 return Ok(None);
             }
@@ -70,15 +89,21 @@ impl ExportCache {
         {
             return Ok(Some(file.clone()));
         }
-        let bytes: Arc<[u8]> = match std::fs::read(&path) {
-            Ok(bytes) => bytes.into(),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        // Stamp, content and the descriptor sendfile reads all come from one open file.
+        let mut opened = match File::open(&path) {
+            Ok(opened) => opened,
+            Err(e) if not_found(&e) => return Ok(None),
             Err(e) => return Err(e),
         };
+        let stamp = Stamp::of(&opened.metadata()?);
+        let mut bytes = Vec::with_capacity(stamp.len as usize);
+        opened.read_to_end(&mut bytes)?;
         let digest = Sha256::digest(&bytes);
+        let etag = HeaderValue::try_from(format!("\"{}\"", hex::encode(&digest[..16])))
+            .expect("hex is a valid header value");
         let file = Arc::new(ServedFile {
-            etag: format!("\"{}\"", hex::encode(&digest[..16])),
-            bytes,
+            content: FileBytes::new(&self.memory, bytes.into(), opened),
+            etag,
         });
         let mut files = self.lock();
         let held: u64 = files.values().map(|(s, _)| s.len).sum();
@@ -206,11 +231,11 @@ mod tests {
         assert!(cache.get("a.zip").unwrap().is_none());
         std::fs::write(dir.path().join("a.zip"), b"one").unwrap();
         let first = cache.get("a.zip").unwrap().unwrap();
-        assert_eq!(&*first.bytes, b"one");
+        assert_eq!(first.content.as_slice(), b"one");
         std::fs::write(dir.path().join("a.tmp"), b"two!").unwrap();
         std::fs::rename(dir.path().join("a.tmp"), dir.path().join("a.zip")).unwrap();
         let second = cache.get("a.zip").unwrap().unwrap();
-        assert_eq!(&*second.bytes, b"two!");
+        assert_eq!(second.content.as_slice(), b"two!");
         assert_ne!(first.etag, second.etag);
         std::fs::remove_file(dir.path().join("a.zip")).unwrap();
         assert!(cache.get("a.zip").unwrap().is_none());
