@@ -507,9 +507,7 @@ async fn a_cached_zip_over_tcp_is_whole_ranged_conditional_and_gone_once_deleted
     server.clock.advance(2 * DAY);
     server.server.export_pass().unwrap();
     let name = index(&server).await.remove(0);
-    let TestServer {
-        server: kith, dir, ..
-    } = server;
+    let (kith, dir) = server.into_server();
     let on_disk = std::fs::read(dir.path().join(&name)).unwrap();
     assert!(on_disk.len() > 300_000, "{} bytes", on_disk.len());
     let listening = kith.bind().await.unwrap();
@@ -579,6 +577,7 @@ async fn a_cached_zip_over_tcp_is_whole_ranged_conditional_and_gone_once_deleted
     // Deleted (as retention deletes): no longer served from memory.
     std::fs::remove_file(dir.path().join(&name)).unwrap();
     assert_eq!(http.get(&url).send().await.unwrap().status(), 404);
+    drop(http);
     let _ = stop.send(());
     serving.await.unwrap().unwrap();
 }
