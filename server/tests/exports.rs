@@ -14,6 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use axum::http::Method;
+use common::export_store::ExportBackend;
 use common::*;
 use kith_core::store::MemoryStore;
 use kith_core::{

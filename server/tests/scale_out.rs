@@ -7,6 +7,7 @@
 
 mod common;
 
+use common::export_store::ExportBackend;
 use common::*;
 use rand::RngCore;
 
