@@ -193,7 +193,12 @@ pub struct Config {
 
     /// Base URL that redirected downloads go to (a CDN in front of the bucket); a file's
     /// URL is this plus `/v1/exports/…`. Default: the endpoint's URL of the bucket.
-    #[arg(long, env = "KITH_EXPORT_PUBLIC_URL", value_name = "URL", requires = "export_store")]
+    #[arg(
+        long,
+        env = "KITH_EXPORT_PUBLIC_URL",
+        value_name = "URL",
+        requires = "export_store"
+    )]
     pub export_public_url: Option<String>,
 
     /// Directory holding the database and the server's keys; created on first start.

@@ -23,9 +23,9 @@ use kith_core::{
 };
 use kith_server::export::store::ExportStore;
 use kith_server::export::{self, ExportSettings, StagedBatch, files};
-use kith_server::{AppError, UnixSeconds};
 use kith_server::signing_keys::SigningKeys;
 use kith_server::storage::BatchStore;
+use kith_server::{AppError, UnixSeconds};
 use serde_json::Value;
 
 const DAY: u64 = 86_400;
@@ -86,15 +86,16 @@ async fn a_file_is_created_once_and_a_racer_with_other_bytes_is_refused(store: E
             outcome.expect("the same bytes as the file there are success");
         } else {
             let error = outcome.expect_err("other bytes are refused");
-            assert!(
-                matches!(error, AppError::ExportConflict { .. }),
-                "{error}"
-            );
+            assert!(matches!(error, AppError::ExportConflict { .. }), "{error}");
             assert!(error.to_string().contains("never overwritten"), "{error}");
         }
     }
     // Later writers meet the same: the file stays as it was.
-    assert!(exports.put_create(name, contents[1 - winner].clone()).is_err());
+    assert!(
+        exports
+            .put_create(name, contents[1 - winner].clone())
+            .is_err()
+    );
     exports.put_create(name, contents[winner].clone()).unwrap();
     assert_eq!(store.read(dir.path(), name).await.unwrap(), stored);
     // An index, unlike a file, is replaced.
@@ -680,8 +681,7 @@ async fn a_batcher_that_outlived_its_lease_and_was_taken_over_changes_nothing() 
 
     // A wakes up and tries to publish and complete: refused, and nothing changes.
     assert_eq!(
-        export::publish_batch(&mut *a.store, state.exports.store(), staged, server.now())
-            .unwrap(),
+        export::publish_batch(&mut *a.store, state.exports.store(), staged, server.now()).unwrap(),
         None
     );
     assert_eq!(std::fs::read(dir.join(&name)).unwrap(), published);

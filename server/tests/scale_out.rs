@@ -181,7 +181,12 @@ async fn instances_on_one_database_and_one_bucket_export_each_key_once_and_all_s
                 .get("location")
                 .map(|value| value.to_str().unwrap().to_owned());
             let cache = reply.headers().get("cache-control").cloned();
-            (status, location, cache, reply.bytes().await.unwrap().to_vec())
+            (
+                status,
+                location,
+                cache,
+                reply.bytes().await.unwrap().to_vec(),
+            )
         }
     };
 
@@ -195,13 +200,18 @@ async fn instances_on_one_database_and_one_bucket_export_each_key_once_and_all_s
     for path in paths {
         let stored = bucket.read(server.dir.path(), path).await.expect(path);
         let (status, _, cache, proxied) = fetch(proxy.url(&format!("/{path}"))).await;
-        assert_eq!((status, &proxied), (200, &stored), "{path} through the proxy");
-        let (status, location, redirect_cache, _) =
-            fetch(redirect.url(&format!("/{path}"))).await;
+        assert_eq!(
+            (status, &proxied),
+            (200, &stored),
+            "{path} through the proxy"
+        );
+        let (status, location, redirect_cache, _) = fetch(redirect.url(&format!("/{path}"))).await;
         assert_eq!(status, 307, "{path}");
         assert_eq!(location, bucket.object_url(path), "{path}");
         assert_eq!(redirect_cache, cache, "{path}: the same caching either way");
-        let followed = reqwest::get(redirect.url(&format!("/{path}"))).await.unwrap();
+        let followed = reqwest::get(redirect.url(&format!("/{path}")))
+            .await
+            .unwrap();
         assert_eq!(followed.bytes().await.unwrap().to_vec(), stored, "{path}");
     }
     let (status, _, _, _) = fetch(proxy.url("/v1/exports/1-2-00001.zip")).await;
@@ -315,6 +325,9 @@ async fn killed_and_racing_batchers(
     for (name, zip) in &files {
         assert!(store.read(dir, name).await.as_ref() == Some(zip), "{name}");
     }
-    assert_eq!(store.read(dir, "v1/exports/index.txt").await.unwrap(), index.as_bytes());
+    assert_eq!(
+        store.read(dir, "v1/exports/index.txt").await.unwrap(),
+        index.as_bytes()
+    );
     server
 }

@@ -29,8 +29,8 @@ use crate::config::ExportConfig;
 use crate::error::{AppError, Result};
 use crate::signing_keys::SigningKeys;
 use crate::storage::{BatchStore, FileRecord, Lease};
-use store::{ExportStore, StagedFile};
 use padding::PaddingRule;
+use store::{ExportStore, StagedFile};
 use window::Windowing;
 
 /// How batches are cut and files made.
@@ -210,14 +210,8 @@ pub fn stage_batch(
         staged.files.push((file, record));
     }
     let has_keys = !staged.files.is_empty();
-    match trace_warnings::write_package(
-        store,
-        exports,
-        settings,
-        &signers,
-        &staged.lease,
-        has_keys,
-    ) {
+    match trace_warnings::write_package(store, exports, settings, &signers, &staged.lease, has_keys)
+    {
         Ok(Some(packages)) => staged.packages = packages,
         Ok(None) => {
             staged.discard(exports)?;

@@ -217,7 +217,9 @@ impl ExportStore {
             Self::Bucket(bucket) => {
                 let path = ObjectPath::from(relative);
                 let got = bucket
-                    .run(relative, move |store| async move { get_object(&store, &path).await })
+                    .run(relative, move |store| async move {
+                        get_object(&store, &path).await
+                    })
                     .await?;
                 Ok(got)
             }
@@ -332,11 +334,7 @@ impl Bucket {
     }
 
     /// Runs `request` on the bucket's runtime and awaits it from any runtime.
-    async fn run<T, F>(
-        &self,
-        relative: &str,
-        request: impl FnOnce(Arc<AmazonS3>) -> F,
-    ) -> Result<T>
+    async fn run<T, F>(&self, relative: &str, request: impl FnOnce(Arc<AmazonS3>) -> F) -> Result<T>
     where
         F: Future<Output = object_store::Result<T>> + Send + 'static,
         T: Send + 'static,
@@ -386,15 +384,17 @@ impl Bucket {
             let create = PutOptions::from(PutMode::Create);
             match store.put_opts(&path, PutPayload::from(bytes), create).await {
                 Ok(_) => Ok(None),
-                Err(object_store::Error::AlreadyExists { .. }) => {
-                    get_object(&store, &path).await.map(|got| got.map(|(_, b)| b))
-                }
+                Err(object_store::Error::AlreadyExists { .. }) => get_object(&store, &path)
+                    .await
+                    .map(|got| got.map(|(_, b)| b)),
                 Err(e) => Err(e),
             }
         })?;
         match existing {
             None => Ok(()),
-            Some(theirs) => same_or_conflict(&format!("s3://{}/{relative}", self.name), &ours, &theirs),
+            Some(theirs) => {
+                same_or_conflict(&format!("s3://{}/{relative}", self.name), &ours, &theirs)
+            }
         }
     }
 }
