@@ -9,9 +9,19 @@
 //! sightings the phone recorded whenever the phone matches. Which phones can match a
 //! published key is known from the diary (only phones that met its owner can hold its
 //! RPIs), so each day only those phones run core's [`SightingIndex`] on the day's
-//! export; every other phone would find nothing. `tests/per_device.rs` runs sampled
-//! phones through the full per-device path — [`kith_core::ExposureEngine`] with every
-//! sighting recorded and every export ingested — and gets identical exposures.
+//! export; every other phone would find nothing. Those phones regenerate only what
+//! matching asks for: the beacons of the uploader's contacts with them, and for each
+//! scan that heard one, the phone's previous scan that heard anything (core's
+//! `ScanTimeline` measures a scan's duration from it), searched backwards contact by
+//! contact. `tests/per_device.rs` runs sampled phones through the full per-device
+//! path — [`kith_core::ExposureEngine`] with every sighting recorded and every export
+//! ingested — and gets identical exposures.
+//!
+//! A phone airs the RPI of the current 10-minute interval and changes it (with its
+//! address) at every interval boundary, as Google's implementation does (its
+//! advertiser restarts with a new RPI each `ENIntervalNumber`) and as `kith-agent`'s
+//! default rotation policy does; the random 10–20 minute rotation GAEN speaks of
+//! concerns the address, which the simulator does not model.
 
 use std::collections::{HashMap, HashSet};
 
@@ -562,12 +572,21 @@ pub struct PhoneExposures {
 }
 
 impl PhoneExposures {
-    /// Forgets windows older than the 14 days a phone keeps, as of `day`.
+    /// Forgets windows and notified days older than the 14 days a phone keeps, as of
+    /// `day`: no later window can fall on those days.
     fn forget_before(&mut self, day: u32) {
         let oldest = calendar_day(day.saturating_sub(RETENTION_DAYS - 1));
         let mut keep = self.windows.iter().map(|w| w.day() >= oldest);
         self.senders.retain(|_| keep.next().unwrap_or(false));
         self.windows.retain(|w| w.day() >= oldest);
+        for days in &mut self.notified_days {
+            days.retain(|d| *d >= oldest);
+        }
+    }
+
+    /// Whether nothing is left to remember.
+    fn is_empty(&self) -> bool {
+        self.windows.is_empty() && self.notified_days.iter().all(Vec::is_empty)
     }
 }
 
@@ -626,6 +645,16 @@ impl Exposures {
             configs,
             phones: HashMap::new(),
         })
+    }
+
+    /// Every phone forgets what is older than the 14 days it keeps, as of `day`;
+    /// phones left with nothing are dropped (a million phones' old windows would
+    /// otherwise fill gigabytes).
+    pub fn forget_before(&mut self, day: u32) {
+        self.phones.retain(|_, state| {
+            state.forget_before(day);
+            !state.is_empty()
+        });
     }
 
     /// Every phone ingests the export of `day` (published keys and their uploaders,
@@ -878,14 +907,14 @@ fn phone_windows(
     let index = SightingIndex::new(&sightings);
     let timeline = ScanTimeline::new(&entries);
     let correction = radio.phones.model[phone as usize].rssi_correction;
-    let owners: HashMap<&[u8; 16], u32> = keys
-        .iter()
-        .map(|(k, b)| (k.tek.expose_secret(), b.owner))
-        .collect();
     index
         .matches(keys.iter().map(|&(k, _)| k.clone()))
         .flat_map(|m| {
-            let sender = owners[m.key.tek.expose_secret()];
+            // A phone holds a few dozen keys: a scan beats hashing them.
+            let sender = keys
+                .iter()
+                .find(|(k, _)| k.tek == m.key.tek)
+                .map_or(NONE, |(_, b)| b.owner);
             ExposureWindow::from_match(&m, &timeline, correction)
                 .into_iter()
                 .map(move |w| (w, sender))
