@@ -372,7 +372,10 @@ impl Radio<'_> {
         let mut out = Vec::new();
         if let Some(contacts) = self.diary.day(day) {
             let rx = self.receiver(phone, day);
-            for x in contacts.of(rx.agent).filter_map(|c| self.exchange(&rx, day, c)) {
+            for x in contacts
+                .of(rx.agent)
+                .filter_map(|c| self.exchange(&rx, day, c))
+            {
                 self.heard_in(&rx, &x, &mut out);
             }
         }
@@ -387,7 +390,10 @@ impl Radio<'_> {
             return;
         };
         let rx = self.receiver(phone, day);
-        for c in contacts.of(rx.agent).filter(|c| c.other(rx.agent) == sender) {
+        for c in contacts
+            .of(rx.agent)
+            .filter(|c| c.other(rx.agent) == sender)
+        {
             if let Some(x) = self.exchange(&rx, day, c) {
                 self.heard_in(&rx, &x, out);
             }

@@ -9,9 +9,9 @@ use clap::{Args, Parser, Subcommand};
 use kith_sim::experiment::{self, Options};
 use kith_sim::output::Spread;
 use kith_sim::peers::{self, Measurement, PeerRun};
-use nix::sys::resource::UsageWho;
 use kith_sim::plot::{self, SweepPoint};
 use kith_sim::{Arm, Experiment, Scenario};
+use nix::sys::resource::UsageWho;
 
 /// Agent-based epidemic simulator with the real GAEN protocol (kith-core) in every
 /// app user's phone.
@@ -324,8 +324,7 @@ fn bench(args: &BenchArgs) -> kith_sim::Result<()> {
     let bar = experiment::progress_bar(u64::from(args.days), true);
     let (cpu_before, _) = peers::rusage(UsageWho::RUSAGE_SELF);
     let started = Instant::now();
-    let (sim, result) =
-        experiment::run_one(&scenario, args.seed, Arm::WithApp, |_| bar.inc(1))?;
+    let (sim, result) = experiment::run_one(&scenario, args.seed, Arm::WithApp, |_| bar.inc(1))?;
     bar.finish_and_clear();
     let wall_seconds = started.elapsed().as_secs_f64();
     let (cpu_after, _) = peers::rusage(UsageWho::RUSAGE_SELF);

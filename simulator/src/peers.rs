@@ -155,10 +155,16 @@ fn measure(command: &Command, what: &str) -> Result<(f64, f64, f64, String)> {
         .unwrap_or(("", stdout.trim_end()));
     let figures: Vec<f64> = last
         .strip_prefix(MEASURED)
-        .map(|rest| rest.split_whitespace().filter_map(|v| v.parse().ok()).collect())
+        .map(|rest| {
+            rest.split_whitespace()
+                .filter_map(|v| v.parse().ok())
+                .collect()
+        })
         .unwrap_or_default();
     let [cpu, peak] = figures[..] else {
-        return Err(Error::Scenario(format!("{what}: no measurement in its output")));
+        return Err(Error::Scenario(format!(
+            "{what}: no measurement in its output"
+        )));
     };
     Ok((wall, cpu, peak, body.to_string()))
 }

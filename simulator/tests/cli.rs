@@ -126,7 +126,10 @@ fn assert_r_eff_is_by_infection_date(daily: &str, individuals: &str) {
             days_with_infections += 1;
             let expected = f64::from(infections) / f64::from(people);
             let got: f64 = value.parse().unwrap();
-            assert!((got - expected).abs() < 1e-12, "day {day}: {got} ≠ {expected}");
+            assert!(
+                (got - expected).abs() < 1e-12,
+                "day {day}: {got} ≠ {expected}"
+            );
         }
     }
     assert!(days_with_infections >= 5, "{days_with_infections} days");
