@@ -85,7 +85,7 @@ impl Server {
             sessions: Sessions::default(),
             sources: SourceKey::default(),
             signing_keys: SigningKeysCell::new(signing_keys),
-            exports: ExportCache::new(config.data_dir.clone()),
+            exports: ExportCache::new(Arc::new(jobs::open_export_store(&config)?)),
             storage,
             config,
         });
@@ -259,7 +259,12 @@ async fn export_in_background(state: AppState) {
 }
 
 fn export_pass(state: &AppState) -> Result<jobs::Pass> {
-    let pass = jobs::pass(&*state.storage, &state.config, &state.clock)?;
+    let pass = jobs::pass(
+        &*state.storage,
+        state.exports.store(),
+        &state.config,
+        &state.clock,
+    )?;
     state.signing_keys.set(std::sync::Arc::clone(&pass.keys));
     Ok(pass)
 }

@@ -27,11 +27,31 @@ pub struct FileMemory {
 
 #[derive(Debug)]
 struct Region {
-    bytes: Arc<[u8]>,
+    /// Keeps the memory, and so its address, taken while registered.
+    bytes: Bytes,
     file: Arc<File>,
 }
 
 impl FileMemory {
+    /// Registers `bytes`, the content of `file`, until the registration is dropped; `None`
+    /// for empty bytes (which have no address of their own). The file must not change
+    /// while registered (export files are replaced by renaming, never rewritten in place).
+    pub fn register(self: &Arc<Self>, bytes: &Bytes, file: File) -> Option<Registration> {
+        if bytes.is_empty() {
+            return None;
+        }
+        let start = bytes.as_ptr() as usize;
+        let region = Region {
+            bytes: bytes.clone(),
+            file: Arc::new(file),
+        };
+        self.regions().insert(start, region);
+        Some(Registration {
+            start,
+            memory: self.clone(),
+        })
+    }
+
     /// The registered file holding `slice`, and where in it `slice` starts.
     fn find(&self, slice: &[u8]) -> Option<(Arc<File>, u64)> {
         if slice.is_empty() {
@@ -49,49 +69,16 @@ impl FileMemory {
     }
 }
 
-/// Bytes that are the content of an open file, registered in a [`FileMemory`] for as
-/// long as this value lives. The file must not change while registered (export files are
-/// replaced by renaming, never rewritten in place).
+/// Bytes registered in a [`FileMemory`], for as long as this value lives.
 #[derive(Debug)]
-pub struct FileBytes {
-    bytes: Arc<[u8]>,
+pub struct Registration {
+    start: usize,
     memory: Arc<FileMemory>,
 }
 
-impl FileBytes {
-    /// Registers `bytes`, the content of `file`, in `memory`.
-    pub fn new(memory: &Arc<FileMemory>, bytes: Arc<[u8]>, file: File) -> Self {
-        if !bytes.is_empty() {
-            let region = Region {
-                bytes: bytes.clone(),
-                file: Arc::new(file),
-            };
-            memory.regions().insert(bytes.as_ptr() as usize, region);
-        }
-        Self {
-            bytes,
-            memory: memory.clone(),
-        }
-    }
-
-    /// The content, as a body that [`ZeroCopyStream`] sends from the file (slices too).
-    pub fn body(&self) -> Bytes {
-        Bytes::from_owner(self.bytes.clone())
-    }
-
-    /// The content.
-    pub fn as_slice(&self) -> &[u8] {
-        &self.bytes
-    }
-}
-
-impl Drop for FileBytes {
+impl Drop for Registration {
     fn drop(&mut self) {
-        if !self.bytes.is_empty() {
-            self.memory
-                .regions()
-                .remove(&(self.bytes.as_ptr() as usize));
-        }
+        self.memory.regions().remove(&self.start);
     }
 }
 
@@ -212,12 +199,8 @@ mod tests {
     async fn registered_memory_is_sent_from_its_file_and_other_bytes_from_memory() {
         let memory = Arc::new(FileMemory::default());
         // Memory and file differ here only so the test can tell which one was sent.
-        let registered = FileBytes::new(
-            &memory,
-            Arc::from(&b"in memory, 0123456789"[..]),
-            file_holding(b"from file, abcdefghij"),
-        );
-        let body = registered.body();
+        let body = Bytes::from_static(b"in memory, 0123456789");
+        let registered = memory.register(&body, file_holding(b"from file, abcdefghij"));
         let (mut stream, mut client) = pair(&memory).await;
         let bufs = [
             IoSlice::new(b"head:"),
@@ -254,8 +237,9 @@ mod tests {
     #[test]
     fn only_slices_wholly_inside_a_region_are_found() {
         let memory = Arc::new(FileMemory::default());
-        let bytes: Arc<[u8]> = Arc::from(vec![7u8; 100]);
-        let registered = FileBytes::new(&memory, bytes.clone(), file_holding(&[7; 100]));
+        let bytes = Bytes::from(vec![7u8; 100]);
+        let registered = memory.register(&bytes, file_holding(&[7; 100]));
+        assert!(memory.register(&Bytes::new(), file_holding(b"")).is_none());
         assert_eq!(memory.find(&bytes[40..60]).map(|f| f.1), Some(40));
         assert_eq!(memory.find(&bytes[..]).map(|f| f.1), Some(0));
         assert!(memory.find(&bytes[0..0]).is_none());
