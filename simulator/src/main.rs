@@ -81,9 +81,9 @@ struct BenchArgs {
     /// Seed.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Also run OpenABM-Covid19 from this checkout (`make` in its `src/` first;
-    /// `fetch github:BDI-pathogens/OpenABM-Covid19`), with the same population, days,
-    /// seeded infections and app uptake.
+    /// Also run OpenABM-Covid19 from this checkout of
+    /// github.com/BDI-pathogens/OpenABM-Covid19 (`make` in its `src/` first), with the
+    /// same population, days, seeded infections and app uptake.
     #[arg(long, value_name = "DIR")]
     openabm: Option<PathBuf>,
     /// Also run Covasim (`pip install covasim`) with the same settings.
