@@ -386,6 +386,50 @@ mod tests {
     use super::*;
 
     #[test]
+    fn export_store_urls_name_a_bucket_and_options() {
+        let url: ExportStoreUrl = "s3://kith-exports?endpoint=http://127.0.0.1:9000&region=eu-1"
+            .parse()
+            .unwrap();
+        assert_eq!(url.bucket(), "kith-exports");
+        assert_eq!(
+            url.options().collect::<Vec<_>>(),
+            [("endpoint", "http://127.0.0.1:9000"), ("region", "eu-1")]
+        );
+        assert_eq!(
+            "s3://kith-exports/"
+                .parse::<ExportStoreUrl>()
+                .unwrap()
+                .bucket(),
+            "kith-exports"
+        );
+        for bad in [
+            "kith-exports",
+            "https://kith-exports",
+            "s3://",
+            "s3://ab",
+            "s3://Kith",
+            "s3://kith/exports",
+            "s3://kith-exports?endpoint",
+            "s3://kith-exports?region=",
+        ] {
+            assert!(bad.parse::<ExportStoreUrl>().is_err(), "{bad}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_export_store_text_parses_or_is_refused_with_a_reason(text in "(s3://)?.{0,80}") {
+            match text.parse::<ExportStoreUrl>() {
+                Ok(url) => {
+                    proptest::prop_assert!(text.starts_with("s3://"));
+                    proptest::prop_assert!((3..=63).contains(&url.bucket().len()));
+                }
+                Err(reason) => proptest::prop_assert!(!reason.is_empty()),
+            }
+        }
+    }
+
+    #[test]
     fn defaults_match_the_documented_ones() {
         let config = Config::parse_from(["kith-server"]);
         assert_eq!(config.listen, "127.0.0.1:8080".parse().unwrap());

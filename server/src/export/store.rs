@@ -439,6 +439,7 @@ fn same_or_conflict(path: &str, ours: &[u8], theirs: &[u8]) -> Result<()> {
     if ours == theirs {
         return Ok(());
     }
+    metrics::counter!("kith_export_conflicts_total").increment(1);
     tracing::error!(
         path,
         "an export file exists with other content than this server made for it; it was \
