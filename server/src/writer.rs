@@ -230,6 +230,9 @@ impl WriterThread {
                     let answer = if full {
                         tracing::error!(%error, "storage full; answering the batch with 503 storage_full");
                         || AppError::StorageFull
+                    } else if error.is_database_unavailable() {
+                        tracing::warn!(%error, "the database cannot be reached; answering the batch with 503 database_unavailable");
+                        || AppError::DatabaseUnavailable
                     } else {
                         tracing::error!(%error, "write batch failed; answering its requests with 503");
                         || AppError::Unavailable
@@ -269,6 +272,7 @@ impl WriterThread {
         let mut outcomes = Vec::with_capacity(jobs.len());
         store.transaction(&mut |tx| {
             outcomes.clear();
+            let mut budget_locked = false;
             // The day's figures, written once per transaction (not per request, so that
             // a real publish costs no more than chaff).
             let mut counts = DayCounts::default();
@@ -284,6 +288,7 @@ impl WriterThread {
                             tx: &mut *tx,
                             counts: &mut counts,
                             guard: &mut *guard,
+                            budget_locked: &mut budget_locked,
                             pepper,
                             rng: &mut *rng,
                             now,
@@ -374,6 +379,8 @@ struct Redemption<'a> {
     /// The transaction's daily figures, counted as they happen.
     counts: &'a mut DayCounts,
     guard: &'a mut Guard,
+    /// Whether the transaction holds the shared budget already ([`WriteTx::lock_budget`]).
+    budget_locked: &'a mut bool,
     pepper: &'a Pepper,
     rng: &'a mut StdRng,
     now: UnixSeconds,
@@ -404,12 +411,25 @@ impl Redemption<'_> {
         Ok(Answer::Sealed(sealed))
     }
 
+    /// Takes the budget as all servers left it, once per transaction, before it is
+    /// consulted or spent; redemptions that neither check nor spend it (a clean source's
+    /// right code, chaff) never wait for it.
+    fn lock_budget(&mut self) -> Result<()> {
+        if !*self.budget_locked {
+            let shared = self.tx.lock_budget(self.guard.budget())?;
+            self.guard.resume(shared);
+            *self.budget_locked = true;
+        }
+        Ok(())
+    }
+
     fn failed(
         &mut self,
         source: SourceTag,
         reason: &'static str,
         error: AppError,
     ) -> Result<usize> {
+        self.lock_budget()?;
         self.guard.failed(source, self.now);
         reject(reason, error)
     }
@@ -428,6 +448,9 @@ impl Redemption<'_> {
     fn publish(&mut self, upload: &Upload, source: SourceTag) -> Result<usize> {
         // Checked before anything else so that a refused source learns nothing about
         // its code from the answer.
+        if self.guard.checks_budget(source) {
+            self.lock_budget()?;
+        }
         if let Err(e) = self.guard.check(source, self.now) {
             return reject("budget", e);
         }

@@ -64,7 +64,7 @@ fn verified(zip: &[u8], trusted: &TrustedKeys) -> VerifiedExport {
         .unwrap()
 }
 
-#[tokio::test]
+every_backend! {
 async fn published_keys_come_out_once_signed_padded_and_cacheable() {
     let server = padded_server();
     let published = publish(&server, 3, 5).await;
@@ -114,8 +114,9 @@ async fn published_keys_come_out_once_signed_padded_and_cacheable() {
     assert!(again.export.files.is_empty());
     assert_eq!(index(&server).await, names);
 }
+}
 
-#[tokio::test]
+every_backend! {
 async fn a_key_is_exported_once_the_truncate_window_it_is_released_in_has_ended() {
     // Keys' times are stored rounded to --truncate-window, so with the hour (the default)
     // nothing uploaded now could be exported before the hour ends, whatever the export
@@ -141,8 +142,9 @@ async fn a_key_is_exported_once_the_truncate_window_it_is_released_in_has_ended(
         assert_eq!(pass.export.files[0].real_keys, 1);
     }
 }
+}
 
-#[tokio::test]
+every_backend! {
 async fn a_split_batch_says_which_file_of_how_many_each_is() {
     let server = TestServer::with_config(|config| {
         config.export.min_keys = 50;
@@ -171,6 +173,7 @@ async fn a_split_batch_says_which_file_of_how_many_each_is() {
             );
         }
     }
+}
 }
 
 #[tokio::test]
@@ -264,7 +267,7 @@ fn run(dir: &Path, program: &str, args: &[&str]) -> Vec<u8> {
     output.stdout
 }
 
-#[tokio::test]
+every_backend! {
 async fn curl_unzip_and_openssl_fetch_and_verify_every_file_with_the_key_from_v1_config() {
     let missing: Vec<&str> = ["curl", "unzip", "openssl"]
         .into_iter()
@@ -351,6 +354,7 @@ async fn curl_unzip_and_openssl_fetch_and_verify_every_file_with_the_key_from_v1
     assert_eq!(real, published.into_iter().collect(), "every published key");
     assert!(process.stop());
 }
+}
 
 fn which(program: &str) -> Option<std::path::PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?)
@@ -358,7 +362,7 @@ fn which(program: &str) -> Option<std::path::PathBuf> {
         .find(|path| path.is_file())
 }
 
-#[tokio::test]
+every_backend! {
 async fn a_core_device_syncs_the_index_and_finds_the_key_it_met() {
     let server = padded_server();
     let published = publish(&server, 2, 4).await;
@@ -410,8 +414,9 @@ async fn a_core_device_syncs_the_index_and_finds_the_key_it_met() {
         );
     }
 }
+}
 
-#[tokio::test]
+every_backend! {
 async fn a_rotated_key_signs_beside_the_old_one_until_the_old_one_retires() {
     let server = padded_server();
     let state = server.server.state();
@@ -458,6 +463,7 @@ async fn a_rotated_key_signs_beside_the_old_one_until_the_old_one_retires() {
         ExportFile::parse(&download(&server, &newest).await, &ExportLimits::default()).unwrap();
     assert_eq!(file.signatures().len(), 1);
     assert_eq!(file.signatures()[0].info().key_version(), "v2");
+}
 }
 
 #[tokio::test]
@@ -560,7 +566,7 @@ fn temporaries(server: &TestServer) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
+every_backend! {
 async fn a_batcher_that_outlived_its_lease_and_was_taken_over_changes_nothing() {
     let server = padded_server();
     publish(&server, 1, 3).await;
@@ -605,8 +611,9 @@ async fn a_batcher_that_outlived_its_lease_and_was_taken_over_changes_nothing() 
     let again = server.server.export_pass().unwrap();
     assert!(again.export.files.is_empty(), "the batch is complete");
 }
+}
 
-#[tokio::test]
+every_backend! {
 async fn temporary_files_of_killed_batchers_go_but_live_ones_stay() {
     let server = padded_server();
     publish(&server, 1, 3).await;
@@ -646,6 +653,7 @@ async fn temporary_files_of_killed_batchers_go_but_live_ones_stay() {
             .is_some()
     );
     assert!(temporaries(&server).is_empty());
+}
 }
 
 /// Keys published at 36 different hours over three days, on a clock in the past; returns
@@ -759,7 +767,7 @@ async fn sigkill_mid_batch_and_two_batchers_at_once_export_each_key_exactly_once
     }
 }
 
-#[tokio::test]
+every_backend! {
 async fn export_once_refuses_a_directory_no_server_set_up() {
     let dir = tempfile::tempdir().unwrap();
     let output = export_once(dir.path()).output().unwrap();
@@ -769,4 +777,5 @@ async fn export_once_refuses_a_directory_no_server_set_up() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
 }
