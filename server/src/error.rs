@@ -112,7 +112,7 @@ pub enum AppError {
         reason: String,
     },
     /// A PostgreSQL failure.
-    #[error("PostgreSQL: {0}")]
+    #[error("PostgreSQL: {}", postgres_message(.0))]
     Postgres(#[from] tokio_postgres::Error),
     /// No PostgreSQL connection could be had.
     #[error("PostgreSQL connection pool: {0}")]
@@ -128,6 +128,15 @@ pub enum AppError {
         /// Newest version this build knows.
         supported: u32,
     },
+}
+
+/// A PostgreSQL error with the server's message and SQLSTATE (its `detail`, which may
+/// quote stored values, is left out).
+fn postgres_message(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => error.to_string(),
+    }
 }
 
 /// What a client is told to wait when the disk is full.

@@ -155,12 +155,6 @@ impl Guard {
         Ok(())
     }
 
-    /// Whether [`check`](Self::check) consults the server-wide budget for `source`: only
-    /// for a source that has failed.
-    pub fn checks_budget(&self, source: SourceTag) -> bool {
-        self.failures_of(source) > 0
-    }
-
     /// Takes over the budget as another server left it (several servers share one).
     pub fn resume(&mut self, budget: BudgetState) {
         self.budget = budget;

@@ -269,10 +269,19 @@ impl WriterThread {
             truncate_seconds,
             ..
         } = self;
+        // Rows are locked in one order by every server, so two batches never wait for each
+        // other: the shared budget first (see below), then the codes by hash (the sort is
+        // stable, and answers follow their jobs), then the day's figures.
+        jobs.sort_by_cached_key(|job| job.code_hash(pepper));
         let mut outcomes = Vec::with_capacity(jobs.len());
         store.transaction(&mut |tx| {
             outcomes.clear();
-            let mut budget_locked = false;
+            // A batch that may consult or spend the budget takes it before any code row,
+            // as all servers left it.
+            let budget_locked = jobs.iter().any(Job::uses_budget);
+            if budget_locked {
+                guard.resume(tx.lock_budget(guard.budget())?);
+            }
             // The day's figures, written once per transaction (not per request, so that
             // a real publish costs no more than chaff).
             let mut counts = DayCounts::default();
@@ -288,7 +297,6 @@ impl WriterThread {
                             tx: &mut *tx,
                             counts: &mut counts,
                             guard: &mut *guard,
-                            budget_locked: &mut budget_locked,
                             pepper,
                             rng: &mut *rng,
                             now,
@@ -311,7 +319,9 @@ impl WriterThread {
             if !counts.is_empty() {
                 tx.add_day_counts(Day::of(now), &counts)?;
             }
-            if guard.budget() != budget_before {
+            // Only a locked budget is written (a refill alone need not be: the stored
+            // state refills to the same), so no batch takes the budget row after its codes.
+            if budget_locked && guard.budget() != budget_before {
                 tx.store_budget(guard.budget())?;
             }
             if hour != *pruned_hour {
@@ -346,6 +356,22 @@ impl Outcome {
 }
 
 impl Job {
+    /// The hash of the code a real publish redeems, which orders the rows a batch locks.
+    fn code_hash(&self, pepper: &Pepper) -> Option<[u8; 32]> {
+        match self {
+            Self::Publish { upload, .. } if !upload.fake => {
+                Some(*upload.code.hash(pepper).as_bytes())
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether the job may consult or spend the guessing budget: every publish (chaff
+    /// too, so that a batch of chaff costs what a batch of real publishes does).
+    fn uses_budget(&self) -> bool {
+        matches!(self, Self::Publish { .. })
+    }
+
     fn answer(self, outcome: Outcome, not_before: Instant) -> Reply {
         match (self, outcome) {
             (Self::Publish { reply, .. }, Outcome::Published(result)) => {
@@ -379,8 +405,6 @@ struct Redemption<'a> {
     /// The transaction's daily figures, counted as they happen.
     counts: &'a mut DayCounts,
     guard: &'a mut Guard,
-    /// Whether the transaction holds the shared budget already ([`WriteTx::lock_budget`]).
-    budget_locked: &'a mut bool,
     pepper: &'a Pepper,
     rng: &'a mut StdRng,
     now: UnixSeconds,
@@ -411,25 +435,12 @@ impl Redemption<'_> {
         Ok(Answer::Sealed(sealed))
     }
 
-    /// Takes the budget as all servers left it, once per transaction, before it is
-    /// consulted or spent; redemptions that neither check nor spend it (a clean source's
-    /// right code, chaff) never wait for it.
-    fn lock_budget(&mut self) -> Result<()> {
-        if !*self.budget_locked {
-            let shared = self.tx.lock_budget(self.guard.budget())?;
-            self.guard.resume(shared);
-            *self.budget_locked = true;
-        }
-        Ok(())
-    }
-
     fn failed(
         &mut self,
         source: SourceTag,
         reason: &'static str,
         error: AppError,
     ) -> Result<usize> {
-        self.lock_budget()?;
         self.guard.failed(source, self.now);
         reject(reason, error)
     }
@@ -448,9 +459,6 @@ impl Redemption<'_> {
     fn publish(&mut self, upload: &Upload, source: SourceTag) -> Result<usize> {
         // Checked before anything else so that a refused source learns nothing about
         // its code from the answer.
-        if self.guard.checks_budget(source) {
-            self.lock_budget()?;
-        }
         if let Err(e) = self.guard.check(source, self.now) {
             return reject("budget", e);
         }

@@ -5,34 +5,20 @@
 mod common;
 
 use common::*;
-use rand::RngCore;
 
 /// A fresh database on the test server: its URL and a client on it.
 async fn fresh_database() -> Option<(String, tokio_postgres::Client)> {
-    let Ok(server) = std::env::var("KITH_TEST_POSTGRES") else {
+    if std::env::var(backend::POSTGRES_VAR).is_err() {
         kith_test_support::skip(
             "KITH_TEST_POSTGRES is not set (scripts/test starts a PostgreSQL server and sets it)",
         );
         return None;
-    };
-    let name = format!("kith_scale_{:016x}", rand::rngs::OsRng.next_u64());
-    let (admin, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls)
+    }
+    let url = backend::create_database();
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
         .await
         .unwrap();
     tokio::spawn(connection);
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
-    let mut config: tokio_postgres::Config = server.parse().unwrap();
-    config.dbname(&name);
-    let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(connection);
-    // The same database as a URL for the servers' --database.
-    let url = match server.split_once('?') {
-        Some((base, query)) => format!("{}/{name}?{query}", base.rsplit_once('/').unwrap().0),
-        None => format!("{}/{name}", server.rsplit_once('/').unwrap().0),
-    };
     Some((url, client))
 }
 

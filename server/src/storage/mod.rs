@@ -106,8 +106,9 @@ pub trait WriteTx {
     /// The server-wide guessing budget as every server on this database left it (`own`, the
     /// writer's, if none is stored), held until the transaction ends so that servers
     /// spending it at once take turns: each one's failed redemptions are counted against
-    /// what the others left. A backend that only one process opens (SQLite, whose data
-    /// directory is locked) has no other spender and returns `own`.
+    /// what the others left. Taken before any code row (the writer's lock order: budget,
+    /// codes by hash, day figures). A backend that only one process opens (SQLite, whose
+    /// data directory is locked) has no other spender and returns `own`.
     fn lock_budget(&mut self, own: BudgetState) -> Result<BudgetState> {
         Ok(own)
     }

@@ -68,9 +68,10 @@ impl Backend {
     }
 }
 
-/// Creates an empty database on the test server; returns its URL.
-fn create_database() -> String {
-    let server = std::env::var(POSTGRES_VAR).expect("checked by Backend::run");
+/// Creates an empty database on the test server (`KITH_TEST_POSTGRES`, which must be set);
+/// returns its URL.
+pub fn create_database() -> String {
+    let server = std::env::var(POSTGRES_VAR).expect("KITH_TEST_POSTGRES");
     let name = format!("kith_test_{:016x}", rand::rngs::OsRng.next_u64());
     // On a runtime of its own: the caller may be inside a test's runtime, where blocking
     // on another is not allowed.

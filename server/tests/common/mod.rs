@@ -14,7 +14,7 @@ use kith_server::{Config, ManualClock, Server, UnixSeconds};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-mod backend;
+pub mod backend;
 pub use backend::Backend;
 
 /// A running server process (kith-launch's, as every crate starts one), with the
