@@ -111,6 +111,27 @@ pub enum AppError {
         /// What the plotting library said.
         reason: String,
     },
+    /// The export store (the bucket of `--export-store`) failed.
+    #[error("export store, {path}: {source}")]
+    ExportStore {
+        /// The object.
+        path: String,
+        /// What the store said.
+        source: object_store::Error,
+    },
+    /// A file already in the export store differs from the one this server made for its
+    /// name; it is never overwritten.
+    #[error(
+        "{path} exists with other content than this server made for it, and is never \
+         overwritten: do servers with different settings share the export store?"
+    )]
+    ExportConflict {
+        /// The file.
+        path: String,
+    },
+    /// `--export-store` is not a store this server can use.
+    #[error("--export-store: {0}")]
+    ExportStoreUrl(String),
     /// A PostgreSQL failure.
     #[error("PostgreSQL: {}", postgres_message(.0))]
     Postgres(#[from] tokio_postgres::Error),
@@ -189,6 +210,9 @@ impl AppError {
             | Self::Chart { .. }
             | Self::Postgres(_)
             | Self::PostgresPool(_)
+            | Self::ExportStore { .. }
+            | Self::ExportConflict { .. }
+            | Self::ExportStoreUrl(_)
             | Self::DatabaseUrl(_)
             | Self::SchemaTooNew { .. }
             | Self::DataDirInUse { .. } => StatusCode::INTERNAL_SERVER_ERROR,
@@ -222,6 +246,9 @@ impl AppError {
             | Self::Chart { .. }
             | Self::Postgres(_)
             | Self::PostgresPool(_)
+            | Self::ExportStore { .. }
+            | Self::ExportConflict { .. }
+            | Self::ExportStoreUrl(_)
             | Self::DatabaseUrl(_)
             | Self::SchemaTooNew { .. }
             | Self::DataDirInUse { .. } => {
