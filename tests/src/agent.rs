@@ -63,7 +63,10 @@ impl AgentProcess {
             .arg("--data-dir")
             .arg(&data_dir)
             .args(["--server", spec.server_url, "--exposure-command", &notify])
-            .arg(format!("--clock-offset-seconds={}", spec.clock_offset_seconds))
+            .arg(format!(
+                "--clock-offset-seconds={}",
+                spec.clock_offset_seconds
+            ))
             .env("KITH_LOG", "info")
             // Plain log lines (tracing colours them even into a pipe).
             .env("NO_COLOR", "1")
@@ -143,7 +146,14 @@ impl AgentProcess {
             .text()
             .lines()
             .filter(|line| line.contains(" synced "))
-            .filter_map(|line| line.split("new_files=").nth(1)?.split(' ').next()?.parse::<usize>().ok())
+            .filter_map(|line| {
+                line.split("new_files=")
+                    .nth(1)?
+                    .split(' ')
+                    .next()?
+                    .parse::<usize>()
+                    .ok()
+            })
             .sum()
     }
 

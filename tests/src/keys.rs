@@ -103,7 +103,10 @@ pub async fn trusted_keys(http: &reqwest::Client, url: &str) -> TrustedKeys {
         .await
         .expect("a JSON configuration");
     let mut trusted = TrustedKeys::new();
-    for key in config["exportVerificationKeys"].as_array().expect("export keys") {
+    for key in config["exportVerificationKeys"]
+        .as_array()
+        .expect("export keys")
+    {
         let pem = key["publicKeyPem"].as_str().expect("a PEM key");
         trusted.insert(
             key["keyId"].as_str().expect("a key id"),

@@ -32,7 +32,9 @@ pub struct SpoilingProxy {
 impl SpoilingProxy {
     /// Listens on an ephemeral loopback port, forwarding to `upstream`.
     pub async fn start(upstream: String) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port");
         let url = format!("http://{}", listener.local_addr().expect("its address"));
         let downloads = Arc::new(Mutex::new(HashMap::new()));
         let http = reqwest::Client::new();
@@ -110,12 +112,22 @@ async fn serve(
     }
     let Ok(answer) = request.send().await else {
         return stream
-            .write_all(b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+            .write_all(
+                b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            )
             .await;
     };
     let status = answer.status();
-    let etag = answer.headers().get("etag").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let mut body = answer.bytes().await.map_err(std::io::Error::other)?.to_vec();
+    let etag = answer
+        .headers()
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let mut body = answer
+        .bytes()
+        .await
+        .map_err(std::io::Error::other)?
+        .to_vec();
     let mut announced = body.len();
     if path.ends_with(".zip") && status.is_success() {
         let spoiled = {

@@ -199,9 +199,11 @@ impl System {
     pub async fn wait_for_radio(&mut self) {
         let ether = self.ether();
         let running = self.agents.iter().filter(|a| !a.stopped()).count();
-        self.wait_until("every agent on the simulated radio", Duration::from_secs(30), |_| {
-            std::fs::read_dir(&ether).map_or(0, Iterator::count) >= running
-        })
+        self.wait_until(
+            "every agent on the simulated radio",
+            Duration::from_secs(30),
+            |_| std::fs::read_dir(&ether).map_or(0, Iterator::count) >= running,
+        )
         .await;
     }
 
@@ -219,7 +221,10 @@ impl System {
             if done(self) {
                 return;
             }
-            assert!(Instant::now() < deadline, "timed out ({timeout:?}) waiting for {what}");
+            assert!(
+                Instant::now() < deadline,
+                "timed out ({timeout:?}) waiting for {what}"
+            );
             tokio::time::sleep(POLL).await;
         }
     }
@@ -249,7 +254,11 @@ impl System {
             .send()
             .await
             .expect("kith-server answers");
-        assert!(answer.status().is_success(), "GET the index: {}", answer.status());
+        assert!(
+            answer.status().is_success(),
+            "GET the index: {}",
+            answer.status()
+        );
         let text = answer.text().await.expect("the index's text");
         text.lines().map(str::to_owned).collect()
     }
@@ -321,7 +330,11 @@ impl System {
         }
         for agent in &mut self.agents {
             if let (false, Some(status)) = (agent.stopped(), agent.exit_status()) {
-                panic!("agent {} (pid {}) exited: {status}", agent.name, agent.pid());
+                panic!(
+                    "agent {} (pid {}) exited: {status}",
+                    agent.name,
+                    agent.pid()
+                );
             }
         }
     }

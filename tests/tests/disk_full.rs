@@ -57,14 +57,18 @@ async fn a_full_disk_answers_503_and_keeps_nothing_partial() {
     let (mut acknowledged, mut refused): (Vec<KeyBytes>, Vec<KeyBytes>) = (Vec::new(), Vec::new());
     let mut full_answers = 0;
     'filling: for _ in 0..40 {
-        let codes = keys::issue_codes_or_none(&http, &system.operator_url(), system.admin_key(), 250).await;
+        let codes =
+            keys::issue_codes_or_none(&http, &system.operator_url(), system.admin_key(), 250).await;
         let Some(codes) = codes else {
             // Even codes no longer fit: the disk is full.
             break;
         };
         for code in codes {
             let sent: Vec<KeyBytes> = (0..14).map(|_| rng.r#gen()).collect();
-            match keys::publish(&http, &system.url(), &code, &sent).await.unwrap() {
+            match keys::publish(&http, &system.url(), &code, &sent)
+                .await
+                .unwrap()
+            {
                 200 => acknowledged.extend(sent),
                 503 => {
                     refused.extend(sent);
@@ -77,17 +81,28 @@ async fn a_full_disk_answers_503_and_keeps_nothing_partial() {
             }
         }
     }
-    assert!(full_answers > 0, "the disk never filled ({} keys stored)", acknowledged.len());
+    assert!(
+        full_answers > 0,
+        "the disk never filled ({} keys stored)",
+        acknowledged.len()
+    );
     assert!(!acknowledged.is_empty());
     system.assert_running();
 
     system.step("checking what is stored");
     let stored = system.stored().all_key_bytes().unwrap();
-    let lost = acknowledged.iter().filter(|key| !stored.contains(*key)).count();
+    let lost = acknowledged
+        .iter()
+        .filter(|key| !stored.contains(*key))
+        .count();
     assert_eq!(lost, 0, "acknowledged keys lost");
     let partial = refused.iter().filter(|key| stored.contains(*key)).count();
     assert_eq!(partial, 0, "keys of refused requests stored");
     system.step("the server still serves");
-    let config = http.get(format!("{}/v1/config", system.url())).send().await.unwrap();
+    let config = http
+        .get(format!("{}/v1/config", system.url()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(config.status(), 200);
 }

@@ -42,22 +42,32 @@ async fn a_portal_code_notifies_the_near_agents_of_the_day_they_met_and_not_the_
     system.step("bob and dave are notified");
     system
         .wait_until("bob and dave notified", Duration::from_secs(60), |s| {
-            NEAR.iter().all(|name| !s.agent(name).notifications().is_empty())
+            NEAR.iter()
+                .all(|name| !s.agent(name).notifications().is_empty())
         })
         .await;
 
     system.step("carol and erin match the same files");
     system
-        .wait_until("carol and erin matched every file", Duration::from_secs(30), |s| {
-            FAR.iter().all(|name| s.agent(name).files_matched() >= files.len())
-        })
+        .wait_until(
+            "carol and erin matched every file",
+            Duration::from_secs(30),
+            |s| {
+                FAR.iter()
+                    .all(|name| s.agent(name).files_matched() >= files.len())
+            },
+        )
         .await;
     system.stop_agents();
 
     system.step("checking each agent's notifications and status");
     for name in NEAR {
         let notifications = system.agent(name).notifications();
-        assert_eq!(notifications.len(), 1, "{name} is told once: {notifications:?}");
+        assert_eq!(
+            notifications.len(),
+            1,
+            "{name} is told once: {notifications:?}"
+        );
         let (new_exposures, days) = &notifications[0];
         assert!(*new_exposures > 0, "{name}: {notifications:?}");
         assert!(
@@ -66,17 +76,40 @@ async fn a_portal_code_notifies_the_near_agents_of_the_day_they_met_and_not_the_
         );
         let status = system.status(name).await;
         assert_eq!(status["risk"]["risk_level"], 1, "{name}: {status}");
-        assert_eq!(status["risk"]["days"], serde_json::json!(days), "{name}: {status}");
-        assert_eq!(system.agent(name).files_matched(), files.len(), "{name} matched each file once");
+        assert_eq!(
+            status["risk"]["days"],
+            serde_json::json!(days),
+            "{name}: {status}"
+        );
+        assert_eq!(
+            system.agent(name).files_matched(),
+            files.len(),
+            "{name} matched each file once"
+        );
     }
     for name in FAR.into_iter().chain(["alice"]) {
-        assert!(system.agent(name).notifications().is_empty(), "{name} was notified");
+        assert!(
+            system.agent(name).notifications().is_empty(),
+            "{name} was notified"
+        );
         let status = system.status(name).await;
         assert_eq!(status["risk"]["exposure_windows"], 0, "{name}: {status}");
-        assert_eq!(status["risk"]["risk_level"], serde_json::Value::Null, "{name}: {status}");
-        assert_eq!(system.agent(name).files_matched(), files.len(), "{name} matched each file once");
+        assert_eq!(
+            status["risk"]["risk_level"],
+            serde_json::Value::Null,
+            "{name}: {status}"
+        );
+        assert_eq!(
+            system.agent(name).files_matched(),
+            files.len(),
+            "{name} matched each file once"
+        );
     }
     for name in FAR {
-        assert_eq!(system.status(name).await["sightings"], 0, "{name} is out of range");
+        assert_eq!(
+            system.status(name).await["sightings"],
+            0,
+            "{name} is out of range"
+        );
     }
 }
