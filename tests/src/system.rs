@@ -108,6 +108,11 @@ impl System {
         &self.admin_key
     }
 
+    /// `count` one-time codes for confirmed tests, from the admin API.
+    pub async fn issue_codes(&self, count: u32) -> Vec<String> {
+        crate::keys::issue_codes(&self.http, &self.operator_url(), &self.admin_key, count).await
+    }
+
     /// The shared HTTP client.
     pub fn http(&self) -> &reqwest::Client {
         &self.http

@@ -21,9 +21,7 @@ async fn alice_meets_bob_and_reports(system: &mut System, bob_url: Option<&str>)
     system.wait_for_radio().await;
     tokio::time::sleep(Duration::from_secs(10)).await;
     system.step("alice reports");
-    let code = keys::issue_codes(system.http(), &system.operator_url(), system.admin_key(), 1)
-        .await
-        .remove(0);
+    let code = system.issue_codes(1).await.remove(0);
     system.report("alice", &code).await;
 }
 
@@ -58,13 +56,7 @@ async fn an_agent_killed_mid_sync_resumes_and_matches_each_file_once() {
     let mut system = System::start_with(&["--export-max-keys-per-file", "100"]);
     alice_meets_bob_and_reports(&mut system, None).await;
     system.step("forty more people report");
-    let codes = keys::issue_codes(
-        system.http(),
-        &system.operator_url(),
-        system.admin_key(),
-        40,
-    )
-    .await;
+    let codes = system.issue_codes(40).await;
     let mut rng = ChaCha8Rng::seed_from_u64(42);
     for code in &codes {
         let others: Vec<KeyBytes> = (0..14).map(|_| rng.r#gen()).collect();

@@ -168,8 +168,7 @@ async fn random_and_mutated_publish_bodies_get_no_5xx_and_store_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_code_is_refused_and_a_replayed_sealed_body_gets_its_first_answer() {
     let mut system = System::start();
-    let codes =
-        keys::issue_codes(system.http(), &system.operator_url(), system.admin_key(), 2).await;
+    let codes = system.issue_codes(2).await;
     let mut rng = ChaCha8Rng::seed_from_u64(0x1919);
     let first: Vec<KeyBytes> = (0..3).map(|_| rng.r#gen()).collect();
     let second: Vec<KeyBytes> = (0..3).map(|_| rng.r#gen()).collect();
@@ -210,8 +209,7 @@ async fn a_replayed_code_is_refused_and_a_replayed_sealed_body_gets_its_first_an
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutated_export_files_are_refused_or_read_exactly_as_published() {
     let mut system = System::start();
-    let codes =
-        keys::issue_codes(system.http(), &system.operator_url(), system.admin_key(), 1).await;
+    let codes = system.issue_codes(1).await;
     let mut rng = ChaCha8Rng::seed_from_u64(0x5151);
     let published: Vec<KeyBytes> = (0..5).map(|_| rng.r#gen()).collect();
     let http = system.http().clone();

@@ -103,13 +103,7 @@ async fn a_server_killed_while_publishing_loses_no_acknowledged_key_and_exports_
     // seeded few milliseconds more, so the kill lands anywhere in a request.
     let mut rng = ChaCha8Rng::seed_from_u64(9);
     for (round, kill_after_keys) in [30usize, 300, 900].into_iter().enumerate() {
-        let codes = keys::issue_codes(
-            system.http(),
-            &system.operator_url(),
-            system.admin_key(),
-            2_000,
-        )
-        .await;
+        let codes = system.issue_codes(2_000).await;
         let extra = Duration::from_millis(rng.gen_range(0..20));
         system.step(&format!(
             "publishing, SIGKILL after {kill_after_keys} keys + {extra:?} (round {round})"
@@ -152,13 +146,7 @@ async fn a_server_killed_while_publishing_loses_no_acknowledged_key_and_exports_
 async fn export_runs_killed_half_way_export_each_key_exactly_once() {
     let mut system = System::start();
     system.step("publishing 300 reports of 14 keys");
-    let codes = keys::issue_codes(
-        system.http(),
-        &system.operator_url(),
-        system.admin_key(),
-        300,
-    )
-    .await;
+    let codes = system.issue_codes(300).await;
     let acknowledged = publish_until_gone(system.url(), codes, 14, 7, Arc::default()).await;
     assert_eq!(acknowledged.len(), 300 * 14);
     // The server's own batcher must not export them first: stop it; `export --once`
