@@ -416,6 +416,19 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_export_store_text_parses_or_is_refused_with_a_reason(text in "(s3://)?.{0,80}") {
+            match text.parse::<ExportStoreUrl>() {
+                Ok(url) => {
+                    proptest::prop_assert!(text.starts_with("s3://"));
+                    proptest::prop_assert!((3..=63).contains(&url.bucket().len()));
+                }
+                Err(reason) => proptest::prop_assert!(!reason.is_empty()),
+            }
+        }
+    }
+
     #[test]
     fn defaults_match_the_documented_ones() {
         let config = Config::parse_from(["kith-server"]);
