@@ -5,7 +5,9 @@
 //! [`ExposureEngine::record_sightings`]; download new export files, verify them and
 //! [`ExposureEngine::ingest_export`] them; read [`ExposureEngine::exposure_summary`];
 //! [`ExposureEngine::purge`] daily; upload [`ExposureEngine::keys_to_upload`] after a
-//! positive test.
+//! positive test. Venues the same way: [`ExposureEngine::check_in`] with a scanned code,
+//! [`ExposureEngine::ingest_trace_warnings`] each verified package, and upload
+//! [`ExposureEngine::check_ins_to_upload`] with the keys.
 
 use kith_core::checkin::{CheckIn, TraceWarningFile, TransmissionRiskLevel, VenuePayload};
 use kith_core::store::{SqliteStore, Store};
