@@ -129,7 +129,8 @@ fn exported(dir: &Path, keys_per_day: &[usize]) -> Vec<(String, u64)> {
     let started = Instant::now();
     let config = published_keys::data_dir_with_keys(dir, DAY, &arrivals);
     let storage = jobs::open_existing_storage(&config).expect("storage");
-    let pass = jobs::pass(&*storage, &config, &Clock::system()).expect("export pass");
+    let exports = jobs::open_export_store(&config).expect("export store");
+    let pass = jobs::pass(&*storage, &exports, &config, &Clock::system()).expect("export pass");
     let files: Vec<(String, u64)> = pass
         .export
         .files

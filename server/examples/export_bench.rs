@@ -2,8 +2,13 @@
 //! window (sorting, de-duplication, two signed files of 500 000 keys each, index).
 //!
 //! ```sh
-//! cargo run --release -p kith-server --example export_bench -- [--keys 1000000]
+//! cargo run --release -p kith-server --example export_bench -- [--keys 1000000] \
+//!     [--export-store 's3://bucket?endpoint=http://127.0.0.1:9000']
 //! ```
+//!
+//! With `--export-store`, the files and the index go to that bucket (which must exist;
+//! credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), as `kith-server
+//! --export-store` writes them.
 
 use std::time::Instant;
 
@@ -13,14 +18,15 @@ use published_keys::Arrivals;
 mod published_keys;
 
 fn main() {
-    let keys: usize = std::env::args()
-        .skip_while(|a| a != "--keys")
-        .nth(1)
-        .map_or(1_000_000, |n| n.parse().expect("--keys N"));
+    let flag = |name: &str| std::env::args().skip_while(|a| a != name).nth(1);
+    let keys: usize = flag("--keys").map_or(1_000_000, |n| n.parse().expect("--keys N"));
+    let store = flag("--export-store").map(|url| url.parse().expect("--export-store s3://…"));
     let dir = tempfile::tempdir().expect("temporary directory");
     let hour = Clock::system().now().get() / 3600 * 3600 - 2 * 3600;
     let started = Instant::now();
-    let config = published_keys::data_dir_with_keys(dir.path(), 3600, &[Arrivals { hour, keys }]);
+    let mut config =
+        published_keys::data_dir_with_keys(dir.path(), 3600, &[Arrivals { hour, keys }]);
+    config.export_store = store;
     println!(
         "inserted {keys} keys in {:.2} s",
         started.elapsed().as_secs_f64()
@@ -28,12 +34,17 @@ fn main() {
 
     let started = Instant::now();
     let storage = jobs::open_existing_storage(&config).expect("storage");
-    let pass = jobs::pass(&*storage, &config, &Clock::system()).expect("export pass");
+    let exports = jobs::open_export_store(&config).expect("export store");
+    let to = config
+        .export_store
+        .as_ref()
+        .map_or("the data directory", |url| url.as_str());
+    let pass = jobs::pass(&*storage, &exports, &config, &Clock::system()).expect("export pass");
     let seconds = started.elapsed().as_secs_f64();
     let bytes: u64 = pass.export.files.iter().map(|f| f.bytes).sum();
     let exported: usize = pass.export.files.iter().map(|f| f.real_keys).sum();
     println!(
-        "exported {exported} keys into {} files ({:.1} MB) in {seconds:.2} s ({:.0} keys/s)",
+        "exported {exported} keys into {} files ({:.1} MB) to {to} in {seconds:.2} s ({:.0} keys/s)",
         pass.export.files.len(),
         bytes as f64 / 1e6,
         exported as f64 / seconds

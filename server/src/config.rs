@@ -48,6 +48,79 @@ impl std::fmt::Debug for DatabaseUrl {
     }
 }
 
+/// Where export files go instead of the data directory: `s3://BUCKET`, optionally with
+/// `?endpoint=URL&region=NAME` (an S3-compatible server other than AWS's, its region).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExportStoreUrl {
+    url: String,
+    bucket: String,
+    options: Vec<(String, String)>,
+}
+
+impl ExportStoreUrl {
+    /// The URL as given.
+    pub fn as_str(&self) -> &str {
+        &self.url
+    }
+
+    /// The bucket's name.
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// The query's options, in order.
+    pub fn options(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.options.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+}
+
+impl std::str::FromStr for ExportStoreUrl {
+    type Err = String;
+
+    fn from_str(url: &str) -> Result<Self, String> {
+        let rest = url
+            .strip_prefix("s3://")
+            .ok_or("expected an s3://bucket URL")?;
+        let (bucket, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let bucket = bucket.trim_end_matches('/');
+        let valid = (3..=63).contains(&bucket.len())
+            && bucket
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+        if !valid {
+            return Err(format!(
+                "{bucket:?} is no bucket name (3 to 63 lower-case letters, digits, '-' or '.'; \
+                 no path: files go to v1/… in the bucket)"
+            ));
+        }
+        let options = query
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| match pair.split_once('=') {
+                Some((key, value)) if !value.is_empty() => Ok((key.to_owned(), value.to_owned())),
+                _ => Err(format!("{pair:?}: expected key=value")),
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            url: url.to_owned(),
+            bucket: bucket.to_owned(),
+            options,
+        })
+    }
+}
+
+/// How the public listener answers downloads of export files kept in a bucket.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum ExportServe {
+    /// Reads the file from the store and answers with it (ETag, caching, ranges), as from
+    /// the data directory.
+    #[default]
+    Proxy,
+    /// Answers `307 Temporary Redirect` to the file's URL in the bucket (which must then be
+    /// publicly readable, or behind a CDN named by `--export-public-url`).
+    Redirect,
+}
+
 /// Settings of one server process.
 #[derive(Clone, Debug, Parser)]
 #[command(name = "kith-server", version, about = "Kith key server", long_about = None)]
@@ -104,6 +177,29 @@ pub struct Config {
         value_name = "POSTGRES_URL"
     )]
     pub database_url: Option<DatabaseUrl>,
+
+    /// Keep export files and their indexes in this S3-compatible bucket instead of the data
+    /// directory, so that every instance serves every file:
+    /// `s3://BUCKET?endpoint=http://127.0.0.1:9000&region=eu-west-1` (endpoint and region are
+    /// optional). Credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
+    #[arg(long, env = "KITH_EXPORT_STORE", value_name = "S3_URL")]
+    pub export_store: Option<ExportStoreUrl>,
+
+    /// How the public listener serves export files kept in a bucket: `proxy` reads and
+    /// sends them, `redirect` sends devices to the bucket (or `--export-public-url`).
+    #[arg(long, env = "KITH_EXPORT_SERVE", value_enum, default_value_t = ExportServe::Proxy,
+          requires = "export_store")]
+    pub export_serve: ExportServe,
+
+    /// Base URL that redirected downloads go to (a CDN in front of the bucket); a file's
+    /// URL is this plus `/v1/exports/…`. Default: the endpoint's URL of the bucket.
+    #[arg(
+        long,
+        env = "KITH_EXPORT_PUBLIC_URL",
+        value_name = "URL",
+        requires = "export_store"
+    )]
+    pub export_public_url: Option<String>,
 
     /// Directory holding the database and the server's keys; created on first start.
     #[arg(long, env = "KITH_DATA_DIR", default_value = "./kith-data")]
@@ -288,6 +384,50 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn export_store_urls_name_a_bucket_and_options() {
+        let url: ExportStoreUrl = "s3://kith-exports?endpoint=http://127.0.0.1:9000&region=eu-1"
+            .parse()
+            .unwrap();
+        assert_eq!(url.bucket(), "kith-exports");
+        assert_eq!(
+            url.options().collect::<Vec<_>>(),
+            [("endpoint", "http://127.0.0.1:9000"), ("region", "eu-1")]
+        );
+        assert_eq!(
+            "s3://kith-exports/"
+                .parse::<ExportStoreUrl>()
+                .unwrap()
+                .bucket(),
+            "kith-exports"
+        );
+        for bad in [
+            "kith-exports",
+            "https://kith-exports",
+            "s3://",
+            "s3://ab",
+            "s3://Kith",
+            "s3://kith/exports",
+            "s3://kith-exports?endpoint",
+            "s3://kith-exports?region=",
+        ] {
+            assert!(bad.parse::<ExportStoreUrl>().is_err(), "{bad}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_export_store_text_parses_or_is_refused_with_a_reason(text in "(s3://)?.{0,80}") {
+            match text.parse::<ExportStoreUrl>() {
+                Ok(url) => {
+                    proptest::prop_assert!(text.starts_with("s3://"));
+                    proptest::prop_assert!((3..=63).contains(&url.bucket().len()));
+                }
+                Err(reason) => proptest::prop_assert!(!reason.is_empty()),
+            }
+        }
+    }
 
     #[test]
     fn defaults_match_the_documented_ones() {

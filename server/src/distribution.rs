@@ -1,12 +1,14 @@
 //! `GET /v1/exports/index.txt` and `GET /v1/exports/<name>.zip`: what devices download;
 //! `GET /v1/trace-warnings/index.txt` and `…/<name>.zip` likewise for venue warnings.
 //!
-//! The files are those of the data directory's `v1/exports/`, at the same paths, so nginx
-//! or a CDN can serve that directory instead. The index lists file paths relative to the
-//! server's root URL, oldest first (an ENX key server's download index, with the root URL
-//! as base path). Zips never change: strong ETag, `immutable`, a year of caching; the index
-//! has a short max-age and an ETag for conditional requests. HEAD and single byte ranges
-//! are answered.
+//! The files are those of the export store (the data directory's `v1/exports/`, or the
+//! bucket's), at the same paths, so nginx, a CDN or the bucket can serve them instead. The
+//! index lists file paths relative to the server's root URL, oldest first (an ENX key
+//! server's download index, with the root URL as base path). Zips never change: strong
+//! ETag, `immutable`, a year of caching; the index has a short max-age and an ETag for
+//! conditional requests. HEAD and single byte ranges are answered. With a bucket and
+//! `--export-serve redirect`, every instance answers `307` to the file's URL in the bucket
+//! instead, with the same `Cache-Control`.
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
@@ -15,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::config::ExportServe;
 use crate::error::AppError;
 use crate::export::files::{EXPORT_DIR, INDEX_FILE, is_export_name};
 use crate::export::serving::{RangeRequest, none_match, parse_range};
@@ -63,6 +66,7 @@ const TRACE_WARNINGS: Listing = Listing {
     responses(
         (status = 200, description = "The file (the index: `text/plain`, one path a line, oldest first)"),
         (status = 206, description = "The requested byte range"),
+        (status = 307, description = "With `--export-serve redirect`: the file's URL in the bucket"),
         (status = 304, description = "Unchanged since the ETag given in If-None-Match"),
         (status = 404, description = "No such file"),
         (status = 416, description = "The range lies past the end of the file"),
@@ -72,7 +76,7 @@ async fn export_file(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    serve(&state, &EXPORTS, &name, &headers)
+    serve(&state, &EXPORTS, &name, &headers).await
 }
 
 /// The trace-warning index, or one trace-warning package: the venue check-ins of positive
@@ -83,6 +87,7 @@ async fn export_file(
     responses(
         (status = 200, description = "The file (the index: `text/plain`, one path a line, oldest first)"),
         (status = 206, description = "The requested byte range"),
+        (status = 307, description = "With `--export-serve redirect`: the file's URL in the bucket"),
         (status = 304, description = "Unchanged since the ETag given in If-None-Match"),
         (status = 404, description = "No such file"),
         (status = 416, description = "The range lies past the end of the file"),
@@ -92,10 +97,10 @@ async fn trace_warning_file(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    serve(&state, &TRACE_WARNINGS, &name, &headers)
+    serve(&state, &TRACE_WARNINGS, &name, &headers).await
 }
 
-fn serve(
+async fn serve(
     state: &AppState,
     listing: &Listing,
     name: &str,
@@ -117,14 +122,18 @@ fn serve(
     } else {
         return Err(not_found());
     };
-    let file = state
-        .exports
-        .get(&relative)
-        .map_err(|source| AppError::Io {
-            path: relative.clone(),
-            source,
-        })?;
-    let Some(file) = file else {
+    let store = state.exports.store();
+    if state.config.export_serve == ExportServe::Redirect
+        && let Some(url) = store.public_url(&relative)
+    {
+        return Ok(Response::builder()
+            .status(StatusCode::TEMPORARY_REDIRECT)
+            .header(header::LOCATION, url)
+            .header(header::CACHE_CONTROL, cache_control)
+            .body(Body::empty())
+            .unwrap_or_default());
+    }
+    let Some(file) = state.exports.get(&relative).await? else {
         if name == "index.txt" {
             // Nothing exported yet: an empty index, not an error.
             return Ok(([(header::CONTENT_TYPE, content_type)], "").into_response());
@@ -155,7 +164,7 @@ fn serve(
         Some(range) => parse_range(range, len),
         None => RangeRequest::Full,
     };
-    let body = Bytes::from_owner(file.bytes.clone());
+    let body: Bytes = file.bytes.clone();
     response = match range {
         RangeRequest::Full => response.status(StatusCode::OK),
         RangeRequest::Part { first, last } => {

@@ -108,6 +108,27 @@ pub enum AppError {
         reason: String,
     },
     /// A PostgreSQL failure.
+    /// The export store (the bucket of `--export-store`) failed.
+    #[error("export store, {path}: {source}")]
+    ExportStore {
+        /// The object.
+        path: String,
+        /// What the store said.
+        source: object_store::Error,
+    },
+    /// A file already in the export store differs from the one this server made for its
+    /// name; it is never overwritten.
+    #[error(
+        "{path} exists with other content than this server made for it, and is never \
+         overwritten: do servers with different settings share the export store?"
+    )]
+    ExportConflict {
+        /// The file.
+        path: String,
+    },
+    /// `--export-store` is not a store this server can use.
+    #[error("--export-store: {0}")]
+    ExportStoreUrl(String),
     #[error("PostgreSQL: {0}")]
     Postgres(#[from] tokio_postgres::Error),
     /// No PostgreSQL connection could be had.
@@ -170,6 +191,9 @@ impl AppError {
             | Self::Chart { .. }
             | Self::Postgres(_)
             | Self::PostgresPool(_)
+            | Self::ExportStore { .. }
+            | Self::ExportConflict { .. }
+            | Self::ExportStoreUrl(_)
             | Self::DatabaseUrl(_)
             | Self::SchemaTooNew { .. }
             | Self::DataDirInUse { .. } => StatusCode::INTERNAL_SERVER_ERROR,
@@ -198,6 +222,9 @@ impl AppError {
             | Self::Chart { .. }
             | Self::Postgres(_)
             | Self::PostgresPool(_)
+            | Self::ExportStore { .. }
+            | Self::ExportConflict { .. }
+            | Self::ExportStoreUrl(_)
             | Self::DatabaseUrl(_)
             | Self::SchemaTooNew { .. }
             | Self::DataDirInUse { .. } => {

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use crate::clock::{Clock, UnixSeconds};
 use crate::config::Config;
 use crate::error::Result;
+use crate::export::store::ExportStore;
 use crate::export::{self, ExportRun, ExportSettings};
 use crate::postgres::PostgresStorage;
 use crate::retention::{Retention, RetentionRun};
@@ -48,9 +49,24 @@ pub fn open_existing_storage(config: &Config) -> Result<Arc<dyn Storage>> {
     })
 }
 
-/// Runs one pass on `storage` and the data directory of `config`, reading the time from
-/// `clock`.
-pub fn pass(storage: &dyn Storage, config: &Config, clock: &Clock) -> Result<Pass> {
+/// The export store `config` names (the bucket of `--export-store`, else the data
+/// directory).
+pub fn open_export_store(config: &Config) -> Result<ExportStore> {
+    ExportStore::open(
+        config.export_store.as_ref(),
+        config.export_public_url.as_deref(),
+        &config.data_dir,
+    )
+}
+
+/// Runs one pass on `storage` and `exports` with the settings of `config`, reading the
+/// time from `clock`.
+pub fn pass(
+    storage: &dyn Storage,
+    exports: &ExportStore,
+    config: &Config,
+    clock: &Clock,
+) -> Result<Pass> {
     let now = clock.now();
     let data_dir: &Path = &config.data_dir;
     let mut store = storage.batcher()?;
@@ -62,12 +78,12 @@ pub fn pass(storage: &dyn Storage, config: &Config, clock: &Clock) -> Result<Pas
         now,
     )?;
     let settings = ExportSettings::from(&config.export);
-    let export = export::run_once(&mut *store, data_dir, &settings, &keys, clock)?;
+    let export = export::run_once(&mut *store, exports, &settings, &keys, clock)?;
     let retention = Retention {
         keep_seconds: config.export.retention_days * 86_400,
         delete_delay_seconds: config.export.delete_delay_seconds,
     }
-    .run(&mut *store, data_dir, clock.now())?;
+    .run(&mut *store, exports, clock.now())?;
     Ok(Pass {
         export,
         retention,

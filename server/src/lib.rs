@@ -106,7 +106,7 @@ mod writer;
 pub use answer::RESPONSE_LEN;
 pub use clock::{Clock, ManualClock, UnixSeconds};
 pub use codes::CODE_DIGITS;
-pub use config::{Config, Durability};
+pub use config::{Config, Durability, ExportServe, ExportStoreUrl};
 pub use error::{AppError, ErrorBody, Result};
 pub use keyring::AdminKey;
 pub use router::{operator, public};

@@ -112,7 +112,8 @@ async fn run(config: Config) -> kith_server::Result<()> {
 
 fn export_once(config: &Config) -> kith_server::Result<()> {
     let storage = jobs::open_existing_storage(config)?;
-    let pass = jobs::pass(&*storage, config, &Clock::system())?;
+    let exports = jobs::open_export_store(config)?;
+    let pass = jobs::pass(&*storage, &exports, config, &Clock::system())?;
     let export = &pass.export;
     println!(
         "windows cut: {}, batches exported: {}, taken over by another batcher: {}",

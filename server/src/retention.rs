@@ -5,13 +5,13 @@
 //!    index; keys and check-ins (once exported) and
 //!    codes (expired, or the hashes kept of used ones) are deleted, with the padding of old
 //!    batches.
-//! 2. A delay later, the dropped files are deleted from the data directory, then forgotten.
-
-use std::path::Path;
+//! 2. A delay later, the dropped files are deleted from the export store (the data
+//!    directory or the bucket), then forgotten.
 
 use crate::clock::UnixSeconds;
-use crate::error::{AppError, Result};
+use crate::error::Result;
 use crate::export::files;
+use crate::export::store::ExportStore;
 use crate::storage::BatchStore;
 
 /// How long things are kept.
@@ -43,7 +43,7 @@ impl Retention {
     pub fn run(
         &self,
         store: &mut dyn BatchStore,
-        data_dir: &Path,
+        exports: &ExportStore,
         now: UnixSeconds,
     ) -> Result<RetentionRun> {
         let cutoff = now.get().saturating_sub(self.keep_seconds);
@@ -57,22 +57,12 @@ impl Retention {
         };
         let delete_before = now.get().saturating_sub(self.delete_delay_seconds);
         for name in store.dropped_files(delete_before)? {
-            let path = data_dir.join(&name);
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(source) => {
-                    return Err(AppError::Io {
-                        path: path.display().to_string(),
-                        source,
-                    });
-                }
-            }
+            exports.delete(&name)?;
             store.forget_file(&name)?;
             run.files_deleted += 1;
         }
         if run.files_dropped > 0 || run.files_deleted > 0 {
-            files::write_index(store, data_dir)?;
+            files::write_index(store, exports)?;
         }
         Ok(run)
     }

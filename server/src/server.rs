@@ -47,6 +47,7 @@ impl Server {
     /// writer; "now" comes from `clock`.
     pub fn open(config: Config, clock: Clock) -> Result<Self> {
         let data_dir = DataDir::open(&config.data_dir)?;
+        let exports = ExportCache::new(Arc::new(jobs::open_export_store(&config)?));
         let (keyring, new_admin_key) = Keyring::open_or_create(&config.data_dir)?;
         let risk = risk_config(&config)?;
         let storage = jobs::open_storage(&config)?;
@@ -85,7 +86,7 @@ impl Server {
             sessions: Sessions::default(),
             sources: SourceKey::default(),
             signing_keys: SigningKeysCell::new(signing_keys),
-            exports: ExportCache::new(config.data_dir.clone()),
+            exports,
             storage,
             config,
         });
@@ -256,7 +257,12 @@ async fn export_in_background(state: AppState) {
 }
 
 fn export_pass(state: &AppState) -> Result<jobs::Pass> {
-    let pass = jobs::pass(&*state.storage, &state.config, &state.clock)?;
+    let pass = jobs::pass(
+        &*state.storage,
+        state.exports.store(),
+        &state.config,
+        &state.clock,
+    )?;
     state.signing_keys.set(std::sync::Arc::clone(&pass.keys));
     Ok(pass)
 }

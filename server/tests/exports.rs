@@ -1,7 +1,10 @@
 //! Export files as devices and operators meet them: the batcher's files through
-//! `/v1/exports/…` and on disk, verified with `/v1/config`'s keys by kith-core's reader,
-//! by `openssl` and by a core-based device; caching headers; rotation; retention on a
-//! manual clock; and, with the real binary, two batchers at once and SIGKILL mid-batch.
+//! `/v1/exports/…` and in the store, verified with `/v1/config`'s keys by kith-core's
+//! reader, by `openssl` and by a core-based device; caching headers; rotation; retention on
+//! a manual clock; and, with the real binary, two batchers at once and SIGKILL mid-batch.
+//! The tests of what devices and operators meet run twice: `data_dir::…` with the files in
+//! the data directory, `s3::…` with them in a bucket (`--export-store`, on the S3 server
+//! scripts/test starts).
 
 mod common;
 
@@ -11,26 +14,112 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use axum::http::Method;
+use common::export_store::ExportBackend;
 use common::*;
 use kith_core::store::MemoryStore;
 use kith_core::{
     BluetoothMetadata, ExportFile, ExportLimits, ExposureEngine, IntervalNumber, Sighting,
     TemporaryExposureKey, TrustedKeys, VerifiedExport, VerifyingKey,
 };
-use kith_server::UnixSeconds;
+use kith_server::export::store::ExportStore;
 use kith_server::export::{self, ExportSettings, StagedBatch, files};
 use kith_server::signing_keys::SigningKeys;
 use kith_server::storage::BatchStore;
+use kith_server::{AppError, UnixSeconds};
 use serde_json::Value;
 
 const DAY: u64 = 86_400;
 
-/// A server that pads to 50 + random(0..=10) keys.
-fn padded_server() -> TestServer {
+/// Runs each named test (an `async fn(ExportBackend)`) on both export stores: as
+/// `data_dir::<name>` and as `s3::<name>`, on a bucket of its own.
+macro_rules! on_both_stores {
+    ($($test:ident),* $(,)?) => {
+        mod data_dir {
+            $(#[tokio::test]
+            async fn $test() {
+                super::$test(super::ExportBackend::DataDir).await
+            })*
+        }
+        mod s3 {
+            $(#[tokio::test]
+            async fn $test() {
+                if let Some(bucket) = super::ExportBackend::fresh_bucket().await {
+                    super::$test(bucket).await
+                }
+            })*
+        }
+    };
+}
+
+on_both_stores!(
+    published_keys_come_out_once_signed_padded_and_cacheable,
+    zips_are_immutable_with_etags_ranges_and_head,
+    curl_unzip_and_openssl_fetch_and_verify_every_file_with_the_key_from_v1_config,
+    a_rotated_key_signs_beside_the_old_one_until_the_old_one_retires,
+    retention_drops_files_from_the_index_before_deleting_them,
+    a_file_is_created_once_and_a_racer_with_other_bytes_is_refused,
+);
+
+async fn a_file_is_created_once_and_a_racer_with_other_bytes_is_refused(store: ExportBackend) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = store.url().map(|url| url.parse().unwrap());
+    let exports = ExportStore::open(url.as_ref(), None, dir.path()).unwrap();
+    let name = "v1/exports/1800000000-1800003600-00001.zip";
+    // Eight racers, half with one content and half with another, all at once.
+    let contents = [vec![1u8; 5000], vec![2u8; 5000]];
+    let outcomes: Vec<(usize, kith_server::Result<()>)> = std::thread::scope(|scope| {
+        let racers: Vec<_> = (0..8)
+            .map(|i| {
+                let (exports, bytes) = (&exports, contents[i % 2].clone());
+                scope.spawn(move || (i % 2, exports.put_create(name, bytes)))
+            })
+            .collect();
+        racers.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let stored = store.read(dir.path(), name).await.unwrap();
+    let winner = contents
+        .iter()
+        .position(|bytes| *bytes == stored)
+        .expect("one racer's content, whole");
+    for (content, outcome) in outcomes {
+        if content == winner {
+            outcome.expect("the same bytes as the file there are success");
+        } else {
+            let error = outcome.expect_err("other bytes are refused");
+            assert!(matches!(error, AppError::ExportConflict { .. }), "{error}");
+            assert!(error.to_string().contains("never overwritten"), "{error}");
+        }
+    }
+    // Later writers meet the same: the file stays as it was.
+    assert!(
+        exports
+            .put_create(name, contents[1 - winner].clone())
+            .is_err()
+    );
+    exports.put_create(name, contents[winner].clone()).unwrap();
+    assert_eq!(store.read(dir.path(), name).await.unwrap(), stored);
+    // An index, unlike a file, is replaced.
+    let index = "v1/exports/index.txt";
+    exports.replace(index, b"a\n".to_vec()).unwrap();
+    exports.replace(index, b"a\nb\n".to_vec()).unwrap();
+    assert_eq!(store.read(dir.path(), index).await.unwrap(), b"a\nb\n");
+    exports.delete(name).unwrap();
+    exports.delete(name).unwrap();
+    assert_eq!(store.read(dir.path(), name).await, None);
+}
+
+/// A server that pads to 50 + random(0..=10) keys, keeping its files in `store`.
+fn padded_server_on(store: &ExportBackend) -> TestServer {
     TestServer::with_config(|config| {
+        store.configure(config);
         config.export.min_keys = 50;
         config.export.padding_range = 10;
     })
+}
+
+/// A server that pads to 50 + random(0..=10) keys, with its files in the data directory.
+fn padded_server() -> TestServer {
+    padded_server_on(&ExportBackend::DataDir)
 }
 
 /// Publishes `uploads` uploads of `keys` keys each (today's first); returns the key bytes.
@@ -64,9 +153,8 @@ fn verified(zip: &[u8], trusted: &TrustedKeys) -> VerifiedExport {
         .unwrap()
 }
 
-#[tokio::test]
-async fn published_keys_come_out_once_signed_padded_and_cacheable() {
-    let server = padded_server();
+async fn published_keys_come_out_once_signed_padded_and_cacheable(store: ExportBackend) {
+    let server = padded_server_on(&store);
     let published = publish(&server, 3, 5).await;
     assert!(index(&server).await.is_empty(), "nothing exported yet");
     // Today's keys are released at the end of the day: two days on, every window is ready.
@@ -89,9 +177,9 @@ async fn published_keys_come_out_once_signed_padded_and_cacheable() {
     for name in &names {
         let zip = download(&server, name).await;
         assert_eq!(
-            std::fs::read(server.dir.path().join(name)).unwrap(),
+            store.read(server.dir.path(), name).await.unwrap(),
             zip,
-            "the data directory holds the file at the path of its URL"
+            "the store holds the file at the path of its URL"
         );
         let export = verified(&zip, &trusted);
         let keys: Vec<[u8; 16]> = export
@@ -173,9 +261,8 @@ async fn a_split_batch_says_which_file_of_how_many_each_is() {
     }
 }
 
-#[tokio::test]
-async fn zips_are_immutable_with_etags_ranges_and_head() {
-    let server = padded_server();
+async fn zips_are_immutable_with_etags_ranges_and_head(store: ExportBackend) {
+    let server = padded_server_on(&store);
     publish(&server, 1, 3).await;
     server.clock.advance(2 * DAY);
     server.server.export_pass().unwrap();
@@ -264,8 +351,9 @@ fn run(dir: &Path, program: &str, args: &[&str]) -> Vec<u8> {
     output.stdout
 }
 
-#[tokio::test]
-async fn curl_unzip_and_openssl_fetch_and_verify_every_file_with_the_key_from_v1_config() {
+async fn curl_unzip_and_openssl_fetch_and_verify_every_file_with_the_key_from_v1_config(
+    store: ExportBackend,
+) {
     let missing: Vec<&str> = ["curl", "unzip", "openssl"]
         .into_iter()
         .filter(|tool| which(tool).is_none())
@@ -277,18 +365,20 @@ async fn curl_unzip_and_openssl_fetch_and_verify_every_file_with_the_key_from_v1
             missing.join(" ")
         ));
     }
-    let server = padded_server();
+    let server = padded_server_on(&store);
     let published = publish(&server, 2, 3).await;
     server.clock.advance(2 * DAY);
     server.server.export_pass().unwrap();
-    // The real binary serves the data directory, as an operator would run it.
+    // The real binary serves the store, as an operator would run it.
     let TestServer {
         dir: data_dir,
         server: in_process,
         ..
     } = server;
     drop(in_process);
-    let process = ServerProcess::start(data_dir.path(), &[], &[]);
+    let args = store.args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let process = ServerProcess::start(data_dir.path(), &args, &[]);
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
     let curl = |path: &str, out: &str| {
@@ -411,9 +501,8 @@ async fn a_core_device_syncs_the_index_and_finds_the_key_it_met() {
     }
 }
 
-#[tokio::test]
-async fn a_rotated_key_signs_beside_the_old_one_until_the_old_one_retires() {
-    let server = padded_server();
+async fn a_rotated_key_signs_beside_the_old_one_until_the_old_one_retires(store: ExportBackend) {
+    let server = padded_server_on(&store);
     let state = server.server.state();
     let (_, before) = trusted(&server).await;
     assert_eq!(before.len(), 1);
@@ -460,9 +549,8 @@ async fn a_rotated_key_signs_beside_the_old_one_until_the_old_one_retires() {
     assert_eq!(file.signatures()[0].info().key_version(), "v2");
 }
 
-#[tokio::test]
-async fn retention_drops_files_from_the_index_before_deleting_them() {
-    let server = padded_server();
+async fn retention_drops_files_from_the_index_before_deleting_them(store: ExportBackend) {
+    let server = padded_server_on(&store);
     publish(&server, 2, 3).await;
     server.clock.advance(2 * DAY);
     server.server.export_pass().unwrap();
@@ -480,6 +568,7 @@ async fn retention_drops_files_from_the_index_before_deleting_them() {
     assert_eq!(server.stored().count_keys().unwrap(), 0);
     for name in &names {
         download(&server, name).await; // a client with a cached index still finds it
+        assert!(store.read(server.dir.path(), name).await.is_some());
     }
 
     // A day later (the delete delay) they are deleted.
@@ -488,7 +577,7 @@ async fn retention_drops_files_from_the_index_before_deleting_them() {
     assert_eq!(pass.retention.files_deleted, 4);
     for name in &names {
         assert_eq!(server.send(get(&format!("/{name}"))).await.status, 404);
-        assert!(!server.dir.path().join(name).exists());
+        assert_eq!(store.read(server.dir.path(), name).await, None, "{name}");
     }
 }
 
@@ -525,7 +614,8 @@ impl Batcher {
     /// Cuts what is ready, then leases batches and writes their files (completing the
     /// empty ones) until one has files: that one is returned, staged, unpublished.
     fn stage_next_with_files(&mut self, server: &TestServer) -> StagedBatch {
-        let dir = server.dir.path();
+        let state = server.server.state();
+        let exports = state.exports.store();
         self.store
             .cut_windows(&self.settings.windowing, server.now())
             .unwrap();
@@ -536,7 +626,7 @@ impl Batcher {
                 .expect("a batch with keys to lease");
             let staged = export::stage_batch(
                 &mut *self.store,
-                dir,
+                exports,
                 &self.settings,
                 &self.keys,
                 lease,
@@ -547,7 +637,7 @@ impl Batcher {
             if !staged.is_empty() {
                 return staged;
             }
-            export::publish_batch(&mut *self.store, staged, server.now()).unwrap();
+            export::publish_batch(&mut *self.store, exports, staged, server.now()).unwrap();
         }
     }
 }
@@ -591,7 +681,7 @@ async fn a_batcher_that_outlived_its_lease_and_was_taken_over_changes_nothing() 
 
     // A wakes up and tries to publish and complete: refused, and nothing changes.
     assert_eq!(
-        export::publish_batch(&mut *a.store, staged, server.now()).unwrap(),
+        export::publish_batch(&mut *a.store, state.exports.store(), staged, server.now()).unwrap(),
         None
     );
     assert_eq!(std::fs::read(dir.join(&name)).unwrap(), published);
@@ -640,8 +730,9 @@ async fn temporary_files_of_killed_batchers_go_but_live_ones_stay() {
         "the held batch waits for its holder"
     );
     assert_eq!(temporaries(&server), live);
+    let state = server.server.state();
     assert!(
-        export::publish_batch(&mut *other.store, held, server.now())
+        export::publish_batch(&mut *other.store, state.exports.store(), held, server.now())
             .unwrap()
             .is_some()
     );

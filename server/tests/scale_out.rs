@@ -1,9 +1,13 @@
 //! Two `kith-server` processes on one PostgreSQL database, as a health authority runs them
 //! behind a load balancer: a code works once across both, and what one acknowledged the
-//! other sees. Needs the PostgreSQL server that scripts/test starts (`KITH_TEST_POSTGRES`).
+//! other sees; with one bucket (`--export-store`), batchers on any instance export each
+//! key once, and every instance serves every file. Needs the PostgreSQL server that
+//! scripts/test starts (`KITH_TEST_POSTGRES`), and for the bucket its S3 server
+//! (`KITH_TEST_S3`).
 
 mod common;
 
+use common::export_store::ExportBackend;
 use common::*;
 use rand::RngCore;
 
@@ -108,12 +112,14 @@ async fn two_instances_on_one_database_redeem_each_code_once() {
     assert!(b.stop());
 }
 
-/// `kith-server export --once` on `dir` and the database at `url`, with one-second leases.
-fn export_once(dir: &std::path::Path, url: &str) -> std::process::Command {
+/// `kith-server export --once` on `dir`, the database at `url` and `store`, with one-second
+/// leases.
+fn export_once(dir: &std::path::Path, url: &str, store: &ExportBackend) -> std::process::Command {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_kith-server"));
     command
         .arg("--data-dir")
         .arg(dir)
+        .args(store.args())
         .args([
             "--database",
             url,
@@ -130,10 +136,101 @@ fn export_once(dir: &std::path::Path, url: &str) -> std::process::Command {
 
 #[tokio::test]
 async fn batchers_on_postgres_killed_and_racing_export_each_key_exactly_once() {
+    if let Some((url, db)) = fresh_database().await {
+        killed_and_racing_batchers(&url, &db, &ExportBackend::DataDir).await;
+    }
+}
+
+#[tokio::test]
+async fn instances_on_one_database_and_one_bucket_export_each_key_once_and_all_serve_it() {
     let Some((url, db)) = fresh_database().await else {
         return;
     };
+    let Some(bucket) = ExportBackend::fresh_bucket().await else {
+        return;
+    };
+    let server = killed_and_racing_batchers(&url, &db, &bucket).await;
+
+    // Two more instances, on data directories of their own without a file in them: one
+    // proxies the bucket, one redirects to it.
+    let mut args = vec!["--database".to_owned(), url.clone()];
+    args.extend(bucket.args());
+    let start = |serve: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        for file in SHARED_KEY_FILES {
+            std::fs::copy(server.dir.path().join(file), dir.path().join(file)).unwrap();
+        }
+        let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+        args.extend(["--export-serve", serve]);
+        let process = ServerProcess::start(dir.path(), &args, &[]);
+        (dir, process)
+    };
+    let (_proxy_dir, proxy) = start("proxy");
+    let (_redirect_dir, redirect) = start("redirect");
+    let direct = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let fetch = |url: String| {
+        let direct = direct.clone();
+        async move {
+            let reply = direct.get(url).send().await.unwrap();
+            let status = reply.status().as_u16();
+            let location = reply
+                .headers()
+                .get("location")
+                .map(|value| value.to_str().unwrap().to_owned());
+            let cache = reply.headers().get("cache-control").cloned();
+            (
+                status,
+                location,
+                cache,
+                reply.bytes().await.unwrap().to_vec(),
+            )
+        }
+    };
+
+    let (status, _, _, index) = fetch(proxy.url("/v1/exports/index.txt")).await;
+    assert_eq!(status, 200);
+    let index = String::from_utf8(index).unwrap();
+    let names: Vec<&str> = index.lines().collect();
+    assert!(names.len() >= 10, "{index}");
+    let mut paths = vec!["v1/exports/index.txt"];
+    paths.extend(&names);
+    for path in paths {
+        let stored = bucket.read(server.dir.path(), path).await.expect(path);
+        let (status, _, cache, proxied) = fetch(proxy.url(&format!("/{path}"))).await;
+        assert_eq!(
+            (status, &proxied),
+            (200, &stored),
+            "{path} through the proxy"
+        );
+        let (status, location, redirect_cache, _) = fetch(redirect.url(&format!("/{path}"))).await;
+        assert_eq!(status, 307, "{path}");
+        assert_eq!(location, bucket.object_url(path), "{path}");
+        assert_eq!(redirect_cache, cache, "{path}: the same caching either way");
+        let followed = reqwest::get(redirect.url(&format!("/{path}")))
+            .await
+            .unwrap();
+        assert_eq!(followed.bytes().await.unwrap().to_vec(), stored, "{path}");
+    }
+    let (status, _, _, _) = fetch(proxy.url("/v1/exports/1-2-00001.zip")).await;
+    assert_eq!(status, 404);
+    assert!(proxy.stop());
+    assert!(redirect.stop());
+}
+
+/// Publishes keys over two days through an in-process server on the database at `url` and
+/// `store`, then runs batchers on them that are killed at random points, then two at once;
+/// checks that every key was exported exactly once and every batch completed, and that
+/// exporting everything again writes nothing new. Returns the publishing server.
+async fn killed_and_racing_batchers(
+    url: &str,
+    db: &tokio_postgres::Client,
+    store: &ExportBackend,
+) -> TestServer {
     let server = TestServer::with_config(|config| {
+        store.configure(config);
         config.database_url = Some(url.parse().unwrap());
         config.export.min_keys = 50;
         config.export.padding_range = 10;
@@ -163,14 +260,14 @@ async fn batchers_on_postgres_killed_and_racing_export_each_key_exactly_once() {
     // Batchers killed at random points, leaving leases, padding and files half done, then
     // two at once; one-second leases, so the racers also take batches over from each other.
     for delay_ms in [20, 80, 160, 300] {
-        let mut child = export_once(dir, &url).spawn().unwrap();
+        let mut child = export_once(dir, url, store).spawn().unwrap();
         std::thread::sleep(std::time::Duration::from_millis(delay_ms));
         child.kill().unwrap();
         child.wait().unwrap();
     }
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let racers: Vec<_> = (0..2)
-        .map(|_| export_once(dir, &url).spawn().unwrap())
+        .map(|_| export_once(dir, url, store).spawn().unwrap())
         .collect();
     for racer in racers {
         let output = racer.wait_with_output().unwrap();
@@ -182,10 +279,12 @@ async fn batchers_on_postgres_killed_and_racing_export_each_key_exactly_once() {
     }
 
     let (trusted, _) = trusted(&server).await;
-    let index = std::fs::read_to_string(dir.join("v1/exports/index.txt")).unwrap();
+    let index = store.read(dir, "v1/exports/index.txt").await.unwrap();
+    let index = String::from_utf8(index).unwrap();
     let mut seen = std::collections::HashSet::new();
+    let mut files = Vec::new();
     for name in index.lines() {
-        let zip = std::fs::read(dir.join(name)).unwrap();
+        let zip = store.read(dir, name).await.unwrap();
         let file = kith_core::ExportFile::parse(&zip, &kith_core::ExportLimits::default())
             .unwrap()
             .verify(&trusted)
@@ -196,6 +295,7 @@ async fn batchers_on_postgres_killed_and_racing_export_each_key_exactly_once() {
                 assert!(seen.insert(key), "{name} exports a key a second time");
             }
         }
+        files.push((name.to_owned(), zip));
     }
     assert_eq!(seen, published, "no key skipped");
     let open: i64 = db
@@ -207,4 +307,27 @@ async fn batchers_on_postgres_killed_and_racing_export_each_key_exactly_once() {
         .unwrap()
         .get(0);
     assert_eq!(open, 0, "every batch completed once");
+
+    // Exported again from scratch, every file comes out the same: the batcher finds each
+    // already there, byte for byte, and succeeds without writing it again.
+    db.batch_execute(
+        "UPDATE export_batches SET status = 'open', lease_id = NULL, lease_expires = NULL;
+         DELETE FROM export_files;",
+    )
+    .await
+    .unwrap();
+    let output = export_once(dir, url, store).output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for (name, zip) in &files {
+        assert!(store.read(dir, name).await.as_ref() == Some(zip), "{name}");
+    }
+    assert_eq!(
+        store.read(dir, "v1/exports/index.txt").await.unwrap(),
+        index.as_bytes()
+    );
+    server
 }

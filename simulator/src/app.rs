@@ -9,9 +9,19 @@
 //! sightings the phone recorded whenever the phone matches. Which phones can match a
 //! published key is known from the diary (only phones that met its owner can hold its
 //! RPIs), so each day only those phones run core's [`SightingIndex`] on the day's
-//! export; every other phone would find nothing. `tests/per_device.rs` runs sampled
-//! phones through the full per-device path — [`kith_core::ExposureEngine`] with every
-//! sighting recorded and every export ingested — and gets identical exposures.
+//! export; every other phone would find nothing. Those phones regenerate only what
+//! matching asks for: the beacons of the uploader's contacts with them, and for each
+//! scan that heard one, the phone's previous scan that heard anything (core's
+//! `ScanTimeline` measures a scan's duration from it), searched backwards contact by
+//! contact. `tests/per_device.rs` runs sampled phones through the full per-device
+//! path — [`kith_core::ExposureEngine`] with every sighting recorded and every export
+//! ingested — and gets identical exposures.
+//!
+//! A phone airs the RPI of the current 10-minute interval and changes it (with its
+//! address) at every interval boundary, as Google's implementation does (its
+//! advertiser restarts with a new RPI each `ENIntervalNumber`) and as `kith-agent`'s
+//! default rotation policy does; the random 10–20 minute rotation GAEN speaks of
+//! concerns the address, which the simulator does not model.
 
 use std::collections::{HashMap, HashSet};
 
@@ -24,7 +34,7 @@ use kith_core::{
 use rayon::prelude::*;
 
 use crate::ble::{Channel, DeviceModel, Link, ModelTable};
-use crate::contacts::Shapes;
+use crate::contacts::{Contact, Shapes};
 use crate::diary::Diary;
 use crate::error::{Error, Result};
 use crate::population::{NONE, Population};
@@ -181,13 +191,25 @@ impl ScanSchedule {
         Self { offset, period }
     }
 
+    /// The numbers of the scans within `[from, to)`.
+    pub fn numbers(&self, from: u32, to: u32) -> std::ops::Range<u32> {
+        let first = from.saturating_sub(self.offset).div_ceil(self.period);
+        let end = to
+            .min(SECONDS_PER_DAY)
+            .saturating_sub(self.offset)
+            .div_ceil(self.period);
+        first..end.max(first)
+    }
+
+    /// The second of the day scan `k` runs.
+    pub fn second(&self, k: u32) -> u32 {
+        self.offset + k * self.period
+    }
+
     /// The (scan number, second of the day) of the scans within `[from, to)`.
     pub fn within(&self, from: u32, to: u32) -> impl Iterator<Item = (u32, u32)> {
-        let first = from.saturating_sub(self.offset).div_ceil(self.period);
-        let (offset, period) = (self.offset, self.period);
-        (first..)
-            .map(move |k| (k, offset + k * period))
-            .take_while(move |&(_, s)| s < to.min(SECONDS_PER_DAY))
+        let schedule = *self;
+        self.numbers(from, to).map(move |k| (k, schedule.second(k)))
     }
 }
 
@@ -266,51 +288,140 @@ pub struct Heard {
     pub rssi: i8,
 }
 
+/// A receiving phone on one day: who holds it, its calibration and its scans.
+struct Receiver {
+    agent: u32,
+    model: DeviceModel,
+    residual_db: f64,
+    schedule: ScanSchedule,
+}
+
+/// One contact of a receiving phone's holder with another app user, as the radio
+/// sees it.
+struct Exchange {
+    sender_phone: u32,
+    sender: DeviceModel,
+    link: Link,
+    /// The scans of the receiver during the contact.
+    scans: std::ops::Range<u32>,
+}
+
 impl Radio<'_> {
-    fn schedule(&self, phone: u32, day: u32) -> ScanSchedule {
-        ScanSchedule::of(self.streams, phone, day, self.channel.scan_interval())
+    fn receiver(&self, phone: u32, day: u32) -> Receiver {
+        let p = phone as usize;
+        Receiver {
+            agent: self.phones.agent_of[p],
+            model: self.phones.model[p],
+            residual_db: f64::from(self.phones.residual_db[p]),
+            schedule: ScanSchedule::of(self.streams, phone, day, self.channel.scan_interval()),
+        }
+    }
+
+    /// Contact `c` of `rx`'s holder on `day`, or `None` when the other runs no app.
+    fn exchange(&self, rx: &Receiver, day: u32, c: &Contact) -> Option<Exchange> {
+        let other = c.other(rx.agent);
+        let sender_phone = self.phones.phone_of[other as usize];
+        if sender_phone == NONE {
+            return None;
+        }
+        let m = self.shapes.meeting(self.streams, day, c);
+        let [start, end] = [m.start, m.start + m.duration].map(|t| u32::from(t) * 60);
+        Some(Exchange {
+            sender_phone,
+            sender: self.phones.model[sender_phone as usize],
+            link: Link {
+                day,
+                receiver: rx.agent,
+                sender: other,
+                contact: (u64::from(c.salt) << 8) | c.setting as u64,
+                distance_m: m.distance_m(),
+                setting: c.setting,
+            },
+            scans: rx.schedule.numbers(start, end),
+        })
+    }
+
+    /// What `rx` measured of `x`'s beacon in scan `k`, if it heard it.
+    fn measure(&self, rx: &Receiver, x: &Exchange, k: u32) -> Option<i8> {
+        let attenuation = self
+            .channel
+            .attenuation(self.streams, &x.link, u64::from(k));
+        self.channel
+            .rssi(attenuation, x.sender, rx.model, rx.residual_db)
+    }
+
+    /// The beacons of `x` that `rx` heard, in scan order, appended to `out`.
+    fn heard_in(&self, rx: &Receiver, x: &Exchange, out: &mut Vec<Heard>) {
+        let day = x.link.day;
+        out.extend(x.scans.clone().filter_map(|k| {
+            self.measure(rx, x, k).map(|rssi| Heard {
+                sender: x.sender_phone,
+                scan: Scan {
+                    day,
+                    k,
+                    second: rx.schedule.second(k),
+                },
+                rssi,
+            })
+        }));
     }
 
     /// Every beacon of another app user that `phone` heard in its scans on `day`,
     /// contact by contact, each contact's in scan order.
     pub fn heard(&self, phone: u32, day: u32) -> Vec<Heard> {
         let mut out = Vec::new();
-        let Some(contacts) = self.diary.day(day) else {
-            return out;
-        };
-        let agent = self.phones.agent_of[phone as usize];
-        let receiver = self.phones.model[phone as usize];
-        let residual = f64::from(self.phones.residual_db[phone as usize]);
-        let schedule = self.schedule(phone, day);
-        for c in contacts.of(agent) {
-            let other = c.other(agent);
-            let sender_phone = self.phones.phone_of[other as usize];
-            if sender_phone == NONE {
-                continue;
-            }
-            let m = self.shapes.meeting(self.streams, day, c);
-            let sender = self.phones.model[sender_phone as usize];
-            let link = Link {
-                day,
-                receiver: agent,
-                sender: other,
-                contact: (u64::from(c.salt) << 8) | c.setting as u64,
-                distance_m: m.distance_m(),
-                setting: c.setting,
-            };
-            let [start, end] = [m.start, m.start + m.duration].map(|t| u32::from(t) * 60);
-            for (k, second) in schedule.within(start, end) {
-                let attenuation = self.channel.attenuation(self.streams, &link, u64::from(k));
-                if let Some(rssi) = self.channel.rssi(attenuation, sender, receiver, residual) {
-                    out.push(Heard {
-                        sender: sender_phone,
-                        scan: Scan { day, k, second },
-                        rssi,
-                    });
-                }
+        if let Some(contacts) = self.diary.day(day) {
+            let rx = self.receiver(phone, day);
+            for x in contacts
+                .of(rx.agent)
+                .filter_map(|c| self.exchange(&rx, day, c))
+            {
+                self.heard_in(&rx, &x, &mut out);
             }
         }
         out
+    }
+
+    /// The beacons of `sender` (an agent) that `phone` heard on `day`, appended to
+    /// `out`: exactly those of [`Radio::heard`] from that sender, in the same order,
+    /// without computing the others.
+    pub fn heard_from(&self, phone: u32, day: u32, sender: u32, out: &mut Vec<Heard>) {
+        let Some(contacts) = self.diary.day(day) else {
+            return;
+        };
+        let rx = self.receiver(phone, day);
+        for c in contacts
+            .of(rx.agent)
+            .filter(|c| c.other(rx.agent) == sender)
+        {
+            if let Some(x) = self.exchange(&rx, day, c) {
+                self.heard_in(&rx, &x, out);
+            }
+        }
+    }
+
+    /// The last scan of `phone` on `day` numbered below `before` that heard any
+    /// beacon: the latest heard scan of [`Radio::heard`] there, found by searching
+    /// each contact backwards from its end.
+    pub fn last_heard(&self, phone: u32, day: u32, before: u32) -> Option<Scan> {
+        let contacts = self.diary.day(day)?;
+        let rx = self.receiver(phone, day);
+        let mut last: Option<u32> = None;
+        for c in contacts.of(rx.agent) {
+            let Some(x) = self.exchange(&rx, day, c) else {
+                continue;
+            };
+            let lo = x.scans.start.max(last.map_or(0, |k| k + 1));
+            let hi = x.scans.end.min(before);
+            if let Some(k) = (lo..hi).rev().find(|&k| self.measure(&rx, &x, k).is_some()) {
+                last = Some(k);
+            }
+        }
+        last.map(|k| Scan {
+            day,
+            k,
+            second: rx.schedule.second(k),
+        })
     }
 
     /// The sightings `phone` recorded on `day` from second `from` on (every beacon of
@@ -349,51 +460,46 @@ impl Heard {
     }
 }
 
-/// What one phone heard on the days it is matched for, each day computed once.
-struct PhoneDays<'r, 'a> {
+/// The scans of one phone that heard anything, as far as its matching asks: the last
+/// heard scan of each earlier day is remembered.
+struct PhoneScans<'r, 'a> {
     radio: &'r Radio<'a>,
     phone: u32,
-    /// (day, beacons heard, the scans that heard any, in order).
-    days: Vec<(u32, Vec<Heard>, Vec<Scan>)>,
+    /// (day, its last heard scan).
+    last_of_day: Vec<(u32, Option<Scan>)>,
 }
 
-impl<'r, 'a> PhoneDays<'r, 'a> {
+impl<'r, 'a> PhoneScans<'r, 'a> {
     fn new(radio: &'r Radio<'a>, phone: u32) -> Self {
         Self {
             radio,
             phone,
-            days: Vec::new(),
+            last_of_day: Vec::new(),
         }
     }
 
-    /// The beacons heard on `day` and the scans that heard any.
-    fn day(&mut self, day: u32) -> (&[Heard], &[Scan]) {
-        let slot = match self.days.iter().position(|d| d.0 == day) {
-            Some(slot) => slot,
-            None => {
-                let heard = self.radio.heard(self.phone, day);
-                let mut scans: Vec<Scan> = heard.iter().map(|h| h.scan).collect();
-                scans.sort_unstable_by_key(|s| s.k);
-                scans.dedup();
-                self.days.push((day, heard, scans));
-                self.days.len() - 1
-            }
-        };
-        let (_, heard, scans) = &self.days[slot];
-        (heard, scans)
+    fn last_of(&mut self, day: u32) -> Option<Scan> {
+        if let Some(&(_, last)) = self.last_of_day.iter().find(|d| d.0 == day) {
+            return last;
+        }
+        let last = self.radio.last_heard(self.phone, day, u32::MAX);
+        self.last_of_day.push((day, last));
+        last
     }
 
     /// The last scan before `scan` that heard any beacon, on a day from `oldest` on:
-    /// what core's `ScanTimeline` learns the phone's previous scan from.
-    fn heard_before(&mut self, scan: Scan, oldest: u32) -> Option<Scan> {
-        let (_, scans) = self.day(scan.day);
-        let earlier = scans.partition_point(|s| s.k < scan.k);
-        if earlier > 0 {
-            return Some(scans[earlier - 1]);
+    /// what core's `ScanTimeline` learns the phone's previous scan from. `heard` are
+    /// scans known to have heard something, sorted.
+    fn heard_before(&mut self, scan: Scan, oldest: u32, heard: &[Scan]) -> Option<Scan> {
+        if scan.k > 0 {
+            let previous = (scan.day, scan.k - 1);
+            if let Ok(i) = heard.binary_search_by_key(&previous, |s| (s.day, s.k)) {
+                return Some(heard[i]);
+            }
         }
-        (oldest..scan.day)
-            .rev()
-            .find_map(|day| self.day(day).1.last().copied())
+        self.radio
+            .last_heard(self.phone, scan.day, scan.k)
+            .or_else(|| (oldest..scan.day).rev().find_map(|day| self.last_of(day)))
     }
 }
 
@@ -472,12 +578,21 @@ pub struct PhoneExposures {
 }
 
 impl PhoneExposures {
-    /// Forgets windows older than the 14 days a phone keeps, as of `day`.
+    /// Forgets windows and notified days older than the 14 days a phone keeps, as of
+    /// `day`: no later window can fall on those days.
     fn forget_before(&mut self, day: u32) {
         let oldest = calendar_day(day.saturating_sub(RETENTION_DAYS - 1));
         let mut keep = self.windows.iter().map(|w| w.day() >= oldest);
         self.senders.retain(|_| keep.next().unwrap_or(false));
         self.windows.retain(|w| w.day() >= oldest);
+        for days in &mut self.notified_days {
+            days.retain(|d| *d >= oldest);
+        }
+    }
+
+    /// Whether nothing is left to remember.
+    fn is_empty(&self) -> bool {
+        self.windows.is_empty() && self.notified_days.iter().all(Vec::is_empty)
     }
 }
 
@@ -536,6 +651,16 @@ impl Exposures {
             configs,
             phones: HashMap::new(),
         })
+    }
+
+    /// Every phone forgets what is older than the 14 days it keeps, as of `day`;
+    /// phones left with nothing are dropped (a million phones' old windows would
+    /// otherwise fill gigabytes).
+    pub fn forget_before(&mut self, day: u32) {
+        self.phones.retain(|_, state| {
+            state.forget_before(day);
+            !state.is_empty()
+        });
     }
 
     /// Every phone ingests the export of `day` (published keys and their uploaders,
@@ -721,9 +846,8 @@ fn notification_of(
 /// The beacons of one published key, derived once a day for every phone that may have
 /// heard it: the RPI and AEM of each interval of its day.
 struct KeyBeacons {
-    /// The uploader (agent) and its phone.
+    /// The uploader (an agent).
     owner: u32,
-    phone: u32,
     /// The sim day of the key.
     day: u32,
     /// Identifiers by interval of the day.
@@ -745,7 +869,6 @@ impl KeyBeacons {
             .collect();
         Self {
             owner,
-            phone,
             day,
             beacons,
         }
@@ -762,11 +885,12 @@ fn phone_windows(
     keys: &[(&DiagnosisKey, &KeyBeacons)],
     oldest: u32,
 ) -> Vec<(ExposureWindow, u32)> {
-    let mut days = PhoneDays::new(radio, phone);
     let mut sightings = Vec::new();
+    let mut heard = Vec::new();
     for (_, beacons) in keys {
-        let (heard, _) = days.day(beacons.day);
-        sightings.extend(heard.iter().filter(|h| h.sender == beacons.phone).map(|h| {
+        heard.clear();
+        radio.heard_from(phone, beacons.day, beacons.owner, &mut heard);
+        sightings.extend(heard.iter().map(|h| {
             let (rpi, aem) = beacons.beacons[(h.scan.second / 600) as usize];
             h.sighting(rpi, aem)
         }));
@@ -777,21 +901,26 @@ fn phone_windows(
     let mut scans: Vec<Scan> = sightings.iter().map(Scan::of).collect();
     scans.sort_unstable_by_key(|s| (s.day, s.k));
     scans.dedup();
+    let mut phone_scans = PhoneScans::new(radio, phone);
     let mut entries = sightings.clone();
-    for scan in scans {
-        entries.extend(days.heard_before(scan, oldest).map(Scan::timeline_entry));
+    for &scan in &scans {
+        entries.extend(
+            phone_scans
+                .heard_before(scan, oldest, &scans)
+                .map(Scan::timeline_entry),
+        );
     }
     let index = SightingIndex::new(&sightings);
     let timeline = ScanTimeline::new(&entries);
     let correction = radio.phones.model[phone as usize].rssi_correction;
-    let owners: HashMap<&[u8; 16], u32> = keys
-        .iter()
-        .map(|(k, b)| (k.tek.expose_secret(), b.owner))
-        .collect();
     index
         .matches(keys.iter().map(|&(k, _)| k.clone()))
         .flat_map(|m| {
-            let sender = owners[m.key.tek.expose_secret()];
+            // A phone holds a few dozen keys: a scan beats hashing them.
+            let sender = keys
+                .iter()
+                .find(|(k, _)| k.tek == m.key.tek)
+                .map_or(NONE, |(_, b)| b.owner);
             ExposureWindow::from_match(&m, &timeline, correction)
                 .into_iter()
                 .map(move |w| (w, sender))

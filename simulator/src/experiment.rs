@@ -52,6 +52,12 @@ pub struct RunSummary {
     pub attack_rate: f64,
     /// Day with the most new infections.
     pub peak_day: u32,
+    /// Mean number infected by each seeded infection (day 0): the reproduction number
+    /// the network and calibration give, to set against the scenario's R0.
+    pub r_eff_seeds: f64,
+    /// Effective reproduction number by infection date (`null` on days without
+    /// infections; the last two weeks are censored by the end of the run).
+    pub r_eff: Vec<Option<f64>>,
     /// Positive tests.
     pub diagnoses: u64,
     /// Uploads of keys.
@@ -212,6 +218,10 @@ pub fn run_one(
     let started = Instant::now();
     let mut sim = Simulation::new(scenario, seed, arm)?;
     sim.run(&mut day_done)?;
+    let r_eff = sim.r_eff();
+    for (row, r) in sim.daily.iter_mut().zip(r_eff) {
+        row.r_eff = r;
+    }
     let seconds = started.elapsed().as_secs_f64();
     let summary = summarize(&sim, seconds);
     let mut per_uploader: Vec<u32> = (0..sim.population.len())
@@ -273,6 +283,11 @@ pub fn summarize(sim: &Simulation, seconds: f64) -> RunSummary {
         .map(|d| u64::from(d.new_keys_published))
         .sum();
     let agent_days = f64::from(sim.scenario.population) * f64::from(sim.scenario.days);
+    let r_eff: Vec<Option<f64>> = sim
+        .daily
+        .iter()
+        .map(|d| (!d.r_eff.is_nan()).then_some(d.r_eff))
+        .collect();
     RunSummary {
         seed: sim.seed,
         arm: arm_name(sim.arm),
@@ -283,6 +298,8 @@ pub fn summarize(sim: &Simulation, seconds: f64) -> RunSummary {
         infections: last.cum_infections,
         attack_rate: last.cum_infections as f64 / f64::from(sim.scenario.population),
         peak_day,
+        r_eff_seeds: r_eff.first().copied().flatten().unwrap_or(f64::NAN),
+        r_eff,
         diagnoses: last.cum_diagnoses,
         uploads,
         keys_published: keys,

@@ -8,8 +8,10 @@ use std::time::Instant;
 use clap::{Args, Parser, Subcommand};
 use kith_sim::experiment::{self, Options};
 use kith_sim::output::Spread;
+use kith_sim::peers::{self, Measurement, PeerRun};
 use kith_sim::plot::{self, SweepPoint};
 use kith_sim::{Arm, Experiment, Scenario};
+use nix::sys::resource::UsageWho;
 
 /// Agent-based epidemic simulator with the real GAEN protocol (kith-core) in every
 /// app user's phone.
@@ -43,25 +45,53 @@ enum Command {
         #[command(flatten)]
         run: RunArgs,
     },
-    /// Benchmark: one run with the app, no files but the summary; prints agent·days/s
-    /// and peak memory. Defaults to 1 000 000 agents, 60 % uptake, 100 days.
-    Bench {
-        /// Agents.
-        #[arg(long, default_value_t = 1_000_000)]
-        population: u32,
-        /// Days.
-        #[arg(long, default_value_t = 100)]
-        days: u32,
-        /// App uptake.
-        #[arg(long, default_value_t = 0.6)]
-        uptake: f64,
-        /// Worker threads (default: all cores).
-        #[arg(long)]
-        threads: Option<usize>,
-        /// Seed.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
+    /// Benchmark: one run with the app, no files; prints wall time, CPU time,
+    /// agent·days per second and per CPU-second, and peak memory, beside the same run
+    /// of OpenABM-Covid19 and Covasim when asked for. Defaults to 1 000 000 agents,
+    /// 60 % uptake, 100 days.
+    Bench(BenchArgs),
+    /// Runs a command and ends its output with its CPU seconds and peak memory (what
+    /// `bench` measures its peers with).
+    #[command(hide = true)]
+    Measure {
+        /// The command and its arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        command: Vec<String>,
     },
+}
+
+#[derive(Args, Debug, Clone)]
+struct BenchArgs {
+    /// Agents.
+    #[arg(long, default_value_t = 1_000_000)]
+    population: u32,
+    /// Days.
+    #[arg(long, default_value_t = 100)]
+    days: u32,
+    /// App uptake.
+    #[arg(long, default_value_t = 0.6)]
+    uptake: f64,
+    /// Infected on day 0, in every simulator (default: one in 2000 agents, at least
+    /// 10 — enough that no simulator's epidemic dies out by chance).
+    #[arg(long)]
+    initial_infections: Option<u32>,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Also run OpenABM-Covid19 from this checkout (`make` in its `src/` first;
+    /// `fetch github:BDI-pathogens/OpenABM-Covid19`), with the same population, days,
+    /// seeded infections and app uptake.
+    #[arg(long, value_name = "DIR")]
+    openabm: Option<PathBuf>,
+    /// Also run Covasim (`pip install covasim`) with the same settings.
+    #[arg(long)]
+    covasim: bool,
+    /// The Python that has Covasim.
+    #[arg(long, default_value = "python3")]
+    python: PathBuf,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -276,49 +306,84 @@ fn sweep(param: &str, values: &[String], args: &RunArgs) -> kith_sim::Result<()>
     Ok(())
 }
 
-fn bench(
-    population: u32,
-    days: u32,
-    uptake: f64,
-    threads_: Option<usize>,
-    seed: u64,
-) -> kith_sim::Result<()> {
-    threads(threads_)?;
+fn bench(args: &BenchArgs) -> kith_sim::Result<()> {
+    threads(args.threads)?;
+    let initial_infections = args
+        .initial_infections
+        .unwrap_or((args.population / 2000).max(10));
     let mut scenario = Scenario {
         name: "bench".into(),
-        population,
-        days,
-        initial_infections: (population / 2000).max(10),
+        population: args.population,
+        days: args.days,
+        initial_infections,
         ..Scenario::default()
     };
-    scenario.app.uptake = uptake;
+    scenario.app.uptake = args.uptake;
     scenario.app.evaluate.clear();
     scenario.validate()?;
-    let bar = experiment::progress_bar(u64::from(days), true);
+    let bar = experiment::progress_bar(u64::from(args.days), true);
+    let (cpu_before, _) = peers::rusage(UsageWho::RUSAGE_SELF);
     let started = Instant::now();
-    let (sim, result) = experiment::run_one(&scenario, seed, Arm::WithApp, |_| bar.inc(1))?;
+    let (sim, result) = experiment::run_one(&scenario, args.seed, Arm::WithApp, |_| bar.inc(1))?;
     bar.finish_and_clear();
-    let seconds = started.elapsed().as_secs_f64();
+    let wall_seconds = started.elapsed().as_secs_f64();
+    let (cpu_after, _) = peers::rusage(UsageWho::RUSAGE_SELF);
     let s = &result.summary;
+    let ours = Measurement {
+        name: "kith-sim".into(),
+        population: args.population,
+        days: args.days,
+        wall_seconds,
+        cpu_seconds: cpu_after - cpu_before,
+        peak_mib: peak_memory_mib().unwrap_or(f64::NAN),
+        infections: Some(s.infections),
+    };
     println!(
-        "kith-sim bench: {} agents ({} phones), {} days, {} threads: {:.1} s, {:.0} agent·days/s, peak memory {:.0} MiB",
-        population,
+        "kith-sim: {} agents ({} phones), {} days, {} threads, {} seeded infections",
+        args.population,
         sim.phones.len(),
-        days,
+        args.days,
         rayon::current_num_threads(),
-        seconds,
-        f64::from(population) * f64::from(days) / seconds,
-        peak_memory_mib().unwrap_or(f64::NAN)
+        initial_infections,
     );
     println!(
-        "  infections {}, uploads {}, keys published {}, notifications {}, export bytes {}",
-        s.infections,
+        "  uploads {}, keys published {}, notifications {}, export bytes {}",
         s.uploads,
         s.keys_published,
         s.notifications,
         result.daily.iter().map(|d| d.export_bytes).sum::<u64>()
     );
-    Ok(())
+    drop(sim);
+    println!("{}", Measurement::header());
+    println!("{}", ours.row());
+    let run = PeerRun {
+        population: args.population,
+        days: args.days,
+        initial_infections,
+        uptake: args.uptake,
+        seed: args.seed,
+    };
+    let scratch = std::env::temp_dir().join(format!("kith-sim-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).map_err(|e| kith_sim::Error::io(&scratch, e))?;
+    let mut peers_run = Vec::new();
+    if let Some(dir) = &args.openabm {
+        peers_run.push(peers::run_openabm(dir, &scratch, &run));
+    }
+    if args.covasim {
+        peers_run.push(peers::run_covasim(&args.python, &scratch, &run));
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    let mut failed = None;
+    for peer in peers_run {
+        match peer {
+            Ok(m) => println!("{}", m.row()),
+            Err(e) => {
+                eprintln!("kith-sim bench: {e}");
+                failed = Some(e);
+            }
+        }
+    }
+    failed.map_or(Ok(()), Err)
 }
 
 fn main() -> ExitCode {
@@ -331,13 +396,11 @@ fn main() -> ExitCode {
             values,
             run: args,
         }) => sweep(param, values, args),
-        Some(Command::Bench {
-            population,
-            days,
-            uptake,
-            threads,
-            seed,
-        }) => bench(*population, *days, *uptake, *threads, *seed),
+        Some(Command::Bench(args)) => bench(args),
+        Some(Command::Measure { command }) => match peers::measure_child(command) {
+            Ok(code) => return ExitCode::from(u8::try_from(code).unwrap_or(1)),
+            Err(e) => Err(e),
+        },
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -303,6 +303,7 @@ impl Simulation {
         // The diary holds today before phones match and case workers trace.
         let phones = &self.phones;
         self.diary.push(day, contacts, |a| phones.has_app(a));
+        self.exposures.forget_before(day);
         if !self.uploads_today.is_empty() {
             self.publish_and_match(day, &mut row)?;
         } else {
@@ -629,6 +630,16 @@ impl Simulation {
         row.n_quarantined = stocks.quarantined;
         let previous = self.daily.last().cloned().unwrap_or_default();
         row.accumulate(&previous);
+    }
+
+    /// The effective reproduction number by infection date of the days simulated
+    /// (see [`Daily::r_eff`]).
+    pub fn r_eff(&self) -> Vec<f64> {
+        crate::stats::r_eff_by_day(
+            &self.people.infected,
+            &self.people.infections_caused,
+            self.day,
+        )
     }
 
     /// Runs every remaining day; `progress` is told after each.

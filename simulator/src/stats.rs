@@ -64,6 +64,10 @@ pub struct Daily {
     pub cum_notifications: u64,
     /// Cumulative quarantines.
     pub cum_quarantined: u64,
+    /// Effective reproduction number by infection date: the mean number of people
+    /// infected by those infected on this day (NaN if nobody was). The last two weeks
+    /// of a run are censored: their infections had not all happened when it ended.
+    pub r_eff: f64,
 }
 
 impl Daily {
@@ -107,6 +111,7 @@ impl Daily {
             ("cum_uploads", self.cum_uploads as f64),
             ("cum_notifications", self.cum_notifications as f64),
             ("cum_quarantined", self.cum_quarantined as f64),
+            ("r_eff", self.r_eff),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -125,6 +130,27 @@ impl Daily {
     }
 }
 
+/// The effective reproduction number by infection date over `days` days: for each
+/// day, the mean of `caused` over the people with that `infected` day (NaN if none).
+pub fn r_eff_by_day(infected: &[u16], caused: &[u16], days: u32) -> Vec<f64> {
+    let mut sums = vec![(0u64, 0u64); days as usize];
+    for (&day, &n) in infected.iter().zip(caused) {
+        if let Some(slot) = sums.get_mut(usize::from(day)) {
+            slot.0 += 1;
+            slot.1 += u64::from(n);
+        }
+    }
+    sums.into_iter()
+        .map(|(people, infections)| {
+            if people == 0 {
+                f64::NAN
+            } else {
+                infections as f64 / people as f64
+            }
+        })
+        .collect()
+}
+
 /// GAEN's attenuation buckets, closest first.
 pub const BUCKETS: [&str; 4] = ["immediate", "near", "medium", "other"];
 
@@ -139,4 +165,23 @@ pub struct Transmission {
     pub setting: Setting,
     /// Sim day.
     pub day: u16,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::disease::NEVER;
+
+    #[test]
+    fn r_eff_is_the_mean_offspring_of_each_day_of_infection() {
+        // Day 0: two people who infected 3 and 1; day 2: one who infected none;
+        // day 1: nobody; never infected people and days past the run count nowhere.
+        let infected = [0, 0, 2, NEVER, 5];
+        let caused = [3, 1, 0, 0, 4];
+        let r = r_eff_by_day(&infected, &caused, 3);
+        assert_eq!(r.len(), 3);
+        assert_eq!(r[0], 2.0);
+        assert!(r[1].is_nan());
+        assert_eq!(r[2], 0.0);
+    }
 }

@@ -58,10 +58,13 @@ fn a_run_writes_tables_plots_and_a_summary() {
         "new_notified_false_other",
         "n_quarantined",
         "n_isolated",
+        "r_eff",
     ] {
         assert!(header.contains(&column), "no column {column}");
     }
     assert_eq!(daily.lines().count(), 16, "a header and 15 days");
+    let individuals = std::fs::read_to_string(out.join("individuals_with_app.csv")).unwrap();
+    assert_r_eff_is_by_infection_date(&daily, &individuals);
     for file in [
         "daily_without_app.csv",
         "daily_with_app_seed2.csv",
@@ -71,7 +74,6 @@ fn a_run_writes_tables_plots_and_a_summary() {
     ] {
         assert!(out.join(file).exists(), "{file}");
     }
-    let individuals = std::fs::read_to_string(out.join("individuals_with_app.csv")).unwrap();
     assert_eq!(individuals.lines().count(), 1501);
     let transmissions = std::fs::read_to_string(out.join("transmissions_with_app.csv")).unwrap();
     assert!(transmissions.starts_with("ID_source,ID_recipient,network,"));
@@ -79,6 +81,9 @@ fn a_run_writes_tables_plots_and_a_summary() {
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["runs"].as_array().unwrap().len(), 4);
     assert_eq!(summary["scenario"]["population"], 1500);
+    let run = &summary["runs"][0];
+    assert_eq!(run["r_eff"].as_array().unwrap().len(), 15);
+    assert_eq!(run["r_eff_seeds"], run["r_eff"][0]);
     assert!(summary["configs"].as_array().unwrap().len() >= 2);
     for plot in [
         "epidemic.svg",
@@ -91,6 +96,44 @@ fn a_run_writes_tables_plots_and_a_summary() {
             "{plot}"
         );
     }
+}
+
+/// Each day's `r_eff` is the mean `infection_count` of the people whose
+/// `time_infected` is that day, as the individuals file tells.
+fn assert_r_eff_is_by_infection_date(daily: &str, individuals: &str) {
+    let column = |header: &str, name: &str| header.split(',').position(|c| c == name).unwrap();
+    let header = individuals.lines().next().unwrap();
+    let (infected, caused) = (
+        column(header, "time_infected"),
+        column(header, "infection_count"),
+    );
+    let mut by_day = [(0u32, 0u32); 15];
+    for line in individuals.lines().skip(1) {
+        let fields: Vec<&str> = line.split(',').collect();
+        if let Ok(day) = fields[infected].parse::<usize>() {
+            by_day[day].0 += 1;
+            by_day[day].1 += fields[caused].parse::<u32>().unwrap();
+        }
+    }
+    let r = column(daily.lines().next().unwrap(), "r_eff");
+    let mut days_with_infections = 0;
+    for (day, line) in daily.lines().skip(1).enumerate() {
+        let value = line.split(',').nth(r).unwrap();
+        let (people, infections) = by_day[day];
+        if people == 0 {
+            assert_eq!(value, "NaN", "day {day}");
+        } else {
+            days_with_infections += 1;
+            let expected = f64::from(infections) / f64::from(people);
+            let got: f64 = value.parse().unwrap();
+            assert!(
+                (got - expected).abs() < 1e-12,
+                "day {day}: {got} ≠ {expected}"
+            );
+        }
+    }
+    assert!(days_with_infections >= 5, "{days_with_infections} days");
+    assert!(by_day[0].1 > 0, "the seeds infected nobody");
 }
 
 #[test]

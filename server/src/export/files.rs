@@ -1,16 +1,14 @@
-//! Where export files live: `v1/exports/` in the data directory, the same relative path as
-//! their URL, so nginx or a CDN can serve the directory as it is.
+//! Export files' names: `v1/exports/…` in the export store (the data directory or a bucket),
+//! the same relative path as their URL, so nginx, a CDN or the bucket can serve them as
+//! they are; and the indexes that list them.
 
 use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
 
-use rand_core::{OsRng, RngCore};
-
+use super::store::{ExportStore, TEMPORARY, io_error, remove_if_present};
 use super::trace_warnings::{TRACE_WARNING_DIR, TRACE_WARNING_INDEX};
 use super::window::Window;
 use crate::clock::UnixSeconds;
-use crate::error::{AppError, Result};
+use crate::error::Result;
 use crate::storage::BatchStore;
 
 /// The directory of export files, relative to the data directory and to the server's URL.
@@ -46,55 +44,16 @@ pub fn is_numbered_zip(name: &str, parts: usize) -> bool {
             .all(|p| !p.is_empty() && p.len() <= 20 && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// Writes `bytes` to `relative` in `data_dir` so that readers see the old file or the new,
-/// never part of one: a temporary file, flushed, then renamed over.
-pub fn write_atomically(data_dir: &Path, relative: &str, bytes: &[u8]) -> Result<()> {
-    StagedFile::write(data_dir, relative, bytes)?.publish()
-}
-
-/// A file written and flushed under a temporary name next to where it belongs, not yet
-/// visible there: the batcher publishes its files only once it knows it still holds the
-/// batch.
-#[derive(Debug)]
-pub struct StagedFile {
-    temporary: PathBuf,
-    path: PathBuf,
-}
-
-impl StagedFile {
-    /// Writes `bytes` for `relative` in `data_dir` under a temporary name.
-    pub fn write(data_dir: &Path, relative: &str, bytes: &[u8]) -> Result<Self> {
-        let path = data_dir.join(relative);
-        if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir).map_err(io_error(dir))?;
-        }
-        let temporary = path.with_extension(format!("{TEMPORARY}{:016x}", OsRng.next_u64()));
-        let mut file = fs::File::create(&temporary).map_err(io_error(&temporary))?;
-        file.write_all(bytes).map_err(io_error(&temporary))?;
-        file.sync_all().map_err(io_error(&temporary))?;
-        Ok(Self { temporary, path })
-    }
-
-    /// Renames it to its real name, atomically replacing any file there.
-    pub fn publish(self) -> Result<()> {
-        fs::rename(&self.temporary, &self.path).map_err(io_error(&self.path))
-    }
-
-    /// Deletes it unpublished.
-    pub fn discard(self) -> Result<()> {
-        remove_if_present(&self.temporary)
-    }
-}
-
-/// What follows a temporary file's stem, before a random suffix: `<stem>.tmp-<hex>`.
-const TEMPORARY: &str = "tmp-";
-
 /// Deletes the temporary files in the export and trace-warning directories that nobody
 /// will publish any more, left by a batcher that was killed; returns how many. Under the
 /// database's write lock, so the indexes' are dead (indexes are written only under that
 /// lock), and so are the files of every batch not pending. A pending batch's may be a
 /// live batcher's: they are deleted once that batch is complete.
-pub fn remove_dead_temporaries(store: &mut dyn BatchStore, data_dir: &Path) -> Result<usize> {
+pub fn remove_dead_temporaries(store: &mut dyn BatchStore, exports: &ExportStore) -> Result<usize> {
+    // A bucket's files appear whole or not at all: it has no temporaries.
+    let Some(data_dir) = exports.data_dir() else {
+        return Ok(0);
+    };
     let mut removed = 0;
     store.with_pending(&mut |pending| {
         for dir in [EXPORT_DIR, TRACE_WARNING_DIR] {
@@ -127,23 +86,10 @@ pub fn remove_dead_temporaries(store: &mut dyn BatchStore, data_dir: &Path) -> R
     Ok(removed)
 }
 
-fn remove_if_present(path: &Path) -> Result<()> {
-    match fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(io_error(path)(source)),
-    }
-}
-
-fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> AppError {
-    let path = path.display().to_string();
-    move |source| AppError::Io { path, source }
-}
-
 /// Rewrites the indexes (of key exports, of trace-warning packages) from the database
 /// when they changed, each under the database's index lock, so two batchers write their
 /// indexes one after the other and the last one is current.
-pub fn write_index(store: &mut dyn BatchStore, data_dir: &Path) -> Result<()> {
+pub fn write_index(store: &mut dyn BatchStore, exports: &ExportStore) -> Result<()> {
     for (dir, index) in [
         (EXPORT_DIR, INDEX_FILE),
         (TRACE_WARNING_DIR, TRACE_WARNING_INDEX),
@@ -154,9 +100,8 @@ pub fn write_index(store: &mut dyn BatchStore, data_dir: &Path) -> Result<()> {
                 text.push_str(name);
                 text.push('\n');
             }
-            let current = fs::read(data_dir.join(index)).ok();
-            if current.as_deref() != Some(text.as_bytes()) {
-                write_atomically(data_dir, index, text.as_bytes())?;
+            if exports.read(index)?.as_deref() != Some(text.as_bytes()) {
+                exports.replace(index, text.into_bytes())?;
             }
             Ok(())
         })?;

@@ -14,11 +14,11 @@ pub mod batches;
 pub mod files;
 pub mod padding;
 pub mod serving;
+pub mod store;
 pub mod trace_warnings;
 pub use crate::window;
 
 use std::collections::HashSet;
-use std::path::Path;
 
 use kith_core::{BatchPart, ExportBatch, write_export_part};
 use rand_core::OsRng;
@@ -29,8 +29,8 @@ use crate::config::ExportConfig;
 use crate::error::{AppError, Result};
 use crate::signing_keys::SigningKeys;
 use crate::storage::{BatchStore, FileRecord, Lease};
-use files::StagedFile;
 use padding::PaddingRule;
+use store::{ExportStore, StagedFile};
 use window::Windowing;
 
 /// How batches are cut and files made.
@@ -90,19 +90,19 @@ pub struct ExportRun {
 /// once. Reads `clock` at each step, so a long pass's last leases are as long as its first.
 pub fn run_once(
     store: &mut dyn BatchStore,
-    data_dir: &Path,
+    exports: &ExportStore,
     settings: &ExportSettings,
     keys: &SigningKeys,
     clock: &Clock,
 ) -> Result<ExportRun> {
-    files::remove_dead_temporaries(store, data_dir)?;
+    files::remove_dead_temporaries(store, exports)?;
     let mut run = ExportRun {
         cut: store.cut_windows(&settings.windowing, clock.now())?,
         ..ExportRun::default()
     };
     while let Some(lease) = store.lease(clock.now(), settings.lease_seconds)? {
-        let published = match stage_batch(store, data_dir, settings, keys, lease, clock.now())? {
-            Some(staged) => publish_batch(store, staged, clock.now())?,
+        let published = match stage_batch(store, exports, settings, keys, lease, clock.now())? {
+            Some(staged) => publish_batch(store, exports, staged, clock.now())?,
             None => None,
         };
         match published {
@@ -114,12 +114,12 @@ pub fn run_once(
             None => run.lost += 1,
         }
     }
-    files::write_index(store, data_dir)?;
+    files::write_index(store, exports)?;
     Ok(run)
 }
 
-/// The files of one leased batch, written and flushed under temporary names, not yet
-/// published.
+/// The files of one leased batch, staged (in the data directory: written and flushed
+/// under temporary names), not yet published.
 #[derive(Debug)]
 pub struct StagedBatch {
     lease: Lease,
@@ -127,11 +127,11 @@ pub struct StagedBatch {
     packages: Vec<(StagedFile, FileRecord)>,
 }
 
-/// Writes the files of a leased batch (key exports, then the trace-warning package) under
-/// temporary names, storing their padding first; `None` if the lease was lost meanwhile.
+/// Stages the files of a leased batch (key exports, then the trace-warning package),
+/// storing their padding first; `None` if the lease was lost meanwhile.
 pub fn stage_batch(
     store: &mut dyn BatchStore,
-    data_dir: &Path,
+    exports: &ExportStore,
     settings: &ExportSettings,
     keys: &SigningKeys,
     lease: Lease,
@@ -193,13 +193,6 @@ pub fn stage_batch(
         )
         .map_err(|e| AppError::Corrupt(format!("cannot write an export: {e}")))?;
         let name = files::file_name(window, i + 1);
-        let file = match StagedFile::write(data_dir, &name, &zip) {
-            Ok(file) => file,
-            Err(e) => {
-                staged.discard()?;
-                return Err(e);
-            }
-        };
         let record = FileRecord {
             name,
             real_keys: chunk.len() - padding_keys,
@@ -207,24 +200,25 @@ pub fn stage_batch(
             bytes: zip.len() as u64,
             sha256: Sha256::digest(&zip).into(),
         };
+        let file = match exports.stage(&record.name, zip) {
+            Ok(file) => file,
+            Err(e) => {
+                staged.discard(exports)?;
+                return Err(e);
+            }
+        };
         staged.files.push((file, record));
     }
     let has_keys = !staged.files.is_empty();
-    match trace_warnings::write_package(
-        store,
-        data_dir,
-        settings,
-        &signers,
-        &staged.lease,
-        has_keys,
-    ) {
+    match trace_warnings::write_package(store, exports, settings, &signers, &staged.lease, has_keys)
+    {
         Ok(Some(packages)) => staged.packages = packages,
         Ok(None) => {
-            staged.discard()?;
+            staged.discard(exports)?;
             return Ok(None);
         }
         Err(e) => {
-            staged.discard()?;
+            staged.discard(exports)?;
             return Err(e);
         }
     }
@@ -235,6 +229,7 @@ pub fn stage_batch(
 /// deletes them, and returns `None`: whoever took the batch over publishes it.
 pub fn publish_batch(
     store: &mut dyn BatchStore,
+    exports: &ExportStore,
     staged: StagedBatch,
     now: UnixSeconds,
 ) -> Result<Option<(Vec<FileRecord>, Vec<FileRecord>)>> {
@@ -243,12 +238,12 @@ pub fn publish_batch(
         staged.files.into_iter().chain(staged.packages).unzip();
     let completed = store.finish(&staged.lease, &records, now, &mut || {
         while let Some(file) = unpublished.pop() {
-            file.publish()?;
+            exports.publish(file)?;
         }
         Ok(())
     });
     for file in unpublished {
-        file.discard()?;
+        exports.discard(file)?;
     }
     let mut records = records;
     let packages = records.split_off(key_files);
@@ -266,10 +261,10 @@ impl StagedBatch {
         self.files.is_empty() && self.packages.is_empty()
     }
 
-    fn discard(self) -> Result<()> {
+    fn discard(self, exports: &ExportStore) -> Result<()> {
         self.files
             .into_iter()
             .chain(self.packages)
-            .try_for_each(|(file, _)| file.discard())
+            .try_for_each(|(file, _)| exports.discard(file))
     }
 }

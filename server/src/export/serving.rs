@@ -1,79 +1,65 @@
-//! What distribution needs below HTTP: export files read once from the data directory and
+//! What distribution needs below HTTP: export files read once from the export store and
 //! kept in memory with their ETag, and the `Range` header's meaning.
 //!
-//! Files are served from the directory itself (what nginx would serve), so a file dropped
-//! from the index stays downloadable until retention deletes it. The cache checks each
-//! file's identity (inode, size, modification time) on every request, so a replaced or
-//! deleted file is never served stale.
+//! Files are served from the store itself (what nginx or the bucket would serve), so a file
+//! dropped from the index stays downloadable until retention deletes it. The cache checks
+//! each file's version (a file's inode, size and modification time; an object's size and
+//! ETag) on every request, so a replaced or deleted file is never served stale.
 
 use std::collections::HashMap;
-use std::io;
-use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 
+use super::store::{ExportStore, Version};
+use crate::error::Result;
+
 /// Bytes of files kept in memory at most; past it the cache starts over.
-const CACHE_BYTES: u64 = 512 << 20;
+const CACHE_BYTES: usize = 512 << 20;
 
 /// A file ready to serve.
 #[derive(Debug)]
 pub struct ServedFile {
     /// Its content.
-    pub bytes: Arc<[u8]>,
+    pub bytes: axum::body::Bytes,
     /// Strong ETag (quoted): the start of the content's SHA-256.
     pub etag: String,
-}
-
-/// Which file on disk a cached copy came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Stamp {
-    inode: u64,
-    len: u64,
-    modified_ns: i64,
 }
 
 /// Export files by relative path, read on first request.
 #[derive(Debug)]
 pub struct ExportCache {
-    data_dir: PathBuf,
-    files: Mutex<HashMap<String, (Stamp, Arc<ServedFile>)>>,
+    store: Arc<ExportStore>,
+    files: Mutex<HashMap<String, (Version, Arc<ServedFile>)>>,
 }
 
 impl ExportCache {
-    /// Serves files below `data_dir`.
-    pub fn new(data_dir: PathBuf) -> Self {
+    /// Serves the files of `store`.
+    pub fn new(store: Arc<ExportStore>) -> Self {
         Self {
-            data_dir,
+            store,
             files: Mutex::new(HashMap::new()),
         }
     }
 
+    /// The store the files come from.
+    pub fn store(&self) -> &Arc<ExportStore> {
+        &self.store
+    }
+
     /// The file at `relative` (a path the caller has checked), or `None` if there is none.
-    pub fn get(&self, relative: &str) -> io::Result<Option<Arc<ServedFile>>> {
-        let path = self.data_dir.join(relative);
-        let stamp = match std::fs::metadata(&path) {
-            Ok(meta) => Stamp {
-                inode: meta.ino(),
-                len: meta.len(),
-                modified_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
-            },
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                self.lock().remove(relative);
-                return Ok(None);
-            }
-            Err(e) => return Err(e),
+    pub async fn get(&self, relative: &str) -> Result<Option<Arc<ServedFile>>> {
+        let Some(version) = self.store.head(relative).await? else {
+            self.lock().remove(relative);
+            return Ok(None);
         };
         if let Some((cached, file)) = self.lock().get(relative)
-            && *cached == stamp
+            && *cached == version
         {
             return Ok(Some(file.clone()));
         }
-        let bytes: Arc<[u8]> = match std::fs::read(&path) {
-            Ok(bytes) => bytes.into(),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
+        let Some((version, bytes)) = self.store.get(relative).await? else {
+            return Ok(None);
         };
         let digest = Sha256::digest(&bytes);
         let file = Arc::new(ServedFile {
@@ -81,15 +67,15 @@ impl ExportCache {
             bytes,
         });
         let mut files = self.lock();
-        let held: u64 = files.values().map(|(s, _)| s.len).sum();
-        if held + stamp.len > CACHE_BYTES {
+        let held: usize = files.values().map(|(_, f)| f.bytes.len()).sum();
+        if held + file.bytes.len() > CACHE_BYTES {
             files.clear();
         }
-        files.insert(relative.to_owned(), (stamp, file.clone()));
+        files.insert(relative.to_owned(), (version, file.clone()));
         Ok(Some(file))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Stamp, Arc<ServedFile>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Version, Arc<ServedFile>)>> {
         self.files.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -199,21 +185,21 @@ mod tests {
         assert!(!none_match("\"b\"", "\"a\""));
     }
 
-    #[test]
-    fn a_replaced_or_deleted_file_is_not_served_from_memory() {
+    #[tokio::test]
+    async fn a_replaced_or_deleted_file_is_not_served_from_memory() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = ExportCache::new(dir.path().to_owned());
-        assert!(cache.get("a.zip").unwrap().is_none());
+        let cache = ExportCache::new(Arc::new(ExportStore::Dir(dir.path().to_owned())));
+        assert!(cache.get("a.zip").await.unwrap().is_none());
         std::fs::write(dir.path().join("a.zip"), b"one").unwrap();
-        let first = cache.get("a.zip").unwrap().unwrap();
-        assert_eq!(&*first.bytes, b"one");
+        let first = cache.get("a.zip").await.unwrap().unwrap();
+        assert_eq!(&first.bytes[..], b"one");
         std::fs::write(dir.path().join("a.tmp"), b"two!").unwrap();
         std::fs::rename(dir.path().join("a.tmp"), dir.path().join("a.zip")).unwrap();
-        let second = cache.get("a.zip").unwrap().unwrap();
-        assert_eq!(&*second.bytes, b"two!");
+        let second = cache.get("a.zip").await.unwrap().unwrap();
+        assert_eq!(&second.bytes[..], b"two!");
         assert_ne!(first.etag, second.etag);
         std::fs::remove_file(dir.path().join("a.zip")).unwrap();
-        assert!(cache.get("a.zip").unwrap().is_none());
+        assert!(cache.get("a.zip").await.unwrap().is_none());
     }
 
     proptest! {

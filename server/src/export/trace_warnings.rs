@@ -1,6 +1,6 @@
 //! Trace-warning packages: the venue check-ins released in an export batch's window,
 //! padded with fake reports, signed with the export keys (core's signed package format)
-//! and written beside the key files, with an index of their own.
+//! and written beside the key files in the export store, with an index of their own.
 //!
 //! A package is one more file of the batch: the batch's lease covers it, its padding is
 //! stored before it is written (so a package written again is byte-identical and keeps
@@ -15,7 +15,8 @@ use sha2::{Digest, Sha256};
 
 use super::ExportSettings;
 use super::batches::{self, FileRecord, Lease};
-use super::files::{self, StagedFile};
+use super::files;
+use super::store::{ExportStore, StagedFile};
 use super::window::Window;
 use crate::clock::UnixSeconds;
 use crate::error::{AppError, Result};
@@ -48,7 +49,7 @@ pub fn is_package_name(name: &str) -> bool {
 /// batcher took the batch.
 pub fn write_package(
     store: &mut dyn BatchStore,
-    data_dir: &std::path::Path,
+    exports: &ExportStore,
     settings: &ExportSettings,
     signers: &[&ExportSigner],
     lease: &Lease,
@@ -82,15 +83,14 @@ pub fn write_package(
         signers,
     )
     .map_err(|e| AppError::Corrupt(format!("cannot write a trace-warning package: {e}")))?;
-    let name = file_name(window);
-    let file = StagedFile::write(data_dir, &name, &zip)?;
     let record = FileRecord {
-        name,
+        name: file_name(window),
         real_keys: real_count,
         padding_keys: padding_count,
         bytes: zip.len() as u64,
         sha256: Sha256::digest(&zip).into(),
     };
+    let file = exports.stage(&record.name, zip)?;
     Ok(Some(vec![(file, record)]))
 }
 

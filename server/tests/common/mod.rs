@@ -3,6 +3,8 @@
 //! ephemeral port ([`ServerProcess`]), for the tests where the process itself matters.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod export_store;
+
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

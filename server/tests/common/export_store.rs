@@ -1,0 +1,113 @@
+//! Where the tests' servers keep export files: the data directory, or a bucket of the
+//! test's own on the S3-compatible server that scripts/test starts (`KITH_TEST_S3`).
+
+use std::path::Path;
+
+use kith_server::Config;
+use rand::RngCore;
+
+/// The S3 server's URL, which scripts/test sets (with `AWS_ACCESS_KEY_ID` and
+/// `AWS_SECRET_ACCESS_KEY`).
+pub const S3_VARIABLE: &str = "KITH_TEST_S3";
+
+/// An export store for a test's servers.
+#[derive(Clone, Debug)]
+pub enum ExportBackend {
+    /// The data directory (the default).
+    DataDir,
+    /// A bucket on the test S3 server.
+    Bucket {
+        /// The server, `http://127.0.0.1:PORT`.
+        endpoint: String,
+        /// The bucket's name.
+        bucket: String,
+    },
+}
+
+impl ExportBackend {
+    /// A new bucket on `KITH_TEST_S3`, readable by anyone (as `--export-serve redirect`
+    /// needs), or `None` after a skip when there is no S3 server.
+    pub async fn fresh_bucket() -> Option<Self> {
+        let endpoint = std::env::var(S3_VARIABLE).ok();
+        let credentials = std::env::var_os("AWS_ACCESS_KEY_ID").is_some()
+            && std::env::var_os("AWS_SECRET_ACCESS_KEY").is_some();
+        let Some(endpoint) = endpoint.filter(|_| credentials) else {
+            kith_test_support::skip(format!(
+                "{S3_VARIABLE}, AWS_ACCESS_KEY_ID or AWS_SECRET_ACCESS_KEY is not set \
+                 (scripts/test starts an S3 server and sets them)"
+            ));
+            return None;
+        };
+        let bucket = format!("kith-{:016x}", rand::rngs::OsRng.next_u64());
+        let http = reqwest::Client::new();
+        let created = http
+            .put(format!("{endpoint}/{bucket}"))
+            .body("")
+            .send()
+            .await
+            .unwrap();
+        assert!(created.status().is_success(), "{:?}", created.text().await);
+        let policy = serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": "s3:GetObject",
+                "Resource": format!("arn:aws:s3:::{bucket}/*"),
+            }],
+        });
+        let public = http
+            .put(format!("{endpoint}/{bucket}?policy"))
+            .header("content-type", "application/json")
+            .body(policy.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert!(public.status().is_success(), "{:?}", public.text().await);
+        Some(Self::Bucket { endpoint, bucket })
+    }
+
+    /// `--export-store` for this store, if it is a bucket.
+    pub fn url(&self) -> Option<String> {
+        match self {
+            Self::DataDir => None,
+            Self::Bucket { endpoint, bucket } => Some(format!(
+                "s3://{bucket}?endpoint={endpoint}&region=us-east-1"
+            )),
+        }
+    }
+
+    /// Points `config` at this store.
+    pub fn configure(&self, config: &mut Config) {
+        config.export_store = self.url().map(|url| url.parse().unwrap());
+    }
+
+    /// The binary's flags for this store.
+    pub fn args(&self) -> Vec<String> {
+        self.url()
+            .map(|url| vec!["--export-store".to_owned(), url])
+            .unwrap_or_default()
+    }
+
+    /// The public URL of `relative` in the bucket.
+    pub fn object_url(&self, relative: &str) -> Option<String> {
+        match self {
+            Self::DataDir => None,
+            Self::Bucket { endpoint, bucket } => Some(format!("{endpoint}/{bucket}/{relative}")),
+        }
+    }
+
+    /// What the store holds at `relative` (the data directory `data_dir`'s file, or the
+    /// bucket's object read straight from the S3 server), if anything.
+    pub async fn read(&self, data_dir: &Path, relative: &str) -> Option<Vec<u8>> {
+        let Some(url) = self.object_url(relative) else {
+            return std::fs::read(data_dir.join(relative)).ok();
+        };
+        let reply = reqwest::get(url).await.unwrap();
+        match reply.status().as_u16() {
+            200 => Some(reply.bytes().await.unwrap().to_vec()),
+            404 => None,
+            status => panic!("{relative}: {status} from the S3 server"),
+        }
+    }
+}
