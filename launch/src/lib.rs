@@ -71,6 +71,9 @@ pub enum LaunchError {
     /// It did not stop in time after SIGTERM (it was then killed).
     #[error("kith-server did not stop within {0:?} of SIGTERM; log: {1}")]
     DidNotStop(Duration, String),
+    /// There is no server binary where it was looked for.
+    #[error("{0} not found: build it with `cargo build --release -p kith-server`")]
+    NotBuilt(PathBuf),
     /// Waiting for or signalling the process failed.
     #[error("controlling kith-server: {0}")]
     Io(#[from] std::io::Error),
@@ -255,6 +258,26 @@ impl Drop for ServerProcess {
     }
 }
 
+/// The `kith-server` binary a program built beside it (an example or a bench) starts:
+/// `given` if there is one, else the `kith-server` of the profile directory the running
+/// executable sits two levels below (`target/release/examples/x` or
+/// `target/release/deps/x-…` → `target/release/kith-server`).
+pub fn server_binary(given: Option<PathBuf>) -> Result<PathBuf, LaunchError> {
+    let binary = match given {
+        Some(binary) => binary,
+        None => {
+            let exe = std::env::current_exe()?;
+            let profile = exe.parent().and_then(Path::parent);
+            profile.map_or_else(|| exe.clone(), |dir| dir.join("kith-server"))
+        }
+    };
+    if binary.is_file() {
+        Ok(binary)
+    } else {
+        Err(LaunchError::NotBuilt(binary))
+    }
+}
+
 /// The last `lines` lines of `text`.
 pub fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
@@ -296,6 +319,21 @@ mod tests {
         assert_eq!(tail("a\nb\nc\n", 2), "b\nc");
         assert_eq!(tail("a", 5), "a");
         assert_eq!(tail("", 3), "");
+    }
+
+    #[test]
+    fn a_given_server_binary_must_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let binary = dir.path().join("kith-server");
+        let missing = server_binary(Some(binary.clone())).unwrap_err();
+        assert!(matches!(&missing, LaunchError::NotBuilt(path) if *path == binary));
+        assert!(
+            missing
+                .to_string()
+                .contains("cargo build --release -p kith-server")
+        );
+        std::fs::write(&binary, "").unwrap();
+        assert_eq!(server_binary(Some(binary.clone())).unwrap(), binary);
     }
 
     #[test]

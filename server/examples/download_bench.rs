@@ -94,15 +94,7 @@ const DAY: u64 = 86_400;
 
 fn main() {
     let args = Args::parse();
-    let binary = args.server.clone().unwrap_or_else(|| {
-        let exe = std::env::current_exe().unwrap();
-        exe.parent().unwrap().parent().unwrap().join("kith-server")
-    });
-    assert!(
-        binary.is_file(),
-        "{} not found: build it with `cargo build --release -p kith-server`",
-        binary.display()
-    );
+    let binary = kith_launch::server_binary(args.server.clone()).unwrap_or_else(|e| panic!("{e}"));
     match args.bench {
         Some(Bench::Serve(serve)) => serve_bench(&binary, serve),
         Some(Bench::Day(day)) => day_bench(&binary, day),

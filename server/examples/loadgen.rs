@@ -98,15 +98,7 @@ fn accepted(prepared: &Prepared, status: u16, body: &[u8]) -> bool {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args = Args::parse();
-    let binary = args.server.clone().unwrap_or_else(|| {
-        let exe = std::env::current_exe().unwrap();
-        exe.parent().unwrap().parent().unwrap().join("kith-server")
-    });
-    assert!(
-        binary.is_file(),
-        "{} not found: build it with `cargo build --release -p kith-server`",
-        binary.display()
-    );
+    let binary = kith_launch::server_binary(args.server.clone()).unwrap_or_else(|e| panic!("{e}"));
     let data = tempfile::tempdir().unwrap();
     let started_server = start_server(&binary, data.path());
     let admin = started_server.admin_key.clone().unwrap();

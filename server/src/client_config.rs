@@ -29,6 +29,13 @@ pub struct ClientConfig {
     /// Every active key, oldest first: each export file carries a signature from each, so
     /// a device may trust any of them. A key with `notAfter` is retiring.
     pub export_verification_keys: Vec<ExportVerificationKey>,
+    /// The same keys as the line an ENX device configuration takes
+    /// (`<key id>-<key version>,<base64 SPKI>|…`), for an app developer to paste. Absent
+    /// when an id or version holds a character that line cannot carry unambiguously
+    /// (`,` `|` `:`, or `-` in a version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "kith-v1,MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE…")]
+    pub device_configuration_keys: Option<String>,
     /// How to seal publish requests.
     pub hpke: HpkeParameters,
     /// Digits in a verification code.
@@ -58,6 +65,21 @@ pub struct ExportVerificationKey {
     /// When the key stops signing new files (RFC 3339), if it is retiring.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_after: Option<String>,
+}
+
+/// `keys` as an ENX device configuration's public-key line, if each one can be written
+/// so that it reads back as itself.
+fn device_configuration_line(keys: &[ExportVerificationKey]) -> Option<String> {
+    let clean = |text: &str, also: char| {
+        !text.is_empty() && !text.contains([',', '|', ':', also]) && text.trim() == text
+    };
+    keys.iter()
+        .map(|key| {
+            (clean(&key.key_id, ',') && clean(&key.key_version, '-'))
+                .then(|| format!("{}-{},{}", key.key_id, key.key_version, key.public_key))
+        })
+        .collect::<Option<Vec<_>>>()
+        .map(|entries| entries.join("|"))
 }
 
 /// HPKE suite and key for `application/kith-sealed` publish bodies.
@@ -116,6 +138,7 @@ async fn client_config(State(state): State<AppState>) -> Json<ClientConfig> {
     Json(ClientConfig {
         risk_configuration: serde_json::to_value(&state.risk).unwrap_or_default(),
         export_verification_key: keys.last().cloned(),
+        device_configuration_keys: device_configuration_line(&keys),
         export_verification_keys: keys,
         hpke: HpkeParameters {
             kem_id: 0x0020,
@@ -131,4 +154,42 @@ async fn client_config(State(state): State<AppState>) -> Json<ClientConfig> {
         export_index: INDEX_FILE.into(),
         trace_warning_index: TRACE_WARNING_INDEX.into(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(key_id: &str, key_version: &str) -> ExportVerificationKey {
+        ExportVerificationKey {
+            key_id: key_id.into(),
+            key_version: key_version.into(),
+            signature_algorithm: "1.2.840.10045.4.3.2".into(),
+            public_key: format!("SPKI-of-{key_id}-{key_version}"),
+            public_key_pem: String::new(),
+            not_after: None,
+        }
+    }
+
+    #[test]
+    fn the_device_configuration_line_lists_every_key_or_none() {
+        assert_eq!(
+            device_configuration_line(&[key("310", "v1"), key("my-ha", "v2")]).as_deref(),
+            Some("310-v1,SPKI-of-310-v1|my-ha-v2,SPKI-of-my-ha-v2")
+        );
+        assert_eq!(device_configuration_line(&[]).as_deref(), Some(""));
+        for (id, version) in [
+            ("a,b", "v1"),
+            ("a", "v-1"),
+            ("a|b", "v1"),
+            ("pkg:a", "v1"),
+            ("", "v1"),
+        ] {
+            assert_eq!(
+                device_configuration_line(&[key("310", "v1"), key(id, version)]),
+                None,
+                "{id:?} {version:?}"
+            );
+        }
+    }
 }

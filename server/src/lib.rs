@@ -102,6 +102,7 @@ mod upload;
 mod venues;
 pub mod window;
 mod writer;
+pub mod zero_copy;
 
 pub use answer::RESPONSE_LEN;
 pub use clock::{Clock, ManualClock, UnixSeconds};

@@ -198,16 +198,19 @@ impl Listening {
         };
         let exporter = tokio::spawn(export_in_background(state.clone()));
         let (stop, stopped) = watch::channel(false);
+        let memory = state.exports.file_memory();
         let public = tokio::spawn(serving::serve(
             public,
             router::public(state.clone()),
             public_limits,
+            memory.clone(),
             stopped.clone(),
         ));
         let operator = tokio::spawn(serving::serve(
             operator,
             router::operator(state),
             operator_limits,
+            memory,
             stopped,
         ));
         shutdown.await;

@@ -1,6 +1,7 @@
 //! The accept loop: HTTP/1.1 on a TCP listener with a header-read timeout (which also
 //! ends idle keep-alive connections), a cap on open connections, and the client's
-//! address handed to handlers without ever being logged.
+//! address handed to handlers without ever being logged. Cached export files are written
+//! with `sendfile` ([`crate::zero_copy`]).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -14,6 +15,8 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tower::Service;
+
+use crate::zero_copy::{FileMemory, ZeroCopyStream};
 
 /// Where a request came from, as handlers see it: the peer, or the address a trusted
 /// proxy forwarded. Never logged, never stored; only its daily keyed hash is used.
@@ -49,11 +52,12 @@ pub fn client_addr(peer: IpAddr, trusted_proxy: Option<IpAddr>, headers: &Header
 }
 
 /// Serves `router` on `listener` until `stop` turns true, then lets open requests
-/// finish.
+/// finish. Response bodies held in `memory` are sent from their files.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ConnectionLimits,
+    memory: Arc<FileMemory>,
     mut stop: watch::Receiver<bool>,
 ) {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
@@ -96,7 +100,10 @@ pub async fn serve(
             request.extensions_mut().insert(ClientAddr(client));
             router.clone().call(request)
         });
-        let connection = builder.serve_connection(TokioIo::new(stream), service);
+        let connection = builder.serve_connection(
+            TokioIo::new(ZeroCopyStream::new(stream, memory.clone())),
+            service,
+        );
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             // Errors here are clients that went away or timed out: nothing to report.

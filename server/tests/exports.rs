@@ -14,6 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use axum::http::Method;
+use base64::Engine;
 use common::export_store::ExportBackend;
 use common::*;
 use kith_core::store::MemoryStore;
@@ -533,6 +534,36 @@ async fn a_rotated_key_signs_beside_the_old_one_until_the_old_one_retires(store:
         verified(&zip, &only);
     }
     drop(both);
+    // The ENX device-configuration line names the same keys, and verifies the file as an
+    // app configured with it would (kith-mobile's `trusted_public_keys_from_device_config`
+    // reads the same format).
+    let line = get_json(&server, "/v1/config").await["deviceConfigurationKeys"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let entries: Vec<&str> = line.split('|').collect();
+    assert_eq!(entries.len(), listed.len(), "{line}");
+    for (entry, key) in entries.iter().zip(&listed) {
+        let (names, spki) = entry.split_once(',').unwrap();
+        let (id, version) = names.rsplit_once('-').unwrap();
+        assert_eq!(
+            (id, version),
+            (
+                key["keyId"].as_str().unwrap(),
+                key["keyVersion"].as_str().unwrap()
+            )
+        );
+        assert_eq!(spki, key["publicKey"].as_str().unwrap());
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(spki)
+            .unwrap();
+        let only = TrustedKeys::new().with(
+            id,
+            version,
+            VerifyingKey::from_public_key_der(&der).unwrap(),
+        );
+        verified(&zip, &only);
+    }
 
     // After the end time the old key neither signs nor is listed.
     server.clock.advance(DAY);
@@ -547,6 +578,97 @@ async fn a_rotated_key_signs_beside_the_old_one_until_the_old_one_retires(store:
         ExportFile::parse(&download(&server, &newest).await, &ExportLimits::default()).unwrap();
     assert_eq!(file.signatures().len(), 1);
     assert_eq!(file.signatures()[0].info().key_version(), "v2");
+}
+
+/// The download path as devices meet it, over real connections (where cached zips are
+/// sent with `sendfile`): the whole file, ranges, HEAD and conditional requests, many at
+/// once on kept-alive connections; and a 404 once the file is deleted.
+#[tokio::test]
+async fn a_cached_zip_over_tcp_is_whole_ranged_conditional_and_gone_once_deleted() {
+    let server = TestServer::with_config(|config| {
+        // A file of some 400 kB: more than a socket takes in one write.
+        config.export.min_keys = 20_000;
+        config.export.padding_range = 10;
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.operator_listen = "127.0.0.1:0".parse().unwrap();
+    });
+    publish(&server, 1, 3).await;
+    server.clock.advance(2 * DAY);
+    server.server.export_pass().unwrap();
+    let name = index(&server).await.remove(0);
+    let (kith, dir) = server.into_server();
+    let on_disk = std::fs::read(dir.path().join(&name)).unwrap();
+    assert!(on_disk.len() > 300_000, "{} bytes", on_disk.len());
+    let listening = kith.bind().await.unwrap();
+    let url = format!("http://{}/{name}", listening.public_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(listening.serve(async {
+        let _ = stopped.await;
+    }));
+    let http = reqwest::Client::new();
+
+    let mut downloads = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (http, url) = (http.clone(), url.clone());
+        downloads.spawn(async move {
+            let reply = http.get(&url).send().await.unwrap();
+            assert_eq!(reply.status(), 200);
+            let etag = reply.headers()["etag"].to_str().unwrap().to_owned();
+            (etag, reply.bytes().await.unwrap())
+        });
+    }
+    let downloads = downloads.join_all().await;
+    for (_, body) in &downloads {
+        assert!(body[..] == on_disk[..], "every download is the file");
+    }
+    let etag = &downloads[0].0;
+    let len = on_disk.len();
+
+    for (range, first, last) in [
+        ("bytes=100-199", 100, 199),
+        ("bytes=-7", len - 7, len - 1),
+        ("bytes=200000-", 200_000, len - 1),
+    ] {
+        let reply = http.get(&url).header("range", range).send().await.unwrap();
+        assert_eq!(reply.status(), 206, "{range}");
+        assert_eq!(
+            reply.headers()["content-range"].to_str().unwrap(),
+            format!("bytes {first}-{last}/{len}")
+        );
+        assert!(
+            reply.bytes().await.unwrap()[..] == on_disk[first..=last],
+            "{range}"
+        );
+    }
+    let head = http.head(&url).send().await.unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(
+        head.headers()["content-length"].to_str().unwrap(),
+        len.to_string()
+    );
+    assert!(head.bytes().await.unwrap().is_empty());
+    let cached = http
+        .get(&url)
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cached.status(), 304);
+    assert_eq!(
+        cached.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    assert!(cached.bytes().await.unwrap().is_empty());
+    // Still answered on the same connections after all that.
+    let again = http.get(&url).send().await.unwrap();
+    assert!(again.bytes().await.unwrap()[..] == on_disk[..]);
+
+    // Deleted (as retention deletes): no longer served from memory.
+    std::fs::remove_file(dir.path().join(&name)).unwrap();
+    assert_eq!(http.get(&url).send().await.unwrap().status(), 404);
+    drop(http);
+    let _ = stop.send(());
+    serving.await.unwrap().unwrap();
 }
 
 async fn retention_drops_files_from_the_index_before_deleting_them(store: ExportBackend) {

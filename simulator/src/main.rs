@@ -81,9 +81,9 @@ struct BenchArgs {
     /// Seed.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Also run OpenABM-Covid19 from this checkout (`make` in its `src/` first;
-    /// `fetch github:BDI-pathogens/OpenABM-Covid19`), with the same population, days,
-    /// seeded infections and app uptake.
+    /// Also run OpenABM-Covid19 from this checkout of
+    /// github.com/BDI-pathogens/OpenABM-Covid19 (`make` in its `src/` first), with the
+    /// same population, days, seeded infections and app uptake.
     #[arg(long, value_name = "DIR")]
     openabm: Option<PathBuf>,
     /// Also run Covasim (`pip install covasim`) with the same settings.
@@ -365,24 +365,21 @@ fn bench(args: &BenchArgs) -> kith_sim::Result<()> {
     };
     let scratch = std::env::temp_dir().join(format!("kith-sim-bench-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).map_err(|e| kith_sim::Error::io(&scratch, e))?;
-    let mut peers_run = Vec::new();
+    let mut failed = None;
+    let mut report = |peer: kith_sim::Result<Measurement>| match peer {
+        Ok(m) => println!("{}", m.row()),
+        Err(e) => {
+            eprintln!("kith-sim bench: {e}");
+            failed = Some(e);
+        }
+    };
     if let Some(dir) = &args.openabm {
-        peers_run.push(peers::run_openabm(dir, &scratch, &run));
+        report(peers::run_openabm(dir, &scratch, &run));
     }
     if args.covasim {
-        peers_run.push(peers::run_covasim(&args.python, &scratch, &run));
+        report(peers::run_covasim(&args.python, &scratch, &run));
     }
     let _ = std::fs::remove_dir_all(&scratch);
-    let mut failed = None;
-    for peer in peers_run {
-        match peer {
-            Ok(m) => println!("{}", m.row()),
-            Err(e) => {
-                eprintln!("kith-sim bench: {e}");
-                failed = Some(e);
-            }
-        }
-    }
     failed.map_or(Ok(()), Err)
 }
 

@@ -4,15 +4,18 @@
 //! Files are served from the store itself (what nginx or the bucket would serve), so a file
 //! dropped from the index stays downloadable until retention deletes it. The cache checks
 //! each file's version (a file's inode, size and modification time; an object's size and
-//! ETag) on every request, so a replaced or deleted file is never served stale.
+//! ETag) on every request, so a replaced or deleted file is never served stale. A cached
+//! file of the data directory stays registered with its open file in the cache's
+//! [`FileMemory`], so connections send it with `sendfile`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 
-use super::store::{ExportStore, Version};
+use super::store::{ExportStore, Fetched, Version};
 use crate::error::Result;
+use crate::zero_copy::{FileMemory, Registration};
 
 /// Bytes of files kept in memory at most; past it the cache starts over.
 const CACHE_BYTES: usize = 512 << 20;
@@ -24,6 +27,8 @@ pub struct ServedFile {
     pub bytes: axum::body::Bytes,
     /// Strong ETag (quoted): the start of the content's SHA-256.
     pub etag: String,
+    /// Keeps `bytes` registered with the file they were read from, while cached.
+    _sendfile: Option<Registration>,
 }
 
 /// Export files by relative path, read on first request.
@@ -31,6 +36,7 @@ pub struct ServedFile {
 pub struct ExportCache {
     store: Arc<ExportStore>,
     files: Mutex<HashMap<String, (Version, Arc<ServedFile>)>>,
+    memory: Arc<FileMemory>,
 }
 
 impl ExportCache {
@@ -39,7 +45,13 @@ impl ExportCache {
         Self {
             store,
             files: Mutex::new(HashMap::new()),
+            memory: Arc::default(),
         }
+    }
+
+    /// Where cached files are registered: what connections need to send them zero-copy.
+    pub fn file_memory(&self) -> Arc<FileMemory> {
+        self.memory.clone()
     }
 
     /// The store the files come from.
@@ -58,12 +70,18 @@ impl ExportCache {
         {
             return Ok(Some(file.clone()));
         }
-        let Some((version, bytes)) = self.store.get(relative).await? else {
+        let Some(Fetched {
+            version,
+            bytes,
+            file,
+        }) = self.store.get(relative).await?
+        else {
             return Ok(None);
         };
         let digest = Sha256::digest(&bytes);
         let file = Arc::new(ServedFile {
             etag: format!("\"{}\"", hex::encode(&digest[..16])),
+            _sendfile: file.and_then(|file| self.memory.register(&bytes, file)),
             bytes,
         });
         let mut files = self.lock();

@@ -50,6 +50,18 @@ pub enum Version {
     },
 }
 
+/// A file as [`ExportStore::get`] read it.
+#[derive(Debug)]
+pub struct Fetched {
+    /// Which content it is.
+    pub version: Version,
+    /// The content.
+    pub bytes: Bytes,
+    /// The open file it was read from, when it is one in the data directory (so it can be
+    /// sent with `sendfile`).
+    pub file: Option<fs::File>,
+}
+
 /// The export files' store: the data directory or a bucket.
 #[derive(Debug)]
 pub enum ExportStore {
@@ -211,7 +223,7 @@ impl ExportStore {
     }
 
     /// The content of `relative` and its version, or `None` if there is none.
-    pub async fn get(&self, relative: &str) -> Result<Option<(Version, Bytes)>> {
+    pub async fn get(&self, relative: &str) -> Result<Option<Fetched>> {
         match self {
             Self::Dir(dir) => read_file(&dir.join(relative)),
             Self::Bucket(bucket) => {
@@ -221,7 +233,11 @@ impl ExportStore {
                         get_object(&store, &path).await
                     })
                     .await?;
-                Ok(got)
+                Ok(got.map(|(version, bytes)| Fetched {
+                    version,
+                    bytes,
+                    file: None,
+                }))
             }
         }
     }
@@ -251,7 +267,7 @@ impl ExportStore {
     /// [`Self::get`] for the batcher's thread: the content only.
     pub fn read(&self, relative: &str) -> Result<Option<Bytes>> {
         let got = match self {
-            Self::Dir(dir) => read_file(&dir.join(relative))?,
+            Self::Dir(dir) => read_file(&dir.join(relative))?.map(|f| (f.version, f.bytes)),
             Self::Bucket(bucket) => {
                 let path = ObjectPath::from(relative);
                 bucket.block_on(relative, move |store| async move {
@@ -470,9 +486,9 @@ fn file_version(meta: &fs::Metadata) -> Version {
     }
 }
 
-/// The file and the version of what was read (its metadata from the open file, so they
-/// match even if the file is replaced meanwhile).
-fn read_file(path: &Path) -> Result<Option<(Version, Bytes)>> {
+/// The file, the version of what was read and the open file (metadata and content from
+/// the open file, so they match even if the file is replaced meanwhile).
+fn read_file(path: &Path) -> Result<Option<Fetched>> {
     let mut file = match fs::File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -481,7 +497,11 @@ fn read_file(path: &Path) -> Result<Option<(Version, Bytes)>> {
     let meta = file.metadata().map_err(io_error(path))?;
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     file.read_to_end(&mut bytes).map_err(io_error(path))?;
-    Ok(Some((file_version(&meta), bytes.into())))
+    Ok(Some(Fetched {
+        version: file_version(&meta),
+        bytes: bytes.into(),
+        file: Some(file),
+    }))
 }
 
 pub(crate) fn remove_if_present(path: &Path) -> Result<()> {

@@ -144,6 +144,12 @@ impl TestServer {
         server
     }
 
+    /// The server, to serve on real sockets, and its data directory; the in-process
+    /// routers go (they would keep the server's writer from stopping).
+    pub fn into_server(self) -> (Server, tempfile::TempDir) {
+        (self.server, self.dir)
+    }
+
     /// What is stored in the data directory.
     pub fn stored(&self) -> kith_server::inspect::StoredData {
         kith_server::inspect::StoredData::open(self.dir.path()).unwrap()
