@@ -129,7 +129,8 @@ async fn serve(
         .map_err(std::io::Error::other)?
         .to_vec();
     let mut announced = body.len();
-    if path.ends_with(".zip") && status.is_success() {
+    // Only key exports: trace-warning packages are zips too, in another format.
+    if path.starts_with("/v1/exports/") && path.ends_with(".zip") && status.is_success() {
         let spoiled = {
             let mut downloads = downloads.lock().unwrap_or_else(PoisonError::into_inner);
             let seen = downloads.entry(path.clone()).or_default();
