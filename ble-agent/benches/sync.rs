@@ -6,6 +6,9 @@
 //! a running agent (simulated radio, GAEN duty cycle) uses in 20 s. Linux only: the
 //! figures come from /proc.
 
+#[path = "../tests/common/process.rs"]
+mod process;
+
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -47,14 +50,9 @@ fn main() {
     println!("setting up {SIGHTINGS} sightings over 14 days and an export of {KEYS} keys …");
     let (zip, met) = setup(dir.path(), now);
     let url = runtime.block_on(serve(zip));
-    let out = Command::new(std::env::current_exe().unwrap())
-        .env(MEASURE, format!("{} {url}", dir.path().display()))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = process::run_ok(
+        Command::new(std::env::current_exe().unwrap())
+            .env(MEASURE, format!("{} {url}", dir.path().display())),
     );
     print!("{}", String::from_utf8_lossy(&out.stdout));
     println!("(of the {KEYS} keys, {met} were met)");

@@ -5,16 +5,20 @@
 //! [`ExposureEngine::record_sightings`]; download new export files, verify them and
 //! [`ExposureEngine::ingest_export`] them; read [`ExposureEngine::exposure_summary`];
 //! [`ExposureEngine::purge`] daily; upload [`ExposureEngine::keys_to_upload`] after a
-//! positive test.
+//! positive test. Venues the same way: [`ExposureEngine::check_in`] with a scanned code,
+//! [`ExposureEngine::ingest_trace_warnings`] each verified package, and upload
+//! [`ExposureEngine::check_ins_to_upload`] with the keys.
 
-use kith_core::store::{IngestReport, SqliteStore, Store};
+use kith_core::checkin::{CheckIn, TraceWarningFile, TransmissionRiskLevel, VenuePayload};
+use kith_core::store::{SqliteStore, Store};
 use kith_core::{
-    BeaconPayload, BluetoothMetadata, Day, ExposureEngine, IntervalNumber, OsRng, Sighting,
-    TrustedKeys, UnixSeconds,
+    BeaconPayload, BluetoothMetadata, Day, ExportLimits, ExposureEngine, IntervalNumber, OsRng,
+    Sighting, TrustedKeys, UnixSeconds,
 };
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
 use crate::clock::{Clock, UnixMillis, seconds};
@@ -22,22 +26,79 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::radio::{Radio, ScanWindow};
 use crate::schedule::{Schedule, Task};
-use crate::server::{Fetched, PublishAnswer, ServerClient, trusted_keys};
-use crate::status::{self, Status};
+use crate::server::{Fetched, PublishAnswer, ServerClient, Upload, trusted_keys};
+use crate::status::{self, Status, VenueWarning};
 
-const INDEX_ETAG: &str = "agent.index_etag";
-const INDEX: &str = "agent.index";
 const LAST_SYNC: &str = "agent.last_sync";
-/// Index entries already downloaded and ingested (core knows files by content hash; this
-/// saves downloading them again to find out).
-const FILES_DONE: &str = "agent.files_done";
 pub(crate) const BEACONS_PER_HOUR: &str = "agent.beacons_per_hour";
+
+/// Where the agent keeps one of the server's indexes and what it has done of it.
+struct Feed {
+    /// What its files hold.
+    kind: FeedKind,
+    /// What its files are, for messages.
+    what: &'static str,
+    /// The index's ETag.
+    etag: &'static str,
+    /// The index's text as last downloaded.
+    index: &'static str,
+    /// Index entries already downloaded and ingested (core knows files by content hash;
+    /// this saves downloading them again to find out).
+    done: &'static str,
+}
+
+/// The key export files.
+const EXPORTS: Feed = Feed {
+    kind: FeedKind::Keys,
+    what: "export",
+    etag: "agent.index_etag",
+    index: "agent.index",
+    done: "agent.files_done",
+};
+
+/// The venue trace-warning packages.
+const TRACE_WARNINGS: Feed = Feed {
+    kind: FeedKind::TraceWarnings,
+    what: "trace-warning package",
+    etag: "agent.trace_warning_index_etag",
+    index: "agent.trace_warning_index",
+    done: "agent.trace_warnings_done",
+};
+
+/// What a feed's files hold, and so what they are matched against.
+#[derive(Clone, Copy, Debug)]
+enum FeedKind {
+    /// Diagnosis keys, against the sightings.
+    Keys,
+    /// Venue reports, against the check-ins.
+    TraceWarnings,
+}
+
+/// One file ingested.
+#[derive(Debug)]
+struct Ingested {
+    /// Not ingested before.
+    new: bool,
+    /// Exposures it revealed that were not known.
+    found: usize,
+}
+
+/// What one feed's sync did.
+#[derive(Debug, Default)]
+struct FeedOutcome {
+    listed: usize,
+    new: usize,
+    failed: Vec<String>,
+    /// Exposures newly found.
+    found: usize,
+}
 
 /// Hours of beacon counts kept (as long as sightings).
 const HOURS_KEPT: u64 = 14 * 24;
 
 /// What one sync did.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SyncOutcome {
     /// When it ran.
     pub at: UnixSeconds,
@@ -53,6 +114,12 @@ pub struct SyncOutcome {
     pub risk_level: Option<u8>,
     /// Days (YYYY-MM-DD) at that risk level.
     pub risk_days: Vec<String>,
+    /// Venue trace-warning packages the server lists.
+    pub trace_warning_packages_listed: usize,
+    /// Packages downloaded and matched this time.
+    pub trace_warning_packages_new: usize,
+    /// Visits newly found to overlap a positive person's.
+    pub new_venue_exposures: Vec<VenueWarning>,
 }
 
 /// A device taking part: its engine, configuration and clock.
@@ -197,8 +264,9 @@ impl<C: Clock> Agent<C> {
             .set_setting(BEACONS_PER_HOUR, &json)?)
     }
 
-    /// Downloads the export files not matched yet, verifies and matches them, scores
-    /// the exposures and runs the exposure command if there are new ones.
+    /// Downloads the export files and trace-warning packages not matched yet, verifies
+    /// them against the trusted keys, matches them against the sightings and check-ins,
+    /// scores the exposures and runs the exposure command if there are new ones.
     pub async fn sync(&mut self) -> Result<SyncOutcome> {
         let server = self.server()?;
         let config = server.config().await?;
@@ -211,17 +279,64 @@ impl<C: Clock> Agent<C> {
         } else {
             trusted_keys(&self.config.trusted_keys)?
         };
-        let index = self.index(&server, &config.export_index).await?;
         let now = self.clock.now();
-        let mut outcome = SyncOutcome {
+        let venue_before = self.engine.venue_exposures()?;
+        let exports = self
+            .sync_feed(&server, &EXPORTS, &config.export_index, &trusted, now)
+            .await?;
+        let warnings = match &config.trace_warning_index {
+            Some(index) => {
+                self.sync_feed(&server, &TRACE_WARNINGS, index, &trusted, now)
+                    .await?
+            }
+            None => FeedOutcome::default(),
+        };
+        let new_venue_exposures: Vec<VenueWarning> = self
+            .engine
+            .venue_exposures()?
+            .iter()
+            .filter(|e| !venue_before.contains(e))
+            .map(VenueWarning::from)
+            .collect();
+        let summary = self.engine.exposure_summary(now)?;
+        let outcome = SyncOutcome {
             at: now,
-            files_listed: index.len(),
-            ..SyncOutcome::default()
+            files_listed: exports.listed,
+            files_new: exports.new,
+            files_failed: exports.failed.into_iter().chain(warnings.failed).collect(),
+            new_exposures: exports.found,
+            risk_level: summary.risk_level,
+            risk_days: summary.days.iter().map(Day::to_string).collect(),
+            trace_warning_packages_listed: warnings.listed,
+            trace_warning_packages_new: warnings.new,
+            new_venue_exposures,
+        };
+        let json = serde_json::to_string(&outcome).map_err(|e| Error::Config(e.to_string()))?;
+        self.engine.store_mut().set_setting(LAST_SYNC, &json)?;
+        if outcome.new_exposures > 0 || !outcome.new_venue_exposures.is_empty() {
+            self.notify(&outcome).await;
+        }
+        Ok(outcome)
+    }
+
+    /// Downloads and ingests the entries of one index not done yet.
+    async fn sync_feed(
+        &mut self,
+        server: &ServerClient,
+        feed: &Feed,
+        path: &str,
+        trusted: &TrustedKeys,
+        now: UnixSeconds,
+    ) -> Result<FeedOutcome> {
+        let index = self.index(server, feed, path).await?;
+        let mut outcome = FeedOutcome {
+            listed: index.len(),
+            ..FeedOutcome::default()
         };
         let mut done: Vec<String> = self
             .engine
             .store()
-            .setting(FILES_DONE)?
+            .setting(feed.done)?
             .and_then(|json| serde_json::from_str(&json).ok())
             .unwrap_or_default();
         // Entries that left the index are forgotten, so the list stays as short as it.
@@ -230,48 +345,44 @@ impl<C: Clock> Agent<C> {
             if done.contains(name) {
                 continue;
             }
-            match self.fetch_and_match(&server, name, &trusted, now).await {
-                Ok(report) => {
-                    if !report.already_ingested {
-                        outcome.files_new += 1;
-                    }
-                    outcome.new_exposures += report.new_exposures;
+            match self.fetch_and_match(server, feed, name, trusted, now).await {
+                Ok(ingested) => {
+                    outcome.new += usize::from(ingested.new);
+                    outcome.found += ingested.found;
                     done.push(name.clone());
                     let json =
                         serde_json::to_string(&done).map_err(|e| Error::Config(e.to_string()))?;
-                    self.engine.store_mut().set_setting(FILES_DONE, &json)?;
+                    self.engine.store_mut().set_setting(feed.done, &json)?;
                 }
                 // The network failing ends this sync; the next one resumes.
                 Err(e @ Error::Server(_)) => return Err(e),
                 Err(e) => {
-                    warn!("skipping export {name}: {e}");
-                    outcome.files_failed.push(format!("{name}: {e}"));
+                    warn!("skipping {} {name}: {e}", feed.what);
+                    outcome.failed.push(format!("{name}: {e}"));
                 }
             }
-        }
-        let summary = self.engine.exposure_summary(now)?;
-        outcome.risk_level = summary.risk_level;
-        outcome.risk_days = summary.days.iter().map(Day::to_string).collect();
-        let json = serde_json::to_string(&outcome).map_err(|e| Error::Config(e.to_string()))?;
-        self.engine.store_mut().set_setting(LAST_SYNC, &json)?;
-        if outcome.new_exposures > 0 {
-            self.notify(&outcome).await;
         }
         Ok(outcome)
     }
 
-    /// The export index, from the server or (on 304) as last seen.
-    async fn index(&mut self, server: &ServerClient, path: &str) -> Result<Vec<String>> {
+    /// An index, from the server or (on 304) as last seen.
+    async fn index(
+        &mut self,
+        server: &ServerClient,
+        feed: &Feed,
+        path: &str,
+    ) -> Result<Vec<String>> {
         let store = self.engine.store();
-        let etag = Store::setting(store, INDEX_ETAG)?;
+        let etag = Store::setting(store, feed.etag)?;
         let text = match server.fetch(path, etag.as_deref()).await? {
-            Fetched::NotModified => Store::setting(store, INDEX)?.unwrap_or_default(),
+            Fetched::NotModified => Store::setting(store, feed.index)?.unwrap_or_default(),
             Fetched::Body { bytes, etag } => {
-                let text = String::from_utf8(bytes)
-                    .map_err(|_| Error::Server("the export index is not UTF-8 text".into()))?;
-                self.engine.store_mut().set_setting(INDEX, &text)?;
+                let text = String::from_utf8(bytes).map_err(|_| {
+                    Error::Server(format!("the {} index is not UTF-8 text", feed.what))
+                })?;
+                self.engine.store_mut().set_setting(feed.index, &text)?;
                 if let Some(etag) = etag {
-                    self.engine.store_mut().set_setting(INDEX_ETAG, &etag)?;
+                    self.engine.store_mut().set_setting(feed.etag, &etag)?;
                 }
                 text
             }
@@ -284,43 +395,86 @@ impl<C: Clock> Agent<C> {
             .collect())
     }
 
+    /// Downloads `name`, verifies it and matches it: an export file against the
+    /// sightings, a trace-warning package against the check-ins.
     async fn fetch_and_match(
         &mut self,
         server: &ServerClient,
+        feed: &Feed,
         name: &str,
         trusted: &TrustedKeys,
         now: UnixSeconds,
-    ) -> Result<IngestReport> {
+    ) -> Result<Ingested> {
         let Fetched::Body { bytes, .. } = server.fetch(name, None).await? else {
             return Err(Error::Server(format!(
                 "{name}: 304 to an unconditional request"
             )));
         };
-        self.engine
-            .ingest_export(&bytes, trusted, now)
-            .map_err(|source| Error::Download {
-                name: name.to_owned(),
-                source,
-            })
+        let download = |source| Error::Download {
+            name: name.to_owned(),
+            source,
+        };
+        if let FeedKind::Keys = feed.kind {
+            let report = self
+                .engine
+                .ingest_export(&bytes, trusted, now)
+                .map_err(download)?;
+            return Ok(Ingested {
+                new: !report.already_ingested,
+                found: report.new_exposures,
+            });
+        }
+        let warnings = TraceWarningFile::parse(&bytes, &ExportLimits::default())
+            .and_then(|file| file.verify(trusted))
+            .map_err(download)?;
+        // Known by content, as core knows export files: the same package under another
+        // name is matched once.
+        let key = format!("sha256:{:x}", Sha256::digest(&bytes));
+        let new = !self.engine.store().is_file_processed(&key)?;
+        let found = self.engine.ingest_trace_warnings(&key, &warnings, now)?;
+        Ok(Ingested { new, found })
     }
 
     async fn notify(&self, outcome: &SyncOutcome) {
-        let message = match outcome.risk_level {
-            Some(level) => format!(
-                "Possible exposure: risk level {level} on {}",
-                outcome.risk_days.join(", ")
-            ),
-            None => format!(
-                "{} new exposure(s) found, below the risk threshold",
-                outcome.new_exposures
-            ),
-        };
-        info!(
-            new_exposures = outcome.new_exposures,
-            risk_level = outcome.risk_level,
-            days = %outcome.risk_days.join(","),
-            "exposure"
-        );
+        let mut parts = Vec::new();
+        if outcome.new_exposures > 0 {
+            parts.push(match outcome.risk_level {
+                Some(level) => format!(
+                    "Possible exposure: risk level {level} on {}",
+                    outcome.risk_days.join(", ")
+                ),
+                None => format!(
+                    "{} new exposure(s) found, below the risk threshold",
+                    outcome.new_exposures
+                ),
+            });
+            info!(
+                new_exposures = outcome.new_exposures,
+                risk_level = outcome.risk_level,
+                days = %outcome.risk_days.join(","),
+                "exposure"
+            );
+        }
+        if !outcome.new_venue_exposures.is_empty() {
+            parts.extend(
+                outcome
+                    .new_venue_exposures
+                    .iter()
+                    .map(VenueWarning::message),
+            );
+            // Where the owner went is theirs: the log says when, not where.
+            let days: std::collections::BTreeSet<&str> = outcome
+                .new_venue_exposures
+                .iter()
+                .map(|w| &w.from[..10])
+                .collect();
+            info!(
+                new_venue_exposures = outcome.new_venue_exposures.len(),
+                days = %days.into_iter().collect::<Vec<_>>().join(","),
+                "venue exposure"
+            );
+        }
+        let message = parts.join("; ");
         let Some(command) = &self.config.exposure_command else {
             return;
         };
@@ -337,6 +491,10 @@ impl<C: Clock> Agent<C> {
                     .unwrap_or_default(),
             )
             .env("KITH_EXPOSURE_DAYS", outcome.risk_days.join(","))
+            .env(
+                "KITH_NEW_VENUE_EXPOSURES",
+                outcome.new_venue_exposures.len().to_string(),
+            )
             // Its own process group, so a timeout kills what it started too.
             .process_group(0)
             .kill_on_drop(true);
@@ -351,20 +509,50 @@ impl<C: Clock> Agent<C> {
 
     /// Checks this device in at `venue` now (a venue's own screen does so with each
     /// day's code); scanning the same code during a visit returns that visit.
-    pub fn check_in_venue(
-        &mut self,
-        venue: &kith_core::checkin::VenuePayload,
-    ) -> Result<kith_core::checkin::CheckIn> {
+    pub fn check_in_venue(&mut self, venue: &VenuePayload) -> Result<CheckIn> {
         let now = self.now();
         Ok(self.engine.check_in(venue, now)?)
     }
 
+    /// Checks in with the text of a venue's QR code (a Kith or Corona-Warn-App poster,
+    /// or a `kith-agent venue` screen), now. The visit ends by itself after the venue's
+    /// default length unless [`check_out`](Self::check_out) ends it earlier.
+    pub fn check_in_qr(&mut self, qr_text: &str) -> Result<CheckIn> {
+        let venue = VenuePayload::from_qr_text(qr_text.trim()).map_err(Error::VenueCode)?;
+        self.check_in_venue(&venue)
+    }
+
+    /// Ends visit `id` now, or with `None` every visit going on now; returns the visits
+    /// ended.
+    pub fn check_out(&mut self, id: Option<u64>) -> Result<Vec<CheckIn>> {
+        let now = self.now();
+        let ids: Vec<u64> = match id {
+            Some(id) => vec![id],
+            None => self
+                .engine
+                .check_ins()?
+                .iter()
+                .filter(|c| (c.visit.stay.arrival()..c.visit.stay.departure()).contains(&now))
+                .map(|c| c.id)
+                .collect(),
+        };
+        if ids.is_empty() {
+            return Err(Error::Config(
+                "no visit is going on now; `status` lists the visits".into(),
+            ));
+        }
+        ids.into_iter()
+            .map(|id| Ok(self.engine.check_out(id, now)?))
+            .collect()
+    }
+
     /// The venue visits this device holds (the last 14 days).
-    pub fn check_ins(&self) -> Result<Vec<kith_core::checkin::CheckIn>> {
+    pub fn check_ins(&self) -> Result<Vec<CheckIn>> {
         Ok(self.engine.check_ins()?)
     }
 
-    /// Uploads the last 14 days of keys with `code`, sealed to the server's key.
+    /// Uploads the last 14 days of keys and venue visits with `code`, sealed to the
+    /// server's key.
     pub async fn report(&mut self, code: &str) -> Result<ReportOutcome> {
         let code = code.trim();
         if code.is_empty() || !code.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
@@ -375,18 +563,32 @@ impl<C: Clock> Agent<C> {
         }
         let server = self.server()?;
         let config = server.config().await?;
-        let keys = self.engine.keys_to_upload(self.clock.now())?;
+        let now = self.clock.now();
+        let keys = self.engine.keys_to_upload(now)?;
         if keys.is_empty() {
             return Err(Error::Config(
                 "this device has no keys to upload yet".into(),
             ));
         }
-        let answer = server
-            .publish_sealed(&config, &keys, code, &mut OsRng)
-            .await?;
-        info!(keys = keys.len(), "uploaded this device's keys");
+        // The device does not know how contagious its owner was on each day; as the
+        // phone bindings, every visit carries the highest level.
+        let check_ins =
+            self.engine
+                .check_ins_to_upload(&mut OsRng, now, TransmissionRiskLevel::HIGHEST)?;
+        let upload = Upload {
+            keys: &keys,
+            check_ins: &check_ins,
+            code,
+        };
+        let answer = server.publish_sealed(&config, &upload, &mut OsRng).await?;
+        info!(
+            keys = keys.len(),
+            check_ins = check_ins.len(),
+            "uploaded this device's keys and venue visits"
+        );
         Ok(ReportOutcome {
             keys_uploaded: keys.len(),
+            check_ins_uploaded: check_ins.len(),
             server: answer,
         })
     }
@@ -443,6 +645,8 @@ async fn run_hook(mut hook: tokio::process::Command, timeout: std::time::Duratio
 pub struct ReportOutcome {
     /// Keys sent.
     pub keys_uploaded: usize,
+    /// Venue visits sent (each encrypted for that venue's visitors).
+    pub check_ins_uploaded: usize,
     /// The server's answer.
     pub server: PublishAnswer,
 }
@@ -457,8 +661,18 @@ impl std::fmt::Display for SyncOutcome {
             self.files_failed.len(),
             self.new_exposures
         )?;
+        writeln!(
+            f,
+            "venue trace warnings: {} packages listed, {} new; {} new venue exposures",
+            self.trace_warning_packages_listed,
+            self.trace_warning_packages_new,
+            self.new_venue_exposures.len()
+        )?;
         for failure in &self.files_failed {
             writeln!(f, "  failed: {failure}")?;
+        }
+        for warning in &self.new_venue_exposures {
+            writeln!(f, "{}", warning.message())?;
         }
         match self.risk_level {
             Some(level) => writeln!(f, "risk: level {level} on {}", self.risk_days.join(", ")),
@@ -471,8 +685,8 @@ impl std::fmt::Display for ReportOutcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
             f,
-            "uploaded {} keys (sealed); the server stored {}",
-            self.keys_uploaded, self.server.inserted
+            "uploaded {} keys and {} venue visits (sealed); the server stored {} keys",
+            self.keys_uploaded, self.check_ins_uploaded, self.server.inserted
         )
     }
 }

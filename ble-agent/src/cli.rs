@@ -1,4 +1,5 @@
-//! The command line: `run`, `status`, `check`, `report --code`, `demo`.
+//! The command line: `run`, `status`, `check`, `report --code`, `venue`, `check-in`,
+//! `check-out`, `demo`.
 
 use std::path::PathBuf;
 
@@ -11,15 +12,17 @@ use crate::config::{Config, RadioKind};
 use crate::error::{Error, Result};
 use crate::radio::bluez::BluezRadio;
 use crate::radio::sim::SimRadio;
+use crate::status::date_time;
 use crate::venue::{self, VenueArgs};
 
 /// Kith exposure notification on a Linux device.
 ///
 /// Advertises rotating GAEN beacons and listens for others over Bluetooth LE (BlueZ),
-/// or over a simulated radio shared by agents on one machine; downloads the health
-/// authority's key files from a kith-server, matches them on the device and runs a
-/// command when it finds an exposure. Nothing leaves the device except, after a
-/// positive test and only with `report`, its own daily keys.
+/// or over a simulated radio shared by agents on one machine; checks in at venues by
+/// their QR codes; downloads the health authority's key files and venue trace warnings
+/// from a kith-server, matches them on the device and runs a command when it finds an
+/// exposure. Nothing leaves the device except, after a positive test and only with
+/// `report`, its own daily keys and its venue visits (encrypted for each venue's visitors).
 #[derive(Debug, Parser)]
 #[command(name = "kith-agent", version)]
 pub struct Cli {
@@ -71,12 +74,26 @@ pub enum Command {
     },
     /// Sync with the server and match now.
     Check,
-    /// After a positive test: upload the last 14 days of keys with the health
-    /// authority's verification code (sealed, so only the server can read them).
+    /// After a positive test: upload the last 14 days of keys and venue visits with the
+    /// health authority's verification code (sealed, so only the server can read them).
     Report {
         /// The verification code.
         #[arg(long)]
         code: String,
+    },
+    /// At a place: check in with the text of its QR code (a Kith or Corona-Warn-App
+    /// poster, or a `kith-agent venue` screen; e.g. read with `zbarimg -q --raw`). The
+    /// visit ends by itself after the venue's default length.
+    CheckIn {
+        /// The QR code's text, `https://e.coronawarn.app?v=1#…`.
+        #[arg(long)]
+        qr: String,
+    },
+    /// Leaving: end the visits going on now (or the one with `--id`).
+    CheckOut {
+        /// The visit's id, as `check-in` printed it.
+        #[arg(long)]
+        id: Option<u64>,
     },
     /// Local demo: a kith-server and three simulated agents (two near, one far).
     Demo(crate::demo::DemoArgs),
@@ -180,8 +197,67 @@ pub async fn main(cli: Cli) -> Result<()> {
             let outcome = agent.report(&code).await?;
             print(&outcome, json)
         }
+        Command::CheckIn { qr } => {
+            let mut agent = Agent::open(config, clock)?;
+            print(&Visits::new(vec![agent.check_in_qr(&qr)?]), json)
+        }
+        Command::CheckOut { id } => {
+            let mut agent = Agent::open(config, clock)?;
+            print(&Visits::new(agent.check_out(id)?), json)
+        }
         Command::Demo(args) => crate::demo::run(args).await,
         Command::Venue(args) => venue(config, clock, args, json).await,
+    }
+}
+
+/// Visits as `check-in` and `check-out` print them.
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+struct Visits(Vec<Visit>);
+
+/// One visit.
+#[derive(Debug, Serialize)]
+struct Visit {
+    id: u64,
+    venue: String,
+    address: String,
+    arrival: String,
+    departure: String,
+    arrival_unix: u64,
+    departure_unix: u64,
+}
+
+impl From<kith_core::checkin::CheckIn> for Visit {
+    fn from(check_in: kith_core::checkin::CheckIn) -> Self {
+        let stay = check_in.visit.stay;
+        Self {
+            id: check_in.id,
+            venue: check_in.visit.description,
+            address: check_in.visit.address,
+            arrival: date_time(stay.arrival()),
+            departure: date_time(stay.departure()),
+            arrival_unix: stay.arrival().get(),
+            departure_unix: stay.departure().get(),
+        }
+    }
+}
+
+impl Visits {
+    fn new(check_ins: Vec<kith_core::checkin::CheckIn>) -> Self {
+        Self(check_ins.into_iter().map(Visit::from).collect())
+    }
+}
+
+impl std::fmt::Display for Visits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for v in &self.0 {
+            writeln!(
+                f,
+                "visit {}: {}, {}, {} to {} UTC",
+                v.id, v.venue, v.address, v.arrival, v.departure
+            )?;
+        }
+        Ok(())
     }
 }
 

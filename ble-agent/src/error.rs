@@ -40,6 +40,10 @@ pub enum Error {
         source: kith_core::Error,
     },
 
+    /// The text given as a venue's QR code is not one.
+    #[error("venue code: {0}")]
+    VenueCode(#[source] kith_core::checkin::CheckinError),
+
     /// The device store or the protocol engine failed.
     #[error("store: {0}")]
     Core(#[from] kith_core::Error),

@@ -10,6 +10,7 @@
 //!  clock ─▶ Schedule ─▶ rotate ─▶ Radio::advertise(beacon)      (BlueZ: bluer)
 //!                     ─▶ scan   ─▶ Radio::scan(window) ─▶ sightings  (BlueZ: btleplug)
 //!                     ─▶ sync   ─▶ /v1/config, index.txt, new *.zip ─▶ verify ─▶ match ─▶ hook
+//!                                  (exports against sightings, trace warnings against check-ins)
 //!                     ─▶ purge  ─▶ 14-day retention
 //! ```
 //!

@@ -1,10 +1,12 @@
-//! The kith-server's public API as the agent uses it: `/v1/config`, the export index
-//! and files (with conditional requests), and sealed key publishing.
+//! The kith-server's public API as the agent uses it: `/v1/config`, the export and
+//! trace-warning indexes and files (with conditional requests), and sealed publishing of
+//! keys and venue check-ins.
 
 use std::path::Path;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use kith_core::checkin::ProtectedReport;
 use kith_core::sealed::{self, RESPONSE_CONTENT_TYPE};
 use kith_core::{TemporaryExposureKey, TrustedKeys, VerifyingKey};
 use rand_core::{CryptoRng, RngCore};
@@ -32,6 +34,10 @@ pub struct ServerConfig {
     /// [`EXPORT_INDEX`]).
     #[serde(default = "export_index")]
     pub export_index: String,
+    /// The index of venue trace-warning packages, relative to the server's URL; a key
+    /// server that does not list one publishes none.
+    #[serde(default)]
+    pub trace_warning_index: Option<String>,
 }
 
 fn export_index() -> String {
@@ -211,14 +217,19 @@ impl ServerClient {
         })
     }
 
-    /// Publishes `keys` with a verification code, sealed to the server's HPKE key.
+    /// Publishes `keys` and the venue visits `check_ins` with a verification code, sealed
+    /// to the server's HPKE key.
     pub async fn publish_sealed<R: RngCore + CryptoRng>(
         &self,
         config: &ServerConfig,
-        keys: &[TemporaryExposureKey],
-        code: &str,
+        upload: &Upload<'_>,
         rng: &mut R,
     ) -> Result<PublishAnswer> {
+        let Upload {
+            keys,
+            check_ins,
+            code,
+        } = *upload;
         let document = PublishRequest {
             temporary_exposure_keys: keys
                 .iter()
@@ -227,6 +238,10 @@ impl ServerClient {
                     rolling_start_number: k.validity().start().get(),
                     rolling_period: k.validity().period().get(),
                 })
+                .collect(),
+            check_in_protected_reports: check_ins
+                .iter()
+                .map(|report| STANDARD.encode(report.to_bytes()))
                 .collect(),
             verification_code: code,
         };
@@ -295,6 +310,27 @@ impl ServerClient {
     }
 }
 
+/// What a positive person uploads.
+#[derive(Clone, Copy)]
+pub struct Upload<'a> {
+    /// The device's daily keys.
+    pub keys: &'a [TemporaryExposureKey],
+    /// Its venue visits, each encrypted under its venue's id.
+    pub check_ins: &'a [ProtectedReport],
+    /// The health authority's verification code.
+    pub code: &'a str,
+}
+
+impl std::fmt::Debug for Upload<'_> {
+    /// Counts only: the keys and the code are secrets.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upload")
+            .field("keys", &self.keys.len())
+            .field("check_ins", &self.check_ins.len())
+            .finish_non_exhaustive()
+    }
+}
+
 /// What the server answered to a publish.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct PublishAnswer {
@@ -306,6 +342,8 @@ pub struct PublishAnswer {
 #[serde(rename_all = "camelCase")]
 struct PublishRequest<'a> {
     temporary_exposure_keys: Vec<PublishedKey>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    check_in_protected_reports: Vec<String>,
     verification_code: &'a str,
 }
 

@@ -2,9 +2,10 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use kith_core::checkin::VenueExposure;
 use kith_core::store::{SqliteStore, Store};
 use kith_core::{Day, ExposureEngine, UnixSeconds};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::agent::{BEACONS_PER_HOUR, SyncOutcome, last_sync};
 use crate::error::Result;
@@ -22,6 +23,58 @@ pub struct Status {
     pub last_sync: Option<SyncOutcome>,
     /// The current risk.
     pub risk: Risk,
+    /// Venue visits stored (the last 14 days).
+    pub check_ins: usize,
+    /// Visits that overlapped a positive person's, oldest first.
+    pub venue_exposures: Vec<VenueWarning>,
+}
+
+/// A visit that overlapped the visit of a person who tested positive.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VenueWarning {
+    /// The venue's name, from its QR code.
+    pub venue: String,
+    /// Its address.
+    pub address: String,
+    /// When both were there: from (`YYYY-MM-DD HH:MM` UTC) …
+    pub from: String,
+    /// … until.
+    pub until: String,
+    /// The same, in Unix seconds.
+    pub from_unix: u64,
+    /// The same, in Unix seconds.
+    pub until_unix: u64,
+    /// Minutes together.
+    pub minutes: u32,
+}
+
+impl From<&VenueExposure> for VenueWarning {
+    fn from(exposure: &VenueExposure) -> Self {
+        let (from, until) = (exposure.overlap.arrival(), exposure.overlap.departure());
+        Self {
+            venue: exposure.description.clone(),
+            address: exposure.address.clone(),
+            from: date_time(from),
+            until: date_time(until),
+            from_unix: from.get(),
+            until_unix: until.get(),
+            minutes: exposure.overlap_minutes,
+        }
+    }
+}
+
+impl VenueWarning {
+    /// What to tell the owner.
+    pub fn message(&self) -> String {
+        format!(
+            "Possible exposure at {} ({}): {} to {} UTC, {} minutes with a person who tested positive",
+            self.venue,
+            self.address,
+            self.from,
+            &self.until[11..],
+            self.minutes
+        )
+    }
 }
 
 /// One hour of radio activity.
@@ -86,6 +139,12 @@ pub(crate) fn status(
         })
         .collect();
     let summary = engine.exposure_summary(now)?;
+    let mut venue_exposures: Vec<VenueWarning> = engine
+        .venue_exposures()?
+        .iter()
+        .map(VenueWarning::from)
+        .collect();
+    venue_exposures.sort_by_key(|w| (w.from_unix, w.until_unix));
     Ok(Status {
         keys: store.own_keys()?.len(),
         sightings: sightings.len(),
@@ -101,6 +160,8 @@ pub(crate) fn status(
                 .map(|d| (d.day.to_string(), d.summary.score_sum))
                 .collect(),
         },
+        check_ins: engine.check_ins()?.len(),
+        venue_exposures,
     })
 }
 
@@ -141,6 +202,13 @@ impl std::fmt::Display for Status {
         }
         for (day, score) in &self.risk.daily_scores {
             writeln!(f, "  {day}: score {score:.0}")?;
+        }
+        writeln!(f, "venue visits: {} stored", self.check_ins)?;
+        if self.venue_exposures.is_empty() {
+            writeln!(f, "venue warnings: none")?;
+        }
+        for warning in &self.venue_exposures {
+            writeln!(f, "venue warning: {}", warning.message())?;
         }
         Ok(())
     }

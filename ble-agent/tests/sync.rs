@@ -2,7 +2,10 @@
 //! in the shape kith-server serves them (`/v1/config`, `/v1/exports/index.txt` with
 //! ETags and lines relative to the server's root, `/v1/exports/<name>.zip`): only new
 //! files are downloaded, files that fail to verify are skipped, the exposure is found on
-//! the right day and the hook runs.
+//! the right day and the hook runs. Trace-warning packages the same way
+//! (`/v1/trace-warnings/index.txt`): a tampered one and one from an untrusted signer are
+//! refused, a report with a wrong MAC warns no one, the genuine one warns the visitor
+//! who overlapped once, with the time, even when listed twice.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -29,6 +32,7 @@ use kith_core::{
 struct Files {
     config: serde_json::Value,
     index: Vec<String>,
+    trace_index: Vec<String>,
     zips: HashMap<String, Vec<u8>>,
     requests: Vec<String>,
 }
@@ -42,17 +46,32 @@ async fn config(State(files): State<Shared>) -> Response {
 }
 
 async fn index(State(files): State<Shared>, headers: HeaderMap) -> Response {
+    listing(&files, &headers, "index", |f| &f.index)
+}
+
+async fn trace_index(State(files): State<Shared>, headers: HeaderMap) -> Response {
+    listing(&files, &headers, "trace index", |f| &f.trace_index)
+}
+
+/// An index with an ETag, answering 304 to a request that has it.
+fn listing(
+    files: &Shared,
+    headers: &HeaderMap,
+    what: &str,
+    lines: fn(&Files) -> &Vec<String>,
+) -> Response {
     let mut files = files.lock().unwrap();
-    let body = files.index.join("\n") + "\n";
-    let etag = format!("\"{:x}\"", body.len() * 31 + files.index.len());
+    let lines = lines(&files);
+    let body = lines.join("\n") + "\n";
+    let etag = format!("\"{:x}\"", body.len() * 31 + lines.len());
     let fresh = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         == Some(&etag);
     files.requests.push(if fresh {
-        "index 304".into()
+        format!("{what} 304")
     } else {
-        "index".into()
+        what.into()
     });
     if fresh {
         return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
@@ -74,6 +93,8 @@ async fn serve(files: Shared) -> String {
         .route("/v1/config", get(config))
         .route("/v1/exports/index.txt", get(index))
         .route("/v1/exports/{name}", get(zip))
+        .route("/v1/trace-warnings/index.txt", get(trace_index))
+        .route("/v1/trace-warnings/{name}", get(zip))
         .with_state(files);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -345,4 +366,127 @@ async fn an_exposure_command_that_overruns_its_timeout_is_killed_and_the_agent_g
     let next = bob.sync().await.unwrap();
     assert_eq!(next.new_exposures, 0);
     assert_eq!(bob.status(48).unwrap().risk.risk_level, Some(1));
+}
+
+#[tokio::test]
+async fn trace_warnings_are_verified_matched_once_and_forgeries_warn_no_one() {
+    use kith_core::UnixSeconds;
+    use kith_core::checkin::{
+        ProtectedReport, Stay, TraceWarningBatch, TransmissionRiskLevel, VenueDetails,
+        VenuePayload, write_trace_warnings,
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let hook_out = dir.path().join("hook.txt");
+    let hook = format!(
+        "echo \"$KITH_NEW_EXPOSURES $KITH_NEW_VENUE_EXPOSURES $KITH_MESSAGE\" >> {}",
+        hook_out.display()
+    );
+    let (mut bob, files, _) = bob_met_alice(dir.path(), hook, 60).await;
+    let cafe = VenuePayload::generate(
+        &mut OsRng,
+        VenueDetails {
+            description: "Café Kith".into(),
+            address: "1 Main Street".into(),
+            default_check_in_minutes: Some(60),
+            ..VenueDetails::default()
+        },
+    )
+    .unwrap();
+    // Bob checks in now for the venue's hour; Alice was there from half an hour before.
+    let visit = bob.check_in_venue(&cafe).unwrap();
+    let arrival = visit.visit.stay.arrival().get();
+    let alice = ProtectedReport::seal(
+        &mut OsRng,
+        cafe.location_id(),
+        Stay::new(
+            UnixSeconds::new(arrival - 1_800),
+            UnixSeconds::new(arrival + 1_800),
+        )
+        .unwrap(),
+        TransmissionRiskLevel::HIGHEST,
+    );
+    let mut forged = alice.to_bytes();
+    *forged.last_mut().unwrap() ^= 1;
+    let forged = ProtectedReport::from_bytes(&forged).unwrap();
+
+    let signer = ExportSigner::new("kith", "v1", SigningKey::generate(&mut OsRng));
+    let rogue = ExportSigner::new("kith", "v1", SigningKey::generate(&mut OsRng));
+    let package = |signer: &ExportSigner, reports: &[ProtectedReport]| {
+        let batch = TraceWarningBatch {
+            region: "XX",
+            hour: (arrival / 3600) as u32,
+            reports,
+        };
+        write_trace_warnings(&batch, &[signer]).unwrap()
+    };
+    let genuine = package(
+        &signer,
+        &[alice.clone(), ProtectedReport::padding(&mut OsRng)],
+    );
+    let mut tampered = genuine.clone();
+    let middle = tampered.len() / 3;
+    tampered[middle] ^= 0x40;
+    {
+        let mut f = files.lock().unwrap();
+        f.config = client_config(&signer);
+        f.config["traceWarningIndex"] = "v1/trace-warnings/index.txt".into();
+        f.trace_index = ["forged", "tampered", "rogue", "genuine", "copy"]
+            .map(|name| format!("v1/trace-warnings/{name}.zip"))
+            .into();
+        f.zips
+            .insert("forged.zip".into(), package(&signer, &[forged]));
+        f.zips.insert("tampered.zip".into(), tampered);
+        f.zips.insert("rogue.zip".into(), package(&rogue, &[alice]));
+        f.zips.insert("genuine.zip".into(), genuine.clone());
+        f.zips.insert("copy.zip".into(), genuine);
+    }
+
+    let sync = bob.sync().await.unwrap();
+    assert_eq!(sync.trace_warning_packages_listed, 5);
+    assert_eq!(
+        sync.trace_warning_packages_new, 2,
+        "forged and genuine; copy is genuine's bytes"
+    );
+    let failed: Vec<&str> = sync
+        .files_failed
+        .iter()
+        .map(|f| f.split(':').next().unwrap())
+        .collect();
+    assert_eq!(
+        failed,
+        [
+            "v1/trace-warnings/tampered.zip",
+            "v1/trace-warnings/rogue.zip"
+        ],
+        "{:?}",
+        sync.files_failed
+    );
+    let [warning] = sync.new_venue_exposures.try_into().unwrap();
+    assert_eq!(warning.venue, "Café Kith");
+    // Reports cover whole 10-minute intervals: to the end of the one Alice left in.
+    let until = (arrival + 1_800).div_ceil(600) * 600;
+    assert_eq!((warning.from_unix, warning.until_unix), (arrival, until));
+    assert_eq!(
+        u64::from(warning.minutes),
+        ((until - arrival) as f64 / 60.0).round() as u64
+    );
+    let hook = std::fs::read_to_string(&hook_out).unwrap();
+    assert_eq!(hook, format!("0 1 {}\n", warning.message()));
+    assert_eq!(bob.status(1).unwrap().venue_exposures, [warning]);
+
+    // The next sync fetches only the refused packages again and warns of nothing new.
+    files.lock().unwrap().requests.clear();
+    let again = bob.sync().await.unwrap();
+    assert!(again.new_venue_exposures.is_empty());
+    assert_eq!(
+        files.lock().unwrap().requests,
+        [
+            "config",
+            "index 304",
+            "trace index 304",
+            "tampered.zip",
+            "rogue.zip"
+        ]
+    );
 }

@@ -2,9 +2,9 @@
 //! the engine's check-in flow on top of it.
 
 use kith_core::checkin::{
-    CheckinError, DEFAULT_VISIT_SECONDS, ProtectedReport, Stay, TraceWarningBatch,
-    TraceWarningFile, TransmissionRiskLevel, VenueDetails, VenueExposure, VenueMatchConfig,
-    VenuePayload, Visit, write_trace_warnings,
+    CheckinError, DEFAULT_VISIT_SECONDS, MAX_CHECK_INS_PER_DAY, ProtectedReport, Stay,
+    TraceWarningBatch, TraceWarningFile, TransmissionRiskLevel, VenueDetails, VenueExposure,
+    VenueMatchConfig, VenuePayload, Visit, write_trace_warnings,
 };
 use kith_core::store::{MemoryStore, SqliteStore, Store};
 use kith_core::{
@@ -273,4 +273,28 @@ fn sqlite_check_ins_survive_reopening() {
     let store = SqliteStore::open(&path).unwrap();
     let [stored] = store.check_ins().unwrap().try_into().unwrap();
     assert_eq!((stored.id, stored.visit), (id, visit(4, T0, T0 + 600)));
+}
+
+#[test]
+fn a_day_uploads_its_first_20_visits_and_the_next_day_its_own() {
+    let mut phone = ExposureEngine::new(MemoryStore::new()).unwrap();
+    let mut rng = StdRng::seed_from_u64(9);
+    let visited: Vec<_> = (0..25u8)
+        .map(|seed| {
+            let arrival = T0 + u64::from(seed) * 1_200;
+            phone.check_in(&venue(seed, Some(10)), arrival).unwrap()
+        })
+        .collect();
+    let next_day = phone.check_in(&venue(99, Some(10)), T0 + DAY).unwrap();
+    let level = TransmissionRiskLevel::HIGHEST;
+    let reports = phone
+        .check_ins_to_upload(&mut rng, T0 + DAY + 3_600, level)
+        .unwrap();
+    assert_eq!(reports.len(), MAX_CHECK_INS_PER_DAY + 1);
+    let sent = |c: &kith_core::checkin::CheckIn| {
+        reports.iter().any(|r| r.open(&c.visit.location_id).is_ok())
+    };
+    assert!(visited[..MAX_CHECK_INS_PER_DAY].iter().all(sent));
+    assert!(!visited[MAX_CHECK_INS_PER_DAY..].iter().any(sent));
+    assert!(sent(&next_day));
 }

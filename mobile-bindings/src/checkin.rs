@@ -125,7 +125,7 @@ impl ExposureEngine {
 
     /// The visits of the last 14 days to upload with the keys after a positive test,
     /// each sealed with a fresh random IV; a visit still going on ends at
-    /// `now_unix_seconds`. The phone does not know how contagious its user was on each
+    /// `now_unix_seconds`; of each day the first 20 visits. The phone does not know how contagious its user was on each
     /// day, so every visit carries the highest transmission risk level.
     pub fn check_ins_to_upload(&self, now_unix_seconds: i64) -> Result<Vec<ProtectedCheckIn>> {
         let now_unix_seconds = time_at("now_unix_seconds", now_unix_seconds)?;

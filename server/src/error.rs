@@ -71,6 +71,10 @@ pub enum AppError {
     /// the request was stored. Retry later.
     #[error("the server's storage is full; nothing was stored, retry later")]
     StorageFull,
+    /// The database cannot be reached (PostgreSQL restarting, the network to it down);
+    /// nothing of the request was stored (503). Retry later.
+    #[error("the server's database cannot be reached; nothing was stored, retry later")]
+    DatabaseUnavailable,
     /// Another server process holds the data directory.
     #[error("{path} is in use by another kith-server (it holds the lock on {path}/kith.lock)")]
     DataDirInUse {
@@ -107,7 +111,6 @@ pub enum AppError {
         /// What the plotting library said.
         reason: String,
     },
-    /// A PostgreSQL failure.
     /// The export store (the bucket of `--export-store`) failed.
     #[error("export store, {path}: {source}")]
     ExportStore {
@@ -129,7 +132,8 @@ pub enum AppError {
     /// `--export-store` is not a store this server can use.
     #[error("--export-store: {0}")]
     ExportStoreUrl(String),
-    #[error("PostgreSQL: {0}")]
+    /// A PostgreSQL failure.
+    #[error("PostgreSQL: {}", postgres_message(.0))]
     Postgres(#[from] tokio_postgres::Error),
     /// No PostgreSQL connection could be had.
     #[error("PostgreSQL connection pool: {0}")]
@@ -147,8 +151,20 @@ pub enum AppError {
     },
 }
 
+/// A PostgreSQL error with the server's message and SQLSTATE (its `detail`, which may
+/// quote stored values, is left out).
+fn postgres_message(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => error.to_string(),
+    }
+}
+
 /// What a client is told to wait when the disk is full.
 pub const STORAGE_FULL_RETRY_SECONDS: u64 = 60;
+
+/// What a client is told to wait when the database cannot be reached.
+pub const DATABASE_RETRY_SECONDS: u64 = 5;
 
 /// `Result` with [`AppError`].
 pub type Result<T, E = AppError> = std::result::Result<T, E>;
@@ -183,7 +199,10 @@ impl AppError {
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooManyGuesses { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
-            Self::Unavailable | Self::StorageFull => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::StorageFull | Self::DatabaseUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            _ if self.is_database_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             Self::Io { .. }
             | Self::BadFile { .. }
             | Self::Corrupt(_)
@@ -215,6 +234,11 @@ impl AppError {
             Self::RequestTimeout { .. } => "request_timeout",
             Self::Unavailable => "unavailable",
             Self::StorageFull => "storage_full",
+            Self::DatabaseUnavailable => "database_unavailable",
+            _ if self.is_database_unavailable() => {
+                tracing::warn!(error = %self, "the database cannot be reached; answering 503");
+                return Self::DatabaseUnavailable.body();
+            }
             Self::Io { .. }
             | Self::BadFile { .. }
             | Self::Corrupt(_)
@@ -250,6 +274,7 @@ impl AppError {
                 retry_after_seconds,
             } => Some(*retry_after_seconds),
             Self::StorageFull => Some(STORAGE_FULL_RETRY_SECONDS),
+            _ if self.is_database_unavailable() => Some(DATABASE_RETRY_SECONDS),
             _ => None,
         }
     }
@@ -259,6 +284,36 @@ impl AppError {
         matches!(self, Self::StorageFull)
             || matches!(self, Self::Database(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::DiskFull)
             || matches!(self, Self::Postgres(e) if e.code() == Some(&tokio_postgres::error::SqlState::DISK_FULL))
+    }
+
+    /// Whether the error says the database cannot be reached now (a lost or refused
+    /// connection, a server shutting down or starting), rather than that a statement
+    /// failed: a retry can succeed once the database is back.
+    pub fn is_database_unavailable(&self) -> bool {
+        use tokio_postgres::error::SqlState;
+        match self {
+            Self::DatabaseUnavailable | Self::PostgresPool(_) => true,
+            Self::Postgres(e) => match e.code() {
+                // Class 08 is connection exceptions; 57P01-57P03 are shutdowns and a
+                // server that is starting.
+                Some(code) => {
+                    code.code().starts_with("08")
+                        || [
+                            SqlState::ADMIN_SHUTDOWN,
+                            SqlState::CRASH_SHUTDOWN,
+                            SqlState::CANNOT_CONNECT_NOW,
+                        ]
+                        .contains(code)
+                }
+                // No answer from the server at all: the connection is gone, or a socket
+                // error (refused, reset).
+                None => {
+                    e.is_closed()
+                        || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
+                }
+            },
+            _ => false,
+        }
     }
 
     /// Adds the headers this error implies to its response: `Retry-After`.

@@ -9,7 +9,8 @@
 //! trying while the server-wide budget of failures lasts, and at most
 //! [`Limits::per_source_per_day`] times; once the budget is spent, only sources with
 //! a clean record get an answer. The budget (not the per-source record) persists
-//! across restarts. `server/README.md` works out the odds.
+//! across restarts and is shared by every server on one database; the per-source
+//! record is each server's own. `server/README.md` works out the odds.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -152,6 +153,11 @@ impl Guard {
             });
         }
         Ok(())
+    }
+
+    /// Takes over the budget as another server left it (several servers share one).
+    pub fn resume(&mut self, budget: BudgetState) {
+        self.budget = budget;
     }
 
     /// Records a failed redemption by `source`.

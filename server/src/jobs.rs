@@ -107,5 +107,5 @@ pub fn rotate_signing_key(
         &config.export_key_version,
         now,
     )?;
-    signing_keys::rotate(&mut *store, &config.data_dir, now, retire_at)
+    signing_keys::rotate(&mut *store, now, retire_at)
 }

@@ -12,10 +12,12 @@
 //! the connections, and each call waits for its statement on it (see [`wait`]).
 
 use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use kith_core::DiagnosisKey;
-use kith_core::checkin::ProtectedReport;
+use kith_core::checkin::{LocationIdHash, ProtectedReport};
 use rand_core::RngCore;
 use tokio::runtime::{Handle, Runtime};
 use tokio_postgres::{GenericClient, NoTls, Row};
@@ -29,7 +31,8 @@ use crate::export::{batches, trace_warnings};
 use crate::guessing::BudgetState;
 use crate::storage::{
     AccountStore, AddedKey, BatchStore, CaseWorkerRow, CodeRow, CodeState, DayCounts, Expired,
-    FileRecord, Lease, SigningKeyRow, Storage, WriteTx, WriterStore,
+    FileRecord, Lease, PrivateKey, PrivateKeyPem, SigningKeyRow, Storage, Venue, VenueStore,
+    WriteTx, WriterStore, location_hash,
 };
 use crate::upload::StoredKey;
 use crate::window::{Window, Windowing};
@@ -37,7 +40,7 @@ use crate::window::{Window, Windowing};
 /// Migrations in order; the schema version is their count. Each runs in its own
 /// transaction, under the migration lock, so two servers starting at once migrate once.
 const MIGRATIONS: &[&str] = &[
-    // 1: what SQLite's schema holds at its version 5, but venues (which stay in SQLite).
+    // 1: what SQLite's schema holds at its version 5, but venues (added in 3).
     // Integers are BIGINT (Unix seconds); ids of keys and reports are random, as in SQLite,
     // so a table's order is not arrival order.
     "CREATE TABLE verification_codes (
@@ -145,6 +148,18 @@ const MIGRATIONS: &[&str] = &[
         export_files   BIGINT NOT NULL DEFAULT 0,
         export_bytes   BIGINT NOT NULL DEFAULT 0
     );",
+    // 3: rotated signing keys keep their private key here (PEM), so that every server
+    // signs with a key any of them added (SQLite's version 7); the venues, which every
+    // server's portal registers and shows (SQLite's since version 5).
+    "ALTER TABLE signing_keys ADD COLUMN private_key TEXT;
+    CREATE TABLE venues (
+        location_id_hash BYTEA PRIMARY KEY CHECK (length(location_id_hash) = 32),
+        qr_text          TEXT NOT NULL,
+        description      TEXT NOT NULL,
+        address          TEXT NOT NULL,
+        registered_at    BIGINT NOT NULL,
+        registered_by    TEXT NOT NULL
+    );",
 ];
 
 /// The schema version this build writes.
@@ -156,19 +171,28 @@ const BATCH_LOCK: i64 = 0x6b69_7468_0002;
 
 const HOUR: u64 = 3600;
 
+/// How long getting a connection may take before the call fails as unavailable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A PostgreSQL database, shared by every server that names it.
 #[derive(Debug)]
 pub struct PostgresStorage {
     pool: Pool,
     handle: Handle,
-    /// Taken on drop, to shut down without blocking: the storage may be dropped inside
-    /// an async context (the server's shutdown, `main`), where a runtime may not block.
-    runtime: Option<Runtime>,
+    runtime: Arc<OwnedRuntime>,
 }
 
-impl Drop for PostgresStorage {
+/// The runtime driving the connections, kept alive by the storage and every client it
+/// gave out (a client outlives its storage in an operator command), shut down with the
+/// last of them.
+#[derive(Debug)]
+struct OwnedRuntime(Option<Runtime>);
+
+impl Drop for OwnedRuntime {
     fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
+        // Without blocking: the last holder may be dropped inside an async context (the
+        // server's shutdown, `main`), where a runtime may not block.
+        if let Some(runtime) = self.0.take() {
             runtime.shutdown_background();
         }
     }
@@ -201,25 +225,32 @@ impl PostgresStorage {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
+        // Bounded waits, so that while the database is away requests fail in seconds
+        // (503) instead of hanging.
         let pool = Pool::builder(manager)
             .max_size(16)
+            .wait_timeout(Some(CONNECT_TIMEOUT))
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .recycle_timeout(Some(CONNECT_TIMEOUT))
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .map_err(|e| AppError::DatabaseUrl(e.to_string()))?;
         let storage = Self {
             pool,
             handle: runtime.handle().clone(),
-            runtime: Some(runtime),
+            runtime: Arc::new(OwnedRuntime(Some(runtime))),
         };
         storage.migrate()?;
         Ok(storage)
     }
 
+    /// A client that takes its connection from the pool when it is first used.
     fn client(&self) -> Result<Client> {
-        let client = wait(&self.handle, self.pool.get())?;
         Ok(Client {
-            client,
+            pool: self.pool.clone(),
+            client: None,
             handle: self.handle.clone(),
+            _runtime: Arc::clone(&self.runtime),
         })
     }
 
@@ -284,13 +315,30 @@ where
     })
 }
 
-/// One pooled connection, and the runtime that drives it.
+/// A pooled connection, and the runtime that drives it. A connection that was lost
+/// (PostgreSQL restarted, the network failed) is replaced by a fresh one from the pool
+/// at the next call, so the writer and the batchers, which keep their `Client` for the
+/// server's life, recover by themselves once the database is back; the calls in between
+/// fail with errors that [`AppError::is_database_unavailable`] recognises (503).
 struct Client {
-    client: deadpool_postgres::Object,
+    pool: Pool,
+    client: Option<deadpool_postgres::Object>,
     handle: Handle,
+    _runtime: Arc<OwnedRuntime>,
 }
 
 impl Client {
+    /// The connection, a new one if there is none or it was lost.
+    fn connection(&mut self) -> Result<&mut tokio_postgres::Client> {
+        if self.client.as_ref().is_none_or(|c| c.is_closed()) {
+            // Dropping a closed connection returns it to the pool, which discards it.
+            self.client = None;
+            self.client = Some(wait(&self.handle, self.pool.get())?);
+        }
+        let client: &mut tokio_postgres::Client = self.client.as_mut().expect("connected above");
+        Ok(client)
+    }
+
     /// Runs `work` on the connection and waits for it.
     fn run<'a, T, F, Fut>(&'a mut self, work: F) -> Result<T>
     where
@@ -298,8 +346,9 @@ impl Client {
         Fut: Future<Output = Result<T>> + Send + 'a,
         T: Send,
     {
-        let future = work(&mut self.client);
-        wait(&self.handle, future)
+        let handle = self.handle.clone();
+        let future = work(self.connection()?);
+        wait(&handle, future)
     }
 
     /// Stores a leased batch's `padding` unless some is stored already: `stored` reads the
@@ -329,7 +378,8 @@ impl Client {
 
     /// Begins a transaction; with `lock`, one that holds the batch lock.
     fn begin(&mut self, lock: bool) -> Result<Tx<'_>> {
-        let client: &mut tokio_postgres::Client = &mut self.client;
+        self.connection()?;
+        let client: &mut tokio_postgres::Client = self.client.as_mut().expect("connected above");
         let tx = Tx {
             tx: wait(&self.handle, client.transaction())?,
             handle: &self.handle,
@@ -379,6 +429,10 @@ impl Storage for PostgresStorage {
     }
 
     fn accounts(&self) -> Result<Box<dyn AccountStore>> {
+        Ok(Box::new(self.client()?))
+    }
+
+    fn venues(&self) -> Result<Box<dyn VenueStore>> {
         Ok(Box::new(self.client()?))
     }
 }
@@ -646,6 +700,30 @@ impl WriteTx for Tx<'_> {
 
     fn add_day_counts(&mut self, day: Day, counts: &DayCounts) -> Result<()> {
         self.wait(add_day_counts(&self.tx, day, counts))
+    }
+
+    fn lock_budget(&mut self, own: BudgetState) -> Result<BudgetState> {
+        self.wait(async {
+            // The row must exist to be locked; the first server to need it stores its own.
+            self.tx
+                .execute(
+                    "INSERT INTO guess_budget (id, tokens, updated_at) VALUES (1, $1, $2)
+                     ON CONFLICT (id) DO NOTHING",
+                    &[&own.tokens, &int(own.at.get())],
+                )
+                .await?;
+            let row = self
+                .tx
+                .query_one(
+                    "SELECT tokens, updated_at FROM guess_budget WHERE id = 1 FOR UPDATE",
+                    &[],
+                )
+                .await?;
+            Ok(BudgetState {
+                tokens: row.get(0),
+                at: seconds(&row, 1),
+            })
+        })
     }
 }
 
@@ -1045,16 +1123,19 @@ impl BatchStore for Client {
     }
 
     fn signing_keys(&mut self, first: &SigningKeyRow) -> Result<Vec<SigningKeyRow>> {
+        let (file, pem) = first.private_key.columns();
         self.run(|client| async move {
             client
                 .execute(
-                    "INSERT INTO signing_keys (key_version, key_id, file, created_at, not_after)
-                     SELECT $1, $2, $3, $4, $5 WHERE NOT EXISTS (SELECT 1 FROM signing_keys)
+                    "INSERT INTO signing_keys
+                       (key_version, key_id, file, private_key, created_at, not_after)
+                     SELECT $1, $2, $3, $4, $5, $6 WHERE NOT EXISTS (SELECT 1 FROM signing_keys)
                      ON CONFLICT DO NOTHING",
                     &[
                         &first.key_version,
                         &first.key_id,
-                        &first.file,
+                        &file,
+                        &pem,
                         &int(first.created_at.get()),
                         &first.not_after.map(|t| int(t.get())),
                     ],
@@ -1062,7 +1143,7 @@ impl BatchStore for Client {
                 .await?;
             let rows = client
                 .query(
-                    "SELECT key_id, key_version, file, created_at, not_after
+                    "SELECT key_id, key_version, file, private_key, created_at, not_after
                      FROM signing_keys ORDER BY created_at, key_version",
                     &[],
                 )
@@ -1072,10 +1153,10 @@ impl BatchStore for Client {
                 .map(|row| SigningKeyRow {
                     key_id: row.get(0),
                     key_version: row.get(1),
-                    file: row.get(2),
-                    created_at: seconds(row, 3),
+                    private_key: PrivateKey::from_columns(row.get(2), row.get(3)),
+                    created_at: seconds(row, 4),
                     not_after: row
-                        .get::<_, Option<i64>>(4)
+                        .get::<_, Option<i64>>(5)
                         .map(|t| UnixSeconds::new(t as u64)),
                 })
                 .collect())
@@ -1086,7 +1167,7 @@ impl BatchStore for Client {
         &mut self,
         now: UnixSeconds,
         retire_at: Option<UnixSeconds>,
-        write_key: &mut dyn FnMut(&str) -> Result<String>,
+        private_key: &PrivateKeyPem,
     ) -> Result<AddedKey> {
         let tx = self.begin(true)?;
         let (key_id, key_version) = tx.wait(async {
@@ -1113,7 +1194,6 @@ impl BatchStore for Client {
             }
             Ok::<_, AppError>((key_id, format!("v{n}")))
         })?;
-        let file = write_key(&key_version)?;
         let retiring = tx.wait(async {
             let tx = &tx.tx;
             let retiring = match retire_at {
@@ -1127,9 +1207,14 @@ impl BatchStore for Client {
                 None => 0,
             };
             tx.execute(
-                "INSERT INTO signing_keys (key_version, key_id, file, created_at)
-                 VALUES ($1, $2, $3, $4)",
-                &[&key_version, &key_id, &file, &int(now.get())],
+                "INSERT INTO signing_keys (key_version, key_id, file, private_key, created_at)
+                 VALUES ($1, $2, '', $3, $4)",
+                &[
+                    &key_version,
+                    &key_id,
+                    &private_key.expose_secret(),
+                    &int(now.get()),
+                ],
             )
             .await?;
             Ok::<_, AppError>(retiring as usize)
@@ -1218,6 +1303,87 @@ impl AccountStore for Client {
     }
 }
 
+fn venue(row: &Row) -> Result<Venue> {
+    Ok(Venue {
+        hash: location_hash(row.get(0))?,
+        qr_text: row.get(1),
+        description: row.get(2),
+        address: row.get(3),
+    })
+}
+
+impl VenueStore for Client {
+    fn add_venue(&mut self, venue: &Venue, who: &str, now: UnixSeconds) -> Result<()> {
+        self.run(|client| async move {
+            client
+                .execute(
+                    "INSERT INTO venues (location_id_hash, qr_text, description, address,
+                         registered_at, registered_by)
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    &[
+                        &venue.hash.to_bytes().as_slice(),
+                        &venue.qr_text,
+                        &venue.description,
+                        &venue.address,
+                        &int(now.get()),
+                        &who,
+                    ],
+                )
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn venues(&mut self) -> Result<Vec<Venue>> {
+        self.run(|client| async move {
+            let rows = client
+                .query(
+                    "SELECT location_id_hash, qr_text, description, address FROM venues
+                     ORDER BY description",
+                    &[],
+                )
+                .await?;
+            rows.iter().map(venue).collect()
+        })
+    }
+
+    fn venue(&mut self, hash: &LocationIdHash) -> Result<Option<Venue>> {
+        let hash = hash.to_bytes();
+        self.run(|client| async move {
+            let row = client
+                .query_opt(
+                    "SELECT location_id_hash, qr_text, description, address FROM venues
+                     WHERE location_id_hash = $1",
+                    &[&hash.as_slice()],
+                )
+                .await?;
+            row.as_ref().map(venue).transpose()
+        })
+    }
+
+    fn check_in_counts(&mut self, after: UnixSeconds) -> Result<Vec<(LocationIdHash, Day, u64)>> {
+        self.run(|client| async move {
+            let rows = client
+                .query(
+                    // The day of the window the report arrived in (released at its end).
+                    "SELECT location_id_hash, (released_at - 1) / 86400, count(*)
+                     FROM check_in_reports WHERE released_at > $1 GROUP BY 1, 2",
+                    &[&int(after.get())],
+                )
+                .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok((
+                        location_hash(row.get(0))?,
+                        Day::new(row.get::<_, i64>(1) as u32),
+                        row.get::<_, i64>(2) as u64,
+                    ))
+                })
+                .collect()
+        })
+    }
+}
+
 /// The environment variable with the URL of the PostgreSQL server the tests use (the test
 /// command starts a private one); each test gets a database of its own on it.
 #[cfg(test)]
@@ -1263,5 +1429,43 @@ pub fn fixture() -> Option<crate::storage::conformance::Fixture> {
 
 #[cfg(test)]
 mod tests {
+    use crate::clock::UnixSeconds;
+    use crate::guessing::BudgetState;
+    use crate::storage::WriterStore;
+
     crate::storage::conformance::suite!(crate::postgres::fixture);
+
+    fn locked(writer: &mut dyn WriterStore, own: BudgetState) -> BudgetState {
+        let mut seen = None;
+        writer
+            .transaction(&mut |tx| {
+                let shared = tx.lock_budget(own)?;
+                seen = Some(shared);
+                tx.store_budget(BudgetState {
+                    tokens: shared.tokens - 1.0,
+                    ..shared
+                })
+            })
+            .unwrap();
+        seen.unwrap()
+    }
+
+    /// Two servers' writers spend one budget: each takes it as the other left it.
+    #[test]
+    fn the_guessing_budget_is_one_for_all_servers() {
+        let Some(fixture) = super::fixture() else {
+            return;
+        };
+        let (mut a, mut b) = (
+            fixture.storage.writer().unwrap(),
+            fixture.storage.writer().unwrap(),
+        );
+        let full = BudgetState {
+            tokens: 5.0,
+            at: UnixSeconds::new(1_800_000_000),
+        };
+        assert_eq!(locked(&mut *a, full), full, "the first one stores its own");
+        assert_eq!(locked(&mut *b, full).tokens, 4.0, "B sees what A spent");
+        assert_eq!(locked(&mut *a, full).tokens, 3.0, "and A what B spent");
+    }
 }

@@ -205,6 +205,9 @@ const MIGRATIONS: &[&str] = &[
         WHERE name LIKE 'v1/exports/%' GROUP BY 1
         ON CONFLICT (day) DO UPDATE SET export_files = excluded.export_files,
             export_bytes = excluded.export_bytes;",
+    // 7: rotated signing keys keep their private key in the database (PEM), so that
+    // every server on a shared database signs with them; `file` names the older ones'.
+    "ALTER TABLE signing_keys ADD COLUMN private_key TEXT;",
 ];
 
 /// The schema version this build writes.

@@ -26,7 +26,7 @@ use crate::signing_keys::{SigningKeys, SigningKeysCell};
 use crate::state::{AppState, Shared};
 use crate::venues::Venues;
 use crate::writer::Writer;
-use crate::{db, jobs, metrics, router};
+use crate::{jobs, metrics, router};
 
 /// Connections the operator listener holds at once: a few case workers and a scraper.
 const OPERATOR_CONNECTIONS: usize = 256;
@@ -52,8 +52,6 @@ impl Server {
         let risk = risk_config(&config)?;
         let storage = jobs::open_storage(&config)?;
         let mut writer_store = storage.writer()?;
-        // Venues still keep their own SQLite connection (not behind the storage seam yet).
-        let venues_conn = db::open(&config.data_dir, config.durability, config.max_database_mib)?;
         let limits = Limits {
             burst: config.failed_redemptions_burst,
             per_hour: config.failed_redemptions_per_hour,
@@ -82,7 +80,7 @@ impl Server {
             writer,
             metrics: metrics::recorder(),
             accounts: Arc::new(Accounts::new(storage.accounts()?)),
-            venues: Venues::new(venues_conn),
+            venues: Venues::new(storage.venues()?),
             sessions: Sessions::default(),
             sources: SourceKey::default(),
             signing_keys: SigningKeysCell::new(signing_keys),

@@ -4,8 +4,9 @@
 //! when any signature verifies with a key they trust), and `/v1/config` lists the active
 //! public keys. Rotating adds a key, so devices learn it while the old one still signs;
 //! giving the old key an end time retires it once devices have had time to update. The
-//! private keys are PEM files in the data directory (mode 0600); the list, with versions
-//! and end times, is the `signing_keys` table.
+//! list, with versions and end times, is the `signing_keys` table; the key made on first
+//! start is a PEM file in the data directory (mode 0600), rotated ones are stored in the
+//! table with their private key, so that every server on one database signs with them.
 
 use std::path::Path;
 use std::sync::{Arc, RwLock};
@@ -13,9 +14,9 @@ use std::sync::{Arc, RwLock};
 use kith_core::{ExportSigner, MAX_EXPORT_SIGNATURES, OsRng, SigningKey};
 
 use crate::clock::UnixSeconds;
-use crate::error::Result;
-use crate::keyring::{FIRST_SIGNING_KEY_FILE, key_error, read_secret, write_secret};
-use crate::storage::{AddedKey, BatchStore, SigningKeyRow};
+use crate::error::{AppError, Result};
+use crate::keyring::{FIRST_SIGNING_KEY_FILE, key_error, read_secret};
+use crate::storage::{AddedKey, BatchStore, PrivateKey, PrivateKeyPem, SigningKeyRow};
 
 /// One signing key with its life span.
 #[derive(Debug)]
@@ -52,16 +53,25 @@ impl SigningKeys {
         let first = SigningKeyRow {
             key_id: first_id.into(),
             key_version: first_version.into(),
-            file: FIRST_SIGNING_KEY_FILE.into(),
+            private_key: PrivateKey::File(FIRST_SIGNING_KEY_FILE.into()),
             created_at: now,
             not_after: None,
         };
         let mut keys = Vec::new();
         for row in store.signing_keys(&first)? {
-            let path = data_dir.join(&row.file);
-            let pem = read_secret(&path)?
-                .ok_or_else(|| key_error(&path, "listed in signing_keys but missing"))?;
-            let key = SigningKey::from_pkcs8_pem(&pem).map_err(|e| key_error(&path, e))?;
+            let key = match &row.private_key {
+                PrivateKey::File(file) => {
+                    let path = data_dir.join(file);
+                    let pem = read_secret(&path)?
+                        .ok_or_else(|| key_error(&path, "listed in signing_keys but missing"))?;
+                    SigningKey::from_pkcs8_pem(&pem).map_err(|e| key_error(&path, e))?
+                }
+                PrivateKey::Pem(pem) => {
+                    SigningKey::from_pkcs8_pem(pem.expose_secret()).map_err(|e| {
+                        AppError::Corrupt(format!("signing key {}: {e}", row.key_version))
+                    })?
+                }
+            };
             keys.push(SigningKeyEntry {
                 signer: ExportSigner::new(row.key_id, row.key_version, key),
                 created_at: row.created_at,
@@ -96,16 +106,12 @@ pub type Rotation = AddedKey;
 /// every older key without an end time that end.
 pub fn rotate(
     store: &mut dyn BatchStore,
-    data_dir: &Path,
     now: UnixSeconds,
     retire_at: Option<UnixSeconds>,
 ) -> Result<Rotation> {
-    store.add_signing_key(now, retire_at, &mut |version| {
-        let file = format!("export-signing-key-{version}.pem");
-        let key = SigningKey::generate(&mut OsRng);
-        write_secret(&data_dir.join(&file), key.to_pkcs8_pem().as_bytes())?;
-        Ok(file)
-    })
+    let key = SigningKey::generate(&mut OsRng);
+    let pem = PrivateKeyPem::new(key.to_pkcs8_pem().to_string());
+    store.add_signing_key(now, retire_at, &pem)
 }
 
 /// The keys as the running server sees them; reloaded by the export task, so a rotation by

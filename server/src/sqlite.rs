@@ -8,7 +8,7 @@ use std::sync::mpsc as std_mpsc;
 use std::time::Duration;
 
 use kith_core::DiagnosisKey;
-use kith_core::checkin::ProtectedReport;
+use kith_core::checkin::{LocationIdHash, ProtectedReport};
 use rand_core::RngCore;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
@@ -22,7 +22,8 @@ use crate::export::{batches, trace_warnings};
 use crate::guessing::BudgetState;
 use crate::storage::{
     AccountStore, AddedKey, BatchStore, CaseWorkerRow, CodeRow, CodeState, DayCounts, Expired,
-    FileRecord, Lease, SigningKeyRow, Storage, WriteTx, WriterStore,
+    FileRecord, Lease, PrivateKey, PrivateKeyPem, SigningKeyRow, Storage, Venue, VenueStore,
+    WriteTx, WriterStore, location_hash,
 };
 use crate::upload::StoredKey;
 use crate::window::{Window, Windowing};
@@ -92,6 +93,10 @@ impl Storage for SqliteStorage {
 
     fn accounts(&self) -> Result<Box<dyn AccountStore>> {
         Ok(Box::new(SqliteAccounts(self.connect()?)))
+    }
+
+    fn venues(&self) -> Result<Box<dyn VenueStore>> {
+        Ok(Box::new(SqliteVenues(self.connect()?)))
     }
 }
 
@@ -337,28 +342,30 @@ impl BatchStore for SqliteBatcher {
     }
 
     fn signing_keys(&mut self, first: &SigningKeyRow) -> Result<Vec<SigningKeyRow>> {
+        let (file, pem) = first.private_key.columns();
         self.0.execute(
-            "INSERT INTO signing_keys (key_version, key_id, file, created_at, not_after)
-             SELECT ?1, ?2, ?3, ?4, ?5 WHERE NOT EXISTS (SELECT 1 FROM signing_keys)",
+            "INSERT INTO signing_keys (key_version, key_id, file, private_key, created_at, not_after)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE NOT EXISTS (SELECT 1 FROM signing_keys)",
             params![
                 first.key_version,
                 first.key_id,
-                first.file,
+                file,
+                pem,
                 first.created_at.get(),
                 first.not_after.map(UnixSeconds::get)
             ],
         )?;
         let mut stmt = self.0.prepare(
-            "SELECT key_id, key_version, file, created_at, not_after
+            "SELECT key_id, key_version, file, private_key, created_at, not_after
              FROM signing_keys ORDER BY created_at, key_version",
         )?;
         let rows = stmt.query_map([], |row| {
             Ok(SigningKeyRow {
                 key_id: row.get(0)?,
                 key_version: row.get(1)?,
-                file: row.get(2)?,
-                created_at: UnixSeconds::new(row.get(3)?),
-                not_after: row.get::<_, Option<u64>>(4)?.map(UnixSeconds::new),
+                private_key: PrivateKey::from_columns(row.get(2)?, row.get(3)?),
+                created_at: UnixSeconds::new(row.get(4)?),
+                not_after: row.get::<_, Option<u64>>(5)?.map(UnixSeconds::new),
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -368,7 +375,7 @@ impl BatchStore for SqliteBatcher {
         &mut self,
         now: UnixSeconds,
         retire_at: Option<UnixSeconds>,
-        write_key: &mut dyn FnMut(&str) -> Result<String>,
+        private_key: &PrivateKeyPem,
     ) -> Result<AddedKey> {
         let tx = self
             .0
@@ -392,7 +399,6 @@ impl BatchStore for SqliteBatcher {
             n += 1;
         }
         let key_version = format!("v{n}");
-        let file = write_key(&key_version)?;
         let retiring = match retire_at {
             Some(end) => tx.execute(
                 "UPDATE signing_keys SET not_after = ?1 WHERE not_after IS NULL",
@@ -401,8 +407,9 @@ impl BatchStore for SqliteBatcher {
             None => 0,
         };
         tx.execute(
-            "INSERT INTO signing_keys (key_version, key_id, file, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![key_version, key_id, file, now.get()],
+            "INSERT INTO signing_keys (key_version, key_id, file, private_key, created_at)
+             VALUES (?1, ?2, '', ?3, ?4)",
+            params![key_version, key_id, private_key.expose_secret(), now.get()],
         )?;
         tx.commit()?;
         Ok(AddedKey {
@@ -451,6 +458,80 @@ impl AccountStore for SqliteAccounts {
     }
 }
 
+/// The venues' connection.
+struct SqliteVenues(Connection);
+
+const VENUE_COLUMNS: &str = "location_id_hash, qr_text, description, address";
+
+fn venue_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Venue>> {
+    let hash: Vec<u8> = row.get(0)?;
+    Ok(location_hash(&hash).map(|hash| Venue {
+        hash,
+        qr_text: row.get(1).unwrap_or_default(),
+        description: row.get(2).unwrap_or_default(),
+        address: row.get(3).unwrap_or_default(),
+    }))
+}
+
+impl VenueStore for SqliteVenues {
+    fn add_venue(&mut self, venue: &Venue, who: &str, now: UnixSeconds) -> Result<()> {
+        self.0.execute(
+            &format!(
+                "INSERT INTO venues ({VENUE_COLUMNS}, registered_at, registered_by)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+            ),
+            params![
+                venue.hash.to_bytes().as_slice(),
+                venue.qr_text,
+                venue.description,
+                venue.address,
+                now.get(),
+                who
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn venues(&mut self) -> Result<Vec<Venue>> {
+        let mut stmt = self.0.prepare(&format!(
+            "SELECT {VENUE_COLUMNS} FROM venues ORDER BY description"
+        ))?;
+        let rows = stmt.query_map([], venue_row)?;
+        rows.map(|row| row?).collect()
+    }
+
+    fn venue(&mut self, hash: &LocationIdHash) -> Result<Option<Venue>> {
+        self.0
+            .query_row(
+                &format!("SELECT {VENUE_COLUMNS} FROM venues WHERE location_id_hash = ?1"),
+                [hash.to_bytes().as_slice()],
+                venue_row,
+            )
+            .optional()?
+            .transpose()
+    }
+
+    fn check_in_counts(&mut self, after: UnixSeconds) -> Result<Vec<(LocationIdHash, Day, u64)>> {
+        let mut stmt = self.0.prepare(
+            // The day of the window the report arrived in (it is released at its end).
+            "SELECT location_id_hash, (released_at - 1) / 86400, count(*) FROM check_in_reports
+             WHERE released_at > ?1 GROUP BY 1, 2",
+        )?;
+        let rows = stmt.query_map([after.get()], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, u32>(1)?,
+                r.get::<_, u64>(2)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (hash, day, n) = row?;
+            Ok((location_hash(&hash)?, Day::new(day), n))
+        })
+        .collect()
+    }
+}
+
 /// SQLite in a fresh temporary data directory, for tests.
 #[cfg(test)]
 pub fn fixture() -> Option<crate::storage::conformance::Fixture> {
@@ -484,7 +565,7 @@ mod tests {
         assert_eq!(first.signers(t0)[0].info().key_version(), "v1");
 
         let end = t0.plus(7 * 86_400);
-        let rotation = rotate(conn, dir.path(), t0.plus(60), Some(end)).unwrap();
+        let rotation = rotate(conn, t0.plus(60), Some(end)).unwrap();
         assert_eq!(
             rotation,
             Rotation {
@@ -506,11 +587,6 @@ mod tests {
             keys.all()[0].signer.verifying_key(),
             keys.all()[1].signer.verifying_key()
         );
-        assert_eq!(
-            rotate(conn, dir.path(), t0.plus(180), None)
-                .unwrap()
-                .key_version,
-            "v3"
-        );
+        assert_eq!(rotate(conn, t0.plus(180), None).unwrap().key_version, "v3");
     }
 }

@@ -29,7 +29,7 @@ pub const MAX_AGE_INTERVALS: u32 = 15 * INTERVALS_PER_DAY;
 pub const MAX_TRANSMISSION_RISK: i32 = 8;
 /// Most venue check-ins in one publish: CWA's 20 a day, for 14 days. (The server cannot
 /// check the days: the times are encrypted.)
-pub const MAX_CHECK_INS: usize = 20 * 14;
+pub const MAX_CHECK_INS: usize = kith_core::checkin::MAX_CHECK_INS_PER_DAY * 14;
 /// Onset assumed when neither the code nor the request gives one (GAEN `DEFAULT_SYMPTOM_ONSET_DAYS_AGO`).
 pub const DEFAULT_ONSET_DAYS_AGO: u32 = 4;
 

@@ -5,27 +5,14 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use kith_core::checkin::{CWA_QR_PREFIX, LocationIdHash, VenueDetails, VenuePayload};
-use qrcode::QrCode;
-use rand_core::OsRng;
-use rusqlite::{Connection, OptionalExtension, params};
-
 use crate::calendar::Day;
 use crate::clock::UnixSeconds;
 use crate::error::{AppError, Result};
-
-/// A registered venue.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Venue {
-    /// SHA-256 of its location id, as its reports carry it.
-    pub hash: LocationIdHash,
-    /// The text of its QR code.
-    pub qr_text: String,
-    /// What it is.
-    pub description: String,
-    /// Where it is.
-    pub address: String,
-}
+pub use crate::storage::Venue;
+use crate::storage::VenueStore;
+use kith_core::checkin::{CWA_QR_PREFIX, LocationIdHash, VenueDetails, VenuePayload};
+use qrcode::QrCode;
+use rand_core::OsRng;
 
 /// Positive check-ins at one location hash, per day they arrived.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -57,17 +44,22 @@ impl ClusterRule {
     }
 }
 
-/// The venue table, on its own connection.
-#[derive(Debug)]
-pub struct Venues(Mutex<Connection>);
+/// The venues, through the storage seam (one connection, shared by the portal's handlers).
+pub struct Venues(Mutex<Box<dyn VenueStore>>);
+
+impl std::fmt::Debug for Venues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Venues")
+    }
+}
 
 impl Venues {
-    /// Venues on `conn` (migrated).
-    pub fn new(conn: Connection) -> Self {
-        Self(Mutex::new(conn))
+    /// Venues in `store`.
+    pub fn new(store: Box<dyn VenueStore>) -> Self {
+        Self(Mutex::new(store))
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+    fn store(&self) -> std::sync::MutexGuard<'_, Box<dyn VenueStore>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -92,86 +84,31 @@ impl Venues {
             description: payload.details().description.clone(),
             address: payload.details().address.clone(),
         };
-        self.conn().execute(
-            "INSERT INTO venues (location_id_hash, qr_text, description, address, registered_at, registered_by)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                venue.hash.to_bytes().as_slice(),
-                venue.qr_text,
-                venue.description,
-                venue.address,
-                now.get(),
-                who
-            ],
-        )?;
+        self.store().add_venue(&venue, who, now)?;
         Ok(venue)
     }
 
     /// Every registered venue, by description.
     pub fn list(&self) -> Result<Vec<Venue>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT location_id_hash, qr_text, description, address FROM venues ORDER BY description",
-        )?;
-        let rows = stmt.query_map([], venue_row)?;
-        rows.map(|row| row?).collect()
+        self.store().venues()
     }
 
     /// The venue registered under `hash`.
     pub fn get(&self, hash: LocationIdHash) -> Result<Option<Venue>> {
-        self.conn()
-            .query_row(
-                "SELECT location_id_hash, qr_text, description, address FROM venues
-                 WHERE location_id_hash = ?1",
-                [hash.to_bytes().as_slice()],
-                venue_row,
-            )
-            .optional()?
-            .transpose()
+        self.store().venue(&hash)
     }
 
     /// Positive check-ins per location hash and day, from `since` on.
     pub fn check_in_counts(&self, since: Day) -> Result<BTreeMap<LocationIdHash, CheckInCounts>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
-            // The day of the hour the report arrived in (it is released at that hour's end).
-            "SELECT location_id_hash, (released_at - 1) / 86400, count(*) FROM check_in_reports
-             WHERE released_at > ?1 GROUP BY 1, 2",
-        )?;
+        let rows = self
+            .store()
+            .check_in_counts(UnixSeconds::new(u64::from(since.get()) * 86_400))?;
         let mut counts: BTreeMap<LocationIdHash, CheckInCounts> = BTreeMap::new();
-        let rows = stmt.query_map([u64::from(since.get()) * 86_400], |r| {
-            Ok((
-                r.get::<_, Vec<u8>>(0)?,
-                r.get::<_, u32>(1)?,
-                r.get::<_, u64>(2)?,
-            ))
-        })?;
-        for row in rows {
-            let (hash, day, n) = row?;
-            counts
-                .entry(hash_of(&hash)?)
-                .or_default()
-                .per_day
-                .insert(Day::new(day), n);
+        for (hash, day, n) in rows {
+            counts.entry(hash).or_default().per_day.insert(day, n);
         }
         Ok(counts)
     }
-}
-
-fn hash_of(bytes: &[u8]) -> Result<LocationIdHash> {
-    Ok(LocationIdHash::from_bytes(bytes.try_into().map_err(
-        |_| AppError::Corrupt("stored location id hash is not 32 bytes".into()),
-    )?))
-}
-
-fn venue_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Venue>> {
-    let hash: Vec<u8> = row.get(0)?;
-    Ok(hash_of(&hash).map(|hash| Venue {
-        hash,
-        qr_text: row.get(1).unwrap_or_default(),
-        description: row.get(2).unwrap_or_default(),
-        address: row.get(3).unwrap_or_default(),
-    }))
 }
 
 /// The QR code of `text`.
@@ -220,15 +157,12 @@ pub fn qr_png(text: &str, scale: u32) -> Result<Vec<u8>> {
 mod tests {
     use super::*;
 
-    fn venues() -> Venues {
-        let mut conn = Connection::open_in_memory().unwrap();
-        crate::schema::migrate(&mut conn).unwrap();
-        Venues::new(conn)
-    }
-
     #[test]
     fn registered_venues_get_a_cwa_code_and_count_their_check_ins() {
-        let venues = venues();
+        let fixture = crate::sqlite::fixture().unwrap();
+        let venues = Venues::new(fixture.storage.venues().unwrap());
+        let conn =
+            crate::db::open(fixture.dir.path(), crate::config::Durability::Normal, None).unwrap();
         let details = VenueDetails {
             description: "Café Kith".into(),
             address: "Main Street 1".into(),
@@ -249,14 +183,12 @@ mod tests {
         let today = Day::of(now);
         for (day, n) in [(0, 2), (3, 1), (9, 5)] {
             for _ in 0..n {
-                venues
-                    .conn()
-                    .execute(
-                        "INSERT INTO check_in_reports (location_id_hash, report, released_at)
+                conn.execute(
+                    "INSERT INTO check_in_reports (location_id_hash, report, released_at)
                          VALUES (?1, x'00', ?2)",
-                        params![venue.hash.to_bytes().as_slice(), (now.get() - day * 86_400)],
-                    )
-                    .unwrap();
+                    rusqlite::params![venue.hash.to_bytes().as_slice(), (now.get() - day * 86_400)],
+                )
+                .unwrap();
             }
         }
         let counts = venues.check_in_counts(today.minus(13)).unwrap();

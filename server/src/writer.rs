@@ -230,6 +230,9 @@ impl WriterThread {
                     let answer = if full {
                         tracing::error!(%error, "storage full; answering the batch with 503 storage_full");
                         || AppError::StorageFull
+                    } else if error.is_database_unavailable() {
+                        tracing::warn!(%error, "the database cannot be reached; answering the batch with 503 database_unavailable");
+                        || AppError::DatabaseUnavailable
                     } else {
                         tracing::error!(%error, "write batch failed; answering its requests with 503");
                         || AppError::Unavailable
@@ -266,9 +269,19 @@ impl WriterThread {
             truncate_seconds,
             ..
         } = self;
+        // Rows are locked in one order by every server, so two batches never wait for each
+        // other: the shared budget first (see below), then the codes by hash (the sort is
+        // stable, and answers follow their jobs), then the day's figures.
+        jobs.sort_by_cached_key(|job| job.code_hash(pepper));
         let mut outcomes = Vec::with_capacity(jobs.len());
         store.transaction(&mut |tx| {
             outcomes.clear();
+            // A batch that may consult or spend the budget takes it before any code row,
+            // as all servers left it.
+            let budget_locked = jobs.iter().any(Job::uses_budget);
+            if budget_locked {
+                guard.resume(tx.lock_budget(guard.budget())?);
+            }
             // The day's figures, written once per transaction (not per request, so that
             // a real publish costs no more than chaff).
             let mut counts = DayCounts::default();
@@ -306,7 +319,9 @@ impl WriterThread {
             if !counts.is_empty() {
                 tx.add_day_counts(Day::of(now), &counts)?;
             }
-            if guard.budget() != budget_before {
+            // Only a locked budget is written (a refill alone need not be: the stored
+            // state refills to the same), so no batch takes the budget row after its codes.
+            if budget_locked && guard.budget() != budget_before {
                 tx.store_budget(guard.budget())?;
             }
             if hour != *pruned_hour {
@@ -341,6 +356,22 @@ impl Outcome {
 }
 
 impl Job {
+    /// The hash of the code a real publish redeems, which orders the rows a batch locks.
+    fn code_hash(&self, pepper: &Pepper) -> Option<[u8; 32]> {
+        match self {
+            Self::Publish { upload, .. } if !upload.fake => {
+                Some(*upload.code.hash(pepper).as_bytes())
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether the job may consult or spend the guessing budget: every publish (chaff
+    /// too, so that a batch of chaff costs what a batch of real publishes does).
+    fn uses_budget(&self) -> bool {
+        matches!(self, Self::Publish { .. })
+    }
+
     fn answer(self, outcome: Outcome, not_before: Instant) -> Reply {
         match (self, outcome) {
             (Self::Publish { reply, .. }, Outcome::Published(result)) => {

@@ -21,7 +21,7 @@ fn client_from(address: Ipv4Addr) -> reqwest::Client {
         .unwrap()
 }
 
-#[tokio::test]
+every_backend! {
 async fn guessing_from_a_thousand_addresses_blocks_no_legitimate_upload() {
     const ATTACKERS: u32 = 1000;
     const GUESSES: u32 = 3;
@@ -97,8 +97,9 @@ async fn guessing_from_a_thousand_addresses_blocks_no_legitimate_upload() {
     );
     assert!(refused > 0);
 }
+}
 
-#[tokio::test]
+every_backend! {
 async fn the_guessing_budget_survives_a_restart() {
     const GUESS: &str = "1111222233334444";
     let budget = [
@@ -121,6 +122,7 @@ async fn the_guessing_budget_survives_a_restart() {
     // budget is not refilled by the restart, so its second is not.
     assert_eq!(publish_status(&again, GUESS, 1).await, 401);
     assert_eq!(publish_status(&again, GUESS, 1).await, 429);
+}
 }
 
 /// Reads until the peer closes (true) or `within` passes (false).

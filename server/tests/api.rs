@@ -151,7 +151,7 @@ async fn every_validation_rule_is_a_400_and_leaves_the_code_usable() {
     assert_eq!(stored_count(&server), 31);
 }
 
-#[tokio::test]
+every_backend! {
 async fn codes_are_single_use_expire_and_guessing_is_budgeted() {
     let server = TestServer::with_config(|config| {
         config.failed_redemptions_burst = 3;
@@ -207,6 +207,7 @@ async fn codes_are_single_use_expire_and_guessing_is_budgeted() {
         (403, Some("code_expired")),
         "{body}"
     );
+}
 }
 
 #[tokio::test]
@@ -551,7 +552,7 @@ async fn malformed_requests_get_the_documented_4xx() {
     assert_eq!(stored_count(&server), 0, "nothing malformed was stored");
 }
 
-#[tokio::test]
+every_backend! {
 async fn config_and_health() {
     let server = TestServer::new();
 
@@ -584,6 +585,7 @@ async fn config_and_health() {
         config["riskConfiguration"],
         serde_json::to_value(&enx).unwrap()
     );
+}
 }
 
 #[tokio::test]

@@ -107,7 +107,7 @@ async fn packages(server: &TestServer) -> Vec<(String, Vec<u8>)> {
     files
 }
 
-#[tokio::test]
+every_backend! {
 async fn the_visitor_who_overlapped_is_warned_with_the_right_time_and_the_other_not() {
     let (server, qr) = setup();
     let now = server.now().get();
@@ -170,8 +170,9 @@ async fn the_visitor_who_overlapped_is_warned_with_the_right_time_and_the_other_
         "the positive person's own visit matches too (the app hides its own)"
     );
 }
+}
 
-#[tokio::test]
+every_backend! {
 async fn tampered_packages_wrong_signers_and_wrong_macs_are_refused() {
     let (server, qr) = setup();
     let now = server.now().get();
@@ -236,8 +237,9 @@ async fn tampered_packages_wrong_signers_and_wrong_macs_are_refused() {
         0
     );
 }
+}
 
-#[tokio::test]
+every_backend! {
 async fn a_check_in_is_packaged_once_the_truncate_window_it_arrived_in_has_ended() {
     // Check-ins are released as keys are: at the end of the --truncate-window they arrive
     // in, so minute packages need a minute truncate window; with the hour, nothing
@@ -274,4 +276,5 @@ async fn a_check_in_is_packaged_once_the_truncate_window_it_arrived_in_has_ended
             "truncate {truncate}"
         );
     }
+}
 }

@@ -204,7 +204,7 @@ async fn published_keys_come_out_once_signed_padded_and_cacheable(store: ExportB
     assert_eq!(index(&server).await, names);
 }
 
-#[tokio::test]
+every_backend! {
 async fn a_key_is_exported_once_the_truncate_window_it_is_released_in_has_ended() {
     // Keys' times are stored rounded to --truncate-window, so with the hour (the default)
     // nothing uploaded now could be exported before the hour ends, whatever the export
@@ -230,8 +230,9 @@ async fn a_key_is_exported_once_the_truncate_window_it_is_released_in_has_ended(
         assert_eq!(pass.export.files[0].real_keys, 1);
     }
 }
+}
 
-#[tokio::test]
+every_backend! {
 async fn a_split_batch_says_which_file_of_how_many_each_is() {
     let server = TestServer::with_config(|config| {
         config.export.min_keys = 50;
@@ -260,6 +261,7 @@ async fn a_split_batch_says_which_file_of_how_many_each_is() {
             );
         }
     }
+}
 }
 
 async fn zips_are_immutable_with_etags_ranges_and_head(store: ExportBackend) {
@@ -449,7 +451,7 @@ fn which(program: &str) -> Option<std::path::PathBuf> {
         .find(|path| path.is_file())
 }
 
-#[tokio::test]
+every_backend! {
 async fn a_core_device_syncs_the_index_and_finds_the_key_it_met() {
     let server = padded_server();
     let published = publish(&server, 2, 4).await;
@@ -500,6 +502,7 @@ async fn a_core_device_syncs_the_index_and_finds_the_key_it_met() {
                 .already_ingested
         );
     }
+}
 }
 
 async fn a_rotated_key_signs_beside_the_old_one_until_the_old_one_retires(store: ExportBackend) {
@@ -772,7 +775,7 @@ fn temporaries(server: &TestServer) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
+every_backend! {
 async fn a_batcher_that_outlived_its_lease_and_was_taken_over_changes_nothing() {
     let server = padded_server();
     publish(&server, 1, 3).await;
@@ -817,8 +820,9 @@ async fn a_batcher_that_outlived_its_lease_and_was_taken_over_changes_nothing() 
     let again = server.server.export_pass().unwrap();
     assert!(again.export.files.is_empty(), "the batch is complete");
 }
+}
 
-#[tokio::test]
+every_backend! {
 async fn temporary_files_of_killed_batchers_go_but_live_ones_stay() {
     let server = padded_server();
     publish(&server, 1, 3).await;
@@ -859,6 +863,7 @@ async fn temporary_files_of_killed_batchers_go_but_live_ones_stay() {
             .is_some()
     );
     assert!(temporaries(&server).is_empty());
+}
 }
 
 /// Keys published at 36 different hours over three days, on a clock in the past; returns
@@ -972,7 +977,7 @@ async fn sigkill_mid_batch_and_two_batchers_at_once_export_each_key_exactly_once
     }
 }
 
-#[tokio::test]
+every_backend! {
 async fn export_once_refuses_a_directory_no_server_set_up() {
     let dir = tempfile::tempdir().unwrap();
     let output = export_once(dir.path()).output().unwrap();
@@ -982,4 +987,5 @@ async fn export_once_refuses_a_directory_no_server_set_up() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
 }

@@ -170,7 +170,7 @@ async fn accounts_issue_codes_once_each_and_leave_an_audit_trail() {
     assert_eq!(rows, [("ana".to_owned(), "issue_code".to_owned())]);
 }
 
-#[tokio::test]
+every_backend! {
 async fn repeated_failed_logins_lock_the_account() {
     let server = TestServer::new();
     add_worker(&server, "ana", "correct horse battery").await;
@@ -202,8 +202,9 @@ async fn repeated_failed_logins_lock_the_account() {
         303
     );
 }
+}
 
-#[tokio::test]
+every_backend! {
 async fn behind_tls_the_cookie_is_host_bound_and_secure() {
     let server = TestServer::with_config(|config| config.portal_secure_cookie = true);
     add_worker(&server, "ana", "correct horse battery").await;
@@ -232,6 +233,7 @@ async fn behind_tls_the_cookie_is_host_bound_and_secure() {
         ))
         .await;
     assert_eq!(plain.status, 403);
+}
 }
 
 #[tokio::test]
@@ -270,7 +272,7 @@ async fn a_code_exists_only_with_its_audit_row() {
     );
 }
 
-#[tokio::test]
+every_backend! {
 async fn the_dashboard_and_metrics_count_each_figure_on_the_day_it_happened() {
     let server = TestServer::new();
     let activity = three_days_of_activity(&server).await;
@@ -320,4 +322,5 @@ async fn the_dashboard_and_metrics_count_each_figure_on_the_day_it_happened() {
             assert!(metrics.lines().any(|l| l == line), "{line} missing");
         }
     }
+}
 }

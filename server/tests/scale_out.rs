@@ -9,34 +9,20 @@ mod common;
 
 use common::export_store::ExportBackend;
 use common::*;
-use rand::RngCore;
 
 /// A fresh database on the test server: its URL and a client on it.
 async fn fresh_database() -> Option<(String, tokio_postgres::Client)> {
-    let Ok(server) = std::env::var("KITH_TEST_POSTGRES") else {
+    if std::env::var(backend::POSTGRES_VAR).is_err() {
         kith_test_support::skip(
             "KITH_TEST_POSTGRES is not set (scripts/test starts a PostgreSQL server and sets it)",
         );
         return None;
-    };
-    let name = format!("kith_scale_{:016x}", rand::rngs::OsRng.next_u64());
-    let (admin, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls)
+    }
+    let url = backend::create_database();
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
         .await
         .unwrap();
     tokio::spawn(connection);
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
-    let mut config: tokio_postgres::Config = server.parse().unwrap();
-    config.dbname(&name);
-    let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(connection);
-    // The same database as a URL for the servers' --database.
-    let url = match server.split_once('?') {
-        Some((base, query)) => format!("{}/{name}?{query}", base.rsplit_once('/').unwrap().0),
-        None => format!("{}/{name}", server.rsplit_once('/').unwrap().0),
-    };
     Some((url, client))
 }
 
@@ -77,7 +63,9 @@ async fn two_instances_on_one_database_redeem_each_code_once() {
         assert_eq!(
             statuses,
             [200, 403],
-            "{code}: exactly one instance redeems it"
+            "{code}: exactly one instance redeems it\nA: {}\nB: {}",
+            a.log_tail(10),
+            b.log_tail(10)
         );
         accepted += if on_a == 200 { 2 } else { 3 };
     }
@@ -330,4 +318,76 @@ async fn killed_and_racing_batchers(
         index.as_bytes()
     );
     server
+}
+
+/// A second instance's data directory, with the key files copied from `first`'s.
+fn second_data_dir(first: &std::path::Path) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for file in SHARED_KEY_FILES {
+        std::fs::copy(first.join(file), dir.path().join(file)).unwrap();
+    }
+    dir
+}
+
+#[tokio::test]
+async fn a_key_rotated_on_one_instance_signs_on_the_other() {
+    let Some((url, _db)) = fresh_database().await else {
+        return;
+    };
+    let a = TestServer::with_config(|config| config.database_url = Some(url.parse().unwrap()));
+    a.server.export_pass().unwrap();
+    let b_dir = second_data_dir(a.dir.path());
+    let rotate = std::process::Command::new(env!("CARGO_BIN_EXE_kith-server"))
+        .arg("--data-dir")
+        .arg(b_dir.path())
+        .args(["--database", &url, "keys", "rotate"])
+        .output()
+        .unwrap();
+    assert!(
+        rotate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rotate.stderr)
+    );
+    assert_eq!(
+        std::fs::read_dir(b_dir.path()).unwrap().count(),
+        SHARED_KEY_FILES.len(),
+        "the new private key is in the database, not in B's data directory"
+    );
+
+    // A's next export pass takes the key up: /v1/config lists it, and it signs.
+    a.server.export_pass().unwrap();
+    let (_, keys) = trusted(&a).await;
+    let versions: Vec<&str> = keys
+        .iter()
+        .map(|key| key["keyVersion"].as_str().unwrap())
+        .collect();
+    assert_eq!(versions, ["v1", "v2"]);
+}
+
+#[tokio::test]
+async fn the_guessing_budget_spent_on_one_instance_holds_on_the_other() {
+    let Some((url, _db)) = fresh_database().await else {
+        return;
+    };
+    // Three failures in all, refilled one an hour.
+    let args = [
+        "--database",
+        &url,
+        "--failed-redemptions-burst",
+        "3",
+        "--failed-redemptions-per-hour",
+        "1",
+    ];
+    let (_a_dir, a, _admin) = fresh_server(&args, &[]);
+    let b_dir = second_data_dir(&a.data_dir);
+    let b = ServerProcess::start(b_dir.path(), &args, &[]);
+    let wrong = "0000000000000000";
+    for _ in 0..3 {
+        assert_eq!(publish_status(&a, wrong, 1).await, 401);
+    }
+    // B has not seen this source fail, so its first wrong code is answered; the second
+    // meets the budget A spent.
+    assert_eq!(publish_status(&b, wrong, 1).await, 401);
+    assert_eq!(publish_status(&b, wrong, 1).await, 429);
+    assert!(b.stop());
 }

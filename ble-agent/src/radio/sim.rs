@@ -67,9 +67,13 @@ impl SimConfig {
     /// The RSSI a signal sent with `tx_dbm` from `from` has here, before noise; `None`
     /// when too weak to hear.
     fn mean_rssi(&self, from: [f32; 2], tx_dbm: i8) -> Option<f32> {
-        let d = ((from[0] - self.position[0]).powi(2) + (from[1] - self.position[1]).powi(2))
-            .sqrt()
-            .max(0.1);
+        let d =
+            ((from[0] - self.position[0]).powi(2) + (from[1] - self.position[1]).powi(2)).sqrt();
+        // A position from the air may be NaN, which `max` would turn into 10 cm away.
+        if !d.is_finite() {
+            return None;
+        }
+        let d = d.max(0.1);
         let rssi =
             f32::from(tx_dbm) - self.loss_at_1m_db - 10.0 * self.path_loss_exponent * d.log10();
         (rssi >= self.sensitivity_dbm).then_some(rssi)
@@ -284,6 +288,8 @@ mod tests {
         assert_eq!(at_1m, -66.0);
         assert_eq!(at_10m, -86.0);
         assert_eq!(here.mean_rssi([200.0, 0.0], -26), None);
+        assert_eq!(here.mean_rssi([f32::NAN, 0.0], -26), None);
+        assert_eq!(here.mean_rssi([0.0, f32::INFINITY], -26), None);
     }
 
     #[tokio::test]

@@ -14,6 +14,11 @@ use crate::time::UnixSeconds;
 /// How long a visit lasts when the venue's code names no default length: two hours.
 pub const DEFAULT_VISIT_SECONDS: u64 = 2 * 3_600;
 
+/// Most visits of one day a phone uploads: Corona-Warn-App's 20. Someone who scanned more
+/// codes than anyone visits places (a tester, an attacker flooding warnings) shares the
+/// day's first 20.
+pub const MAX_CHECK_INS_PER_DAY: usize = 20;
+
 /// Name of the setting that holds the least overlap, in minutes, that makes a venue exposure.
 const MIN_OVERLAP_SETTING: &str = "venue_min_overlap_minutes";
 
@@ -62,7 +67,8 @@ impl<S: Store> ExposureEngine<S> {
 
     /// The visits of the last 14 days to share after a positive test, each sealed
     /// into a [`ProtectedReport`] with `transmission_risk_level`. A visit still going
-    /// on is cut at `now`; visits that begin after `now` are left out.
+    /// on is cut at `now`; visits that begin after `now` are left out; of each UTC day
+    /// (of arrival) the first [`MAX_CHECK_INS_PER_DAY`] are sent.
     pub fn check_ins_to_upload<R: RngCore + CryptoRng>(
         &self,
         rng: &mut R,
@@ -70,11 +76,17 @@ impl<S: Store> ExposureEngine<S> {
         transmission_risk_level: TransmissionRiskLevel,
     ) -> Result<Vec<ProtectedReport>> {
         let oldest = now.minus(RETENTION_SECONDS);
+        let mut per_day = std::collections::HashMap::new();
         Ok(self
             .store()
             .check_ins()?
             .into_iter()
-            .filter(|c| c.visit.stay.departure() > oldest)
+            .filter(|c| c.visit.stay.departure() > oldest && c.visit.stay.arrival() < now)
+            .filter(|c| {
+                let count = per_day.entry(c.visit.stay.arrival().day()).or_insert(0);
+                *count += 1;
+                *count <= MAX_CHECK_INS_PER_DAY
+            })
             .filter_map(|c| {
                 let stay = c.visit.stay;
                 let cut = Stay::new(stay.arrival(), stay.departure().min(now)).ok()?;

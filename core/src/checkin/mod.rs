@@ -78,7 +78,7 @@ mod proto;
 mod report;
 mod venue;
 
-pub use engine::DEFAULT_VISIT_SECONDS;
+pub use engine::{DEFAULT_VISIT_SECONDS, MAX_CHECK_INS_PER_DAY};
 pub use error::CheckinError;
 pub use matching::{CheckIn, VenueExposure, VenueMatchConfig, Visit, match_check_ins};
 #[cfg(feature = "export")]

@@ -9,8 +9,8 @@ use kith_core::{DiagnosisKey, IntervalNumber, KeyValidity, RollingPeriod, Tempor
 use rand_core::OsRng;
 
 use super::{
-    BatchStore, CodeRow, CodeState, DayCounts, FileRecord, Lease, SigningKeyRow, Storage, WriteTx,
-    WriterStore,
+    BatchStore, CodeRow, CodeState, DayCounts, FileRecord, Lease, PrivateKey, PrivateKeyPem,
+    SigningKeyRow, Storage, WriteTx, WriterStore,
 };
 use crate::calendar::Day;
 use crate::clock::UnixSeconds;
@@ -426,14 +426,14 @@ pub fn retention_deletes_what_is_exported_and_old(storage: &dyn Storage) {
     assert!(batcher.dropped_files(later.get()).unwrap().is_empty());
 }
 
-/// The first key is listed once; added keys get the next free version and retire the older
-/// ones.
+/// The first key is listed once; added keys get the next free version, retire the older
+/// ones and keep their private key in the database.
 pub fn signing_keys_are_listed_and_added(storage: &dyn Storage) {
     let mut batcher = storage.batcher().unwrap();
     let first = SigningKeyRow {
         key_id: "310".into(),
         key_version: "v1".into(),
-        file: "first.pem".into(),
+        private_key: PrivateKey::File("first.pem".into()),
         created_at: UnixSeconds::new(T0),
         not_after: None,
     };
@@ -450,12 +450,9 @@ pub fn signing_keys_are_listed_and_added(storage: &dyn Storage) {
         std::slice::from_ref(&first)
     );
     let end = UnixSeconds::new(T0 + 86_400);
-    let mut written = Vec::new();
+    let pem = PrivateKeyPem::new("-----BEGIN PRIVATE KEY-----\nv2\n".into());
     let added = batcher
-        .add_signing_key(UnixSeconds::new(T0 + 60), Some(end), &mut |version| {
-            written.push(version.to_owned());
-            Ok(format!("{version}.pem"))
-        })
+        .add_signing_key(UnixSeconds::new(T0 + 60), Some(end), &pem)
         .unwrap();
     assert_eq!(
         (
@@ -465,23 +462,20 @@ pub fn signing_keys_are_listed_and_added(storage: &dyn Storage) {
         ),
         ("310", "v2", 1)
     );
-    assert_eq!(written, ["v2"]);
-    let keys = batcher.signing_keys(&first).unwrap();
+    // Another batcher (another server on the database) lists it with its private key.
+    let keys = storage.batcher().unwrap().signing_keys(&first).unwrap();
     assert_eq!(keys.len(), 2);
     assert_eq!(keys[0].not_after, Some(end));
-    assert_eq!(
-        (keys[1].key_version.as_str(), keys[1].file.as_str()),
-        ("v2", "v2.pem")
-    );
-    // A key whose file cannot be written is not listed.
+    assert_eq!(keys[1].key_version, "v2");
+    assert_eq!(keys[1].private_key, PrivateKey::Pem(pem.clone()));
     assert!(
-        batcher
-            .add_signing_key(UnixSeconds::new(T0 + 120), None, &mut |_| Err(
-                AppError::Unavailable
-            ))
-            .is_err()
+        !format!("{:?}", keys[1]).contains("v2\n"),
+        "no PEM in Debug"
     );
-    assert_eq!(batcher.signing_keys(&first).unwrap().len(), 2);
+    let third = batcher
+        .add_signing_key(UnixSeconds::new(T0 + 120), None, &pem)
+        .unwrap();
+    assert_eq!((third.key_version.as_str(), third.retiring), ("v3", 0));
 }
 
 /// Accounts are created once and keep their login state.

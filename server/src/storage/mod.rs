@@ -13,6 +13,7 @@
 //!   truncate window (an hour by default);
 //! * a batch is leased by one batcher at a time, and a batcher that lost its lease can
 //!   neither store padding nor finish the batch;
+//! * the guessing budget is one for all servers ([`WriteTx::lock_budget`]);
 //! * the daily figures ([`DayCounts`]) are counted in the transaction that does what they
 //!   count, so they match what was stored, once.
 //!
@@ -21,8 +22,9 @@
 use std::fmt;
 
 use kith_core::DiagnosisKey;
-use kith_core::checkin::ProtectedReport;
+use kith_core::checkin::{LocationIdHash, ProtectedReport};
 use rand_core::{OsRng, RngCore};
+use zeroize::Zeroizing;
 
 use crate::calendar::Day;
 use crate::clock::UnixSeconds;
@@ -43,6 +45,8 @@ pub trait Storage: Send + Sync + fmt::Debug {
     fn batcher(&self) -> Result<Box<dyn BatchStore>>;
     /// The case-worker accounts.
     fn accounts(&self) -> Result<Box<dyn AccountStore>>;
+    /// The registered venues, and the check-ins counted for the dashboard.
+    fn venues(&self) -> Result<Box<dyn VenueStore>>;
 }
 
 /// The writer thread's connection.
@@ -99,6 +103,15 @@ pub trait WriteTx {
     fn prune_sealed_answers(&mut self, hour: u64) -> Result<()>;
     /// Stores the server-wide guessing budget.
     fn store_budget(&mut self, budget: BudgetState) -> Result<()>;
+    /// The server-wide guessing budget as every server on this database left it (`own`, the
+    /// writer's, if none is stored), held until the transaction ends so that servers
+    /// spending it at once take turns: each one's failed redemptions are counted against
+    /// what the others left. Taken before any code row (the writer's lock order: budget,
+    /// codes by hash, day figures). A backend that only one process opens (SQLite, whose
+    /// data directory is locked) has no other spender and returns `own`.
+    fn lock_budget(&mut self, own: BudgetState) -> Result<BudgetState> {
+        Ok(own)
+    }
     /// Adds `counts` to those of `day`.
     fn add_day_counts(&mut self, day: Day, counts: &DayCounts) -> Result<()>;
 }
@@ -216,19 +229,69 @@ pub struct Expired {
     pub codes_deleted: usize,
 }
 
-/// A signing key as the database lists it; the private key is in `file`.
+/// A signing key as the database lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SigningKeyRow {
     /// GAEN `SignatureInfo` key id.
     pub key_id: String,
     /// GAEN `SignatureInfo` key version.
     pub key_version: String,
-    /// The PEM file in the data directory holding the private key.
-    pub file: String,
+    /// Where its private key is.
+    pub private_key: PrivateKey,
     /// When it was added.
     pub created_at: UnixSeconds,
     /// After this time it signs no new file.
     pub not_after: Option<UnixSeconds>,
+}
+
+/// Where a signing key's private key is kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PrivateKey {
+    /// A PEM file in the data directory: the key made on first start (which every
+    /// instance gets as a copy of the file), and keys rotated by older servers.
+    File(String),
+    /// In the database, so that every server on it signs with a key any of them added.
+    Pem(PrivateKeyPem),
+}
+
+impl PrivateKey {
+    /// From a row's `file` and `private_key` columns (a stored PEM wins).
+    pub(crate) fn from_columns(file: String, pem: Option<String>) -> Self {
+        match pem {
+            Some(pem) => Self::Pem(PrivateKeyPem::new(pem)),
+            None => Self::File(file),
+        }
+    }
+
+    /// The row's `file` and `private_key` columns.
+    pub(crate) fn columns(&self) -> (&str, Option<&str>) {
+        match self {
+            Self::File(file) => (file, None),
+            Self::Pem(pem) => ("", Some(pem.expose_secret())),
+        }
+    }
+}
+
+/// A private key as PKCS#8 PEM text, zeroized when dropped and never in Debug output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PrivateKeyPem(Zeroizing<String>);
+
+impl PrivateKeyPem {
+    /// Wraps PEM text.
+    pub fn new(pem: String) -> Self {
+        Self(Zeroizing::new(pem))
+    }
+
+    /// The PEM text.
+    pub fn expose_secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for PrivateKeyPem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PrivateKeyPem(<redacted>)")
+    }
 }
 
 /// What adding a signing key did.
@@ -316,14 +379,13 @@ pub trait BatchStore: Send {
     fn day_counts(&mut self, first: Day) -> Result<Vec<(Day, DayCounts)>>;
     /// The signing keys, oldest first; when none is listed, `first` is listed first.
     fn signing_keys(&mut self, first: &SigningKeyRow) -> Result<Vec<SigningKeyRow>>;
-    /// Lists a new signing key (see [`AddedKey`]) whose private key `write_key` stores for
-    /// the version it is given, returning the file name; with `retire_at`, every older key
-    /// without an end time gets that end.
+    /// Lists a new signing key (see [`AddedKey`]) with its private key; with `retire_at`,
+    /// every older key without an end time gets that end.
     fn add_signing_key(
         &mut self,
         now: UnixSeconds,
         retire_at: Option<UnixSeconds>,
-        write_key: &mut dyn FnMut(&str) -> Result<String>,
+        private_key: &PrivateKeyPem,
     ) -> Result<AddedKey>;
 }
 
@@ -347,4 +409,37 @@ pub trait AccountStore: Send {
     fn case_worker(&mut self, name: &str) -> Result<Option<CaseWorkerRow>>;
     /// Stores an account's failed-login count and lock.
     fn set_login_state(&mut self, name: &str, failed_logins: u32, locked_until: u64) -> Result<()>;
+}
+
+/// A venue the health authority registered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Venue {
+    /// SHA-256 of its location id, as its reports carry it.
+    pub hash: LocationIdHash,
+    /// The text of its QR code.
+    pub qr_text: String,
+    /// What it is.
+    pub description: String,
+    /// Where it is.
+    pub address: String,
+}
+
+/// The venues (and, for the dashboard, counts of the check-in reports stored).
+pub trait VenueStore: Send {
+    /// Stores a venue `who` registered at `now`.
+    fn add_venue(&mut self, venue: &Venue, who: &str, now: UnixSeconds) -> Result<()>;
+    /// Every registered venue, by description.
+    fn venues(&mut self) -> Result<Vec<Venue>>;
+    /// The venue registered under `hash`.
+    fn venue(&mut self, hash: &LocationIdHash) -> Result<Option<Venue>>;
+    /// How many check-in reports released after `after` arrived per location hash and
+    /// day (the day of the truncate window a report arrived in, before its release).
+    fn check_in_counts(&mut self, after: UnixSeconds) -> Result<Vec<(LocationIdHash, Day, u64)>>;
+}
+
+/// A location hash as stored (32 bytes), or a corrupt-data error.
+pub(crate) fn location_hash(bytes: &[u8]) -> Result<LocationIdHash> {
+    Ok(LocationIdHash::from_bytes(bytes.try_into().map_err(
+        |_| crate::error::AppError::Corrupt("stored location id hash is not 32 bytes".into()),
+    )?))
 }

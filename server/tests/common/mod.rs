@@ -16,6 +16,9 @@ use kith_server::{Config, ManualClock, Server, UnixSeconds};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
+pub mod backend;
+pub use backend::Backend;
+
 /// A running server process (kith-launch's, as every crate starts one), with the
 /// tests' conveniences: panics instead of errors, and URLs by listener.
 pub struct ServerProcess(kith_launch::ServerProcess);
@@ -29,9 +32,17 @@ impl std::ops::Deref for ServerProcess {
 
 impl ServerProcess {
     /// Starts the binary on `data_dir` with extra flags; waits until it listens.
+    /// On the test's [`Backend`] unless `args` name a `--database`.
     pub fn start(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let bin = Path::new(env!("CARGO_BIN_EXE_kith-server"));
-        Self(kith_launch::ServerProcess::start(bin, data_dir, args, env).unwrap())
+        let database = Backend::current()
+            .database_url(data_dir)
+            .filter(|_| !args.contains(&"--database"));
+        let mut args = args.to_vec();
+        if let Some(url) = &database {
+            args.extend(["--database", url]);
+        }
+        Self(kith_launch::ServerProcess::start(bin, data_dir, &args, env).unwrap())
     }
 
     /// The URL of `path` on the listener that serves it.
@@ -112,6 +123,11 @@ impl TestServer {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::with_data_dir(dir.path());
         configure(&mut config);
+        if config.database_url.is_none() {
+            config.database_url = Backend::current()
+                .database_url(dir.path())
+                .map(|url| url.parse().unwrap());
+        }
         let clock = ManualClock::starting_now();
         let mut server = Server::open(config, clock.clock()).unwrap();
         let admin_key = server

@@ -1,0 +1,190 @@
+//! One `kith-agent run --radio sim` process.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::output::Output;
+
+/// How long an agent has to stop after SIGTERM before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The file the agent's exposure command appends to: one line per notification,
+/// `<new exposures> <days, comma separated>`.
+const NOTIFICATIONS: &str = "notifications";
+
+/// Where and how an agent runs.
+#[derive(Clone, Debug)]
+pub struct AgentSpec<'a> {
+    /// Its name, also its data directory's.
+    pub name: &'a str,
+    /// Where it stands, in metres.
+    pub position: [f32; 2],
+    /// The server it syncs with.
+    pub server_url: &'a str,
+    /// The simulated radio's shared directory.
+    pub ether: &'a Path,
+    /// Its clock's offset from the system's, seconds.
+    pub clock_offset_seconds: i64,
+}
+
+/// A running agent, killed with its process group when dropped.
+#[derive(Debug)]
+pub struct AgentProcess {
+    /// Its name.
+    pub name: String,
+    /// Its data directory.
+    pub data_dir: PathBuf,
+    /// Where it stands, in metres.
+    pub position: [f32; 2],
+    child: Child,
+    output: Output,
+    exit: Option<ExitStatus>,
+    stopped: bool,
+}
+
+impl AgentProcess {
+    /// Starts `bin run --radio sim --fast` in a process group of its own, with its data
+    /// directory `dir/<name>` and an exposure command that records each notification.
+    pub fn spawn(bin: &Path, dir: &Path, spec: &AgentSpec<'_>) -> std::io::Result<Self> {
+        let data_dir = dir.join(spec.name);
+        std::fs::create_dir_all(&data_dir)?;
+        let notify = format!(
+            r#"echo "$KITH_NEW_EXPOSURES $KITH_EXPOSURE_DAYS" >> '{}'"#,
+            data_dir.join(NOTIFICATIONS).display()
+        );
+        let [x, y] = spec.position;
+        let mut child = Command::new(bin)
+            .args(["run", "--radio", "sim", "--fast", "--position"])
+            .arg(format!("{x},{y}"))
+            .arg("--ether")
+            .arg(spec.ether)
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .args(["--server", spec.server_url, "--exposure-command", &notify])
+            .arg(format!(
+                "--clock-offset-seconds={}",
+                spec.clock_offset_seconds
+            ))
+            .env("KITH_LOG", "info")
+            // Plain log lines (tracing colours them even into a pipe).
+            .env("NO_COLOR", "1")
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let output = Output::default();
+        if let Some(pipe) = child.stdout.take() {
+            output.capture(pipe);
+        }
+        if let Some(pipe) = child.stderr.take() {
+            output.capture(pipe);
+        }
+        Ok(Self {
+            name: spec.name.to_owned(),
+            data_dir,
+            position: spec.position,
+            child,
+            output,
+            exit: None,
+            stopped: false,
+        })
+    }
+
+    /// Its process id (and process group id).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// How it exited, if it has, without waiting.
+    pub fn exit_status(&mut self) -> Option<ExitStatus> {
+        if self.exit.is_none() {
+            self.exit = self.child.try_wait().ok().flatten();
+        }
+        self.exit
+    }
+
+    /// Whether the test stopped or killed it (so its exit is no failure).
+    pub fn stopped(&self) -> bool {
+        self.stopped
+    }
+
+    /// Its last `lines` lines of output.
+    pub fn log_tail(&self, lines: usize) -> String {
+        self.output.tail(lines)
+    }
+
+    /// SIGTERM to its process group, then waits; SIGKILL after [`STOP_TIMEOUT`].
+    pub fn stop(&mut self) -> ExitStatus {
+        self.stopped = true;
+        signal_group(self.pid(), "TERM");
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Some(status) = self.exit_status() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill()
+    }
+
+    /// SIGKILL to its process group: no chance to clean up.
+    pub fn kill(&mut self) -> ExitStatus {
+        self.stopped = true;
+        signal_group(self.pid(), "KILL");
+        let status = self.child.wait().expect("waiting for a killed agent");
+        self.exit = Some(status);
+        status
+    }
+
+    /// Export files its running process downloaded and matched so far (its log's
+    /// `synced new_files=N` lines, summed): each file once, however often it synced.
+    pub fn files_matched(&self) -> usize {
+        self.output
+            .text()
+            .lines()
+            .filter(|line| line.contains(" synced "))
+            .filter_map(|line| {
+                line.split("new_files=")
+                    .nth(1)?
+                    .split(' ')
+                    .next()?
+                    .parse::<usize>()
+                    .ok()
+            })
+            .sum()
+    }
+
+    /// The notifications its exposure command recorded: per run, the number of new
+    /// exposures and the exposure days (YYYY-MM-DD).
+    pub fn notifications(&self) -> Vec<(usize, Vec<String>)> {
+        let text = std::fs::read_to_string(self.data_dir.join(NOTIFICATIONS)).unwrap_or_default();
+        text.lines()
+            .map(|line| {
+                let (count, days) = line.split_once(' ').unwrap_or((line, ""));
+                let days = days.split(',').filter(|d| !d.is_empty()).map(str::to_owned);
+                (count.parse().unwrap_or(0), days.collect())
+            })
+            .collect()
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        if self.exit_status().is_none() {
+            self.kill();
+        }
+    }
+}
+
+/// `kill -SIGNAL -- -PGID` (its exposure commands run in groups of their own, which the
+/// agent kills itself when it stops them).
+fn signal_group(pgid: u32, signal: &str) {
+    // It may have exited already: then there is nothing to signal.
+    let _ = Command::new("kill")
+        .args([&format!("-{signal}"), "--", &format!("-{pgid}")])
+        .stderr(Stdio::null())
+        .status();
+}

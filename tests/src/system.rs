@@ -1,0 +1,410 @@
+//! A kith-server and its agents, as one system under test.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use kith_core::risk::{Classification, RiskConfig};
+use kith_core::{Day, UnixSeconds};
+use kith_launch::ServerProcess;
+use serde_json::Value;
+
+use crate::agent::{AgentProcess, AgentSpec};
+use crate::bins;
+
+/// The agents' clock offset: they replay yesterday, so a reported key has expired and the
+/// server may export it at once (today's would be embargoed until midnight).
+pub const REPLAY_OFFSET: i64 = kith_agent::demo::REPLAY_OFFSET;
+
+/// Lines of each process's log a failure report shows.
+const TAIL_LINES: usize = 25;
+
+/// How often a wait looks again.
+const POLL: Duration = Duration::from_millis(200);
+
+/// A kith-server process and the agents talking to it, all stopped when dropped. When
+/// dropped during a panic (a failed assertion), it first prints the step the test was at
+/// and every process's state and log tail.
+#[derive(Debug)]
+pub struct System {
+    // Processes go before the directory they run in.
+    agents: Vec<AgentProcess>,
+    server: Option<ServerProcess>,
+    server_args: Vec<String>,
+    server_dir: PathBuf,
+    admin_key: String,
+    http: reqwest::Client,
+    step: String,
+    dir: tempfile::TempDir,
+}
+
+impl System {
+    /// A kith-server on SQLite with the agent demo's fast settings (10 s windows and
+    /// export periods) and a risk configuration alerting after one minute together.
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Like [`System::start`], with more server flags (later flags win).
+    pub fn start_with(extra_args: &[&str]) -> Self {
+        Self::start_in(None, extra_args)
+    }
+
+    /// Like [`System::start_with`], the server's data in `data_dir` (a small disk, say).
+    pub fn start_on(data_dir: &Path, extra_args: &[&str]) -> Self {
+        Self::start_in(Some(data_dir.to_owned()), extra_args)
+    }
+
+    fn start_in(data_dir: Option<PathBuf>, extra_args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let server_dir = data_dir.unwrap_or_else(|| dir.path().join("server"));
+        let risk = dir.path().join("risk.json");
+        std::fs::write(&risk, one_minute_alert().to_json()).expect("writing risk.json");
+        let mut server_args: Vec<String> = kith_agent::demo::SERVER_ARGS
+            .iter()
+            .map(|arg| (*arg).to_owned())
+            .collect();
+        server_args.extend(["--risk-config".to_owned(), risk.display().to_string()]);
+        server_args.extend(extra_args.iter().map(|arg| (*arg).to_owned()));
+        let server = launch(&server_dir, &server_args);
+        let admin_key = server
+            .admin_key
+            .clone()
+            .expect("a first start prints the admin key");
+        Self {
+            agents: Vec::new(),
+            server: Some(server),
+            server_args,
+            server_dir,
+            admin_key,
+            http: reqwest::Client::new(),
+            step: "starting kith-server".to_owned(),
+            dir,
+        }
+    }
+
+    /// Records (and prints) what the test does now, for the failure report.
+    pub fn step(&mut self, what: &str) {
+        println!("== step: {what}");
+        what.clone_into(&mut self.step);
+    }
+
+    /// The running server.
+    pub fn server(&self) -> &ServerProcess {
+        self.server.as_ref().expect("kith-server is running")
+    }
+
+    /// The public API's base URL.
+    pub fn url(&self) -> String {
+        self.server().url()
+    }
+
+    /// The operator listener's base URL (admin API, portal).
+    pub fn operator_url(&self) -> String {
+        self.server().operator_url()
+    }
+
+    /// The admin API key.
+    pub fn admin_key(&self) -> &str {
+        &self.admin_key
+    }
+
+    /// `count` one-time codes for confirmed tests, from the admin API.
+    pub async fn issue_codes(&self, count: u32) -> Vec<String> {
+        crate::keys::issue_codes(&self.http, &self.operator_url(), &self.admin_key, count).await
+    }
+
+    /// The shared HTTP client.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The directory everything runs in.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The server's database, opened read-only, to check what it stored.
+    pub fn stored(&self) -> kith_server::inspect::StoredData {
+        kith_server::inspect::StoredData::open(&self.server_dir)
+            .expect("opening the server's database")
+    }
+
+    /// SIGKILL to the server: no chance to finish what it was doing.
+    pub fn kill_server(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.kill().expect("killing kith-server");
+        }
+    }
+
+    /// `kith-server <its flags> export --once` on its data directory: started, not
+    /// waited for (a test may kill it half-way).
+    pub fn spawn_export_once(&self) -> std::process::Child {
+        std::process::Command::new(bins::server())
+            .arg("--data-dir")
+            .arg(&self.server_dir)
+            .args(&self.server_args)
+            .args(["export", "--once"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("starting kith-server export --once")
+    }
+
+    /// Starts the server again on its data directory (new ports; agents started later
+    /// get the new address).
+    pub fn restart_server(&mut self) {
+        self.kill_server();
+        self.server = Some(launch(&self.server_dir, &self.server_args));
+    }
+
+    /// Starts agent `name` at `position` (metres) on the simulated radio.
+    pub fn add_agent(&mut self, name: &str, position: [f32; 2]) {
+        let url = self.url();
+        self.add_agent_via(name, position, &url);
+    }
+
+    /// Starts agent `name` at `position`, syncing with `server_url` (a proxy, say).
+    pub fn add_agent_via(&mut self, name: &str, position: [f32; 2], server_url: &str) {
+        let ether = self.ether();
+        let spec = AgentSpec {
+            name,
+            position,
+            server_url,
+            ether: &ether,
+            clock_offset_seconds: REPLAY_OFFSET,
+        };
+        let agent = AgentProcess::spawn(&bins::agent(), self.dir.path(), &spec)
+            .unwrap_or_else(|e| panic!("starting agent {name}: {e}"));
+        self.agents.push(agent);
+    }
+
+    /// Agent `name`.
+    pub fn agent(&self, name: &str) -> &AgentProcess {
+        self.agents
+            .iter()
+            .find(|agent| agent.name == name)
+            .unwrap_or_else(|| panic!("no agent {name}"))
+    }
+
+    /// Agent `name`, to stop or kill it.
+    pub fn agent_mut(&mut self, name: &str) -> &mut AgentProcess {
+        self.agents
+            .iter_mut()
+            .find(|agent| agent.name == name)
+            .unwrap_or_else(|| panic!("no agent {name}"))
+    }
+
+    /// Every agent.
+    pub fn agents(&self) -> &[AgentProcess] {
+        &self.agents
+    }
+
+    /// Waits until every running agent has joined the ether (announced its port).
+    pub async fn wait_for_radio(&mut self) {
+        let ether = self.ether();
+        let running = self.agents.iter().filter(|a| !a.stopped()).count();
+        self.wait_until(
+            "every agent on the simulated radio",
+            Duration::from_secs(30),
+            |_| std::fs::read_dir(&ether).map_or(0, Iterator::count) >= running,
+        )
+        .await;
+    }
+
+    /// Polls `done` until it holds, checking meanwhile that no process died; panics
+    /// after `timeout` naming `what`.
+    pub async fn wait_until(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut done: impl FnMut(&Self) -> bool,
+    ) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.assert_running();
+            if done(self) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out ({timeout:?}) waiting for {what}"
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// The export files the index lists, waiting up to `timeout` for at least `count`.
+    pub async fn wait_for_exports(&mut self, count: usize, timeout: Duration) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.assert_running();
+            let files = self.export_index().await;
+            if files.len() >= count {
+                return files;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out ({timeout:?}) waiting for {count} export files; the index lists {files:?}"
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// The export index's lines (paths from the server's root).
+    pub async fn export_index(&self) -> Vec<String> {
+        let answer = self
+            .http
+            .get(format!("{}/v1/exports/index.txt", self.url()))
+            .send()
+            .await
+            .expect("kith-server answers");
+        assert!(
+            answer.status().is_success(),
+            "GET the index: {}",
+            answer.status()
+        );
+        let text = answer.text().await.expect("the index's text");
+        text.lines().map(str::to_owned).collect()
+    }
+
+    /// `kith-agent <args>` on the data directory `data_dir` with the agents' clock,
+    /// against the server: to run, or to kill half-way.
+    pub fn agent_cli(&self, data_dir: &Path, args: &[&str]) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(bins::agent());
+        command
+            .args(args)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--server", &self.url()])
+            .arg(format!("--clock-offset-seconds={REPLAY_OFFSET}"))
+            .kill_on_drop(true);
+        command
+    }
+
+    /// Runs `kith-agent <args>` on agent `name`'s data directory (see
+    /// [`System::agent_cli`]); its standard output, after checking it succeeded.
+    pub async fn agent_command(&self, name: &str, args: &[&str]) -> String {
+        let output = self
+            .agent_cli(&self.agent(name).data_dir, args)
+            .output()
+            .await
+            .expect("running kith-agent");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "kith-agent {} for {name}: {}\nstdout: {stdout}\nstderr: {}",
+            args.join(" "),
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    }
+
+    /// `kith-agent report --code CODE` for agent `name`.
+    pub async fn report(&self, name: &str, code: &str) {
+        self.agent_command(name, &["report", "--code", code]).await;
+    }
+
+    /// `kith-agent status --json` of agent `name` (stop it first: its store is its own).
+    pub async fn status(&self, name: &str) -> Value {
+        let text = self.agent_command(name, &["status", "--json"]).await;
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("status of {name}: {e}: {text}"))
+    }
+
+    /// Stops every agent (SIGTERM), so their stores can be read.
+    pub fn stop_agents(&mut self) {
+        for agent in &mut self.agents {
+            if !agent.stopped() {
+                agent.stop();
+            }
+        }
+    }
+
+    fn ether(&self) -> PathBuf {
+        self.dir.path().join("ether")
+    }
+
+    /// Panics, naming the process, if the server or an agent not stopped on purpose has
+    /// exited.
+    pub fn assert_running(&mut self) {
+        if let Some(server) = &mut self.server {
+            if let Ok(Some(status)) = server.try_wait() {
+                panic!("kith-server (pid {}) exited: {status}", server.pid());
+            }
+        }
+        for agent in &mut self.agents {
+            if let (false, Some(status)) = (agent.stopped(), agent.exit_status()) {
+                panic!(
+                    "agent {} (pid {}) exited: {status}",
+                    agent.name,
+                    agent.pid()
+                );
+            }
+        }
+    }
+
+    fn failure_report(&mut self) -> String {
+        let mut report = format!("== the test failed during step: {}\n", self.step);
+        match &mut self.server {
+            Some(server) => {
+                let state = match server.try_wait() {
+                    Ok(Some(status)) => format!("exited: {status}"),
+                    _ => "running".to_owned(),
+                };
+                report += &format!(
+                    "== kith-server (pid {}, {state}) at {}, log tail:\n{}\n",
+                    server.pid(),
+                    server.url(),
+                    server.log_tail(TAIL_LINES)
+                );
+            }
+            None => report += "== kith-server: not running (killed by the test)\n",
+        }
+        for agent in &mut self.agents {
+            let state = match agent.exit_status() {
+                Some(status) => format!("exited: {status}"),
+                None => "running".to_owned(),
+            };
+            report += &format!(
+                "== agent {} (pid {}, {state}) at {:?}, log tail:\n{}\n",
+                agent.name,
+                agent.pid(),
+                agent.position,
+                agent.log_tail(TAIL_LINES)
+            );
+        }
+        report
+    }
+}
+
+impl Drop for System {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.failure_report());
+        }
+        // The fields' own drops kill the agents' process groups and the server.
+    }
+}
+
+/// The day the agents live in now (YYYY-MM-DD): yesterday.
+pub fn agent_day() -> String {
+    let now = UnixSeconds::from_system_time(std::time::SystemTime::now());
+    Day::of(now.minus(REPLAY_OFFSET.unsigned_abs())).to_string()
+}
+
+/// ENX's scoring, alerting after one minute together instead of fifteen.
+pub fn one_minute_alert() -> RiskConfig {
+    let mut config = RiskConfig::enx_with_15_minute_alert();
+    config.classifications = vec![Classification {
+        per_day_sum: 60.0,
+        ..Classification::default()
+    }];
+    config
+}
+
+fn launch(data_dir: &Path, args: &[String]) -> ServerProcess {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    ServerProcess::start(&bins::server(), data_dir, &args, &[])
+        .unwrap_or_else(|e| panic!("starting kith-server: {e}"))
+}

@@ -1,0 +1,115 @@
+//! (a) The whole story across processes: a case worker logs in to the portal and issues a
+//! code, Alice's agent reports with it, the server cuts its export, the agents near her
+//! are notified of the day they met and the far ones are not, though they match the same
+//! files.
+
+use std::time::Duration;
+
+use kith_tests::portal::CaseWorker;
+use kith_tests::system::{System, agent_day};
+
+const NEAR: [&str; 2] = ["bob", "dave"];
+const FAR: [&str; 2] = ["carol", "erin"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_portal_code_notifies_the_near_agents_of_the_day_they_met_and_not_the_far_ones() {
+    let mut system = System::start();
+    system.step("starting five agents on the simulated radio");
+    system.add_agent("alice", [0.0, 0.0]);
+    system.add_agent("bob", [1.5, 0.0]);
+    system.add_agent("dave", [0.0, -2.0]);
+    system.add_agent("carol", [300.0, 0.0]);
+    system.add_agent("erin", [-250.0, 400.0]);
+    system.wait_for_radio().await;
+    let listening_day = agent_day();
+
+    system.step("the agents listen to each other");
+    tokio::time::sleep(Duration::from_secs(10)).await;
+
+    system.step("a case worker logs in to the portal and issues a code");
+    let worker =
+        CaseWorker::sign_up_and_log_in(&system.operator_url(), system.admin_key(), "casey").await;
+    let code = worker.issue_code().await;
+
+    system.step("alice reports with the code");
+    system.report("alice", &code).await;
+
+    system.step("the server cuts the export");
+    let files = system.wait_for_exports(1, Duration::from_secs(60)).await;
+    // Whichever day it was while they listened (a test may straddle midnight).
+    let met_on = [listening_day, agent_day()];
+
+    system.step("bob and dave are notified");
+    system
+        .wait_until("bob and dave notified", Duration::from_secs(60), |s| {
+            NEAR.iter()
+                .all(|name| !s.agent(name).notifications().is_empty())
+        })
+        .await;
+
+    system.step("carol and erin match the same files");
+    system
+        .wait_until(
+            "carol and erin matched every file",
+            Duration::from_secs(30),
+            |s| {
+                FAR.iter()
+                    .all(|name| s.agent(name).files_matched() >= files.len())
+            },
+        )
+        .await;
+    system.stop_agents();
+
+    system.step("checking each agent's notifications and status");
+    for name in NEAR {
+        let notifications = system.agent(name).notifications();
+        assert_eq!(
+            notifications.len(),
+            1,
+            "{name} is told once: {notifications:?}"
+        );
+        let (new_exposures, days) = &notifications[0];
+        assert!(*new_exposures > 0, "{name}: {notifications:?}");
+        assert!(
+            !days.is_empty() && days.iter().all(|day| met_on.contains(day)),
+            "{name} exposed on {days:?}, met on {met_on:?}"
+        );
+        let status = system.status(name).await;
+        assert_eq!(status["risk"]["risk_level"], 1, "{name}: {status}");
+        assert_eq!(
+            status["risk"]["days"],
+            serde_json::json!(days),
+            "{name}: {status}"
+        );
+        assert_eq!(
+            system.agent(name).files_matched(),
+            files.len(),
+            "{name} matched each file once"
+        );
+    }
+    for name in FAR.into_iter().chain(["alice"]) {
+        assert!(
+            system.agent(name).notifications().is_empty(),
+            "{name} was notified"
+        );
+        let status = system.status(name).await;
+        assert_eq!(status["risk"]["exposure_windows"], 0, "{name}: {status}");
+        assert_eq!(
+            status["risk"]["risk_level"],
+            serde_json::Value::Null,
+            "{name}: {status}"
+        );
+        assert_eq!(
+            system.agent(name).files_matched(),
+            files.len(),
+            "{name} matched each file once"
+        );
+    }
+    for name in FAR {
+        assert_eq!(
+            system.status(name).await["sightings"],
+            0,
+            "{name} is out of range"
+        );
+    }
+}
