@@ -392,6 +392,20 @@ pub fn padding_is_stored_once(storage: &dyn Storage) {
 pub fn retention_deletes_what_is_exported_and_old(storage: &dyn Storage) {
     publish(storage, &[[1; 16]], T0, T0);
     publish(storage, &[[2; 16]], T0 + 3600, T0 + 3600);
+    let check_ins = [T0, T0 + 3600].map(|at| {
+        let report = kith_core::checkin::ProtectedReport::padding(&mut OsRng);
+        let mut writer = storage.writer().unwrap();
+        in_tx(&mut *writer, |tx| {
+            tx.insert_check_ins(
+                std::slice::from_ref(&report),
+                UnixSeconds::new(at),
+                3600,
+                &mut OsRng,
+            )
+        })
+        .unwrap();
+        report
+    });
     issue(storage);
     let mut batcher = storage.batcher().unwrap();
     cut_hours(&mut *batcher, 2);
@@ -404,7 +418,18 @@ pub fn retention_deletes_what_is_exported_and_old(storage: &dyn Storage) {
     assert_eq!(expired.files_dropped, 1);
     assert_eq!(expired.keys_deleted, 1);
     assert_eq!(expired.codes_deleted, 1);
+    assert_eq!(
+        expired.check_ins_deleted, 1,
+        "the exported window's check-in"
+    );
     assert!(batcher.released_keys(first.window).unwrap().is_empty());
+    assert!(batcher.released_reports(first.window).unwrap().is_empty());
+    assert_eq!(
+        batcher
+            .released_reports(window(T0 + 3600, T0 + 7200))
+            .unwrap(),
+        [check_ins[1].clone()]
+    );
     assert_eq!(
         bytes(&batcher.released_keys(window(T0 + 3600, T0 + 7200)).unwrap()),
         [[2; 16]]
