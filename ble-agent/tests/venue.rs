@@ -201,6 +201,27 @@ async fn the_visitor_who_overlapped_a_positive_one_is_warned_with_the_time_and_t
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 
+    // Alice's one visit went out among padding: the package holds the 280 reports of
+    // her upload, as it would for 0 visits or 20 a day.
+    let listed = reqwest::get(&index).await.unwrap().text().await.unwrap();
+    let zip = reqwest::get(format!("{url}/{}", listed.lines().next().unwrap()))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let client = kith_agent::server::ServerClient::new(&url, None).unwrap();
+    let keys = client.config().await.unwrap().export_keys();
+    let trusted = kith_agent::server::trusted_keys(&keys).unwrap();
+    let package =
+        kith_core::checkin::TraceWarningFile::parse(&zip, &kith_core::ExportLimits::default())
+            .unwrap()
+            .verify(&trusted)
+            .unwrap()
+            .reports()
+            .len();
+    assert_eq!(package, kith_core::checkin::CHECK_INS_PER_UPLOAD);
+
     // Bob's sync finds the overlap: from his arrival to the end of the 10-minute
     // interval Alice left in, and runs his exposure command with it.
     let notified = path("bob-notified");

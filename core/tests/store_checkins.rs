@@ -2,9 +2,9 @@
 //! the engine's check-in flow on top of it.
 
 use kith_core::checkin::{
-    CheckinError, DEFAULT_VISIT_SECONDS, MAX_CHECK_INS_PER_DAY, ProtectedReport, Stay,
-    TraceWarningBatch, TraceWarningFile, TransmissionRiskLevel, VenueDetails, VenueExposure,
-    VenueMatchConfig, VenuePayload, Visit, write_trace_warnings,
+    CHECK_INS_PER_UPLOAD, CheckinError, DEFAULT_VISIT_SECONDS, MAX_CHECK_INS_PER_DAY,
+    ProtectedReport, Stay, TraceWarningBatch, TraceWarningFile, TransmissionRiskLevel,
+    VenueDetails, VenueExposure, VenueMatchConfig, VenuePayload, Visit, write_trace_warnings,
 };
 use kith_core::store::{MemoryStore, SqliteStore, Store};
 use kith_core::{
@@ -165,10 +165,12 @@ fn engine(store: impl Store) {
 
     // Alice uploads her visit with padding; the server publishes it.
     let level = TransmissionRiskLevel::new(7).unwrap();
-    let mut reports = alice
+    let upload = alice
         .check_ins_to_upload(&mut rng, T0 + 7_200, level)
         .unwrap();
-    assert_eq!(reports.len(), 1);
+    assert_eq!(upload.visits, 1);
+    assert_eq!(upload.reports.len(), CHECK_INS_PER_UPLOAD);
+    let mut reports = upload.reports;
     reports.push(ProtectedReport::padding(&mut rng));
     let signer = ExportSigner::new("262", "v1", SigningKey::generate(&mut rng));
     let trusted = TrustedKeys::new().with("262", "v1", signer.verifying_key());
@@ -212,18 +214,24 @@ fn engine(store: impl Store) {
 
     // Uploads cover the last 14 days only, and an ongoing visit ends at the upload.
     let late = T0 + 15 * DAY;
-    assert!(
-        bob.check_ins_to_upload(&mut rng, late, level)
-            .unwrap()
-            .is_empty()
+    let none = bob.check_ins_to_upload(&mut rng, late, level).unwrap();
+    assert_eq!(
+        (none.visits, none.reports.len()),
+        (0, CHECK_INS_PER_UPLOAD),
+        "padding only"
     );
     let ongoing = bob.check_in(&bar, late).unwrap();
-    let [report] = bob
+    let upload = bob
         .check_ins_to_upload(&mut rng, late + 900, level)
-        .unwrap()
+        .unwrap();
+    assert_eq!(upload.visits, 1);
+    let [opened] = upload
+        .reports
+        .iter()
+        .filter_map(|r| r.open(&ongoing.visit.location_id).ok())
+        .collect::<Vec<_>>()
         .try_into()
         .unwrap();
-    let opened = report.open(&ongoing.visit.location_id).unwrap();
     assert_eq!(
         (opened.stay.arrival(), opened.stay.departure()),
         (late, late + 1_200)
@@ -287,14 +295,56 @@ fn a_day_uploads_its_first_20_visits_and_the_next_day_its_own() {
         .collect();
     let next_day = phone.check_in(&venue(99, Some(10)), T0 + DAY).unwrap();
     let level = TransmissionRiskLevel::HIGHEST;
-    let reports = phone
+    let upload = phone
         .check_ins_to_upload(&mut rng, T0 + DAY + 3_600, level)
         .unwrap();
-    assert_eq!(reports.len(), MAX_CHECK_INS_PER_DAY + 1);
+    assert_eq!(upload.visits, MAX_CHECK_INS_PER_DAY + 1);
+    let reports = upload.reports;
     let sent = |c: &kith_core::checkin::CheckIn| {
         reports.iter().any(|r| r.open(&c.visit.location_id).is_ok())
     };
     assert!(visited[..MAX_CHECK_INS_PER_DAY].iter().all(sent));
     assert!(!visited[MAX_CHECK_INS_PER_DAY..].iter().any(sent));
     assert!(sent(&next_day));
+}
+
+#[test]
+fn more_visits_than_an_upload_holds_send_the_latest() {
+    let mut phone = ExposureEngine::new(MemoryStore::new()).unwrap();
+    let mut rng = StdRng::seed_from_u64(10);
+    let venues: Vec<_> = (0..=MAX_CHECK_INS_PER_DAY as u8)
+        .map(|seed| venue(seed, Some(10)))
+        .collect();
+    // 21 ten-minute visits, 20 minutes apart, on each of 15 days.
+    let visited: Vec<Vec<_>> = (0..15)
+        .map(|day| {
+            (venues.iter().enumerate())
+                .map(|(i, venue)| {
+                    let arrival = T0 + day * DAY + i as u64 * 1_200;
+                    phone.check_in(venue, arrival).unwrap()
+                })
+                .collect()
+        })
+        .collect();
+    // Within 14 days: day 0 from its 4th visit (18 count), days 1-13 (20 each), day 14's
+    // first 3: 281, one more than an upload holds.
+    let now = T0 + 14 * DAY + 3_600;
+    let upload = phone
+        .check_ins_to_upload(&mut rng, now, TransmissionRiskLevel::HIGHEST)
+        .unwrap();
+    assert_eq!(
+        (upload.visits, upload.reports.len()),
+        (CHECK_INS_PER_UPLOAD, CHECK_INS_PER_UPLOAD),
+        "no room left for padding"
+    );
+    let sent = |c: &kith_core::checkin::CheckIn| {
+        upload.reports.iter().any(|r| {
+            r.open(&c.visit.location_id)
+                .is_ok_and(|w| w.stay.arrival() == c.visit.stay.arrival())
+        })
+    };
+    assert!(!sent(&visited[0][3]), "the oldest gives way");
+    assert!(visited[0][4..=MAX_CHECK_INS_PER_DAY - 1].iter().all(sent));
+    assert!(visited[13][..MAX_CHECK_INS_PER_DAY].iter().all(sent));
+    assert!(visited[14][..3].iter().all(sent));
 }

@@ -51,6 +51,16 @@ pub struct ProtectedCheckIn {
     pub report: Vec<u8>,
 }
 
+/// What to upload of the user's visits ([`ExposureEngine::check_ins_to_upload`]).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+#[uniffi::export(Debug, Eq)]
+pub struct CheckInUpload {
+    /// Always 280 reports, the visits among padding: upload them all, in this order.
+    pub reports: Vec<ProtectedCheckIn>,
+    /// How many of them are the user's visits, to tell the user; never upload it.
+    pub visits: u32,
+}
+
 /// A visit that overlapped a positive person's reported visit.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 #[uniffi::export(Debug, Eq)]
@@ -124,21 +134,29 @@ impl ExposureEngine {
     }
 
     /// The visits of the last 14 days to upload with the keys after a positive test,
-    /// each sealed with a fresh random IV; a visit still going on ends at
-    /// `now_unix_seconds`; of each day the first 20 visits. The phone does not know how contagious its user was on each
-    /// day, so every visit carries the highest transmission risk level.
-    pub fn check_ins_to_upload(&self, now_unix_seconds: i64) -> Result<Vec<ProtectedCheckIn>> {
+    /// each sealed with a fresh random IV, hidden among random padding reports: always
+    /// 280 reports, so that neither the network, the server nor a reader of the
+    /// published packages can count the user's visits (padding opens for no venue and
+    /// warns no one). Upload all of `reports`. A visit still going on ends at
+    /// `now_unix_seconds`; of each day the first 20 visits. The phone does not know how
+    /// contagious its user was on each day, so every visit carries the highest
+    /// transmission risk level.
+    pub fn check_ins_to_upload(&self, now_unix_seconds: i64) -> Result<CheckInUpload> {
         let now_unix_seconds = time_at("now_unix_seconds", now_unix_seconds)?;
-        let reports = self
+        let upload = self
             .lock()
             .check_ins_to_upload(&mut OsRng, now_unix_seconds, TransmissionRiskLevel::HIGHEST)
             .map_err(KithError::Storage)?;
-        Ok(reports
-            .iter()
-            .map(|report| ProtectedCheckIn {
-                report: report.to_bytes(),
-            })
-            .collect())
+        Ok(CheckInUpload {
+            reports: upload
+                .reports
+                .iter()
+                .map(|report| ProtectedCheckIn {
+                    report: report.to_bytes(),
+                })
+                .collect(),
+            visits: u32::try_from(upload.visits).unwrap_or(u32::MAX),
+        })
     }
 
     /// Reads a downloaded trace-warning package (zip bytes), checks its signature

@@ -33,7 +33,7 @@ mod summary;
 mod units;
 
 pub use beacon::{Beacon, BeaconSighting};
-pub use checkin::{CheckIn, ProtectedCheckIn, TraceWarningIngest, VenueExposure};
+pub use checkin::{CheckIn, CheckInUpload, ProtectedCheckIn, TraceWarningIngest, VenueExposure};
 pub use engine::ExposureEngine;
 pub use error::{InputError, KithError, PublicKeyError, Result};
 pub use explain::{

@@ -258,7 +258,13 @@ fn dashboard_html(state: &AppState, error: Option<&str>) -> Result<String, AppEr
             &format!(r#"<a href="/portal/venues/{hex}">poster</a>"#),
         ));
     }
-    for (hash, unknown) in &counts {
+    // Every upload is padded with random reports, each at a hash of its own: a hash seen
+    // once may be padding or one visit to an unregistered place, and no one can tell
+    // which. Only hashes seen again are listed.
+    let (unknown, once): (Vec<_>, Vec<_>) = counts
+        .iter()
+        .partition(|(_, unknown)| unknown.since(first) > 1);
+    for (hash, unknown) in unknown {
         let hex = hex::encode(hash.to_bytes());
         rows.push_str(&row(
             &format!("unknown place <small>{}…</small>", &hex[..12]),
@@ -276,6 +282,8 @@ tr.cluster {{ background: #ffebe9; }} .flag {{ font-weight: 700; color: #cf222e;
 <p>Positive check-ins published per day (the visits' times are encrypted for the
 visitors). A place is flagged as a <b>cluster</b> with {min} or more in {window} days.</p>
 <table id="counts">{head}{rows}</table>
+<p id="once">Not listed: {once} unregistered location hashes seen once in these days
+(uploads are padded with random reports, which look like single visits to unknown places).</p>
 <h2>Register a venue</h2>
 {error}
 <form method="post" action="/portal/venues">
@@ -290,6 +298,7 @@ visitors). A place is flagged as a <b>cluster</b> with {min} or more in {window}
 <p><a href="/portal">Issue a verification code</a> · <a href="/portal/dashboard">Dashboard</a></p>"#,
             min = rule.min_check_ins,
             window = rule.window_days,
+            once = once.len(),
             error = error_note(error),
         ),
     ))

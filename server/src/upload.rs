@@ -27,9 +27,11 @@ pub const MAX_SAME_START: usize = 3;
 pub const MAX_AGE_INTERVALS: u32 = 15 * INTERVALS_PER_DAY;
 /// Highest GAEN v1 transmission risk level.
 pub const MAX_TRANSMISSION_RISK: i32 = 8;
-/// Most venue check-ins in one publish: CWA's 20 a day, for 14 days. (The server cannot
-/// check the days: the times are encrypted.)
-pub const MAX_CHECK_INS: usize = kith_core::checkin::MAX_CHECK_INS_PER_DAY * 14;
+/// Most venue check-ins in one publish, real and padding: CWA's 20 a day, for 14 days,
+/// the number every phone sends ([`kith_core::checkin::CHECK_INS_PER_UPLOAD`]). The
+/// server cannot check the days (the times are encrypted), nor which reports are padding,
+/// so padding never counts for less.
+pub const MAX_CHECK_INS: usize = kith_core::checkin::CHECK_INS_PER_UPLOAD;
 /// Onset assumed when neither the code nor the request gives one (GAEN `DEFAULT_SYMPTOM_ONSET_DAYS_AGO`).
 pub const DEFAULT_ONSET_DAYS_AGO: u32 = 4;
 
@@ -61,7 +63,8 @@ pub struct PublishRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub symptom_onset_interval: Option<u32>,
     /// Venue check-ins to warn the other visitors of: CWA `CheckInProtectedReport`s
-    /// (protobuf, standard base64), at most 280.
+    /// (protobuf, standard base64), at most 280 counting padding. Kith's phones always
+    /// send 280, their visits hidden among random reports; fewer are padded to 280 here.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub check_in_protected_reports: Vec<String>,
     /// Ignored; lets plain-JSON clients hide the key count (GAEN recommends 1–2 KiB of random text).

@@ -504,8 +504,11 @@ impl Redemption<'_> {
         }
         self.tx
             .insert_keys(&keys, self.now, self.truncate_seconds, self.rng)?;
+        // Phones pad their visits already; a client that does not is padded here, so
+        // the stored reports and the packages never show how many visits an upload had.
+        let check_ins = kith_core::checkin::pad_upload(self.rng, upload.check_ins.clone());
         self.tx
-            .insert_check_ins(&upload.check_ins, self.now, self.truncate_seconds, self.rng)?;
+            .insert_check_ins(&check_ins, self.now, self.truncate_seconds, self.rng)?;
         self.counts.codes_redeemed += 1;
         self.counts.keys_published += keys.len() as u64;
         metrics::counter!("kith_codes_redeemed_total").increment(1);

@@ -9,8 +9,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use common::*;
 use kith_core::checkin::{
-    CWA_QR_PREFIX, ProtectedReport, Stay, TraceWarningFile, TransmissionRiskLevel, VenueDetails,
-    VenuePayload,
+    CHECK_INS_PER_UPLOAD, CWA_QR_PREFIX, CheckInUpload, ProtectedReport, Stay, TraceWarningFile,
+    TransmissionRiskLevel, VenueDetails, VenuePayload,
 };
 use kith_core::store::MemoryStore;
 use kith_core::{
@@ -31,16 +31,20 @@ fn setup() -> (TestServer, String) {
         config.export.min_reports = 30;
         config.export.report_padding_range = 5;
     });
+    (server, venue_qr("Café Kith"))
+}
+
+/// A new venue's QR text.
+fn venue_qr(description: &str) -> String {
     let details = VenueDetails {
-        description: "Café Kith".into(),
+        description: description.into(),
         address: "Main Street 1".into(),
         default_check_in_minutes: Some(60),
         ..VenueDetails::default()
     };
-    let qr = VenuePayload::generate(&mut OsRng, details)
+    VenuePayload::generate(&mut OsRng, details)
         .unwrap()
-        .qr_text(CWA_QR_PREFIX);
-    (server, qr)
+        .qr_text(CWA_QR_PREFIX)
 }
 
 /// A visit from `arrival` to `departure` (Unix seconds) at the venue of `qr`.
@@ -67,8 +71,8 @@ async fn upload(server: &TestServer, reports: &[String]) {
     assert_eq!(size, 544, "sealed answers have one size");
 }
 
-/// What `phone` uploads at `now` after a positive test: its visits, as reports.
-fn to_upload(phone: &Phone, now: u64) -> Vec<ProtectedReport> {
+/// What `phone` uploads at `now` after a positive test: its visits among padding.
+fn to_upload(phone: &Phone, now: u64) -> CheckInUpload {
     phone
         .check_ins_to_upload(
             &mut OsRng,
@@ -117,8 +121,8 @@ async fn the_visitor_who_overlapped_is_warned_with_the_right_time_and_the_other_
     visit(&mut overlapping, &qr, t0 + 1800, t0 + 5400);
     visit(&mut later, &qr, t0 + 2 * 3600, t0 + 3 * 3600);
 
-    let reports = to_upload(&positive, now);
-    assert_eq!(reports.len(), 1);
+    let CheckInUpload { reports, visits } = to_upload(&positive, now);
+    assert_eq!((visits, reports.len()), (1, CHECK_INS_PER_UPLOAD));
     upload(&server, &encoded(&reports)).await;
     // Nothing is published before the hour's window is closed and old enough.
     server.server.export_pass().unwrap();
@@ -135,13 +139,9 @@ async fn the_visitor_who_overlapped_is_warned_with_the_right_time_and_the_other_
         .unwrap()
         .verify(&trusted)
         .unwrap();
-    // Padded: one real report among 30 to 35.
-    assert!(
-        (30..=35).contains(&verified.reports().len()),
-        "{}",
-        verified.reports().len()
-    );
-    assert!(verified.reports().contains(&reports[0]));
+    // The upload as sent, its padding included; more than the package's own minimum.
+    assert_eq!(verified.reports().len(), CHECK_INS_PER_UPLOAD);
+    assert!(reports.iter().all(|r| verified.reports().contains(r)));
     assert_eq!(
         u64::from(verified.hour()),
         (now.div_ceil(3600) * 3600) / 3600,
@@ -180,10 +180,12 @@ async fn tampered_packages_wrong_signers_and_wrong_macs_are_refused() {
     let (mut positive, mut visitor) = (phone(), phone());
     visit(&mut positive, &qr, t0, t0 + 3600);
     visit(&mut visitor, &qr, t0, t0 + 3600);
-    let real = to_upload(&positive, now);
+    let venue = VenuePayload::from_qr_text(&qr).unwrap();
+    let real = to_upload(&positive, now).reports;
+    let real = real.iter().find(|r| r.open(venue.location_id()).is_ok());
     // A report for the same venue whose MAC was altered (the server cannot tell: it has
     // no key), and one that is not a report at all (the server can).
-    let mut forged = real[0].to_bytes();
+    let mut forged = real.unwrap().to_bytes();
     let last = forged.len() - 1;
     forged[last] ^= 1;
     let mut doc = publish_doc(
@@ -228,7 +230,6 @@ async fn tampered_packages_wrong_signers_and_wrong_macs_are_refused() {
         .unwrap();
     let forged = ProtectedReport::from_bytes(&forged).unwrap();
     assert!(verified.reports().contains(&forged));
-    let venue = VenuePayload::from_qr_text(&qr).unwrap();
     assert!(forged.open(venue.location_id()).is_err());
     assert_eq!(
         visitor
@@ -253,7 +254,7 @@ async fn a_check_in_is_packaged_once_the_truncate_window_it_arrived_in_has_ended
         let qr = setup().1;
         let mut positive = phone();
         visit(&mut positive, &qr, now - 7200, now - 3600);
-        let reports = to_upload(&positive, now);
+        let reports = to_upload(&positive, now).reports;
         upload(&server, &encoded(&reports)).await;
 
         server.clock.advance(packaged_after - 10 + 4);
@@ -271,10 +272,93 @@ async fn a_check_in_is_packaged_once_the_truncate_window_it_arrived_in_has_ended
             .unwrap()
             .verify(&trusted)
             .unwrap();
-        assert!(
-            verified.reports().contains(&reports[0]),
-            "truncate {truncate}"
-        );
+        assert_eq!(verified.reports(), reports, "truncate {truncate}");
     }
+}
+}
+
+every_backend! {
+async fn uploads_of_one_visit_and_of_seven_look_alike_and_only_real_overlaps_warn() {
+    let (server, qr) = setup();
+    let now = server.now().get();
+    let t0 = now - now % 600 - 10 * 3600;
+    let places: Vec<String> = (0..7).map(|i| venue_qr(&format!("Place {i}"))).collect();
+    // One positive person was at the café only; another at seven places, an hour each.
+    let (mut one, mut seven) = (phone(), phone());
+    visit(&mut one, &qr, t0, t0 + 3600);
+    for (i, place) in places.iter().enumerate() {
+        let start = t0 + i as u64 * 3600;
+        visit(&mut seven, place, start, start + 3600);
+    }
+    let (one, seven) = (to_upload(&one, now), to_upload(&seven, now));
+    assert_eq!((one.visits, seven.visits), (1, 7));
+    let mut documents = Vec::new();
+    for upload in [&one, &seven] {
+        let code = issue_code(&server, &server.admin_key).await;
+        let mut doc = publish_doc(&server, &code, &[random_key()]);
+        doc["checkInProtectedReports"] = json!(encoded(&upload.reports));
+        documents.push(doc);
+    }
+    // What a network observer of a plain upload, the server or a copy of its database sees:
+    // the same number of reports, of the same length, whatever the visits.
+    let shapes: Vec<_> = documents
+        .iter()
+        .map(|doc| {
+            let reports = doc["checkInProtectedReports"].as_array().unwrap();
+            let lengths: Vec<usize> = reports.iter().map(|r| r.as_str().unwrap().len()).collect();
+            (reports.len(), lengths, serde_json::to_vec(doc).unwrap().len())
+        })
+        .collect();
+    assert_eq!(shapes[0], shapes[1]);
+    assert_eq!(shapes[0].0, CHECK_INS_PER_UPLOAD);
+    for doc in &documents {
+        let (status, body, _) = publish_json(&server, doc).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    // A client that sends its one visit unpadded is padded by the server.
+    let (mut short, elsewhere) = (phone(), venue_qr("Elsewhere"));
+    visit(&mut short, &elsewhere, t0, t0 + 600);
+    let elsewhere = VenuePayload::from_qr_text(&elsewhere).unwrap();
+    let unpadded: Vec<_> = to_upload(&short, now)
+        .reports
+        .into_iter()
+        .filter(|r| r.open(elsewhere.location_id()).is_ok())
+        .collect();
+    assert_eq!(unpadded.len(), 1);
+    upload(&server, &encoded(&unpadded)).await;
+
+    server.clock.advance(2 * 3600 + 600);
+    server.server.export_pass().unwrap();
+    let files = packages(&server).await;
+    let [(name, zip)] = files.as_slice() else {
+        panic!("one package: {files:?}");
+    };
+    let (trusted, _) = trusted(&server).await;
+    let verified = TraceWarningFile::parse(zip, &ExportLimits::default())
+        .unwrap()
+        .verify(&trusted)
+        .unwrap();
+    assert_eq!(verified.reports().len(), 3 * CHECK_INS_PER_UPLOAD);
+    assert!(verified.reports().contains(&unpadded[0]));
+
+    // Bystanders everywhere, at other times or at other places, are warned by nothing:
+    // not by the 833 padding reports, not by the real ones.
+    let at = server.now();
+    let mut bystander = phone();
+    for place in places.iter().chain([&qr]) {
+        visit(&mut bystander, place, t0 - 3 * 3600, t0 - 2 * 3600);
+    }
+    for i in 0..20 {
+        visit(&mut bystander, &venue_qr(&format!("Shop {i}")), t0, t0 + 3600);
+    }
+    assert_eq!(bystander.ingest_trace_warnings(name, &verified, at).unwrap(), 0);
+    // The one who shared the fourth of the seven places with the positive person is.
+    let mut met = phone();
+    let fourth = t0 + 3 * 3600;
+    visit(&mut met, &places[3], fourth + 1800, fourth + 7200);
+    visit(&mut met, &places[4], fourth - 7200, fourth - 3600);
+    assert_eq!(met.ingest_trace_warnings(name, &verified, at).unwrap(), 1);
+    let [warned] = met.venue_exposures().unwrap().try_into().unwrap();
+    assert_eq!((warned.description.as_str(), warned.overlap_minutes), ("Place 3", 30));
 }
 }

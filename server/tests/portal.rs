@@ -240,25 +240,19 @@ async fn case_worker_logs_in_and_issues_a_code_in_chromium() {
     assert_eq!(codes, 1, "one code issued through the page");
 }
 
-/// A positive person's check-ins at the venue of `qr` (and one at a place the authority
-/// never registered), uploaded with their keys.
-async fn upload_visit(server: &ServerProcess, admin: &str, qr: Option<&str>) {
+/// A positive person's check-in at the venue of `qr`, uploaded with their keys (and
+/// padded to 280 by the server).
+async fn upload_visit(server: &ServerProcess, admin: &str, qr: &str) {
     use kith_core::checkin::{ProtectedReport, Stay, TransmissionRiskLevel, VenuePayload};
-    let report = match qr {
-        Some(qr) => {
-            let venue = VenuePayload::from_qr_text(qr).unwrap();
-            let now = now_unix();
-            let now = kith_core::UnixSeconds::new(now);
-            let stay = Stay::new(now - 7200, now - 3600).unwrap();
-            ProtectedReport::seal(
-                &mut kith_core::OsRng,
-                venue.location_id(),
-                stay,
-                TransmissionRiskLevel::HIGHEST,
-            )
-        }
-        None => ProtectedReport::padding(&mut kith_core::OsRng),
-    };
+    let venue = VenuePayload::from_qr_text(qr).unwrap();
+    let now = kith_core::UnixSeconds::new(now_unix());
+    let stay = Stay::new(now - 7200, now - 3600).unwrap();
+    let report = ProtectedReport::seal(
+        &mut kith_core::OsRng,
+        venue.location_id(),
+        stay,
+        TransmissionRiskLevel::HIGHEST,
+    );
     let code = issue_code(server, admin).await;
     let mut doc = publish_doc(server, &code, &[random_key()]);
     doc["checkInProtectedReports"] = json!([base64::Engine::encode(
@@ -336,9 +330,22 @@ async fn the_authority_registers_a_venue_prints_its_poster_and_sees_a_cluster_in
     assert_eq!(hex::encode(venue.location_id().hash().to_bytes()), hex);
     assert_eq!(venue.details().default_check_in_minutes, Some(90));
 
-    // One positive check-in: counted, no cluster; an unknown place appears by its hash.
-    upload_visit(&server, &admin, Some(&qr)).await;
-    upload_visit(&server, &admin, None).await;
+    // One positive check-in: counted, no cluster. A place the authority never registered
+    // appears by its hash once seen twice; the padding of the uploads (random hashes,
+    // each seen once) is only counted.
+    let unregistered = kith_core::checkin::VenuePayload::generate(
+        &mut kith_core::OsRng,
+        kith_core::checkin::VenueDetails {
+            description: "Elsewhere".into(),
+            address: "Side Street 2".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .qr_text(kith_core::checkin::CWA_QR_PREFIX);
+    upload_visit(&server, &admin, &qr).await;
+    upload_visit(&server, &admin, &unregistered).await;
+    upload_visit(&server, &admin, &unregistered).await;
     let row = format!("venue-{hex}");
     let seen = async {
         browser.goto(&server.url("/portal/venues")).await?;
@@ -354,12 +361,13 @@ async fn the_authority_registers_a_venue_prints_its_poster_and_sees_a_cluster_in
                 .find_all(Locator::Css("tr[id^='hash-']"))
                 .await?
                 .len(),
+            browser.find(Locator::Id("once")).await?.text().await?,
         );
         Ok::<_, fantoccini::error::CmdError>(before)
     }
     .await;
     // A second one makes a cluster (--cluster-min-check-ins 2).
-    upload_visit(&server, &admin, Some(&qr)).await;
+    upload_visit(&server, &admin, &qr).await;
     let flagged = async {
         browser.refresh().await?;
         let venue_row = browser.wait().for_element(Locator::Id(&row)).await?;
@@ -370,7 +378,7 @@ async fn the_authority_registers_a_venue_prints_its_poster_and_sees_a_cluster_in
     }
     .await;
     browser.close().await.ok();
-    let (class, cells, unknown) = seen.expect("browser steps");
+    let (class, cells, unknown, once) = seen.expect("browser steps");
     assert_eq!(class, None, "one check-in is no cluster: {cells:?}");
     // Place, 14 days, the flag, the poster link: one day counts one check-in.
     assert_eq!(cells.len(), 17, "{cells:?}");
@@ -381,6 +389,11 @@ async fn the_authority_registers_a_venue_prints_its_poster_and_sees_a_cluster_in
         "{cells:?}"
     );
     assert_eq!(unknown, 1, "the unregistered place is listed by its hash");
+    // Three uploads, each padded to 280: 279 random hashes each seen once.
+    assert!(
+        once.starts_with("Not listed: 837 unregistered location hashes seen once"),
+        "{once}"
+    );
     let (class, flag) = flagged.expect("browser steps");
     assert_eq!(class.as_deref(), Some("cluster"));
     assert_eq!(flag, "CLUSTER");

@@ -5,6 +5,7 @@ use rand_core::{CryptoRng, RngCore};
 use super::error::CheckinError;
 use super::matching::{CheckIn, VenueExposure, VenueMatchConfig, Visit};
 use super::report::{MAX_STAY_SECONDS, ProtectedReport, Stay, TransmissionRiskLevel};
+use super::upload::{CHECK_INS_PER_UPLOAD, CheckInUpload, MAX_CHECK_INS_PER_DAY, pad_upload};
 use super::venue::VenuePayload;
 use crate::engine::ExposureEngine;
 use crate::error::Result;
@@ -13,11 +14,6 @@ use crate::time::UnixSeconds;
 
 /// How long a visit lasts when the venue's code names no default length: two hours.
 pub const DEFAULT_VISIT_SECONDS: u64 = 2 * 3_600;
-
-/// Most visits of one day a phone uploads: Corona-Warn-App's 20. Someone who scanned more
-/// codes than anyone visits places (a tester, an attacker flooding warnings) shares the
-/// day's first 20.
-pub const MAX_CHECK_INS_PER_DAY: usize = 20;
 
 /// Name of the setting that holds the least overlap, in minutes, that makes a venue exposure.
 const MIN_OVERLAP_SETTING: &str = "venue_min_overlap_minutes";
@@ -66,18 +62,21 @@ impl<S: Store> ExposureEngine<S> {
     }
 
     /// The visits of the last 14 days to share after a positive test, each sealed
-    /// into a [`ProtectedReport`] with `transmission_risk_level`. A visit still going
-    /// on is cut at `now`; visits that begin after `now` are left out; of each UTC day
-    /// (of arrival) the first [`MAX_CHECK_INS_PER_DAY`] are sent.
+    /// into a [`ProtectedReport`] with `transmission_risk_level`, hidden among random
+    /// padding: always [`CHECK_INS_PER_UPLOAD`] reports (see [`pad_upload`]). A visit
+    /// still going on is cut at `now`; visits that begin after `now` are left out; of
+    /// each UTC day (of arrival) the first [`MAX_CHECK_INS_PER_DAY`] are sent, and of
+    /// them the latest [`CHECK_INS_PER_UPLOAD`] (a visit that began 15 days ago and
+    /// ended within 14 makes a 15th day).
     pub fn check_ins_to_upload<R: RngCore + CryptoRng>(
         &self,
         rng: &mut R,
         now: UnixSeconds,
         transmission_risk_level: TransmissionRiskLevel,
-    ) -> Result<Vec<ProtectedReport>> {
+    ) -> Result<CheckInUpload> {
         let oldest = now.minus(RETENTION_SECONDS);
         let mut per_day = std::collections::HashMap::new();
-        Ok(self
+        let mut stays: Vec<_> = self
             .store()
             .check_ins()?
             .into_iter()
@@ -90,14 +89,22 @@ impl<S: Store> ExposureEngine<S> {
             .filter_map(|c| {
                 let stay = c.visit.stay;
                 let cut = Stay::new(stay.arrival(), stay.departure().min(now)).ok()?;
-                Some(ProtectedReport::seal(
-                    rng,
-                    &c.visit.location_id,
-                    cut,
-                    transmission_risk_level,
-                ))
+                Some((c.visit.location_id, cut))
             })
-            .collect())
+            .collect();
+        // Check-ins come by arrival: the oldest give way.
+        stays.drain(..stays.len().saturating_sub(CHECK_INS_PER_UPLOAD));
+        let visits = stays.len();
+        let real = stays
+            .iter()
+            .map(|(location_id, stay)| {
+                ProtectedReport::seal(rng, location_id, *stay, transmission_risk_level)
+            })
+            .collect();
+        Ok(CheckInUpload {
+            reports: pad_upload(rng, real),
+            visits,
+        })
     }
 
     /// When a report counts as a venue exposure: the stored setting, else the default.

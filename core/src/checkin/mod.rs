@@ -20,7 +20,9 @@
 //! location id, a random IV, one encrypted block and a MAC, so they can count reports per
 //! hashed venue (how a health authority spots a cluster at a venue it registered, whose
 //! code it knows) but not read the times, nor name a venue whose code they never saw.
-//! Padding reports ([`ProtectedReport::padding`]) are random bytes of the same shape. A
+//! Padding reports ([`ProtectedReport::padding`]) are random bytes of the same shape; every
+//! upload holds the same number of reports ([`CHECK_INS_PER_UPLOAD`], mostly padding), so
+//! nobody can count a positive person's visits (see [`pad_upload`]). A
 //! phone that scanned the code opens the reports of that venue only. Anyone holding the
 //! code (a photo of the poster) learns the same as a visitor: that is why venues should
 //! change codes from time to time, and why uploads need a verified positive test.
@@ -76,9 +78,10 @@ mod matching;
 mod package;
 mod proto;
 mod report;
+mod upload;
 mod venue;
 
-pub use engine::{DEFAULT_VISIT_SECONDS, MAX_CHECK_INS_PER_DAY};
+pub use engine::DEFAULT_VISIT_SECONDS;
 pub use error::CheckinError;
 pub use matching::{CheckIn, VenueExposure, VenueMatchConfig, Visit, match_check_ins};
 #[cfg(feature = "export")]
@@ -89,6 +92,7 @@ pub use report::{
     ENCRYPTED_RECORD_LEN, IV_LEN, MAC_LEN, MAX_STAY_SECONDS, ProtectedReport, Stay,
     TransmissionRiskLevel, Warning,
 };
+pub use upload::{CHECK_INS_PER_UPLOAD, CheckInUpload, MAX_CHECK_INS_PER_DAY, pad_upload};
 pub use venue::{
     CWA_QR_PREFIX, LOCATION_ID_LEN, LocationId, LocationIdHash, SEED_LEN, VenueDetails,
     VenuePayload, VenueType,

@@ -9,6 +9,8 @@ DAY = 86_400
 # 2023-11-15 18:00 UTC: Alice arrives at the restaurant.
 EVENING = 1_700_071_200
 HOUR = EVENING // 3_600
+# Reports in every upload: 20 a day for 14 days, real visits and padding.
+UPLOAD_SIZE = 280
 
 # A CWA poster (cwa-app-android's TraceLocationIdTest "mock server test data - 1"):
 # "Apple Computer, Inc.", a restaurant with a default visit of 169 minutes.
@@ -50,10 +52,12 @@ def test_the_overlapping_visitor_is_warned_and_the_later_one_is_not(phones, sign
     carol.check_in(OTHER_POSTER, EVENING)  # at the same time, elsewhere
 
     # Alice tests positive: she uploads her visits with her keys; the server publishes them.
-    uploads = alice.check_ins_to_upload(EVENING + 4 * 3_600)
-    assert len(uploads) == 1
-    assert len(uploads[0].report) == 104  # hash, IV, one encrypted block, MAC: no plaintext
-    package = signer.write_trace_warnings(uploads, "DE", HOUR + 5)
+    upload = alice.check_ins_to_upload(EVENING + 4 * 3_600)
+    assert upload.visits == 1
+    assert len(upload.reports) == UPLOAD_SIZE, "her one visit among padding"
+    # Hash, IV, one encrypted block, MAC: no plaintext, and padding looks the same.
+    assert {len(r.report) for r in upload.reports} == {104}
+    package = signer.write_trace_warnings(upload.reports, "DE", HOUR + 5)
     trusted = [signer.trusted_public_key()]
 
     later = EVENING + 6 * 3_600
@@ -81,10 +85,10 @@ def test_the_overlap_threshold_is_configurable(phones, signer):
     bob.set_venue_min_overlap_minutes(120)
     # Alice stays the poster's 169 minutes (reported to 170), Bob arrives an hour later: 110 together.
     bob.check_in(POSTER, EVENING + 3_600)
-    package = signer.write_trace_warnings(alice.check_ins_to_upload(EVENING + 4 * 3_600), "DE", HOUR)
+    package = signer.write_trace_warnings(alice.check_ins_to_upload(EVENING + 4 * 3_600).reports, "DE", HOUR)
     assert bob.ingest_trace_warnings(package, [signer.trusted_public_key()], EVENING + 5 * 3_600).new_venue_exposures == []
     bob.set_venue_min_overlap_minutes(110)
-    again = signer.write_trace_warnings(alice.check_ins_to_upload(EVENING + 4 * 3_600), "DE", HOUR)
+    again = signer.write_trace_warnings(alice.check_ins_to_upload(EVENING + 4 * 3_600).reports, "DE", HOUR)
     assert len(bob.ingest_trace_warnings(again, [signer.trusted_public_key()], EVENING + 5 * 3_600).new_venue_exposures) == 1
 
 
@@ -92,7 +96,7 @@ def test_packages_from_another_signer_or_altered_are_refused(phones, signer):
     alice, bob, _ = phones
     alice.check_in(POSTER, EVENING)
     bob.check_in(POSTER, EVENING)
-    package = signer.write_trace_warnings(alice.check_ins_to_upload(EVENING + 3_600), "DE", HOUR)
+    package = signer.write_trace_warnings(alice.check_ins_to_upload(EVENING + 3_600).reports, "DE", HOUR)
     impostor = ExportSigner.generate("262", "v1")
     with pytest.raises(KithError.UntrustedExportFile):
         bob.ingest_trace_warnings(package, [impostor.trusted_public_key()], EVENING + 7_200)
@@ -100,10 +104,13 @@ def test_packages_from_another_signer_or_altered_are_refused(phones, signer):
         bob.ingest_trace_warnings(package[:-10], [signer.trusted_public_key()], EVENING + 7_200)
     assert bob.exposure_summary(EVENING + 7_200).venue_exposures == []
     # A report altered on the way does not count, the package's other reports still do.
-    [upload] = alice.check_ins_to_upload(EVENING + 3_600)
-    altered = bytearray(upload.report)
-    altered[-1] ^= 1
-    mixed = signer.write_trace_warnings([ProtectedCheckIn(report=bytes(altered))], "DE", HOUR)
+    reports = alice.check_ins_to_upload(EVENING + 3_600).reports
+    altered = []
+    for upload in reports:
+        report = bytearray(upload.report)
+        report[-1] ^= 1
+        altered.append(ProtectedCheckIn(report=bytes(report)))
+    mixed = signer.write_trace_warnings(altered, "DE", HOUR)
     assert bob.ingest_trace_warnings(mixed, [signer.trusted_public_key()], EVENING + 7_200).new_venue_exposures == []
 
 
@@ -143,11 +150,43 @@ def test_visits_older_than_14_days_are_purged(phones, signer):
     alice, bob, _ = phones
     alice.check_in(POSTER, EVENING)
     bob.check_in(POSTER, EVENING)
-    package = signer.write_trace_warnings(alice.check_ins_to_upload(EVENING + 3_600), "DE", HOUR)
+    package = signer.write_trace_warnings(alice.check_ins_to_upload(EVENING + 3_600).reports, "DE", HOUR)
     assert len(bob.ingest_trace_warnings(package, [signer.trusted_public_key()], EVENING + 7_200).new_venue_exposures) == 1
     bob.purge(EVENING + 14 * DAY)
     assert len(bob.check_ins()) == 1, "the visit ended less than 14 days ago"
     bob.purge(EVENING + 15 * DAY)
     assert bob.check_ins() == []
     assert bob.exposure_summary(EVENING + 15 * DAY).venue_exposures == []
-    assert alice.check_ins_to_upload(EVENING + 15 * DAY) == []
+    nothing = alice.check_ins_to_upload(EVENING + 15 * DAY)
+    assert nothing.visits == 0 and len(nothing.reports) == UPLOAD_SIZE, "padding only"
+
+
+def test_uploads_of_one_visit_and_of_seven_look_alike_and_only_the_real_overlap_warns(tmp_path, signer):
+    one, seven, bystander, met = (
+        ExposureEngine.open(str(tmp_path / f"{name}.db"), -20) for name in ("one", "seven", "bystander", "met")
+    )
+    one.check_in(POSTER, EVENING)
+    # Seven one-hour visits, three hours apart, alternating between the two posters.
+    for i in range(7):
+        visit = seven.check_in(POSTER if i % 2 else OTHER_POSTER, EVENING + i * 3 * 3_600)
+        seven.check_out(visit.id, EVENING + i * 3 * 3_600 + 3_600)
+    later = EVENING + 2 * DAY
+    small, large = one.check_ins_to_upload(later), seven.check_ins_to_upload(later)
+    assert (small.visits, large.visits) == (1, 7)
+    assert len(small.reports) == len(large.reports) == UPLOAD_SIZE
+    assert sorted(len(r.report) for r in small.reports) == sorted(len(r.report) for r in large.reports)
+
+    package = signer.write_trace_warnings(small.reports + large.reports, "DE", HOUR + 48)
+    trusted = [signer.trusted_public_key()]
+    # Someone at both places, but never at the same time as either positive person: the
+    # 552 padding reports and the 8 real ones warn them of nothing.
+    for poster, hours_before in ((POSTER, 6), (OTHER_POSTER, 3)):
+        visit = bystander.check_in(poster, EVENING - hours_before * 3_600)
+        bystander.check_out(visit.id, EVENING - (hours_before - 1) * 3_600)
+    assert bystander.ingest_trace_warnings(package, trusted, later).new_venue_exposures == []
+    # Someone who sat at the public building during the seven-visit person's fifth visit is warned.
+    visit = met.check_in(OTHER_POSTER, EVENING + 12 * 3_600 + 1_800)
+    met.check_out(visit.id, EVENING + 13 * 3_600 + 1_800)
+    [warning] = met.ingest_trace_warnings(package, trusted, later).new_venue_exposures
+    assert warning.description == "Waste Management Inc"
+    assert warning.overlap_minutes == 30
