@@ -45,7 +45,7 @@ impl PrivateCluster {
         };
         let dir = tempfile::tempdir().unwrap();
         let cluster = Self { bin, dir };
-        if running_as_root() {
+        if kith_launch::running_as_root() {
             // initdb and postgres refuse to run as root.
             assert!(
                 Command::new("chown")
@@ -110,7 +110,7 @@ impl PrivateCluster {
 
     fn run(&self, tool: &str, args: &[&str]) {
         let program = self.bin.join(tool);
-        let mut command = if running_as_root() {
+        let mut command = if kith_launch::running_as_root() {
             let mut command = Command::new("runuser");
             command.args(["-u", "postgres", "--"]).arg(&program);
             command
@@ -133,13 +133,6 @@ impl Drop for PrivateCluster {
             self.pg_ctl("stop");
         }
     }
-}
-
-/// Whether this test runs as root: a directory it creates is then root's.
-fn running_as_root() -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let probe = tempfile::tempdir().unwrap();
-    probe.path().metadata().unwrap().uid() == 0
 }
 
 /// Publishes `keys` keys with `code`: the status and the error code of the answer.
