@@ -34,7 +34,7 @@ fn main() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let hour = Clock::system().now().get() / 3600 * 3600 - 2 * 3600;
     let started = Instant::now();
-    let mut config = published_keys::data_dir_with_keys_on(
+    let mut config = published_keys::data_dir_with_keys(
         dir.path(),
         database.as_deref(),
         3600,

@@ -16,15 +16,11 @@ pub struct Arrivals {
     pub keys: usize,
 }
 
-/// Sets up a data directory at `dir` whose windows may be exported as soon as they end,
-/// stores `arrivals` in it and returns its configuration. Each key is a random daily key
-/// of one of the 14 days before today, with a days-since-onset to match.
-pub fn data_dir_with_keys(dir: &Path, period_seconds: u64, arrivals: &[Arrivals]) -> Config {
-    data_dir_with_keys_on(dir, None, period_seconds, arrivals)
-}
-
-/// [`data_dir_with_keys`] with the keys in the PostgreSQL database at `database`, if given.
-pub fn data_dir_with_keys_on(
+/// Sets up a data directory at `dir` (on the PostgreSQL database at `database`, if given)
+/// whose windows may be exported as soon as they end, stores `arrivals` in it and returns
+/// its configuration. Each key is a random daily key of one of the 14 days before today,
+/// with a days-since-onset to match.
+pub fn data_dir_with_keys(
     dir: &Path,
     database: Option<&str>,
     period_seconds: u64,
