@@ -225,8 +225,11 @@ impl Instances {
 enum PostgresServer {
     /// A server given on the command line.
     Given(String),
-    /// A throw-away cluster, and the directory it lives in.
-    Started(kith_launch::postgres::Cluster, tempfile::TempDir),
+    /// A throw-away cluster, and the directory it lives in (removed after it stopped).
+    Started {
+        cluster: kith_launch::postgres::Cluster,
+        _dir: tempfile::TempDir,
+    },
 }
 
 impl PostgresServer {
@@ -241,14 +244,14 @@ impl PostgresServer {
             "started a throw-away PostgreSQL cluster in {} (no fsync)",
             dir.path().display()
         );
-        Self::Started(cluster, dir)
+        Self::Started { cluster, _dir: dir }
     }
 
     /// The postmaster's pid, when this program started it (so its CPU time can be read).
     fn pid(&self) -> Option<u32> {
         match self {
             Self::Given(_) => None,
-            Self::Started(cluster, _) => cluster.pid().ok(),
+            Self::Started { cluster, .. } => cluster.pid().ok(),
         }
     }
 
@@ -256,7 +259,7 @@ impl PostgresServer {
     fn fresh_database(&self) -> String {
         let server = match self {
             Self::Given(url) => url.clone(),
-            Self::Started(cluster, _) => cluster.url("postgres"),
+            Self::Started { cluster, .. } => cluster.url("postgres"),
         };
         let name = format!("kith_loadgen_{:016x}", rand::random::<u64>());
         kith_server::create_database(&server, &name).unwrap_or_else(|e| panic!("{e}"))
