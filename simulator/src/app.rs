@@ -8,14 +8,17 @@
 //! schedule and the channel's random stream, so the simulator regenerates exactly the
 //! sightings the phone recorded whenever the phone matches. Which phones can match a
 //! published key is known from the diary (only phones that met its owner can hold its
-//! RPIs), so each day only those phones run core's [`SightingIndex`] on the day's
-//! export; every other phone would find nothing. Those phones regenerate only what
-//! matching asks for: the beacons of the uploader's contacts with them, and for each
-//! scan that heard one, the phone's previous scan that heard anything (core's
-//! `ScanTimeline` measures a scan's duration from it), searched backwards contact by
-//! contact. `tests/per_device.rs` runs sampled phones through the full per-device
-//! path — [`kith_core::ExposureEngine`] with every sighting recorded and every export
-//! ingested — and gets identical exposures.
+//! RPIs), so each day only those phones match the day's export; every other phone
+//! would find nothing. The identifiers of each published key are derived once for all
+//! phones, and each phone looks the RPIs it recorded up in them, decrypts their
+//! metadata with the key's AEMK and builds its exposure windows with core. Those
+//! phones regenerate only what matching asks for: the beacons of the uploader's
+//! contacts with them, and for each scan that heard one, the phone's previous scan
+//! that heard anything (core's `ScanTimeline` measures a scan's duration from it),
+//! searched backwards contact by contact. `tests/per_device.rs` runs sampled phones
+//! through the full per-device path — [`kith_core::ExposureEngine`] with every
+//! sighting recorded and every export ingested, matched by core's
+//! [`kith_core::SightingIndex`] — and gets identical exposures.
 //!
 //! A phone airs the RPI of the current 10-minute interval and changes it (with its
 //! address) at every interval boundary, as Google's implementation does (its
@@ -28,8 +31,9 @@ use std::collections::{HashMap, HashSet};
 use kith_core::risk::{ExposureSummary, ExposureWindow, RiskConfig, RiskModel, ScanTimeline};
 use kith_core::{
     BluetoothMetadata, CalibrationConfidence, Day, DaysSinceOnset, DiagnosisKey, ExportBatch,
-    ExportFile, ExportLimits, ExportSigner, IntervalNumber, ReportType, Sighting, SightingIndex,
-    SigningKey, TemporaryExposureKey, TrustedKeys, UnixSeconds, VerifiedExport, write_export,
+    ExportFile, ExportLimits, ExportSigner, IntervalNumber, Match, MatchedSighting, ReportType,
+    Sighting, SigningKey, TX_POWER_RANGE, TemporaryExposureKey, TrustedKeys, UnixSeconds,
+    VerifiedExport, write_export,
 };
 use rayon::prelude::*;
 
@@ -712,7 +716,7 @@ impl Exposures {
         let beacons_of = |k: u32| &derived[heard_keys.binary_search(&k).expect("derived above")];
         let matched: Vec<(u32, Vec<(ExposureWindow, u32)>)> = groups
             .par_iter()
-            .map(|group| {
+            .map_init(Scratch::default, |scratch, group| {
                 let phone = group[0].0;
                 let mine: Vec<(&DiagnosisKey, &KeyBeacons)> = group
                     .iter()
@@ -720,7 +724,13 @@ impl Exposures {
                     .collect();
                 (
                     phone,
-                    phone_windows(radio, phone, &mine, day.saturating_sub(RETENTION_DAYS)),
+                    phone_windows(
+                        radio,
+                        phone,
+                        &mine,
+                        day.saturating_sub(RETENTION_DAYS),
+                        scratch,
+                    ),
                 )
             })
             .filter(|(_, windows)| !windows.is_empty())
@@ -844,19 +854,25 @@ fn notification_of(
 }
 
 /// The beacons of one published key, derived once a day for every phone that may have
-/// heard it: the RPI and AEM of each interval of its day.
+/// heard it: the RPI and AEM of each interval of its day, and the key's AEMK.
 struct KeyBeacons {
     /// The uploader (an agent).
     owner: u32,
     /// The sim day of the key.
     day: u32,
+    /// The key's intervals, relative to its day (today's key is cut at the upload).
+    intervals: std::ops::Range<u32>,
     /// Identifiers by interval of the day.
     beacons: Vec<(kith_core::Rpi, kith_core::Aem)>,
+    /// What decrypts the metadata of the key's beacons.
+    aemk: kith_core::AemKey,
 }
 
 impl KeyBeacons {
     fn new(radio: &Radio<'_>, key: &DiagnosisKey, owner: u32) -> Self {
-        let day = key.tek.validity().start().get() / kith_core::INTERVALS_PER_DAY - EPOCH_DAY;
+        let validity = key.tek.validity();
+        let day = validity.start().get() / kith_core::INTERVALS_PER_DAY - EPOCH_DAY;
+        let first = day_interval(day).get();
         let phone = radio.phones.phone_of[owner as usize];
         let (rpik, aemk) = key.tek.derive_keys();
         let mut rpis =
@@ -870,60 +886,102 @@ impl KeyBeacons {
         Self {
             owner,
             day,
+            intervals: validity.range().start - first..validity.range().end - first,
             beacons,
+            aemk,
         }
+    }
+
+    /// What matching finds of this key in one recorded sighting: the RPI looked up
+    /// among the key's identifiers at the sighting's interval (sender and receiver
+    /// clocks agree, so no other interval within the drift tolerance can hold it),
+    /// and the metadata decrypted with the key's AEMK and checked as core checks it.
+    fn matched(&self, sighting: Sighting) -> Option<MatchedSighting> {
+        let interval = sighting.interval();
+        let slot = interval.get().checked_sub(day_interval(self.day).get())?;
+        if !self.intervals.contains(&slot) || self.beacons[slot as usize].0 != sighting.rpi {
+            return None;
+        }
+        let metadata =
+            BluetoothMetadata::parse(self.aemk.decrypt(sighting.rpi, sighting.aem)).ok()?;
+        TX_POWER_RANGE
+            .contains(&metadata.tx_power())
+            .then_some(MatchedSighting {
+                sighting,
+                interval,
+                metadata,
+            })
     }
 }
 
-/// Core's matching on one phone: the phone's sightings of the keys' owners on the
-/// keys' days, indexed by [`SightingIndex`] and matched against `keys`; exposure
-/// windows from core's [`ScanTimeline`] over those sightings and the scans before
-/// them. `oldest` is the first day of sightings the phone still keeps.
+/// Buffers one thread reuses from phone to phone.
+#[derive(Default)]
+struct Scratch {
+    heard: Vec<Heard>,
+    sightings: Vec<Sighting>,
+    scans: Vec<Scan>,
+    /// Matches and their keys' owners.
+    matches: Vec<(Match, u32)>,
+}
+
+/// Matching on one phone: the phone's sightings of the keys' owners on the keys'
+/// days, each looked up in the identifiers of the published keys derived once for
+/// every phone ([`KeyBeacons`]); exposure windows from core's [`ScanTimeline`] over
+/// those sightings and the scans before them. `oldest` is the first day of sightings
+/// the phone still keeps. `tests/per_device.rs` checks this against core's
+/// [`kith_core::SightingIndex`] and [`kith_core::ExposureEngine`] on sampled phones.
 fn phone_windows(
     radio: &Radio<'_>,
     phone: u32,
     keys: &[(&DiagnosisKey, &KeyBeacons)],
     oldest: u32,
+    scratch: &mut Scratch,
 ) -> Vec<(ExposureWindow, u32)> {
-    let mut sightings = Vec::new();
-    let mut heard = Vec::new();
-    for (_, beacons) in keys {
+    let Scratch {
+        heard,
+        sightings,
+        scans,
+        matches,
+    } = scratch;
+    sightings.clear();
+    matches.clear();
+    for &(key, beacons) in keys {
         heard.clear();
-        radio.heard_from(phone, beacons.day, beacons.owner, &mut heard);
+        radio.heard_from(phone, beacons.day, beacons.owner, heard);
+        let first = sightings.len();
         sightings.extend(heard.iter().map(|h| {
             let (rpi, aem) = beacons.beacons[(h.scan.second / 600) as usize];
             h.sighting(rpi, aem)
         }));
+        let found = sightings[first..]
+            .iter()
+            .filter_map(|&s| beacons.matched(s))
+            .collect();
+        matches.extend(Match::new(key.clone(), found).map(|m| (m, beacons.owner)));
     }
-    if sightings.is_empty() {
+    if matches.is_empty() {
         return Vec::new();
     }
-    let mut scans: Vec<Scan> = sightings.iter().map(Scan::of).collect();
+    scans.clear();
+    scans.extend(sightings.iter().map(Scan::of));
     scans.sort_unstable_by_key(|s| (s.day, s.k));
     scans.dedup();
     let mut phone_scans = PhoneScans::new(radio, phone);
-    let mut entries = sightings.clone();
-    for &scan in &scans {
-        entries.extend(
+    for &scan in scans.iter() {
+        sightings.extend(
             phone_scans
-                .heard_before(scan, oldest, &scans)
+                .heard_before(scan, oldest, scans)
                 .map(Scan::timeline_entry),
         );
     }
-    let index = SightingIndex::new(&sightings);
-    let timeline = ScanTimeline::new(&entries);
+    let timeline = ScanTimeline::new(sightings);
     let correction = radio.phones.model[phone as usize].rssi_correction;
-    index
-        .matches(keys.iter().map(|&(k, _)| k.clone()))
-        .flat_map(|m| {
-            // A phone holds a few dozen keys: a scan beats hashing them.
-            let sender = keys
-                .iter()
-                .find(|(k, _)| k.tek == m.key.tek)
-                .map_or(NONE, |(_, b)| b.owner);
-            ExposureWindow::from_match(&m, &timeline, correction)
+    matches
+        .iter()
+        .flat_map(|(m, owner)| {
+            ExposureWindow::from_match(m, &timeline, correction)
                 .into_iter()
-                .map(move |w| (w, sender))
+                .map(move |w| (w, *owner))
         })
         .collect()
 }
