@@ -292,12 +292,14 @@ pub struct Heard {
     pub rssi: i8,
 }
 
-/// A receiving phone on one day: who holds it, its calibration and its scans.
-struct Receiver {
-    agent: u32,
+/// A receiving phone on one day: who holds it, its calibration, its scans, and its
+/// holder's contacts with other app users as the radio sees them.
+struct PhoneDay {
+    day: u32,
     model: DeviceModel,
     residual_db: f64,
     schedule: ScanSchedule,
+    exchanges: Vec<Exchange>,
 }
 
 /// One contact of a receiving phone's holder with another app user, as the radio
@@ -306,57 +308,75 @@ struct Exchange {
     sender_phone: u32,
     sender: DeviceModel,
     link: Link,
+    /// Median path loss and holder effect (dB): what all scans of the contact share.
+    link_db: f64,
     /// The scans of the receiver during the contact.
     scans: std::ops::Range<u32>,
 }
 
 impl Radio<'_> {
-    fn receiver(&self, phone: u32, day: u32) -> Receiver {
+    /// What `phone` met on `day`, or `None` when the diary no longer holds the day.
+    fn phone_day(&self, phone: u32, day: u32) -> Option<PhoneDay> {
+        let contacts = self.diary.day(day)?;
         let p = phone as usize;
-        Receiver {
-            agent: self.phones.agent_of[p],
+        let agent = self.phones.agent_of[p];
+        let schedule = ScanSchedule::of(self.streams, phone, day, self.channel.scan_interval());
+        let exchanges = contacts
+            .of(agent)
+            .filter_map(|c| self.exchange(agent, &schedule, day, c))
+            .collect();
+        Some(PhoneDay {
+            day,
             model: self.phones.model[p],
             residual_db: f64::from(self.phones.residual_db[p]),
-            schedule: ScanSchedule::of(self.streams, phone, day, self.channel.scan_interval()),
-        }
+            schedule,
+            exchanges,
+        })
     }
 
-    /// Contact `c` of `rx`'s holder on `day`, or `None` when the other runs no app.
-    fn exchange(&self, rx: &Receiver, day: u32, c: &Contact) -> Option<Exchange> {
-        let other = c.other(rx.agent);
+    /// Contact `c` of `receiver` on `day`, whose scans follow `schedule`, or `None`
+    /// when the other runs no app.
+    fn exchange(
+        &self,
+        receiver: u32,
+        schedule: &ScanSchedule,
+        day: u32,
+        c: &Contact,
+    ) -> Option<Exchange> {
+        let other = c.other(receiver);
         let sender_phone = self.phones.phone_of[other as usize];
         if sender_phone == NONE {
             return None;
         }
         let m = self.shapes.meeting(self.streams, day, c);
         let [start, end] = [m.start, m.start + m.duration].map(|t| u32::from(t) * 60);
+        let link = Link {
+            day,
+            receiver,
+            sender: other,
+            contact: (u64::from(c.salt) << 8) | c.setting as u64,
+            distance_m: m.distance_m(),
+            setting: c.setting,
+        };
         Some(Exchange {
             sender_phone,
             sender: self.phones.model[sender_phone as usize],
-            link: Link {
-                day,
-                receiver: rx.agent,
-                sender: other,
-                contact: (u64::from(c.salt) << 8) | c.setting as u64,
-                distance_m: m.distance_m(),
-                setting: c.setting,
-            },
-            scans: rx.schedule.numbers(start, end),
+            link_db: self.channel.link_attenuation(self.streams, &link),
+            link,
+            scans: schedule.numbers(start, end),
         })
     }
 
-    /// What `rx` measured of `x`'s beacon in scan `k`, if it heard it.
-    fn measure(&self, rx: &Receiver, x: &Exchange, k: u32) -> Option<i8> {
-        let attenuation = self
-            .channel
-            .attenuation(self.streams, &x.link, u64::from(k));
+    /// What the phone of `rx` measured of `x`'s beacon in scan `k`, if it heard it.
+    fn measure(&self, rx: &PhoneDay, x: &Exchange, k: u32) -> Option<i8> {
+        let attenuation = x.link_db + self.channel.fading(self.streams, &x.link, u64::from(k));
         self.channel
             .rssi(attenuation, x.sender, rx.model, rx.residual_db)
     }
 
     /// The beacons of `x` that `rx` heard, in scan order, appended to `out`.
-    fn heard_in(&self, rx: &Receiver, x: &Exchange, out: &mut Vec<Heard>) {
-        let day = x.link.day;
+    fn heard_in(&self, rx: &PhoneDay, x: &Exchange, out: &mut Vec<Heard>) {
+        let day = rx.day;
         out.extend(x.scans.clone().filter_map(|k| {
             self.measure(rx, x, k).map(|rssi| Heard {
                 sender: x.sender_phone,
@@ -374,55 +394,37 @@ impl Radio<'_> {
     /// contact by contact, each contact's in scan order.
     pub fn heard(&self, phone: u32, day: u32) -> Vec<Heard> {
         let mut out = Vec::new();
-        if let Some(contacts) = self.diary.day(day) {
-            let rx = self.receiver(phone, day);
-            for x in contacts
-                .of(rx.agent)
-                .filter_map(|c| self.exchange(&rx, day, c))
-            {
-                self.heard_in(&rx, &x, &mut out);
+        if let Some(rx) = self.phone_day(phone, day) {
+            for x in &rx.exchanges {
+                self.heard_in(&rx, x, &mut out);
             }
         }
         out
     }
 
-    /// The beacons of `sender` (an agent) that `phone` heard on `day`, appended to
+    /// The beacons of `sender` (an agent) that the phone of `rx` heard, appended to
     /// `out`: exactly those of [`Radio::heard`] from that sender, in the same order,
     /// without computing the others.
-    pub fn heard_from(&self, phone: u32, day: u32, sender: u32, out: &mut Vec<Heard>) {
-        let Some(contacts) = self.diary.day(day) else {
-            return;
-        };
-        let rx = self.receiver(phone, day);
-        for c in contacts
-            .of(rx.agent)
-            .filter(|c| c.other(rx.agent) == sender)
-        {
-            if let Some(x) = self.exchange(&rx, day, c) {
-                self.heard_in(&rx, &x, out);
-            }
+    fn heard_from(&self, rx: &PhoneDay, sender: u32, out: &mut Vec<Heard>) {
+        for x in rx.exchanges.iter().filter(|x| x.link.sender == sender) {
+            self.heard_in(rx, x, out);
         }
     }
 
-    /// The last scan of `phone` on `day` numbered below `before` that heard any
+    /// The last scan of the phone of `rx` numbered below `before` that heard any
     /// beacon: the latest heard scan of [`Radio::heard`] there, found by searching
     /// each contact backwards from its end.
-    pub fn last_heard(&self, phone: u32, day: u32, before: u32) -> Option<Scan> {
-        let contacts = self.diary.day(day)?;
-        let rx = self.receiver(phone, day);
+    fn last_heard(&self, rx: &PhoneDay, before: u32) -> Option<Scan> {
         let mut last: Option<u32> = None;
-        for c in contacts.of(rx.agent) {
-            let Some(x) = self.exchange(&rx, day, c) else {
-                continue;
-            };
+        for x in &rx.exchanges {
             let lo = x.scans.start.max(last.map_or(0, |k| k + 1));
             let hi = x.scans.end.min(before);
-            if let Some(k) = (lo..hi).rev().find(|&k| self.measure(&rx, &x, k).is_some()) {
+            if let Some(k) = (lo..hi).rev().find(|&k| self.measure(rx, x, k).is_some()) {
                 last = Some(k);
             }
         }
         last.map(|k| Scan {
-            day,
+            day: rx.day,
             k,
             second: rx.schedule.second(k),
         })
@@ -464,13 +466,19 @@ impl Heard {
     }
 }
 
-/// The scans of one phone that heard anything, as far as its matching asks: the last
-/// heard scan of each earlier day is remembered.
+/// The days of one phone that its matching looks at: what the phone met (computed
+/// once per day), and the last heard scan of each earlier day once asked for.
 struct PhoneScans<'r, 'a> {
     radio: &'r Radio<'a>,
     phone: u32,
-    /// (day, its last heard scan).
-    last_of_day: Vec<(u32, Option<Scan>)>,
+    days: Vec<ScannedDay>,
+}
+
+/// One day of a phone, as far as [`PhoneScans`] has looked.
+struct ScannedDay {
+    day: u32,
+    met: Option<PhoneDay>,
+    last: Option<Option<Scan>>,
 }
 
 impl<'r, 'a> PhoneScans<'r, 'a> {
@@ -478,16 +486,45 @@ impl<'r, 'a> PhoneScans<'r, 'a> {
         Self {
             radio,
             phone,
-            last_of_day: Vec::new(),
+            days: Vec::new(),
         }
     }
 
+    /// The position of `day` in `days`, computed if new.
+    fn slot(&mut self, day: u32) -> usize {
+        if let Some(i) = self.days.iter().position(|d| d.day == day) {
+            return i;
+        }
+        self.days.push(ScannedDay {
+            day,
+            met: self.radio.phone_day(self.phone, day),
+            last: None,
+        });
+        self.days.len() - 1
+    }
+
+    /// The beacons of `sender` that the phone heard on `day`, appended to `out`.
+    fn heard_from(&mut self, day: u32, sender: u32, out: &mut Vec<Heard>) {
+        let i = self.slot(day);
+        if let Some(rx) = &self.days[i].met {
+            self.radio.heard_from(rx, sender, out);
+        }
+    }
+
+    /// The last scan of `day` numbered below `before` that heard any beacon.
+    fn last_heard(&mut self, day: u32, before: u32) -> Option<Scan> {
+        let i = self.slot(day);
+        let rx = self.days[i].met.as_ref()?;
+        self.radio.last_heard(rx, before)
+    }
+
     fn last_of(&mut self, day: u32) -> Option<Scan> {
-        if let Some(&(_, last)) = self.last_of_day.iter().find(|d| d.0 == day) {
+        let i = self.slot(day);
+        if let Some(last) = self.days[i].last {
             return last;
         }
-        let last = self.radio.last_heard(self.phone, day, u32::MAX);
-        self.last_of_day.push((day, last));
+        let last = self.last_heard(day, u32::MAX);
+        self.days[i].last = Some(last);
         last
     }
 
@@ -501,8 +538,7 @@ impl<'r, 'a> PhoneScans<'r, 'a> {
                 return Some(heard[i]);
             }
         }
-        self.radio
-            .last_heard(self.phone, scan.day, scan.k)
+        self.last_heard(scan.day, scan.k)
             .or_else(|| (oldest..scan.day).rev().find_map(|day| self.last_of(day)))
     }
 }
@@ -945,9 +981,10 @@ fn phone_windows(
     } = scratch;
     sightings.clear();
     matches.clear();
+    let mut phone_scans = PhoneScans::new(radio, phone);
     for &(key, beacons) in keys {
         heard.clear();
-        radio.heard_from(phone, beacons.day, beacons.owner, heard);
+        phone_scans.heard_from(beacons.day, beacons.owner, heard);
         let first = sightings.len();
         sightings.extend(heard.iter().map(|h| {
             let (rpi, aem) = beacons.beacons[(h.scan.second / 600) as usize];
@@ -966,7 +1003,6 @@ fn phone_windows(
     scans.extend(sightings.iter().map(Scan::of));
     scans.sort_unstable_by_key(|s| (s.day, s.k));
     scans.dedup();
-    let mut phone_scans = PhoneScans::new(radio, phone);
     for &scan in scans.iter() {
         sightings.extend(
             phone_scans
