@@ -17,6 +17,8 @@
 
 pub mod agent;
 pub mod bins;
+pub mod database;
+pub mod fuzz;
 pub mod keys;
 pub mod output;
 pub mod portal;
