@@ -4,7 +4,6 @@
 //! that restarts the database runs its own: `initdb` and `pg_ctl` on a Unix socket in a
 //! temporary directory (no TCP port), without fsync.
 
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -26,7 +25,7 @@ impl PrivateCluster {
         };
         let dir = tempfile::tempdir().expect("a temporary directory");
         let cluster = Self { bin, dir };
-        if running_as_root() {
+        if kith_launch::running_as_root() {
             // initdb and postgres refuse to run as root.
             let chowned = Command::new("chown")
                 .arg("postgres")
@@ -77,7 +76,7 @@ impl PrivateCluster {
 
     fn run(&self, tool: &str, args: &[&str]) {
         let program = self.bin.join(tool);
-        let mut command = if running_as_root() {
+        let mut command = if kith_launch::running_as_root() {
             let mut command = Command::new("runuser");
             command.args(["-u", "postgres", "--"]).arg(&program);
             command
@@ -124,11 +123,4 @@ fn postgres_bin() -> Option<PathBuf> {
     candidates
         .into_iter()
         .find(|dir| dir.join("initdb").exists() && dir.join("pg_ctl").exists())
-}
-
-/// Whether this process runs as root (then the tools run as the `postgres` user): the
-/// owner of a directory it makes tells.
-fn running_as_root() -> bool {
-    let probe = tempfile::tempdir().expect("a temporary directory");
-    probe.path().metadata().is_ok_and(|m| m.uid() == 0)
 }
