@@ -100,8 +100,8 @@ impl Population {
         let mut start = 0;
         while start < agents {
             let end = (start + rng.gen_range(1..=4)).min(agents);
-            for a in start..end {
-                household[a] = (start..end).filter(|b| *b != a).collect();
+            for (a, members) in household.iter_mut().enumerate().take(end).skip(start) {
+                *members = (start..end).filter(|b| *b != a).collect();
             }
             start = end;
         }

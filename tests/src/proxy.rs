@@ -33,7 +33,7 @@ enum Mode {
     Exports,
     /// The first `rounds` downloads of each trace-warning package mutated.
     TraceWarnings {
-        rng: Mutex<ChaCha8Rng>,
+        rng: Box<Mutex<ChaCha8Rng>>,
         rounds: usize,
     },
 }
@@ -56,7 +56,7 @@ impl SpoilingProxy {
     /// downloads of each trace-warning package get random bytes or the package mutated
     /// ([`fuzz`](crate::fuzz), seeded by `seed`), the later ones pass.
     pub async fn mutating_trace_warnings(upstream: String, seed: u64, rounds: usize) -> Self {
-        let rng = Mutex::new(ChaCha8Rng::seed_from_u64(seed));
+        let rng = Box::new(Mutex::new(ChaCha8Rng::seed_from_u64(seed)));
         Self::start_in(upstream, Mode::TraceWarnings { rng, rounds }).await
     }
 

@@ -52,7 +52,8 @@ impl System {
         Self::start_with(&[])
     }
 
-    /// Like [`System::start`], with more server flags (later flags win).
+    /// Like [`System::start`], with more server flags (replacing the demo's settings of
+    /// the same flags).
     pub fn start_with(extra_args: &[&str]) -> Self {
         Self::start_in(None, extra_args)
     }
@@ -67,8 +68,12 @@ impl System {
         let server_dir = data_dir.unwrap_or_else(|| dir.path().join("server"));
         let risk = dir.path().join("risk.json");
         std::fs::write(&risk, one_minute_alert().to_json()).expect("writing risk.json");
+        // The demo's settings are flag-value pairs; a flag the test gives replaces its pair
+        // (clap refuses a flag twice).
         let mut server_args: Vec<String> = kith_agent::demo::SERVER_ARGS
-            .iter()
+            .chunks(2)
+            .filter(|pair| !extra_args.contains(&pair[0]))
+            .flatten()
             .map(|arg| (*arg).to_owned())
             .collect();
         server_args.extend(["--risk-config".to_owned(), risk.display().to_string()]);

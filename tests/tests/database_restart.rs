@@ -118,7 +118,17 @@ async fn postgres_stopped_under_load_gives_503_and_the_same_server_recovers_losi
     let Some(cluster) = PrivateCluster::start() else {
         return;
     };
-    let mut system = System::start_with(&["--database", &cluster.url()]);
+    // Two-second export windows: the last upload is exported soon after it.
+    let mut system = System::start_with(&[
+        "--database",
+        &cluster.url(),
+        "--truncate-window",
+        "2",
+        "--export-period",
+        "2",
+        "--export-min-age",
+        "1",
+    ]);
     system.add_agent("phone", [0.0, 0.0]);
     system.wait_for_radio().await;
     let mut codes = system.issue_codes(1_000).await;
