@@ -22,6 +22,7 @@
 //!
 //! [`Nginx`] starts nginx on a configuration of the caller's in a scratch directory: the
 //! download benchmark's peer, and the load balancer in front of several instances.
+//! [`postgres::Cluster`] starts a throw-away PostgreSQL cluster on a Unix socket.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -32,6 +33,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub mod nginx;
+pub mod postgres;
 
 pub use nginx::{Nginx, free_loopback_addr};
 
@@ -97,6 +99,9 @@ pub enum LaunchError {
         /// Its error log.
         log: String,
     },
+    /// A PostgreSQL tool failed.
+    #[error("PostgreSQL: {0}")]
+    Postgres(String),
     /// Waiting for or signalling the process failed.
     #[error("controlling kith-server: {0}")]
     Io(#[from] std::io::Error),

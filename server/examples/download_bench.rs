@@ -119,7 +119,7 @@ fn exported(dir: &Path, keys_per_day: &[usize]) -> Vec<(String, u64)> {
         })
         .collect();
     let started = Instant::now();
-    let config = published_keys::data_dir_with_keys(dir, DAY, &arrivals);
+    let config = published_keys::data_dir_with_keys(dir, None, DAY, &arrivals);
     let storage = jobs::open_existing_storage(&config).expect("storage");
     let exports = jobs::open_export_store(&config).expect("export store");
     let pass = jobs::pass(&*storage, &exports, &config, &Clock::system()).expect("export pass");

@@ -1,13 +1,24 @@
 //! PostgreSQL restarted under a running `kith-server`: while the database is away, requests
 //! that need it get 503 `database_unavailable` (never a 500, nothing half stored); once it
 //! is back, the server carries on without a restart of its own. The test runs a private
-//! cluster of its own (kith-test-support's `PrivateCluster`: `initdb` + `pg_ctl` on a Unix
-//! socket in a temporary directory), not the one scripts/test shares between tests.
+//! cluster of its own (`initdb` + `pg_ctl` on a Unix socket in a temporary directory), not
+//! the one scripts/test shares between tests.
 
 mod common;
 
+use std::path::Path;
+
 use common::*;
-use kith_test_support::postgres::PrivateCluster;
+use kith_launch::postgres::Cluster;
+
+/// A cluster of this test's own (kith-launch's), or `None` after a skip without PostgreSQL.
+fn private_cluster(dir: &Path) -> Option<Cluster> {
+    if Cluster::bin().is_none() {
+        kith_test_support::skip("initdb not found: install the postgresql package");
+        return None;
+    }
+    Some(Cluster::start(dir, "").unwrap_or_else(|e| panic!("{e}")))
+}
 
 /// Publishes `keys` keys with `code`: the status and the error code of the answer.
 async fn publish(api: &impl Api, code: &str, keys: usize) -> (u16, Option<String>) {
@@ -30,10 +41,11 @@ async fn stored_keys(url: &str) -> i64 {
 
 #[tokio::test]
 async fn postgres_restarted_under_the_server_gives_503_then_everything_works() {
-    let Some(cluster) = PrivateCluster::start() else {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(cluster) = private_cluster(dir.path()) else {
         return;
     };
-    let url = cluster.url();
+    let url = cluster.url("postgres");
     let (_dir, server, admin) = fresh_server(&["--database", &url], &[]);
     let codes: Vec<String> = {
         let mut codes = Vec::new();
@@ -45,11 +57,11 @@ async fn postgres_restarted_under_the_server_gives_503_then_everything_works() {
     assert_eq!(publish(&server, &codes[0], 2).await, (200, None));
 
     // Restarted between two requests: the next one is served on a fresh connection.
-    cluster.pg_ctl("restart");
+    cluster.pg_ctl("restart").unwrap();
     assert_eq!(publish(&server, &codes[1], 3).await, (200, None));
 
     // Stopped: publishing and issuing codes answer 503 and store nothing.
-    cluster.pg_ctl("stop");
+    cluster.pg_ctl("stop").unwrap();
     let unavailable = (503, Some("database_unavailable".to_owned()));
     assert_eq!(publish(&server, &codes[2], 4).await, unavailable);
     let mut issue = post_json(
@@ -64,7 +76,7 @@ async fn postgres_restarted_under_the_server_gives_503_then_everything_works() {
     assert_eq!(issue.json()["error"], "database_unavailable");
 
     // Back: the code that met the outage is still unused and publishes now.
-    cluster.pg_ctl("start");
+    cluster.pg_ctl("start").unwrap();
     assert_eq!(publish(&server, &codes[2], 4).await, (200, None));
     assert_eq!(
         stored_keys(&url).await,

@@ -5,11 +5,6 @@
 //! and under the README's test command, `KITH_REQUIRE_ALL=1` turns every such skip into a
 //! failure, so a green run means every test ran. Tests never read the variable themselves:
 //! they call [`skip`] or [`shared_gaen`].
-//!
-//! [`postgres::PrivateCluster`] is a PostgreSQL cluster of a test's own, for tests that stop
-//! and start the database under a running server.
-
-pub mod postgres;
 
 use std::fmt::Display;
 use std::path::PathBuf;

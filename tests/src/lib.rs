@@ -17,7 +17,6 @@
 
 pub mod agent;
 pub mod bins;
-pub mod database;
 pub mod fuzz;
 pub mod keys;
 pub mod output;

@@ -136,9 +136,17 @@ impl System {
         self.dir.path()
     }
 
-    /// The server's database, opened read-only, to check what it stored.
+    /// The server's database (SQLite opened read-only, or its PostgreSQL database), to
+    /// check what it stored.
     pub fn stored(&self) -> kith_server::inspect::StoredData {
-        kith_server::inspect::StoredData::open(&self.server_dir)
+        // Its `--database`, if it runs on PostgreSQL.
+        let database = self
+            .server_args
+            .iter()
+            .position(|arg| arg == "--database")
+            .and_then(|at| self.server_args.get(at + 1))
+            .map(|url| url.parse().expect("a PostgreSQL URL"));
+        kith_server::inspect::StoredData::of(&self.server_dir, database.as_ref())
             .expect("opening the server's database")
     }
 

@@ -3,16 +3,16 @@
 //! a 500, never a hang); once the database is back the same server, never restarted, takes
 //! their retries, and every acknowledged key is stored and exported exactly once.
 //!
-//! The database is a private cluster (kith-test-support's `PrivateCluster`), since the one
+//! The database is a private cluster (kith-launch's `postgres::Cluster`), since the one
 //! scripts/test shares between tests cannot be stopped under them.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kith_test_support::postgres::PrivateCluster;
+use kith_launch::postgres::Cluster;
+use kith_tests::System;
 use kith_tests::keys::{self, KeyBytes};
-use kith_tests::{System, database};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
@@ -115,13 +115,16 @@ async fn report(system: &System, name: &str, code: &str) -> Result<u64, String> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_stopped_under_load_gives_503_and_the_same_server_recovers_losing_nothing() {
-    let Some(cluster) = PrivateCluster::start() else {
-        return;
-    };
+    if Cluster::bin().is_none() {
+        return kith_test_support::skip("initdb not found: install the postgresql package");
+    }
+    let cluster_dir = tempfile::tempdir().expect("a temporary directory");
+    let cluster = Cluster::start(cluster_dir.path(), "").unwrap_or_else(|e| panic!("{e}"));
+    let url = cluster.url("postgres");
     // Two-second export windows: the last upload is exported soon after it.
     let mut system = System::start_with(&[
         "--database",
-        &cluster.url(),
+        &url,
         "--truncate-window",
         "2",
         "--export-period",
@@ -150,7 +153,7 @@ async fn postgres_stopped_under_load_gives_503_and_the_same_server_recovers_losi
     // A seeded moment inside a request.
     let mut rng = ChaCha8Rng::seed_from_u64(0xdb);
     tokio::time::sleep(Duration::from_millis(rng.gen_range(0..20))).await;
-    cluster.pg_ctl("stop");
+    cluster.pg_ctl("stop").expect("pg_ctl stop");
     let acknowledged_before = seen.acknowledged_count.load(Ordering::Relaxed);
     system
         .wait_until("publishers answered 503", Duration::from_secs(20), |_| {
@@ -175,7 +178,7 @@ async fn postgres_stopped_under_load_gives_503_and_the_same_server_recovers_losi
     assert!(status == 200 || status == 503, "/v1/config: {status}");
 
     system.step("PostgreSQL started again; the same server takes the retries");
-    cluster.pg_ctl("start");
+    cluster.pg_ctl("start").expect("pg_ctl start");
     let phone_keys = report(&system, "phone", &phone_code)
         .await
         .expect("the code met the outage unused and reports now");
@@ -199,10 +202,13 @@ async fn postgres_stopped_under_load_gives_503_and_the_same_server_recovers_losi
     assert!(acknowledged.len() > acknowledged_before);
 
     system.step("everything acknowledged is stored and exported, once");
-    let stored = database::postgres_key_count(&cluster.url()).await;
+    let stored = system
+        .stored()
+        .count_keys()
+        .expect("counting the stored keys");
     assert_eq!(
         stored,
-        i64::try_from(acknowledged.len() as u64 + phone_keys).unwrap(),
+        acknowledged.len() as u64 + phone_keys,
         "nothing lost, nothing twice"
     );
     let counts = system.wait_for_every_key(&acknowledged).await;
