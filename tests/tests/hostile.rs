@@ -43,6 +43,45 @@ fn odd_documents(code: &str) -> Vec<Value> {
     ]
 }
 
+/// The file at `path` (from the server's root), as a device downloads it.
+async fn download(system: &System, path: &str) -> Vec<u8> {
+    let answer = system
+        .http()
+        .get(format!("{}/{path}", system.url()))
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    answer.bytes().await.expect("the file's bytes").to_vec()
+}
+
+/// Reads `CASES * 5` seeded copies of `bytes` (every fourth random, the others mutated)
+/// with `read`, as a device reads a downloaded file: each must be refused (`None`) or read
+/// exactly as `bytes` is. Most must be refused.
+fn refused_or_read_as_published<T: PartialEq + std::fmt::Debug>(
+    rng: &mut ChaCha8Rng,
+    bytes: &[u8],
+    read: impl Fn(&[u8]) -> Option<T>,
+) {
+    let original = read(bytes).expect("the server's file verifies");
+    let mut refused = 0;
+    for case in 0..CASES * 5 {
+        let copy = if case % 4 == 0 {
+            random_bytes(rng, 2 * bytes.len())
+        } else {
+            mutate(rng, bytes)
+        };
+        match read(&copy) {
+            None => refused += 1,
+            Some(read) => assert_eq!(read, original, "case {case}: a changed file verified"),
+        }
+    }
+    assert!(
+        refused > CASES,
+        "most mutations break the file: {refused} refused"
+    );
+}
+
 /// A server that lets one source fail to redeem codes as often as a fuzzer needs.
 fn patient_server() -> System {
     System::start_with(&[
@@ -192,14 +231,7 @@ async fn mutated_export_files_are_refused_or_read_exactly_as_published() {
     );
     system.step("waiting for the export");
     let files = system.wait_for_exports(1, Duration::from_secs(60)).await;
-    let bytes = http
-        .get(format!("{}/{}", system.url(), files[0]))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let bytes = download(&system, &files[0]).await;
     let trusted = keys::trusted_keys(&http, &system.url()).await;
     let read = |bytes: &[u8]| -> Option<Vec<KeyBytes>> {
         let export = ExportFile::parse(bytes, &ExportLimits::default())
@@ -212,19 +244,8 @@ async fn mutated_export_files_are_refused_or_read_exactly_as_published() {
     };
     let original = read(&bytes).expect("the server's file verifies");
     assert!(published.iter().all(|key| original.contains(key)));
-    system.step("reading mutated copies");
-    let mut refused = 0;
-    for case in 0..CASES * 5 {
-        let mutated = mutate(&mut rng, &bytes);
-        match read(&mutated) {
-            None => refused += 1,
-            Some(keys) => assert_eq!(keys, original, "case {case}: a changed file verified"),
-        }
-    }
-    assert!(
-        refused > CASES,
-        "most mutations break the file: {refused} refused"
-    );
+    system.step("reading random and mutated copies");
+    refused_or_read_as_published(&mut rng, &bytes, read);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -368,15 +389,8 @@ async fn mutated_trace_warning_packages_are_refused_by_the_agent_and_the_real_on
         .remove(0);
     let http = system.http().clone();
 
-    system.step("2 000 mutations of the real package, read as a device reads it");
-    let bytes = http
-        .get(format!("{}/{package}", system.url()))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    system.step("2 000 random and mutated copies of the real package, read as a device reads it");
+    let bytes = download(&system, &package).await;
     let trusted = keys::trusted_keys(&http, &system.url()).await;
     let read = |bytes: &[u8]| {
         let file = TraceWarningFile::parse(bytes, &ExportLimits::default()).ok()?;
@@ -389,26 +403,7 @@ async fn mutated_trace_warning_packages_are_refused_by_the_agent_and_the_real_on
                 .collect::<Vec<_>>(),
         )
     };
-    let original = read(&bytes).expect("the server's package verifies");
-    let mut rng = ChaCha8Rng::seed_from_u64(0x7a7a);
-    let mut refused = 0;
-    for case in 0..CASES * 5 {
-        let mutated = if case % 4 == 0 {
-            random_bytes(&mut rng, 2 * bytes.len())
-        } else {
-            mutate(&mut rng, &bytes)
-        };
-        match read(&mutated) {
-            None => refused += 1,
-            Some(reports) => {
-                assert_eq!(reports, original, "case {case}: a changed package verified")
-            }
-        }
-    }
-    assert!(
-        refused > CASES,
-        "most mutations break the package: {refused} refused"
-    );
+    refused_or_read_as_published(&mut ChaCha8Rng::seed_from_u64(0x7a7a), &bytes, read);
 
     system.step("Bob syncs through a proxy that mutates the package");
     let proxy = kith_tests::proxy::SpoilingProxy::mutating_trace_warnings(
