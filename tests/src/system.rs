@@ -1,5 +1,6 @@
 //! A kith-server and its agents, as one system under test.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -10,10 +11,25 @@ use serde_json::Value;
 
 use crate::agent::{AgentProcess, AgentSpec};
 use crate::bins;
+use crate::keys::{self, KeyBytes};
 
 /// The agents' clock offset: they replay yesterday, so a reported key has expired and the
 /// server may export it at once (today's would be embargoed until midnight).
 pub const REPLAY_OFFSET: i64 = kith_agent::demo::REPLAY_OFFSET;
+
+/// What every instance on one database must share, in its data directory.
+const SHARED_KEY_FILES: [&str; 4] = [
+    "code-pepper.hex",
+    "admin-key.sha256",
+    "hpke-private-key.hex",
+    "export-signing-key.pem",
+];
+
+/// The export files' index, from the server's root.
+const EXPORT_INDEX: &str = "v1/exports/index.txt";
+
+/// The venue trace-warning packages' index, from the server's root.
+const TRACE_WARNING_INDEX: &str = "v1/trace-warnings/index.txt";
 
 /// Lines of each process's log a failure report shows.
 const TAIL_LINES: usize = 25;
@@ -28,6 +44,8 @@ const POLL: Duration = Duration::from_millis(200);
 pub struct System {
     // Processes go before the directory they run in.
     agents: Vec<AgentProcess>,
+    /// More instances on the same database and store, with their data directories.
+    instances: Vec<(ServerProcess, tempfile::TempDir)>,
     server: Option<ServerProcess>,
     server_args: Vec<String>,
     server_dir: PathBuf,
@@ -44,7 +62,8 @@ impl System {
         Self::start_with(&[])
     }
 
-    /// Like [`System::start`], with more server flags (later flags win).
+    /// Like [`System::start`], with more server flags (replacing the demo's settings of
+    /// the same flags).
     pub fn start_with(extra_args: &[&str]) -> Self {
         Self::start_in(None, extra_args)
     }
@@ -59,8 +78,12 @@ impl System {
         let server_dir = data_dir.unwrap_or_else(|| dir.path().join("server"));
         let risk = dir.path().join("risk.json");
         std::fs::write(&risk, one_minute_alert().to_json()).expect("writing risk.json");
+        // The demo's settings are flag-value pairs; a flag the test gives replaces its pair
+        // (clap refuses a flag twice).
         let mut server_args: Vec<String> = kith_agent::demo::SERVER_ARGS
-            .iter()
+            .chunks(2)
+            .filter(|pair| !extra_args.contains(&pair[0]))
+            .flatten()
             .map(|arg| (*arg).to_owned())
             .collect();
         server_args.extend(["--risk-config".to_owned(), risk.display().to_string()]);
@@ -72,6 +95,7 @@ impl System {
             .expect("a first start prints the admin key");
         Self {
             agents: Vec::new(),
+            instances: Vec::new(),
             server: Some(server),
             server_args,
             server_dir,
@@ -123,9 +147,17 @@ impl System {
         self.dir.path()
     }
 
-    /// The server's database, opened read-only, to check what it stored.
+    /// The server's database (SQLite opened read-only, or its PostgreSQL database), to
+    /// check what it stored.
     pub fn stored(&self) -> kith_server::inspect::StoredData {
-        kith_server::inspect::StoredData::open(&self.server_dir)
+        // Its `--database`, if it runs on PostgreSQL.
+        let database = self
+            .server_args
+            .iter()
+            .position(|arg| arg == "--database")
+            .and_then(|at| self.server_args.get(at + 1))
+            .map(|url| url.parse().expect("a PostgreSQL URL"));
+        kith_server::inspect::StoredData::of(&self.server_dir, database.as_ref())
             .expect("opening the server's database")
     }
 
@@ -156,6 +188,26 @@ impl System {
     pub fn restart_server(&mut self) {
         self.kill_server();
         self.server = Some(launch(&self.server_dir, &self.server_args));
+    }
+
+    /// Starts another instance with the server's flags (so on the same `--database` and
+    /// `--export-store`) and a copy of the files every instance shares (the code pepper, the
+    /// admin key's hash, the HPKE and export signing keys); it runs until the system is
+    /// dropped.
+    pub fn add_instance(&mut self) -> &ServerProcess {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        for file in SHARED_KEY_FILES {
+            std::fs::copy(self.server_dir.join(file), dir.path().join(file))
+                .unwrap_or_else(|e| panic!("copying {file}: {e}"));
+        }
+        let instance = launch(dir.path(), &self.server_args);
+        self.instances.push((instance, dir));
+        &self.instances.last().expect("just added").0
+    }
+
+    /// The instances [`System::add_instance`] started.
+    pub fn instances(&self) -> impl Iterator<Item = &ServerProcess> {
+        self.instances.iter().map(|(instance, _)| instance)
     }
 
     /// Starts agent `name` at `position` (metres) on the simulated radio.
@@ -236,16 +288,60 @@ impl System {
 
     /// The export files the index lists, waiting up to `timeout` for at least `count`.
     pub async fn wait_for_exports(&mut self, count: usize, timeout: Duration) -> Vec<String> {
+        self.wait_for_index(EXPORT_INDEX, count, timeout).await
+    }
+
+    /// The trace-warning packages the index lists, waiting up to `timeout` for at least
+    /// `count`.
+    pub async fn wait_for_trace_warnings(
+        &mut self,
+        count: usize,
+        timeout: Duration,
+    ) -> Vec<String> {
+        self.wait_for_index(TRACE_WARNING_INDEX, count, timeout)
+            .await
+    }
+
+    async fn wait_for_index(
+        &mut self,
+        index: &str,
+        count: usize,
+        timeout: Duration,
+    ) -> Vec<String> {
         let deadline = Instant::now() + timeout;
         loop {
             self.assert_running();
-            let files = self.export_index().await;
+            let files = self.index(index).await;
             if files.len() >= count {
                 return files;
             }
             assert!(
                 Instant::now() < deadline,
-                "timed out ({timeout:?}) waiting for {count} export files; the index lists {files:?}"
+                "timed out ({timeout:?}) waiting for {count} files in {index}; it lists {files:?}"
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Waits up to a minute until the export files hold every key in `expected`; how often
+    /// each exported key occurs (see [`keys::assert_each_once`]).
+    pub async fn wait_for_every_key(&mut self, expected: &[KeyBytes]) -> BTreeMap<KeyBytes, usize> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            self.assert_running();
+            let files = self.export_index().await;
+            let counts = keys::exported_key_counts(&self.http, &self.url(), &files).await;
+            let missing = expected
+                .iter()
+                .filter(|key| !counts.contains_key(*key))
+                .count();
+            if missing == 0 {
+                return counts;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{missing} of {} acknowledged keys were never exported",
+                expected.len()
             );
             tokio::time::sleep(POLL).await;
         }
@@ -253,15 +349,20 @@ impl System {
 
     /// The export index's lines (paths from the server's root).
     pub async fn export_index(&self) -> Vec<String> {
+        self.index(EXPORT_INDEX).await
+    }
+
+    /// The lines of the index at `path` (from the server's root).
+    async fn index(&self, path: &str) -> Vec<String> {
         let answer = self
             .http
-            .get(format!("{}/v1/exports/index.txt", self.url()))
+            .get(format!("{}/{path}", self.url()))
             .send()
             .await
             .expect("kith-server answers");
         assert!(
             answer.status().is_success(),
-            "GET the index: {}",
+            "GET {path}: {}",
             answer.status()
         );
         let text = answer.text().await.expect("the index's text");
@@ -271,15 +372,7 @@ impl System {
     /// `kith-agent <args>` on the data directory `data_dir` with the agents' clock,
     /// against the server: to run, or to kill half-way.
     pub fn agent_cli(&self, data_dir: &Path, args: &[&str]) -> tokio::process::Command {
-        let mut command = tokio::process::Command::new(bins::agent());
-        command
-            .args(args)
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["--server", &self.url()])
-            .arg(format!("--clock-offset-seconds={REPLAY_OFFSET}"))
-            .kill_on_drop(true);
-        command
+        agent_cli_via(data_dir, &self.url(), REPLAY_OFFSET, args)
     }
 
     /// Runs `kith-agent <args>` on agent `name`'s data directory (see
@@ -333,6 +426,14 @@ impl System {
                 panic!("kith-server (pid {}) exited: {status}", server.pid());
             }
         }
+        for (instance, _) in &mut self.instances {
+            if let Ok(Some(status)) = instance.try_wait() {
+                panic!(
+                    "kith-server instance (pid {}) exited: {status}",
+                    instance.pid()
+                );
+            }
+        }
         for agent in &mut self.agents {
             if let (false, Some(status)) = (agent.stopped(), agent.exit_status()) {
                 panic!(
@@ -361,6 +462,14 @@ impl System {
             }
             None => report += "== kith-server: not running (killed by the test)\n",
         }
+        for (instance, _) in &self.instances {
+            report += &format!(
+                "== another kith-server instance (pid {}) at {}, log tail:\n{}\n",
+                instance.pid(),
+                instance.url(),
+                instance.log_tail(TAIL_LINES)
+            );
+        }
         for agent in &mut self.agents {
             let state = match agent.exit_status() {
                 Some(status) => format!("exited: {status}"),
@@ -385,6 +494,25 @@ impl Drop for System {
         }
         // The fields' own drops kill the agents' process groups and the server.
     }
+}
+
+/// `kith-agent <args>` on the data directory `data_dir`, against `server_url` (a proxy,
+/// say), its clock shifted by `clock_offset_seconds`.
+pub fn agent_cli_via(
+    data_dir: &Path,
+    server_url: &str,
+    clock_offset_seconds: i64,
+    args: &[&str],
+) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(bins::agent());
+    command
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--server", server_url])
+        .arg(format!("--clock-offset-seconds={clock_offset_seconds}"))
+        .kill_on_drop(true);
+    command
 }
 
 /// The day the agents live in now (YYYY-MM-DD): yesterday.
