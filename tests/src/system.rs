@@ -15,8 +15,70 @@ use crate::bins;
 /// server may export it at once (today's would be embargoed until midnight).
 pub const REPLAY_OFFSET: i64 = kith_agent::demo::REPLAY_OFFSET;
 
+/// How the agents' clocks run: shifted from the system's, and maybe accelerated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AgentClock {
+    /// Seconds the clock is shifted by (at `origin`, when accelerated).
+    pub offset_seconds: i64,
+    /// How many times as fast as the system's clock it runs (1: as fast).
+    pub scale: u32,
+    /// The system time (Unix seconds) from which an accelerated clock runs faster.
+    pub origin: u64,
+}
+
+impl AgentClock {
+    /// Yesterday, at the system clock's pace (the default).
+    pub const REPLAY: Self = Self {
+        offset_seconds: REPLAY_OFFSET,
+        scale: 1,
+        origin: 0,
+    };
+
+    /// A clock `scale` times as fast as the system's that reads `starts_at` (Unix
+    /// seconds) at the system time `origin`.
+    pub fn accelerated(scale: u32, origin: u64, starts_at: u64) -> Self {
+        Self {
+            offset_seconds: starts_at as i64 - origin as i64,
+            scale,
+            origin,
+        }
+    }
+
+    /// What it reads (Unix seconds) at the system time `real`.
+    pub fn at(&self, real: std::time::SystemTime) -> f64 {
+        let real = real
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let origin = self.origin as f64;
+        origin + (real - origin) * f64::from(self.scale) + self.offset_seconds as f64
+    }
+
+    /// What it reads now (Unix seconds).
+    pub fn now(&self) -> f64 {
+        self.at(std::time::SystemTime::now())
+    }
+
+    /// `kith-agent` flags for this clock, `shift` seconds later.
+    fn args(&self, shift: i64) -> Vec<String> {
+        let mut args = vec![format!(
+            "--clock-offset-seconds={}",
+            self.offset_seconds + shift
+        )];
+        if self.scale != 1 {
+            args.push(format!("--time-scale={}", self.scale));
+            args.push(format!("--time-origin={}", self.origin));
+        }
+        args
+    }
+}
+
 /// Lines of each process's log a failure report shows.
+
 const TAIL_LINES: usize = 25;
+
+/// Where the server lists its export files and its trace-warning packages.
+const EXPORT_INDEX: &str = "v1/exports/index.txt";
+const TRACE_WARNING_INDEX: &str = "v1/trace-warnings/index.txt";
 
 /// How often a wait looks again.
 const POLL: Duration = Duration::from_millis(200);
@@ -34,6 +96,7 @@ pub struct System {
     admin_key: String,
     http: reqwest::Client,
     step: String,
+    clock: AgentClock,
     dir: tempfile::TempDir,
 }
 
@@ -78,6 +141,7 @@ impl System {
             admin_key,
             http: reqwest::Client::new(),
             step: "starting kith-server".to_owned(),
+            clock: AgentClock::REPLAY,
             dir,
         }
     }
@@ -166,17 +230,87 @@ impl System {
 
     /// Starts agent `name` at `position`, syncing with `server_url` (a proxy, say).
     pub fn add_agent_via(&mut self, name: &str, position: [f32; 2], server_url: &str) {
+        self.spawn_agent(name, position, server_url, true, &[]);
+    }
+
+    /// Starts agent `name` at `position` at its configuration's pace (not `--fast`),
+    /// with more `kith-agent run` flags (`--config FILE`, `--stay …`).
+    pub fn add_agent_with(&mut self, name: &str, position: [f32; 2], args: &[String]) {
+        let url = self.url();
+        self.spawn_agent(name, position, &url, false, args);
+    }
+
+    fn spawn_agent(
+        &mut self,
+        name: &str,
+        position: [f32; 2],
+        server_url: &str,
+        fast: bool,
+        args: &[String],
+    ) {
         let ether = self.ether();
+        let mut extra_args = args.to_vec();
+        // The offset is the spec's own; the rest of the clock's flags go with the others.
+        extra_args.extend(self.clock.args(0).into_iter().skip(1));
         let spec = AgentSpec {
             name,
             position,
             server_url,
             ether: &ether,
-            clock_offset_seconds: REPLAY_OFFSET,
+            clock_offset_seconds: self.clock.offset_seconds,
+            fast,
+            extra_args: &extra_args,
         };
         let agent = AgentProcess::spawn(&bins::agent(), self.dir.path(), &spec)
             .unwrap_or_else(|e| panic!("starting agent {name}: {e}"));
         self.agents.push(agent);
+    }
+
+    /// Runs the agents started from now on, and the agent commands, on `clock`.
+    pub fn set_agent_clock(&mut self, clock: AgentClock) {
+        self.clock = clock;
+    }
+
+    /// The agents' clock.
+    pub fn agent_clock(&self) -> AgentClock {
+        self.clock
+    }
+
+    /// Starts `kith-agent venue` as the screen at a place, with the agents' clock: the
+    /// text of the QR code it shows once it shows one. (Its data directory is
+    /// `<dir>/<name>`; it checks itself in there.)
+    pub async fn add_venue(&mut self, name: &str, args: &[&str]) -> String {
+        let mut command = std::process::Command::new(bins::agent());
+        command
+            .args(["venue", "--json"])
+            .args(args)
+            .args(self.clock.args(0));
+        self.add_process(name, command, false);
+        let mut code = None;
+        self.wait_until(
+            &format!("the venue {name} showing its code"),
+            Duration::from_secs(30),
+            |s| {
+                code = qr_text(&s.agent(name).output());
+                code.is_some()
+            },
+        )
+        .await;
+        code.unwrap_or_default()
+    }
+
+    /// Starts `command --data-dir <dir>/<name>` as one of the system's processes (a
+    /// phone app, say; `on_radio` if it joins the simulated radio): watched, killed, and
+    /// reported on as an agent is.
+    pub fn add_process(&mut self, name: &str, command: std::process::Command, on_radio: bool) {
+        let process = AgentProcess::start(command, name, self.dir.path().join(name), on_radio)
+            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        self.agents.push(process);
+    }
+
+    /// The simulated radio's shared directory.
+    pub fn ether(&self) -> PathBuf {
+        self.dir.path().join("ether")
     }
 
     /// Agent `name`.
@@ -203,7 +337,11 @@ impl System {
     /// Waits until every running agent has joined the ether (announced its port).
     pub async fn wait_for_radio(&mut self) {
         let ether = self.ether();
-        let running = self.agents.iter().filter(|a| !a.stopped()).count();
+        let running = self
+            .agents
+            .iter()
+            .filter(|a| a.on_radio() && !a.stopped())
+            .count();
         self.wait_until(
             "every agent on the simulated radio",
             Duration::from_secs(30),
@@ -236,16 +374,43 @@ impl System {
 
     /// The export files the index lists, waiting up to `timeout` for at least `count`.
     pub async fn wait_for_exports(&mut self, count: usize, timeout: Duration) -> Vec<String> {
+        self.wait_for_listed("export files", EXPORT_INDEX, count, timeout)
+            .await
+    }
+
+    /// The venue trace-warning packages the index lists, waiting up to `timeout` for at
+    /// least `count`.
+    pub async fn wait_for_trace_warnings(
+        &mut self,
+        count: usize,
+        timeout: Duration,
+    ) -> Vec<String> {
+        self.wait_for_listed(
+            "trace-warning packages",
+            TRACE_WARNING_INDEX,
+            count,
+            timeout,
+        )
+        .await
+    }
+
+    async fn wait_for_listed(
+        &mut self,
+        what: &str,
+        index: &str,
+        count: usize,
+        timeout: Duration,
+    ) -> Vec<String> {
         let deadline = Instant::now() + timeout;
         loop {
             self.assert_running();
-            let files = self.export_index().await;
+            let files = self.index(index).await;
             if files.len() >= count {
                 return files;
             }
             assert!(
                 Instant::now() < deadline,
-                "timed out ({timeout:?}) waiting for {count} export files; the index lists {files:?}"
+                "timed out ({timeout:?}) waiting for {count} {what}; the index lists {files:?}"
             );
             tokio::time::sleep(POLL).await;
         }
@@ -253,9 +418,18 @@ impl System {
 
     /// The export index's lines (paths from the server's root).
     pub async fn export_index(&self) -> Vec<String> {
+        self.index(EXPORT_INDEX).await
+    }
+
+    /// The venue trace-warning packages' index's lines (paths from the server's root).
+    pub async fn trace_warning_index(&self) -> Vec<String> {
+        self.index(TRACE_WARNING_INDEX).await
+    }
+
+    async fn index(&self, path: &str) -> Vec<String> {
         let answer = self
             .http
-            .get(format!("{}/v1/exports/index.txt", self.url()))
+            .get(format!("{}/{path}", self.url()))
             .send()
             .await
             .expect("kith-server answers");
@@ -271,13 +445,24 @@ impl System {
     /// `kith-agent <args>` on the data directory `data_dir` with the agents' clock,
     /// against the server: to run, or to kill half-way.
     pub fn agent_cli(&self, data_dir: &Path, args: &[&str]) -> tokio::process::Command {
+        self.agent_cli_at(data_dir, 0, args)
+    }
+
+    /// Like [`System::agent_cli`], the clock `shift` seconds after the agents' (a
+    /// check-in hours ago, say).
+    pub fn agent_cli_at(
+        &self,
+        data_dir: &Path,
+        shift: i64,
+        args: &[&str],
+    ) -> tokio::process::Command {
         let mut command = tokio::process::Command::new(bins::agent());
         command
             .args(args)
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--server", &self.url()])
-            .arg(format!("--clock-offset-seconds={REPLAY_OFFSET}"))
+            .args(self.clock.args(shift))
             .kill_on_drop(true);
         command
     }
@@ -285,8 +470,13 @@ impl System {
     /// Runs `kith-agent <args>` on agent `name`'s data directory (see
     /// [`System::agent_cli`]); its standard output, after checking it succeeded.
     pub async fn agent_command(&self, name: &str, args: &[&str]) -> String {
+        self.agent_command_at(name, 0, args).await
+    }
+
+    /// Like [`System::agent_command`], the clock `shift` seconds after the agents'.
+    pub async fn agent_command_at(&self, name: &str, shift: i64, args: &[&str]) -> String {
         let output = self
-            .agent_cli(&self.agent(name).data_dir, args)
+            .agent_cli_at(&self.agent(name).data_dir, shift, args)
             .output()
             .await
             .expect("running kith-agent");
@@ -314,15 +504,15 @@ impl System {
 
     /// Stops every agent (SIGTERM), so their stores can be read.
     pub fn stop_agents(&mut self) {
-        for agent in &mut self.agents {
-            if !agent.stopped() {
-                agent.stop();
-            }
+        // All at once, then each waited for: they stop side by side.
+        let mut running: Vec<&mut AgentProcess> =
+            self.agents.iter_mut().filter(|a| !a.stopped()).collect();
+        for agent in &mut running {
+            agent.terminate();
         }
-    }
-
-    fn ether(&self) -> PathBuf {
-        self.dir.path().join("ether")
+        for agent in running {
+            agent.stop();
+        }
     }
 
     /// Panics, naming the process, if the server or an agent not stopped on purpose has
@@ -391,6 +581,15 @@ impl Drop for System {
 pub fn agent_day() -> String {
     let now = UnixSeconds::from_system_time(std::time::SystemTime::now());
     Day::of(now.minus(REPLAY_OFFSET.unsigned_abs())).to_string()
+}
+
+/// The `qr_text` in `output`, what `kith-agent venue --json` prints (pretty, one field
+/// a line, its log lines maybe between them).
+fn qr_text(output: &str) -> Option<String> {
+    let line = output
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(r#""qr_text": "#))?;
+    serde_json::from_str(line.trim_end_matches(',')).ok()
 }
 
 /// ENX's scoring, alerting after one minute together instead of fifteen.
