@@ -32,7 +32,7 @@ import sys
 import time
 import urllib.request
 
-from kith_mobile import BeaconSighting, ExposureEngine, TrustedPublicKey
+from kith_mobile import BeaconSighting, ExposureEngine, KithError, TrustedPublicKey
 
 MAGIC = b"KITHSIM1"
 PACKET = struct.Struct("<8sQffb20s")
@@ -116,14 +116,20 @@ class Sync:
     def run(self):
         config = json.loads(get(self.args, "v1/config"))
         self.phone.set_risk_configuration(json.dumps(config["riskConfiguration"]))
+        # The current key, and every key while they rotate (it among them): each once.
         keys = [config["exportVerificationKey"]] if config.get("exportVerificationKey") else []
         keys += config.get("exportVerificationKeys", [])
-        trusted = [TrustedPublicKey(key_id=k["keyId"], key_version=k["keyVersion"], public_key=k["publicKey"]) for k in keys]
+        keys = {(k["keyId"], k["keyVersion"]): k["publicKey"] for k in keys}
+        trusted = [TrustedPublicKey(key_id=i, key_version=v, public_key=p) for (i, v), p in keys.items()]
         index = get(self.args, config.get("exportIndex", "v1/exports/index.txt")).decode().split()
         for name in index:
             if name in self.done:
                 continue
-            change = self.phone.ingest_export(get(self.args, name), trusted, now(self.args))
+            try:
+                change = self.phone.ingest_export(get(self.args, name), trusted, now(self.args))
+            except KithError as e:
+                log(f"skipping export {name}, retried next time: {e}")
+                continue
             self.done.add(name)
             log(f"synced new_files=1 new_exposures={len(change.new_exposures)}")
             summary = change.summary

@@ -75,12 +75,12 @@ async fn a_python_phone_and_an_agent_meet_on_the_radio_and_each_is_notified_of_t
 
     system.step("the phone and the device beside it, another far away, on the radio");
     let ether = system.ether();
-    let mut run = phone(
+    let ether = ether.to_str().expect("a UTF-8 path");
+    let run = phone(
         &bindings,
         &system,
-        &["run", "--position", "1.5,0", "--ether"],
+        &["run", "--position", "1.5,0", "--ether", ether],
     );
-    run.arg(&ether);
     system.add_process("phone", run, true);
     system.add_agent("device", [0.0, 0.0]);
     system.add_agent("far", [400.0, 0.0]);
