@@ -117,11 +117,24 @@ impl System {
         Self::start_in(Some(data_dir.to_owned()), extra_args)
     }
 
+    /// Like [`System::start`], the agents scoring with `risk` instead.
+    pub fn start_scoring(risk: &RiskConfig) -> Self {
+        Self::start_in_scoring(None, &[], risk)
+    }
+
     fn start_in(data_dir: Option<PathBuf>, extra_args: &[&str]) -> Self {
+        Self::start_in_scoring(data_dir, extra_args, &one_minute_alert())
+    }
+
+    fn start_in_scoring(
+        data_dir: Option<PathBuf>,
+        extra_args: &[&str],
+        risk_config: &RiskConfig,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let server_dir = data_dir.unwrap_or_else(|| dir.path().join("server"));
         let risk = dir.path().join("risk.json");
-        std::fs::write(&risk, one_minute_alert().to_json()).expect("writing risk.json");
+        std::fs::write(&risk, risk_config.to_json()).expect("writing risk.json");
         let mut server_args: Vec<String> = kith_agent::demo::SERVER_ARGS
             .iter()
             .map(|arg| (*arg).to_owned())
