@@ -19,6 +19,10 @@
 //! It uses only the standard library (threads read the pipes), so it fits a synchronous
 //! test as well as an async program (call it from `spawn_blocking`, or accept the brief
 //! block at start-up).
+//!
+//! [`Nginx`] starts nginx on a configuration of the caller's in a scratch directory: the
+//! download benchmark's peer, and the load balancer in front of several instances.
+//! [`postgres::Cluster`] starts a throw-away PostgreSQL cluster on a Unix socket.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -27,6 +31,11 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+pub mod nginx;
+pub mod postgres;
+
+pub use nginx::{Nginx, free_loopback_addr};
 
 /// How long a server has to print its addresses.
 pub const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -74,6 +83,25 @@ pub enum LaunchError {
     /// There is no server binary where it was looked for.
     #[error("{0} not found: build it with `cargo build --release -p kith-server`")]
     NotBuilt(PathBuf),
+    /// A program the caller needs is not installed.
+    #[error("{tool} not found: apt-get install {package}")]
+    MissingTool {
+        /// The program.
+        tool: &'static str,
+        /// The Debian package that has it.
+        package: &'static str,
+    },
+    /// nginx exited or did not listen.
+    #[error("nginx {what}; error log: {log}")]
+    Nginx {
+        /// What went wrong.
+        what: String,
+        /// Its error log.
+        log: String,
+    },
+    /// A PostgreSQL tool failed.
+    #[error("PostgreSQL: {0}")]
+    Postgres(String),
     /// Waiting for or signalling the process failed.
     #[error("controlling kith-server: {0}")]
     Io(#[from] std::io::Error),
@@ -276,6 +304,18 @@ pub fn server_binary(given: Option<PathBuf>) -> Result<PathBuf, LaunchError> {
     } else {
         Err(LaunchError::NotBuilt(binary))
     }
+}
+
+/// Whether this process runs as root (effective user id 0), where nginx's workers and
+/// PostgreSQL need telling which user to be.
+pub fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let uids = status.lines().find_map(|l| l.strip_prefix("Uid:"))?;
+            uids.split_whitespace().nth(1).map(|euid| euid == "0")
+        })
+        .unwrap_or(false)
 }
 
 /// The last `lines` lines of `text`.

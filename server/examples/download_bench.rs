@@ -26,14 +26,14 @@
 //! Both talk to loopback only and are bounded in time and count. Needs `wrk` and `nginx`
 //! (Debian packages `wrk`, `nginx`).
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
-use kith_launch::ServerProcess;
+use kith_launch::{Nginx, ServerProcess};
 use kith_server::{Clock, jobs};
 use published_keys::Arrivals;
 use rand::{Rng, SeedableRng};
@@ -119,7 +119,7 @@ fn exported(dir: &Path, keys_per_day: &[usize]) -> Vec<(String, u64)> {
         })
         .collect();
     let started = Instant::now();
-    let config = published_keys::data_dir_with_keys(dir, DAY, &arrivals);
+    let config = published_keys::data_dir_with_keys(dir, None, DAY, &arrivals);
     let storage = jobs::open_existing_storage(&config).expect("storage");
     let exports = jobs::open_export_store(&config).expect("export store");
     let pass = jobs::pass(&*storage, &exports, &config, &Clock::system()).expect("export pass");
@@ -197,93 +197,25 @@ fn require(tool: &str, package: &str) {
 
 // ---------------------------------------------------------------- (b) serve
 
-/// nginx on a temporary configuration, serving `root` on a loopback port.
-struct Nginx {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Nginx {
-    fn start(root: &Path, scratch: &Path) -> Self {
-        // nginx cannot report a port it picked: take a free one and hand it over.
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .and_then(|l| l.local_addr())
-            .unwrap()
-            .port();
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let s = scratch.display();
-        // As root, workers would otherwise run as nobody, who cannot read the temporary
-        // directory; as anyone else nginx ignores the line.
-        let user = if running_as_root() {
-            "user root root;"
-        } else {
-            ""
-        };
-        let conf = format!(
-            r#"{user}
-daemon off;
-master_process on;
-worker_processes auto;
-pid {s}/nginx.pid;
-error_log {s}/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    sendfile on;
+/// nginx on a temporary configuration (kith-launch's launcher), serving `root` on a loopback
+/// port, tuned as a static file server would be.
+fn start_nginx(root: &Path, scratch: &Path) -> (Nginx, SocketAddr) {
+    let addr = kith_launch::free_loopback_addr().unwrap();
+    let http = format!(
+        r#"    sendfile on;
     tcp_nopush on;
     keepalive_requests 1000000;
     open_file_cache max=1000 inactive=60s;
     types {{ application/zip zip; text/plain txt; }}
-    client_body_temp_path {s}/body;
-    proxy_temp_path {s}/proxy;
-    fastcgi_temp_path {s}/fastcgi;
-    uwsgi_temp_path {s}/uwsgi;
-    scgi_temp_path {s}/scgi;
     server {{
         listen {addr};
         root {root};
         location /v1/exports/ {{ add_header Cache-Control "public, max-age=31536000, immutable"; }}
-    }}
-}}
-"#,
-            root = root.display()
-        );
-        let conf_path = scratch.join("nginx.conf");
-        std::fs::write(&conf_path, conf).unwrap();
-        let child = Command::new("nginx")
-            .arg("-p")
-            .arg(scratch)
-            .arg("-c")
-            .arg(&conf_path)
-            .arg("-e")
-            .arg(scratch.join("error.log"))
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("cannot run nginx: apt-get install nginx");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(addr).is_err() {
-            assert!(Instant::now() < deadline, "nginx did not listen on {addr}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self { child, addr }
-    }
-
-    fn stop(mut self) {
-        let _ = Command::new("kill")
-            .args(["-QUIT", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-fn running_as_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            let uids = status.lines().find_map(|l| l.strip_prefix("Uid:"))?;
-            uids.split_whitespace().nth(1).map(|euid| euid == "0")
-        })
-        .unwrap_or(false)
+    }}"#,
+        root = root.display()
+    );
+    let nginx = Nginx::start(scratch, &http, &[addr]).unwrap_or_else(|e| panic!("{e}"));
+    (nginx, addr)
 }
 
 /// What one wrk run measured.
@@ -387,7 +319,6 @@ fn print_run(server: &str, round: u32, run: &WrkRun, seconds: u64) {
 
 fn serve_bench(binary: &Path, args: ServeArgs) {
     require("wrk", "wrk");
-    require("nginx", "nginx");
     println!(
         "(b) one export zip, {} connections, {} s per server and round",
         args.clients, args.seconds
@@ -398,9 +329,9 @@ fn serve_bench(binary: &Path, args: ServeArgs) {
     let (name, bytes) = files.last().expect("one file").clone();
     println!("file {name}: {bytes} bytes");
     let kith = start_kith(binary, data.path());
-    let nginx = Nginx::start(data.path(), scratch.path());
+    let (nginx, nginx_addr) = start_nginx(data.path(), scratch.path());
     let kith_url = format!("{}/{name}", kith.url());
-    let nginx_url = format!("http://{}/{name}", nginx.addr);
+    let nginx_url = format!("http://{nginx_addr}/{name}");
     for url in [&kith_url, &nginx_url] {
         let got = Command::new("curl")
             .args(["-sf", "-o", "/dev/null", "-w", "%{size_download}", url])
@@ -414,14 +345,14 @@ fn serve_bench(binary: &Path, args: ServeArgs) {
     let mut ours = Vec::new();
     let mut theirs = Vec::new();
     for round in 1..=args.rounds {
-        let run = wrk(&nginx_url, args, nginx.child.id(), true);
+        let run = wrk(&nginx_url, args, nginx.pid(), true);
         print_run("nginx", round, &run, args.seconds);
         theirs.push(run);
         let run = wrk(&kith_url, args, kith.pid(), false);
         print_run("kith-server", round, &run, args.seconds);
         ours.push(run);
     }
-    nginx.stop();
+    nginx.stop().expect("nginx stops");
     kith.stop().expect("kith-server stops");
 
     let best = |runs: &[WrkRun]| {

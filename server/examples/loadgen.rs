@@ -4,6 +4,7 @@
 //! cargo build --release -p kith-server --bin kith-server --example loadgen
 //! target/release/examples/loadgen --clients 64 --seconds 20
 //! target/release/examples/loadgen --clients 64 --seconds 20 --kill-test
+//! target/release/examples/loadgen --compare --seconds 20   # SQLite, PostgreSQL, PostgreSQL ×2
 //! ```
 //!
 //! It starts the release `kith-server` binary on 127.0.0.1 (loopback only) with a
@@ -12,6 +13,15 @@
 //! the given time and prints throughput and latency percentiles. `--kill-test`
 //! SIGKILLs the server halfway, restarts it on the same data and checks that every
 //! acknowledged publish was stored.
+//!
+//! `--compare` runs the same load three times in one run: (a) one instance on SQLite, (b)
+//! one instance on PostgreSQL, (c) two instances on one PostgreSQL database (the second
+//! with the first one's key files, the clients taking turns between them), each on a fresh
+//! database of the PostgreSQL server `--postgres` names, or else of a throw-away cluster it
+//! starts itself (`initdb` + `pg_ctl` on a Unix socket in a temporary directory, without
+//! fsync — like SQLite's default `synchronous=NORMAL`, a commit reaches the operating
+//! system, not the disk — stopped when the run ends). Besides publishes/s and latency it
+//! prints the CPU time the servers, PostgreSQL's processes and this load generator used.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -37,8 +47,9 @@ struct Args {
     /// Keys per publish.
     #[arg(long, default_value_t = 14, value_parser = clap::value_parser!(u32).range(1..=30))]
     keys: u32,
-    /// Requests prepared (each with its own code); the run stops early if they run out.
-    #[arg(long, default_value_t = 150_000)]
+    /// Requests prepared (each with its own code; a sealed one holds 49 200 bytes in
+    /// memory); the run stops early if they run out.
+    #[arg(long, default_value_t = 40_000)]
     requests: usize,
     /// Send plain JSON instead of sealed bodies.
     #[arg(long)]
@@ -52,11 +63,66 @@ struct Args {
     /// The server binary (default: kith-server next to this example's directory).
     #[arg(long)]
     server: Option<PathBuf>,
+    /// Run (a) SQLite, one instance, (b) PostgreSQL, one instance, (c) PostgreSQL, two
+    /// instances, one after the other, and print them side by side.
+    #[arg(long, conflicts_with = "kill_test")]
+    compare: bool,
+    /// The PostgreSQL server of `--compare` (`postgres://user@host/db`; each run gets a
+    /// database of its own on it). Default: a throw-away cluster started for the run.
+    #[arg(long, requires = "compare")]
+    postgres: Option<String>,
 }
 
-fn start_server(binary: &Path, data_dir: &Path) -> ServerProcess {
-    ServerProcess::start(binary, data_dir, &[], &[("KITH_LOG", "warn")])
+/// The files every instance on one database shares (server/README.md, "Several instances").
+const SHARED_KEY_FILES: [&str; 4] = [
+    "code-pepper.hex",
+    "admin-key.sha256",
+    "hpke-private-key.hex",
+    "export-signing-key.pem",
+];
+
+fn start_server(binary: &Path, data_dir: &Path, database: Option<&str>) -> ServerProcess {
+    let args = database.map_or_else(Vec::new, |url| vec!["--database", url]);
+    ServerProcess::start(binary, data_dir, &args, &[("KITH_LOG", "warn")])
         .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()))
+}
+
+/// User plus system CPU seconds of process `pid` so far, from `/proc/<pid>/stat`.
+fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // After the command name in parentheses: state is field 3, utime 14, stime 15.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<u64>().ok()))
+        .sum();
+    // USER_HZ is 100 on Linux.
+    ticks as f64 / 100.0
+}
+
+/// CPU seconds of `pid` and every process whose parent it is (PostgreSQL's backends).
+fn cpu_seconds_with_children(pid: u32) -> f64 {
+    let children: f64 = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&child| {
+            std::fs::read_to_string(format!("/proc/{child}/status")).is_ok_and(|status| {
+                status
+                    .lines()
+                    .any(|line| line.strip_prefix("PPid:").map(str::trim) == Some(&pid.to_string()))
+            })
+        })
+        .map(cpu_seconds)
+        .sum();
+    cpu_seconds(pid) + children
 }
 
 fn percentile(sorted: &[u32], p: f64) -> f64 {
@@ -95,28 +161,143 @@ fn accepted(prepared: &Prepared, status: u16, body: &[u8]) -> bool {
         .is_some_and(|inside| inside["status"] == 200)
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
-    let args = Args::parse();
-    let binary = kith_launch::server_binary(args.server.clone()).unwrap_or_else(|e| panic!("{e}"));
-    let data = tempfile::tempdir().unwrap();
-    let started_server = start_server(&binary, data.path());
-    let admin = started_server.admin_key.clone().unwrap();
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.clients)
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
+/// Where a run's servers keep their data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Leg {
+    /// (a) one instance on SQLite.
+    Sqlite,
+    /// (b), (c): this many instances on one PostgreSQL database.
+    Postgres(usize),
+}
 
-    // Codes, 10 000 per admin call.
+impl std::fmt::Display for Leg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite => f.write_str("SQLite, 1 instance"),
+            Self::Postgres(1) => f.write_str("PostgreSQL, 1 instance"),
+            Self::Postgres(n) => write!(f, "PostgreSQL, {n} instances"),
+        }
+    }
+}
+
+/// The running servers of one run, on temporary data directories.
+struct Instances {
+    servers: Vec<ServerProcess>,
+    admin: String,
+    database: Option<String>,
+    dirs: Vec<tempfile::TempDir>,
+}
+
+impl Instances {
+    /// `count` instances on `database` (SQLite without one), the others with the first
+    /// one's key files.
+    fn start(binary: &Path, database: Option<String>, count: usize) -> Self {
+        let first = tempfile::tempdir().unwrap();
+        let a = start_server(binary, first.path(), database.as_deref());
+        let admin = a
+            .admin_key
+            .clone()
+            .expect("a first start prints the admin key");
+        let mut servers = vec![a];
+        let mut dirs = vec![first];
+        for _ in 1..count {
+            let dir = tempfile::tempdir().unwrap();
+            for file in SHARED_KEY_FILES {
+                std::fs::copy(dirs[0].path().join(file), dir.path().join(file)).unwrap();
+            }
+            servers.push(start_server(binary, dir.path(), database.as_deref()));
+            dirs.push(dir);
+        }
+        Self {
+            servers,
+            admin,
+            database,
+            dirs,
+        }
+    }
+
+    fn cpu_seconds(&self) -> f64 {
+        self.servers.iter().map(|s| cpu_seconds(s.pid())).sum()
+    }
+}
+
+/// Where `--compare` makes its PostgreSQL databases.
+enum PostgresServer {
+    /// A server given on the command line.
+    Given(String),
+    /// A throw-away cluster, and the directory it lives in (removed after it stopped).
+    Started {
+        cluster: kith_launch::postgres::Cluster,
+        _dir: tempfile::TempDir,
+    },
+}
+
+impl PostgresServer {
+    fn start(given: Option<String>) -> Self {
+        if let Some(url) = given {
+            return Self::Given(url);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let cluster = kith_launch::postgres::Cluster::start(dir.path(), "-c max_connections=200")
+            .unwrap_or_else(|e| panic!("{e}"));
+        println!(
+            "started a throw-away PostgreSQL cluster in {} (no fsync)",
+            dir.path().display()
+        );
+        Self::Started { cluster, _dir: dir }
+    }
+
+    /// The postmaster's pid, when this program started it (so its CPU time can be read).
+    fn pid(&self) -> Option<u32> {
+        match self {
+            Self::Given(_) => None,
+            Self::Started { cluster, .. } => cluster.pid().ok(),
+        }
+    }
+
+    /// A fresh database on the server: its URL.
+    fn fresh_database(&self) -> String {
+        let server = match self {
+            Self::Given(url) => url.clone(),
+            Self::Started { cluster, .. } => cluster.url("postgres"),
+        };
+        let name = format!("kith_loadgen_{:016x}", rand::random::<u64>());
+        kith_server::create_database(&server, &name).unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
+/// What one run measured.
+struct Outcome {
+    acknowledged: Vec<usize>,
+    failures: usize,
+    latencies: Vec<u32>,
+    elapsed: Duration,
+    ran_out: bool,
+}
+
+impl Outcome {
+    fn rate(&self) -> f64 {
+        self.acknowledged.len() as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// Issues one code per request through `instances`' first admin API.
+async fn issue_codes(
+    http: &reqwest::Client,
+    instances: &Instances,
+    requests: usize,
+) -> Vec<String> {
     let started = Instant::now();
-    let mut codes = Vec::with_capacity(args.requests);
-    while codes.len() < args.requests {
-        let count = (args.requests - codes.len()).min(10_000);
+    let mut codes = Vec::with_capacity(requests);
+    while codes.len() < requests {
+        let count = (requests - codes.len()).min(10_000);
         let body = json_answer(
-            http.post(format!("{}/v1/admin/codes", started_server.operator_url()))
-                .bearer_auth(&admin)
-                .json(&json!({"diagnosis": "confirmed_test", "count": count})),
+            http.post(format!(
+                "{}/v1/admin/codes",
+                instances.servers[0].operator_url()
+            ))
+            .bearer_auth(&instances.admin)
+            .json(&json!({"diagnosis": "confirmed_test", "count": count})),
         )
         .await;
         codes.extend(
@@ -132,9 +313,17 @@ async fn main() {
         codes.len(),
         started.elapsed().as_secs_f64()
     );
+    codes
+}
 
-    // Bodies, sealed in advance on all cores.
-    let config = json_answer(http.get(format!("{}/v1/config", started_server.url()))).await;
+/// One request per code, sealed (unless `--plain`) in advance on all cores.
+async fn prepare(
+    http: &reqwest::Client,
+    server: &ServerProcess,
+    codes: &[String],
+    args: &Args,
+) -> Vec<Prepared> {
+    let config = json_answer(http.get(format!("{}/v1/config", server.url()))).await;
     let public_key = STANDARD
         .decode(config["hpke"]["publicKey"].as_str().unwrap())
         .unwrap();
@@ -183,7 +372,7 @@ async fn main() {
         let b = s.spawn(|| codes[half..].iter().map(prepare).collect::<Vec<_>>());
         (a.join().unwrap(), b.join().unwrap())
     });
-    let prepared: Arc<Vec<Prepared>> = Arc::new(first.into_iter().chain(second).collect());
+    let prepared: Vec<Prepared> = first.into_iter().chain(second).collect();
     println!(
         "prepared {} {} bodies of {} bytes in {:.1} s",
         prepared.len(),
@@ -191,23 +380,31 @@ async fn main() {
         prepared[0].body.len(),
         started.elapsed().as_secs_f64()
     );
+    prepared
+}
 
-    // The run.
+/// Sends the prepared requests from `args.clients` closed-loop clients, client `i` to
+/// `urls[i % urls.len()]`, until the time is up; with `--kill-test`, kills `victim` halfway.
+async fn run(
+    http: &reqwest::Client,
+    urls: &[String],
+    prepared: Arc<Vec<Prepared>>,
+    args: &Args,
+    victim: Option<ServerProcess>,
+) -> Outcome {
     let next = Arc::new(AtomicUsize::new(0));
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
-    let content_type = if plain {
+    let content_type = if args.plain {
         "application/json"
     } else {
         kith_server::sealed::CONTENT_TYPE
     };
-    let url = format!("{}/v1/publish", started_server.url());
-    let mut server = Some(started_server);
     let started = Instant::now();
     let stop_on_failure = args.kill_test;
     let clients: Vec<_> = (0..args.clients)
-        .map(|_| {
-            let (http, url, next, prepared) =
-                (http.clone(), url.clone(), next.clone(), prepared.clone());
+        .map(|i| {
+            let url = format!("{}/v1/publish", urls[i % urls.len()]);
+            let (http, next, prepared) = (http.clone(), next.clone(), prepared.clone());
             tokio::spawn(async move {
                 let mut latencies_us = Vec::new();
                 let mut acknowledged = Vec::new();
@@ -247,79 +444,188 @@ async fn main() {
             })
         })
         .collect();
-    if args.kill_test {
+    if let Some(victim) = victim {
         tokio::time::sleep(Duration::from_secs(args.seconds) / 2).await;
-        server.take().expect("started").kill().unwrap();
+        victim.kill().unwrap();
         println!(
             "SIGKILLed the server after {:.1} s",
             started.elapsed().as_secs_f64()
         );
     }
-    let mut latencies = Vec::new();
-    let mut acknowledged = Vec::new();
-    let mut failures = 0;
+    let mut outcome = Outcome {
+        acknowledged: Vec::new(),
+        failures: 0,
+        latencies: Vec::new(),
+        elapsed: Duration::ZERO,
+        ran_out: false,
+    };
     for client in clients {
         let (l, a, f) = client.await.unwrap();
-        latencies.extend(l);
-        acknowledged.extend(a);
-        failures += f;
+        outcome.latencies.extend(l);
+        outcome.acknowledged.extend(a);
+        outcome.failures += f;
     }
-    let elapsed = if args.kill_test {
+    outcome.elapsed = if args.kill_test {
         Duration::from_secs(args.seconds) / 2
     } else {
         started.elapsed()
     };
-    latencies.sort_unstable();
+    outcome.latencies.sort_unstable();
+    outcome.ran_out = next.load(Ordering::Relaxed) >= prepared.len();
+    outcome
+}
+
+fn print_outcome(outcome: &Outcome, args: &Args) {
     println!(
         "{} clients, {} keys/publish, {}{}: {} acknowledged in {:.1} s = {:.0} publishes/s; latency ms p50 {:.2} p90 {:.2} p99 {:.2} max {:.2}; {} failed{}",
         args.clients,
         args.keys,
-        if plain { "plain JSON" } else { "sealed" },
-        if fake { " chaff" } else { "" },
-        acknowledged.len(),
-        elapsed.as_secs_f64(),
-        acknowledged.len() as f64 / elapsed.as_secs_f64(),
-        percentile(&latencies, 0.50),
-        percentile(&latencies, 0.90),
-        percentile(&latencies, 0.99),
-        percentile(&latencies, 1.0),
-        failures,
+        if args.plain { "plain JSON" } else { "sealed" },
+        if args.fake { " chaff" } else { "" },
+        outcome.acknowledged.len(),
+        outcome.elapsed.as_secs_f64(),
+        outcome.rate(),
+        percentile(&outcome.latencies, 0.50),
+        percentile(&outcome.latencies, 0.90),
+        percentile(&outcome.latencies, 0.99),
+        percentile(&outcome.latencies, 1.0),
+        outcome.failures,
         if args.kill_test {
             " (in flight at the kill)"
         } else {
             ""
         },
     );
-    if !args.kill_test && next.load(Ordering::Relaxed) >= prepared.len() {
+    if !args.kill_test && outcome.ran_out {
         println!("note: ran out of prepared requests; raise --requests");
     }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args = Args::parse();
+    let binary = kith_launch::server_binary(args.server.clone()).unwrap_or_else(|e| panic!("{e}"));
+    if args.compare {
+        return compare(&binary, &args).await;
+    }
+    let http = client();
+    let instances = Instances::start(&binary, None, 1);
+    let codes = issue_codes(&http, &instances, args.requests).await;
+    let prepared = Arc::new(prepare(&http, &instances.servers[0], &codes, &args).await);
+    let urls = vec![instances.servers[0].url()];
+    let Instances {
+        mut servers, dirs, ..
+    } = instances;
+    let victim = args.kill_test.then(|| servers.remove(0));
+    let outcome = run(&http, &urls, prepared.clone(), &args, victim).await;
+    print_outcome(&outcome, &args);
 
     if args.kill_test {
         // Restart on the same data: recovery must keep every acknowledged publish.
-        let restarted = start_server(&binary, data.path());
+        let data = dirs[0].path();
+        let restarted = start_server(&binary, data, None);
         let health = http
             .get(format!("{}/healthz", restarted.url()))
             .send()
             .await
             .map(|r| r.status().as_u16());
-        let stored = kith_server::inspect::StoredData::open(data.path()).unwrap();
+        let stored = kith_server::inspect::StoredData::open(data).unwrap();
         let stored_keys = stored.all_key_bytes().unwrap();
-        let stored = stored_keys.len();
-        let missing = acknowledged
+        let missing = outcome
+            .acknowledged
             .iter()
             .filter(|&&i| !stored_keys.contains(&prepared[i].key))
             .count();
         println!(
             "after restart (healthz {:?}): {} acknowledged publishes, {} keys stored ({} per publish), {} acknowledged publishes missing",
             health.ok(),
-            acknowledged.len(),
-            stored,
+            outcome.acknowledged.len(),
+            stored_keys.len(),
             args.keys,
             missing
         );
         let _ = restarted.stop();
         assert_eq!(missing, 0, "acknowledged publishes were lost");
-    } else if let Some(server) = server {
-        let _ = server.stop();
+    } else {
+        for server in servers {
+            let _ = server.stop();
+        }
     }
+}
+
+/// `--compare`: the three runs, then a table.
+async fn compare(binary: &Path, args: &Args) {
+    let postgres = PostgresServer::start(args.postgres.clone());
+    let mut rows = Vec::new();
+    for leg in [Leg::Sqlite, Leg::Postgres(1), Leg::Postgres(2)] {
+        println!("== ({}) {leg}", ["a", "b", "c"][rows.len()]);
+        let (database, count) = match leg {
+            Leg::Sqlite => (None, 1),
+            Leg::Postgres(n) => (Some(postgres.fresh_database()), n),
+        };
+        let http = client();
+        let instances = Instances::start(binary, database, count);
+        let codes = issue_codes(&http, &instances, args.requests).await;
+        let prepared = Arc::new(prepare(&http, &instances.servers[0], &codes, args).await);
+        let urls: Vec<String> = instances.servers.iter().map(ServerProcess::url).collect();
+        let (servers_before, postgres_before, own_before) = (
+            instances.cpu_seconds(),
+            postgres.pid().map(cpu_seconds_with_children),
+            cpu_seconds(std::process::id()),
+        );
+        let outcome = run(&http, &urls, prepared, args, None).await;
+        let cpu = |after: f64, before: f64| (after - before) / outcome.elapsed.as_secs_f64();
+        let servers_cpu = cpu(instances.cpu_seconds(), servers_before);
+        let postgres_cpu = postgres
+            .pid()
+            .map(cpu_seconds_with_children)
+            .zip(postgres_before)
+            .map(|(after, before)| cpu(after, before));
+        let own_cpu = cpu(cpu_seconds(std::process::id()), own_before);
+        print_outcome(&outcome, args);
+        if let Some(url) = &instances.database {
+            let stored = kith_server::inspect::StoredData::connect(&url.parse().unwrap())
+                .unwrap()
+                .count_keys()
+                .unwrap();
+            println!("{stored} keys stored");
+        }
+        rows.push((leg, outcome, servers_cpu, postgres_cpu, own_cpu));
+        for server in instances.servers {
+            let _ = server.stop();
+        }
+        drop(instances.dirs);
+    }
+    println!(
+        "\n{} clients, {} keys a publish, {}, {} s each; CPU in cores (of {}) over the run",
+        args.clients,
+        args.keys,
+        if args.plain { "plain JSON" } else { "sealed" },
+        args.seconds,
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+    );
+    println!(
+        "| run | publishes/s | p50 ms | p99 ms | failed | kith-server CPU | PostgreSQL CPU | loadgen CPU |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    let sqlite_rate = rows[0].1.rate();
+    for (leg, outcome, servers_cpu, postgres_cpu, own_cpu) in &rows {
+        println!(
+            "| {leg} | {:.0} ({:.2}× SQLite) | {:.2} | {:.2} | {} | {servers_cpu:.2} | {} | {own_cpu:.2} |",
+            outcome.rate(),
+            outcome.rate() / sqlite_rate,
+            percentile(&outcome.latencies, 0.50),
+            percentile(&outcome.latencies, 0.99),
+            outcome.failures,
+            postgres_cpu.map_or_else(|| "n/a".to_owned(), |cpu| format!("{cpu:.2}")),
+        );
+    }
+    drop(postgres);
 }

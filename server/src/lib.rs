@@ -110,6 +110,7 @@ pub use codes::CODE_DIGITS;
 pub use config::{Config, Durability, ExportServe, ExportStoreUrl};
 pub use error::{AppError, ErrorBody, Result};
 pub use keyring::AdminKey;
+pub use postgres::create_database;
 pub use router::{operator, public};
 pub use server::{Listening, Server};
 pub use state::AppState;

@@ -186,7 +186,31 @@ pub struct PostgresStorage {
 /// gave out (a client outlives its storage in an operator command), shut down with the
 /// last of them.
 #[derive(Debug)]
-struct OwnedRuntime(Option<Runtime>);
+pub(crate) struct OwnedRuntime(Option<Runtime>);
+
+impl OwnedRuntime {
+    /// A runtime of one worker thread for PostgreSQL connections.
+    pub(crate) fn new() -> Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("kith-postgres")
+            .enable_all()
+            .build()
+            .map_err(|source| AppError::Io {
+                path: "PostgreSQL runtime".into(),
+                source,
+            })?;
+        Ok(Self(Some(runtime)))
+    }
+
+    /// Its handle.
+    pub(crate) fn handle(&self) -> &Handle {
+        self.0
+            .as_ref()
+            .expect("shut down only when dropped")
+            .handle()
+    }
+}
 
 impl Drop for OwnedRuntime {
     fn drop(&mut self) {
@@ -209,15 +233,7 @@ impl PostgresStorage {
     }
 
     fn open_config(config: tokio_postgres::Config) -> Result<Self> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("kith-postgres")
-            .enable_all()
-            .build()
-            .map_err(|source| AppError::Io {
-                path: "PostgreSQL runtime".into(),
-                source,
-            })?;
+        let runtime = OwnedRuntime::new()?;
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -238,7 +254,7 @@ impl PostgresStorage {
         let storage = Self {
             pool,
             handle: runtime.handle().clone(),
-            runtime: Arc::new(OwnedRuntime(Some(runtime))),
+            runtime: Arc::new(runtime),
         };
         storage.migrate()?;
         Ok(storage)
@@ -296,10 +312,48 @@ impl PostgresStorage {
     }
 }
 
+/// Creates an empty database `name` (letters, digits and `_`) on the PostgreSQL server at
+/// `server_url`, connecting to the database that URL names; returns the new database's URL
+/// (the same server, user and options). For tests and benchmarks that want a fresh one.
+pub fn create_database(server_url: &str, name: &str) -> Result<String> {
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(AppError::DatabaseUrl(format!(
+            "{name:?} is not a plain database name (letters, digits and _)"
+        )));
+    }
+    let config: tokio_postgres::Config = server_url
+        .parse()
+        .map_err(|e: tokio_postgres::Error| AppError::DatabaseUrl(e.to_string()))?;
+    let runtime = OwnedRuntime::new()?;
+    wait(runtime.handle(), async {
+        let (client, connection) = config.connect(NoTls).await?;
+        let connection = tokio::spawn(connection);
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await?;
+        drop(client);
+        let _ = connection.await;
+        Ok::<_, AppError>(())
+    })?;
+    // The same URL with the database part (the path) replaced.
+    let (base, query) = server_url
+        .split_once('?')
+        .map_or((server_url, None), |(base, query)| (base, Some(query)));
+    let (authority, _) = base
+        .strip_prefix("postgres://")
+        .or_else(|| base.strip_prefix("postgresql://"))
+        .map(|rest| rest.split_once('/').unwrap_or((rest, "")))
+        .ok_or_else(|| AppError::DatabaseUrl("expected a postgres:// URL".into()))?;
+    Ok(match query {
+        Some(query) => format!("postgres://{authority}/{name}?{query}"),
+        None => format!("postgres://{authority}/{name}"),
+    })
+}
+
 /// Waits for `future` on the storage's runtime. From a thread outside any runtime (the
 /// writer's) it blocks right there; from inside one (a handler, `spawn_blocking`, a test),
 /// where blocking on another runtime is not allowed, on a helper thread.
-fn wait<F>(handle: &Handle, future: F) -> F::Output
+pub(crate) fn wait<F>(handle: &Handle, future: F) -> F::Output
 where
     F: Future + Send,
     F::Output: Send,
@@ -591,34 +645,63 @@ impl WriteTx for Tx<'_> {
         rng: &mut dyn RngCore,
     ) -> Result<()> {
         let received = int(now.get() / truncate * truncate);
-        for k in keys {
-            let validity = k.key.tek.validity();
-            let embargo = int(k.embargo_until.get().div_ceil(truncate) * truncate);
-            // A random id collides with one of n stored keys with probability n / 2^63;
-            // then draw again.
-            loop {
+        // One statement for all the keys (a round trip each was most of a publish's time on
+        // PostgreSQL). A random id collides with one of n stored keys with probability
+        // n / 2^63; the keys whose id was taken are inserted again with fresh ones.
+        let mut pending: Vec<&StoredKey> = keys.iter().collect();
+        while !pending.is_empty() {
+            let mut ids = Vec::with_capacity(pending.len());
+            while ids.len() < pending.len() {
                 let id = (rng.next_u64() >> 1) as i64;
-                let inserted = self.run(self.tx.execute(
-                    "INSERT INTO diagnosis_keys
-                       (id, key_data, rolling_start, rolling_period, transmission_risk,
-                        report_type, days_since_onset, received_at, embargo_until)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
-                    &[
-                        &id,
-                        &k.key.tek.expose_secret().as_slice(),
-                        &i64::from(validity.start().get()),
-                        &i64::from(validity.period().get()),
-                        &k.key.transmission_risk_level.map(i16::from),
-                        &(k.key.report_type as i32),
-                        &k.key.days_since_onset.map(|d| d.get()),
-                        &received,
-                        &embargo,
-                    ],
-                ))?;
-                if inserted == 1 {
-                    break;
+                if !ids.contains(&id) {
+                    ids.push(id);
                 }
             }
+            let key_data: Vec<&[u8]> = pending
+                .iter()
+                .map(|k| k.key.tek.expose_secret().as_slice())
+                .collect();
+            let column = |f: &dyn Fn(&StoredKey) -> i64| -> Vec<i64> {
+                pending.iter().map(|k| f(k)).collect()
+            };
+            let starts = column(&|k| i64::from(k.key.tek.validity().start().get()));
+            let periods = column(&|k| i64::from(k.key.tek.validity().period().get()));
+            let embargoes = column(&|k| int(k.embargo_until.get().div_ceil(truncate) * truncate));
+            let risks: Vec<Option<i16>> = pending
+                .iter()
+                .map(|k| k.key.transmission_risk_level.map(i16::from))
+                .collect();
+            let report_types: Vec<i32> = pending.iter().map(|k| k.key.report_type as i32).collect();
+            let onsets: Vec<Option<i32>> = pending
+                .iter()
+                .map(|k| k.key.days_since_onset.map(|d| d.get()))
+                .collect();
+            let inserted = self.run(self.tx.query(
+                "INSERT INTO diagnosis_keys
+                   (id, key_data, rolling_start, rolling_period, transmission_risk,
+                    report_type, days_since_onset, received_at, embargo_until)
+                 SELECT id, key_data, rolling_start, rolling_period, transmission_risk,
+                        report_type, days_since_onset, $8, embargo_until
+                 FROM unnest($1::bigint[], $2::bytea[], $3::bigint[], $4::bigint[],
+                             $5::smallint[], $6::int[], $7::int[], $9::bigint[])
+                   AS k(id, key_data, rolling_start, rolling_period, transmission_risk,
+                        report_type, days_since_onset, embargo_until)
+                 ON CONFLICT DO NOTHING RETURNING id",
+                &[
+                    &ids,
+                    &key_data,
+                    &starts,
+                    &periods,
+                    &risks,
+                    &report_types,
+                    &onsets,
+                    &received,
+                    &embargoes,
+                ],
+            ))?;
+            let inserted: Vec<i64> = inserted.iter().map(|row| row.get(0)).collect();
+            let mut kept = ids.iter().map(|id| !inserted.contains(id));
+            pending.retain(|_| kept.next().unwrap_or(false));
         }
         Ok(())
     }
@@ -1398,24 +1481,9 @@ pub fn test_database() -> Option<PostgresStorage> {
         ));
         return None;
     };
-    let mut config: tokio_postgres::Config = url.parse().expect("KITH_TEST_POSTGRES URL");
     let name = format!("kith_test_{:016x}", rand_core::OsRng.next_u64());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let (client, connection) = config.connect(NoTls).await.expect("test PostgreSQL server");
-        let connection = tokio::spawn(connection);
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
-        drop(client);
-        connection.await.unwrap().unwrap();
-    });
-    config.dbname(&name);
-    Some(PostgresStorage::open_config(config).unwrap())
+    let url = create_database(&url, &name).expect("a database on the test server");
+    Some(PostgresStorage::open(&url).unwrap())
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ fn stored(server: &TestServer, key: &[u8; 16]) -> Option<kith_server::inspect::K
 fn stored_count(server: &TestServer) -> u64 {
     server.stored().count_keys().unwrap()
 }
-#[tokio::test]
+every_backend! {
 async fn happy_path_applies_the_codes_diagnosis_and_embargoes_todays_key() {
     let server = TestServer::new();
     let admin = server.admin_key.clone();
@@ -51,6 +51,7 @@ async fn happy_path_applies_the_codes_diagnosis_and_embargoes_todays_key() {
     // Released within the hour (embargo times are rounded up to the hour).
     assert!(oldest.embargo_until.get() <= server.now().get().div_ceil(3600) * 3600);
     assert_eq!(stored_count(&server), 15);
+}
 }
 
 #[tokio::test]
@@ -210,7 +211,7 @@ async fn codes_are_single_use_expire_and_guessing_is_budgeted() {
 }
 }
 
-#[tokio::test]
+every_backend! {
 async fn sealed_and_chaff_uploads_have_one_size_and_chaff_stores_nothing() {
     let server = TestServer::new();
     let admin = server.admin_key.clone();
@@ -276,6 +277,7 @@ async fn sealed_and_chaff_uploads_have_one_size_and_chaff_stores_nothing() {
     )
     .unwrap();
     assert_eq!(one.len(), many.len());
+}
 }
 
 /// (what, bearer key, content type, body, expected status, expected error code)

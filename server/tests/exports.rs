@@ -2,9 +2,10 @@
 //! `/v1/exports/…` and in the store, verified with `/v1/config`'s keys by kith-core's
 //! reader, by `openssl` and by a core-based device; caching headers; rotation; retention on
 //! a manual clock; and, with the real binary, two batchers at once and SIGKILL mid-batch.
-//! The tests of what devices and operators meet run twice: `data_dir::…` with the files in
-//! the data directory, `s3::…` with them in a bucket (`--export-store`, on the S3 server
-//! scripts/test starts).
+//! The tests of what devices and operators meet run on both deployment shapes
+//! (`every_backend!`): `…::sqlite` with the files in the data directory, `…::postgres_s3` on
+//! PostgreSQL with them in a bucket (`--export-store`, on the S3 server scripts/test starts);
+//! the tests of the data directory's own temporary files on both databases.
 
 mod common;
 
@@ -15,7 +16,6 @@ use std::time::Duration;
 
 use axum::http::Method;
 use base64::Engine;
-use common::export_store::ExportBackend;
 use common::*;
 use kith_core::store::MemoryStore;
 use kith_core::{
@@ -31,38 +31,30 @@ use serde_json::Value;
 
 const DAY: u64 = 86_400;
 
-/// Runs each named test (an `async fn(ExportBackend)`) on both export stores: as
-/// `data_dir::<name>` and as `s3::<name>`, on a bucket of its own.
-macro_rules! on_both_stores {
-    ($($test:ident),* $(,)?) => {
-        mod data_dir {
-            $(#[tokio::test]
-            async fn $test() {
-                super::$test(super::ExportBackend::DataDir).await
-            })*
-        }
-        mod s3 {
-            $(#[tokio::test]
-            async fn $test() {
-                if let Some(bucket) = super::ExportBackend::fresh_bucket().await {
-                    super::$test(bucket).await
-                }
-            })*
-        }
-    };
+every_backend! {
+async fn published_keys_come_out_once_signed_padded_and_cacheable() {
+    published_keys_come_out_once_signed_padded_and_cacheable().await
+}
+async fn zips_are_immutable_with_etags_ranges_and_head() {
+    zips_are_immutable_with_etags_ranges_and_head().await
+}
+async fn curl_unzip_and_openssl_fetch_and_verify_every_file_with_the_key_from_v1_config() {
+    curl_unzip_and_openssl_fetch_and_verify_every_file_with_the_key_from_v1_config().await
+}
+async fn a_rotated_key_signs_beside_the_old_one_until_the_old_one_retires() {
+    a_rotated_key_signs_beside_the_old_one_until_the_old_one_retires().await
+}
+async fn retention_drops_files_from_the_index_before_deleting_them() {
+    retention_drops_files_from_the_index_before_deleting_them().await
+}
+async fn a_file_is_created_once_and_a_racer_with_other_bytes_is_refused() {
+    a_file_is_created_once_and_a_racer_with_other_bytes_is_refused().await
+}
 }
 
-on_both_stores!(
-    published_keys_come_out_once_signed_padded_and_cacheable,
-    zips_are_immutable_with_etags_ranges_and_head,
-    curl_unzip_and_openssl_fetch_and_verify_every_file_with_the_key_from_v1_config,
-    a_rotated_key_signs_beside_the_old_one_until_the_old_one_retires,
-    retention_drops_files_from_the_index_before_deleting_them,
-    a_file_is_created_once_and_a_racer_with_other_bytes_is_refused,
-);
-
-async fn a_file_is_created_once_and_a_racer_with_other_bytes_is_refused(store: ExportBackend) {
+async fn a_file_is_created_once_and_a_racer_with_other_bytes_is_refused() {
     let dir = tempfile::tempdir().unwrap();
+    let store = Backend::current().export_store(dir.path());
     let url = store.url().map(|url| url.parse().unwrap());
     let exports = ExportStore::open(url.as_ref(), None, dir.path()).unwrap();
     let name = "v1/exports/1800000000-1800003600-00001.zip";
@@ -109,18 +101,12 @@ async fn a_file_is_created_once_and_a_racer_with_other_bytes_is_refused(store: E
     assert_eq!(store.read(dir.path(), name).await, None);
 }
 
-/// A server that pads to 50 + random(0..=10) keys, keeping its files in `store`.
-fn padded_server_on(store: &ExportBackend) -> TestServer {
+/// A server that pads to 50 + random(0..=10) keys.
+fn padded_server() -> TestServer {
     TestServer::with_config(|config| {
-        store.configure(config);
         config.export.min_keys = 50;
         config.export.padding_range = 10;
     })
-}
-
-/// A server that pads to 50 + random(0..=10) keys, with its files in the data directory.
-fn padded_server() -> TestServer {
-    padded_server_on(&ExportBackend::DataDir)
 }
 
 /// Publishes `uploads` uploads of `keys` keys each (today's first); returns the key bytes.
@@ -154,8 +140,9 @@ fn verified(zip: &[u8], trusted: &TrustedKeys) -> VerifiedExport {
         .unwrap()
 }
 
-async fn published_keys_come_out_once_signed_padded_and_cacheable(store: ExportBackend) {
-    let server = padded_server_on(&store);
+async fn published_keys_come_out_once_signed_padded_and_cacheable() {
+    let server = padded_server();
+    let store = &server.exports;
     let published = publish(&server, 3, 5).await;
     assert!(index(&server).await.is_empty(), "nothing exported yet");
     // Today's keys are released at the end of the day: two days on, every window is ready.
@@ -264,8 +251,8 @@ async fn a_split_batch_says_which_file_of_how_many_each_is() {
 }
 }
 
-async fn zips_are_immutable_with_etags_ranges_and_head(store: ExportBackend) {
-    let server = padded_server_on(&store);
+async fn zips_are_immutable_with_etags_ranges_and_head() {
+    let server = padded_server();
     publish(&server, 1, 3).await;
     server.clock.advance(2 * DAY);
     server.server.export_pass().unwrap();
@@ -354,9 +341,7 @@ fn run(dir: &Path, program: &str, args: &[&str]) -> Vec<u8> {
     output.stdout
 }
 
-async fn curl_unzip_and_openssl_fetch_and_verify_every_file_with_the_key_from_v1_config(
-    store: ExportBackend,
-) {
+async fn curl_unzip_and_openssl_fetch_and_verify_every_file_with_the_key_from_v1_config() {
     let missing: Vec<&str> = ["curl", "unzip", "openssl"]
         .into_iter()
         .filter(|tool| which(tool).is_none())
@@ -368,7 +353,7 @@ async fn curl_unzip_and_openssl_fetch_and_verify_every_file_with_the_key_from_v1
             missing.join(" ")
         ));
     }
-    let server = padded_server_on(&store);
+    let server = padded_server();
     let published = publish(&server, 2, 3).await;
     server.clock.advance(2 * DAY);
     server.server.export_pass().unwrap();
@@ -379,9 +364,8 @@ async fn curl_unzip_and_openssl_fetch_and_verify_every_file_with_the_key_from_v1
         ..
     } = server;
     drop(in_process);
-    let args = store.args();
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let process = ServerProcess::start(data_dir.path(), &args, &[]);
+    // On the test's backend: the same database and store as the in-process server's.
+    let process = ServerProcess::start(data_dir.path(), &[], &[]);
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
     let curl = |path: &str, out: &str| {
@@ -505,8 +489,8 @@ async fn a_core_device_syncs_the_index_and_finds_the_key_it_met() {
 }
 }
 
-async fn a_rotated_key_signs_beside_the_old_one_until_the_old_one_retires(store: ExportBackend) {
-    let server = padded_server_on(&store);
+async fn a_rotated_key_signs_beside_the_old_one_until_the_old_one_retires() {
+    let server = padded_server();
     let state = server.server.state();
     let (_, before) = trusted(&server).await;
     assert_eq!(before.len(), 1);
@@ -674,8 +658,9 @@ async fn a_cached_zip_over_tcp_is_whole_ranged_conditional_and_gone_once_deleted
     serving.await.unwrap().unwrap();
 }
 
-async fn retention_drops_files_from_the_index_before_deleting_them(store: ExportBackend) {
-    let server = padded_server_on(&store);
+async fn retention_drops_files_from_the_index_before_deleting_them() {
+    let server = padded_server();
+    let store = &server.exports;
     publish(&server, 2, 3).await;
     server.clock.advance(2 * DAY);
     server.server.export_pass().unwrap();
@@ -775,7 +760,7 @@ fn temporaries(server: &TestServer) -> Vec<String> {
         .collect()
 }
 
-every_backend! {
+every_database! {
 async fn a_batcher_that_outlived_its_lease_and_was_taken_over_changes_nothing() {
     let server = padded_server();
     publish(&server, 1, 3).await;
@@ -823,6 +808,64 @@ async fn a_batcher_that_outlived_its_lease_and_was_taken_over_changes_nothing() 
 }
 
 every_backend! {
+/// Two instances' batchers hold two batches at once (the first the older window, the
+/// second the next one, since the older is held) and finish them in the opposite order:
+/// both complete, the index lists both windows oldest first, and every key is in exactly
+/// one file.
+async fn two_batchers_finishing_in_the_opposite_order_of_their_leases_lose_nothing() {
+    let server = padded_server();
+    // Past days' keys in two windows an hour apart, then two days on: both are ready.
+    let mut published = Vec::new();
+    for _ in 0..2 {
+        let code = issue_code(&server, &server.admin_key).await;
+        let keys: Vec<[u8; 16]> = (0..3).map(|_| random_key()).collect();
+        let doc = publish_doc_at(today_start(&server) - 144, &code, &keys);
+        assert_eq!(publish_json(&server, &doc).await.0, 200);
+        published.extend(keys);
+        server.clock.advance(3600);
+    }
+    server.clock.advance(2 * DAY);
+    let (mut first, mut second) = (Batcher::new(&server), Batcher::new(&server));
+    let older = first.stage_next_with_files(&server);
+    let newer = second.stage_next_with_files(&server);
+    assert!(older.window().start < newer.window().start);
+    let names = [older.window(), newer.window()].map(|window| files::file_name(window, 1));
+
+    let state = server.server.state();
+    let exports = state.exports.store();
+    for (batcher, staged) in [(&mut second, newer), (&mut first, older)] {
+        assert!(
+            export::publish_batch(&mut *batcher.store, exports, staged, server.now())
+                .unwrap()
+                .is_some(),
+            "the lease still holds"
+        );
+    }
+    // The next pass writes the index, and exports neither batch again.
+    let pass = server.server.export_pass().unwrap();
+    assert!(
+        pass.export.files.iter().all(|file| !names.contains(&file.name)),
+        "nothing exported again: {pass:?}"
+    );
+    assert_eq!(index(&server).await, names, "both, oldest first");
+    let (trusted, _) = trusted(&server).await;
+    let mut exported = Vec::new();
+    for name in &names {
+        let zip = download(&server, name).await;
+        exported.extend(
+            verified(&zip, &trusted)
+                .keys()
+                .map(|k| *k.unwrap().tek.expose_secret())
+                .filter(|k| published.contains(k)),
+        );
+    }
+    exported.sort();
+    published.sort();
+    assert_eq!(exported, published, "every key once");
+}
+}
+
+every_database! {
 async fn temporary_files_of_killed_batchers_go_but_live_ones_stay() {
     let server = padded_server();
     publish(&server, 1, 3).await;

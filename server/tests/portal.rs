@@ -233,10 +233,7 @@ async fn case_worker_logs_in_and_issues_a_code_in_chromium() {
         Some(5),
         "counted from the test date"
     );
-    let codes: i64 = stored
-        .connection()
-        .query_row("SELECT count(*) FROM redeemed_codes", [], |r| r.get(0))
-        .unwrap();
+    let codes = stored.count("SELECT count(*) FROM redeemed_codes").unwrap();
     assert_eq!(codes, 1, "one code issued through the page");
 }
 
@@ -328,10 +325,10 @@ async fn the_authority_registers_a_venue_prints_its_poster_and_sees_a_cluster_in
 
     // The poster's code is a CWA-format venue code that phones can check into.
     let stored = kith_server::inspect::StoredData::open(dir.path()).unwrap();
-    let qr: String = stored
-        .connection()
-        .query_row("SELECT qr_text FROM venues", [], |r| r.get(0))
-        .unwrap();
+    let qr = stored
+        .texts("SELECT qr_text FROM venues")
+        .unwrap()
+        .remove(0);
     let venue = kith_core::checkin::VenuePayload::from_qr_text(&qr).unwrap();
     assert_eq!(hex::encode(venue.location_id().hash().to_bytes()), hex);
     assert_eq!(venue.details().default_check_in_minutes, Some(90));

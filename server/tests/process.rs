@@ -9,15 +9,11 @@ use common::*;
 use serde_json::json;
 
 fn stored(server: &ServerProcess, key: &[u8; 16]) -> Option<kith_server::inspect::KeyRecord> {
-    kith_server::inspect::StoredData::open(&server.data_dir)
-        .unwrap()
-        .key_record(key)
-        .unwrap()
+    server.stored().key_record(key).unwrap()
 }
 
 fn stored_count(data_dir: &std::path::Path) -> u64 {
-    kith_server::inspect::StoredData::open(data_dir)
-        .unwrap()
+    stored_data(data_dir, Backend::current())
         .count_keys()
         .unwrap()
 }
@@ -51,7 +47,7 @@ async fn metrics_count_requests_by_route_and_codes_by_outcome() {
     }
     assert!(!metrics.contains("4711"), "raw URIs never become labels");
 }
-#[tokio::test]
+every_backend! {
 async fn restart_keeps_keys_codes_and_secrets() {
     let (dir, server, admin) = fresh_server(&[], &[]);
     let used = issue_code(&server, &admin).await;
@@ -81,8 +77,9 @@ async fn restart_keeps_keys_codes_and_secrets() {
         1
     );
 }
+}
 
-#[tokio::test]
+every_backend! {
 async fn logs_hold_no_keys_codes_or_addresses() {
     // At the most verbose level: no crate's trace lines may name the peer.
     let (_dir, server, admin) = fresh_server(&[], &[("KITH_LOG", "trace")]);
@@ -130,8 +127,9 @@ async fn logs_hold_no_keys_codes_or_addresses() {
         assert!(!log.contains(&secret), "log contains {secret}:\n{log}");
     }
 }
+}
 
-#[tokio::test]
+every_backend! {
 async fn sigterm_finishes_in_flight_publishes() {
     let (dir, server, admin) = fresh_server(&[], &[]);
     let codes = issue_many(&server, &admin, 200).await;
@@ -166,4 +164,5 @@ async fn sigterm_finishes_in_flight_publishes() {
         stored >= acknowledged,
         "acknowledged {acknowledged} but stored {stored}"
     );
+}
 }

@@ -391,3 +391,156 @@ async fn the_guessing_budget_spent_on_one_instance_holds_on_the_other() {
     assert_eq!(publish_status(&b, wrong, 1).await, 429);
     assert!(b.stop());
 }
+
+/// The instances' flags for exports within seconds: key times stored to 2 s, 2 s windows
+/// cut a second after they end (each instance's batcher runs every export period), small
+/// padding.
+const QUICK_EXPORTS: [&str; 10] = [
+    "--truncate-window",
+    "2",
+    "--export-period",
+    "2",
+    "--export-min-age",
+    "1",
+    "--export-min-keys",
+    "20",
+    "--export-padding-range",
+    "5",
+];
+
+/// `server/deploy/nginx.conf` with its addresses replaced: each of `(from, to)` must occur
+/// in it exactly once.
+fn deploy_nginx_conf(replacements: &[(&str, String)]) -> String {
+    let conf = include_str!("../deploy/nginx.conf");
+    replacements
+        .iter()
+        .fold(conf.to_owned(), |conf, (from, to)| {
+            assert_eq!(conf.matches(from).count(), 1, "{from} in nginx.conf");
+            conf.replace(from, to)
+        })
+}
+
+/// The `kith_keys_accepted_total` an instance reports.
+async fn keys_accepted(server: &ServerProcess) -> u64 {
+    let metrics = server.send(get("/metrics")).await.text();
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("kith_keys_accepted_total "))
+        .map_or(0, |count| count.trim().parse().unwrap())
+}
+
+/// The README's scale-out steps as written: two instances on one PostgreSQL database and
+/// one bucket, the first one's key files copied to the second, behind nginx running the
+/// committed `server/deploy/nginx.conf` (only its addresses swapped for free ports). Codes
+/// are issued, keys published (plain and sealed) and the exports downloaded and verified,
+/// all through nginx; both instances take publishes; with one killed, nginx goes on with
+/// the other.
+#[tokio::test]
+async fn two_instances_behind_nginx_on_the_committed_configuration() {
+    let Some((url, _db)) = fresh_database().await else {
+        return;
+    };
+    let Some(bucket) = ExportBackend::fresh_bucket().await else {
+        return;
+    };
+    if let Err(missing) = kith_launch::nginx::nginx_binary() {
+        return kith_test_support::skip(missing);
+    }
+    let store = bucket.args();
+    let mut args = vec!["--database", &url, "--trusted-proxy", "127.0.0.1"];
+    args.extend(store.iter().map(String::as_str));
+    args.extend(QUICK_EXPORTS);
+    let (_a_dir, a, admin) = fresh_server(&args, &[]);
+    let b_dir = second_data_dir(&a.data_dir);
+    let b = ServerProcess::start(b_dir.path(), &args, &[]);
+    let front = Remote {
+        public: kith_launch::free_loopback_addr().unwrap(),
+        operator: kith_launch::free_loopback_addr().unwrap(),
+    };
+    let http = deploy_nginx_conf(&[
+        ("listen 8080;", format!("listen {};", front.public)),
+        (
+            "listen 127.0.0.1:9080;",
+            format!("listen {};", front.operator),
+        ),
+        ("127.0.0.1:8081", a.addr.to_string()),
+        ("127.0.0.1:8082", b.addr.to_string()),
+        ("127.0.0.1:9081", a.operator_addr.to_string()),
+        ("127.0.0.1:9082", b.operator_addr.to_string()),
+    ]);
+    let scratch = tempfile::tempdir().unwrap();
+    let nginx = kith_launch::Nginx::start(scratch.path(), &http, &[front.public, front.operator])
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    // Codes from the operator's side, publishes on the public side, half of them sealed.
+    let codes = issue_many(&front, &admin, 8).await;
+    let hpke = hpke_key(&front).await;
+    let mut published = std::collections::HashSet::new();
+    for (i, code) in codes.iter().enumerate() {
+        // Past days' keys only: today's would be held back until the end of the day.
+        let keys: Vec<[u8; 16]> = (0..3).map(|_| random_key()).collect();
+        let doc = publish_doc_at(today_start(&front) - 144, code, &keys);
+        let (status, body, _) = if i % 2 == 0 {
+            publish_json(&front, &doc).await
+        } else {
+            publish_sealed(&front, &hpke, &doc).await
+        };
+        assert_eq!(status, 200, "{body}");
+        published.extend(keys);
+    }
+    let (on_a, on_b) = (keys_accepted(&a).await, keys_accepted(&b).await);
+    assert_eq!(on_a + on_b, 24);
+    assert!(
+        on_a > 0 && on_b > 0,
+        "nginx spreads publishes: {on_a} + {on_b}"
+    );
+
+    // The instances' batchers export every key once; nginx serves the index and the files.
+    let (trusted, _) = trusted(&front).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let index = front.send(get("/v1/exports/index.txt")).await;
+        assert_eq!(index.status, 200);
+        let mut exported = Vec::new();
+        for name in index.text().lines() {
+            let zip = front.send(get(&format!("/{name}"))).await;
+            assert_eq!(zip.status, 200, "{name}");
+            assert_eq!(
+                zip.headers["cache-control"],
+                "public, max-age=31536000, immutable"
+            );
+            let file = kith_core::ExportFile::parse(&zip.body, &kith_core::ExportLimits::default())
+                .unwrap()
+                .verify(&trusted)
+                .unwrap();
+            exported.extend(
+                file.keys()
+                    .map(|key| *key.unwrap().tek.expose_secret())
+                    .filter(|key| published.contains(key)),
+            );
+        }
+        let distinct: std::collections::HashSet<[u8; 16]> = exported.iter().copied().collect();
+        assert_eq!(distinct.len(), exported.len(), "a key exported twice");
+        if distinct == published {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {} keys exported after 60 s\nA: {}\nB: {}",
+            distinct.len(),
+            published.len(),
+            a.log_tail(10),
+            b.log_tail(10)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+
+    // One instance killed: nginx sends everything to the other.
+    a.kill();
+    for code in issue_many(&front, &admin, 2).await {
+        assert_eq!(publish_status(&front, &code, 1).await, 200);
+    }
+    assert_eq!(front.send(get("/v1/exports/index.txt")).await.status, 200);
+    assert!(b.stop());
+    assert!(nginx.stop().unwrap().success());
+}

@@ -1,6 +1,9 @@
-//! The storage backends every server test runs on: a test written inside
-//! [`every_backend!`] runs once per [`Backend`], its servers (in-process and processes
-//! alike) on that backend, each data directory on a database of its own.
+//! The backends every server test runs on: a test written inside [`every_backend!`] runs
+//! once per deployment shape — SQLite with the files in the data directory (the embedded
+//! default), and PostgreSQL with the files in a bucket (the scale-out one) — its servers
+//! (in-process and processes alike) on that backend, each data directory on a database and
+//! a bucket of its own. Tests of the data directory's own files run on both databases with
+//! the files in the data directory ([`every_database!`]).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -8,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use rand::RngCore;
+
+use super::export_store::{ExportBackend, S3_VARIABLE};
 
 /// The environment variable with the URL of the PostgreSQL server scripts/test starts.
 pub const POSTGRES_VAR: &str = "KITH_TEST_POSTGRES";
@@ -20,18 +25,29 @@ pub enum Backend {
     /// A fresh database on the PostgreSQL server of `KITH_TEST_POSTGRES` (created with
     /// `CREATE DATABASE` for each data directory), export files in the data directory.
     Postgres,
-    // The S3 export store's leg plugs in here: `PostgresS3`, PostgreSQL as above plus
-    // `--export-store` on a bucket of the test's own, in `database_args` and
-    // `configure` below, and a third test in `every_backend!`.
+    /// A fresh database as [`Backend::Postgres`], and the export files in a fresh bucket
+    /// on the S3 server of `KITH_TEST_S3` for each data directory (`--export-store`).
+    PostgresS3,
 }
 
 tokio::task_local! {
     static BACKEND: Backend;
 }
 
-/// The database each data directory was given, so that a server restarted on the same
-/// directory finds its data again.
-static DATABASES: Mutex<Option<HashMap<PathBuf, String>>> = Mutex::new(None);
+/// What each data directory was given, so that a server restarted on the same directory
+/// (or a second process on it) finds its data again.
+#[derive(Default)]
+struct Given {
+    databases: HashMap<PathBuf, String>,
+    buckets: HashMap<PathBuf, ExportBackend>,
+}
+
+static GIVEN: Mutex<Option<Given>> = Mutex::new(None);
+
+fn given<T>(work: impl FnOnce(&mut Given) -> T) -> T {
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    work(given.get_or_insert_with(Given::default))
+}
 
 impl Backend {
     /// The backend of the running test (SQLite outside [`every_backend!`]).
@@ -40,11 +56,16 @@ impl Backend {
     }
 
     /// Runs `test` with every server it starts on this backend; returns without running
-    /// it (after [`kith_test_support::skip`]) when the backend's server is not there.
+    /// it (after [`kith_test_support::skip`]) when the backend's servers are not there.
     pub async fn run(self, test: impl Future<Output = ()>) {
-        if self == Self::Postgres && std::env::var(POSTGRES_VAR).is_err() {
+        if self != Self::Sqlite && std::env::var(POSTGRES_VAR).is_err() {
             return kith_test_support::skip(format_args!(
                 "{POSTGRES_VAR} is not set (scripts/test starts a PostgreSQL server and sets it)"
+            ));
+        }
+        if self == Self::PostgresS3 && std::env::var(S3_VARIABLE).is_err() {
+            return kith_test_support::skip(format_args!(
+                "{S3_VARIABLE} is not set (scripts/test starts an S3 server and sets it)"
             ));
         }
         BACKEND.scope(self, test).await;
@@ -54,18 +75,49 @@ impl Backend {
     pub fn database_url(self, data_dir: &Path) -> Option<String> {
         match self {
             Self::Sqlite => None,
-            Self::Postgres => {
-                let mut databases = DATABASES.lock().unwrap_or_else(|e| e.into_inner());
-                let databases = databases.get_or_insert_with(HashMap::new);
-                Some(
-                    databases
-                        .entry(data_dir.to_owned())
-                        .or_insert_with(create_database)
-                        .clone(),
-                )
-            }
+            Self::Postgres | Self::PostgresS3 => Some(given(|given| {
+                given
+                    .databases
+                    .entry(data_dir.to_owned())
+                    .or_insert_with(create_database)
+                    .clone()
+            })),
         }
     }
+
+    /// Where a server on `data_dir` keeps its export files.
+    pub fn export_store(self, data_dir: &Path) -> ExportBackend {
+        match self {
+            Self::Sqlite | Self::Postgres => ExportBackend::DataDir,
+            Self::PostgresS3 => given(|given| {
+                given
+                    .buckets
+                    .entry(data_dir.to_owned())
+                    .or_insert_with(|| {
+                        on_a_runtime_of_its_own(ExportBackend::fresh_bucket())
+                            .expect("KITH_TEST_S3 was checked when the test began")
+                    })
+                    .clone()
+            }),
+        }
+    }
+}
+
+/// Runs `future` to completion on a runtime of its own, on a thread of its own: the caller
+/// may be inside a test's runtime, where blocking on another is not allowed.
+fn on_a_runtime_of_its_own<T: Send>(future: impl Future<Output = T> + Send) -> T {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap()
+                    .block_on(future)
+            })
+            .join()
+            .unwrap()
+    })
 }
 
 /// Creates an empty database on the test server (`KITH_TEST_POSTGRES`, which must be set);
@@ -73,57 +125,47 @@ impl Backend {
 pub fn create_database() -> String {
     let server = std::env::var(POSTGRES_VAR).expect("KITH_TEST_POSTGRES");
     let name = format!("kith_test_{:016x}", rand::rngs::OsRng.next_u64());
-    // On a runtime of its own: the caller may be inside a test's runtime, where blocking
-    // on another is not allowed.
-    std::thread::scope(|scope| {
-        scope.spawn(|| {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                let (admin, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls)
-                    .await
-                    .expect("the test PostgreSQL server");
-                let connection = tokio::spawn(connection);
-                admin
-                    .batch_execute(&format!("CREATE DATABASE {name}"))
-                    .await
-                    .unwrap();
-                drop(admin);
-                connection.await.unwrap().unwrap();
-            });
-        });
-    });
-    // The same server, database `name`.
-    match server.split_once('?') {
-        Some((base, query)) => format!("{}/{name}?{query}", base.rsplit_once('/').unwrap().0),
-        None => format!("{}/{name}", server.rsplit_once('/').unwrap().0),
-    }
+    kith_server::create_database(&server, &name).unwrap()
 }
 
-/// Writes each test once per backend: `every_backend! { async fn name() { … } … }` makes a
-/// module `name` with the tests `sqlite` and `postgres` (filter with `name`, or
-/// `name::postgres`). Tests that read the SQLite file itself stay outside.
+/// Writes each test once per deployment shape: `every_backend! { async fn name() { … } … }`
+/// makes a module `name` with the tests `sqlite` (SQLite, files in the data directory) and
+/// `postgres_s3` (PostgreSQL, files in a bucket); filter with `name`, or `::postgres_s3`.
 #[macro_export]
 macro_rules! every_backend {
     ($($(#[$meta:meta])* async fn $name:ident() $body:block)*) => {
-        $(
-            $(#[$meta])*
-            mod $name {
-                #[allow(unused_imports)]
-                use super::*;
+        $($crate::on_backends! {
+            $(#[$meta])* $name $body [sqlite: Sqlite, postgres_s3: PostgresS3]
+        })*
+    };
+}
 
-                #[tokio::test]
-                async fn sqlite() {
-                    $crate::common::Backend::Sqlite.run(async $body).await
-                }
+/// Writes each test once per database, the export files in the data directory: for tests
+/// of what the data directory itself holds. The tests are `sqlite` and `postgres`.
+#[macro_export]
+macro_rules! every_database {
+    ($($(#[$meta:meta])* async fn $name:ident() $body:block)*) => {
+        $($crate::on_backends! {
+            $(#[$meta])* $name $body [sqlite: Sqlite, postgres: Postgres]
+        })*
+    };
+}
 
+/// A module `name` with one test of `body` per `leg: Backend variant`.
+#[macro_export]
+macro_rules! on_backends {
+    ($(#[$meta:meta])* $name:ident $body:block [$($leg:ident: $backend:ident),*]) => {
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            $(
                 #[tokio::test]
-                async fn postgres() {
-                    $crate::common::Backend::Postgres.run(async $body).await
+                async fn $leg() {
+                    $crate::common::Backend::$backend.run(async $body).await
                 }
-            }
-        )*
+            )*
+        }
     };
 }

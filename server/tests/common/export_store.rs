@@ -67,6 +67,21 @@ impl ExportBackend {
         Some(Self::Bucket { endpoint, bucket })
     }
 
+    /// The store `config` names.
+    pub fn of(config: &Config) -> Self {
+        let Some(url) = &config.export_store else {
+            return Self::DataDir;
+        };
+        let endpoint = url
+            .options()
+            .find_map(|(name, value)| (name == "endpoint").then_some(value))
+            .expect("the test bucket's endpoint");
+        Self::Bucket {
+            endpoint: endpoint.to_owned(),
+            bucket: url.bucket().to_owned(),
+        }
+    }
+
     /// `--export-store` for this store, if it is a bucket.
     pub fn url(&self) -> Option<String> {
         match self {

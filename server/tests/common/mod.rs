@@ -32,17 +32,27 @@ impl std::ops::Deref for ServerProcess {
 
 impl ServerProcess {
     /// Starts the binary on `data_dir` with extra flags; waits until it listens.
-    /// On the test's [`Backend`] unless `args` name a `--database`.
+    /// On the test's [`Backend`] unless `args` name a `--database` (and an
+    /// `--export-store`).
     pub fn start(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let bin = Path::new(env!("CARGO_BIN_EXE_kith-server"));
-        let database = Backend::current()
-            .database_url(data_dir)
-            .filter(|_| !args.contains(&"--database"));
-        let mut args = args.to_vec();
-        if let Some(url) = &database {
-            args.extend(["--database", url]);
+        let backend = Backend::current();
+        let mut args: Vec<String> = args.iter().map(|&arg| arg.to_owned()).collect();
+        if !args.iter().any(|arg| arg == "--database") {
+            if let Some(url) = backend.database_url(data_dir) {
+                args.extend(["--database".to_owned(), url]);
+            }
         }
+        if !args.iter().any(|arg| arg == "--export-store") {
+            args.extend(backend.export_store(data_dir).args());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         Self(kith_launch::ServerProcess::start(bin, data_dir, &args, env).unwrap())
+    }
+
+    /// What the process stored (in its data directory, or its test database).
+    pub fn stored(&self) -> kith_server::inspect::StoredData {
+        stored_data(&self.data_dir, Backend::current())
     }
 
     /// The URL of `path` on the listener that serves it.
@@ -107,6 +117,8 @@ pub struct TestServer {
     pub dir: tempfile::TempDir,
     pub clock: ManualClock,
     pub admin_key: String,
+    /// Where it keeps its export files.
+    pub exports: export_store::ExportBackend,
     public: axum::Router,
     operator: axum::Router,
     pub server: Server,
@@ -123,11 +135,16 @@ impl TestServer {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::with_data_dir(dir.path());
         configure(&mut config);
+        let backend = Backend::current();
         if config.database_url.is_none() {
-            config.database_url = Backend::current()
+            config.database_url = backend
                 .database_url(dir.path())
                 .map(|url| url.parse().unwrap());
         }
+        if config.export_store.is_none() {
+            backend.export_store(dir.path()).configure(&mut config);
+        }
+        let exports = export_store::ExportBackend::of(&config);
         let clock = ManualClock::starting_now();
         let mut server = Server::open(config, clock.clock()).unwrap();
         let admin_key = server
@@ -141,6 +158,7 @@ impl TestServer {
             dir,
             clock,
             admin_key,
+            exports,
             server,
         }
     }
@@ -166,10 +184,20 @@ impl TestServer {
         (self.server, self.dir)
     }
 
-    /// What is stored in the data directory.
+    /// What it stored (in its data directory, or its database).
     pub fn stored(&self) -> kith_server::inspect::StoredData {
-        kith_server::inspect::StoredData::open(self.dir.path()).unwrap()
+        let config = &self.server.state().config;
+        kith_server::inspect::StoredData::of(&config.data_dir, config.database_url.as_ref())
+            .unwrap()
     }
+}
+
+/// What a server on `data_dir` stored on `backend`.
+pub fn stored_data(data_dir: &Path, backend: Backend) -> kith_server::inspect::StoredData {
+    let url = backend
+        .database_url(data_dir)
+        .map(|url| url.parse().unwrap());
+    kith_server::inspect::StoredData::of(data_dir, url.as_ref()).unwrap()
 }
 
 /// An answer: status, headers, body.
@@ -240,26 +268,55 @@ impl Api for TestServer {
 
 impl Api for ServerProcess {
     async fn send(&self, request: Request<Vec<u8>>) -> Reply {
-        let (parts, body) = request.into_parts();
-        let response = client()
-            .request(parts.method, self.url(&parts.uri.to_string()))
-            .headers(parts.headers)
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = response.bytes().await.unwrap().to_vec();
-        Reply {
-            status,
-            headers,
-            body,
-        }
+        send_over_http(request, |path| self.url(path)).await
     }
 
     fn now(&self) -> UnixSeconds {
         UnixSeconds::new(now_unix())
+    }
+}
+
+/// Servers at two addresses, as a proxy in front of instances shows them: the public
+/// listener's and the operator's.
+#[derive(Clone, Copy, Debug)]
+pub struct Remote {
+    /// Publish, config, exports.
+    pub public: std::net::SocketAddr,
+    /// Admin API, portal, metrics.
+    pub operator: std::net::SocketAddr,
+}
+
+impl Api for Remote {
+    async fn send(&self, request: Request<Vec<u8>>) -> Reply {
+        send_over_http(request, |path| match Listener::of(path) {
+            Listener::Public => format!("http://{}{path}", self.public),
+            Listener::Operator => format!("http://{}{path}", self.operator),
+        })
+        .await
+    }
+
+    fn now(&self) -> UnixSeconds {
+        UnixSeconds::new(now_unix())
+    }
+}
+
+/// Sends `request` to the URL `url` makes of its path, over a real connection.
+async fn send_over_http(request: Request<Vec<u8>>, url: impl Fn(&str) -> String) -> Reply {
+    let (parts, body) = request.into_parts();
+    let response = client()
+        .request(parts.method, url(&parts.uri.to_string()))
+        .headers(parts.headers)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.bytes().await.unwrap().to_vec();
+    Reply {
+        status,
+        headers,
+        body,
     }
 }
 
