@@ -73,7 +73,6 @@ impl AgentClock {
 }
 
 /// Lines of each process's log a failure report shows.
-
 const TAIL_LINES: usize = 25;
 
 /// Where the server lists its export files and its trace-warning packages.
