@@ -146,3 +146,10 @@ pub async fn exported_key_counts(
     }
     counts
 }
+
+/// Panics if any key of `counts` (from [`exported_key_counts`]) was exported more than once.
+#[track_caller]
+pub fn assert_each_once(counts: &BTreeMap<KeyBytes, usize>) {
+    let twice = counts.values().filter(|n| **n > 1).count();
+    assert_eq!(twice, 0, "{twice} keys exported more than once");
+}

@@ -17,6 +17,7 @@
 
 pub mod agent;
 pub mod bins;
+pub mod fuzz;
 pub mod keys;
 pub mod output;
 pub mod portal;

@@ -1,12 +1,15 @@
 //! A hostile CDN between agents and the server: it forwards GETs, but spoils the first
 //! downloads of every export file — the first cut short (the connection closes before the
 //! body's announced length), the second re-signed by a key nobody trusts — and passes the
-//! later ones through.
+//! later ones through. Or ([`SpoilingProxy::mutating_trace_warnings`]) it leaves the exports
+//! alone and serves seeded garbage for the first downloads of every trace-warning package.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use kith_core::{ExportBatch, ExportFile, ExportLimits, ExportSigner, OsRng, SigningKey};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -17,8 +20,22 @@ pub enum Spoiled {
     Truncated,
     /// Sent the file re-signed by an unknown key with the server's key id.
     BadSignature,
+    /// Sent random bytes, or the package with a few bytes changed.
+    Mutated,
     /// Passed it through.
     Intact,
+}
+
+/// Which files the proxy spoils, and how.
+#[derive(Debug)]
+enum Mode {
+    /// The first download of each export file truncated, the second re-signed.
+    Exports,
+    /// The first `rounds` downloads of each trace-warning package mutated.
+    TraceWarnings {
+        rng: Box<Mutex<ChaCha8Rng>>,
+        rounds: usize,
+    },
 }
 
 /// The proxy, stopped when dropped.
@@ -30,8 +47,21 @@ pub struct SpoilingProxy {
 }
 
 impl SpoilingProxy {
-    /// Listens on an ephemeral loopback port, forwarding to `upstream`.
+    /// Listens on an ephemeral loopback port, forwarding to `upstream`, spoiling exports.
     pub async fn start(upstream: String) -> Self {
+        Self::start_in(upstream, Mode::Exports).await
+    }
+
+    /// Listens on an ephemeral loopback port, forwarding to `upstream`; the first `rounds`
+    /// downloads of each trace-warning package get random bytes or the package mutated
+    /// ([`fuzz`](crate::fuzz), seeded by `seed`), the later ones pass.
+    pub async fn mutating_trace_warnings(upstream: String, seed: u64, rounds: usize) -> Self {
+        let rng = Box::new(Mutex::new(ChaCha8Rng::seed_from_u64(seed)));
+        Self::start_in(upstream, Mode::TraceWarnings { rng, rounds }).await
+    }
+
+    async fn start_in(upstream: String, mode: Mode) -> Self {
+        let mode = Arc::new(mode);
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("a loopback port");
@@ -42,11 +72,15 @@ impl SpoilingProxy {
             let downloads = downloads.clone();
             tokio::spawn(async move {
                 while let Ok((stream, _)) = listener.accept().await {
-                    let (http, upstream, downloads) =
-                        (http.clone(), upstream.clone(), downloads.clone());
+                    let (http, upstream, downloads, mode) = (
+                        http.clone(),
+                        upstream.clone(),
+                        downloads.clone(),
+                        mode.clone(),
+                    );
                     tokio::spawn(async move {
                         // A client that hangs up is no concern of the proxy's.
-                        let _ = serve(stream, &http, &upstream, &downloads).await;
+                        let _ = serve(stream, &http, &upstream, &downloads, &mode).await;
                     });
                 }
             })
@@ -63,7 +97,7 @@ impl SpoilingProxy {
         &self.url
     }
 
-    /// Per export file path, what each of its downloads got, in order.
+    /// Per spoiled file's path, what each of its downloads got, in order.
     pub fn downloads(&self) -> HashMap<String, Vec<Spoiled>> {
         self.downloads
             .lock()
@@ -84,6 +118,7 @@ async fn serve(
     http: &reqwest::Client,
     upstream: &str,
     downloads: &Mutex<HashMap<String, Vec<Spoiled>>>,
+    mode: &Mode,
 ) -> std::io::Result<()> {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
@@ -129,26 +164,41 @@ async fn serve(
         .map_err(std::io::Error::other)?
         .to_vec();
     let mut announced = body.len();
-    // Only key exports: trace-warning packages are zips too, in another format.
-    if path.starts_with("/v1/exports/") && path.ends_with(".zip") && status.is_success() {
+    // Only the files the mode concerns: trace-warning packages are zips too, in another
+    // format than exports.
+    let concerned = match mode {
+        Mode::Exports => path.starts_with("/v1/exports/"),
+        Mode::TraceWarnings { .. } => path.starts_with("/v1/trace-warnings/"),
+    };
+    if concerned && path.ends_with(".zip") && status.is_success() {
         let spoiled = {
             let mut downloads = downloads.lock().unwrap_or_else(PoisonError::into_inner);
             let seen = downloads.entry(path.clone()).or_default();
-            let spoiled = match seen.len() {
-                0 => Spoiled::Truncated,
-                1 => Spoiled::BadSignature,
+            let spoiled = match (mode, seen.len()) {
+                (Mode::Exports, 0) => Spoiled::Truncated,
+                (Mode::Exports, 1) => Spoiled::BadSignature,
+                (Mode::TraceWarnings { rounds, .. }, n) if n < *rounds => Spoiled::Mutated,
                 _ => Spoiled::Intact,
             };
             seen.push(spoiled);
             spoiled
         };
-        match spoiled {
-            Spoiled::Truncated => body.truncate(body.len() / 2),
-            Spoiled::BadSignature => {
+        match (spoiled, mode) {
+            (Spoiled::Truncated, _) => body.truncate(body.len() / 2),
+            (Spoiled::BadSignature, _) => {
                 body = resigned(&body);
                 announced = body.len();
             }
-            Spoiled::Intact => {}
+            (Spoiled::Mutated, Mode::TraceWarnings { rng, .. }) => {
+                let mut rng = rng.lock().unwrap_or_else(PoisonError::into_inner);
+                body = if rng.gen_ratio(1, 4) {
+                    crate::fuzz::random_bytes(&mut rng, 2 * body.len())
+                } else {
+                    crate::fuzz::mutate(&mut rng, &body)
+                };
+                announced = body.len();
+            }
+            _ => {}
         }
     }
     let mut reply = format!(

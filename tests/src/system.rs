@@ -1,5 +1,6 @@
 //! A kith-server and its agents, as one system under test.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -10,6 +11,7 @@ use serde_json::Value;
 
 use crate::agent::{AgentProcess, AgentSpec};
 use crate::bins;
+use crate::keys::{self, KeyBytes};
 
 /// The agents' clock offset: they replay yesterday, so a reported key has expired and the
 /// server may export it at once (today's would be embargoed until midnight).
@@ -58,26 +60,26 @@ impl AgentClock {
         self.at(std::time::SystemTime::now())
     }
 
-    /// `kith-agent` flags for this clock, `shift` seconds later.
-    fn args(&self, shift: i64) -> Vec<String> {
-        let mut args = vec![format!(
-            "--clock-offset-seconds={}",
-            self.offset_seconds + shift
-        )];
-        if self.scale != 1 {
-            args.push(format!("--time-scale={}", self.scale));
-            args.push(format!("--time-origin={}", self.origin));
+    /// The `kith-agent` flags that accelerate it (none when it is not).
+    fn scale_args(&self) -> Vec<String> {
+        if self.scale == 1 {
+            return Vec::new();
         }
-        args
+        vec![
+            format!("--time-scale={}", self.scale),
+            format!("--time-origin={}", self.origin),
+        ]
     }
 }
 
+/// The export files' index, from the server's root.
+const EXPORT_INDEX: &str = "v1/exports/index.txt";
+
+/// The venue trace-warning packages' index, from the server's root.
+const TRACE_WARNING_INDEX: &str = "v1/trace-warnings/index.txt";
+
 /// Lines of each process's log a failure report shows.
 const TAIL_LINES: usize = 25;
-
-/// Where the server lists its export files and its trace-warning packages.
-const EXPORT_INDEX: &str = "v1/exports/index.txt";
-const TRACE_WARNING_INDEX: &str = "v1/trace-warnings/index.txt";
 
 /// How often a wait looks again.
 const POLL: Duration = Duration::from_millis(200);
@@ -106,7 +108,8 @@ impl System {
         Self::start_with(&[])
     }
 
-    /// Like [`System::start`], with more server flags (later flags win).
+    /// Like [`System::start`], with more server flags (replacing the demo's settings of
+    /// the same flags).
     pub fn start_with(extra_args: &[&str]) -> Self {
         Self::start_in(None, extra_args)
     }
@@ -134,8 +137,12 @@ impl System {
         let server_dir = data_dir.unwrap_or_else(|| dir.path().join("server"));
         let risk = dir.path().join("risk.json");
         std::fs::write(&risk, risk_config.to_json()).expect("writing risk.json");
+        // The demo's settings are flag-value pairs; a flag the test gives replaces its pair
+        // (clap refuses a flag twice).
         let mut server_args: Vec<String> = kith_agent::demo::SERVER_ARGS
-            .iter()
+            .chunks(2)
+            .filter(|pair| !extra_args.contains(&pair[0]))
+            .flatten()
             .map(|arg| (*arg).to_owned())
             .collect();
         server_args.extend(["--risk-config".to_owned(), risk.display().to_string()]);
@@ -199,9 +206,17 @@ impl System {
         self.dir.path()
     }
 
-    /// The server's database, opened read-only, to check what it stored.
+    /// The server's database (SQLite opened read-only, or its PostgreSQL database), to
+    /// check what it stored.
     pub fn stored(&self) -> kith_server::inspect::StoredData {
-        kith_server::inspect::StoredData::open(&self.server_dir)
+        // Its `--database`, if it runs on PostgreSQL.
+        let database = self
+            .server_args
+            .iter()
+            .position(|arg| arg == "--database")
+            .and_then(|at| self.server_args.get(at + 1))
+            .map(|url| url.parse().expect("a PostgreSQL URL"));
+        kith_server::inspect::StoredData::of(&self.server_dir, database.as_ref())
             .expect("opening the server's database")
     }
 
@@ -262,8 +277,7 @@ impl System {
     ) {
         let ether = self.ether();
         let mut extra_args = args.to_vec();
-        // The offset is the spec's own; the rest of the clock's flags go with the others.
-        extra_args.extend(self.clock.args(0).into_iter().skip(1));
+        extra_args.extend(self.clock.scale_args());
         let spec = AgentSpec {
             name,
             position,
@@ -296,7 +310,11 @@ impl System {
         command
             .args(["venue", "--json"])
             .args(args)
-            .args(self.clock.args(0));
+            .arg(format!(
+                "--clock-offset-seconds={}",
+                self.clock.offset_seconds
+            ))
+            .args(self.clock.scale_args());
         self.add_process(name, command, false);
         let mut code = None;
         self.wait_until(
@@ -386,29 +404,22 @@ impl System {
 
     /// The export files the index lists, waiting up to `timeout` for at least `count`.
     pub async fn wait_for_exports(&mut self, count: usize, timeout: Duration) -> Vec<String> {
-        self.wait_for_listed("export files", EXPORT_INDEX, count, timeout)
-            .await
+        self.wait_for_index(EXPORT_INDEX, count, timeout).await
     }
 
-    /// The venue trace-warning packages the index lists, waiting up to `timeout` for at
-    /// least `count`.
+    /// The trace-warning packages the index lists, waiting up to `timeout` for at least
+    /// `count`.
     pub async fn wait_for_trace_warnings(
         &mut self,
         count: usize,
         timeout: Duration,
     ) -> Vec<String> {
-        self.wait_for_listed(
-            "trace-warning packages",
-            TRACE_WARNING_INDEX,
-            count,
-            timeout,
-        )
-        .await
+        self.wait_for_index(TRACE_WARNING_INDEX, count, timeout)
+            .await
     }
 
-    async fn wait_for_listed(
+    async fn wait_for_index(
         &mut self,
-        what: &str,
         index: &str,
         count: usize,
         timeout: Duration,
@@ -422,7 +433,31 @@ impl System {
             }
             assert!(
                 Instant::now() < deadline,
-                "timed out ({timeout:?}) waiting for {count} {what}; the index lists {files:?}"
+                "timed out ({timeout:?}) waiting for {count} files in {index}; it lists {files:?}"
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Waits up to a minute until the export files hold every key in `expected`; how often
+    /// each exported key occurs (see [`keys::assert_each_once`]).
+    pub async fn wait_for_every_key(&mut self, expected: &[KeyBytes]) -> BTreeMap<KeyBytes, usize> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            self.assert_running();
+            let files = self.export_index().await;
+            let counts = keys::exported_key_counts(&self.http, &self.url(), &files).await;
+            let missing = expected
+                .iter()
+                .filter(|key| !counts.contains_key(*key))
+                .count();
+            if missing == 0 {
+                return counts;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{missing} of {} acknowledged keys were never exported",
+                expected.len()
             );
             tokio::time::sleep(POLL).await;
         }
@@ -433,11 +468,7 @@ impl System {
         self.index(EXPORT_INDEX).await
     }
 
-    /// The venue trace-warning packages' index's lines (paths from the server's root).
-    pub async fn trace_warning_index(&self) -> Vec<String> {
-        self.index(TRACE_WARNING_INDEX).await
-    }
-
+    /// The lines of the index at `path` (from the server's root).
     async fn index(&self, path: &str) -> Vec<String> {
         let answer = self
             .http
@@ -447,7 +478,7 @@ impl System {
             .expect("kith-server answers");
         assert!(
             answer.status().is_success(),
-            "GET the index: {}",
+            "GET {path}: {}",
             answer.status()
         );
         let text = answer.text().await.expect("the index's text");
@@ -468,14 +499,9 @@ impl System {
         shift: i64,
         args: &[&str],
     ) -> tokio::process::Command {
-        let mut command = tokio::process::Command::new(bins::agent());
-        command
-            .args(args)
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["--server", &self.url()])
-            .args(self.clock.args(shift))
-            .kill_on_drop(true);
+        let offset = self.clock.offset_seconds + shift;
+        let mut command = agent_cli_via(data_dir, &self.url(), offset, args);
+        command.args(self.clock.scale_args());
         command
     }
 
@@ -587,6 +613,25 @@ impl Drop for System {
         }
         // The fields' own drops kill the agents' process groups and the server.
     }
+}
+
+/// `kith-agent <args>` on the data directory `data_dir`, against `server_url` (a proxy,
+/// say), its clock shifted by `clock_offset_seconds`.
+pub fn agent_cli_via(
+    data_dir: &Path,
+    server_url: &str,
+    clock_offset_seconds: i64,
+    args: &[&str],
+) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(bins::agent());
+    command
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--server", server_url])
+        .arg(format!("--clock-offset-seconds={clock_offset_seconds}"))
+        .kill_on_drop(true);
+    command
 }
 
 /// The day the agents live in now (YYYY-MM-DD): yesterday.

@@ -9,6 +9,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use kith_core::{ExportFile, ExportLimits};
 use kith_tests::System;
+use kith_tests::fuzz::{mutate, random_bytes};
 use kith_tests::keys::{self, KeyBytes};
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -16,36 +17,6 @@ use serde_json::{Value, json};
 
 /// Requests (or files, or packets) per fuzzed input.
 const CASES: usize = 400;
-
-/// `bytes` with one to four random edits: flipped bits, inserted or deleted bytes, a
-/// truncation, a duplicated stretch.
-fn mutate(rng: &mut ChaCha8Rng, bytes: &[u8]) -> Vec<u8> {
-    let mut out = bytes.to_vec();
-    for _ in 0..rng.gen_range(1..=4) {
-        let at = rng.gen_range(0..=out.len());
-        match rng.gen_range(0..5) {
-            0 if at < out.len() => out[at] ^= 1 << rng.gen_range(0..8),
-            1 => out.insert(at, rng.r#gen()),
-            2 if at < out.len() => {
-                let end = rng.gen_range(at..=out.len().min(at + 16));
-                out.drain(at..end);
-            }
-            3 => out.truncate(at),
-            _ => {
-                let end = rng.gen_range(at..=out.len().min(at + 32));
-                let stretch = out[at..end].to_vec();
-                out.splice(at..at, stretch);
-            }
-        }
-    }
-    out
-}
-
-fn random_bytes(rng: &mut ChaCha8Rng, max: usize) -> Vec<u8> {
-    let mut bytes = vec![0; rng.gen_range(0..=max)];
-    rng.fill_bytes(&mut bytes);
-    bytes
-}
 
 /// Documents that are valid JSON but wrong in kind, range or shape.
 fn odd_documents(code: &str) -> Vec<Value> {
@@ -70,6 +41,45 @@ fn odd_documents(code: &str) -> Vec<Value> {
         ),
         json!({"temporaryExposureKeys": [[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]], "verificationCode": "\u{0}\u{202e}"}),
     ]
+}
+
+/// The file at `path` (from the server's root), as a device downloads it.
+async fn download(system: &System, path: &str) -> Vec<u8> {
+    let answer = system
+        .http()
+        .get(format!("{}/{path}", system.url()))
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    answer.bytes().await.expect("the file's bytes").to_vec()
+}
+
+/// Reads `CASES * 5` seeded copies of `bytes` (every fourth random, the others mutated)
+/// with `read`, as a device reads a downloaded file: each must be refused (`None`) or read
+/// exactly as `bytes` is. Most must be refused.
+fn refused_or_read_as_published<T: PartialEq + std::fmt::Debug>(
+    rng: &mut ChaCha8Rng,
+    bytes: &[u8],
+    read: impl Fn(&[u8]) -> Option<T>,
+) {
+    let original = read(bytes).expect("the server's file verifies");
+    let mut refused = 0;
+    for case in 0..CASES * 5 {
+        let copy = if case % 4 == 0 {
+            random_bytes(rng, 2 * bytes.len())
+        } else {
+            mutate(rng, bytes)
+        };
+        match read(&copy) {
+            None => refused += 1,
+            Some(read) => assert_eq!(read, original, "case {case}: a changed file verified"),
+        }
+    }
+    assert!(
+        refused > CASES,
+        "most mutations break the file: {refused} refused"
+    );
 }
 
 /// A server that lets one source fail to redeem codes as often as a fuzzer needs.
@@ -221,14 +231,7 @@ async fn mutated_export_files_are_refused_or_read_exactly_as_published() {
     );
     system.step("waiting for the export");
     let files = system.wait_for_exports(1, Duration::from_secs(60)).await;
-    let bytes = http
-        .get(format!("{}/{}", system.url(), files[0]))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let bytes = download(&system, &files[0]).await;
     let trusted = keys::trusted_keys(&http, &system.url()).await;
     let read = |bytes: &[u8]| -> Option<Vec<KeyBytes>> {
         let export = ExportFile::parse(bytes, &ExportLimits::default())
@@ -241,19 +244,8 @@ async fn mutated_export_files_are_refused_or_read_exactly_as_published() {
     };
     let original = read(&bytes).expect("the server's file verifies");
     assert!(published.iter().all(|key| original.contains(key)));
-    system.step("reading mutated copies");
-    let mut refused = 0;
-    for case in 0..CASES * 5 {
-        let mutated = mutate(&mut rng, &bytes);
-        match read(&mutated) {
-            None => refused += 1,
-            Some(keys) => assert_eq!(keys, original, "case {case}: a changed file verified"),
-        }
-    }
-    assert!(
-        refused > CASES,
-        "most mutations break the file: {refused} refused"
-    );
+    system.step("reading random and mutated copies");
+    refused_or_read_as_published(&mut rng, &bytes, read);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -321,4 +313,149 @@ async fn garbage_on_the_simulated_radio_is_ignored_and_the_agent_keeps_running()
     system.stop_agents();
     let status = system.status("target").await;
     assert_eq!(status["sightings"], 0, "{sent} malformed packets: {status}");
+}
+
+/// Downloads through the hostile proxy that get a mutated trace-warning package.
+const MUTATED_PACKAGE_ROUNDS: usize = 30;
+
+/// `kith-agent check --json` for the agent in `data_dir` through `server_url`: the sync's
+/// outcome (it must exit cleanly and never panic).
+async fn check_via(data_dir: &std::path::Path, server_url: &str) -> Value {
+    let output = kith_tests::system::agent_cli_via(
+        data_dir,
+        server_url,
+        kith_tests::system::REPLAY_OFFSET,
+        &["check", "--json"],
+    )
+    .output()
+    .await
+    .expect("running kith-agent check");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.contains("panicked"),
+        "kith-agent panicked: {stderr}"
+    );
+    assert!(
+        output.status.success(),
+        "kith-agent check: {}: {stderr}",
+        output.status
+    );
+    serde_json::from_slice(&output.stdout).expect("check --json")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutated_trace_warning_packages_are_refused_by_the_agent_and_the_real_one_warns_once() {
+    use kith_core::checkin::{
+        CWA_QR_PREFIX, TraceWarningFile, VenueDetails, VenuePayload, VenueType,
+    };
+
+    let mut system = System::start();
+    system.add_agent("alice", [0.0, 0.0]);
+    system.wait_for_radio().await;
+    let bob = system.dir().join("bob");
+    let venue = VenuePayload::with_seed(
+        VenueDetails {
+            description: "Café Kith".to_owned(),
+            address: "1 Main Street".to_owned(),
+            event: None,
+            venue_type: VenueType::PermanentFoodService,
+            default_check_in_minutes: Some(30),
+        },
+        &[0x7a; 16],
+    )
+    .unwrap();
+    let qr = venue.qr_text(CWA_QR_PREFIX);
+
+    system.step("Alice and Bob at the café an hour ago, for its 30 minutes; Alice reports");
+    let an_hour_earlier = kith_tests::system::REPLAY_OFFSET - 3_600;
+    for dir in [system.agent("alice").data_dir.clone(), bob.clone()] {
+        let output = kith_tests::system::agent_cli_via(
+            &dir,
+            &system.url(),
+            an_hour_earlier,
+            &["check-in", "--qr", &qr],
+        )
+        .output()
+        .await
+        .unwrap();
+        assert!(output.status.success(), "{output:?}");
+    }
+    let code = system.issue_codes(1).await.remove(0);
+    system.report("alice", &code).await;
+    system.step("waiting for the trace-warning package");
+    let package = system
+        .wait_for_trace_warnings(1, Duration::from_secs(60))
+        .await
+        .remove(0);
+    let http = system.http().clone();
+
+    system.step("2 000 random and mutated copies of the real package, read as a device reads it");
+    let bytes = download(&system, &package).await;
+    let trusted = keys::trusted_keys(&http, &system.url()).await;
+    let read = |bytes: &[u8]| {
+        let file = TraceWarningFile::parse(bytes, &ExportLimits::default()).ok()?;
+        let verified = file.verify(&trusted).ok()?;
+        Some(
+            verified
+                .reports()
+                .iter()
+                .map(|r| r.to_bytes())
+                .collect::<Vec<_>>(),
+        )
+    };
+    refused_or_read_as_published(&mut ChaCha8Rng::seed_from_u64(0x7a7a), &bytes, read);
+
+    system.step("Bob syncs through a proxy that mutates the package");
+    let proxy = kith_tests::proxy::SpoilingProxy::mutating_trace_warnings(
+        system.url(),
+        0x7a,
+        MUTATED_PACKAGE_ROUNDS,
+    )
+    .await;
+    let mut warned = 0;
+    let mut rounds = 0;
+    while proxy
+        .downloads()
+        .get(&format!("/{package}"))
+        .map_or(0, Vec::len)
+        < MUTATED_PACKAGE_ROUNDS
+    {
+        let outcome = check_via(&bob, proxy.url()).await;
+        let new = outcome["new_venue_exposures"]
+            .as_array()
+            .expect("a list")
+            .len();
+        if outcome["trace_warning_packages_new"] == 1 {
+            // A change the signature does not cover (the zip's own fields): the reports
+            // are the server's, and Bob is warned by them, once.
+            assert_eq!(new, 1, "{outcome}");
+            warned += 1;
+            break;
+        }
+        assert_eq!(new, 0, "a mutated package warned: {outcome}");
+        let failed = outcome["files_failed"].as_array().expect("a list");
+        assert_eq!(failed.len(), 1, "the package is named as failed: {outcome}");
+        let reason = failed[0].as_str().unwrap();
+        assert!(
+            reason.starts_with(&format!("{package}: ")) && reason.len() > package.len() + 10,
+            "a clear reason: {reason}"
+        );
+        rounds += 1;
+        assert!(
+            rounds <= MUTATED_PACKAGE_ROUNDS,
+            "each sync downloads the package once"
+        );
+    }
+
+    system.step("the real package, at the next sync: Bob is warned once");
+    if warned == 0 {
+        let outcome = check_via(&bob, proxy.url()).await;
+        assert_eq!(outcome["trace_warning_packages_new"], 1, "{outcome}");
+        let warnings = outcome["new_venue_exposures"].as_array().unwrap();
+        assert_eq!(warnings.len(), 1, "{outcome}");
+        assert!(warnings[0]["minutes"].as_u64() >= Some(15), "{outcome}");
+    }
+    let again = check_via(&bob, proxy.url()).await;
+    assert_eq!(again["trace_warning_packages_new"], 0, "{again}");
+    assert_eq!(again["new_venue_exposures"].as_array().unwrap().len(), 0);
 }

@@ -1,7 +1,6 @@
 //! The server killed with SIGKILL while it publishes and while it exports: after a restart
 //! every acknowledged key is in exactly one export file, and no key is in two.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -61,40 +60,6 @@ async fn publish_until_gone(
     Arc::try_unwrap(acknowledged).unwrap().into_inner().unwrap()
 }
 
-/// Waits until the export files hold every key in `expected`; how often each key occurs.
-async fn wait_for_every_key(
-    system: &mut System,
-    expected: &[KeyBytes],
-) -> BTreeMap<KeyBytes, usize> {
-    for _ in 0..150 {
-        let files = system.export_index().await;
-        let counts = keys::exported_key_counts(system.http(), &system.url(), &files).await;
-        if expected.iter().all(|key| counts.contains_key(key)) {
-            return counts;
-        }
-        tokio::time::sleep(Duration::from_millis(400)).await;
-    }
-    let files = system.export_index().await;
-    let counts = keys::exported_key_counts(system.http(), &system.url(), &files).await;
-    let missing = expected
-        .iter()
-        .filter(|key| !counts.contains_key(*key))
-        .count();
-    panic!(
-        "{missing} of {} acknowledged keys were never exported",
-        expected.len()
-    );
-}
-
-fn assert_each_once(counts: &BTreeMap<KeyBytes, usize>) {
-    let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(
-        twice.is_empty(),
-        "{} keys exported more than once",
-        twice.len()
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_killed_while_publishing_loses_no_acknowledged_key_and_exports_each_once() {
     let mut system = System::start();
@@ -134,12 +99,12 @@ async fn a_server_killed_while_publishing_loses_no_acknowledged_key_and_exports_
     }
 
     system.step("every acknowledged key is exported, once");
-    let counts = wait_for_every_key(&mut system, &acknowledged).await;
-    assert_each_once(&counts);
+    let counts = system.wait_for_every_key(&acknowledged).await;
+    keys::assert_each_once(&counts);
     // Later export passes add nothing twice.
     tokio::time::sleep(Duration::from_secs(12)).await;
     let files = system.export_index().await;
-    assert_each_once(&keys::exported_key_counts(system.http(), &system.url(), &files).await);
+    keys::assert_each_once(&keys::exported_key_counts(system.http(), &system.url(), &files).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,6 +145,6 @@ async fn export_runs_killed_half_way_export_each_key_exactly_once() {
 
     system.step("the restarted server serves every key once");
     system.restart_server();
-    let counts = wait_for_every_key(&mut system, &acknowledged).await;
-    assert_each_once(&counts);
+    let counts = system.wait_for_every_key(&acknowledged).await;
+    keys::assert_each_once(&counts);
 }
