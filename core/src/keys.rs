@@ -242,25 +242,34 @@ impl fmt::Debug for RpiKey {
     }
 }
 
-/// The Associated Encrypted Metadata Key (AEMK). Zeroized on drop.
-#[derive(Clone, Zeroize, ZeroizeOnDrop)]
-pub struct AemKey([u8; KEY_LEN]);
+/// The Associated Encrypted Metadata Key (AEMK), ready to encrypt metadata.
+///
+/// Holds the expanded AES key schedule, so the metadata of many identifiers (every
+/// sighting of a matched key) pays for the key expansion once. Zeroized on drop.
+#[derive(Clone)]
+pub struct AemKey {
+    key: Zeroizing<[u8; KEY_LEN]>,
+    cipher: Aes128Enc,
+}
 
 impl AemKey {
     /// An AEMK from its bytes.
     pub fn from_bytes(key: &[u8; KEY_LEN]) -> Self {
-        Self(*key)
+        Self {
+            key: Zeroizing::new(*key),
+            cipher: Aes128Enc::new(key.into()),
+        }
     }
 
     fn from_prk(prk: &mut Prk, info: &[u8]) -> Self {
-        let mut key = Self([0; KEY_LEN]);
-        prk.expand_16(info, &mut key.0);
-        key
+        let mut key = Zeroizing::new([0u8; KEY_LEN]);
+        prk.expand_16(info, &mut key);
+        Self::from_bytes(&key)
     }
 
     /// The secret key bytes.
     pub fn expose_secret(&self) -> &[u8; KEY_LEN] {
-        &self.0
+        &self.key
     }
 
     /// AEM = AES-128-CTR(AEMK, IV = RPI, metadata).
@@ -277,7 +286,7 @@ impl AemKey {
         // CTR mode with the RPI as the initial counter block: 4 bytes take only the
         // first block of keystream.
         let mut keystream = aes::Block::from(rpi.to_bytes());
-        Aes128Enc::new((&self.0).into()).encrypt_block(&mut keystream);
+        self.cipher.encrypt_block(&mut keystream);
         for (byte, key) in data.iter_mut().zip(keystream.iter()) {
             *byte ^= key;
         }

@@ -8,14 +8,17 @@
 //! schedule and the channel's random stream, so the simulator regenerates exactly the
 //! sightings the phone recorded whenever the phone matches. Which phones can match a
 //! published key is known from the diary (only phones that met its owner can hold its
-//! RPIs), so each day only those phones run core's [`SightingIndex`] on the day's
-//! export; every other phone would find nothing. Those phones regenerate only what
-//! matching asks for: the beacons of the uploader's contacts with them, and for each
-//! scan that heard one, the phone's previous scan that heard anything (core's
-//! `ScanTimeline` measures a scan's duration from it), searched backwards contact by
-//! contact. `tests/per_device.rs` runs sampled phones through the full per-device
-//! path — [`kith_core::ExposureEngine`] with every sighting recorded and every export
-//! ingested — and gets identical exposures.
+//! RPIs), so each day only those phones match the day's export; every other phone
+//! would find nothing. The identifiers of each published key are derived once for all
+//! phones, and each phone looks the RPIs it recorded up in them, decrypts their
+//! metadata with the key's AEMK and builds its exposure windows with core. Those
+//! phones regenerate only what matching asks for: the beacons of the uploader's
+//! contacts with them, and for each scan that heard one, the phone's previous scan
+//! that heard anything (core's `ScanTimeline` measures a scan's duration from it),
+//! searched backwards contact by contact. `tests/per_device.rs` runs sampled phones
+//! through the full per-device path — [`kith_core::ExposureEngine`] with every
+//! sighting recorded and every export ingested, matched by core's
+//! [`kith_core::SightingIndex`] — and gets identical exposures.
 //!
 //! A phone airs the RPI of the current 10-minute interval and changes it (with its
 //! address) at every interval boundary, as Google's implementation does (its
@@ -28,8 +31,9 @@ use std::collections::{HashMap, HashSet};
 use kith_core::risk::{ExposureSummary, ExposureWindow, RiskConfig, RiskModel, ScanTimeline};
 use kith_core::{
     BluetoothMetadata, CalibrationConfidence, Day, DaysSinceOnset, DiagnosisKey, ExportBatch,
-    ExportFile, ExportLimits, ExportSigner, IntervalNumber, ReportType, Sighting, SightingIndex,
-    SigningKey, TemporaryExposureKey, TrustedKeys, UnixSeconds, VerifiedExport, write_export,
+    ExportFile, ExportLimits, ExportSigner, IntervalNumber, Match, MatchedSighting, ReportType,
+    Sighting, SigningKey, TX_POWER_RANGE, TemporaryExposureKey, TrustedKeys, UnixSeconds,
+    VerifiedExport, write_export,
 };
 use rayon::prelude::*;
 
@@ -288,12 +292,14 @@ pub struct Heard {
     pub rssi: i8,
 }
 
-/// A receiving phone on one day: who holds it, its calibration and its scans.
-struct Receiver {
-    agent: u32,
+/// A receiving phone on one day: who holds it, its calibration, its scans, and its
+/// holder's contacts with other app users as the radio sees them.
+struct PhoneDay {
+    day: u32,
     model: DeviceModel,
     residual_db: f64,
     schedule: ScanSchedule,
+    exchanges: Vec<Exchange>,
 }
 
 /// One contact of a receiving phone's holder with another app user, as the radio
@@ -302,57 +308,75 @@ struct Exchange {
     sender_phone: u32,
     sender: DeviceModel,
     link: Link,
+    /// Median path loss and holder effect (dB): what all scans of the contact share.
+    link_db: f64,
     /// The scans of the receiver during the contact.
     scans: std::ops::Range<u32>,
 }
 
 impl Radio<'_> {
-    fn receiver(&self, phone: u32, day: u32) -> Receiver {
+    /// What `phone` met on `day`, or `None` when the diary no longer holds the day.
+    fn phone_day(&self, phone: u32, day: u32) -> Option<PhoneDay> {
+        let contacts = self.diary.day(day)?;
         let p = phone as usize;
-        Receiver {
-            agent: self.phones.agent_of[p],
+        let agent = self.phones.agent_of[p];
+        let schedule = ScanSchedule::of(self.streams, phone, day, self.channel.scan_interval());
+        let exchanges = contacts
+            .of(agent)
+            .filter_map(|c| self.exchange(agent, &schedule, day, c))
+            .collect();
+        Some(PhoneDay {
+            day,
             model: self.phones.model[p],
             residual_db: f64::from(self.phones.residual_db[p]),
-            schedule: ScanSchedule::of(self.streams, phone, day, self.channel.scan_interval()),
-        }
+            schedule,
+            exchanges,
+        })
     }
 
-    /// Contact `c` of `rx`'s holder on `day`, or `None` when the other runs no app.
-    fn exchange(&self, rx: &Receiver, day: u32, c: &Contact) -> Option<Exchange> {
-        let other = c.other(rx.agent);
+    /// Contact `c` of `receiver` on `day`, whose scans follow `schedule`, or `None`
+    /// when the other runs no app.
+    fn exchange(
+        &self,
+        receiver: u32,
+        schedule: &ScanSchedule,
+        day: u32,
+        c: &Contact,
+    ) -> Option<Exchange> {
+        let other = c.other(receiver);
         let sender_phone = self.phones.phone_of[other as usize];
         if sender_phone == NONE {
             return None;
         }
         let m = self.shapes.meeting(self.streams, day, c);
         let [start, end] = [m.start, m.start + m.duration].map(|t| u32::from(t) * 60);
+        let link = Link {
+            day,
+            receiver,
+            sender: other,
+            contact: (u64::from(c.salt) << 8) | c.setting as u64,
+            distance_m: m.distance_m(),
+            setting: c.setting,
+        };
         Some(Exchange {
             sender_phone,
             sender: self.phones.model[sender_phone as usize],
-            link: Link {
-                day,
-                receiver: rx.agent,
-                sender: other,
-                contact: (u64::from(c.salt) << 8) | c.setting as u64,
-                distance_m: m.distance_m(),
-                setting: c.setting,
-            },
-            scans: rx.schedule.numbers(start, end),
+            link_db: self.channel.link_attenuation(self.streams, &link),
+            link,
+            scans: schedule.numbers(start, end),
         })
     }
 
-    /// What `rx` measured of `x`'s beacon in scan `k`, if it heard it.
-    fn measure(&self, rx: &Receiver, x: &Exchange, k: u32) -> Option<i8> {
-        let attenuation = self
-            .channel
-            .attenuation(self.streams, &x.link, u64::from(k));
+    /// What the phone of `rx` measured of `x`'s beacon in scan `k`, if it heard it.
+    fn measure(&self, rx: &PhoneDay, x: &Exchange, k: u32) -> Option<i8> {
+        let attenuation = x.link_db + self.channel.fading(self.streams, &x.link, u64::from(k));
         self.channel
             .rssi(attenuation, x.sender, rx.model, rx.residual_db)
     }
 
     /// The beacons of `x` that `rx` heard, in scan order, appended to `out`.
-    fn heard_in(&self, rx: &Receiver, x: &Exchange, out: &mut Vec<Heard>) {
-        let day = x.link.day;
+    fn heard_in(&self, rx: &PhoneDay, x: &Exchange, out: &mut Vec<Heard>) {
+        let day = rx.day;
         out.extend(x.scans.clone().filter_map(|k| {
             self.measure(rx, x, k).map(|rssi| Heard {
                 sender: x.sender_phone,
@@ -370,55 +394,37 @@ impl Radio<'_> {
     /// contact by contact, each contact's in scan order.
     pub fn heard(&self, phone: u32, day: u32) -> Vec<Heard> {
         let mut out = Vec::new();
-        if let Some(contacts) = self.diary.day(day) {
-            let rx = self.receiver(phone, day);
-            for x in contacts
-                .of(rx.agent)
-                .filter_map(|c| self.exchange(&rx, day, c))
-            {
-                self.heard_in(&rx, &x, &mut out);
+        if let Some(rx) = self.phone_day(phone, day) {
+            for x in &rx.exchanges {
+                self.heard_in(&rx, x, &mut out);
             }
         }
         out
     }
 
-    /// The beacons of `sender` (an agent) that `phone` heard on `day`, appended to
+    /// The beacons of `sender` (an agent) that the phone of `rx` heard, appended to
     /// `out`: exactly those of [`Radio::heard`] from that sender, in the same order,
     /// without computing the others.
-    pub fn heard_from(&self, phone: u32, day: u32, sender: u32, out: &mut Vec<Heard>) {
-        let Some(contacts) = self.diary.day(day) else {
-            return;
-        };
-        let rx = self.receiver(phone, day);
-        for c in contacts
-            .of(rx.agent)
-            .filter(|c| c.other(rx.agent) == sender)
-        {
-            if let Some(x) = self.exchange(&rx, day, c) {
-                self.heard_in(&rx, &x, out);
-            }
+    fn heard_from(&self, rx: &PhoneDay, sender: u32, out: &mut Vec<Heard>) {
+        for x in rx.exchanges.iter().filter(|x| x.link.sender == sender) {
+            self.heard_in(rx, x, out);
         }
     }
 
-    /// The last scan of `phone` on `day` numbered below `before` that heard any
+    /// The last scan of the phone of `rx` numbered below `before` that heard any
     /// beacon: the latest heard scan of [`Radio::heard`] there, found by searching
     /// each contact backwards from its end.
-    pub fn last_heard(&self, phone: u32, day: u32, before: u32) -> Option<Scan> {
-        let contacts = self.diary.day(day)?;
-        let rx = self.receiver(phone, day);
+    fn last_heard(&self, rx: &PhoneDay, before: u32) -> Option<Scan> {
         let mut last: Option<u32> = None;
-        for c in contacts.of(rx.agent) {
-            let Some(x) = self.exchange(&rx, day, c) else {
-                continue;
-            };
+        for x in &rx.exchanges {
             let lo = x.scans.start.max(last.map_or(0, |k| k + 1));
             let hi = x.scans.end.min(before);
-            if let Some(k) = (lo..hi).rev().find(|&k| self.measure(&rx, &x, k).is_some()) {
+            if let Some(k) = (lo..hi).rev().find(|&k| self.measure(rx, x, k).is_some()) {
                 last = Some(k);
             }
         }
         last.map(|k| Scan {
-            day,
+            day: rx.day,
             k,
             second: rx.schedule.second(k),
         })
@@ -460,13 +466,19 @@ impl Heard {
     }
 }
 
-/// The scans of one phone that heard anything, as far as its matching asks: the last
-/// heard scan of each earlier day is remembered.
+/// The days of one phone that its matching looks at: what the phone met (computed
+/// once per day), and the last heard scan of each earlier day once asked for.
 struct PhoneScans<'r, 'a> {
     radio: &'r Radio<'a>,
     phone: u32,
-    /// (day, its last heard scan).
-    last_of_day: Vec<(u32, Option<Scan>)>,
+    days: Vec<ScannedDay>,
+}
+
+/// One day of a phone, as far as [`PhoneScans`] has looked.
+struct ScannedDay {
+    day: u32,
+    met: Option<PhoneDay>,
+    last: Option<Option<Scan>>,
 }
 
 impl<'r, 'a> PhoneScans<'r, 'a> {
@@ -474,16 +486,45 @@ impl<'r, 'a> PhoneScans<'r, 'a> {
         Self {
             radio,
             phone,
-            last_of_day: Vec::new(),
+            days: Vec::new(),
         }
     }
 
+    /// The position of `day` in `days`, computed if new.
+    fn slot(&mut self, day: u32) -> usize {
+        if let Some(i) = self.days.iter().position(|d| d.day == day) {
+            return i;
+        }
+        self.days.push(ScannedDay {
+            day,
+            met: self.radio.phone_day(self.phone, day),
+            last: None,
+        });
+        self.days.len() - 1
+    }
+
+    /// The beacons of `sender` that the phone heard on `day`, appended to `out`.
+    fn heard_from(&mut self, day: u32, sender: u32, out: &mut Vec<Heard>) {
+        let i = self.slot(day);
+        if let Some(rx) = &self.days[i].met {
+            self.radio.heard_from(rx, sender, out);
+        }
+    }
+
+    /// The last scan of `day` numbered below `before` that heard any beacon.
+    fn last_heard(&mut self, day: u32, before: u32) -> Option<Scan> {
+        let i = self.slot(day);
+        let rx = self.days[i].met.as_ref()?;
+        self.radio.last_heard(rx, before)
+    }
+
     fn last_of(&mut self, day: u32) -> Option<Scan> {
-        if let Some(&(_, last)) = self.last_of_day.iter().find(|d| d.0 == day) {
+        let i = self.slot(day);
+        if let Some(last) = self.days[i].last {
             return last;
         }
-        let last = self.radio.last_heard(self.phone, day, u32::MAX);
-        self.last_of_day.push((day, last));
+        let last = self.last_heard(day, u32::MAX);
+        self.days[i].last = Some(last);
         last
     }
 
@@ -497,8 +538,7 @@ impl<'r, 'a> PhoneScans<'r, 'a> {
                 return Some(heard[i]);
             }
         }
-        self.radio
-            .last_heard(self.phone, scan.day, scan.k)
+        self.last_heard(scan.day, scan.k)
             .or_else(|| (oldest..scan.day).rev().find_map(|day| self.last_of(day)))
     }
 }
@@ -712,7 +752,7 @@ impl Exposures {
         let beacons_of = |k: u32| &derived[heard_keys.binary_search(&k).expect("derived above")];
         let matched: Vec<(u32, Vec<(ExposureWindow, u32)>)> = groups
             .par_iter()
-            .map(|group| {
+            .map_init(Scratch::default, |scratch, group| {
                 let phone = group[0].0;
                 let mine: Vec<(&DiagnosisKey, &KeyBeacons)> = group
                     .iter()
@@ -720,7 +760,13 @@ impl Exposures {
                     .collect();
                 (
                     phone,
-                    phone_windows(radio, phone, &mine, day.saturating_sub(RETENTION_DAYS)),
+                    phone_windows(
+                        radio,
+                        phone,
+                        &mine,
+                        day.saturating_sub(RETENTION_DAYS),
+                        scratch,
+                    ),
                 )
             })
             .filter(|(_, windows)| !windows.is_empty())
@@ -844,19 +890,25 @@ fn notification_of(
 }
 
 /// The beacons of one published key, derived once a day for every phone that may have
-/// heard it: the RPI and AEM of each interval of its day.
+/// heard it: the RPI and AEM of each interval of its day, and the key's AEMK.
 struct KeyBeacons {
     /// The uploader (an agent).
     owner: u32,
     /// The sim day of the key.
     day: u32,
+    /// The key's intervals, relative to its day (today's key is cut at the upload).
+    intervals: std::ops::Range<u32>,
     /// Identifiers by interval of the day.
     beacons: Vec<(kith_core::Rpi, kith_core::Aem)>,
+    /// What decrypts the metadata of the key's beacons.
+    aemk: kith_core::AemKey,
 }
 
 impl KeyBeacons {
     fn new(radio: &Radio<'_>, key: &DiagnosisKey, owner: u32) -> Self {
-        let day = key.tek.validity().start().get() / kith_core::INTERVALS_PER_DAY - EPOCH_DAY;
+        let validity = key.tek.validity();
+        let day = validity.start().get() / kith_core::INTERVALS_PER_DAY - EPOCH_DAY;
+        let first = day_interval(day).get();
         let phone = radio.phones.phone_of[owner as usize];
         let (rpik, aemk) = key.tek.derive_keys();
         let mut rpis =
@@ -870,60 +922,102 @@ impl KeyBeacons {
         Self {
             owner,
             day,
+            intervals: validity.range().start - first..validity.range().end - first,
             beacons,
+            aemk,
         }
+    }
+
+    /// What matching finds of this key in one recorded sighting: the RPI looked up
+    /// among the key's identifiers at the sighting's interval (sender and receiver
+    /// clocks agree, so no other interval within the drift tolerance can hold it),
+    /// and the metadata decrypted with the key's AEMK and checked as core checks it.
+    fn matched(&self, sighting: Sighting) -> Option<MatchedSighting> {
+        let interval = sighting.interval();
+        let slot = interval.get().checked_sub(day_interval(self.day).get())?;
+        if !self.intervals.contains(&slot) || self.beacons[slot as usize].0 != sighting.rpi {
+            return None;
+        }
+        let metadata =
+            BluetoothMetadata::parse(self.aemk.decrypt(sighting.rpi, sighting.aem)).ok()?;
+        TX_POWER_RANGE
+            .contains(&metadata.tx_power())
+            .then_some(MatchedSighting {
+                sighting,
+                interval,
+                metadata,
+            })
     }
 }
 
-/// Core's matching on one phone: the phone's sightings of the keys' owners on the
-/// keys' days, indexed by [`SightingIndex`] and matched against `keys`; exposure
-/// windows from core's [`ScanTimeline`] over those sightings and the scans before
-/// them. `oldest` is the first day of sightings the phone still keeps.
+/// Buffers one thread reuses from phone to phone.
+#[derive(Default)]
+struct Scratch {
+    heard: Vec<Heard>,
+    sightings: Vec<Sighting>,
+    scans: Vec<Scan>,
+    /// Matches and their keys' owners.
+    matches: Vec<(Match, u32)>,
+}
+
+/// Matching on one phone: the phone's sightings of the keys' owners on the keys'
+/// days, each looked up in the identifiers of the published keys derived once for
+/// every phone ([`KeyBeacons`]); exposure windows from core's [`ScanTimeline`] over
+/// those sightings and the scans before them. `oldest` is the first day of sightings
+/// the phone still keeps. `tests/per_device.rs` checks this against core's
+/// [`kith_core::SightingIndex`] and [`kith_core::ExposureEngine`] on sampled phones.
 fn phone_windows(
     radio: &Radio<'_>,
     phone: u32,
     keys: &[(&DiagnosisKey, &KeyBeacons)],
     oldest: u32,
+    scratch: &mut Scratch,
 ) -> Vec<(ExposureWindow, u32)> {
-    let mut sightings = Vec::new();
-    let mut heard = Vec::new();
-    for (_, beacons) in keys {
+    let Scratch {
+        heard,
+        sightings,
+        scans,
+        matches,
+    } = scratch;
+    sightings.clear();
+    matches.clear();
+    let mut phone_scans = PhoneScans::new(radio, phone);
+    for &(key, beacons) in keys {
         heard.clear();
-        radio.heard_from(phone, beacons.day, beacons.owner, &mut heard);
+        phone_scans.heard_from(beacons.day, beacons.owner, heard);
+        let first = sightings.len();
         sightings.extend(heard.iter().map(|h| {
             let (rpi, aem) = beacons.beacons[(h.scan.second / 600) as usize];
             h.sighting(rpi, aem)
         }));
+        let found = sightings[first..]
+            .iter()
+            .filter_map(|&s| beacons.matched(s))
+            .collect();
+        matches.extend(Match::new(key.clone(), found).map(|m| (m, beacons.owner)));
     }
-    if sightings.is_empty() {
+    if matches.is_empty() {
         return Vec::new();
     }
-    let mut scans: Vec<Scan> = sightings.iter().map(Scan::of).collect();
+    scans.clear();
+    scans.extend(sightings.iter().map(Scan::of));
     scans.sort_unstable_by_key(|s| (s.day, s.k));
     scans.dedup();
-    let mut phone_scans = PhoneScans::new(radio, phone);
-    let mut entries = sightings.clone();
-    for &scan in &scans {
-        entries.extend(
+    for &scan in scans.iter() {
+        sightings.extend(
             phone_scans
-                .heard_before(scan, oldest, &scans)
+                .heard_before(scan, oldest, scans)
                 .map(Scan::timeline_entry),
         );
     }
-    let index = SightingIndex::new(&sightings);
-    let timeline = ScanTimeline::new(&entries);
+    let timeline = ScanTimeline::new(sightings);
     let correction = radio.phones.model[phone as usize].rssi_correction;
-    index
-        .matches(keys.iter().map(|&(k, _)| k.clone()))
-        .flat_map(|m| {
-            // A phone holds a few dozen keys: a scan beats hashing them.
-            let sender = keys
-                .iter()
-                .find(|(k, _)| k.tek == m.key.tek)
-                .map_or(NONE, |(_, b)| b.owner);
-            ExposureWindow::from_match(&m, &timeline, correction)
+    matches
+        .iter()
+        .flat_map(|(m, owner)| {
+            ExposureWindow::from_match(m, &timeline, correction)
                 .into_iter()
-                .map(move |w| (w, sender))
+                .map(move |w| (w, *owner))
         })
         .collect()
 }

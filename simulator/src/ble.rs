@@ -408,6 +408,11 @@ pub struct Link {
     pub setting: Setting,
 }
 
+/// The receiver and sender of `link` in one counter.
+fn who(link: &Link) -> u64 {
+    (u64::from(link.receiver) << 32) | u64::from(link.sender)
+}
+
 impl Channel {
     /// The channel of `params`, in the environments of `settings`.
     pub fn new(params: &Ble, settings: &Settings) -> Self {
@@ -427,19 +432,28 @@ impl Channel {
                 * distance_m.max(0.1).log10()
     }
 
-    /// The physical attenuation of `link` in its scan number `scan`: median path loss,
-    /// the holder effect of this contact and direction, and this scan's fading.
-    pub fn attenuation(&self, streams: &Streams, link: &Link, scan: u64) -> f64 {
-        let who = (u64::from(link.receiver) << 32) | u64::from(link.sender);
-        let holder =
-            (2.0 * streams.uniform(Purpose::Ble, [u64::from(link.day), who, link.contact]) - 1.0)
-                * self.params.holder_effect_db;
-        let fading = self.params.scan_noise_db
+    /// What all scans of `link` share: median path loss and the holder effect of
+    /// this contact and direction. The physical attenuation in a scan adds the
+    /// scan's [`fading`](Self::fading).
+    pub fn link_attenuation(&self, streams: &Streams, link: &Link) -> f64 {
+        let holder = (2.0
+            * streams.uniform(Purpose::Ble, [u64::from(link.day), who(link), link.contact])
+            - 1.0)
+            * self.params.holder_effect_db;
+        self.median_attenuation(link.distance_m, link.setting) + holder
+    }
+
+    /// The fading of `link` in its scan number `scan`.
+    pub fn fading(&self, streams: &Streams, link: &Link, scan: u64) -> f64 {
+        self.params.scan_noise_db
             * streams.normal(
                 Purpose::Ble,
-                [u64::from(link.day), who, link.contact ^ ((scan + 1) << 40)],
-            );
-        self.median_attenuation(link.distance_m, link.setting) + holder + fading
+                [
+                    u64::from(link.day),
+                    who(link),
+                    link.contact ^ ((scan + 1) << 40),
+                ],
+            )
     }
 
     /// The RSSI the receiver records in scan `scan`, or `None` when the beacon is

@@ -70,6 +70,21 @@ pub struct Match {
     pub sightings: Vec<MatchedSighting>,
 }
 
+impl Match {
+    /// The match of `key` from its sightings (in any order), found by a caller that
+    /// looked its identifiers up itself (e.g. in identifiers derived once for many
+    /// devices): sorted by time, with replays dropped as [`SightingIndex`] drops
+    /// them; `None` when no sighting is left.
+    pub fn new(key: DiagnosisKey, mut sightings: Vec<MatchedSighting>) -> Option<Self> {
+        if sightings.is_empty() {
+            return None;
+        }
+        sightings.sort_by_key(|m| (m.sighting.time, m.sighting.scan_id));
+        drop_replays(&mut sightings);
+        Some(Self { key, sightings })
+    }
+}
+
 /// The sightings of one UTC day (± the drift tolerance), indexed for look-up.
 struct DayIndex {
     day: u32,
@@ -368,15 +383,7 @@ impl<'a> SightingIndex<'a> {
                 }
             }
         }
-        if found.is_empty() {
-            return None;
-        }
-        found.sort_by_key(|m| (m.sighting.time, m.sighting.scan_id));
-        drop_replays(&mut found);
-        Some(Match {
-            key: key.clone(),
-            sightings: found,
-        })
+        Match::new(key.clone(), found)
     }
 
     /// The matches among a stream of keys, lazily, on the calling thread.

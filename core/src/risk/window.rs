@@ -1,7 +1,5 @@
 //! GAEN v2 ExposureWindows: a matched key's sightings, grouped by scan and by 30 minutes.
 
-use std::collections::HashMap;
-
 use crate::diagnosis::{DaysSinceOnset, ReportType};
 use crate::matching::Match;
 use crate::metadata::CalibrationConfidence;
@@ -66,11 +64,11 @@ impl ExposureWindow {
     /// correction is this receiver's calibration (GAEN's `rssiOffset`).
     pub fn from_match(m: &Match, scans: &ScanTimeline, rssi_correction: i8) -> Vec<Self> {
         let mut windows: Vec<Self> = Vec::new();
-        // Per scan instance of the current window: its scan id and attenuations.
-        let mut current: Vec<(u64, Vec<u8>, u16)> = Vec::new();
-        let flush = |windows: &mut Vec<Self>, current: &mut Vec<(u64, Vec<u8>, u16)>| {
+        // The scan instances of the current window, as they are summed up.
+        let mut current: Vec<ScanSum> = Vec::new();
+        let flush = |windows: &mut Vec<Self>, current: &mut Vec<ScanSum>| {
             if let Some(window) = windows.last_mut() {
-                window.scan_instances = current.drain(..).map(scan_instance).collect();
+                window.scan_instances = current.drain(..).map(ScanSum::instance).collect();
             }
         };
         for matched in &m.sightings {
@@ -90,18 +88,45 @@ impl ExposureWindow {
             }
             let attenuation = attenuation(matched.metadata.tx_power(), s.rssi, rssi_correction);
             match current.last_mut() {
-                Some((scan, attenuations, _)) if *scan == s.scan_id => {
-                    attenuations.push(attenuation);
-                }
-                _ => current.push((
-                    s.scan_id,
-                    vec![attenuation],
-                    scans.seconds_since_last_scan(s.scan_id, s.time),
-                )),
+                Some(scan) if scan.scan_id == s.scan_id => scan.add(attenuation),
+                _ => current.push(ScanSum {
+                    scan_id: s.scan_id,
+                    sum: u32::from(attenuation),
+                    count: 1,
+                    min: attenuation,
+                    seconds: scans.seconds_since_last_scan(s.scan_id, s.time),
+                }),
             }
         }
         flush(&mut windows, &mut current);
         windows
+    }
+}
+
+/// The attenuations of one key's beacons in one scan, summed up as they come.
+struct ScanSum {
+    scan_id: u64,
+    sum: u32,
+    count: u32,
+    min: u8,
+    seconds: u16,
+}
+
+impl ScanSum {
+    fn add(&mut self, attenuation: u8) {
+        self.sum += u32::from(attenuation);
+        self.count += 1;
+        self.min = self.min.min(attenuation);
+    }
+
+    fn instance(self) -> ScanInstance {
+        // Rounded half up, like Java's Math.round in GAEN's reference code.
+        let typical = (2 * self.sum + self.count) / (2 * self.count);
+        ScanInstance {
+            typical_attenuation: typical as u8,
+            min_attenuation: self.min,
+            seconds_since_last_scan: self.seconds,
+        }
     }
 }
 
@@ -111,18 +136,6 @@ pub fn attenuation(tx_power: i8, rssi: i8, rssi_correction: i8) -> u8 {
     db.clamp(0, 255) as u8
 }
 
-fn scan_instance((_, attenuations, seconds): (u64, Vec<u8>, u16)) -> ScanInstance {
-    let sum: u32 = attenuations.iter().map(|&a| u32::from(a)).sum();
-    let count = attenuations.len() as u32;
-    // Rounded half up, like Java's Math.round in GAEN's reference code.
-    let typical = (2 * sum + count) / (2 * count);
-    ScanInstance {
-        typical_attenuation: typical as u8,
-        min_attenuation: attenuations.iter().copied().min().unwrap_or(0),
-        seconds_since_last_scan: seconds,
-    }
-}
-
 /// When the device's scans ran, learned from its sightings: a scan's time is that of
 /// its first sighting.
 ///
@@ -130,37 +143,39 @@ fn scan_instance((_, attenuations, seconds): (u64, Vec<u8>, u16)) -> ScanInstanc
 /// scan can come out longer than it was; it is capped at 5 minutes anyway.
 #[derive(Clone, Debug, Default)]
 pub struct ScanTimeline {
-    /// Scan id → (its time, the previous scan's time).
-    scans: HashMap<u64, (UnixSeconds, Option<UnixSeconds>)>,
+    /// (scan id, its time, the previous scan's time), sorted by scan id.
+    scans: Vec<(u64, UnixSeconds, Option<UnixSeconds>)>,
 }
 
 impl ScanTimeline {
     /// The timeline of the scans that produced `sightings`.
     pub fn new(sightings: &[Sighting]) -> Self {
-        let mut first: HashMap<u64, UnixSeconds> = HashMap::new();
-        for s in sightings {
-            first
-                .entry(s.scan_id)
-                .and_modify(|t| *t = (*t).min(s.time))
-                .or_insert(s.time);
-        }
-        let mut ordered: Vec<(UnixSeconds, u64)> =
-            first.into_iter().map(|(id, t)| (t, id)).collect();
+        // Sorted vectors rather than hash maps: a device's day of sightings sorts in
+        // microseconds, and look-ups need no hashing.
+        let mut first: Vec<(u64, UnixSeconds)> =
+            sightings.iter().map(|s| (s.scan_id, s.time)).collect();
+        first.sort_unstable();
+        first.dedup_by_key(|&mut (id, _)| id);
+        let mut ordered: Vec<(UnixSeconds, u64)> = first.iter().map(|&(id, t)| (t, id)).collect();
         ordered.sort_unstable();
-        let mut scans = HashMap::with_capacity(ordered.len());
         let mut previous = None;
-        for (time, id) in ordered {
-            scans.insert(id, (time, previous));
-            previous = Some(time);
-        }
+        let mut scans: Vec<(u64, UnixSeconds, Option<UnixSeconds>)> = ordered
+            .into_iter()
+            .map(|(time, id)| (id, time, previous.replace(time)))
+            .collect();
+        scans.sort_unstable_by_key(|&(id, _, _)| id);
         Self { scans }
     }
 
     /// GAEN's `secondsSinceLastScan` for a sighting at `time` in scan `scan_id`:
     /// whole minutes since the previous scan, at most 5, or 2 when unknown.
     pub fn seconds_since_last_scan(&self, scan_id: u64, time: UnixSeconds) -> u16 {
-        match self.scans.get(&scan_id) {
-            Some(&(_, Some(previous))) => {
+        let scan = self
+            .scans
+            .binary_search_by_key(&scan_id, |&(id, _, _)| id)
+            .map(|k| self.scans[k].2);
+        match scan {
+            Ok(Some(previous)) => {
                 let minutes = (time.get() / 60).saturating_sub(previous.get() / 60);
                 (60 * minutes).min(u64::from(MAX_SECONDS_SINCE_LAST_SCAN)) as u16
             }
