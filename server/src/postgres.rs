@@ -433,7 +433,8 @@ impl Client {
     /// Begins a transaction; with `lock`, one that holds the batch lock.
     fn begin(&mut self, lock: bool) -> Result<Tx<'_>> {
         self.connection()?;
-        let client: &mut tokio_postgres::Client = self.client.as_mut().expect("connected above");
+        // The pool's wrapper, whose transactions prepare statements once per connection.
+        let client: &mut deadpool_postgres::Object = self.client.as_mut().expect("connected above");
         let tx = Tx {
             tx: wait(&self.handle, client.transaction())?,
             handle: &self.handle,
@@ -450,11 +451,17 @@ impl Client {
 
 /// An open transaction, and the runtime that drives it.
 struct Tx<'a> {
-    tx: tokio_postgres::Transaction<'a>,
+    tx: deadpool_postgres::Transaction<'a>,
     handle: &'a Handle,
 }
 
 impl Tx<'_> {
+    /// `sql` prepared on this connection, the first time it is used there: each statement
+    /// after that is one round trip instead of two (parse, then execute).
+    fn prepared(&self, sql: &str) -> Result<tokio_postgres::Statement> {
+        self.run(self.tx.prepare_cached(sql))
+    }
+
     /// Waits for one statement.
     fn run<T: Send>(
         &self,
@@ -555,13 +562,15 @@ impl WriteTx for Tx<'_> {
     fn find_code(&mut self, hash: &CodeHash) -> Result<CodeState> {
         let hash = hash.as_bytes().as_slice();
         let row = self.run(self.tx.query_opt(
-            "SELECT code_hash, report_type, onset_day, onset_kind, expires_at
+            &self.prepared(
+                "SELECT code_hash, report_type, onset_day, onset_kind, expires_at
              FROM verification_codes WHERE code_hash = $1",
+            )?,
             &[&hash],
         ))?;
         let Some(row) = row else {
             let redeemed = self.run(self.tx.query_opt(
-                "SELECT 1 FROM redeemed_codes WHERE code_hash = $1",
+                &self.prepared("SELECT 1 FROM redeemed_codes WHERE code_hash = $1")?,
                 &[&hash],
             ))?;
             return Ok(if redeemed.is_some() {
@@ -599,33 +608,39 @@ impl WriteTx for Tx<'_> {
         // Another server's delete of the same row makes this one wait for its commit,
         // then delete nothing.
         let deleted = self.run(self.tx.execute(
-            "DELETE FROM verification_codes WHERE code_hash = $1",
+            &self.prepared("DELETE FROM verification_codes WHERE code_hash = $1")?,
             &[&hash],
         ))?;
         if deleted == 0 {
             return Ok(false);
         }
         let expires_hour = int(code.expires_at.get().div_ceil(HOUR));
-        self.run(self.tx.execute(
-            "INSERT INTO redeemed_codes (code_hash, expires_hour) VALUES ($1, $2)",
-            &[&hash, &expires_hour],
-        ))?;
+        self.run(
+            self.tx.execute(
+                &self.prepared(
+                    "INSERT INTO redeemed_codes (code_hash, expires_hour) VALUES ($1, $2)",
+                )?,
+                &[&hash, &expires_hour],
+            ),
+        )?;
         Ok(true)
     }
 
     fn insert_code(&mut self, hash: &CodeHash, order: &CodeOrder) -> Result<bool> {
         let hash = hash.as_bytes().as_slice();
         let redeemed = self.run(self.tx.query_opt(
-            "SELECT 1 FROM redeemed_codes WHERE code_hash = $1",
+            &self.prepared("SELECT 1 FROM redeemed_codes WHERE code_hash = $1")?,
             &[&hash],
         ))?;
         if redeemed.is_some() {
             return Ok(false);
         }
         let inserted = self.run(self.tx.execute(
-            "INSERT INTO verification_codes
+            &self.prepared(
+                "INSERT INTO verification_codes
                (code_hash, report_type, onset_day, onset_kind, expires_at)
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            )?,
             &[
                 &hash,
                 &(order.diagnosis.report_type() as i32),
@@ -677,7 +692,8 @@ impl WriteTx for Tx<'_> {
                 .map(|k| k.key.days_since_onset.map(|d| d.get()))
                 .collect();
             let inserted = self.run(self.tx.query(
-                "INSERT INTO diagnosis_keys
+                &self.prepared(
+                    "INSERT INTO diagnosis_keys
                    (id, key_data, rolling_start, rolling_period, transmission_risk,
                     report_type, days_since_onset, received_at, embargo_until)
                  SELECT id, key_data, rolling_start, rolling_period, transmission_risk,
@@ -687,6 +703,7 @@ impl WriteTx for Tx<'_> {
                    AS k(id, key_data, rolling_start, rolling_period, transmission_risk,
                         report_type, days_since_onset, embargo_until)
                  ON CONFLICT DO NOTHING RETURNING id",
+                )?,
                 &[
                     &ids,
                     &key_data,
@@ -720,8 +737,10 @@ impl WriteTx for Tx<'_> {
             loop {
                 let id = (rng.next_u64() >> 1) as i64;
                 let inserted = self.run(self.tx.execute(
-                    "INSERT INTO check_in_reports (id, location_id_hash, report, released_at)
+                    &self.prepared(
+                        "INSERT INTO check_in_reports (id, location_id_hash, report, released_at)
                      VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                    )?,
                     &[&id, &hash.as_slice(), &bytes, &released_at],
                 ))?;
                 if inserted == 1 {
@@ -734,8 +753,10 @@ impl WriteTx for Tx<'_> {
 
     fn audit_issue(&mut self, who: &str, hash: &CodeHash, now: UnixSeconds) -> Result<()> {
         self.run(self.tx.execute(
-            "INSERT INTO audit_log (at, case_worker, action, code_hash)
+            &self.prepared(
+                "INSERT INTO audit_log (at, case_worker, action, code_hash)
              VALUES ($1, $2, 'issue_code', $3)",
+            )?,
             &[&int(now.get()), &who, &hash.as_bytes().as_slice()],
         ))?;
         Ok(())
@@ -743,7 +764,7 @@ impl WriteTx for Tx<'_> {
 
     fn find_sealed_answer(&mut self, id: &[u8; 32]) -> Result<Option<Vec<u8>>> {
         let row = self.run(self.tx.query_opt(
-            "SELECT answer FROM sealed_answers WHERE id = $1",
+            &self.prepared("SELECT answer FROM sealed_answers WHERE id = $1")?,
             &[&id.as_slice()],
         ))?;
         Ok(row.map(|row| row.get(0)))
@@ -756,8 +777,10 @@ impl WriteTx for Tx<'_> {
         expires_hour: u64,
     ) -> Result<()> {
         self.run(self.tx.execute(
-            "INSERT INTO sealed_answers (id, answer, expires_hour) VALUES ($1, $2, $3)
+            &self.prepared(
+                "INSERT INTO sealed_answers (id, answer, expires_hour) VALUES ($1, $2, $3)
              ON CONFLICT DO NOTHING",
+            )?,
             &[&id.as_slice(), &answer, &int(expires_hour)],
         ))?;
         Ok(())
@@ -765,7 +788,7 @@ impl WriteTx for Tx<'_> {
 
     fn prune_sealed_answers(&mut self, hour: u64) -> Result<()> {
         self.run(self.tx.execute(
-            "DELETE FROM sealed_answers WHERE expires_hour < $1",
+            &self.prepared("DELETE FROM sealed_answers WHERE expires_hour < $1")?,
             &[&int(hour)],
         ))?;
         Ok(())
@@ -773,9 +796,11 @@ impl WriteTx for Tx<'_> {
 
     fn store_budget(&mut self, budget: BudgetState) -> Result<()> {
         self.run(self.tx.execute(
-            "INSERT INTO guess_budget (id, tokens, updated_at) VALUES (1, $1, $2)
+            &self.prepared(
+                "INSERT INTO guess_budget (id, tokens, updated_at) VALUES (1, $1, $2)
              ON CONFLICT (id) DO UPDATE
              SET tokens = excluded.tokens, updated_at = excluded.updated_at",
+            )?,
             &[&budget.tokens, &int(budget.at.get())],
         ))?;
         Ok(())
@@ -936,7 +961,7 @@ impl BatchStore for Client {
         self.store_once(
             lease,
             padding,
-            |tx| tx.wait(stored_padding(&tx.tx, lease.window.start)),
+            |tx| tx.wait(stored_padding(&*tx.tx, lease.window.start)),
             |tx, key| {
                 let validity = key.tek.validity();
                 tx.run(tx.tx.execute(
@@ -983,7 +1008,7 @@ impl BatchStore for Client {
         self.store_once(
             lease,
             padding,
-            |tx| tx.wait(stored_report_padding(&tx.tx, lease.window.start)),
+            |tx| tx.wait(stored_report_padding(&*tx.tx, lease.window.start)),
             |tx, report| {
                 tx.run(tx.tx.execute(
                     "INSERT INTO trace_warning_padding (batch_start, report) VALUES ($1, $2)",

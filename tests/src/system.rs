@@ -17,6 +17,14 @@ use crate::keys::{self, KeyBytes};
 /// server may export it at once (today's would be embargoed until midnight).
 pub const REPLAY_OFFSET: i64 = kith_agent::demo::REPLAY_OFFSET;
 
+/// What every instance on one database must share, in its data directory.
+const SHARED_KEY_FILES: [&str; 4] = [
+    "code-pepper.hex",
+    "admin-key.sha256",
+    "hpke-private-key.hex",
+    "export-signing-key.pem",
+];
+
 /// The export files' index, from the server's root.
 const EXPORT_INDEX: &str = "v1/exports/index.txt";
 
@@ -36,6 +44,8 @@ const POLL: Duration = Duration::from_millis(200);
 pub struct System {
     // Processes go before the directory they run in.
     agents: Vec<AgentProcess>,
+    /// More instances on the same database and store, with their data directories.
+    instances: Vec<(ServerProcess, tempfile::TempDir)>,
     server: Option<ServerProcess>,
     server_args: Vec<String>,
     server_dir: PathBuf,
@@ -85,6 +95,7 @@ impl System {
             .expect("a first start prints the admin key");
         Self {
             agents: Vec::new(),
+            instances: Vec::new(),
             server: Some(server),
             server_args,
             server_dir,
@@ -177,6 +188,26 @@ impl System {
     pub fn restart_server(&mut self) {
         self.kill_server();
         self.server = Some(launch(&self.server_dir, &self.server_args));
+    }
+
+    /// Starts another instance with the server's flags (so on the same `--database` and
+    /// `--export-store`) and a copy of the files every instance shares (the code pepper, the
+    /// admin key's hash, the HPKE and export signing keys); it runs until the system is
+    /// dropped.
+    pub fn add_instance(&mut self) -> &ServerProcess {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        for file in SHARED_KEY_FILES {
+            std::fs::copy(self.server_dir.join(file), dir.path().join(file))
+                .unwrap_or_else(|e| panic!("copying {file}: {e}"));
+        }
+        let instance = launch(dir.path(), &self.server_args);
+        self.instances.push((instance, dir));
+        &self.instances.last().expect("just added").0
+    }
+
+    /// The instances [`System::add_instance`] started.
+    pub fn instances(&self) -> impl Iterator<Item = &ServerProcess> {
+        self.instances.iter().map(|(instance, _)| instance)
     }
 
     /// Starts agent `name` at `position` (metres) on the simulated radio.
@@ -395,6 +426,14 @@ impl System {
                 panic!("kith-server (pid {}) exited: {status}", server.pid());
             }
         }
+        for (instance, _) in &mut self.instances {
+            if let Ok(Some(status)) = instance.try_wait() {
+                panic!(
+                    "kith-server instance (pid {}) exited: {status}",
+                    instance.pid()
+                );
+            }
+        }
         for agent in &mut self.agents {
             if let (false, Some(status)) = (agent.stopped(), agent.exit_status()) {
                 panic!(
@@ -422,6 +461,14 @@ impl System {
                 );
             }
             None => report += "== kith-server: not running (killed by the test)\n",
+        }
+        for (instance, _) in &self.instances {
+            report += &format!(
+                "== another kith-server instance (pid {}) at {}, log tail:\n{}\n",
+                instance.pid(),
+                instance.url(),
+                instance.log_tail(TAIL_LINES)
+            );
         }
         for agent in &mut self.agents {
             let state = match agent.exit_status() {
