@@ -120,7 +120,20 @@ http {{
 }
 
 impl Drop for Nginx {
+    /// SIGTERM (nginx's fast shutdown: the master stops its workers, which SIGKILL to the
+    /// master alone would leave running), then SIGKILL if it is still there after 5 s.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .stderr(Stdio::null())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -190,6 +203,22 @@ mod tests {
         assert!(answer.ends_with("hello from nginx"), "{answer}");
         assert!(nginx.stop().unwrap().success());
         assert!(TcpStream::connect(addr).is_err(), "stopped");
+    }
+
+    #[test]
+    fn dropped_nginx_takes_its_workers_with_it() {
+        if installed().is_none() {
+            return;
+        }
+        let scratch = tempfile::tempdir().unwrap();
+        let addr = free_loopback_addr().unwrap();
+        let http = format!("server {{ listen {addr}; return 204; }}");
+        let nginx = Nginx::start(scratch.path(), &http, &[addr]).unwrap();
+        drop(nginx);
+        assert!(
+            TcpStream::connect(addr).is_err(),
+            "no worker still listens after the drop"
+        );
     }
 
     #[test]
