@@ -230,6 +230,7 @@ impl<C: Clock> Agent<C> {
                 Task::Sync => match self.sync().await {
                     Ok(outcome) => info!(
                         new_files = outcome.files_new,
+                        new_packages = outcome.trace_warning_packages_new,
                         failed_files = outcome.files_failed.len(),
                         new_exposures = outcome.new_exposures,
                         "synced"

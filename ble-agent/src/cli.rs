@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use kith_core::UnixSeconds;
 use serde::Serialize;
 
 use crate::agent::Agent;
@@ -11,7 +12,7 @@ use crate::clock::SystemClock;
 use crate::config::{Config, RadioKind};
 use crate::error::{Error, Result};
 use crate::radio::bluez::BluezRadio;
-use crate::radio::sim::SimRadio;
+use crate::radio::sim::{SimRadio, Stay};
 use crate::status::date_time;
 use crate::venue::{self, VenueArgs};
 
@@ -59,6 +60,17 @@ pub struct Global {
         hide = true
     )]
     pub clock_offset_seconds: i64,
+    /// Simulations: the agent's clock runs this many times as fast as the system's
+    /// (60: an hour a minute), from `--time-origin` on. Only with the simulated radio;
+    /// every agent of one simulation, and every command run on its data, needs the same
+    /// scale, origin and offset.
+    #[arg(long, global = true, env = "KITH_AGENT_TIME_SCALE", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub time_scale: u32,
+    /// With `--time-scale`: the system time (Unix seconds) from which the clock runs
+    /// faster; at that moment it reads the system's time (shifted by the offset).
+    #[arg(long, global = true, env = "KITH_AGENT_TIME_ORIGIN")]
+    pub time_origin: Option<u64>,
 }
 
 /// The commands.
@@ -121,12 +133,18 @@ pub struct RunArgs {
     /// Simulated radio: the shared ether directory.
     #[arg(long)]
     pub ether: Option<PathBuf>,
+    /// Simulated radio: somewhere else during a time of day (UTC, the agent's clock),
+    /// `HH:MM-HH:MM=x,y`, e.g. `07:30-08:00=250,4`; repeat for a day's schedule (the
+    /// first that holds wins; outside them it stands at `--position`). Added to the
+    /// configuration's `sim.schedule`.
+    #[arg(long = "stay", value_name = "HH:MM-HH:MM=X,Y")]
+    pub stays: Vec<Stay>,
     /// Command run on a new exposure (via `sh -c`).
     #[arg(long)]
     pub exposure_command: Option<String>,
 }
 
-fn parse_position(text: &str) -> std::result::Result<[f32; 2], String> {
+pub(crate) fn parse_position(text: &str) -> std::result::Result<[f32; 2], String> {
     let (x, y) = text
         .split_once(',')
         .ok_or_else(|| format!("position {text:?}: expected x,y in metres, e.g. 1.5,0"))?;
@@ -141,6 +159,20 @@ fn parse_position(text: &str) -> std::result::Result<[f32; 2], String> {
 }
 
 impl Global {
+    /// The agent's clock these flags describe.
+    pub fn clock(&self) -> Result<SystemClock> {
+        let clock = SystemClock::shifted(self.clock_offset_seconds);
+        match (self.time_scale, self.time_origin) {
+            (1, _) => Ok(clock),
+            (scale, Some(origin)) => Ok(clock.accelerated(scale, UnixSeconds::new(origin))),
+            (_, None) => Err(Error::Config(
+                "--time-scale needs --time-origin (Unix seconds), the same for every agent \
+                 of the simulation, so that their clocks agree"
+                    .into(),
+            )),
+        }
+    }
+
     /// The configuration file with these flags on top.
     pub fn config(&self) -> Result<Config> {
         let mut config = match &self.config {
@@ -162,7 +194,7 @@ pub async fn main(cli: Cli) -> Result<()> {
     init_logging();
     let mut config = cli.global.config()?;
     let json = cli.global.json;
-    let clock = SystemClock::shifted(cli.global.clock_offset_seconds);
+    let clock = cli.global.clock()?;
     match cli.command {
         Command::Run(args) => {
             if let Some(radio) = args.radio {
@@ -178,6 +210,7 @@ pub async fn main(cli: Cli) -> Result<()> {
             if let Some(ether) = args.ether {
                 config.sim.ether = ether;
             }
+            config.sim.schedule.extend(args.stays);
             if args.exposure_command.is_some() {
                 config.exposure_command = args.exposure_command;
             }
@@ -296,6 +329,9 @@ async fn run(config: Config, clock: SystemClock) -> Result<()> {
             let mut radio = SimRadio::join(sim, tx).await?.with_clock(clock);
             agent.run(&mut radio, None, shutdown()).await
         }
+        RadioKind::Bluez if clock.scale() > 1 => Err(Error::Config(
+            "--time-scale is for simulations: it needs the simulated radio (--radio sim)".into(),
+        )),
         RadioKind::Bluez => {
             let mut radio = BluezRadio::open(adapter.as_deref())
                 .await?

@@ -1,5 +1,6 @@
 //! One `kith-agent run --radio sim` process.
 
+use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -14,6 +15,10 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// `<new exposures> <days, comma separated>`.
 const NOTIFICATIONS: &str = "notifications";
 
+/// The file the agent's exposure command appends its message to, one line per
+/// notification, `<new venue exposures> <message>`.
+const MESSAGES: &str = "messages";
+
 /// Where and how an agent runs.
 #[derive(Clone, Debug)]
 pub struct AgentSpec<'a> {
@@ -27,6 +32,12 @@ pub struct AgentSpec<'a> {
     pub ether: &'a Path,
     /// Its clock's offset from the system's, seconds.
     pub clock_offset_seconds: i64,
+    /// Whether it runs at the demo's pace (`--fast`: 2 s scans every 4–6 s, a sync
+    /// every 10 s) rather than its configuration's.
+    pub fast: bool,
+    /// More `kith-agent run` flags (a configuration file, a movement schedule, an
+    /// accelerated clock).
+    pub extra_args: &'a [String],
 }
 
 /// A running agent, killed with its process group when dropped.
@@ -36,37 +47,58 @@ pub struct AgentProcess {
     pub name: String,
     /// Its data directory.
     pub data_dir: PathBuf,
-    /// Where it stands, in metres.
+    /// Where it stands, in metres (where it stood first, if it moves).
     pub position: [f32; 2],
     child: Child,
     output: Output,
     exit: Option<ExitStatus>,
     stopped: bool,
+    on_radio: bool,
 }
 
 impl AgentProcess {
-    /// Starts `bin run --radio sim --fast` in a process group of its own, with its data
-    /// directory `dir/<name>` and an exposure command that records each notification.
+    /// Starts `bin run --radio sim` (`--fast` if asked) in a process group of its own,
+    /// with its data directory `dir/<name>` and an exposure command that records each
+    /// notification.
     pub fn spawn(bin: &Path, dir: &Path, spec: &AgentSpec<'_>) -> std::io::Result<Self> {
         let data_dir = dir.join(spec.name);
-        std::fs::create_dir_all(&data_dir)?;
         let notify = format!(
-            r#"echo "$KITH_NEW_EXPOSURES $KITH_EXPOSURE_DAYS" >> '{}'"#,
-            data_dir.join(NOTIFICATIONS).display()
+            r#"echo "$KITH_NEW_EXPOSURES $KITH_EXPOSURE_DAYS" >> '{}'; echo "$KITH_NEW_VENUE_EXPOSURES $KITH_MESSAGE" >> '{}'"#,
+            data_dir.join(NOTIFICATIONS).display(),
+            data_dir.join(MESSAGES).display()
         );
         let [x, y] = spec.position;
-        let mut child = Command::new(bin)
-            .args(["run", "--radio", "sim", "--fast", "--position"])
-            .arg(format!("{x},{y}"))
-            .arg("--ether")
-            .arg(spec.ether)
+        let mut args: Vec<OsString> = ["run", "--radio", "sim"].map(OsString::from).into();
+        if spec.fast {
+            args.push("--fast".into());
+        }
+        args.extend(["--position".into(), format!("{x},{y}").into()]);
+        args.extend(["--ether".into(), spec.ether.into()]);
+        args.extend(
+            ["--server", spec.server_url, "--exposure-command", &notify].map(OsString::from),
+        );
+        args.extend(spec.extra_args.iter().map(OsString::from));
+        args.push(format!("--clock-offset-seconds={}", spec.clock_offset_seconds).into());
+        let mut command = Command::new(bin);
+        command.args(args);
+        let mut agent = Self::start(command, spec.name, data_dir, true)?;
+        agent.position = spec.position;
+        Ok(agent)
+    }
+
+    /// Starts `command --data-dir <data_dir>` (any long-running one: a venue's screen, a
+    /// phone app) in a process group of its own, its output captured; `on_radio` if it
+    /// joins the simulated radio.
+    pub fn start(
+        mut command: Command,
+        name: &str,
+        data_dir: PathBuf,
+        on_radio: bool,
+    ) -> std::io::Result<Self> {
+        std::fs::create_dir_all(&data_dir)?;
+        let mut child = command
             .arg("--data-dir")
             .arg(&data_dir)
-            .args(["--server", spec.server_url, "--exposure-command", &notify])
-            .arg(format!(
-                "--clock-offset-seconds={}",
-                spec.clock_offset_seconds
-            ))
             .env("KITH_LOG", "info")
             // Plain log lines (tracing colours them even into a pipe).
             .env("NO_COLOR", "1")
@@ -83,13 +115,14 @@ impl AgentProcess {
             output.capture(pipe);
         }
         Ok(Self {
-            name: spec.name.to_owned(),
+            name: name.to_owned(),
             data_dir,
-            position: spec.position,
+            position: [f32::NAN; 2],
             child,
             output,
             exit: None,
             stopped: false,
+            on_radio,
         })
     }
 
@@ -111,15 +144,30 @@ impl AgentProcess {
         self.stopped
     }
 
+    /// Whether it takes part in the simulated radio (a venue's screen does not).
+    pub fn on_radio(&self) -> bool {
+        self.on_radio
+    }
+
+    /// Everything it wrote to its standard output and error so far.
+    pub fn output(&self) -> String {
+        self.output.text()
+    }
+
     /// Its last `lines` lines of output.
     pub fn log_tail(&self, lines: usize) -> String {
         self.output.tail(lines)
     }
 
-    /// SIGTERM to its process group, then waits; SIGKILL after [`STOP_TIMEOUT`].
-    pub fn stop(&mut self) -> ExitStatus {
+    /// SIGTERM to its process group, not waiting (see [`AgentProcess::stop`]).
+    pub fn terminate(&mut self) {
         self.stopped = true;
         signal_group(self.pid(), "TERM");
+    }
+
+    /// SIGTERM to its process group, then waits; SIGKILL after [`STOP_TIMEOUT`].
+    pub fn stop(&mut self) -> ExitStatus {
+        self.terminate();
         let deadline = Instant::now() + STOP_TIMEOUT;
         while Instant::now() < deadline {
             if let Some(status) = self.exit_status() {
@@ -142,12 +190,24 @@ impl AgentProcess {
     /// Export files its running process downloaded and matched so far (its log's
     /// `synced new_files=N` lines, summed): each file once, however often it synced.
     pub fn files_matched(&self) -> usize {
+        self.synced("new_files")
+    }
+
+    /// Venue trace-warning packages its running process downloaded and matched so far
+    /// (`synced new_packages=N`, summed).
+    pub fn packages_matched(&self) -> usize {
+        self.synced("new_packages")
+    }
+
+    /// The sum of `field=N` over its log's `synced` lines.
+    fn synced(&self, field: &str) -> usize {
+        let prefix = format!("{field}=");
         self.output
             .text()
             .lines()
             .filter(|line| line.contains(" synced "))
             .filter_map(|line| {
-                line.split("new_files=")
+                line.split(prefix.as_str())
                     .nth(1)?
                     .split(' ')
                     .next()?
@@ -166,6 +226,18 @@ impl AgentProcess {
                 let (count, days) = line.split_once(' ').unwrap_or((line, ""));
                 let days = days.split(',').filter(|d| !d.is_empty()).map(str::to_owned);
                 (count.parse().unwrap_or(0), days.collect())
+            })
+            .collect()
+    }
+
+    /// The messages its exposure command was given: per run, the number of new venue
+    /// exposures and `$KITH_MESSAGE`.
+    pub fn messages(&self) -> Vec<(usize, String)> {
+        let text = std::fs::read_to_string(self.data_dir.join(MESSAGES)).unwrap_or_default();
+        text.lines()
+            .map(|line| {
+                let (count, message) = line.split_once(' ').unwrap_or((line, ""));
+                (count.parse().unwrap_or(0), message.to_owned())
             })
             .collect()
     }

@@ -17,6 +17,61 @@ use crate::keys::{self, KeyBytes};
 /// server may export it at once (today's would be embargoed until midnight).
 pub const REPLAY_OFFSET: i64 = kith_agent::demo::REPLAY_OFFSET;
 
+/// How the agents' clocks run: shifted from the system's, and maybe accelerated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AgentClock {
+    /// Seconds the clock is shifted by (at `origin`, when accelerated).
+    pub offset_seconds: i64,
+    /// How many times as fast as the system's clock it runs (1: as fast).
+    pub scale: u32,
+    /// The system time (Unix seconds) from which an accelerated clock runs faster.
+    pub origin: u64,
+}
+
+impl AgentClock {
+    /// Yesterday, at the system clock's pace (the default).
+    pub const REPLAY: Self = Self {
+        offset_seconds: REPLAY_OFFSET,
+        scale: 1,
+        origin: 0,
+    };
+
+    /// A clock `scale` times as fast as the system's that reads `starts_at` (Unix
+    /// seconds) at the system time `origin`.
+    pub fn accelerated(scale: u32, origin: u64, starts_at: u64) -> Self {
+        Self {
+            offset_seconds: starts_at as i64 - origin as i64,
+            scale,
+            origin,
+        }
+    }
+
+    /// What it reads (Unix seconds) at the system time `real`.
+    pub fn at(&self, real: std::time::SystemTime) -> f64 {
+        let real = real
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let origin = self.origin as f64;
+        origin + (real - origin) * f64::from(self.scale) + self.offset_seconds as f64
+    }
+
+    /// What it reads now (Unix seconds).
+    pub fn now(&self) -> f64 {
+        self.at(std::time::SystemTime::now())
+    }
+
+    /// The `kith-agent` flags that accelerate it (none when it is not).
+    fn scale_args(&self) -> Vec<String> {
+        if self.scale == 1 {
+            return Vec::new();
+        }
+        vec![
+            format!("--time-scale={}", self.scale),
+            format!("--time-origin={}", self.origin),
+        ]
+    }
+}
+
 /// What every instance on one database must share, in its data directory.
 const SHARED_KEY_FILES: [&str; 4] = [
     "code-pepper.hex",
@@ -52,6 +107,7 @@ pub struct System {
     admin_key: String,
     http: reqwest::Client,
     step: String,
+    clock: AgentClock,
     dir: tempfile::TempDir,
 }
 
@@ -73,11 +129,24 @@ impl System {
         Self::start_in(Some(data_dir.to_owned()), extra_args)
     }
 
+    /// Like [`System::start`], the agents scoring with `risk` instead.
+    pub fn start_scoring(risk: &RiskConfig) -> Self {
+        Self::start_in_scoring(None, &[], risk)
+    }
+
     fn start_in(data_dir: Option<PathBuf>, extra_args: &[&str]) -> Self {
+        Self::start_in_scoring(data_dir, extra_args, &one_minute_alert())
+    }
+
+    fn start_in_scoring(
+        data_dir: Option<PathBuf>,
+        extra_args: &[&str],
+        risk_config: &RiskConfig,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let server_dir = data_dir.unwrap_or_else(|| dir.path().join("server"));
         let risk = dir.path().join("risk.json");
-        std::fs::write(&risk, one_minute_alert().to_json()).expect("writing risk.json");
+        std::fs::write(&risk, risk_config.to_json()).expect("writing risk.json");
         // The demo's settings are flag-value pairs; a flag the test gives replaces its pair
         // (clap refuses a flag twice).
         let mut server_args: Vec<String> = kith_agent::demo::SERVER_ARGS
@@ -102,6 +171,7 @@ impl System {
             admin_key,
             http: reqwest::Client::new(),
             step: "starting kith-server".to_owned(),
+            clock: AgentClock::REPLAY,
             dir,
         }
     }
@@ -218,17 +288,90 @@ impl System {
 
     /// Starts agent `name` at `position`, syncing with `server_url` (a proxy, say).
     pub fn add_agent_via(&mut self, name: &str, position: [f32; 2], server_url: &str) {
+        self.spawn_agent(name, position, server_url, true, &[]);
+    }
+
+    /// Starts agent `name` at `position` at its configuration's pace (not `--fast`),
+    /// with more `kith-agent run` flags (`--config FILE`, `--stay …`).
+    pub fn add_agent_with(&mut self, name: &str, position: [f32; 2], args: &[String]) {
+        let url = self.url();
+        self.spawn_agent(name, position, &url, false, args);
+    }
+
+    fn spawn_agent(
+        &mut self,
+        name: &str,
+        position: [f32; 2],
+        server_url: &str,
+        fast: bool,
+        args: &[String],
+    ) {
         let ether = self.ether();
+        let mut extra_args = args.to_vec();
+        extra_args.extend(self.clock.scale_args());
         let spec = AgentSpec {
             name,
             position,
             server_url,
             ether: &ether,
-            clock_offset_seconds: REPLAY_OFFSET,
+            clock_offset_seconds: self.clock.offset_seconds,
+            fast,
+            extra_args: &extra_args,
         };
         let agent = AgentProcess::spawn(&bins::agent(), self.dir.path(), &spec)
             .unwrap_or_else(|e| panic!("starting agent {name}: {e}"));
         self.agents.push(agent);
+    }
+
+    /// Runs the agents started from now on, and the agent commands, on `clock`.
+    pub fn set_agent_clock(&mut self, clock: AgentClock) {
+        self.clock = clock;
+    }
+
+    /// The agents' clock.
+    pub fn agent_clock(&self) -> AgentClock {
+        self.clock
+    }
+
+    /// Starts `kith-agent venue` as the screen at a place, with the agents' clock: the
+    /// text of the QR code it shows once it shows one. (Its data directory is
+    /// `<dir>/<name>`; it checks itself in there.)
+    pub async fn add_venue(&mut self, name: &str, args: &[&str]) -> String {
+        let mut command = std::process::Command::new(bins::agent());
+        command
+            .args(["venue", "--json"])
+            .args(args)
+            .arg(format!(
+                "--clock-offset-seconds={}",
+                self.clock.offset_seconds
+            ))
+            .args(self.clock.scale_args());
+        self.add_process(name, command, false);
+        let mut code = None;
+        self.wait_until(
+            &format!("the venue {name} showing its code"),
+            Duration::from_secs(30),
+            |s| {
+                code = qr_text(&s.agent(name).output());
+                code.is_some()
+            },
+        )
+        .await;
+        code.unwrap_or_default()
+    }
+
+    /// Starts `command --data-dir <dir>/<name>` as one of the system's processes (a
+    /// phone app, say; `on_radio` if it joins the simulated radio): watched, killed, and
+    /// reported on as an agent is.
+    pub fn add_process(&mut self, name: &str, command: std::process::Command, on_radio: bool) {
+        let process = AgentProcess::start(command, name, self.dir.path().join(name), on_radio)
+            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        self.agents.push(process);
+    }
+
+    /// The simulated radio's shared directory.
+    pub fn ether(&self) -> PathBuf {
+        self.dir.path().join("ether")
     }
 
     /// Agent `name`.
@@ -255,7 +398,11 @@ impl System {
     /// Waits until every running agent has joined the ether (announced its port).
     pub async fn wait_for_radio(&mut self) {
         let ether = self.ether();
-        let running = self.agents.iter().filter(|a| !a.stopped()).count();
+        let running = self
+            .agents
+            .iter()
+            .filter(|a| a.on_radio() && !a.stopped())
+            .count();
         self.wait_until(
             "every agent on the simulated radio",
             Duration::from_secs(30),
@@ -372,14 +519,33 @@ impl System {
     /// `kith-agent <args>` on the data directory `data_dir` with the agents' clock,
     /// against the server: to run, or to kill half-way.
     pub fn agent_cli(&self, data_dir: &Path, args: &[&str]) -> tokio::process::Command {
-        agent_cli_via(data_dir, &self.url(), REPLAY_OFFSET, args)
+        self.agent_cli_at(data_dir, 0, args)
+    }
+
+    /// Like [`System::agent_cli`], the clock `shift` seconds after the agents' (a
+    /// check-in hours ago, say).
+    pub fn agent_cli_at(
+        &self,
+        data_dir: &Path,
+        shift: i64,
+        args: &[&str],
+    ) -> tokio::process::Command {
+        let offset = self.clock.offset_seconds + shift;
+        let mut command = agent_cli_via(data_dir, &self.url(), offset, args);
+        command.args(self.clock.scale_args());
+        command
     }
 
     /// Runs `kith-agent <args>` on agent `name`'s data directory (see
     /// [`System::agent_cli`]); its standard output, after checking it succeeded.
     pub async fn agent_command(&self, name: &str, args: &[&str]) -> String {
+        self.agent_command_at(name, 0, args).await
+    }
+
+    /// Like [`System::agent_command`], the clock `shift` seconds after the agents'.
+    pub async fn agent_command_at(&self, name: &str, shift: i64, args: &[&str]) -> String {
         let output = self
-            .agent_cli(&self.agent(name).data_dir, args)
+            .agent_cli_at(&self.agent(name).data_dir, shift, args)
             .output()
             .await
             .expect("running kith-agent");
@@ -407,15 +573,15 @@ impl System {
 
     /// Stops every agent (SIGTERM), so their stores can be read.
     pub fn stop_agents(&mut self) {
-        for agent in &mut self.agents {
-            if !agent.stopped() {
-                agent.stop();
-            }
+        // All at once, then each waited for: they stop side by side.
+        let mut running: Vec<&mut AgentProcess> =
+            self.agents.iter_mut().filter(|a| !a.stopped()).collect();
+        for agent in &mut running {
+            agent.terminate();
         }
-    }
-
-    fn ether(&self) -> PathBuf {
-        self.dir.path().join("ether")
+        for agent in running {
+            agent.stop();
+        }
     }
 
     /// Panics, naming the process, if the server or an agent not stopped on purpose has
@@ -519,6 +685,15 @@ pub fn agent_cli_via(
 pub fn agent_day() -> String {
     let now = UnixSeconds::from_system_time(std::time::SystemTime::now());
     Day::of(now.minus(REPLAY_OFFSET.unsigned_abs())).to_string()
+}
+
+/// The `qr_text` in `output`, what `kith-agent venue --json` prints (pretty, one field
+/// a line, its log lines maybe between them).
+fn qr_text(output: &str) -> Option<String> {
+    let line = output
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(r#""qr_text": "#))?;
+    serde_json::from_str(line.trim_end_matches(',')).ok()
 }
 
 /// ENX's scoring, alerting after one minute together instead of fifteen.
