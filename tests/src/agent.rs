@@ -32,11 +32,8 @@ pub struct AgentSpec<'a> {
     pub ether: &'a Path,
     /// Its clock's offset from the system's, seconds.
     pub clock_offset_seconds: i64,
-    /// Whether it runs at the demo's pace (`--fast`: 2 s scans every 4–6 s, a sync
-    /// every 10 s) rather than its configuration's.
-    pub fast: bool,
-    /// More `kith-agent run` flags (a configuration file, a movement schedule, an
-    /// accelerated clock).
+    /// More `kith-agent run` flags (a configuration file with its pace, a movement
+    /// schedule, an accelerated clock).
     pub extra_args: &'a [String],
 }
 
@@ -57,7 +54,7 @@ pub struct AgentProcess {
 }
 
 impl AgentProcess {
-    /// Starts `bin run --radio sim` (`--fast` if asked) in a process group of its own,
+    /// Starts `bin run --radio sim` in a process group of its own,
     /// with its data directory `dir/<name>` and an exposure command that records each
     /// notification.
     pub fn spawn(bin: &Path, dir: &Path, spec: &AgentSpec<'_>) -> std::io::Result<Self> {
@@ -69,9 +66,6 @@ impl AgentProcess {
         );
         let [x, y] = spec.position;
         let mut args: Vec<OsString> = ["run", "--radio", "sim"].map(OsString::from).into();
-        if spec.fast {
-            args.push("--fast".into());
-        }
         args.extend(["--position".into(), format!("{x},{y}").into()]);
         args.extend(["--ether".into(), spec.ether.into()]);
         args.extend(

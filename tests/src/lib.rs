@@ -4,7 +4,8 @@
 //! ports with a temporary data directory, `kith-agent run --radio sim` processes on the
 //! simulated loopback radio, the case worker's portal spoken to as a browser does, and
 //! agents' CLIs for reports and status. The scenarios, faults and hostile input live in
-//! `tests/`; this library is their harness.
+//! one test binary, `tests/system/`, which runs them side by side; this library is their
+//! harness.
 //!
 //! [`System`] owns every process it starts and stops them by PID (each agent in a process
 //! group of its own, so its exposure commands go too) when it is dropped, also when a test
@@ -22,6 +23,7 @@ pub mod keys;
 pub mod output;
 pub mod portal;
 pub mod proxy;
+pub mod scenario;
 pub mod system;
 
 pub use agent::AgentProcess;

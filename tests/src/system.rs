@@ -72,6 +72,38 @@ impl AgentClock {
     }
 }
 
+/// The server's pace, over the agent demo's ([`kith_agent::demo::SERVER_ARGS`]): key times
+/// stored to 2 s, 2-second export windows cut a second after they end, so a report is
+/// exported within about five seconds.
+pub const QUICK_SERVER_ARGS: [&str; 6] = [
+    "--truncate-window",
+    "2",
+    "--export-period",
+    "2",
+    "--export-min-age",
+    "1",
+];
+
+/// How often the server's batcher runs at [`QUICK_SERVER_ARGS`]' pace.
+pub const EXPORT_PERIOD: Duration = Duration::from_secs(2);
+
+/// How long after its release a key may be exported at [`QUICK_SERVER_ARGS`]' pace: its
+/// 2-second window ends and ages a second, and a second to spare.
+pub const EXPORTABLE_AFTER: Duration = Duration::from_secs(4);
+
+/// The agents' pace unless a test gives its own configuration (`kith-agent run --config`):
+/// 1-second scans every 2–3 s (the simulated radio sends every 250 ms) and a sync every
+/// 2 s, so agents hear each other within seconds and match an export soon after it is cut.
+const QUICK_AGENT_CONFIG: &str = r#"
+sync_every_seconds = 2
+[scan]
+scan_millis = 1000
+period_seconds = { start = 2, end = 3 }
+"#;
+
+/// The file in the system's directory holding [`QUICK_AGENT_CONFIG`].
+const QUICK_AGENT_CONFIG_FILE: &str = "quick-agent.toml";
+
 /// What every instance on one database must share, in its data directory.
 const SHARED_KEY_FILES: [&str; 4] = [
     "code-pepper.hex",
@@ -106,20 +138,23 @@ pub struct System {
     server_dir: PathBuf,
     admin_key: String,
     http: reqwest::Client,
+    /// The scenario it runs for, to name in its output (scenarios run side by side).
+    scenario: &'static str,
     step: String,
     clock: AgentClock,
     dir: tempfile::TempDir,
 }
 
 impl System {
-    /// A kith-server on SQLite with the agent demo's fast settings (10 s windows and
-    /// export periods) and a risk configuration alerting after one minute together.
+    /// A kith-server on SQLite with the agent demo's settings at the quick pace
+    /// ([`QUICK_SERVER_ARGS`]: 2-second windows and export periods) and a risk configuration
+    /// alerting after one minute together; its agents run at a quick pace too.
     pub fn start() -> Self {
         Self::start_with(&[])
     }
 
-    /// Like [`System::start`], with more server flags (replacing the demo's settings of
-    /// the same flags).
+    /// Like [`System::start`], with more server flags (replacing the settings of the same
+    /// flags).
     pub fn start_with(extra_args: &[&str]) -> Self {
         Self::start_in(None, extra_args)
     }
@@ -147,11 +182,21 @@ impl System {
         let server_dir = data_dir.unwrap_or_else(|| dir.path().join("server"));
         let risk = dir.path().join("risk.json");
         std::fs::write(&risk, risk_config.to_json()).expect("writing risk.json");
-        // The demo's settings are flag-value pairs; a flag the test gives replaces its pair
-        // (clap refuses a flag twice).
+        std::fs::write(dir.path().join(QUICK_AGENT_CONFIG_FILE), QUICK_AGENT_CONFIG)
+            .expect("writing the agents' configuration");
+        // The settings are flag-value pairs; a quick one replaces the demo's, a flag the test
+        // gives replaces both (clap refuses a flag twice).
+        let overridden = |pair: &&[&str]| {
+            !extra_args.contains(&pair[0]) && !QUICK_SERVER_ARGS.contains(&pair[0])
+        };
         let mut server_args: Vec<String> = kith_agent::demo::SERVER_ARGS
             .chunks(2)
-            .filter(|pair| !extra_args.contains(&pair[0]))
+            .filter(overridden)
+            .chain(
+                QUICK_SERVER_ARGS
+                    .chunks(2)
+                    .filter(|pair| !extra_args.contains(&pair[0])),
+            )
             .flatten()
             .map(|arg| (*arg).to_owned())
             .collect();
@@ -170,6 +215,7 @@ impl System {
             server_dir,
             admin_key,
             http: reqwest::Client::new(),
+            scenario: crate::scenario::current().unwrap_or("the test"),
             step: "starting kith-server".to_owned(),
             clock: AgentClock::REPLAY,
             dir,
@@ -178,7 +224,7 @@ impl System {
 
     /// Records (and prints) what the test does now, for the failure report.
     pub fn step(&mut self, what: &str) {
-        println!("== step: {what}");
+        println!("== {}: step: {what}", self.scenario);
         what.clone_into(&mut self.step);
     }
 
@@ -288,26 +334,24 @@ impl System {
 
     /// Starts agent `name` at `position`, syncing with `server_url` (a proxy, say).
     pub fn add_agent_via(&mut self, name: &str, position: [f32; 2], server_url: &str) {
-        self.spawn_agent(name, position, server_url, true, &[]);
+        self.spawn_agent(name, position, server_url, &[]);
     }
 
-    /// Starts agent `name` at `position` at its configuration's pace (not `--fast`),
-    /// with more `kith-agent run` flags (`--config FILE`, `--stay …`).
+    /// Starts agent `name` at `position` with more `kith-agent run` flags (`--config FILE`
+    /// for a pace of its own, `--stay …`).
     pub fn add_agent_with(&mut self, name: &str, position: [f32; 2], args: &[String]) {
         let url = self.url();
-        self.spawn_agent(name, position, &url, false, args);
+        self.spawn_agent(name, position, &url, args);
     }
 
-    fn spawn_agent(
-        &mut self,
-        name: &str,
-        position: [f32; 2],
-        server_url: &str,
-        fast: bool,
-        args: &[String],
-    ) {
+    /// Starts an agent with `args`, at the quick pace unless they give a `--config`.
+    fn spawn_agent(&mut self, name: &str, position: [f32; 2], server_url: &str, args: &[String]) {
         let ether = self.ether();
         let mut extra_args = args.to_vec();
+        if !args.iter().any(|arg| arg == "--config") {
+            let quick = self.dir.path().join(QUICK_AGENT_CONFIG_FILE);
+            extra_args.extend(["--config".to_owned(), quick.display().to_string()]);
+        }
         extra_args.extend(self.clock.scale_args());
         let spec = AgentSpec {
             name,
@@ -315,7 +359,6 @@ impl System {
             server_url,
             ether: &ether,
             clock_offset_seconds: self.clock.offset_seconds,
-            fast,
             extra_args: &extra_args,
         };
         let agent = AgentProcess::spawn(&bins::agent(), self.dir.path(), &spec)
@@ -409,6 +452,33 @@ impl System {
             |_| std::fs::read_dir(&ether).map_or(0, Iterator::count) >= running,
         )
         .await;
+    }
+
+    /// Waits until each agent in `names` has stored at least `sightings` sightings (one per
+    /// beacon it heard per scan, from its `status`, which reads the store it writes),
+    /// checking meanwhile that no process died.
+    pub async fn wait_for_sightings(&mut self, names: &[&str], sightings: u64) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut waiting = names.to_vec();
+        loop {
+            self.assert_running();
+            let mut short = Vec::new();
+            for name in waiting {
+                let status = self.status(name).await;
+                if status["sightings"].as_u64().unwrap_or(0) < sightings {
+                    short.push(name);
+                }
+            }
+            waiting = short;
+            if waiting.is_empty() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {waiting:?} to hear {sightings} beacons"
+            );
+            tokio::time::sleep(POLL).await;
+        }
     }
 
     /// Polls `done` until it holds, checking meanwhile that no process died; panics
@@ -565,7 +635,8 @@ impl System {
         self.agent_command(name, &["report", "--code", code]).await;
     }
 
-    /// `kith-agent status --json` of agent `name` (stop it first: its store is its own).
+    /// `kith-agent status --json` of agent `name` (its store is SQLite in WAL mode, so
+    /// this reads it while the agent writes; stop the agent for a final count).
     pub async fn status(&self, name: &str) -> Value {
         let text = self.agent_command(name, &["status", "--json"]).await;
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("status of {name}: {e}: {text}"))
@@ -612,7 +683,7 @@ impl System {
     }
 
     fn failure_report(&mut self) -> String {
-        let mut report = format!("== the test failed during step: {}\n", self.step);
+        let mut report = format!("== {} failed during step: {}\n", self.scenario, self.step);
         match &mut self.server {
             Some(server) => {
                 let state = match server.try_wait() {

@@ -85,8 +85,7 @@ async fn requests_served(http: &reqwest::Client, operator_url: &str) -> u64 {
         .sum::<f64>() as u64
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_instances_behind_one_address_export_once_and_notify_the_near_agent_only() {
+pub(crate) async fn two_instances_behind_one_address_export_once_and_notify_the_near_agent_only() {
     let Some((database, bucket)) = database_and_bucket().await else {
         return;
     };
@@ -109,7 +108,8 @@ async fn two_instances_behind_one_address_export_once_and_notify_the_near_agent_
     system.add_agent_via("bob", [1.5, 0.0], &front);
     system.add_agent_via("carol", [300.0, 0.0], &front);
     system.wait_for_radio().await;
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    system.step("bob hears alice");
+    system.wait_for_sightings(&["bob"], 2).await;
 
     system.step("alice reports through the one address");
     let code = system.issue_codes(1).await.remove(0);

@@ -209,8 +209,7 @@ fn unix_now() -> f64 {
         .as_secs_f64()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fifty_agents_are_notified_as_their_time_near_the_positive_ones_says() {
+pub(crate) async fn fifty_agents_are_notified_as_their_time_near_the_positive_ones_says() {
     let mut system = System::start_scoring(&town_risk_config());
     let config = system.dir().join("agent.toml");
     std::fs::write(&config, AGENT_CONFIG).expect("writing the agents' configuration");

@@ -38,8 +38,7 @@ impl Drop for Tmpfs {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_disk_answers_503_and_keeps_nothing_partial() {
+pub(crate) async fn a_full_disk_answers_503_and_keeps_nothing_partial() {
     let place = tempfile::tempdir().unwrap();
     let data_dir = place.path().join("server");
     let _tmpfs = match Tmpfs::mount(&data_dir, "3m") {

@@ -62,8 +62,7 @@ fn phone(bindings: &Path, system: &System, args: &[&str]) -> Command {
     command
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_python_phone_and_an_agent_meet_on_the_radio_and_each_is_notified_of_the_other() {
+pub(crate) async fn a_python_phone_and_an_agent_meet_on_the_radio_and_each_is_notified_of_the_other() {
     if !python3_runs() {
         return kith_test_support::skip("python3 not available");
     }
@@ -99,7 +98,7 @@ async fn a_python_phone_and_an_agent_meet_on_the_radio_and_each_is_notified_of_t
             sightings(s) >= 3
         })
         .await;
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    system.wait_for_sightings(&["device"], 3).await;
 
     system.step("a case worker issues two codes; the phone and the device report");
     let worker =

@@ -19,7 +19,8 @@ async fn alice_meets_bob_and_reports(system: &mut System, bob_url: Option<&str>)
         None => system.add_agent("bob", [1.0, 0.0]),
     }
     system.wait_for_radio().await;
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    system.step("bob hears alice");
+    system.wait_for_sightings(&["bob"], 2).await;
     system.step("alice reports");
     let code = system.issue_codes(1).await.remove(0);
     system.report("alice", &code).await;
@@ -50,8 +51,7 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_agent_killed_mid_sync_resumes_and_matches_each_file_once() {
+pub(crate) async fn an_agent_killed_mid_sync_resumes_and_matches_each_file_once() {
     // Small files, so that one sync downloads many.
     let mut system = System::start_with(&["--export-max-keys-per-file", "100"]);
     alice_meets_bob_and_reports(&mut system, None).await;
@@ -128,8 +128,7 @@ async fn an_agent_killed_mid_sync_resumes_and_matches_each_file_once() {
     assert_eq!(resumed, uninterrupted);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_truncated_download_and_a_bad_signature_are_refused_and_fetched_again() {
+pub(crate) async fn a_truncated_download_and_a_bad_signature_are_refused_and_fetched_again() {
     let mut system = System::start();
     let proxy = SpoilingProxy::start(system.url()).await;
     alice_meets_bob_and_reports(&mut system, Some(proxy.url())).await;

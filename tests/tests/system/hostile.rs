@@ -123,8 +123,7 @@ async fn post(system: &System, content_type: &str, body: Vec<u8>) -> (u16, Vec<u
     (status, answer.bytes().await.unwrap().to_vec())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn random_and_mutated_publish_bodies_get_no_5xx_and_store_nothing() {
+pub(crate) async fn random_and_mutated_publish_bodies_get_no_5xx_and_store_nothing() {
     let mut system = patient_server();
     let public_key = hpke_public_key(&system).await;
     // A well-formed code that was never issued: nothing can be stored with it.
@@ -175,8 +174,7 @@ async fn random_and_mutated_publish_bodies_get_no_5xx_and_store_nothing() {
     assert_eq!(system.stored().count_keys().unwrap(), 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_replayed_code_is_refused_and_a_replayed_sealed_body_gets_its_first_answer() {
+pub(crate) async fn a_replayed_code_is_refused_and_a_replayed_sealed_body_gets_its_first_answer() {
     let mut system = System::start();
     let codes = system.issue_codes(2).await;
     let mut rng = ChaCha8Rng::seed_from_u64(0x1919);
@@ -216,8 +214,7 @@ async fn a_replayed_code_is_refused_and_a_replayed_sealed_body_gets_its_first_an
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mutated_export_files_are_refused_or_read_exactly_as_published() {
+pub(crate) async fn mutated_export_files_are_refused_or_read_exactly_as_published() {
     let mut system = System::start();
     let codes = system.issue_codes(1).await;
     let mut rng = ChaCha8Rng::seed_from_u64(0x5151);
@@ -248,8 +245,7 @@ async fn mutated_export_files_are_refused_or_read_exactly_as_published() {
     refused_or_read_as_published(&mut rng, &bytes, read);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn garbage_on_the_simulated_radio_is_ignored_and_the_agent_keeps_running() {
+pub(crate) async fn garbage_on_the_simulated_radio_is_ignored_and_the_agent_keeps_running() {
     let mut system = System::start();
     system.add_agent("target", [0.0, 0.0]);
     system.wait_for_radio().await;
@@ -343,8 +339,7 @@ async fn check_via(data_dir: &std::path::Path, server_url: &str) -> Value {
     serde_json::from_slice(&output.stdout).expect("check --json")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mutated_trace_warning_packages_are_refused_by_the_agent_and_the_real_one_warns_once() {
+pub(crate) async fn mutated_trace_warning_packages_are_refused_by_the_agent_and_the_real_one_warns_once() {
     use kith_core::checkin::{
         CWA_QR_PREFIX, TraceWarningFile, VenueDetails, VenuePayload, VenueType,
     };
