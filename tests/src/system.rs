@@ -84,13 +84,6 @@ pub const QUICK_SERVER_ARGS: [&str; 6] = [
     "1",
 ];
 
-/// How often the server's batcher runs at [`QUICK_SERVER_ARGS`]' pace.
-pub const EXPORT_PERIOD: Duration = Duration::from_secs(2);
-
-/// How long after its release a key may be exported at [`QUICK_SERVER_ARGS`]' pace: its
-/// 2-second window ends and ages a second, and a second to spare.
-pub const EXPORTABLE_AFTER: Duration = Duration::from_secs(4);
-
 /// The agents' pace unless a test gives its own configuration (`kith-agent run --config`):
 /// 1-second scans every 2–3 s (the simulated radio sends every 250 ms) and a sync every
 /// 2 s, so agents hear each other within seconds and match an export soon after it is cut.
@@ -562,6 +555,20 @@ impl System {
             );
             tokio::time::sleep(POLL).await;
         }
+    }
+
+    /// The export files, once every key the server stores is in them (waiting up to a
+    /// minute): the whole index after the last report, however many export windows the
+    /// reports fell into.
+    pub async fn wait_for_stored_keys_exported(&mut self) -> Vec<String> {
+        let stored: Vec<KeyBytes> = self
+            .stored()
+            .all_key_bytes()
+            .expect("the stored keys")
+            .into_iter()
+            .collect();
+        self.wait_for_every_key(&stored).await;
+        self.export_index().await
     }
 
     /// The export index's lines (paths from the server's root).

@@ -10,8 +10,8 @@ use kith_tests::proxy::{Spoiled, SpoilingProxy};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-/// Alice and Bob meet; Alice reports with a code from the admin API.
-async fn alice_meets_bob_and_reports(system: &mut System, bob_url: Option<&str>) {
+/// Alice and Bob meet: Bob hears Alice.
+async fn alice_meets_bob(system: &mut System, bob_url: Option<&str>) {
     system.step("alice and bob meet");
     system.add_agent("alice", [0.0, 0.0]);
     match bob_url {
@@ -21,6 +21,10 @@ async fn alice_meets_bob_and_reports(system: &mut System, bob_url: Option<&str>)
     system.wait_for_radio().await;
     system.step("bob hears alice");
     system.wait_for_sightings(&["bob"], 2).await;
+}
+
+/// Alice reports with a code from the admin API.
+async fn alice_reports(system: &mut System) {
     system.step("alice reports");
     let code = system.issue_codes(1).await.remove(0);
     system.report("alice", &code).await;
@@ -54,7 +58,12 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 pub(crate) async fn an_agent_killed_mid_sync_resumes_and_matches_each_file_once() {
     // Small files, so that one sync downloads many.
     let mut system = System::start_with(&["--export-max-keys-per-file", "100"]);
-    alice_meets_bob_and_reports(&mut system, None).await;
+    alice_meets_bob(&mut system, None).await;
+    // Bob stops listening before anything is exported: his store is copied, so the copy
+    // syncs once, uninterrupted, every file.
+    system.agent_mut("bob").stop();
+    system.agent_mut("alice").stop();
+    alice_reports(&mut system).await;
     system.step("forty more people report");
     let codes = system.issue_codes(40).await;
     let mut rng = ChaCha8Rng::seed_from_u64(42);
@@ -67,14 +76,12 @@ pub(crate) async fn an_agent_killed_mid_sync_resumes_and_matches_each_file_once(
             200
         );
     }
-    // Bob stops listening; his store is copied, so the copy syncs once, uninterrupted.
-    system.agent_mut("bob").stop();
-    system.agent_mut("alice").stop();
     let bob = system.agent("bob").data_dir.clone();
     let control = system.dir().join("bob-control");
     copy_dir(&bob, &control);
     system.step("waiting for the exports");
-    let files = system.wait_for_exports(5, Duration::from_secs(60)).await;
+    let files = system.wait_for_stored_keys_exported().await;
+    assert!(files.len() >= 5, "small files: {files:?}");
 
     system.step("the control copy syncs once");
     let started = Instant::now();
@@ -131,7 +138,8 @@ pub(crate) async fn an_agent_killed_mid_sync_resumes_and_matches_each_file_once(
 pub(crate) async fn a_truncated_download_and_a_bad_signature_are_refused_and_fetched_again() {
     let mut system = System::start();
     let proxy = SpoilingProxy::start(system.url()).await;
-    alice_meets_bob_and_reports(&mut system, Some(proxy.url())).await;
+    alice_meets_bob(&mut system, Some(proxy.url())).await;
+    alice_reports(&mut system).await;
     let files = system.wait_for_exports(1, Duration::from_secs(60)).await;
     system.step("bob is notified after two spoiled downloads");
     system

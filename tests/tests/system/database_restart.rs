@@ -113,7 +113,8 @@ async fn report(system: &System, name: &str, code: &str) -> Result<u64, String> 
     Ok(answer["keys_uploaded"].as_u64().expect("keys_uploaded"))
 }
 
-pub(crate) async fn postgres_stopped_under_load_gives_503_and_the_same_server_recovers_losing_nothing() {
+pub(crate) async fn postgres_stopped_under_load_gives_503_and_the_same_server_recovers_losing_nothing()
+ {
     if Cluster::bin().is_none() {
         return kith_test_support::skip("initdb not found: install the postgresql package");
     }

@@ -14,7 +14,8 @@ const FAR: [&str; 2] = ["carol", "erin"];
 /// whose own keys they are.
 const NOT_NOTIFIED: [&str; 3] = ["carol", "erin", "alice"];
 
-pub(crate) async fn a_portal_code_notifies_the_near_agents_of_the_day_they_met_and_not_the_far_ones() {
+pub(crate) async fn a_portal_code_notifies_the_near_agents_of_the_day_they_met_and_not_the_far_ones()
+ {
     let mut system = System::start();
     system.step("starting five agents on the simulated radio");
     system.add_agent("alice", [0.0, 0.0]);

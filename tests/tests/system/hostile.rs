@@ -339,7 +339,8 @@ async fn check_via(data_dir: &std::path::Path, server_url: &str) -> Value {
     serde_json::from_slice(&output.stdout).expect("check --json")
 }
 
-pub(crate) async fn mutated_trace_warning_packages_are_refused_by_the_agent_and_the_real_one_warns_once() {
+pub(crate) async fn mutated_trace_warning_packages_are_refused_by_the_agent_and_the_real_one_warns_once()
+ {
     use kith_core::checkin::{
         CWA_QR_PREFIX, TraceWarningFile, VenueDetails, VenuePayload, VenueType,
     };

@@ -70,10 +70,7 @@ fn main() -> ExitCode {
 /// A scenario as a trial: on a runtime of its own, its name known to its [`System`]s.
 ///
 /// [`System`]: kith_tests::System
-fn trial(
-    name: &'static str,
-    scenario: fn() -> Pin<Box<dyn Future<Output = ()> + Send>>,
-) -> Trial {
+fn trial(name: &'static str, scenario: fn() -> Pin<Box<dyn Future<Output = ()> + Send>>) -> Trial {
     Trial::test(name, move || {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)

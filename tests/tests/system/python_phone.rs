@@ -62,7 +62,8 @@ fn phone(bindings: &Path, system: &System, args: &[&str]) -> Command {
     command
 }
 
-pub(crate) async fn a_python_phone_and_an_agent_meet_on_the_radio_and_each_is_notified_of_the_other() {
+pub(crate) async fn a_python_phone_and_an_agent_meet_on_the_radio_and_each_is_notified_of_the_other()
+ {
     if !python3_runs() {
         return kith_test_support::skip("python3 not available");
     }
@@ -125,7 +126,7 @@ pub(crate) async fn a_python_phone_and_an_agent_meet_on_the_radio_and_each_is_no
     system.report("device", &device_code).await;
 
     system.step("the server cuts the export; each is notified of the other");
-    let files = system.wait_for_exports(1, Duration::from_secs(60)).await;
+    let files = system.wait_for_stored_keys_exported().await;
     system
         .wait_until(
             "the phone and the device notified, the far agent matched every file",

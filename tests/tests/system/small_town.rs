@@ -247,8 +247,8 @@ pub(crate) async fn fifty_agents_are_notified_as_their_time_near_the_positive_on
     }
     let reported = clock.now();
 
-    system.step("the server cuts the export");
-    let files = system.wait_for_exports(1, Duration::from_secs(60)).await;
+    system.step("the server exports every reported key");
+    let files = system.wait_for_stored_keys_exported().await;
 
     system.step("every agent matches every file");
     system

@@ -27,7 +27,8 @@ async fn visit(system: &System, name: &str, hours_ago: f64, args: &[&str]) -> (u
     (unix("arrival_unix"), unix("departure_unix"))
 }
 
-pub(crate) async fn the_visitor_who_overlapped_a_positive_one_is_warned_with_the_time_and_the_later_one_not() {
+pub(crate) async fn the_visitor_who_overlapped_a_positive_one_is_warned_with_the_time_and_the_later_one_not()
+ {
     let mut system = System::start();
     system.step("the venue's screen shows its code");
     let qr = system
