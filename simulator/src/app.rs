@@ -15,8 +15,8 @@
 //! phones regenerate only what matching asks for: the beacons of the uploader's
 //! contacts with them, and for each scan that heard one, the phone's previous scan
 //! that heard anything (core's `ScanTimeline` measures a scan's duration from it),
-//! searched backwards contact by contact. `tests/per_device.rs` runs sampled phones
-//! through the full per-device path — [`kith_core::ExposureEngine`] with every
+//! searched backwards contact by contact. `tests/sim/per_device.rs` runs sampled
+//! phones through the full per-device path — [`kith_core::ExposureEngine`] with every
 //! sighting recorded and every export ingested, matched by core's
 //! [`kith_core::SightingIndex`] — and gets identical exposures.
 //!
@@ -738,7 +738,7 @@ impl Exposures {
         candidates.dedup();
         let groups: Vec<&[(u32, u32)]> = candidates.chunk_by(|x, y| x.0 == y.0).collect();
         // Every phone would derive the same identifiers of a published key: derive
-        // them once (tests/per_device.rs checks this against the per-device path).
+        // them once (tests/sim/per_device.rs checks this against the per-device path).
         let mut heard_keys: Vec<u32> = candidates.iter().map(|&(_, k)| k).collect();
         heard_keys.sort_unstable();
         heard_keys.dedup();
@@ -964,7 +964,7 @@ struct Scratch {
 /// days, each looked up in the identifiers of the published keys derived once for
 /// every phone ([`KeyBeacons`]); exposure windows from core's [`ScanTimeline`] over
 /// those sightings and the scans before them. `oldest` is the first day of sightings
-/// the phone still keeps. `tests/per_device.rs` checks this against core's
+/// the phone still keeps. `tests/sim/per_device.rs` checks this against core's
 /// [`kith_core::SightingIndex`] and [`kith_core::ExposureEngine`] on sampled phones.
 fn phone_windows(
     radio: &Radio<'_>,
