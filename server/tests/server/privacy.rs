@@ -2,11 +2,9 @@
 //! sealed answers, replays, timing of chaff against real uploads, and what is stored.
 //! In-process, on a manual clock.
 
-mod common;
-
 use std::time::Instant;
 
-use common::*;
+use crate::common::*;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};

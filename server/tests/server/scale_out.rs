@@ -5,10 +5,8 @@
 //! scripts/test starts (`KITH_TEST_POSTGRES`), and for the bucket its S3 server
 //! (`KITH_TEST_S3`).
 
-mod common;
-
-use common::export_store::ExportBackend;
-use common::*;
+use crate::common::export_store::ExportBackend;
+use crate::common::*;
 
 /// A fresh database on the test server: its URL and a client on it.
 async fn fresh_database() -> Option<(String, tokio_postgres::Client)> {
@@ -404,7 +402,7 @@ const QUICK_EXPORTS: [&str; 10] = [
 /// `server/deploy/nginx.conf` with its addresses replaced: each of `(from, to)` must occur
 /// in it exactly once.
 fn deploy_nginx_conf(replacements: &[(&str, String)]) -> String {
-    let conf = include_str!("../deploy/nginx.conf");
+    let conf = include_str!("../../deploy/nginx.conf");
     replacements
         .iter()
         .fold(conf.to_owned(), |conf, (from, to)| {

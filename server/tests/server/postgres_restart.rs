@@ -4,11 +4,9 @@
 //! cluster of its own (`initdb` + `pg_ctl` on a Unix socket in a temporary directory), not
 //! the one scripts/test shares between tests.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use kith_launch::postgres::Cluster;
 
 /// A cluster of this test's own (kith-launch's), or `None` after a skip without PostgreSQL.
