@@ -12,9 +12,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crate::common::*;
 use axum::http::Method;
 use base64::Engine;
-use crate::common::*;
 use kith_core::store::MemoryStore;
 use kith_core::{
     BluetoothMetadata, ExportFile, ExportLimits, ExposureEngine, IntervalNumber, Sighting,
