@@ -337,11 +337,12 @@ impl System {
         self.spawn_agent(name, position, &url, args);
     }
 
-    /// Starts an agent with `args`, at the quick pace unless they give a `--config`.
+    /// Starts an agent with `args`, at the quick pace unless they give a `--config` or
+    /// `--fast`.
     fn spawn_agent(&mut self, name: &str, position: [f32; 2], server_url: &str, args: &[String]) {
         let ether = self.ether();
         let mut extra_args = args.to_vec();
-        if !args.iter().any(|arg| arg == "--config") {
+        if !args.iter().any(|arg| arg == "--config" || arg == "--fast") {
             let quick = self.dir.path().join(QUICK_AGENT_CONFIG_FILE);
             extra_args.extend(["--config".to_owned(), quick.display().to_string()]);
         }
