@@ -176,12 +176,17 @@ fn exported(dir: &Path, keys_per_day: &[usize]) -> Vec<(String, u64)> {
     files
 }
 
+/// kith-server on `dir`, with as many runtime worker threads as nginx's `worker_processes
+/// auto` starts workers: one per core.
 fn start_kith(binary: &Path, dir: &Path) -> ServerProcess {
     ServerProcess::start(
         binary,
         dir,
         &["--export-period", &DAY.to_string()],
-        &[("KITH_LOG", "warn")],
+        &[
+            ("KITH_LOG", "warn"),
+            ("TOKIO_WORKER_THREADS", &cores().to_string()),
+        ],
     )
     .unwrap_or_else(|e| panic!("cannot start kith-server: {e}"))
 }
@@ -221,16 +226,9 @@ fn children(pid: u32) -> Vec<u32> {
         .collect()
 }
 
-/// Threads of `pid` whose name starts with `prefix`.
-fn threads_named(pid: u32, prefix: &str) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|task| {
-            std::fs::read_to_string(task.path().join("comm")).is_ok_and(|n| n.starts_with(prefix))
-        })
-        .count()
+/// The cores this process may run on.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 fn clock_ticks_per_second() -> f64 {
@@ -270,6 +268,7 @@ fn start_nginx(root: &Path, scratch: &Path) -> (Nginx, SocketAddr) {
     server {{
         listen {addr};
         root {root};
+        charset utf-8;
         location /v1/exports/ {{ add_header Cache-Control "public, max-age=31536000, immutable"; }}
         location = /v1/exports/index.txt {{ add_header Cache-Control "public, max-age=60"; }}
     }}"#,
@@ -433,9 +432,11 @@ fn serve_bench(binary: &Path, args: ServeArgs) {
     // Both sides' settings, as running: nginx's worker processes, kith-server's runtime.
     println!(
         "nginx: {} worker processes (worker_processes auto), sendfile, tcp_nopush, open_file_cache; \
-         kith-server: {} tokio worker threads; wrk: min(2, connections) threads, keep-alive",
+         kith-server: {} tokio worker threads (TOKIO_WORKER_THREADS); wrk: min(2, connections) \
+         threads, keep-alive; on {} cores",
         children(nginx.pid()).len(),
-        threads_named(kith.pid(), "tokio-runtime-w"),
+        cores(),
+        cores(),
     );
     let mut table = Vec::new();
     for &served in &args.files {
