@@ -6,7 +6,9 @@
 //! hyper writes a response body as the caller's own `Bytes`, untouched, so the connection
 //! recognises registered memory by its address. The registry keeps each registered buffer
 //! alive, so its address cannot be reused by another allocation while it is registered.
-//! Bytes that are not registered (every other answer, and headers) are written as usual.
+//! Bytes that are not registered (every other answer, and headers) are written as usual;
+//! those just before registered bytes (an answer's headers) with `MSG_MORE`, so the kernel
+//! sends them in one segment with the start of the body, as nginx's `tcp_nopush` does.
 
 use std::collections::BTreeMap;
 use std::fs::File;
