@@ -290,8 +290,8 @@ async fn issue_codes(
     let started = Instant::now();
     let mut codes = Vec::with_capacity(requests);
     while codes.len() < requests {
-        // 1 000 a call: on PostgreSQL each code is a statement, and a call has 10 s.
-        let count = (requests - codes.len()).min(1_000);
+        // As many as one call may ask for (one statement on PostgreSQL).
+        let count = (requests - codes.len()).min(10_000);
         let body = json_answer(
             http.post(format!(
                 "{}/v1/admin/codes",

@@ -162,15 +162,29 @@ impl StoredData {
         ))
     }
 
+    /// Every stored key, for a query's `FROM`: on PostgreSQL those the writer staged and
+    /// the export pass has not mixed into `diagnosis_keys` yet too.
+    pub fn keys_table(&self) -> &'static str {
+        if self.is_postgres() {
+            "(SELECT key_data, rolling_start, rolling_period, transmission_risk, report_type,
+                 days_since_onset, received_at, embargo_until FROM diagnosis_keys
+              UNION ALL SELECT key_data, rolling_start, rolling_period, transmission_risk,
+                 report_type, days_since_onset, received_at, embargo_until FROM staged_keys)
+             AS stored_keys"
+        } else {
+            "diagnosis_keys"
+        }
+    }
+
     /// Number of stored diagnosis keys.
     pub fn count_keys(&self) -> Result<u64> {
-        Ok(self.count("SELECT count(*) FROM diagnosis_keys")? as u64)
+        Ok(self.count(&format!("SELECT count(*) FROM {}", self.keys_table()))? as u64)
     }
 
     /// The bytes of every stored key.
     pub fn all_key_bytes(&self) -> Result<HashSet<[u8; 16]>> {
         Ok(self
-            .key_bytes("SELECT key_data FROM diagnosis_keys")?
+            .key_bytes(&format!("SELECT key_data FROM {}", self.keys_table()))?
             .into_iter()
             .collect())
     }
@@ -190,11 +204,14 @@ impl StoredData {
 
     /// The stored record of a key, if any (a table scan).
     pub fn key_record(&self, key: &[u8; 16]) -> Result<Option<KeyRecord>> {
-        const SQL: &str = "SELECT rolling_start, rolling_period, report_type, days_since_onset,
-                 embargo_until FROM diagnosis_keys WHERE key_data = $1 LIMIT 1";
+        let sql = format!(
+            "SELECT rolling_start, rolling_period, report_type, days_since_onset,
+                 embargo_until FROM {} WHERE key_data = $1 LIMIT 1",
+            self.keys_table()
+        );
         match &self.0 {
             Database::Sqlite(connection) => Ok(connection
-                .prepare_cached(SQL)?
+                .prepare_cached(&sql)?
                 .query_row([key.as_slice()], |row| {
                     Ok(KeyRecord {
                         rolling_start: row.get(0)?,
@@ -207,7 +224,7 @@ impl StoredData {
                 .optional()?),
             Database::Postgres { client, runtime } => {
                 let key = key.as_slice();
-                let row = wait(runtime.handle(), client.query_opt(SQL, &[&key]))?;
+                let row = wait(runtime.handle(), client.query_opt(&sql, &[&key]))?;
                 Ok(row.map(|row| KeyRecord {
                     rolling_start: row.get::<_, i64>(0) as u32,
                     rolling_period: row.get::<_, i64>(1) as u32,

@@ -31,11 +31,14 @@ use crate::export::{batches, trace_warnings};
 use crate::guessing::BudgetState;
 use crate::storage::{
     AccountStore, AddedKey, BatchStore, CaseWorkerRow, CodeRow, CodeState, DayCounts, Expired,
-    FileRecord, Lease, PrivateKey, PrivateKeyPem, SigningKeyRow, Storage, Venue, VenueStore,
+    FileRecord, Lease, Mixed, PrivateKey, PrivateKeyPem, SigningKeyRow, Storage, Venue, VenueStore,
     WriteTx, WriterStore, location_hash,
 };
 use crate::upload::StoredKey;
 use crate::window::{Window, Windowing};
+use staging::{MIX_DELAY, StagedKey, StagedReport};
+
+mod staging;
 
 /// Migrations in order; the schema version is their count. Each runs in its own
 /// transaction, under the migration lock, so two servers starting at once migrate once.
@@ -160,6 +163,30 @@ const MIGRATIONS: &[&str] = &[
         registered_at    BIGINT NOT NULL,
         registered_by    TEXT NOT NULL
     );",
+    // 4: PostgreSQL keeps a row where it was written and stamps it with the transaction that
+    // wrote it (`xmin`), so a key table written by the writer would show which keys (and
+    // check-ins) came in one upload. The writer stages them instead; the mixer moves each
+    // truncate window's, once it ended, into the tables in one transaction, in random
+    // order (see [`BatchStore::mix_staged`]). The rows already stored were written in
+    // arrival order: rewritten once in the order of their random ids.
+    "CREATE TABLE staged_keys (
+        key_data          BYTEA NOT NULL CHECK (length(key_data) = 16),
+        rolling_start     BIGINT NOT NULL,
+        rolling_period    BIGINT NOT NULL,
+        transmission_risk SMALLINT,
+        report_type       INTEGER NOT NULL,
+        days_since_onset  INTEGER,
+        received_at       BIGINT NOT NULL,
+        embargo_until     BIGINT NOT NULL,
+        mix_at            BIGINT NOT NULL
+    );
+    CREATE TABLE staged_check_ins (
+        location_id_hash BYTEA NOT NULL CHECK (length(location_id_hash) = 32),
+        report           BYTEA NOT NULL,
+        released_at      BIGINT NOT NULL
+    );
+    CLUSTER diagnosis_keys USING diagnosis_keys_pkey;
+    CLUSTER check_in_reports USING check_in_reports_pkey;",
 ];
 
 /// The schema version this build writes.
@@ -657,70 +684,25 @@ impl WriteTx for Tx<'_> {
         keys: &[StoredKey],
         now: UnixSeconds,
         truncate: u64,
-        rng: &mut dyn RngCore,
+        _rng: &mut dyn RngCore,
     ) -> Result<()> {
-        let received = int(now.get() / truncate * truncate);
-        // One statement for all the keys (a round trip each was most of a publish's time on
-        // PostgreSQL). A random id collides with one of n stored keys with probability
-        // n / 2^63; the keys whose id was taken are inserted again with fresh ones.
-        let mut pending: Vec<&StoredKey> = keys.iter().collect();
-        while !pending.is_empty() {
-            let mut ids = Vec::with_capacity(pending.len());
-            while ids.len() < pending.len() {
-                let id = (rng.next_u64() >> 1) as i64;
-                if !ids.contains(&id) {
-                    ids.push(id);
-                }
-            }
-            let key_data: Vec<&[u8]> = pending
-                .iter()
-                .map(|k| k.key.tek.expose_secret().as_slice())
-                .collect();
-            let column = |f: &dyn Fn(&StoredKey) -> i64| -> Vec<i64> {
-                pending.iter().map(|k| f(k)).collect()
-            };
-            let starts = column(&|k| i64::from(k.key.tek.validity().start().get()));
-            let periods = column(&|k| i64::from(k.key.tek.validity().period().get()));
-            let embargoes = column(&|k| int(k.embargo_until.get().div_ceil(truncate) * truncate));
-            let risks: Vec<Option<i16>> = pending
-                .iter()
-                .map(|k| k.key.transmission_risk_level.map(i16::from))
-                .collect();
-            let report_types: Vec<i32> = pending.iter().map(|k| k.key.report_type as i32).collect();
-            let onsets: Vec<Option<i32>> = pending
-                .iter()
-                .map(|k| k.key.days_since_onset.map(|d| d.get()))
-                .collect();
-            let inserted = self.run(self.tx.query(
-                &self.prepared(
-                    "INSERT INTO diagnosis_keys
-                   (id, key_data, rolling_start, rolling_period, transmission_risk,
-                    report_type, days_since_onset, received_at, embargo_until)
-                 SELECT id, key_data, rolling_start, rolling_period, transmission_risk,
-                        report_type, days_since_onset, $8, embargo_until
-                 FROM unnest($1::bigint[], $2::bytea[], $3::bigint[], $4::bigint[],
-                             $5::smallint[], $6::int[], $7::int[], $9::bigint[])
-                   AS k(id, key_data, rolling_start, rolling_period, transmission_risk,
-                        report_type, days_since_onset, embargo_until)
-                 ON CONFLICT DO NOTHING RETURNING id",
-                )?,
-                &[
-                    &ids,
-                    &key_data,
-                    &starts,
-                    &periods,
-                    &risks,
-                    &report_types,
-                    &onsets,
-                    &received,
-                    &embargoes,
-                ],
-            ))?;
-            let inserted: Vec<i64> = inserted.iter().map(|row| row.get(0)).collect();
-            let mut kept = ids.iter().map(|id| !inserted.contains(id));
-            pending.retain(|_| kept.next().unwrap_or(false));
-        }
-        Ok(())
+        // Staged (see `staging`), in one statement for all the keys: a round trip each was
+        // most of a publish's time on PostgreSQL. Their ids are drawn when they are mixed.
+        let received_at = int(now.get() / truncate * truncate);
+        let keys: Vec<StagedKey> = keys
+            .iter()
+            .map(|k| StagedKey {
+                key_data: k.key.tek.expose_secret().to_vec(),
+                rolling_start: i64::from(k.key.tek.validity().start().get()),
+                rolling_period: i64::from(k.key.tek.validity().period().get()),
+                transmission_risk: k.key.transmission_risk_level.map(i16::from),
+                report_type: k.key.report_type as i32,
+                days_since_onset: k.key.days_since_onset.map(|d| d.get()),
+                received_at,
+                embargo_until: int(k.embargo_until.get().div_ceil(truncate) * truncate),
+            })
+            .collect();
+        self.wait(staging::stage(&self.tx, &keys, &[&int(truncate)]))
     }
 
     fn insert_check_ins(
@@ -728,27 +710,57 @@ impl WriteTx for Tx<'_> {
         reports: &[ProtectedReport],
         now: UnixSeconds,
         truncate: u64,
-        rng: &mut dyn RngCore,
+        _rng: &mut dyn RngCore,
     ) -> Result<()> {
         let released_at = int(now.get().div_ceil(truncate) * truncate);
-        for report in reports {
-            let bytes = report.to_bytes();
-            let hash = report.location_id_hash().to_bytes();
-            loop {
-                let id = (rng.next_u64() >> 1) as i64;
-                let inserted = self.run(self.tx.execute(
-                    &self.prepared(
-                        "INSERT INTO check_in_reports (id, location_id_hash, report, released_at)
-                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                    )?,
-                    &[&id, &hash.as_slice(), &bytes, &released_at],
-                ))?;
-                if inserted == 1 {
-                    break;
-                }
-            }
-        }
-        Ok(())
+        let reports: Vec<StagedReport> = reports
+            .iter()
+            .map(|report| StagedReport {
+                location_id_hash: report.location_id_hash().to_bytes().to_vec(),
+                report: report.to_bytes(),
+                released_at,
+            })
+            .collect();
+        self.wait(staging::stage(&self.tx, &reports, &[]))
+    }
+
+    fn insert_codes(
+        &mut self,
+        hashes: &[CodeHash],
+        order: &CodeOrder,
+        who: &str,
+        now: UnixSeconds,
+    ) -> Result<Vec<bool>> {
+        let given: Vec<&[u8]> = hashes.iter().map(|h| h.as_bytes().as_slice()).collect();
+        let rows = self.run(self.tx.query(
+            &self.prepared(
+                "WITH fresh AS (
+                     SELECT h FROM unnest($1::bytea[]) AS f(h)
+                     WHERE NOT EXISTS (SELECT 1 FROM redeemed_codes WHERE code_hash = f.h)),
+                 stored AS (
+                     INSERT INTO verification_codes
+                         (code_hash, report_type, onset_day, onset_kind, expires_at)
+                     SELECT h, $2::int, $3::int, $4::text, $5::bigint FROM fresh
+                     ON CONFLICT DO NOTHING RETURNING code_hash),
+                 audited AS (
+                     INSERT INTO audit_log (at, case_worker, action, code_hash)
+                     SELECT $6::bigint, $7::text, 'issue_code', code_hash FROM stored)
+                 SELECT code_hash FROM stored",
+            )?,
+            &[
+                &given,
+                &(order.diagnosis.report_type() as i32),
+                &order.onset.map(|o| o.day.get() as i32),
+                &order.onset.map(|o| o.kind.name()),
+                &int(order.expires_at.get()),
+                &int(now.get()),
+                &who,
+            ],
+        ))?;
+        // A hash given twice was stored once: only its first place counts.
+        let mut stored: std::collections::HashSet<Vec<u8>> =
+            rows.iter().map(|row| row.get(0)).collect();
+        Ok(given.iter().map(|hash| stored.remove(*hash)).collect())
     }
 
     fn audit_issue(&mut self, who: &str, hash: &CodeHash, now: UnixSeconds) -> Result<()> {
@@ -873,7 +885,11 @@ impl BatchStore for Client {
                 Some(end) => end,
                 None => {
                     let oldest: Option<i64> = tx
-                        .query_one("SELECT min(received_at) FROM diagnosis_keys", &[])
+                        .query_one(
+                            "SELECT least((SELECT min(received_at) FROM diagnosis_keys),
+                                          (SELECT min(received_at) FROM staged_keys))",
+                            &[],
+                        )
                         .await?
                         .get(0);
                     let Some(oldest) = oldest else { return Ok(0) };
@@ -894,6 +910,29 @@ impl BatchStore for Client {
         })?;
         tx.commit()?;
         Ok(value)
+    }
+
+    fn mix_staged(&mut self, now: UnixSeconds) -> Result<Mixed> {
+        let ended = int(now.get().saturating_sub(MIX_DELAY));
+        let tx = self.begin(true)?;
+        let mixed = tx.wait(async {
+            Ok::<_, AppError>(Mixed {
+                keys: staging::mix::<StagedKey>(&tx.tx, ended).await?,
+                check_ins: staging::mix::<StagedReport>(&tx.tx, ended).await?,
+            })
+        })?;
+        tx.commit()?;
+        if mixed != Mixed::default() {
+            // The staged rows' dead tuples (in arrival order, under their commits' ids) go
+            // now rather than at autovacuum's next visit.
+            self.run(|client| async move {
+                client
+                    .batch_execute("VACUUM staged_keys, staged_check_ins")
+                    .await?;
+                Ok(())
+            })?;
+        }
+        Ok(mixed)
     }
 
     fn lease(&mut self, now: UnixSeconds, lease_seconds: u64) -> Result<Option<Lease>> {
@@ -934,8 +973,12 @@ impl BatchStore for Client {
             let rows = client
                 .query(
                     &format!(
+                        // Mixed or not yet (see `staging`): each key is in one of the
+                        // two tables, and this one statement sees both at one moment.
                         "SELECT {KEY_COLUMNS} FROM diagnosis_keys
-                         WHERE embargo_until >= $1 AND embargo_until < $2 ORDER BY id"
+                         WHERE embargo_until >= $1 AND embargo_until < $2
+                         UNION ALL SELECT {KEY_COLUMNS} FROM staged_keys
+                         WHERE embargo_until >= $1 AND embargo_until < $2"
                     ),
                     &[&int(window.start.get()), &int(window.end.get())],
                 )
@@ -985,6 +1028,8 @@ impl BatchStore for Client {
             let rows = client
                 .query(
                     "SELECT report FROM check_in_reports
+                     WHERE released_at >= $1 AND released_at < $2
+                     UNION ALL SELECT report FROM staged_check_ins
                      WHERE released_at >= $1 AND released_at < $2",
                     &[&int(window.start.get()), &int(window.end.get())],
                 )
@@ -1130,12 +1175,15 @@ impl BatchStore for Client {
                 .await? as usize;
             // Only keys and check-ins whose window is exported: before the oldest
             // unfinished batch, or before the last batch's end when every batch is finished.
+            // Keys (`0`) and check-ins (`1`), mixed or still staged.
             let mut deleted = [0; 2];
-            for (count, (table, released)) in deleted.iter_mut().zip([
-                ("diagnosis_keys", "embargo_until"),
-                ("check_in_reports", "released_at"),
-            ]) {
-                *count = tx
+            for (kind, table, released) in [
+                (0, "diagnosis_keys", "embargo_until"),
+                (1, "check_in_reports", "released_at"),
+                (0, "staged_keys", "embargo_until"),
+                (1, "staged_check_ins", "released_at"),
+            ] {
+                deleted[kind] += tx
                     .execute(
                         &format!(
                             "DELETE FROM {table} WHERE {released} < least($1, coalesce(
@@ -1475,7 +1523,10 @@ impl VenueStore for Client {
                 .query(
                     // The day of the window the report arrived in (released at its end).
                     "SELECT location_id_hash, (released_at - 1) / 86400, count(*)
-                     FROM check_in_reports WHERE released_at > $1 GROUP BY 1, 2",
+                     FROM (SELECT location_id_hash, released_at FROM check_in_reports
+                           UNION ALL SELECT location_id_hash, released_at FROM staged_check_ins)
+                         AS r
+                     WHERE released_at > $1 GROUP BY 1, 2",
                     &[&int(after.get())],
                 )
                 .await?;

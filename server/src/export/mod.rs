@@ -28,7 +28,7 @@ use crate::clock::{Clock, UnixSeconds};
 use crate::config::ExportConfig;
 use crate::error::{AppError, Result};
 use crate::signing_keys::SigningKeys;
-use crate::storage::{BatchStore, FileRecord, Lease};
+use crate::storage::{BatchStore, FileRecord, Lease, Mixed};
 use padding::PaddingRule;
 use store::{ExportStore, StagedFile};
 use window::Windowing;
@@ -73,6 +73,8 @@ impl From<&ExportConfig> for ExportSettings {
 /// What one pass of the batcher did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ExportRun {
+    /// Published keys and check-ins moved out of staging (see [`BatchStore::mix_staged`]).
+    pub mixed: Mixed,
     /// Windows newly cut into batches.
     pub cut: usize,
     /// Batches this pass completed.
@@ -97,6 +99,7 @@ pub fn run_once(
 ) -> Result<ExportRun> {
     files::remove_dead_temporaries(store, exports)?;
     let mut run = ExportRun {
+        mixed: store.mix_staged(clock.now())?,
         cut: store.cut_windows(&settings.windowing, clock.now())?,
         ..ExportRun::default()
     };

@@ -46,6 +46,7 @@ macro_rules! suite {
             the_guessing_budget_is_kept,
             sealed_answers_are_kept_and_pruned,
             keys_are_released_by_their_rounded_embargo_in_no_arrival_order,
+            mixing_moves_each_staged_key_once_and_only_ended_windows,
             one_batcher_holds_a_batch_and_a_lost_lease_cannot_finish,
             padding_is_stored_once,
             retention_deletes_what_is_exported_and_old,
@@ -261,11 +262,72 @@ pub fn keys_are_released_by_their_rounded_embargo_in_no_arrival_order(storage: &
             .unwrap()
             .is_empty()
     );
+    let mut staged = bytes(&batcher.released_keys(window(T0 + 3600, T0 + 7200)).unwrap());
+    staged.sort();
+    assert_eq!(staged, keys, "every key, mixed or not");
+    // Once the window was mixed (if this backend stages keys at all).
+    batcher.mix_staged(UnixSeconds::new(T0 + 7200)).unwrap();
     let released = bytes(&batcher.released_keys(window(T0 + 3600, T0 + 7200)).unwrap());
     let mut sorted = released.clone();
     sorted.sort();
     assert_eq!(sorted, keys);
     assert_ne!(released, keys, "keys come back in arrival order");
+}
+
+/// Two batchers mixing at once move every staged key exactly once, and only those of
+/// windows that ended a while ago; whether mixed or not, every key is released once.
+pub fn mixing_moves_each_staged_key_once_and_only_ended_windows(storage: &dyn Storage) {
+    let early: Vec<[u8; 16]> = (0..100u8).map(|i| [i; 16]).collect();
+    let late: Vec<[u8; 16]> = (100..110u8).map(|i| [i; 16]).collect();
+    for uploads in early.chunks(5) {
+        publish(storage, uploads, T0 + 17, T0 + 1);
+    }
+    publish(storage, &late, T0 + 3600 + 17, T0 + 1);
+    let released = |batcher: &mut dyn BatchStore| {
+        let mut keys = bytes(&batcher.released_keys(window(T0 + 3600, T0 + 7200)).unwrap());
+        keys.sort();
+        keys
+    };
+    let all: Vec<[u8; 16]> = early.iter().chain(&late).copied().collect();
+    assert_eq!(released(&mut *storage.batcher().unwrap()), all);
+
+    // Just after the first window ended, nothing; a few minutes later, its keys, each by
+    // one of the two batchers.
+    let mut batcher = storage.batcher().unwrap();
+    assert_eq!(
+        batcher
+            .mix_staged(UnixSeconds::new(T0 + 3600))
+            .unwrap()
+            .keys,
+        0
+    );
+    let barrier = Barrier::new(2);
+    let mixed: Vec<usize> = std::thread::scope(|scope| {
+        let mixers: Vec<_> = (0..2)
+            .map(|_| {
+                let mut batcher = storage.batcher().unwrap();
+                let barrier = &barrier;
+                scope.spawn(move || {
+                    barrier.wait();
+                    let now = UnixSeconds::new(T0 + 3600 + 300);
+                    batcher.mix_staged(now).unwrap().keys
+                })
+            })
+            .collect();
+        mixers.into_iter().map(|m| m.join().unwrap()).collect()
+    });
+    let total: usize = mixed.iter().sum();
+    assert!(
+        total == 0 || total == early.len(),
+        "mixed {mixed:?} of {}",
+        early.len()
+    );
+    assert_eq!(released(&mut *batcher), all, "nothing lost or doubled");
+    let later = batcher
+        .mix_staged(UnixSeconds::new(T0 + 7200 + 300))
+        .unwrap();
+    assert_eq!(later.keys, if total == 0 { 0 } else { late.len() });
+    assert_eq!(released(&mut *batcher), all);
 }
 
 fn file(name: &str) -> FileRecord {

@@ -67,6 +67,27 @@ pub trait WriteTx {
     fn redeem_code(&mut self, code: &CodeRow) -> Result<bool>;
     /// Stores a new code; false if its hash exists already (a collision: draw another).
     fn insert_code(&mut self, hash: &CodeHash, order: &CodeOrder) -> Result<bool>;
+    /// Stores new codes, each with the audit log's record that `who` issued it at `now`;
+    /// says for each hash whether it was stored (a hash that exists already, a collision,
+    /// or one given twice, is stored once: draw another).
+    fn insert_codes(
+        &mut self,
+        hashes: &[CodeHash],
+        order: &CodeOrder,
+        who: &str,
+        now: UnixSeconds,
+    ) -> Result<Vec<bool>> {
+        hashes
+            .iter()
+            .map(|hash| {
+                let stored = self.insert_code(hash, order)?;
+                if stored {
+                    self.audit_issue(who, hash, now)?;
+                }
+                Ok(stored)
+            })
+            .collect()
+    }
     /// Stores published keys, each under a random id, with their arrival rounded down and
     /// their embargo rounded up to a multiple of `truncate` seconds (`--truncate-window`,
     /// a divisor of a day).
@@ -216,6 +237,15 @@ pub struct FileRecord {
     pub sha256: [u8; 32],
 }
 
+/// What [`BatchStore::mix_staged`] moved.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Mixed {
+    /// Diagnosis keys.
+    pub keys: usize,
+    /// Check-in reports.
+    pub check_ins: usize,
+}
+
 /// What the first step of retention removed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Expired {
@@ -316,6 +346,14 @@ pub trait BatchStore: Send {
     /// Inserts an open batch for every window that is old enough and not cut yet; the first
     /// window holds the oldest key's arrival. Returns how many were cut.
     fn cut_windows(&mut self, windowing: &Windowing, now: UnixSeconds) -> Result<usize>;
+    /// Moves the keys and check-ins the writer staged into the tables exports are read
+    /// from, a whole truncate window at a time once it ended, in random order; returns how
+    /// many. Only a backend whose tables would show arrival order stages anything
+    /// (PostgreSQL, see `postgres::staging`); SQLite keeps its tables in the order of their
+    /// random ids.
+    fn mix_staged(&mut self, _now: UnixSeconds) -> Result<Mixed> {
+        Ok(Mixed::default())
+    }
     /// Takes the oldest batch that is open, or pending with an expired lease, until
     /// `lease_seconds` after `now`, under a fresh token.
     fn lease(&mut self, now: UnixSeconds, lease_seconds: u64) -> Result<Option<Lease>>;

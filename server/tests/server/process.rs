@@ -1,11 +1,9 @@
 //! The real binary on an ephemeral port with a temporary data directory, for what only
 //! a process shows: restarts, signals, its log and stdout, process-wide metrics.
 
-mod common;
-
+use crate::common::*;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use common::*;
 use serde_json::json;
 
 fn stored(server: &ServerProcess, key: &[u8; 16]) -> Option<kith_server::inspect::KeyRecord> {

@@ -1,7 +1,6 @@
 //! The server two ways, behind one [`Api`]: in-process ([`TestServer`]: `app(state)`
 //! driven with `oneshot` on a manual clock, no socket) and as the real binary on an
 //! ephemeral port ([`ServerProcess`]), for the tests where the process itself matters.
-#![allow(dead_code)] // each test binary uses a different part of this module
 
 pub mod export_store;
 
@@ -16,6 +15,7 @@ use kith_server::{Config, ManualClock, Server, UnixSeconds};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
+#[macro_use]
 pub mod backend;
 pub use backend::Backend;
 

@@ -1,10 +1,8 @@
 //! The portal's forms in-process: case-worker accounts, lockout, the audit log, the
 //! cookie, cross-site requests and resubmitted forms. (`portal.rs` drives Chromium.)
 
-mod common;
-
+use crate::common::*;
 use axum::http::Method;
-use common::*;
 use serde_json::json;
 
 const FORM: &str = "application/x-www-form-urlencoded";

@@ -2,12 +2,10 @@
 //! a temporary data directory and no socket. (`process.rs` runs the binary where the
 //! process itself matters.)
 
-mod common;
-
+use crate::common::*;
 use axum::http::Method;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use common::*;
 use serde_json::{Value, json};
 
 fn stored(server: &TestServer, key: &[u8; 16]) -> Option<kith_server::inspect::KeyRecord> {

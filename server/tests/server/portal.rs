@@ -3,14 +3,12 @@
 //! Needs Debian's `chromium` and `chromium-driver` (`scripts/test` installs them). Without
 //! them the test skips (see `kith_test_support::skip`).
 
-mod common;
-
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use fantoccini::{ClientBuilder, Locator};
 use serde_json::json;
 

@@ -2,14 +2,12 @@
 //! source addresses, idle and dripping connections, invented methods, a second
 //! instance on the same data directory.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 /// A client whose connections come from `address` (any 127.x.y.z works on Linux).

@@ -3,11 +3,9 @@
 //! the batcher publishes the hour's signed trace-warning package, and the other phones
 //! download and match it. In-process, on a manual clock.
 
-mod common;
-
+use crate::common::*;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use common::*;
 use kith_core::checkin::{
     CHECK_INS_PER_UPLOAD, CWA_QR_PREFIX, CheckInUpload, ProtectedReport, Stay, TraceWarningFile,
     TransmissionRiskLevel, VenueDetails, VenuePayload,

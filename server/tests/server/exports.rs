@@ -7,16 +7,14 @@
 //! PostgreSQL with them in a bucket (`--export-store`, on the S3 server scripts/test starts);
 //! the tests of the data directory's own temporary files on both databases.
 
-mod common;
-
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crate::common::*;
 use axum::http::Method;
 use base64::Engine;
-use common::*;
 use kith_core::store::MemoryStore;
 use kith_core::{
     BluetoothMetadata, ExportFile, ExportLimits, ExposureEngine, IntervalNumber, Sighting,
