@@ -73,7 +73,12 @@ fn check_ins(mut store: impl Store) {
 
     assert!(store.check_ins().unwrap().iter().all(|c| !c.shared));
     store.set_shared(&[late, late + early + 1]).unwrap();
-    let shared: Vec<_> = store.check_ins().unwrap().iter().map(|c| c.shared).collect();
+    let shared: Vec<_> = store
+        .check_ins()
+        .unwrap()
+        .iter()
+        .map(|c| c.shared)
+        .collect();
     assert_eq!(shared, [false, true], "only the stored id named");
 }
 
@@ -284,8 +289,14 @@ fn own_visits(store: impl Store) {
         .unwrap();
 
     let now = T0 + 9 * 3_600;
-    assert_eq!(twin.ingest_trace_warnings("twp", &warnings, now).unwrap(), 1);
-    assert_eq!(alice.ingest_trace_warnings("twp", &warnings, now).unwrap(), 1);
+    assert_eq!(
+        twin.ingest_trace_warnings("twp", &warnings, now).unwrap(),
+        1
+    );
+    assert_eq!(
+        alice.ingest_trace_warnings("twp", &warnings, now).unwrap(),
+        1
+    );
     let [found] = alice.venue_exposures().unwrap().try_into().unwrap();
     assert_eq!(found.check_in_id, again.id, "Bob's report, not her own");
 }
