@@ -15,8 +15,8 @@
 //! phones regenerate only what matching asks for: the beacons of the uploader's
 //! contacts with them, and for each scan that heard one, the phone's previous scan
 //! that heard anything (core's `ScanTimeline` measures a scan's duration from it),
-//! searched backwards contact by contact. `tests/per_device.rs` runs sampled phones
-//! through the full per-device path — [`kith_core::ExposureEngine`] with every
+//! searched backwards contact by contact. `tests/sim/per_device.rs` runs sampled
+//! phones through the full per-device path — [`kith_core::ExposureEngine`] with every
 //! sighting recorded and every export ingested, matched by core's
 //! [`kith_core::SightingIndex`] — and gets identical exposures.
 //!
@@ -609,25 +609,99 @@ impl Authority {
 /// the simulator's books) and the days it has notified about.
 #[derive(Clone, Debug, Default)]
 pub struct PhoneExposures {
-    /// Windows of the last 14 days.
+    /// Windows of the last 14 days, ordered by day; those of one day in the order
+    /// they were found (the order their scores are summed in).
     pub windows: Vec<ExposureWindow>,
     /// The agent whose key produced each window.
     pub senders: Vec<u32>,
     /// Days already notified about, per risk configuration (primary first).
     pub notified_days: Vec<Vec<Day>>,
+    /// Per risk configuration, the risk level each day of windows reached when its
+    /// windows last changed (GAEN v2 models only; see [`PhoneExposures::risk`]).
+    day_levels: Vec<Vec<(Day, Option<u8>)>>,
 }
 
 impl PhoneExposures {
+    /// A phone that has found nothing yet, scored with `configs` configurations.
+    fn new(configs: usize) -> Self {
+        Self {
+            notified_days: vec![Vec::new(); configs],
+            day_levels: vec![Vec::new(); configs],
+            ..Self::default()
+        }
+    }
+
     /// Forgets windows and notified days older than the 14 days a phone keeps, as of
     /// `day`: no later window can fall on those days.
     fn forget_before(&mut self, day: u32) {
         let oldest = calendar_day(day.saturating_sub(RETENTION_DAYS - 1));
-        let mut keep = self.windows.iter().map(|w| w.day() >= oldest);
-        self.senders.retain(|_| keep.next().unwrap_or(false));
-        self.windows.retain(|w| w.day() >= oldest);
+        let old = self.windows.partition_point(|w| w.day() < oldest);
+        self.windows.drain(..old);
+        self.senders.drain(..old);
         for days in &mut self.notified_days {
             days.retain(|d| *d >= oldest);
         }
+        for levels in &mut self.day_levels {
+            let old = levels.partition_point(|&(d, _)| d < oldest);
+            levels.drain(..old);
+        }
+    }
+
+    /// Adds windows found today (and whose key each came from), each after the
+    /// windows of its day; returns the days that got new windows, ascending.
+    fn add(&mut self, found: impl IntoIterator<Item = (ExposureWindow, u32)>) -> Vec<Day> {
+        let mut days = Vec::new();
+        for (window, sender) in found {
+            let day = window.day();
+            let at = self.windows.partition_point(|w| w.day() <= day);
+            self.windows.insert(at, window);
+            self.senders.insert(at, sender);
+            days.push(day);
+        }
+        days.sort_unstable();
+        days.dedup();
+        days
+    }
+
+    /// The risk level configuration `c` (`model`) gives the phone's windows at `now`,
+    /// and its days: what [`RiskModel::assess`] gives. `changed` are the days whose
+    /// windows changed since the last call. A GAEN v2 day's level depends only on
+    /// that day's windows (and, through `days_since_exposure_threshold`, on its age),
+    /// so only the changed days are scored again; other models score every window.
+    fn risk(
+        &mut self,
+        c: usize,
+        model: &RiskModel,
+        changed: &[Day],
+        now: UnixSeconds,
+    ) -> (Option<u8>, Vec<Day>) {
+        let RiskModel::Gaen(config) = model else {
+            let summary = model.assess(&self.windows, now);
+            return (summary.risk_level, summary.days);
+        };
+        let levels = &mut self.day_levels[c];
+        for &day in changed {
+            let lo = self.windows.partition_point(|w| w.day() < day);
+            let hi = self.windows.partition_point(|w| w.day() <= day);
+            let summaries = config.daily_summaries(&self.windows[lo..hi], now);
+            let level = summaries.first().and_then(|d| config.classify(d));
+            match levels.binary_search_by_key(&day, |&(d, _)| d) {
+                Ok(i) => levels[i].1 = level,
+                Err(i) => levels.insert(i, (day, level)),
+            }
+        }
+        // A day scored while recent enough may have grown too old since.
+        let today = now.day();
+        let threshold = i64::from(config.days_since_exposure_threshold);
+        let scored = levels
+            .iter()
+            .filter(|&&(d, _)| threshold == 0 || today.days_after(d) <= threshold);
+        let risk_level = scored.clone().filter_map(|&(_, level)| level).min();
+        let days = scored
+            .filter(|&&(_, level)| risk_level.is_some() && level == risk_level)
+            .map(|&(d, _)| d)
+            .collect();
+        (risk_level, days)
     }
 
     /// Whether nothing is left to remember.
@@ -738,7 +812,7 @@ impl Exposures {
         candidates.dedup();
         let groups: Vec<&[(u32, u32)]> = candidates.chunk_by(|x, y| x.0 == y.0).collect();
         // Every phone would derive the same identifiers of a published key: derive
-        // them once (tests/per_device.rs checks this against the per-device path).
+        // them once (tests/sim/per_device.rs checks this against the per-device path).
         let mut heard_keys: Vec<u32> = candidates.iter().map(|&(_, k)| k).collect();
         heard_keys.sort_unstable();
         heard_keys.dedup();
@@ -780,10 +854,7 @@ impl Exposures {
                 let state = self
                     .phones
                     .remove(&phone)
-                    .unwrap_or_else(|| PhoneExposures {
-                        notified_days: vec![Vec::new(); configs.len()],
-                        ..PhoneExposures::default()
-                    });
+                    .unwrap_or_else(|| PhoneExposures::new(configs.len()));
                 (phone, state, windows)
             })
             .collect();
@@ -792,19 +863,15 @@ impl Exposures {
             .map(|(phone, state, windows)| {
                 let agent = radio.phones.agent_of[*phone as usize];
                 state.forget_before(day);
-                for (window, sender) in windows.drain(..) {
-                    state.windows.push(window);
-                    state.senders.push(sender);
-                }
+                let changed = state.add(windows.drain(..));
                 let mut first_times = vec![false; configs.len()];
                 let mut notification = None;
                 for (c, (_, config)) in configs.iter().enumerate() {
-                    let summary = config.assess(&state.windows, now);
-                    if summary.risk_level.is_none() {
+                    let (risk_level, days) = state.risk(c, config, &changed, now);
+                    if risk_level.is_none() {
                         continue;
                     }
-                    let new_days: Vec<Day> = summary
-                        .days
+                    let new_days: Vec<Day> = days
                         .iter()
                         .copied()
                         .filter(|d| !state.notified_days[c].contains(d))
@@ -964,7 +1031,7 @@ struct Scratch {
 /// days, each looked up in the identifiers of the published keys derived once for
 /// every phone ([`KeyBeacons`]); exposure windows from core's [`ScanTimeline`] over
 /// those sightings and the scans before them. `oldest` is the first day of sightings
-/// the phone still keeps. `tests/per_device.rs` checks this against core's
+/// the phone still keeps. `tests/sim/per_device.rs` checks this against core's
 /// [`kith_core::SightingIndex`] and [`kith_core::ExposureEngine`] on sampled phones.
 fn phone_windows(
     radio: &Radio<'_>,
@@ -1053,6 +1120,63 @@ mod tests {
         assert_eq!(today.start(), day_interval(20));
         assert_eq!(today.period().get(), 73, "cut after the upload's interval");
         assert_ne!(daily_key(&streams, 7, 7), daily_key(&streams, 8, 7));
+    }
+
+    /// Scoring only the days with new windows gives what scoring all windows gives,
+    /// day after day, as windows arrive out of day order and days age out.
+    #[test]
+    fn day_by_day_scoring_is_full_scoring() {
+        use kith_core::risk::ScanInstance;
+        let streams = Streams::new(3);
+        let mut recent = RiskConfig::enx_with_15_minute_alert();
+        recent.days_since_exposure_threshold = 4;
+        recent.minimum_window_score = 200.0;
+        let models: Vec<RiskModel> = vec![
+            risk_config("enx").unwrap(),
+            risk_config("apple").unwrap(),
+            risk_config("threshold:55").unwrap(),
+            recent.into(),
+        ];
+        let mut phone = PhoneExposures::new(models.len());
+        let mut reached = 0;
+        for today in 0..30u32 {
+            let now = unix_time(today + 1, 0) - 1;
+            phone.forget_before(today);
+            let found: Vec<(ExposureWindow, u32)> =
+                (0..streams.bits(Purpose::App, [9, today.into(), 0]) % 4)
+                    .map(|k| {
+                        let bits = |i| streams.bits(Purpose::App, [u64::from(today), k, i]);
+                        let day = today.saturating_sub((bits(1) % 14) as u32);
+                        let scans = (0..1 + bits(2) % 8)
+                            .map(|j| ScanInstance {
+                                typical_attenuation: 40 + (bits(10 + j) % 40) as u8,
+                                min_attenuation: 40,
+                                seconds_since_last_scan: 60 * (1 + (bits(20 + j) % 5)) as u16,
+                            })
+                            .collect();
+                        let window = ExposureWindow {
+                            start: unix_time(day, (bits(3) % 80_000) as u32),
+                            report_type: ReportType::ConfirmedTest,
+                            days_since_onset: DaysSinceOnset::new((bits(4) % 29) as i32 - 14).ok(),
+                            calibration_confidence: CalibrationConfidence::High,
+                            scan_instances: scans,
+                        };
+                        (window, k as u32)
+                    })
+                    .collect();
+            let changed = phone.add(found);
+            for (c, model) in models.iter().enumerate() {
+                let full = model.assess(&phone.windows, now);
+                let (level, days) = phone.risk(c, model, &changed, now);
+                assert_eq!(
+                    (level, &days),
+                    (full.risk_level, &full.days),
+                    "day {today}, model {c}"
+                );
+                reached += usize::from(level.is_some());
+            }
+        }
+        assert!(reached > 10, "too few risky days to compare: {reached}");
     }
 
     #[test]

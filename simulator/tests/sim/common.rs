@@ -1,7 +1,5 @@
 //! Small scenarios shared by the integration tests: sized to run in seconds in debug.
 
-#![allow(dead_code)]
-
 use kith_sim::Scenario;
 use kith_sim::scenario::NetworkKind;
 

@@ -1,6 +1,6 @@
 //! The validation tests of the model (SIMULATOR.md "Targets a run can be checked against").
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 

@@ -1,6 +1,6 @@
 //! Runs are deterministic per seed and identical on one and two threads.
 
-mod common;
+use crate::common;
 
 use kith_sim::{Arm, Simulation};
 

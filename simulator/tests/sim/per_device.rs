@@ -3,7 +3,7 @@
 //! full per-device path — core's `ExposureEngine` over a `MemoryStore`, every sighting
 //! of every scan recorded day by day, every day's signed export verified and ingested — and must end with exactly the exposures the simulator gave them.
 
-mod common;
+use crate::common;
 
 use kith_core::ExposureEngine;
 use kith_core::risk::ExposureWindow;
