@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 
 pub mod nginx;
 pub mod postgres;
+pub mod test_services;
 
 pub use nginx::{Nginx, free_loopback_addr};
 
@@ -102,6 +103,9 @@ pub enum LaunchError {
     /// A PostgreSQL tool failed.
     #[error("PostgreSQL: {0}")]
     Postgres(String),
+    /// The S3 server refused a request, or could not be asked.
+    #[error("S3: {0}")]
+    S3(String),
     /// Waiting for or signalling the process failed.
     #[error("controlling kith-server: {0}")]
     Io(#[from] std::io::Error),

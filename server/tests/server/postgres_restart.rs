@@ -25,13 +25,6 @@ async fn publish(api: &impl Api, code: &str, keys: usize) -> (u16, Option<String
     (status, body["error"].as_str().map(str::to_owned))
 }
 
-fn stored_keys(url: &str) -> u64 {
-    kith_server::inspect::StoredData::connect(&url.parse().unwrap())
-        .unwrap()
-        .count_keys()
-        .unwrap()
-}
-
 #[tokio::test]
 async fn postgres_restarted_under_the_server_gives_503_then_everything_works() {
     let dir = tempfile::tempdir().unwrap();

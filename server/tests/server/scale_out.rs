@@ -10,10 +10,8 @@ use crate::common::*;
 
 /// A fresh database on the test server: its URL and a client on it.
 async fn fresh_database() -> Option<(String, tokio_postgres::Client)> {
-    if std::env::var(backend::POSTGRES_VAR).is_err() {
-        kith_test_support::skip(
-            "KITH_TEST_POSTGRES is not set (scripts/test starts a PostgreSQL server and sets it)",
-        );
+    if let Err(missing) = kith_launch::test_services::postgres_server() {
+        kith_test_support::skip(missing);
         return None;
     }
     let url = backend::create_database();
@@ -22,14 +20,6 @@ async fn fresh_database() -> Option<(String, tokio_postgres::Client)> {
         .unwrap();
     tokio::spawn(connection);
     Some((url, client))
-}
-
-/// The keys stored in the database at `url` (mixed or staged).
-fn stored_keys(url: &str) -> u64 {
-    kith_server::inspect::StoredData::connect(&url.parse().unwrap())
-        .unwrap()
-        .count_keys()
-        .unwrap()
 }
 
 /// The files every instance shares: the pepper codes are hashed with, the admin key's hash,
@@ -131,7 +121,7 @@ async fn instances_on_one_database_and_one_bucket_export_each_key_once_and_all_s
     let Some((url, db)) = fresh_database().await else {
         return;
     };
-    let Some(bucket) = ExportBackend::fresh_bucket().await else {
+    let Some(bucket) = ExportBackend::fresh_bucket() else {
         return;
     };
     let server = killed_and_racing_batchers(&url, &db, &bucket).await;
@@ -431,7 +421,7 @@ async fn two_instances_behind_nginx_on_the_committed_configuration() {
     let Some((url, _db)) = fresh_database().await else {
         return;
     };
-    let Some(bucket) = ExportBackend::fresh_bucket().await else {
+    let Some(bucket) = ExportBackend::fresh_bucket() else {
         return;
     };
     if let Err(missing) = kith_launch::nginx::nginx_binary() {

@@ -10,12 +10,9 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use rand::RngCore;
+use kith_launch::test_services;
 
-use super::export_store::{ExportBackend, S3_VARIABLE};
-
-/// The environment variable with the URL of the PostgreSQL server scripts/test starts.
-pub const POSTGRES_VAR: &str = "KITH_TEST_POSTGRES";
+use super::export_store::ExportBackend;
 
 /// Where a test's servers keep their data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,15 +55,15 @@ impl Backend {
     /// Runs `test` with every server it starts on this backend; returns without running
     /// it (after [`kith_test_support::skip`]) when the backend's servers are not there.
     pub async fn run(self, test: impl Future<Output = ()>) {
-        if self != Self::Sqlite && std::env::var(POSTGRES_VAR).is_err() {
-            return kith_test_support::skip(format_args!(
-                "{POSTGRES_VAR} is not set (scripts/test starts a PostgreSQL server and sets it)"
-            ));
-        }
-        if self == Self::PostgresS3 && std::env::var(S3_VARIABLE).is_err() {
-            return kith_test_support::skip(format_args!(
-                "{S3_VARIABLE} is not set (scripts/test starts an S3 server and sets it)"
-            ));
+        let missing = match self {
+            Self::Sqlite => None,
+            Self::Postgres => test_services::postgres_server().err(),
+            Self::PostgresS3 => test_services::postgres_server()
+                .and(test_services::s3_server())
+                .err(),
+        };
+        if let Some(missing) = missing {
+            return kith_test_support::skip(missing);
         }
         BACKEND.scope(self, test).await;
     }
@@ -94,7 +91,7 @@ impl Backend {
                     .buckets
                     .entry(data_dir.to_owned())
                     .or_insert_with(|| {
-                        on_a_runtime_of_its_own(ExportBackend::fresh_bucket())
+                        ExportBackend::fresh_bucket()
                             .expect("KITH_TEST_S3 was checked when the test began")
                     })
                     .clone()
@@ -103,28 +100,11 @@ impl Backend {
     }
 }
 
-/// Runs `future` to completion on a runtime of its own, on a thread of its own: the caller
-/// may be inside a test's runtime, where blocking on another is not allowed.
-fn on_a_runtime_of_its_own<T: Send>(future: impl Future<Output = T> + Send) -> T {
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap()
-                    .block_on(future)
-            })
-            .join()
-            .unwrap()
-    })
-}
-
 /// Creates an empty database on the test server (`KITH_TEST_POSTGRES`, which must be set);
 /// returns its URL.
 pub fn create_database() -> String {
-    let server = std::env::var(POSTGRES_VAR).expect("KITH_TEST_POSTGRES");
-    let name = format!("kith_test_{:016x}", rand::rngs::OsRng.next_u64());
+    let server = test_services::postgres_server().unwrap_or_else(|missing| panic!("{missing}"));
+    let name = test_services::fresh_name("kith_test_").unwrap();
     kith_server::create_database(&server, &name).unwrap()
 }
 

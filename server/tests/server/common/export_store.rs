@@ -3,12 +3,8 @@
 
 use std::path::Path;
 
+use kith_launch::test_services;
 use kith_server::Config;
-use rand::RngCore;
-
-/// The S3 server's URL, which scripts/test sets (with `AWS_ACCESS_KEY_ID` and
-/// `AWS_SECRET_ACCESS_KEY`).
-pub const S3_VARIABLE: &str = "KITH_TEST_S3";
 
 /// An export store for a test's servers.
 #[derive(Clone, Debug)]
@@ -27,43 +23,16 @@ pub enum ExportBackend {
 impl ExportBackend {
     /// A new bucket on `KITH_TEST_S3`, readable by anyone (as `--export-serve redirect`
     /// needs), or `None` after a skip when there is no S3 server.
-    pub async fn fresh_bucket() -> Option<Self> {
-        let endpoint = std::env::var(S3_VARIABLE).ok();
-        let credentials = std::env::var_os("AWS_ACCESS_KEY_ID").is_some()
-            && std::env::var_os("AWS_SECRET_ACCESS_KEY").is_some();
-        let Some(endpoint) = endpoint.filter(|_| credentials) else {
-            kith_test_support::skip(format!(
-                "{S3_VARIABLE}, AWS_ACCESS_KEY_ID or AWS_SECRET_ACCESS_KEY is not set \
-                 (scripts/test starts an S3 server and sets them)"
-            ));
-            return None;
+    pub fn fresh_bucket() -> Option<Self> {
+        let endpoint = match test_services::s3_server() {
+            Ok(endpoint) => endpoint,
+            Err(missing) => {
+                kith_test_support::skip(missing);
+                return None;
+            }
         };
-        let bucket = format!("kith-{:016x}", rand::rngs::OsRng.next_u64());
-        let http = reqwest::Client::new();
-        let created = http
-            .put(format!("{endpoint}/{bucket}"))
-            .body("")
-            .send()
-            .await
-            .unwrap();
-        assert!(created.status().is_success(), "{:?}", created.text().await);
-        let policy = serde_json::json!({
-            "Version": "2012-10-17",
-            "Statement": [{
-                "Effect": "Allow",
-                "Principal": "*",
-                "Action": "s3:GetObject",
-                "Resource": format!("arn:aws:s3:::{bucket}/*"),
-            }],
-        });
-        let public = http
-            .put(format!("{endpoint}/{bucket}?policy"))
-            .header("content-type", "application/json")
-            .body(policy.to_string())
-            .send()
-            .await
-            .unwrap();
-        assert!(public.status().is_success(), "{:?}", public.text().await);
+        let bucket = test_services::fresh_name("kith-").unwrap();
+        test_services::create_bucket(&endpoint, &bucket, true).unwrap();
         Some(Self::Bucket { endpoint, bucket })
     }
 

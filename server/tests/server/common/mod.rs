@@ -192,6 +192,14 @@ impl TestServer {
     }
 }
 
+/// The keys stored in the PostgreSQL database at `url` (mixed or still staged).
+pub fn stored_keys(url: &str) -> u64 {
+    kith_server::inspect::StoredData::connect(&url.parse().unwrap())
+        .unwrap()
+        .count_keys()
+        .unwrap()
+}
+
 /// What a server on `data_dir` stored on `backend`.
 pub fn stored_data(data_dir: &Path, backend: Backend) -> kith_server::inspect::StoredData {
     let url = backend
