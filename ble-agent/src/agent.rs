@@ -583,13 +583,15 @@ impl<C: Clock> Agent<C> {
             code,
         };
         let answer = server.publish_sealed(&config, &upload, &mut OsRng).await?;
+        // Acknowledged: the packages that carry these visits must not warn their owner.
+        self.engine.mark_check_ins_shared(&check_ins.check_ins)?;
         info!(
             keys = keys.len(),
             "uploaded this device's keys and venue visits"
         );
         Ok(ReportOutcome {
             keys_uploaded: keys.len(),
-            check_ins_uploaded: check_ins.visits,
+            check_ins_uploaded: check_ins.visits(),
             server: answer,
         })
     }

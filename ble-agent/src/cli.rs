@@ -258,6 +258,8 @@ struct Visit {
     departure: String,
     arrival_unix: u64,
     departure_unix: u64,
+    /// Uploaded after a positive test: it no longer raises warnings.
+    shared: bool,
 }
 
 impl From<kith_core::checkin::CheckIn> for Visit {
@@ -271,6 +273,7 @@ impl From<kith_core::checkin::CheckIn> for Visit {
             departure: date_time(stay.departure()),
             arrival_unix: stay.arrival().get(),
             departure_unix: stay.departure().get(),
+            shared: check_in.shared,
         }
     }
 }
@@ -286,8 +289,13 @@ impl std::fmt::Display for Visits {
         for v in &self.0 {
             writeln!(
                 f,
-                "visit {}: {}, {}, {} to {} UTC",
-                v.id, v.venue, v.address, v.arrival, v.departure
+                "visit {}: {}, {}, {} to {} UTC{}",
+                v.id,
+                v.venue,
+                v.address,
+                v.arrival,
+                v.departure,
+                if v.shared { " (shared)" } else { "" }
             )?;
         }
         Ok(())

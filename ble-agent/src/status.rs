@@ -25,6 +25,8 @@ pub struct Status {
     pub risk: Risk,
     /// Venue visits stored (the last 14 days).
     pub check_ins: usize,
+    /// Of them, those uploaded after a positive test (they raise no warnings).
+    pub check_ins_shared: usize,
     /// Visits that overlapped a positive person's, oldest first.
     pub venue_exposures: Vec<VenueWarning>,
 }
@@ -145,6 +147,7 @@ pub(crate) fn status(
         .map(VenueWarning::from)
         .collect();
     venue_exposures.sort_by_key(|w| (w.from_unix, w.until_unix));
+    let check_ins = engine.check_ins()?;
     Ok(Status {
         keys: store.own_keys()?.len(),
         sightings: sightings.len(),
@@ -160,7 +163,8 @@ pub(crate) fn status(
                 .map(|d| (d.day.to_string(), d.summary.score_sum))
                 .collect(),
         },
-        check_ins: engine.check_ins()?.len(),
+        check_ins: check_ins.len(),
+        check_ins_shared: check_ins.iter().filter(|c| c.shared).count(),
         venue_exposures,
     })
 }
@@ -203,7 +207,11 @@ impl std::fmt::Display for Status {
         for (day, score) in &self.risk.daily_scores {
             writeln!(f, "  {day}: score {score:.0}")?;
         }
-        writeln!(f, "venue visits: {} stored", self.check_ins)?;
+        writeln!(
+            f,
+            "venue visits: {} stored, {} shared",
+            self.check_ins, self.check_ins_shared
+        )?;
         if self.venue_exposures.is_empty() {
             writeln!(f, "venue warnings: none")?;
         }

@@ -292,6 +292,18 @@ async fn the_visitor_who_overlapped_a_positive_one_is_warned_with_the_time_and_t
         "{text}"
     );
 
+    // Alice's own visit is in the package, but her device knows it shared it.
+    let (sync, _) = agent(&path("alice"), 0, &["check", "--server", &url]);
+    assert_eq!(sync["trace_warning_packages_new"], 1, "{sync}");
+    assert_eq!(sync["new_venue_exposures"], serde_json::json!([]), "{sync}");
+    let (status, _) = agent(&path("alice"), 0, &["status"]);
+    assert_eq!(
+        (&status["check_ins"], &status["check_ins_shared"]),
+        (&serde_json::json!(1), &serde_json::json!(1)),
+        "{status}"
+    );
+    assert_eq!(status["venue_exposures"], serde_json::json!([]), "{status}");
+
     // Carol came after Alice had left: the same package warns her of nothing.
     let (sync, _) = agent(&path("carol"), 0, &["check", "--server", &url]);
     assert_eq!(sync["trace_warning_packages_new"], 1, "{sync}");

@@ -335,6 +335,7 @@ fn check_in(
             address: venue.details().address.clone(),
             stay: Stay::new(arrival, departure).unwrap(),
         },
+        shared: false,
     }
 }
 

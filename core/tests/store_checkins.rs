@@ -70,6 +70,16 @@ fn check_ins(mut store: impl Store) {
     assert!(store.set_stay(late, out).unwrap());
     assert!(!store.set_stay(late + early + 1, out).unwrap());
     assert_eq!(store.check_ins().unwrap()[1].visit.stay, out);
+
+    assert!(store.check_ins().unwrap().iter().all(|c| !c.shared));
+    store.set_shared(&[late, late + early + 1]).unwrap();
+    let shared: Vec<_> = store
+        .check_ins()
+        .unwrap()
+        .iter()
+        .map(|c| c.shared)
+        .collect();
+    assert_eq!(shared, [false, true], "only the stored id named");
 }
 
 fn venue_exposures(mut store: impl Store) {
@@ -168,7 +178,7 @@ fn engine(store: impl Store) {
     let upload = alice
         .check_ins_to_upload(&mut rng, T0 + 7_200, level)
         .unwrap();
-    assert_eq!(upload.visits, 1);
+    assert_eq!(upload.visits(), 1);
     assert_eq!(upload.reports.len(), CHECK_INS_PER_UPLOAD);
     let mut reports = upload.reports;
     reports.push(ProtectedReport::padding(&mut rng));
@@ -216,7 +226,7 @@ fn engine(store: impl Store) {
     let late = T0 + 15 * DAY;
     let none = bob.check_ins_to_upload(&mut rng, late, level).unwrap();
     assert_eq!(
-        (none.visits, none.reports.len()),
+        (none.visits(), none.reports.len()),
         (0, CHECK_INS_PER_UPLOAD),
         "padding only"
     );
@@ -224,7 +234,7 @@ fn engine(store: impl Store) {
     let upload = bob
         .check_ins_to_upload(&mut rng, late + 900, level)
         .unwrap();
-    assert_eq!(upload.visits, 1);
+    assert_eq!(upload.visits(), 1);
     let [opened] = upload
         .reports
         .iter()
@@ -242,6 +252,55 @@ fn engine(store: impl Store) {
     assert!(bob.venue_exposures().unwrap().is_empty());
 }
 
+/// Alice shares her café visit after a positive test; her twin, who sat beside her and
+/// shared nothing, shows what the package would tell her. A later visit of hers is
+/// still matched.
+fn own_visits(store: impl Store) {
+    let mut rng = StdRng::seed_from_u64(2);
+    let cafe = venue(1, Some(60));
+    let mut alice = ExposureEngine::new(store).unwrap();
+    let mut twin = ExposureEngine::new(MemoryStore::new()).unwrap();
+    let mut bob = ExposureEngine::new(MemoryStore::new()).unwrap();
+    let hers = alice.check_in(&cafe, T0).unwrap();
+    twin.check_in(&cafe, T0).unwrap();
+
+    let level = TransmissionRiskLevel::new(7).unwrap();
+    let upload = alice
+        .check_ins_to_upload(&mut rng, T0 + 7_200, level)
+        .unwrap();
+    assert_eq!(upload.check_ins, [hers.id]);
+    alice.mark_check_ins_shared(&upload.check_ins).unwrap();
+    assert!(alice.check_ins().unwrap()[0].shared);
+
+    // Later that day both are at the café again, and Bob, who tests positive next.
+    let again = alice.check_in(&cafe, T0 + 5 * 3_600).unwrap();
+    bob.check_in(&cafe, T0 + 5 * 3_600).unwrap();
+    let his = bob
+        .check_ins_to_upload(&mut rng, T0 + 8 * 3_600, level)
+        .unwrap();
+    let signer = ExportSigner::new("262", "v1", SigningKey::generate(&mut rng));
+    let trusted = TrustedKeys::new().with("262", "v1", signer.verifying_key());
+    let mut reports = upload.reports;
+    reports.extend(his.reports);
+    let file = package(&reports, &signer);
+    let warnings = TraceWarningFile::parse(&file, &ExportLimits::default())
+        .unwrap()
+        .verify(&trusted)
+        .unwrap();
+
+    let now = T0 + 9 * 3_600;
+    assert_eq!(
+        twin.ingest_trace_warnings("twp", &warnings, now).unwrap(),
+        1
+    );
+    assert_eq!(
+        alice.ingest_trace_warnings("twp", &warnings, now).unwrap(),
+        1
+    );
+    let [found] = alice.venue_exposures().unwrap().try_into().unwrap();
+    assert_eq!(found.check_in_id, again.id, "Bob's report, not her own");
+}
+
 macro_rules! conformance {
     ($name:ident, $store:expr) => {
         mod $name {
@@ -254,6 +313,10 @@ macro_rules! conformance {
             #[test]
             fn keeps_venue_exposures_once() {
                 venue_exposures($store);
+            }
+            #[test]
+            fn does_not_warn_of_the_users_own_shared_visits() {
+                own_visits($store);
             }
             #[test]
             fn purges_check_ins_after_14_days() {
@@ -276,11 +339,16 @@ fn sqlite_check_ins_survive_reopening() {
     let path = dir.path().join("device.db");
     let id = {
         let mut store = SqliteStore::open(&path).unwrap();
-        store.add_check_in(&visit(4, T0, T0 + 600)).unwrap()
+        let id = store.add_check_in(&visit(4, T0, T0 + 600)).unwrap();
+        store.set_shared(&[id]).unwrap();
+        id
     };
     let store = SqliteStore::open(&path).unwrap();
     let [stored] = store.check_ins().unwrap().try_into().unwrap();
-    assert_eq!((stored.id, stored.visit), (id, visit(4, T0, T0 + 600)));
+    assert_eq!(
+        (stored.id, stored.visit, stored.shared),
+        (id, visit(4, T0, T0 + 600), true)
+    );
 }
 
 #[test]
@@ -298,7 +366,7 @@ fn a_day_uploads_its_first_20_visits_and_the_next_day_its_own() {
     let upload = phone
         .check_ins_to_upload(&mut rng, T0 + DAY + 3_600, level)
         .unwrap();
-    assert_eq!(upload.visits, MAX_CHECK_INS_PER_DAY + 1);
+    assert_eq!(upload.visits(), MAX_CHECK_INS_PER_DAY + 1);
     let reports = upload.reports;
     let sent = |c: &kith_core::checkin::CheckIn| {
         reports.iter().any(|r| r.open(&c.visit.location_id).is_ok())
@@ -333,7 +401,7 @@ fn more_visits_than_an_upload_holds_send_the_latest() {
         .check_ins_to_upload(&mut rng, now, TransmissionRiskLevel::HIGHEST)
         .unwrap();
     assert_eq!(
-        (upload.visits, upload.reports.len()),
+        (upload.visits(), upload.reports.len()),
         (CHECK_INS_PER_UPLOAD, CHECK_INS_PER_UPLOAD),
         "no room left for padding"
     );

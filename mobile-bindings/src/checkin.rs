@@ -27,6 +27,9 @@ pub struct CheckIn {
     pub arrival_unix_seconds: i64,
     /// Departure, Unix seconds: planned (the venue's default length) until checked out.
     pub departure_unix_seconds: i64,
+    /// Whether the user shared it after a positive test
+    /// ([`ExposureEngine::mark_check_ins_shared`]): it no longer raises warnings.
+    pub shared: bool,
 }
 
 impl From<checkin::CheckIn> for CheckIn {
@@ -37,6 +40,7 @@ impl From<checkin::CheckIn> for CheckIn {
             address: check_in.visit.address,
             arrival_unix_seconds: seconds(check_in.visit.stay.arrival()),
             departure_unix_seconds: seconds(check_in.visit.stay.departure()),
+            shared: check_in.shared,
         }
     }
 }
@@ -57,8 +61,10 @@ pub struct ProtectedCheckIn {
 pub struct CheckInUpload {
     /// Always 280 reports, the visits among padding: upload them all, in this order.
     pub reports: Vec<ProtectedCheckIn>,
-    /// How many of them are the user's visits, to tell the user; never upload it.
-    pub visits: u32,
+    /// The ids of the user's visits among them, to tell the user and, once the server
+    /// has acknowledged the upload, to pass to
+    /// [`ExposureEngine::mark_check_ins_shared`]; never upload them.
+    pub check_in_ids: Vec<i64>,
 }
 
 /// A visit that overlapped a positive person's reported visit.
@@ -155,8 +161,22 @@ impl ExposureEngine {
                     report: report.to_bytes(),
                 })
                 .collect(),
-            visits: u32::try_from(upload.visits).unwrap_or(u32::MAX),
+            check_in_ids: upload.check_ins.into_iter().map(stored_id).collect(),
         })
+    }
+
+    /// Remembers that the visits `check_in_ids` (from a [`CheckInUpload`]) were shared:
+    /// call it once the server has acknowledged the upload, so the packages that carry
+    /// them do not warn the user of their own visits. Visits not uploaded, and later
+    /// ones, still raise warnings; ids no longer stored are ignored.
+    pub fn mark_check_ins_shared(&self, check_in_ids: Vec<i64>) -> Result<()> {
+        let ids = check_in_ids
+            .into_iter()
+            .map(|check_in_id| id("check_in_ids", check_in_id))
+            .collect::<Result<Vec<_>>>()?;
+        self.lock()
+            .mark_check_ins_shared(&ids)
+            .map_err(KithError::Storage)
     }
 
     /// Reads a downloaded trace-warning package (zip bytes), checks its signature

@@ -7,12 +7,17 @@
 //! target/release/examples/download_bench day        # (c) only
 //! ```
 //!
-//! **(b) serve**: one export zip of about 1 MB, downloaded over and over by 256 concurrent
-//! clients (`wrk`, keep-alive), from the release `kith-server` and from `nginx` serving the
-//! same file from the same data directory, one after the other, in rounds; requests/s, p99
-//! latency and each server's CPU time. nginx runs on a temporary configuration (as many
-//! workers as cores, sendfile, an open-file cache, no access log, keep-alive without a
-//! request limit), on a free loopback port, and is stopped by its PID.
+//! **(b) serve**: the export index, a typical hourly zip (~23 KB), the issue's ~1 MB zip and
+//! a ~10 MB one, each downloaded over and over by 1, 64 and 256 concurrent clients (`wrk`,
+//! keep-alive), from the release `kith-server` and from `nginx` serving the same file from
+//! the same data directory, one after the other, in rounds; requests/s, p99 latency and
+//! each server's CPU time, as a table at the end. `--files` and `--clients` pick a part of
+//! that matrix (`serve --files daily --clients 256 --seconds 10` is the issue's run). nginx
+//! runs on a temporary configuration (as many workers as cores, sendfile, tcp_nopush, an
+//! open-file cache, no access log, keep-alive without a request limit, kith-server's
+//! `Cache-Control`), on a free loopback port, and is stopped by its PID. The benchmark
+//! checks that both send the same bytes with the same length, type and caching headers,
+//! and prints both sides' headers, worker processes and threads.
 //!
 //! **(c) day**: 14 daily export files; 100 000 devices, each starting at its own moment
 //! spread evenly over the run, fetch the index (conditionally, with the ETag of the index
@@ -50,28 +55,60 @@ struct Args {
     server: Option<PathBuf>,
 }
 
-#[derive(Clone, Copy, Debug, Subcommand)]
+#[derive(Clone, Debug, Subcommand)]
 enum Bench {
-    /// (b) one ~1 MB zip to many concurrent clients, kith-server beside nginx.
+    /// (b) export files of several sizes to 1–256 keep-alive clients, kith-server beside nginx.
     Serve(ServeArgs),
     /// (c) a day of downloads by many devices, compressed into one run.
     Day(DayArgs),
 }
 
-#[derive(Clone, Copy, Debug, Parser)]
+#[derive(Clone, Debug, Parser)]
 struct ServeArgs {
-    /// Concurrent connections.
-    #[arg(long, default_value_t = 256)]
-    clients: u32,
-    /// Seconds per server and round (at most 60).
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=60))]
+    /// Files to download, one run of each per connection count.
+    #[arg(long, value_delimiter = ',', default_values_t = [Served::Index, Served::Hourly, Served::Daily, Served::Large])]
+    files: Vec<Served>,
+    /// Concurrent connections, one run per count.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 64, 256])]
+    clients: Vec<u32>,
+    /// Seconds per server, file, connection count and round (at most 60).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=60))]
     seconds: u64,
     /// Rounds; each runs nginx then kith-server.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=5))]
     rounds: u32,
-    /// Keys in the file (50 000 make about 1 MB).
-    #[arg(long, default_value_t = 50_000)]
-    keys: usize,
+}
+
+/// A file the serve benchmark downloads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Served {
+    /// The export index (a few lines).
+    Index,
+    /// A typical hourly export (1 100 keys, about 23 KB).
+    Hourly,
+    /// The issue's file: 50 000 keys, about 1 MB.
+    Daily,
+    /// A big day: 480 000 keys, about 10 MB.
+    Large,
+}
+
+impl std::fmt::Display for Served {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let value = clap::ValueEnum::to_possible_value(self).expect("no variant is skipped");
+        f.write_str(value.get_name())
+    }
+}
+
+impl Served {
+    /// Keys in the file (none for the index).
+    fn keys(self) -> usize {
+        match self {
+            Self::Index => 0,
+            Self::Hourly => 1_100,
+            Self::Daily => 50_000,
+            Self::Large => 480_000,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Parser)]
@@ -139,38 +176,59 @@ fn exported(dir: &Path, keys_per_day: &[usize]) -> Vec<(String, u64)> {
     files
 }
 
+/// kith-server on `dir`, with as many runtime worker threads as nginx's `worker_processes
+/// auto` starts workers: one per core.
 fn start_kith(binary: &Path, dir: &Path) -> ServerProcess {
     ServerProcess::start(
         binary,
         dir,
         &["--export-period", &DAY.to_string()],
-        &[("KITH_LOG", "warn")],
+        &[
+            ("KITH_LOG", "warn"),
+            ("TOKIO_WORKER_THREADS", &cores().to_string()),
+        ],
     )
     .unwrap_or_else(|e| panic!("cannot start kith-server: {e}"))
 }
 
 /// CPU time (user + system) a process and, with `children`, its direct children have used.
-fn cpu_seconds(pid: u32, children: bool) -> f64 {
-    let ticks = |stat: &str| -> Option<(u32, u64)> {
-        // Fields after the command name, which may hold spaces: state, ppid, ...
-        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-        let parent = fields.get(1)?.parse().ok()?;
-        let used = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-        Some((parent, used))
+fn cpu_seconds(pid: u32, with_children: bool) -> f64 {
+    let used = |pid: u32| -> u64 {
+        let fields = stat_fields(pid).unwrap_or_default();
+        let field = |n: usize| fields.get(n).and_then(|f| f.parse::<u64>().ok());
+        field(11)
+            .zip(field(12))
+            .map_or(0, |(user, system)| user + system)
     };
-    let read = |pid: u32| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok();
-    let mut total = read(pid).and_then(|s| ticks(&s)).map_or(0, |t| t.1);
-    if children {
-        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let child = entry.file_name().to_str().and_then(|n| n.parse().ok());
-            if let Some((parent, used)) = child.and_then(read).and_then(|s| ticks(&s))
-                && parent == pid
-            {
-                total += used;
-            }
-        }
+    let mut total = used(pid);
+    if with_children {
+        total += children(pid).into_iter().map(used).sum::<u64>();
     }
     total as f64 / clock_ticks_per_second()
+}
+
+/// The fields of `/proc/<pid>/stat` after the command name (which may hold spaces): state,
+/// parent, ...
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields = stat.rsplit_once(')')?.1.split_whitespace();
+    Some(fields.map(str::to_owned).collect())
+}
+
+/// Processes whose parent is `pid`.
+fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+        .filter(|&child| stat_fields(child).and_then(|f| f.get(1)?.parse().ok()) == Some(pid))
+        .collect()
+}
+
+/// The cores this process may run on.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 fn clock_ticks_per_second() -> f64 {
@@ -198,7 +256,7 @@ fn require(tool: &str, package: &str) {
 // ---------------------------------------------------------------- (b) serve
 
 /// nginx on a temporary configuration (kith-launch's launcher), serving `root` on a loopback
-/// port, tuned as a static file server would be.
+/// port, tuned as a static file server would be, with kith-server's `Cache-Control`.
 fn start_nginx(root: &Path, scratch: &Path) -> (Nginx, SocketAddr) {
     let addr = kith_launch::free_loopback_addr().unwrap();
     let http = format!(
@@ -210,7 +268,9 @@ fn start_nginx(root: &Path, scratch: &Path) -> (Nginx, SocketAddr) {
     server {{
         listen {addr};
         root {root};
+        charset utf-8;
         location /v1/exports/ {{ add_header Cache-Control "public, max-age=31536000, immutable"; }}
+        location = /v1/exports/index.txt {{ add_header Cache-Control "public, max-age=60"; }}
     }}"#,
         root = root.display()
     );
@@ -229,13 +289,16 @@ struct WrkRun {
     cpu_seconds: f64,
 }
 
-fn wrk(url: &str, args: ServeArgs, pid: u32, children: bool) -> WrkRun {
+/// `wrk` on `url` with `clients` connections for `seconds`, measuring the CPU time of `pid`
+/// (and of its children: nginx's workers).
+fn wrk(url: &str, clients: u32, seconds: u64, pid: u32, children: bool) -> WrkRun {
     let cpu_before = cpu_seconds(pid, children);
     let output = Command::new("wrk")
         .args([
-            "-t2",
-            &format!("-c{}", args.clients),
-            &format!("-d{}s", args.seconds),
+            // wrk needs at least one connection per thread.
+            &format!("-t{}", clients.min(2)),
+            &format!("-c{clients}"),
+            &format!("-d{seconds}s"),
             "--timeout",
             "10s",
             "--latency",
@@ -301,9 +364,133 @@ fn wrk_size_mb(text: &str) -> f64 {
     )
 }
 
-fn print_run(server: &str, round: u32, run: &WrkRun, seconds: u64) {
+/// What `curl` saw of `url`: the body's length and the response headers, without `Date`.
+fn fetch_once(url: &str) -> (u64, Vec<String>) {
+    let out = Command::new("curl")
+        .args([
+            "-sf",
+            "-o",
+            "/dev/null",
+            "-D",
+            "-",
+            "-w",
+            "%{size_download}",
+            url,
+        ])
+        .output()
+        .expect("cannot run curl: apt-get install curl");
+    assert!(out.status.success(), "{url} does not answer");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (headers, size) = text
+        .rsplit_once("\r\n\r\n")
+        .expect("headers, then the size");
+    let headers = headers
+        .lines()
+        .skip(1)
+        .filter(|line| !line.to_ascii_lowercase().starts_with("date:"))
+        .map(str::to_owned)
+        .collect();
+    (size.trim().parse().expect("a size"), headers)
+}
+
+/// The value of header `name` in `headers` as [`fetch_once`] returns them.
+fn header<'a>(headers: &'a [String], name: &str) -> Option<&'a str> {
+    headers.iter().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.eq_ignore_ascii_case(name).then(|| value.trim())
+    })
+}
+
+/// One line of the result table: a file at a connection count, best rounds of each server.
+struct Compared {
+    served: Served,
+    bytes: u64,
+    clients: u32,
+    kith: Vec<WrkRun>,
+    nginx: Vec<WrkRun>,
+}
+
+fn serve_bench(binary: &Path, args: ServeArgs) {
+    require("wrk", "wrk");
     println!(
-        "  round {round} {server:<11} {:>8.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  {:>7.0} MiB/s  CPU {:.2} cores{}",
+        "(b) export files, {:?} connections, {} s per server, file, connection count and round",
+        args.clients, args.seconds
+    );
+    let data = tempfile::tempdir().unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let zips: Vec<Served> = args
+        .files
+        .iter()
+        .copied()
+        .filter(|&f| f != Served::Index)
+        .collect();
+    let keys: Vec<usize> = zips.iter().map(|f| f.keys()).collect();
+    // With no zip asked for, one small one, so the index lists something.
+    let exported = exported(data.path(), if keys.is_empty() { &[1_100] } else { &keys });
+    let kith = start_kith(binary, data.path());
+    let (nginx, nginx_addr) = start_nginx(data.path(), scratch.path());
+    // Both sides' settings, as running: nginx's worker processes, kith-server's runtime.
+    println!(
+        "nginx: {} worker processes (worker_processes auto), sendfile, tcp_nopush, open_file_cache; \
+         kith-server: {} tokio worker threads (TOKIO_WORKER_THREADS); wrk: min(2, connections) \
+         threads, keep-alive; on {} cores",
+        children(nginx.pid()).len(),
+        cores(),
+        cores(),
+    );
+    let mut table = Vec::new();
+    for &served in &args.files {
+        let path = match zips.iter().position(|&z| z == served) {
+            Some(n) => exported[n].0.clone(),
+            None => "v1/exports/index.txt".to_owned(),
+        };
+        let kith_url = format!("{}/{path}", kith.url());
+        let nginx_url = format!("http://{nginx_addr}/{path}");
+        let (bytes, kith_headers) = fetch_once(&kith_url);
+        let (nginx_bytes, nginx_headers) = fetch_once(&nginx_url);
+        assert_eq!(bytes, nginx_bytes, "both serve the same {path}");
+        for name in ["content-length", "cache-control", "content-type"] {
+            assert_eq!(
+                header(&kith_headers, name),
+                header(&nginx_headers, name),
+                "both send the same {name} for {path}"
+            );
+        }
+        let header_bytes = |headers: &[String]| headers.iter().map(|h| h.len() + 2).sum::<usize>();
+        println!(
+            "{served} = {path}: {bytes} bytes; headers (without Date) kith-server {} bytes {:?}, nginx {} bytes {:?}",
+            header_bytes(&kith_headers),
+            kith_headers,
+            header_bytes(&nginx_headers),
+            nginx_headers,
+        );
+        for &clients in &args.clients {
+            let mut compared = Compared {
+                served,
+                bytes,
+                clients,
+                kith: Vec::new(),
+                nginx: Vec::new(),
+            };
+            for round in 1..=args.rounds {
+                let run = wrk(&nginx_url, clients, args.seconds, nginx.pid(), true);
+                print_run(served, clients, "nginx", round, &run, args.seconds);
+                compared.nginx.push(run);
+                let run = wrk(&kith_url, clients, args.seconds, kith.pid(), false);
+                print_run(served, clients, "kith-server", round, &run, args.seconds);
+                compared.kith.push(run);
+            }
+            table.push(compared);
+        }
+    }
+    nginx.stop().expect("nginx stops");
+    kith.stop().expect("kith-server stops");
+    print_table(&table, args.seconds);
+}
+
+fn print_run(served: Served, clients: u32, server: &str, round: u32, run: &WrkRun, seconds: u64) {
+    println!(
+        "  {served:<6} c={clients:<3} round {round} {server:<11} {:>8.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  {:>7.0} MiB/s  CPU {:.2} cores{}",
         run.requests_per_second,
         run.p50_ms,
         run.p99_ms,
@@ -317,58 +504,34 @@ fn print_run(server: &str, round: u32, run: &WrkRun, seconds: u64) {
     );
 }
 
-fn serve_bench(binary: &Path, args: ServeArgs) {
-    require("wrk", "wrk");
+/// The result: per file and connection count, each server's best round by requests/s (the
+/// least disturbed by the rest of the machine) and its worst p99.
+fn print_table(table: &[Compared], seconds: u64) {
     println!(
-        "(b) one export zip, {} connections, {} s per server and round",
-        args.clients, args.seconds
+        "(b) result (best round's req/s, worst round's p99, CPU in cores of the best round):\n\
+         file          bytes conns   kith req/s  nginx req/s  kith/nginx   kith p99  nginx p99  kith CPU nginx CPU"
     );
-    let data = tempfile::tempdir().unwrap();
-    let scratch = tempfile::tempdir().unwrap();
-    let files = exported(data.path(), &[args.keys]);
-    let (name, bytes) = files.last().expect("one file").clone();
-    println!("file {name}: {bytes} bytes");
-    let kith = start_kith(binary, data.path());
-    let (nginx, nginx_addr) = start_nginx(data.path(), scratch.path());
-    let kith_url = format!("{}/{name}", kith.url());
-    let nginx_url = format!("http://{nginx_addr}/{name}");
-    for url in [&kith_url, &nginx_url] {
-        let got = Command::new("curl")
-            .args(["-sf", "-o", "/dev/null", "-w", "%{size_download}", url])
-            .output()
-            .map(|out| String::from_utf8_lossy(&out.stdout).into_owned());
-        if let Ok(size) = got {
-            assert_eq!(size, bytes.to_string(), "{url} does not serve the file");
-        }
-    }
-
-    let mut ours = Vec::new();
-    let mut theirs = Vec::new();
-    for round in 1..=args.rounds {
-        let run = wrk(&nginx_url, args, nginx.pid(), true);
-        print_run("nginx", round, &run, args.seconds);
-        theirs.push(run);
-        let run = wrk(&kith_url, args, kith.pid(), false);
-        print_run("kith-server", round, &run, args.seconds);
-        ours.push(run);
-    }
-    nginx.stop().expect("nginx stops");
-    kith.stop().expect("kith-server stops");
-
     let best = |runs: &[WrkRun]| {
         runs.iter()
-            .map(|r| r.requests_per_second)
-            .fold(0.0, f64::max)
+            .max_by(|a, b| a.requests_per_second.total_cmp(&b.requests_per_second))
+            .map_or((f64::NAN, f64::NAN), |r| {
+                (r.requests_per_second, r.cpu_seconds / seconds as f64)
+            })
     };
     let worst_p99 = |runs: &[WrkRun]| runs.iter().map(|r| r.p99_ms).fold(0.0, f64::max);
-    println!(
-        "(b) result: kith-server {:.0} req/s, nginx {:.0} req/s (best rounds): {:.2}× nginx; p99 worst round: kith-server {:.2} ms, nginx {:.2} ms",
-        best(&ours),
-        best(&theirs),
-        best(&ours) / best(&theirs),
-        worst_p99(&ours),
-        worst_p99(&theirs),
-    );
+    for row in table {
+        let (kith, kith_cpu) = best(&row.kith);
+        let (nginx, nginx_cpu) = best(&row.nginx);
+        println!(
+            "{:<6} {:>12} {:>5} {kith:>12.0} {nginx:>12.0} {:>10.2}× {:>7.2} ms {:>7.2} ms {kith_cpu:>9.2} {nginx_cpu:>9.2}",
+            row.served,
+            row.bytes,
+            row.clients,
+            kith / nginx,
+            worst_p99(&row.kith),
+            worst_p99(&row.nginx),
+        );
+    }
 }
 
 // ---------------------------------------------------------------- (c) day

@@ -85,7 +85,8 @@ pub async fn serve(
             }
         };
         // Answers are written whole: without this, Nagle's algorithm holds each answer's
-        // last partial segment back until the client's (delayed) ACK, up to 40 ms.
+        // last partial segment back until the client's (delayed) ACK, up to 40 ms. (Headers
+        // before a file's body are still held back for it: zero_copy sends them MSG_MORE.)
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }

@@ -6,7 +6,9 @@
 //! hyper writes a response body as the caller's own `Bytes`, untouched, so the connection
 //! recognises registered memory by its address. The registry keeps each registered buffer
 //! alive, so its address cannot be reused by another allocation while it is registered.
-//! Bytes that are not registered (every other answer, and headers) are written as usual.
+//! Bytes that are not registered (every other answer, and headers) are written as usual;
+//! those just before registered bytes (an answer's headers) with `MSG_MORE`, so the kernel
+//! sends them in one segment with the start of the body, as nginx's `tcp_nopush` does.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -16,6 +18,7 @@ use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll, ready};
 
 use axum::body::Bytes;
+use rustix::net::{SendAncillaryBuffer, SendFlags};
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 
@@ -95,6 +98,7 @@ impl ZeroCopyStream {
         Self { tcp, memory }
     }
 
+    /// Sends `len` bytes of `file` from `offset`.
     fn poll_sendfile(
         &self,
         cx: &mut Context<'_>,
@@ -102,12 +106,38 @@ impl ZeroCopyStream {
         offset: u64,
         len: usize,
     ) -> Poll<io::Result<usize>> {
+        self.poll_send(cx, |tcp| {
+            let mut offset = offset;
+            rustix::fs::sendfile(tcp, file, Some(&mut offset), len)
+        })
+    }
+
+    /// Sends `bufs` (the headers before a body sent from its file) with `MSG_MORE`: the
+    /// kernel holds them back until the body's first bytes join them, so headers and body
+    /// leave in one segment although `TCP_NODELAY` is on (without it, every answer's
+    /// headers would cost a segment, and the client an extra wakeup, of their own).
+    fn poll_send_more(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_send(cx, |tcp| {
+            let flags = SendFlags::MORE | SendFlags::NOSIGNAL;
+            rustix::net::sendmsg(tcp, bufs, &mut SendAncillaryBuffer::default(), flags)
+        })
+    }
+
+    /// Runs `send`, a non-blocking write to the socket, once the socket is writable, and
+    /// again each time it would block.
+    fn poll_send(
+        &self,
+        cx: &mut Context<'_>,
+        send: impl Fn(&TcpStream) -> rustix::io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
         loop {
             ready!(self.tcp.poll_write_ready(cx))?;
             let sent = self.tcp.try_io(Interest::WRITABLE, || {
-                let mut offset = offset;
-                rustix::fs::sendfile(&self.tcp, file, Some(&mut offset), len)
-                    .map_err(io::Error::from)
+                send(&self.tcp).map_err(io::Error::from)
             });
             match sent {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
@@ -151,11 +181,13 @@ impl AsyncWrite for ZeroCopyStream {
             return self.poll_sendfile(cx, &file, offset, bufs[first].len());
         }
         // Everything up to the next registered buffer, in one write.
-        let end = bufs[first + 1..]
+        match bufs[first + 1..]
             .iter()
             .position(|buf| self.memory.find(buf).is_some())
-            .map_or(bufs.len(), |n| first + 1 + n);
-        Pin::new(&mut self.tcp).poll_write_vectored(cx, &bufs[first..end])
+        {
+            Some(n) => self.poll_send_more(cx, &bufs[first..first + 1 + n]),
+            None => Pin::new(&mut self.tcp).poll_write_vectored(cx, &bufs[first..]),
+        }
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -127,10 +127,8 @@ async fn the_visitor_who_overlapped_a_positive_one_is_warned_with_the_time_and_t
             && message.contains(&format!("{minutes} minutes")),
         "{message}"
     );
-    // Alice's own report matches her own visit: her agent warns her of it too (a known
-    // shortcoming: the agent does not remember which visits it uploaded), so only Carol
-    // is checked for silence.
-    for name in ["carol"] {
+    // Alice's own report is in the package, but her agent knows it shared that visit.
+    for name in ["alice", "carol"] {
         let status = system.status(name).await;
         assert_eq!(
             status["venue_exposures"],
@@ -138,6 +136,8 @@ async fn the_visitor_who_overlapped_a_positive_one_is_warned_with_the_time_and_t
             "{name}: {status}"
         );
         assert_eq!(status["check_ins"], 1, "{name}: {status}");
+        let shared = u64::from(name == "alice");
+        assert_eq!(status["check_ins_shared"], shared, "{name}: {status}");
         assert!(system.agent(name).messages().is_empty(), "{name} was told");
     }
     for name in ["alice", "bob", "carol"] {

@@ -44,7 +44,11 @@ impl<S: Store> ExposureEngine<S> {
             stay: Stay::new(arrival, arrival.plus(length))?,
         };
         let id = self.store_mut().add_check_in(&visit)?;
-        Ok(CheckIn { id, visit })
+        Ok(CheckIn {
+            id,
+            visit,
+            shared: false,
+        })
     }
 
     /// Ends check-in `id` at `departure`: after its arrival, at most a
@@ -89,22 +93,29 @@ impl<S: Store> ExposureEngine<S> {
             .filter_map(|c| {
                 let stay = c.visit.stay;
                 let cut = Stay::new(stay.arrival(), stay.departure().min(now)).ok()?;
-                Some((c.visit.location_id, cut))
+                Some((c.id, c.visit.location_id, cut))
             })
             .collect();
         // Check-ins come by arrival: the oldest give way.
         stays.drain(..stays.len().saturating_sub(CHECK_INS_PER_UPLOAD));
-        let visits = stays.len();
         let real = stays
             .iter()
-            .map(|(location_id, stay)| {
+            .map(|(_, location_id, stay)| {
                 ProtectedReport::seal(rng, location_id, *stay, transmission_risk_level)
             })
             .collect();
         Ok(CheckInUpload {
             reports: pad_upload(rng, real),
-            visits,
+            check_ins: stays.into_iter().map(|(id, _, _)| id).collect(),
         })
+    }
+
+    /// Remembers that the user shared check-ins `ids` (from a [`CheckInUpload`] the
+    /// server acknowledged): the packages that carry them would otherwise warn the
+    /// user of their own visits. Later visits, and visits not uploaded, are still
+    /// matched. Unknown ids (purged since) are ignored.
+    pub fn mark_check_ins_shared(&mut self, ids: &[u64]) -> Result<()> {
+        self.store_mut().set_shared(ids)
     }
 
     /// When a report counts as a venue exposure: the stored setting, else the default.
@@ -139,7 +150,8 @@ impl<S: Store> ExposureEngine<S> {
             return Ok(0);
         }
         let config = self.venue_match_config()?;
-        let check_ins = self.store().check_ins()?;
+        let mut check_ins = self.store().check_ins()?;
+        check_ins.retain(|c| !c.shared);
         let exposures = super::matching::match_check_ins(&check_ins, warnings.reports(), &config);
         self.store_mut()
             .add_venue_exposures(Some(name), &exposures, now)

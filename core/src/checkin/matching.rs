@@ -26,6 +26,9 @@ pub struct CheckIn {
     pub id: u64,
     /// The visit.
     pub visit: Visit,
+    /// Whether the user shared it after a positive test (the server acknowledged the
+    /// upload): the warnings it would raise are the user's own, so it is not matched.
+    pub shared: bool,
 }
 
 /// When a published report counts as an exposure at a venue.

@@ -65,6 +65,7 @@
 //!         address: venue.details().address.clone(),
 //!         stay: Stay::new(UnixSeconds::new(1_700_002_200), UnixSeconds::new(1_700_005_800))?,
 //!     },
+//!     shared: false,
 //! };
 //! let exposures = match_check_ins(&[mine], warnings.reports(), &VenueMatchConfig::default());
 //! assert_eq!(exposures[0].overlap_minutes, 30);

@@ -57,8 +57,18 @@ pub struct CheckInUpload {
     /// Exactly [`CHECK_INS_PER_UPLOAD`] reports, the real visits hidden among random
     /// padding: send them all.
     pub reports: Vec<ProtectedReport>,
-    /// How many of them are real visits, for the phone's user only: never send it.
-    pub visits: usize,
+    /// The ids of the check-ins among them, for the phone only: never send them. Once
+    /// the server has acknowledged the upload, pass them to
+    /// [`ExposureEngine::mark_check_ins_shared`](crate::ExposureEngine::mark_check_ins_shared),
+    /// so the phone is not warned of its user's own visits.
+    pub check_ins: Vec<u64>,
+}
+
+impl CheckInUpload {
+    /// How many of the reports are real visits (to tell the user).
+    pub fn visits(&self) -> usize {
+        self.check_ins.len()
+    }
 }
 
 #[cfg(test)]

@@ -121,6 +121,7 @@ impl Store for MemoryStore {
         self.check_ins.push(CheckIn {
             id: self.last_check_in_id,
             visit: visit.clone(),
+            shared: false,
         });
         Ok(self.last_check_in_id)
     }
@@ -134,6 +135,13 @@ impl Store for MemoryStore {
     fn set_stay(&mut self, id: u64, stay: Stay) -> Result<bool> {
         let found = self.check_ins.iter_mut().find(|c| c.id == id);
         Ok(found.map(|c| c.visit.stay = stay).is_some())
+    }
+
+    fn set_shared(&mut self, ids: &[u64]) -> Result<()> {
+        for check_in in &mut self.check_ins {
+            check_in.shared |= ids.contains(&check_in.id);
+        }
+        Ok(())
     }
 
     fn add_venue_exposures(

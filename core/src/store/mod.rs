@@ -158,6 +158,10 @@ pub trait Store {
     /// returns whether the check-in exists.
     fn set_stay(&mut self, id: u64, stay: Stay) -> Result<bool>;
 
+    /// Marks the check-ins `ids` as shared after a positive test; ids not stored are
+    /// ignored.
+    fn set_shared(&mut self, ids: &[u64]) -> Result<()>;
+
     /// Stores what one trace-warning run found, all or none: the new venue `exposures`,
     /// and `file`, if any, marked as processed at `now`. An exposure
     /// stored already (same check-in, overlap and risk level) is skipped, so a report

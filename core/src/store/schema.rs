@@ -10,7 +10,7 @@ use rusqlite::Connection;
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
 /// Migration `i` upgrades version `i` to `i + 1`.
-const MIGRATIONS: [&str; 4] = [
+const MIGRATIONS: [&str; 5] = [
     // 1: keys, sightings, processed files, exposures.
     "CREATE TABLE own_keys (
          rolling_start  INTEGER PRIMARY KEY,
@@ -89,6 +89,8 @@ const MIGRATIONS: [&str; 4] = [
      CREATE INDEX venue_exposures_by_end ON venue_exposures(end);",
     // 4: whether an exposure's key was revised (GAEN allows one transition, R19).
     "ALTER TABLE exposures ADD COLUMN revised INTEGER NOT NULL DEFAULT 0;",
+    // 5: whether a check-in was shared after a positive test (its warnings are the user's own).
+    "ALTER TABLE check_ins ADD COLUMN shared INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// The schema version of an open database.

@@ -476,6 +476,10 @@ impl Store for SqliteStore {
         sqlite_checkins::set_stay(&self.conn, id, stay)
     }
 
+    fn set_shared(&mut self, ids: &[u64]) -> Result<()> {
+        self.write(|tx| sqlite_checkins::set_shared(tx, ids))
+    }
+
     fn add_venue_exposures(
         &mut self,
         file: Option<&str>,

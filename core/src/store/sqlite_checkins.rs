@@ -26,7 +26,7 @@ pub(super) fn add_check_in(conn: &Connection, visit: &Visit) -> Result<u64> {
 pub(super) fn check_ins(conn: &Connection) -> Result<Vec<CheckIn>> {
     collect(
         conn,
-        "SELECT id, location_id, description, address, arrival, departure
+        "SELECT id, location_id, description, address, arrival, departure, shared
          FROM check_ins ORDER BY arrival, id",
         [],
         |row| {
@@ -39,6 +39,7 @@ pub(super) fn check_ins(conn: &Connection) -> Result<Vec<CheckIn>> {
                     address: text(row, "address")?,
                     stay: stay(row, "arrival", "departure")?,
                 },
+                shared: int::<i64>(row, "shared")? != 0,
             })
         },
     )
@@ -56,6 +57,16 @@ pub(super) fn set_stay(conn: &Connection, id: u64, stay: Stay) -> Result<bool> {
         )
         .map_err(storage)?;
     Ok(changed > 0)
+}
+
+pub(super) fn set_shared(tx: &Transaction<'_>, ids: &[u64]) -> Result<()> {
+    let mut update = tx
+        .prepare_cached("UPDATE check_ins SET shared = 1 WHERE id = ?1")
+        .map_err(storage)?;
+    for &id in ids {
+        update.execute([id as i64]).map_err(storage)?;
+    }
+    Ok(())
 }
 
 pub(super) fn add_venue_exposures(

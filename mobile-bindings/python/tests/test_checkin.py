@@ -53,7 +53,7 @@ def test_the_overlapping_visitor_is_warned_and_the_later_one_is_not(phones, sign
 
     # Alice tests positive: she uploads her visits with her keys; the server publishes them.
     upload = alice.check_ins_to_upload(EVENING + 4 * 3_600)
-    assert upload.visits == 1
+    assert upload.check_in_ids == [visit.id]
     assert len(upload.reports) == UPLOAD_SIZE, "her one visit among padding"
     # Hash, IV, one encrypted block, MAC: no plaintext, and padding looks the same.
     assert {len(r.report) for r in upload.reports} == {104}
@@ -67,6 +67,11 @@ def test_the_overlapping_visitor_is_warned_and_the_later_one_is_not(phones, sign
     again = bob.ingest_trace_warnings(package, trusted, later)
     assert again.already_ingested and again.new_venue_exposures == [], "the same file once"
     assert carol.ingest_trace_warnings(package, trusted, later).new_venue_exposures == []
+    # The server acknowledged her upload: her own visit in the package does not warn her.
+    alice.mark_check_ins_shared(upload.check_in_ids)
+    assert [c.shared for c in alice.check_ins()] == [True]
+    assert alice.ingest_trace_warnings(package, trusted, later).new_venue_exposures == []
+    assert alice.exposure_summary(later).venue_exposures == []
 
     assert bob.exposure_summary(later).venue_exposures == [warning]
     assert warning.check_in_id == bob_visit.id
@@ -158,7 +163,7 @@ def test_visits_older_than_14_days_are_purged(phones, signer):
     assert bob.check_ins() == []
     assert bob.exposure_summary(EVENING + 15 * DAY).venue_exposures == []
     nothing = alice.check_ins_to_upload(EVENING + 15 * DAY)
-    assert nothing.visits == 0 and len(nothing.reports) == UPLOAD_SIZE, "padding only"
+    assert nothing.check_in_ids == [] and len(nothing.reports) == UPLOAD_SIZE, "padding only"
 
 
 def test_uploads_of_one_visit_and_of_seven_look_alike_and_only_the_real_overlap_warns(tmp_path, signer):
@@ -172,7 +177,7 @@ def test_uploads_of_one_visit_and_of_seven_look_alike_and_only_the_real_overlap_
         seven.check_out(visit.id, EVENING + i * 3 * 3_600 + 3_600)
     later = EVENING + 2 * DAY
     small, large = one.check_ins_to_upload(later), seven.check_ins_to_upload(later)
-    assert (small.visits, large.visits) == (1, 7)
+    assert (len(small.check_in_ids), len(large.check_in_ids)) == (1, 7)
     assert len(small.reports) == len(large.reports) == UPLOAD_SIZE
     assert sorted(len(r.report) for r in small.reports) == sorted(len(r.report) for r in large.reports)
 

@@ -119,9 +119,13 @@ async fn the_visitor_who_overlapped_is_warned_with_the_right_time_and_the_other_
     visit(&mut overlapping, &qr, t0 + 1800, t0 + 5400);
     visit(&mut later, &qr, t0 + 2 * 3600, t0 + 3 * 3600);
 
-    let CheckInUpload { reports, visits } = to_upload(&positive, now);
-    assert_eq!((visits, reports.len()), (1, CHECK_INS_PER_UPLOAD));
-    upload(&server, &encoded(&reports)).await;
+    let upload_of_positive = to_upload(&positive, now);
+    let reports = &upload_of_positive.reports;
+    assert_eq!(
+        (upload_of_positive.visits(), reports.len()),
+        (1, CHECK_INS_PER_UPLOAD)
+    );
+    upload(&server, &encoded(reports)).await;
     // Nothing is published before the hour's window is closed and old enough.
     server.server.export_pass().unwrap();
     assert!(packages(&server).await.is_empty());
@@ -289,7 +293,7 @@ async fn uploads_of_one_visit_and_of_seven_look_alike_and_only_real_overlaps_war
         visit(&mut seven, place, start, start + 3600);
     }
     let (one, seven) = (to_upload(&one, now), to_upload(&seven, now));
-    assert_eq!((one.visits, seven.visits), (1, 7));
+    assert_eq!((one.visits(), seven.visits()), (1, 7));
     let mut documents = Vec::new();
     for upload in [&one, &seven] {
         let code = issue_code(&server, &server.admin_key).await;
