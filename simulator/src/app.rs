@@ -747,8 +747,10 @@ pub struct AppDay {
 pub struct Exposures {
     /// Primary configuration first, then the evaluated ones.
     pub configs: Vec<(String, RiskModel)>,
-    /// Phones that have matched something.
-    pub phones: HashMap<u32, PhoneExposures>,
+    /// What each phone holds, by phone number; `None` for phones holding nothing. A
+    /// dense vector rather than a map: every phone is visited each day to forget, in
+    /// parallel and in memory order.
+    phones: Vec<Option<PhoneExposures>>,
 }
 
 impl Exposures {
@@ -763,17 +765,33 @@ impl Exposures {
         }
         Ok(Self {
             configs,
-            phones: HashMap::new(),
+            phones: Vec::new(),
         })
+    }
+
+    /// What `phone` holds, if it has matched anything in the last 14 days.
+    pub fn phone(&self, phone: u32) -> Option<&PhoneExposures> {
+        self.phones.get(phone as usize)?.as_ref()
+    }
+
+    /// The phones that hold something, ascending.
+    pub fn exposed_phones(&self) -> impl Iterator<Item = u32> + '_ {
+        (0u32..)
+            .zip(&self.phones)
+            .filter_map(|(phone, state)| state.as_ref().map(|_| phone))
     }
 
     /// Every phone forgets what is older than the 14 days it keeps, as of `day`;
     /// phones left with nothing are dropped (a million phones' old windows would
     /// otherwise fill gigabytes).
     pub fn forget_before(&mut self, day: u32) {
-        self.phones.retain(|_, state| {
-            state.forget_before(day);
-            !state.is_empty()
+        self.phones.par_iter_mut().for_each(|slot| {
+            if let Some(state) = slot {
+                state.forget_before(day);
+                if state.is_empty() {
+                    *slot = None;
+                }
+            }
         });
     }
 
@@ -789,26 +807,32 @@ impl Exposures {
         let keys: Vec<DiagnosisKey> = export.keys().collect::<kith_core::Result<_>>()?;
         // Phones that may hold a key's RPIs: those whose owner met the key's uploader
         // on the key's day (identifiers are unique, so no other phone can match).
-        let mut candidates: Vec<(u32, u32)> = Vec::new();
-        for (k, key) in keys.iter().enumerate() {
-            let sender = *owner
-                .get(key.tek.expose_secret())
-                .ok_or_else(|| Error::Scenario("an exported key has no known uploader".into()))?;
-            let key_day = key.tek.validity().start().get() / kith_core::INTERVALS_PER_DAY;
-            let Some(contacts) = key_day
-                .checked_sub(EPOCH_DAY)
-                .and_then(|d| radio.diary.day(d))
-            else {
-                continue;
-            };
-            for c in contacts.of(sender) {
-                let phone = radio.phones.phone_of[c.other(sender) as usize];
-                if phone != NONE {
-                    candidates.push((phone, k as u32));
-                }
-            }
-        }
-        candidates.sort_unstable();
+        let senders: Vec<u32> =
+            keys.iter()
+                .map(|key| {
+                    owner.get(key.tek.expose_secret()).copied().ok_or_else(|| {
+                        Error::Scenario("an exported key has no known uploader".into())
+                    })
+                })
+                .collect::<Result<_>>()?;
+        let mut candidates: Vec<(u32, u32)> = keys
+            .par_iter()
+            .zip(&senders)
+            .enumerate()
+            .flat_map_iter(|(k, (key, &sender))| {
+                let key_day = key.tek.validity().start().get() / kith_core::INTERVALS_PER_DAY;
+                let contacts = key_day
+                    .checked_sub(EPOCH_DAY)
+                    .and_then(|d| radio.diary.day(d));
+                contacts
+                    .into_iter()
+                    .flat_map(move |contacts| contacts.of(sender))
+                    .map(move |c| radio.phones.phone_of[c.other(sender) as usize])
+                    .filter(|&phone| phone != NONE)
+                    .map(move |phone| (phone, k as u32))
+            })
+            .collect();
+        candidates.par_sort_unstable();
         candidates.dedup();
         let groups: Vec<&[(u32, u32)]> = candidates.chunk_by(|x, y| x.0 == y.0).collect();
         // Every phone would derive the same identifiers of a published key: derive
@@ -818,10 +842,7 @@ impl Exposures {
         heard_keys.dedup();
         let derived: Vec<KeyBeacons> = heard_keys
             .par_iter()
-            .map(|&k| {
-                let key = &keys[k as usize];
-                KeyBeacons::new(radio, key, owner[key.tek.expose_secret()])
-            })
+            .map(|&k| KeyBeacons::new(radio, &keys[k as usize], senders[k as usize]))
             .collect();
         let beacons_of = |k: u32| &derived[heard_keys.binary_search(&k).expect("derived above")];
         let matched: Vec<(u32, Vec<(ExposureWindow, u32)>)> = groups
@@ -853,7 +874,8 @@ impl Exposures {
             .map(|(phone, windows)| {
                 let state = self
                     .phones
-                    .remove(&phone)
+                    .get_mut(phone as usize)
+                    .and_then(Option::take)
                     .unwrap_or_else(|| PhoneExposures::new(configs.len()));
                 (phone, state, windows)
             })
@@ -903,7 +925,10 @@ impl Exposures {
                 }
             }
             result.notifications.extend(notification);
-            self.phones.insert(phone, state);
+            if self.phones.len() <= phone as usize {
+                self.phones.resize_with(phone as usize + 1, || None);
+            }
+            self.phones[phone as usize] = Some(state);
         }
         Ok(result)
     }
@@ -924,7 +949,7 @@ impl Exposures {
 
     /// The exposure windows a phone holds (for tests and the individuals file).
     pub fn windows_of(&self, phone: u32) -> &[ExposureWindow] {
-        self.phones.get(&phone).map_or(&[], |p| &p.windows)
+        self.phone(phone).map_or(&[], |p| &p.windows)
     }
 }
 
