@@ -13,9 +13,9 @@
 //! phones, and each phone looks the RPIs it recorded up in them, decrypts their
 //! metadata with the key's AEMK and builds its exposure windows with core. Those
 //! phones regenerate only what matching asks for: the beacons of the uploader's
-//! contacts with them, and for each scan that heard one, the phone's previous scan
-//! that heard anything (core's `ScanTimeline` measures a scan's duration from it),
-//! searched backwards contact by contact. `tests/sim/per_device.rs` runs sampled
+//! contacts with them, and for each scan that heard one, what core's `ScanTimeline`
+//! needs to know of the phone's previous scan that heard anything — its time when it
+//! is less than 5 minutes before, otherwise only whether there was one. `tests/sim/per_device.rs` runs sampled
 //! phones through the full per-device path — [`kith_core::ExposureEngine`] with every
 //! sighting recorded and every export ingested, matched by core's
 //! [`kith_core::SightingIndex`] — and gets identical exposures.
@@ -302,6 +302,17 @@ struct PhoneDay {
     exchanges: Vec<Exchange>,
 }
 
+impl PhoneDay {
+    /// Its scan number `k`.
+    fn scan(&self, k: u32) -> Scan {
+        Scan {
+            day: self.day,
+            k,
+            second: self.schedule.second(k),
+        }
+    }
+}
+
 /// One contact of a receiving phone's holder with another app user, as the radio
 /// sees it.
 struct Exchange {
@@ -376,15 +387,10 @@ impl Radio<'_> {
 
     /// The beacons of `x` that `rx` heard, in scan order, appended to `out`.
     fn heard_in(&self, rx: &PhoneDay, x: &Exchange, out: &mut Vec<Heard>) {
-        let day = rx.day;
         out.extend(x.scans.clone().filter_map(|k| {
             self.measure(rx, x, k).map(|rssi| Heard {
                 sender: x.sender_phone,
-                scan: Scan {
-                    day,
-                    k,
-                    second: rx.schedule.second(k),
-                },
+                scan: rx.scan(k),
                 rssi,
             })
         }));
@@ -411,6 +417,23 @@ impl Radio<'_> {
         }
     }
 
+    /// Whether the phone of `rx` heard any beacon in its scan `k`.
+    fn heard_in_scan(&self, rx: &PhoneDay, k: u32) -> bool {
+        rx.exchanges
+            .iter()
+            .any(|x| x.scans.contains(&k) && self.measure(rx, x, k).is_some())
+    }
+
+    /// A scan of the phone of `rx` numbered below `before` that heard any beacon
+    /// (the first found, contact by contact).
+    fn any_heard(&self, rx: &PhoneDay, before: u32) -> Option<Scan> {
+        rx.exchanges.iter().find_map(|x| {
+            (x.scans.start..x.scans.end.min(before))
+                .find(|&k| self.measure(rx, x, k).is_some())
+                .map(|k| rx.scan(k))
+        })
+    }
+
     /// The last scan of the phone of `rx` numbered below `before` that heard any
     /// beacon: the latest heard scan of [`Radio::heard`] there, found by searching
     /// each contact backwards from its end.
@@ -423,11 +446,7 @@ impl Radio<'_> {
                 last = Some(k);
             }
         }
-        last.map(|k| Scan {
-            day: rx.day,
-            k,
-            second: rx.schedule.second(k),
-        })
+        last.map(|k| rx.scan(k))
     }
 
     /// The sightings `phone` recorded on `day` from second `from` on (every beacon of
@@ -511,34 +530,57 @@ impl<'r, 'a> PhoneScans<'r, 'a> {
         }
     }
 
-    /// The last scan of `day` numbered below `before` that heard any beacon.
-    fn last_heard(&mut self, day: u32, before: u32) -> Option<Scan> {
-        let i = self.slot(day);
-        let rx = self.days[i].met.as_ref()?;
-        self.radio.last_heard(rx, before)
-    }
-
+    /// The last scan of `day` that heard any beacon (computed once).
     fn last_of(&mut self, day: u32) -> Option<Scan> {
         let i = self.slot(day);
         if let Some(last) = self.days[i].last {
             return last;
         }
-        let last = self.last_heard(day, u32::MAX);
+        let last = self.days[i]
+            .met
+            .as_ref()
+            .and_then(|rx| self.radio.last_heard(rx, u32::MAX));
         self.days[i].last = Some(last);
         last
     }
 
-    /// The last scan before `scan` that heard any beacon, on a day from `oldest` on:
-    /// what core's `ScanTimeline` learns the phone's previous scan from. `heard` are
-    /// scans known to have heard something, sorted.
+    /// A scan before `scan` that heard any beacon, on a day from `oldest` on, from
+    /// which core's `ScanTimeline` learns the seconds since the phone's last scan: the
+    /// latest such scan when it is less than 5 minutes before `scan`, otherwise any
+    /// earlier one. GAEN counts whole minutes since the last scan up to 5, so every
+    /// heard scan 5 minutes or more before gives the same 300 s, and only "was
+    /// anything heard before?" is left to answer. `heard` are scans known to have
+    /// heard something (`scan` among them), sorted; they answer most questions
+    /// without measuring a beacon.
     fn heard_before(&mut self, scan: Scan, oldest: u32, heard: &[Scan]) -> Option<Scan> {
-        if scan.k > 0 {
-            let previous = (scan.day, scan.k - 1);
-            if let Ok(i) = heard.binary_search_by_key(&previous, |s| (s.day, s.k)) {
-                return Some(heard[i]);
+        let known = |k: u32| {
+            heard
+                .binary_search_by_key(&(scan.day, k), |s| (s.day, s.k))
+                .is_ok()
+        };
+        let i = self.slot(scan.day);
+        let rx = self.days[i].met.as_ref()?;
+        // Scans from this second on are less than 5 whole minutes before `scan`.
+        let horizon = i64::from(scan.second / 60 * 60) - 240;
+        let mut k = scan.k;
+        while k > 0 && i64::from(rx.schedule.second(k - 1)) >= horizon {
+            k -= 1;
+            if known(k) || self.radio.heard_in_scan(rx, k) {
+                return Some(rx.scan(k));
             }
         }
-        self.last_heard(scan.day, scan.k)
+        if k == 0 && horizon < 0 {
+            // The last 5 minutes began the day before: its last heard scan, exactly.
+            return (oldest..scan.day).rev().find_map(|day| self.last_of(day));
+        }
+        // Nothing heard in the last 5 minutes: any earlier heard scan will do.
+        let earlier = heard.partition_point(|s| (s.day, s.k) < (scan.day, k));
+        if earlier > 0 {
+            return Some(heard[earlier - 1]);
+        }
+        let rx = self.days[i].met.as_ref()?;
+        self.radio
+            .any_heard(rx, k)
             .or_else(|| (oldest..scan.day).rev().find_map(|day| self.last_of(day)))
     }
 }
