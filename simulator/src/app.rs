@@ -661,6 +661,10 @@ pub struct PhoneExposures {
     /// Per risk configuration, the risk level each day of windows reached when its
     /// windows last changed (GAEN v2 models only; see [`PhoneExposures::risk`]).
     day_levels: Vec<Vec<(Day, Option<u8>)>>,
+    /// The day of the first window. Nothing the phone holds is older (notified and
+    /// scored days are days of windows), so the daily pass over every phone reads
+    /// only this, not the vectors.
+    first_day: Option<Day>,
 }
 
 impl PhoneExposures {
@@ -677,6 +681,9 @@ impl PhoneExposures {
     /// `day`: no later window can fall on those days.
     fn forget_before(&mut self, day: u32) {
         let oldest = calendar_day(day.saturating_sub(RETENTION_DAYS - 1));
+        if self.first_day.is_none_or(|first| first >= oldest) {
+            return;
+        }
         let old = self.windows.partition_point(|w| w.day() < oldest);
         self.windows.drain(..old);
         self.senders.drain(..old);
@@ -687,6 +694,7 @@ impl PhoneExposures {
             let old = levels.partition_point(|&(d, _)| d < oldest);
             levels.drain(..old);
         }
+        self.first_day = self.windows.first().map(ExposureWindow::day);
     }
 
     /// Adds windows found today (and whose key each came from), each after the
@@ -700,6 +708,7 @@ impl PhoneExposures {
             self.senders.insert(at, sender);
             days.push(day);
         }
+        self.first_day = self.windows.first().map(ExposureWindow::day);
         days.sort_unstable();
         days.dedup();
         days
@@ -830,7 +839,7 @@ impl Exposures {
         self.phones.par_iter_mut().for_each(|slot| {
             if let Some(state) = slot {
                 state.forget_before(day);
-                if state.is_empty() {
+                if state.first_day.is_none() && state.is_empty() {
                     *slot = None;
                 }
             }
@@ -1090,6 +1099,7 @@ struct Scratch {
     heard: Vec<Heard>,
     sightings: Vec<Sighting>,
     scans: Vec<Scan>,
+    previous: Vec<Scan>,
     /// Matches and their keys' owners.
     matches: Vec<(Match, u32)>,
 }
@@ -1111,6 +1121,7 @@ fn phone_windows(
         heard,
         sightings,
         scans,
+        previous,
         matches,
     } = scratch;
     sightings.clear();
@@ -1133,17 +1144,25 @@ fn phone_windows(
     if matches.is_empty() {
         return Vec::new();
     }
+    // The timeline of the scans that heard the keys' owners and of their previous
+    // heard scans, built from one record per scan in scan order (core then sorts
+    // nothing).
+    let by_number = |s: &Scan| (s.day, s.k);
     scans.clear();
     scans.extend(sightings.iter().map(Scan::of));
-    scans.sort_unstable_by_key(|s| (s.day, s.k));
+    scans.sort_unstable_by_key(by_number);
     scans.dedup();
-    for &scan in scans.iter() {
-        sightings.extend(
-            phone_scans
-                .heard_before(scan, oldest, scans)
-                .map(Scan::timeline_entry),
-        );
-    }
+    previous.clear();
+    previous.extend(scans.iter().filter_map(|&scan| {
+        phone_scans
+            .heard_before(scan, oldest, scans)
+            .filter(|p| scans.binary_search_by_key(&by_number(p), by_number).is_err())
+    }));
+    scans.append(previous);
+    scans.sort_unstable_by_key(by_number);
+    scans.dedup();
+    sightings.clear();
+    sightings.extend(scans.iter().map(|s| s.timeline_entry()));
     let timeline = ScanTimeline::new(sightings);
     let correction = radio.phones.model[phone as usize].rssi_correction;
     matches
