@@ -1154,9 +1154,11 @@ fn phone_windows(
     scans.dedup();
     previous.clear();
     previous.extend(scans.iter().filter_map(|&scan| {
-        phone_scans
-            .heard_before(scan, oldest, scans)
-            .filter(|p| scans.binary_search_by_key(&by_number(p), by_number).is_err())
+        phone_scans.heard_before(scan, oldest, scans).filter(|p| {
+            scans
+                .binary_search_by_key(&by_number(p), by_number)
+                .is_err()
+        })
     }));
     scans.append(previous);
     scans.sort_unstable_by_key(by_number);

@@ -202,7 +202,11 @@ fn drop_replays(sightings: &mut Vec<MatchedSighting>) {
         let time = m.sighting.time;
         // Sorted by time, a key's sightings come interval after interval: the last
         // interval seen is nearly always the one to find.
-        match first.iter().rev().find(|(interval, _)| *interval == m.interval) {
+        match first
+            .iter()
+            .rev()
+            .find(|(interval, _)| *interval == m.interval)
+        {
             Some(&(_, start)) => time.since(start) <= MAX_RPI_SECONDS,
             None => {
                 first.push((m.interval, time));
