@@ -29,6 +29,18 @@ pub struct Contact {
     pub setting: Setting,
 }
 
+/// A placeholder, for storage about to be overwritten.
+impl Default for Contact {
+    fn default() -> Self {
+        Self {
+            a: 0,
+            b: 0,
+            salt: 0,
+            setting: Setting::Household,
+        }
+    }
+}
+
 impl Contact {
     /// The person `agent` met.
     pub fn other(&self, agent: u32) -> u32 {
@@ -62,146 +74,219 @@ impl Meeting {
 
 /// Households handled per parallel task.
 const HOUSEHOLD_CHUNK: usize = 4096;
+/// Occupation groups handled per parallel task.
+const GROUP_CHUNK: usize = 256;
 /// Random-contact stubs handled per parallel task.
 const STUB_CHUNK: usize = 16_384;
 /// Mean stubs per bucket of the shuffle: small enough to shuffle in L1 cache.
 const STUBS_PER_BUCKET: usize = 2048;
 
-/// The contacts of `day`, in a fixed order (households, occupations, random), the
-/// same on any number of threads.
-pub fn daily_contacts(
-    population: &Population,
-    scenario: &Scenario,
-    streams: &Streams,
-    day: u32,
-) -> Vec<Contact> {
-    let contact = |a: u32, b: u32, setting: Setting, salt: u32| Contact {
-        a,
-        b,
-        salt,
-        setting,
-    };
-    let mut all = Vec::new();
-
-    let households = population.households();
-    all.par_extend(
-        (0..households.div_ceil(HOUSEHOLD_CHUNK))
-            .into_par_iter()
-            .flat_map_iter(|chunk| {
-                let mut out = Vec::new();
-                for h in chunk * HOUSEHOLD_CHUNK..((chunk + 1) * HOUSEHOLD_CHUNK).min(households) {
-                    let (start, end) = (
-                        population.household_start[h],
-                        population.household_start[h + 1],
-                    );
-                    for a in start..end {
-                        for b in a + 1..end {
-                            out.push(contact(a, b, Setting::Household, 0));
-                        }
-                    }
-                }
-                out
-            }),
-    );
-
-    all.par_extend(
-        population
-            .groups
-            .par_iter()
-            .enumerate()
-            .flat_map_iter(|(g, group)| {
-                let members = &population.group_members[group.start as usize..group.end as usize];
-                let mut out = Vec::new();
-                if members.len() < 2 || group.daily_contacts <= 0.0 {
-                    return out;
-                }
-                let mut rng = streams.rng(Purpose::Contacts, [u64::from(day), 1, g as u64]);
-                // Each member starts half of its contacts; it receives the other half.
-                let starts = Poisson::new(group.daily_contacts / 2.0).expect("positive rate");
-                for (i, &a) in members.iter().enumerate() {
-                    let k: f64 = starts.sample(&mut rng);
-                    for salt in 0..k as u32 {
-                        let mut j = rng.gen_range(0..members.len() - 1);
-                        if j >= i {
-                            j += 1;
-                        }
-                        out.push(contact(a, members[j], group.setting, salt));
-                    }
-                }
-                out
-            }),
-    );
-
-    // Random contacts: a configuration model re-paired every day. Each agent holds
-    // as many stubs as it has random contacts; the stubs, shuffled, pair up in turn.
-    let stubs = shuffled_stubs(&population.random_stubs, streams, day);
-    let transport = scenario.network.transport_fraction;
-    all.par_extend(
-        stubs
-            .par_chunks(2 * STUB_CHUNK)
-            .enumerate()
-            .flat_map_iter(|(chunk, pairs)| {
-                let first = (chunk * STUB_CHUNK) as u32;
-                pairs
-                    .chunks_exact(2)
-                    .enumerate()
-                    .filter(|(_, pair)| pair[0] != pair[1])
-                    .map(move |(k, pair)| {
-                        let salt = first + k as u32;
-                        let counters = [u64::from(day), 3, u64::from(salt)];
-                        let u = streams.uniform(Purpose::Contacts, counters);
-                        let setting = if u < transport {
-                            Setting::Transport
-                        } else {
-                            Setting::Community
-                        };
-                        contact(pair[0], pair[1], setting, salt)
-                    })
-            }),
-    );
-    all
+/// Draws each day's contacts into storage kept from day to day. A day holds
+/// millions of contacts; drawn into fresh vectors, they cost more in page faults,
+/// reallocation and copying than in drawing.
+#[derive(Debug, Default)]
+pub struct ContactDrawer {
+    /// The day's contacts.
+    contacts: Vec<Contact>,
+    /// Each chunk of occupation groups' contacts, before they are copied in place.
+    groups: Vec<Vec<Contact>>,
+    /// The random-contact stubs in the day's order.
+    stubs: Vec<u32>,
+    /// Each stub's shuffle bucket.
+    buckets: Vec<u32>,
+    /// Where each bucket starts in `stubs`, then where it is filled to.
+    bucket_start: Vec<usize>,
+    bucket_fill: Vec<usize>,
+    /// The lengths of the parts of `contacts`, filled in parallel.
+    lens: Vec<usize>,
 }
 
-/// The agents of `stubs` in a uniformly random order of `day`, the same on any number
-/// of threads: every stub goes to a random bucket (a pure function of day and stub),
-/// each bucket is shuffled with its own generator, and the buckets are concatenated.
-/// Given the buckets' sizes, every arrangement is equally likely, so the whole order
-/// is a uniform permutation.
-fn shuffled_stubs(stubs: &[u32], streams: &Streams, day: u32) -> Vec<u32> {
-    let buckets = stubs.len().div_ceil(STUBS_PER_BUCKET).max(1) as u64;
-    let bucket: Vec<u32> = stubs
-        .par_iter()
-        .enumerate()
-        .map(|(i, _)| {
-            let h = streams.bits(Purpose::Contacts, [u64::from(day), 2, i as u64]);
-            ((u128::from(h) * u128::from(buckets)) >> 64) as u32
-        })
-        .collect();
-    let mut start = vec![0usize; buckets as usize + 1];
-    for &b in &bucket {
-        start[b as usize + 1] += 1;
+impl ContactDrawer {
+    /// The contacts of `day`, in a fixed order (households, occupations, random),
+    /// the same on any number of threads.
+    pub fn draw(
+        &mut self,
+        population: &Population,
+        scenario: &Scenario,
+        streams: &Streams,
+        day: u32,
+    ) -> &[Contact] {
+        let contact = |a: u32, b: u32, setting: Setting, salt: u32| Contact {
+            a,
+            b,
+            salt,
+            setting,
+        };
+        self.lens.clear();
+
+        let households = population.households();
+        let household_chunks = households.div_ceil(HOUSEHOLD_CHUNK);
+        let household_range =
+            |chunk: usize| chunk * HOUSEHOLD_CHUNK..((chunk + 1) * HOUSEHOLD_CHUNK).min(households);
+        let members = |h: usize| population.household_start[h]..population.household_start[h + 1];
+        self.lens
+            .par_extend((0..household_chunks).into_par_iter().map(|chunk| {
+                household_range(chunk)
+                    .map(|h| {
+                        let n = members(h).len();
+                        n * n.saturating_sub(1) / 2
+                    })
+                    .sum::<usize>()
+            }));
+
+        let groups = &population.groups;
+        self.groups
+            .resize_with(groups.len().div_ceil(GROUP_CHUNK), Vec::new);
+        self.groups
+            .par_iter_mut()
+            .enumerate()
+            .for_each(|(chunk, out)| {
+                out.clear();
+                let first = chunk * GROUP_CHUNK;
+                let last = (first + GROUP_CHUNK).min(groups.len());
+                for (g, group) in groups[first..last].iter().enumerate() {
+                    let g = first + g;
+                    let members =
+                        &population.group_members[group.start as usize..group.end as usize];
+                    if members.len() < 2 || group.daily_contacts <= 0.0 {
+                        continue;
+                    }
+                    let mut rng = streams.rng(Purpose::Contacts, [u64::from(day), 1, g as u64]);
+                    // Each member starts half of its contacts; it receives the other half.
+                    let starts = Poisson::new(group.daily_contacts / 2.0).expect("positive rate");
+                    for (i, &a) in members.iter().enumerate() {
+                        let k: f64 = starts.sample(&mut rng);
+                        for salt in 0..k as u32 {
+                            let mut j = rng.gen_range(0..members.len() - 1);
+                            if j >= i {
+                                j += 1;
+                            }
+                            out.push(contact(a, members[j], group.setting, salt));
+                        }
+                    }
+                }
+            });
+        self.lens.extend(self.groups.iter().map(Vec::len));
+
+        // Random contacts: a configuration model re-paired every day. Each agent holds
+        // as many stubs as it has random contacts; the stubs, shuffled, pair up in turn.
+        self.shuffle_stubs(&population.random_stubs, streams, day);
+        self.lens.par_extend(
+            self.stubs
+                .par_chunks(2 * STUB_CHUNK)
+                .map(|pairs| pairs.chunks_exact(2).filter(|p| p[0] != p[1]).count()),
+        );
+
+        let transport = scenario.network.transport_fraction;
+        let group_parts = &self.groups;
+        let stubs = &self.stubs;
+        fill_parts(&mut self.contacts, &self.lens, |part, out| {
+            if part < household_chunks {
+                let mut slots = out.iter_mut();
+                for h in household_range(part) {
+                    let members = members(h);
+                    for a in members.clone() {
+                        for b in a + 1..members.end {
+                            *slots.next().expect("counted") = contact(a, b, Setting::Household, 0);
+                        }
+                    }
+                }
+            } else if part < household_chunks + group_parts.len() {
+                out.copy_from_slice(&group_parts[part - household_chunks]);
+            } else {
+                let chunk = part - household_chunks - group_parts.len();
+                let first = (chunk * STUB_CHUNK) as u32;
+                let pairs = stubs[chunk * 2 * STUB_CHUNK..]
+                    .chunks_exact(2)
+                    .take(STUB_CHUNK)
+                    .enumerate()
+                    .filter(|(_, pair)| pair[0] != pair[1]);
+                for (slot, (k, pair)) in out.iter_mut().zip(pairs) {
+                    let salt = first + k as u32;
+                    let counters = [u64::from(day), 3, u64::from(salt)];
+                    let u = streams.uniform(Purpose::Contacts, counters);
+                    let setting = if u < transport {
+                        Setting::Transport
+                    } else {
+                        Setting::Community
+                    };
+                    *slot = contact(pair[0], pair[1], setting, salt);
+                }
+            }
+        });
+        &self.contacts
     }
-    for b in 0..buckets as usize {
-        start[b + 1] += start[b];
+
+    /// Puts the agents of `stubs` into `self.stubs` in a uniformly random order of
+    /// `day`, the same on any number of threads: every stub goes to a random bucket
+    /// (a pure function of day and stub), each bucket is shuffled with its own
+    /// generator, and the buckets are concatenated. Given the buckets' sizes, every
+    /// arrangement is equally likely, so the whole order is a uniform permutation.
+    fn shuffle_stubs(&mut self, stubs: &[u32], streams: &Streams, day: u32) {
+        let buckets = stubs.len().div_ceil(STUBS_PER_BUCKET).max(1) as u64;
+        self.buckets.clear();
+        self.buckets
+            .par_extend(stubs.par_iter().enumerate().map(|(i, _)| {
+                let h = streams.bits(Purpose::Contacts, [u64::from(day), 2, i as u64]);
+                ((u128::from(h) * u128::from(buckets)) >> 64) as u32
+            }));
+        let start = &mut self.bucket_start;
+        start.clear();
+        start.resize(buckets as usize + 1, 0);
+        for &b in &self.buckets {
+            start[b as usize + 1] += 1;
+        }
+        for b in 0..buckets as usize {
+            start[b + 1] += start[b];
+        }
+        let fill = &mut self.bucket_fill;
+        fill.clone_from(start);
+        let out = &mut self.stubs;
+        out.resize(stubs.len(), 0);
+        for (&agent, &b) in stubs.iter().zip(&self.buckets) {
+            out[fill[b as usize]] = agent;
+            fill[b as usize] += 1;
+        }
+        let mut parts = Vec::with_capacity(buckets as usize);
+        let mut rest = out.as_mut_slice();
+        for b in 0..buckets as usize {
+            let (part, tail) = rest.split_at_mut(start[b + 1] - start[b]);
+            parts.push(part);
+            rest = tail;
+        }
+        parts.into_par_iter().enumerate().for_each(|(b, part)| {
+            let mut rng = streams.rng(Purpose::Contacts, [u64::from(day), 4, b as u64]);
+            part.shuffle(&mut rng);
+        });
     }
-    let mut fill = start.clone();
-    let mut out = vec![0u32; stubs.len()];
-    for (&agent, &b) in stubs.iter().zip(&bucket) {
-        out[fill[b as usize]] = agent;
-        fill[b as usize] += 1;
+}
+
+/// Sets `out` to consecutive parts, `lens[i]` long each, that `fill(i, part)`
+/// writes in parallel. `out` keeps its allocation (and its elements up to the new
+/// length are overwritten, not re-initialised), so a buffer refilled daily costs
+/// neither page faults nor copies.
+pub(crate) fn fill_parts<T: Copy + Default + Send + Sync>(
+    out: &mut Vec<T>,
+    lens: &[usize],
+    fill: impl Fn(usize, &mut [T]) + Sync,
+) {
+    let total: usize = lens.iter().sum();
+    if out.capacity() < total {
+        // Headroom, so a day a little larger than the last does not reallocate.
+        out.reserve_exact(total + total / 32 - out.len());
     }
-    let mut parts = Vec::with_capacity(buckets as usize);
+    out.resize(total, T::default());
+    let mut parts = Vec::with_capacity(lens.len());
     let mut rest = out.as_mut_slice();
-    for b in 0..buckets as usize {
-        let (part, tail) = rest.split_at_mut(start[b + 1] - start[b]);
+    for &len in lens {
+        let (part, tail) = rest.split_at_mut(len);
         parts.push(part);
         rest = tail;
     }
-    parts.into_par_iter().enumerate().for_each(|(b, part)| {
-        let mut rng = streams.rng(Purpose::Contacts, [u64::from(day), 4, b as u64]);
-        part.shuffle(&mut rng);
-    });
-    out
+    parts
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(i, part)| fill(i, part));
 }
 
 /// How contacts in each setting are drawn: lognormal duration and distance, as the
@@ -268,15 +353,26 @@ mod tests {
         };
         let streams = Streams::new(9);
         let population = Population::new(&scenario, &streams);
-        let day0 = daily_contacts(&population, &scenario, &streams, 0);
+        let draw = |day| {
+            ContactDrawer::default()
+                .draw(&population, &scenario, &streams, day)
+                .to_vec()
+        };
+        let day0 = draw(0);
         let one_thread = rayon::ThreadPoolBuilder::new()
             .num_threads(1)
             .build()
             .unwrap();
-        let again = one_thread.install(|| daily_contacts(&population, &scenario, &streams, 0));
-        assert_eq!(day0, again);
-        let day1 = daily_contacts(&population, &scenario, &streams, 1);
+        assert_eq!(day0, one_thread.install(|| draw(0)));
+        let day1 = draw(1);
         assert_ne!(day0, day1);
+        // A drawer reused from day to day draws what a fresh one does, whatever the
+        // size of the day before.
+        let mut reused = ContactDrawer::default();
+        for day in [1, 0, 1, 2] {
+            let fresh = draw(day);
+            assert_eq!(reused.draw(&population, &scenario, &streams, day), fresh);
+        }
         // Households are the same people every day; random partners are not.
         let households = |c: &[Contact]| {
             c.iter()

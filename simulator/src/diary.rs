@@ -6,7 +6,12 @@
 
 use std::collections::VecDeque;
 
-use crate::contacts::Contact;
+use rayon::prelude::*;
+
+use crate::contacts::{Contact, fill_parts};
+
+/// Contacts filtered or copied per parallel task.
+const CONTACT_CHUNK: usize = 65_536;
 
 /// One day of contacts, with an index by person.
 #[derive(Debug)]
@@ -14,36 +19,124 @@ pub struct DayContacts {
     /// The sim day.
     pub day: u32,
     contacts: Vec<Contact>,
-    /// `entries[offsets[a]..offsets[a + 1]]` are the contacts of agent `a`.
+    /// `entries[offsets[a]..offsets[a + 1]]` are the contacts of agent `a`, in the
+    /// order of the day.
     offsets: Vec<u32>,
     entries: Vec<u32>,
 }
 
 impl DayContacts {
-    fn new(day: u32, contacts: Vec<Contact>, people: usize) -> Self {
-        let mut offsets = vec![0u32; people + 1];
-        for c in &contacts {
-            offsets[c.a as usize + 1] += 1;
-            offsets[c.b as usize + 1] += 1;
-        }
-        for a in 0..people {
-            offsets[a + 1] += offsets[a];
-        }
-        let mut fill = offsets.clone();
-        let mut entries = vec![0u32; 2 * contacts.len()];
-        for (k, c) in contacts.iter().enumerate() {
-            for person in [c.a, c.b] {
-                let slot = &mut fill[person as usize];
-                entries[*slot as usize] = k as u32;
-                *slot += 1;
-            }
-        }
+    fn empty() -> Self {
         Self {
-            day,
-            contacts,
-            offsets,
-            entries,
+            day: 0,
+            contacts: Vec::new(),
+            offsets: Vec::new(),
+            entries: Vec::new(),
         }
+    }
+
+    /// Sets `self` to `day`, with the contacts of `source` that `keep` accepts,
+    /// indexed for `people`; `cursor` is scratch. The vectors are refilled in place,
+    /// in parallel, so a day's storage is reused rather than faulted in anew.
+    fn refill(
+        &mut self,
+        day: u32,
+        source: &[Contact],
+        keep: impl Fn(&Contact) -> bool + Sync,
+        people: usize,
+        cursor: &mut Vec<u32>,
+    ) {
+        self.day = day;
+        let lens: Vec<usize> = source
+            .par_chunks(CONTACT_CHUNK)
+            .map(|chunk| chunk.iter().filter(|c| keep(c)).count())
+            .collect();
+        fill_parts(&mut self.contacts, &lens, |part, out| {
+            let chunk = &source[part * CONTACT_CHUNK..];
+            let kept = chunk.iter().take(CONTACT_CHUNK).filter(|c| keep(c));
+            for (slot, c) in out.iter_mut().zip(kept) {
+                *slot = *c;
+            }
+        });
+        self.index(people, cursor);
+    }
+
+    /// Builds the index by person: a counting sort, in parallel over ranges of
+    /// people, each of which scans every contact and writes only its own offsets and
+    /// entries.
+    fn index(&mut self, people: usize, cursor: &mut Vec<u32>) {
+        let contacts = &self.contacts;
+        let ranges = rayon::current_num_threads().clamp(1, people.max(1));
+        let per_range = people.div_ceil(ranges).max(1);
+        let ends_in = |lo: usize, hi: usize| {
+            move |c: &Contact| {
+                [c.a, c.b]
+                    .into_iter()
+                    .map(|p| p as usize)
+                    .filter(move |p| (lo..hi).contains(p))
+            }
+        };
+
+        // offsets[p + 1] counts the entries of p, then sums those up to p in its
+        // range, then up to p.
+        self.offsets.resize(people + 1, 0);
+        self.offsets[0] = 0;
+        self.offsets[1..]
+            .par_chunks_mut(per_range)
+            .enumerate()
+            .for_each(|(r, counts)| {
+                counts.fill(0);
+                let lo = r * per_range;
+                let ends = ends_in(lo, lo + counts.len());
+                for c in contacts {
+                    for p in ends(c) {
+                        counts[p - lo] += 1;
+                    }
+                }
+                for i in 1..counts.len() {
+                    counts[i] += counts[i - 1];
+                }
+            });
+        let mut base = 0;
+        let bases: Vec<u32> = self.offsets[1..]
+            .chunks(per_range)
+            .map(|counts| {
+                let here = base;
+                base += counts.last().copied().unwrap_or(0);
+                here
+            })
+            .collect();
+        self.offsets[1..]
+            .par_chunks_mut(per_range)
+            .zip(&bases)
+            .for_each(|(counts, &base)| counts.iter_mut().for_each(|n| *n += base));
+
+        let offsets = &self.offsets;
+        self.entries.resize(2 * contacts.len(), 0);
+        cursor.resize(people, 0);
+        let mut parts = Vec::with_capacity(ranges);
+        let mut rest = self.entries.as_mut_slice();
+        for (r, cursor) in cursor.chunks_mut(per_range).enumerate() {
+            let lo = r * per_range;
+            let hi = lo + cursor.len();
+            let (part, tail) = rest.split_at_mut((offsets[hi] - offsets[lo]) as usize);
+            parts.push((lo, cursor, part));
+            rest = tail;
+        }
+        parts.into_par_iter().for_each(|(lo, cursor, entries)| {
+            let first = offsets[lo];
+            for (p, slot) in cursor.iter_mut().enumerate() {
+                *slot = offsets[lo + p] - first;
+            }
+            let ends = ends_in(lo, lo + cursor.len());
+            for (k, c) in contacts.iter().enumerate() {
+                for p in ends(c) {
+                    let slot = &mut cursor[p - lo];
+                    entries[*slot as usize] = k as u32;
+                    *slot += 1;
+                }
+            }
+        });
     }
 
     /// The contacts of `agent` on this day.
@@ -72,6 +165,10 @@ pub struct Diary {
     keep_all: u32,
     /// Days (counting today) of which app users' contacts are kept.
     keep_app: u32,
+    /// Storage of forgotten and thinned days, for the next ones.
+    spare: Vec<DayContacts>,
+    /// Scratch of the index by person.
+    cursor: Vec<u32>,
 }
 
 impl Diary {
@@ -83,45 +180,54 @@ impl Diary {
             people,
             keep_all,
             keep_app: keep_app.max(keep_all),
+            spare: Vec::new(),
+            cursor: Vec::new(),
         }
     }
 
     /// Adds the contacts of `day` and forgets what is no longer needed; `is_app_user`
     /// says who runs the app.
-    pub fn push(&mut self, day: u32, contacts: Vec<Contact>, is_app_user: impl Fn(u32) -> bool) {
+    pub fn push(
+        &mut self,
+        day: u32,
+        contacts: &[Contact],
+        is_app_user: impl Fn(u32) -> bool + Sync,
+    ) {
         if self.keep_app == 0 {
             return;
         }
-        let app_only = |contacts: &[Contact]| -> Vec<Contact> {
-            contacts
-                .iter()
-                .filter(|c| is_app_user(c.a) && is_app_user(c.b))
-                .copied()
-                .collect()
-        };
-        let contacts = if self.keep_all == 0 {
-            app_only(&contacts)
-        } else {
-            contacts
-        };
-        self.days
-            .push_back(DayContacts::new(day, contacts, self.people));
+        let app_only = |c: &Contact| is_app_user(c.a) && is_app_user(c.b);
         while self
             .days
             .front()
             .is_some_and(|d| d.day + self.keep_app <= day)
         {
-            self.days.pop_front();
+            let forgotten = self.days.pop_front().expect("a front day");
+            self.spare.push(forgotten);
         }
         if self.keep_app > self.keep_all && self.keep_all > 0 && day >= self.keep_all {
             let thin = day - self.keep_all;
             if let Some(slot) = self.days.iter().position(|d| d.day == thin) {
-                let kept = app_only(&self.days[slot].contacts);
-                self.days[slot] = DayContacts::new(thin, kept, self.people);
+                let mut kept = self.spare.pop().unwrap_or_else(DayContacts::empty);
+                kept.refill(
+                    thin,
+                    &self.days[slot].contacts,
+                    app_only,
+                    self.people,
+                    &mut self.cursor,
+                );
+                let full = std::mem::replace(&mut self.days[slot], kept);
+                self.spare.push(full);
             }
         }
+        let mut today = self.spare.pop().unwrap_or_else(DayContacts::empty);
+        if self.keep_all == 0 {
+            today.refill(day, contacts, app_only, self.people, &mut self.cursor);
+        } else {
+            today.refill(day, contacts, |_| true, self.people, &mut self.cursor);
+        }
+        self.days.push_back(today);
     }
-
     /// The contacts of `day`, if still kept.
     pub fn day(&self, day: u32) -> Option<&DayContacts> {
         let first = self.days.front()?.day;
@@ -149,7 +255,7 @@ mod tests {
         let mut diary = Diary::new(4, 2, 3);
         let app = |a: u32| a < 2;
         for day in 0..4 {
-            diary.push(day, vec![contact(0, 1), contact(1, 2), contact(2, 3)], app);
+            diary.push(day, &[contact(0, 1), contact(1, 2), contact(2, 3)], app);
         }
         assert!(diary.day(0).is_none());
         assert_eq!(
@@ -162,10 +268,10 @@ mod tests {
         assert_eq!(of_two, vec![1, 3]);
 
         let mut app_only = Diary::new(4, 0, 2);
-        app_only.push(0, vec![contact(0, 1), contact(1, 2)], app);
+        app_only.push(0, &[contact(0, 1), contact(1, 2)], app);
         assert_eq!(app_only.day(0).unwrap().all(), &[contact(0, 1)]);
         let mut nothing = Diary::new(4, 0, 0);
-        nothing.push(0, vec![contact(0, 1)], app);
+        nothing.push(0, &[contact(0, 1)], app);
         assert!(nothing.day(0).is_none());
     }
 }

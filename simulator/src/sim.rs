@@ -7,7 +7,7 @@ use rayon::prelude::*;
 
 use crate::app::{self, Authority, Exposures, Phones, RETENTION_DAYS, Radio};
 use crate::ble::{Channel, ModelTable};
-use crate::contacts::{Contact, Shapes, daily_contacts};
+use crate::contacts::{Contact, ContactDrawer, Shapes};
 use crate::diary::Diary;
 use crate::disease::{Course, NEVER, Profile, calibrate_beta};
 use crate::error::Result;
@@ -161,6 +161,7 @@ pub struct Simulation {
     pub app_first_acted: Option<u32>,
     agenda: Vec<Vec<Event>>,
     uploads_today: Vec<u32>,
+    drawer: ContactDrawer,
 }
 
 impl Simulation {
@@ -185,12 +186,13 @@ impl Simulation {
             scenario.ble.calibration_error_db,
         );
         let profile = Profile::new(&scenario.disease);
-        let day0 = daily_contacts(&population, scenario, &streams, 0);
+        let mut drawer = ContactDrawer::default();
+        let day0 = drawer.draw(&population, scenario, &streams, 0);
         let settings = &scenario.network.settings;
         let beta = calibrate_beta(
             &scenario.disease,
             &profile,
-            &day0,
+            day0,
             |c| settings.get(c.setting).weight,
             population.len(),
         );
@@ -230,6 +232,7 @@ impl Simulation {
             app_first_acted: None,
             agenda: vec![Vec::new(); scenario.days as usize + 64],
             uploads_today: Vec::new(),
+            drawer,
         };
         sim.seed_infections();
         Ok(sim)
@@ -285,12 +288,14 @@ impl Simulation {
     pub fn step(&mut self) -> Result<()> {
         let day = self.day;
         let t = day as u16;
-        let contacts = daily_contacts(&self.population, &self.scenario, &self.streams, day);
+        // The drawer lends today's contacts while `self` changes around them.
+        let mut drawer = std::mem::take(&mut self.drawer);
+        let contacts = drawer.draw(&self.population, &self.scenario, &self.streams, day);
         let mut row = Daily {
             day,
             ..Daily::default()
         };
-        row.new_infections = self.transmit(&contacts, t);
+        row.new_infections = self.transmit(contacts, t);
 
         let mut events = std::mem::take(&mut self.agenda[day as usize]);
         let mut next = 0;
@@ -303,6 +308,7 @@ impl Simulation {
         // The diary holds today before phones match and case workers trace.
         let phones = &self.phones;
         self.diary.push(day, contacts, |a| phones.has_app(a));
+        self.drawer = drawer;
         self.exposures.forget_before(day);
         if !self.uploads_today.is_empty() {
             self.publish_and_match(day, &mut row)?;
@@ -611,15 +617,11 @@ impl Simulation {
             })
             .reduce(Stocks::default, Stocks::add);
         let people = &mut self.people;
-        for (days, &until) in people
+        people
             .quarantine_days
-            .iter_mut()
+            .par_iter_mut()
             .zip(&people.quarantined_until)
-        {
-            if until > t {
-                *days += 1;
-            }
-        }
+            .for_each(|(days, &until)| *days += u16::from(until > t));
         row.n_susceptible = stocks.susceptible;
         row.n_exposed = stocks.exposed;
         row.n_infectious = stocks.infectious;
