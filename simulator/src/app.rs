@@ -684,7 +684,8 @@ impl PhoneExposures {
         if self.first_day.is_none_or(|first| first >= oldest) {
             return;
         }
-        let old = self.windows.partition_point(|w| w.day() < oldest);
+        // Windows compared by start time, not by day: no division per window.
+        let old = self.windows.partition_point(|w| w.start < oldest.start());
         self.windows.drain(..old);
         self.senders.drain(..old);
         for days in &mut self.notified_days {
@@ -700,17 +701,26 @@ impl PhoneExposures {
     /// Adds windows found today (and whose key each came from), each after the
     /// windows of its day; returns the days that got new windows, ascending.
     fn add(&mut self, found: impl IntoIterator<Item = (ExposureWindow, u32)>) -> Vec<Day> {
-        let mut days = Vec::new();
-        for (window, sender) in found {
-            let day = window.day();
-            let at = self.windows.partition_point(|w| w.day() <= day);
-            self.windows.insert(at, window);
-            self.senders.insert(at, sender);
-            days.push(day);
-        }
-        self.first_day = self.windows.first().map(ExposureWindow::day);
-        days.sort_unstable();
+        // A stable sort keeps the new windows of a day in the order they were found;
+        // one merge then puts them after the windows held of their day.
+        let mut found: Vec<(ExposureWindow, u32)> = found.into_iter().collect();
+        found.sort_by_key(|(w, _)| w.day());
+        let mut days: Vec<Day> = found.iter().map(|(w, _)| w.day()).collect();
         days.dedup();
+        let held = std::mem::take(&mut self.windows);
+        let senders = std::mem::take(&mut self.senders);
+        let mut held = held.into_iter().zip(senders).peekable();
+        let mut merged = Vec::with_capacity(held.len() + found.len());
+        for (window, sender) in found {
+            let end = window.day().plus(1).start();
+            while let Some(earlier) = held.next_if(|(w, _)| w.start < end) {
+                merged.push(earlier);
+            }
+            merged.push((window, sender));
+        }
+        merged.extend(held);
+        (self.windows, self.senders) = merged.into_iter().unzip();
+        self.first_day = self.windows.first().map(ExposureWindow::day);
         days
     }
 
@@ -732,8 +742,8 @@ impl PhoneExposures {
         };
         let levels = &mut self.day_levels[c];
         for &day in changed {
-            let lo = self.windows.partition_point(|w| w.day() < day);
-            let hi = self.windows.partition_point(|w| w.day() <= day);
+            let lo = self.windows.partition_point(|w| w.start < day.start());
+            let hi = self.windows.partition_point(|w| w.start < day.plus(1).start());
             let summaries = config.daily_summaries(&self.windows[lo..hi], now);
             let level = summaries.first().and_then(|d| config.classify(d));
             match levels.binary_search_by_key(&day, |&(d, _)| d) {
