@@ -242,7 +242,7 @@ impl ContactDrawer {
         let fill = &mut self.bucket_fill;
         fill.clone_from(start);
         let out = &mut self.stubs;
-        out.resize(stubs.len(), 0);
+        resize_in_parallel(out, stubs.len());
         for (&agent, &b) in stubs.iter().zip(&self.buckets) {
             out[fill[b as usize]] = agent;
             fill[b as usize] += 1;
@@ -261,6 +261,21 @@ impl ContactDrawer {
     }
 }
 
+/// Resizes `out` to `len`, keeping its allocation, with headroom when it grows (so
+/// a day a little larger than the last does not reallocate); new elements are
+/// written in parallel, so the fresh memory is faulted in by every thread.
+pub(crate) fn resize_in_parallel<T: Copy + Default + Send + Sync>(out: &mut Vec<T>, len: usize) {
+    if len <= out.len() {
+        out.truncate(len);
+        return;
+    }
+    if out.capacity() < len {
+        out.reserve_exact(len + len / 32 - out.len());
+    }
+    let extra = len - out.len();
+    out.par_extend(rayon::iter::repeat_n(T::default(), extra));
+}
+
 /// Sets `out` to consecutive parts, `lens[i]` long each, that `fill(i, part)`
 /// writes in parallel. `out` keeps its allocation (and its elements up to the new
 /// length are overwritten, not re-initialised), so a buffer refilled daily costs
@@ -270,12 +285,7 @@ pub(crate) fn fill_parts<T: Copy + Default + Send + Sync>(
     lens: &[usize],
     fill: impl Fn(usize, &mut [T]) + Sync,
 ) {
-    let total: usize = lens.iter().sum();
-    if out.capacity() < total {
-        // Headroom, so a day a little larger than the last does not reallocate.
-        out.reserve_exact(total + total / 32 - out.len());
-    }
-    out.resize(total, T::default());
+    resize_in_parallel(out, lens.iter().sum());
     let mut parts = Vec::with_capacity(lens.len());
     let mut rest = out.as_mut_slice();
     for &len in lens {

@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 
 use rayon::prelude::*;
 
-use crate::contacts::{Contact, fill_parts};
+use crate::contacts::{Contact, fill_parts, resize_in_parallel};
 
 /// Contacts filtered or copied per parallel task.
 const CONTACT_CHUNK: usize = 65_536;
@@ -79,7 +79,7 @@ impl DayContacts {
 
         // offsets[p + 1] counts the entries of p, then sums those up to p in its
         // range, then up to p.
-        self.offsets.resize(people + 1, 0);
+        resize_in_parallel(&mut self.offsets, people + 1);
         self.offsets[0] = 0;
         self.offsets[1..]
             .par_chunks_mut(per_range)
@@ -112,8 +112,8 @@ impl DayContacts {
             .for_each(|(counts, &base)| counts.iter_mut().for_each(|n| *n += base));
 
         let offsets = &self.offsets;
-        self.entries.resize(2 * contacts.len(), 0);
-        cursor.resize(people, 0);
+        resize_in_parallel(&mut self.entries, 2 * contacts.len());
+        resize_in_parallel(cursor, people);
         let mut parts = Vec::with_capacity(ranges);
         let mut rest = self.entries.as_mut_slice();
         for (r, cursor) in cursor.chunks_mut(per_range).enumerate() {
