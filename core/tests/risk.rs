@@ -487,6 +487,51 @@ fn attenuation_is_tx_power_minus_corrected_rssi_and_never_negative() {
 }
 
 proptest! {
+    /// The previous scan of each scan is the one just before it in time (ties broken by
+    /// scan id), whether scan ids count up with time or not.
+    #[test]
+    fn seconds_since_last_scan_follow_time_order(
+        gaps in prop::collection::vec(0u64..400, 1..40),
+        shuffle in any::<bool>(),
+        seed in any::<u64>(),
+        repeats in prop::collection::vec(0usize..40, 0..10),
+    ) {
+        let mut times: Vec<UnixSeconds> = Vec::new();
+        let mut t = NOON;
+        for gap in gaps {
+            t = t + gap;
+            times.push(t);
+        }
+        let mut ids: Vec<u64> = (0..times.len() as u64).collect();
+        if shuffle {
+            // A permutation from the seed: ids no longer count up with time.
+            ids.sort_by_key(|&i| (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ seed).rotate_left(17));
+        }
+        let sighting = |k: usize| Sighting {
+            rpi: Rpi::from_bytes([k as u8; 16]),
+            aem: kith_core::Aem::from_bytes([0; 4]),
+            rssi: -60,
+            time: times[k],
+            scan_id: ids[k],
+        };
+        let mut sightings: Vec<Sighting> = (0..times.len()).map(sighting).collect();
+        // Several beacons in one scan: the scan's time is its first sighting's.
+        sightings.extend(repeats.iter().filter(|&&k| k < times.len()).map(|&k| Sighting {
+            time: times[k] + 1,
+            ..sighting(k)
+        }));
+        let timeline = ScanTimeline::new(&sightings);
+        let mut order: Vec<(UnixSeconds, u64)> = times.iter().copied().zip(ids.iter().copied()).collect();
+        order.sort_unstable();
+        for (k, &(time, id)) in order.iter().enumerate() {
+            let expected = match k.checked_sub(1).map(|j| order[j].0) {
+                Some(previous) => (60 * (time.get() / 60 - previous.get() / 60)).min(300) as u16,
+                None => 120,
+            };
+            prop_assert_eq!(timeline.seconds_since_last_scan(id, time), expected, "scan {}", id);
+        }
+    }
+
     #[test]
     fn arbitrary_text_never_panics(text in ".{0,200}") {
         let _ = RiskConfig::from_json(&text);

@@ -13,9 +13,9 @@
 //! phones, and each phone looks the RPIs it recorded up in them, decrypts their
 //! metadata with the key's AEMK and builds its exposure windows with core. Those
 //! phones regenerate only what matching asks for: the beacons of the uploader's
-//! contacts with them, and for each scan that heard one, the phone's previous scan
-//! that heard anything (core's `ScanTimeline` measures a scan's duration from it),
-//! searched backwards contact by contact. `tests/sim/per_device.rs` runs sampled
+//! contacts with them, and for each scan that heard one, what core's `ScanTimeline`
+//! needs to know of the phone's previous scan that heard anything — its time when it
+//! is less than 5 minutes before, otherwise only whether there was one. `tests/sim/per_device.rs` runs sampled
 //! phones through the full per-device path — [`kith_core::ExposureEngine`] with every
 //! sighting recorded and every export ingested, matched by core's
 //! [`kith_core::SightingIndex`] — and gets identical exposures.
@@ -302,6 +302,17 @@ struct PhoneDay {
     exchanges: Vec<Exchange>,
 }
 
+impl PhoneDay {
+    /// Its scan number `k`.
+    fn scan(&self, k: u32) -> Scan {
+        Scan {
+            day: self.day,
+            k,
+            second: self.schedule.second(k),
+        }
+    }
+}
+
 /// One contact of a receiving phone's holder with another app user, as the radio
 /// sees it.
 struct Exchange {
@@ -376,15 +387,10 @@ impl Radio<'_> {
 
     /// The beacons of `x` that `rx` heard, in scan order, appended to `out`.
     fn heard_in(&self, rx: &PhoneDay, x: &Exchange, out: &mut Vec<Heard>) {
-        let day = rx.day;
         out.extend(x.scans.clone().filter_map(|k| {
             self.measure(rx, x, k).map(|rssi| Heard {
                 sender: x.sender_phone,
-                scan: Scan {
-                    day,
-                    k,
-                    second: rx.schedule.second(k),
-                },
+                scan: rx.scan(k),
                 rssi,
             })
         }));
@@ -411,6 +417,23 @@ impl Radio<'_> {
         }
     }
 
+    /// Whether the phone of `rx` heard any beacon in its scan `k`.
+    fn heard_in_scan(&self, rx: &PhoneDay, k: u32) -> bool {
+        rx.exchanges
+            .iter()
+            .any(|x| x.scans.contains(&k) && self.measure(rx, x, k).is_some())
+    }
+
+    /// A scan of the phone of `rx` numbered below `before` that heard any beacon
+    /// (the first found, contact by contact).
+    fn any_heard(&self, rx: &PhoneDay, before: u32) -> Option<Scan> {
+        rx.exchanges.iter().find_map(|x| {
+            (x.scans.start..x.scans.end.min(before))
+                .find(|&k| self.measure(rx, x, k).is_some())
+                .map(|k| rx.scan(k))
+        })
+    }
+
     /// The last scan of the phone of `rx` numbered below `before` that heard any
     /// beacon: the latest heard scan of [`Radio::heard`] there, found by searching
     /// each contact backwards from its end.
@@ -423,11 +446,7 @@ impl Radio<'_> {
                 last = Some(k);
             }
         }
-        last.map(|k| Scan {
-            day: rx.day,
-            k,
-            second: rx.schedule.second(k),
-        })
+        last.map(|k| rx.scan(k))
     }
 
     /// The sightings `phone` recorded on `day` from second `from` on (every beacon of
@@ -511,34 +530,57 @@ impl<'r, 'a> PhoneScans<'r, 'a> {
         }
     }
 
-    /// The last scan of `day` numbered below `before` that heard any beacon.
-    fn last_heard(&mut self, day: u32, before: u32) -> Option<Scan> {
-        let i = self.slot(day);
-        let rx = self.days[i].met.as_ref()?;
-        self.radio.last_heard(rx, before)
-    }
-
+    /// The last scan of `day` that heard any beacon (computed once).
     fn last_of(&mut self, day: u32) -> Option<Scan> {
         let i = self.slot(day);
         if let Some(last) = self.days[i].last {
             return last;
         }
-        let last = self.last_heard(day, u32::MAX);
+        let last = self.days[i]
+            .met
+            .as_ref()
+            .and_then(|rx| self.radio.last_heard(rx, u32::MAX));
         self.days[i].last = Some(last);
         last
     }
 
-    /// The last scan before `scan` that heard any beacon, on a day from `oldest` on:
-    /// what core's `ScanTimeline` learns the phone's previous scan from. `heard` are
-    /// scans known to have heard something, sorted.
+    /// A scan before `scan` that heard any beacon, on a day from `oldest` on, from
+    /// which core's `ScanTimeline` learns the seconds since the phone's last scan: the
+    /// latest such scan when it is less than 5 minutes before `scan`, otherwise any
+    /// earlier one. GAEN counts whole minutes since the last scan up to 5, so every
+    /// heard scan 5 minutes or more before gives the same 300 s, and only "was
+    /// anything heard before?" is left to answer. `heard` are scans known to have
+    /// heard something (`scan` among them), sorted; they answer most questions
+    /// without measuring a beacon.
     fn heard_before(&mut self, scan: Scan, oldest: u32, heard: &[Scan]) -> Option<Scan> {
-        if scan.k > 0 {
-            let previous = (scan.day, scan.k - 1);
-            if let Ok(i) = heard.binary_search_by_key(&previous, |s| (s.day, s.k)) {
-                return Some(heard[i]);
+        let known = |k: u32| {
+            heard
+                .binary_search_by_key(&(scan.day, k), |s| (s.day, s.k))
+                .is_ok()
+        };
+        let i = self.slot(scan.day);
+        let rx = self.days[i].met.as_ref()?;
+        // Scans from this second on are less than 5 whole minutes before `scan`.
+        let horizon = i64::from(scan.second / 60 * 60) - 240;
+        let mut k = scan.k;
+        while k > 0 && i64::from(rx.schedule.second(k - 1)) >= horizon {
+            k -= 1;
+            if known(k) || self.radio.heard_in_scan(rx, k) {
+                return Some(rx.scan(k));
             }
         }
-        self.last_heard(scan.day, scan.k)
+        if k == 0 && horizon < 0 {
+            // The last 5 minutes began the day before: its last heard scan, exactly.
+            return (oldest..scan.day).rev().find_map(|day| self.last_of(day));
+        }
+        // Nothing heard in the last 5 minutes: any earlier heard scan will do.
+        let earlier = heard.partition_point(|s| (s.day, s.k) < (scan.day, k));
+        if earlier > 0 {
+            return Some(heard[earlier - 1]);
+        }
+        let rx = self.days[i].met.as_ref()?;
+        self.radio
+            .any_heard(rx, k)
             .or_else(|| (oldest..scan.day).rev().find_map(|day| self.last_of(day)))
     }
 }
@@ -619,6 +661,10 @@ pub struct PhoneExposures {
     /// Per risk configuration, the risk level each day of windows reached when its
     /// windows last changed (GAEN v2 models only; see [`PhoneExposures::risk`]).
     day_levels: Vec<Vec<(Day, Option<u8>)>>,
+    /// The day of the first window. Nothing the phone holds is older (notified and
+    /// scored days are days of windows), so the daily pass over every phone reads
+    /// only this, not the vectors.
+    first_day: Option<Day>,
 }
 
 impl PhoneExposures {
@@ -635,6 +681,9 @@ impl PhoneExposures {
     /// `day`: no later window can fall on those days.
     fn forget_before(&mut self, day: u32) {
         let oldest = calendar_day(day.saturating_sub(RETENTION_DAYS - 1));
+        if self.first_day.is_none_or(|first| first >= oldest) {
+            return;
+        }
         let old = self.windows.partition_point(|w| w.day() < oldest);
         self.windows.drain(..old);
         self.senders.drain(..old);
@@ -645,6 +694,7 @@ impl PhoneExposures {
             let old = levels.partition_point(|&(d, _)| d < oldest);
             levels.drain(..old);
         }
+        self.first_day = self.windows.first().map(ExposureWindow::day);
     }
 
     /// Adds windows found today (and whose key each came from), each after the
@@ -658,6 +708,7 @@ impl PhoneExposures {
             self.senders.insert(at, sender);
             days.push(day);
         }
+        self.first_day = self.windows.first().map(ExposureWindow::day);
         days.sort_unstable();
         days.dedup();
         days
@@ -747,8 +798,10 @@ pub struct AppDay {
 pub struct Exposures {
     /// Primary configuration first, then the evaluated ones.
     pub configs: Vec<(String, RiskModel)>,
-    /// Phones that have matched something.
-    pub phones: HashMap<u32, PhoneExposures>,
+    /// What each phone holds, by phone number; `None` for phones holding nothing. A
+    /// dense vector rather than a map: every phone is visited each day to forget, in
+    /// parallel and in memory order.
+    phones: Vec<Option<PhoneExposures>>,
 }
 
 impl Exposures {
@@ -763,17 +816,33 @@ impl Exposures {
         }
         Ok(Self {
             configs,
-            phones: HashMap::new(),
+            phones: Vec::new(),
         })
+    }
+
+    /// What `phone` holds, if it has matched anything in the last 14 days.
+    pub fn phone(&self, phone: u32) -> Option<&PhoneExposures> {
+        self.phones.get(phone as usize)?.as_ref()
+    }
+
+    /// The phones that hold something, ascending.
+    pub fn exposed_phones(&self) -> impl Iterator<Item = u32> + '_ {
+        (0u32..)
+            .zip(&self.phones)
+            .filter_map(|(phone, state)| state.as_ref().map(|_| phone))
     }
 
     /// Every phone forgets what is older than the 14 days it keeps, as of `day`;
     /// phones left with nothing are dropped (a million phones' old windows would
     /// otherwise fill gigabytes).
     pub fn forget_before(&mut self, day: u32) {
-        self.phones.retain(|_, state| {
-            state.forget_before(day);
-            !state.is_empty()
+        self.phones.par_iter_mut().for_each(|slot| {
+            if let Some(state) = slot {
+                state.forget_before(day);
+                if state.first_day.is_none() && state.is_empty() {
+                    *slot = None;
+                }
+            }
         });
     }
 
@@ -789,26 +858,32 @@ impl Exposures {
         let keys: Vec<DiagnosisKey> = export.keys().collect::<kith_core::Result<_>>()?;
         // Phones that may hold a key's RPIs: those whose owner met the key's uploader
         // on the key's day (identifiers are unique, so no other phone can match).
-        let mut candidates: Vec<(u32, u32)> = Vec::new();
-        for (k, key) in keys.iter().enumerate() {
-            let sender = *owner
-                .get(key.tek.expose_secret())
-                .ok_or_else(|| Error::Scenario("an exported key has no known uploader".into()))?;
-            let key_day = key.tek.validity().start().get() / kith_core::INTERVALS_PER_DAY;
-            let Some(contacts) = key_day
-                .checked_sub(EPOCH_DAY)
-                .and_then(|d| radio.diary.day(d))
-            else {
-                continue;
-            };
-            for c in contacts.of(sender) {
-                let phone = radio.phones.phone_of[c.other(sender) as usize];
-                if phone != NONE {
-                    candidates.push((phone, k as u32));
-                }
-            }
-        }
-        candidates.sort_unstable();
+        let senders: Vec<u32> =
+            keys.iter()
+                .map(|key| {
+                    owner.get(key.tek.expose_secret()).copied().ok_or_else(|| {
+                        Error::Scenario("an exported key has no known uploader".into())
+                    })
+                })
+                .collect::<Result<_>>()?;
+        let mut candidates: Vec<(u32, u32)> = keys
+            .par_iter()
+            .zip(&senders)
+            .enumerate()
+            .flat_map_iter(|(k, (key, &sender))| {
+                let key_day = key.tek.validity().start().get() / kith_core::INTERVALS_PER_DAY;
+                let contacts = key_day
+                    .checked_sub(EPOCH_DAY)
+                    .and_then(|d| radio.diary.day(d));
+                contacts
+                    .into_iter()
+                    .flat_map(move |contacts| contacts.of(sender))
+                    .map(move |c| radio.phones.phone_of[c.other(sender) as usize])
+                    .filter(|&phone| phone != NONE)
+                    .map(move |phone| (phone, k as u32))
+            })
+            .collect();
+        candidates.par_sort_unstable();
         candidates.dedup();
         let groups: Vec<&[(u32, u32)]> = candidates.chunk_by(|x, y| x.0 == y.0).collect();
         // Every phone would derive the same identifiers of a published key: derive
@@ -818,10 +893,7 @@ impl Exposures {
         heard_keys.dedup();
         let derived: Vec<KeyBeacons> = heard_keys
             .par_iter()
-            .map(|&k| {
-                let key = &keys[k as usize];
-                KeyBeacons::new(radio, key, owner[key.tek.expose_secret()])
-            })
+            .map(|&k| KeyBeacons::new(radio, &keys[k as usize], senders[k as usize]))
             .collect();
         let beacons_of = |k: u32| &derived[heard_keys.binary_search(&k).expect("derived above")];
         let matched: Vec<(u32, Vec<(ExposureWindow, u32)>)> = groups
@@ -853,7 +925,8 @@ impl Exposures {
             .map(|(phone, windows)| {
                 let state = self
                     .phones
-                    .remove(&phone)
+                    .get_mut(phone as usize)
+                    .and_then(Option::take)
                     .unwrap_or_else(|| PhoneExposures::new(configs.len()));
                 (phone, state, windows)
             })
@@ -903,7 +976,10 @@ impl Exposures {
                 }
             }
             result.notifications.extend(notification);
-            self.phones.insert(phone, state);
+            if self.phones.len() <= phone as usize {
+                self.phones.resize_with(phone as usize + 1, || None);
+            }
+            self.phones[phone as usize] = Some(state);
         }
         Ok(result)
     }
@@ -924,7 +1000,7 @@ impl Exposures {
 
     /// The exposure windows a phone holds (for tests and the individuals file).
     pub fn windows_of(&self, phone: u32) -> &[ExposureWindow] {
-        self.phones.get(&phone).map_or(&[], |p| &p.windows)
+        self.phone(phone).map_or(&[], |p| &p.windows)
     }
 }
 
@@ -1023,6 +1099,7 @@ struct Scratch {
     heard: Vec<Heard>,
     sightings: Vec<Sighting>,
     scans: Vec<Scan>,
+    previous: Vec<Scan>,
     /// Matches and their keys' owners.
     matches: Vec<(Match, u32)>,
 }
@@ -1044,6 +1121,7 @@ fn phone_windows(
         heard,
         sightings,
         scans,
+        previous,
         matches,
     } = scratch;
     sightings.clear();
@@ -1066,17 +1144,27 @@ fn phone_windows(
     if matches.is_empty() {
         return Vec::new();
     }
+    // The timeline of the scans that heard the keys' owners and of their previous
+    // heard scans, built from one record per scan in scan order (core then sorts
+    // nothing).
+    let by_number = |s: &Scan| (s.day, s.k);
     scans.clear();
     scans.extend(sightings.iter().map(Scan::of));
-    scans.sort_unstable_by_key(|s| (s.day, s.k));
+    scans.sort_unstable_by_key(by_number);
     scans.dedup();
-    for &scan in scans.iter() {
-        sightings.extend(
-            phone_scans
-                .heard_before(scan, oldest, scans)
-                .map(Scan::timeline_entry),
-        );
-    }
+    previous.clear();
+    previous.extend(scans.iter().filter_map(|&scan| {
+        phone_scans.heard_before(scan, oldest, scans).filter(|p| {
+            scans
+                .binary_search_by_key(&by_number(p), by_number)
+                .is_err()
+        })
+    }));
+    scans.append(previous);
+    scans.sort_unstable_by_key(by_number);
+    scans.dedup();
+    sightings.clear();
+    sightings.extend(scans.iter().map(|s| s.timeline_entry()));
     let timeline = ScanTimeline::new(sightings);
     let correction = radio.phones.model[phone as usize].rssi_correction;
     matches

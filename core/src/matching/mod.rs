@@ -200,7 +200,13 @@ fn drop_replays(sightings: &mut Vec<MatchedSighting>) {
     let mut first: Vec<(IntervalNumber, UnixSeconds)> = Vec::new();
     sightings.retain(|m| {
         let time = m.sighting.time;
-        match first.iter().find(|(interval, _)| *interval == m.interval) {
+        // Sorted by time, a key's sightings come interval after interval: the last
+        // interval seen is nearly always the one to find.
+        match first
+            .iter()
+            .rev()
+            .find(|(interval, _)| *interval == m.interval)
+        {
             Some(&(_, start)) => time.since(start) <= MAX_RPI_SECONDS,
             None => {
                 first.push((m.interval, time));

@@ -156,9 +156,18 @@ impl ScanTimeline {
             sightings.iter().map(|s| (s.scan_id, s.time)).collect();
         first.sort_unstable();
         first.dedup_by_key(|&mut (id, _)| id);
+        let mut previous = None;
+        // Scan ids usually count up with time (they do on every device we know of);
+        // then id order is time order and no second sort is needed.
+        if first.is_sorted_by_key(|&(_, time)| time) {
+            let scans = first
+                .into_iter()
+                .map(|(id, time)| (id, time, previous.replace(time)))
+                .collect();
+            return Self { scans };
+        }
         let mut ordered: Vec<(UnixSeconds, u64)> = first.iter().map(|&(id, t)| (t, id)).collect();
         ordered.sort_unstable();
-        let mut previous = None;
         let mut scans: Vec<(u64, UnixSeconds, Option<UnixSeconds>)> = ordered
             .into_iter()
             .map(|(time, id)| (id, time, previous.replace(time)))

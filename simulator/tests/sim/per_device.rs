@@ -23,8 +23,7 @@ fn sampled_phones_on_the_full_per_device_path_find_identical_exposures() {
     // A first run tells which phones will match something; sample those and others.
     let mut dry = Simulation::new(&scenario, seed, Arm::WithApp).unwrap();
     dry.run(|_| {}).unwrap();
-    let mut exposed: Vec<u32> = dry.exposures.phones.keys().copied().collect();
-    exposed.sort_unstable();
+    let exposed: Vec<u32> = dry.exposures.exposed_phones().collect();
     assert!(exposed.len() >= 30, "only {} phones matched", exposed.len());
     let step = exposed.len() / 25;
     let mut sample: Vec<u32> = exposed.iter().step_by(step.max(1)).copied().collect();
@@ -80,10 +79,9 @@ fn sampled_phones_on_the_full_per_device_path_find_identical_exposures() {
         "only {compared_windows} windows compared"
     );
     assert!(
-        sample.iter().any(|p| sim
+        sample.iter().any(|&p| sim
             .exposures
-            .phones
-            .get(p)
+            .phone(p)
             .is_some_and(|e| !e.notified_days[0].is_empty())),
         "no sampled phone was notified"
     );

@@ -145,7 +145,7 @@ fn nobody_is_notified_without_a_recorded_sighting() {
                 continue;
             }
             let phone = sim.phones.phone_of[agent];
-            let senders = &sim.exposures.phones[&phone].senders;
+            let senders = &sim.exposures.phone(phone).unwrap().senders;
             let heard = (today.saturating_sub(13)..=today).any(|day| {
                 let day = u32::from(day);
                 // The RPIs the uploaders behind the notification sent that day.
