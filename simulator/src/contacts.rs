@@ -7,6 +7,7 @@ use rand::seq::SliceRandom;
 use rand_distr::{Distribution, Poisson};
 use rayon::prelude::*;
 
+use crate::parallel::{Grouping, fill_parts, split_parts};
 use crate::population::Population;
 use crate::rng::{Purpose, Streams, normal_quantile, open_unit};
 use crate::scenario::{Scenario, Setting, Settings};
@@ -81,22 +82,20 @@ const STUB_CHUNK: usize = 16_384;
 /// Mean stubs per bucket of the shuffle: small enough to shuffle in L1 cache.
 const STUBS_PER_BUCKET: usize = 2048;
 
-/// Draws each day's contacts into storage kept from day to day. A day holds
-/// millions of contacts; drawn into fresh vectors, they cost more in page faults,
-/// reallocation and copying than in drawing.
+/// Draws each day's contacts into storage kept from day to day (see
+/// [`crate::parallel`] for why).
 #[derive(Debug, Default)]
 pub struct ContactDrawer {
     /// The day's contacts.
     contacts: Vec<Contact>,
     /// Each chunk of occupation groups' contacts, before they are copied in place.
     groups: Vec<Vec<Contact>>,
-    /// The random-contact stubs in the day's order.
-    stubs: Vec<u32>,
-    /// Each stub's shuffle bucket.
+    /// Each random-contact stub's shuffle bucket.
     buckets: Vec<u32>,
-    /// Where each bucket starts in `stubs`, then where it is filled to.
-    bucket_start: Vec<usize>,
-    bucket_fill: Vec<usize>,
+    /// The stubs by bucket: once shuffled, in the day's order.
+    stubs: Grouping,
+    /// Scratch of the grouping.
+    cursor: Vec<u32>,
     /// The lengths of the parts of `contacts`, filled in parallel.
     lens: Vec<usize>,
 }
@@ -173,13 +172,14 @@ impl ContactDrawer {
         self.shuffle_stubs(&population.random_stubs, streams, day);
         self.lens.par_extend(
             self.stubs
+                .values
                 .par_chunks(2 * STUB_CHUNK)
                 .map(|pairs| pairs.chunks_exact(2).filter(|p| p[0] != p[1]).count()),
         );
 
         let transport = scenario.network.transport_fraction;
         let group_parts = &self.groups;
-        let stubs = &self.stubs;
+        let stubs = &self.stubs.values;
         fill_parts(&mut self.contacts, &self.lens, |part, out| {
             if part < household_chunks {
                 let mut slots = out.iter_mut();
@@ -223,70 +223,27 @@ impl ContactDrawer {
     /// generator, and the buckets are concatenated. Given the buckets' sizes, every
     /// arrangement is equally likely, so the whole order is a uniform permutation.
     fn shuffle_stubs(&mut self, stubs: &[u32], streams: &Streams, day: u32) {
-        let buckets = stubs.len().div_ceil(STUBS_PER_BUCKET).max(1) as u64;
+        let count = stubs.len().div_ceil(STUBS_PER_BUCKET).max(1);
         self.buckets.clear();
         self.buckets
             .par_extend(stubs.par_iter().enumerate().map(|(i, _)| {
                 let h = streams.bits(Purpose::Contacts, [u64::from(day), 2, i as u64]);
-                ((u128::from(h) * u128::from(buckets)) >> 64) as u32
+                ((u128::from(h) * count as u128) >> 64) as u32
             }));
-        let start = &mut self.bucket_start;
-        start.clear();
-        start.resize(buckets as usize + 1, 0);
-        for &b in &self.buckets {
-            start[b as usize + 1] += 1;
-        }
-        for b in 0..buckets as usize {
-            start[b + 1] += start[b];
-        }
-        let fill = &mut self.bucket_fill;
-        fill.clone_from(start);
-        let out = &mut self.stubs;
-        out.resize(stubs.len(), 0);
-        for (&agent, &b) in stubs.iter().zip(&self.buckets) {
-            out[fill[b as usize]] = agent;
-            fill[b as usize] += 1;
-        }
-        let mut parts = Vec::with_capacity(buckets as usize);
-        let mut rest = out.as_mut_slice();
-        for b in 0..buckets as usize {
-            let (part, tail) = rest.split_at_mut(start[b + 1] - start[b]);
-            parts.push(part);
-            rest = tail;
-        }
+        self.stubs.sort(
+            &self.buckets,
+            count,
+            |&b| [b],
+            |i| stubs[i],
+            &mut self.cursor,
+        );
+        let Grouping { offsets, values } = &mut self.stubs;
+        let parts = split_parts(values, offsets.windows(2).map(|w| (w[1] - w[0]) as usize));
         parts.into_par_iter().enumerate().for_each(|(b, part)| {
             let mut rng = streams.rng(Purpose::Contacts, [u64::from(day), 4, b as u64]);
             part.shuffle(&mut rng);
         });
     }
-}
-
-/// Sets `out` to consecutive parts, `lens[i]` long each, that `fill(i, part)`
-/// writes in parallel. `out` keeps its allocation (and its elements up to the new
-/// length are overwritten, not re-initialised), so a buffer refilled daily costs
-/// neither page faults nor copies.
-pub(crate) fn fill_parts<T: Copy + Default + Send + Sync>(
-    out: &mut Vec<T>,
-    lens: &[usize],
-    fill: impl Fn(usize, &mut [T]) + Sync,
-) {
-    let total: usize = lens.iter().sum();
-    if out.capacity() < total {
-        // Headroom, so a day a little larger than the last does not reallocate.
-        out.reserve_exact(total + total / 32 - out.len());
-    }
-    out.resize(total, T::default());
-    let mut parts = Vec::with_capacity(lens.len());
-    let mut rest = out.as_mut_slice();
-    for &len in lens {
-        let (part, tail) = rest.split_at_mut(len);
-        parts.push(part);
-        rest = tail;
-    }
-    parts
-        .into_par_iter()
-        .enumerate()
-        .for_each(|(i, part)| fill(i, part));
 }
 
 /// How contacts in each setting are drawn: lognormal duration and distance, as the

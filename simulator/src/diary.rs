@@ -8,33 +8,23 @@ use std::collections::VecDeque;
 
 use rayon::prelude::*;
 
-use crate::contacts::{Contact, fill_parts};
+use crate::contacts::Contact;
+use crate::parallel::{Grouping, fill_parts};
 
 /// Contacts filtered or copied per parallel task.
 const CONTACT_CHUNK: usize = 65_536;
 
 /// One day of contacts, with an index by person.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct DayContacts {
     /// The sim day.
     pub day: u32,
     contacts: Vec<Contact>,
-    /// `entries[offsets[a]..offsets[a + 1]]` are the contacts of agent `a`, in the
-    /// order of the day.
-    offsets: Vec<u32>,
-    entries: Vec<u32>,
+    /// The contacts of each agent (indices into `contacts`), in the order of the day.
+    index: Grouping,
 }
 
 impl DayContacts {
-    fn empty() -> Self {
-        Self {
-            day: 0,
-            contacts: Vec::new(),
-            offsets: Vec::new(),
-            entries: Vec::new(),
-        }
-    }
-
     /// Sets `self` to `day`, with the contacts of `source` that `keep` accepts,
     /// indexed for `people`; `cursor` is scratch. The vectors are refilled in place,
     /// in parallel, so a day's storage is reused rather than faulted in anew.
@@ -58,94 +48,16 @@ impl DayContacts {
                 *slot = *c;
             }
         });
-        self.index(people, cursor);
-    }
-
-    /// Builds the index by person: a counting sort, in parallel over ranges of
-    /// people, each of which scans every contact and writes only its own offsets and
-    /// entries.
-    fn index(&mut self, people: usize, cursor: &mut Vec<u32>) {
         let contacts = &self.contacts;
-        let ranges = rayon::current_num_threads().clamp(1, people.max(1));
-        let per_range = people.div_ceil(ranges).max(1);
-        let ends_in = |lo: usize, hi: usize| {
-            move |c: &Contact| {
-                [c.a, c.b]
-                    .into_iter()
-                    .map(|p| p as usize)
-                    .filter(move |p| (lo..hi).contains(p))
-            }
-        };
-
-        // offsets[p + 1] counts the entries of p, then sums those up to p in its
-        // range, then up to p.
-        self.offsets.resize(people + 1, 0);
-        self.offsets[0] = 0;
-        self.offsets[1..]
-            .par_chunks_mut(per_range)
-            .enumerate()
-            .for_each(|(r, counts)| {
-                counts.fill(0);
-                let lo = r * per_range;
-                let ends = ends_in(lo, lo + counts.len());
-                for c in contacts {
-                    for p in ends(c) {
-                        counts[p - lo] += 1;
-                    }
-                }
-                for i in 1..counts.len() {
-                    counts[i] += counts[i - 1];
-                }
-            });
-        let mut base = 0;
-        let bases: Vec<u32> = self.offsets[1..]
-            .chunks(per_range)
-            .map(|counts| {
-                let here = base;
-                base += counts.last().copied().unwrap_or(0);
-                here
-            })
-            .collect();
-        self.offsets[1..]
-            .par_chunks_mut(per_range)
-            .zip(&bases)
-            .for_each(|(counts, &base)| counts.iter_mut().for_each(|n| *n += base));
-
-        let offsets = &self.offsets;
-        self.entries.resize(2 * contacts.len(), 0);
-        cursor.resize(people, 0);
-        let mut parts = Vec::with_capacity(ranges);
-        let mut rest = self.entries.as_mut_slice();
-        for (r, cursor) in cursor.chunks_mut(per_range).enumerate() {
-            let lo = r * per_range;
-            let hi = lo + cursor.len();
-            let (part, tail) = rest.split_at_mut((offsets[hi] - offsets[lo]) as usize);
-            parts.push((lo, cursor, part));
-            rest = tail;
-        }
-        parts.into_par_iter().for_each(|(lo, cursor, entries)| {
-            let first = offsets[lo];
-            for (p, slot) in cursor.iter_mut().enumerate() {
-                *slot = offsets[lo + p] - first;
-            }
-            let ends = ends_in(lo, lo + cursor.len());
-            for (k, c) in contacts.iter().enumerate() {
-                for p in ends(c) {
-                    let slot = &mut cursor[p - lo];
-                    entries[*slot as usize] = k as u32;
-                    *slot += 1;
-                }
-            }
-        });
+        self.index
+            .sort(contacts, people, |c| [c.a, c.b], |k| k as u32, cursor);
     }
 
     /// The contacts of `agent` on this day.
     pub fn of(&self, agent: u32) -> impl Iterator<Item = &Contact> + '_ {
-        let (lo, hi) = (
-            self.offsets[agent as usize],
-            self.offsets[agent as usize + 1],
-        );
-        self.entries[lo as usize..hi as usize]
+        let offsets = &self.index.offsets;
+        let (lo, hi) = (offsets[agent as usize], offsets[agent as usize + 1]);
+        self.index.values[lo as usize..hi as usize]
             .iter()
             .map(|&k| &self.contacts[k as usize])
     }
@@ -208,7 +120,7 @@ impl Diary {
         if self.keep_app > self.keep_all && self.keep_all > 0 && day >= self.keep_all {
             let thin = day - self.keep_all;
             if let Some(slot) = self.days.iter().position(|d| d.day == thin) {
-                let mut kept = self.spare.pop().unwrap_or_else(DayContacts::empty);
+                let mut kept = self.spare.pop().unwrap_or_default();
                 kept.refill(
                     thin,
                     &self.days[slot].contacts,
@@ -220,7 +132,7 @@ impl Diary {
                 self.spare.push(full);
             }
         }
-        let mut today = self.spare.pop().unwrap_or_else(DayContacts::empty);
+        let mut today = self.spare.pop().unwrap_or_default();
         if self.keep_all == 0 {
             today.refill(day, contacts, app_only, self.people, &mut self.cursor);
         } else {

@@ -44,6 +44,7 @@ pub mod disease;
 mod error;
 pub mod experiment;
 pub mod output;
+mod parallel;
 pub mod peers;
 pub mod plot;
 pub mod population;
