@@ -334,7 +334,7 @@ impl Radio<'_> {
         let schedule = ScanSchedule::of(self.streams, phone, day, self.channel.scan_interval());
         let exchanges = contacts
             .of(agent)
-            .filter_map(|c| self.exchange(agent, &schedule, day, c))
+            .filter_map(|c| self.exchange(agent, &schedule, day, &c))
             .collect();
         Some(PhoneDay {
             day,
@@ -743,7 +743,9 @@ impl PhoneExposures {
         let levels = &mut self.day_levels[c];
         for &day in changed {
             let lo = self.windows.partition_point(|w| w.start < day.start());
-            let hi = self.windows.partition_point(|w| w.start < day.plus(1).start());
+            let hi = self
+                .windows
+                .partition_point(|w| w.start < day.plus(1).start());
             let summaries = config.daily_summaries(&self.windows[lo..hi], now);
             let level = summaries.first().and_then(|d| config.classify(d));
             match levels.binary_search_by_key(&day, |&(d, _)| d) {

@@ -234,7 +234,7 @@ impl ContactDrawer {
             &self.buckets,
             count,
             |&b| [b],
-            |i| stubs[i],
+            |i, _| stubs[i],
             &mut self.cursor,
         );
         let Grouping { offsets, values } = &mut self.stubs;

@@ -10,61 +10,108 @@ use rayon::prelude::*;
 
 use crate::contacts::Contact;
 use crate::parallel::{Grouping, fill_parts};
+use crate::scenario::Setting;
 
 /// Contacts filtered or copied per parallel task.
 const CONTACT_CHUNK: usize = 65_536;
 
-/// One day of contacts, with an index by person.
+/// One day of contacts, by person.
 #[derive(Debug, Default)]
 pub struct DayContacts {
     /// The sim day.
     pub day: u32,
-    contacts: Vec<Contact>,
-    /// The contacts of each agent (indices into `contacts`), in the order of the day.
-    index: Grouping,
+    /// Each person's contacts as they hold them, in the order of the day (on a
+    /// thinned day, in the order of their `a`s). Held inline
+    /// rather than as indices into the day's contacts: a phone reading its holder's
+    /// contacts then reads one run of memory, not one cache line per contact.
+    index: Grouping<Held>,
+}
+
+/// A contact as one of its two people holds it.
+#[derive(Clone, Copy, Debug, Default)]
+struct Held {
+    other: u32,
+    salt: u32,
+    setting: u8,
+    /// Whether the holder is the contact's `a`.
+    holder_is_a: bool,
 }
 
 impl DayContacts {
-    /// Sets `self` to `day`, with the contacts of `source` that `keep` accepts,
-    /// indexed for `people`; `cursor` is scratch. The vectors are refilled in place,
-    /// in parallel, so a day's storage is reused rather than faulted in anew.
-    fn refill(
-        &mut self,
-        day: u32,
-        source: &[Contact],
-        keep: impl Fn(&Contact) -> bool + Sync,
-        people: usize,
-        cursor: &mut Vec<u32>,
-    ) {
+    /// Sets `self` to `day`, with `contacts` indexed for `people`; `cursor` is
+    /// scratch. The vectors are refilled in place, in parallel, so a day's storage is
+    /// reused rather than faulted in anew.
+    fn refill(&mut self, day: u32, contacts: &[Contact], people: usize, cursor: &mut Vec<u32>) {
         self.day = day;
-        let lens: Vec<usize> = source
-            .par_chunks(CONTACT_CHUNK)
-            .map(|chunk| chunk.iter().filter(|c| keep(c)).count())
-            .collect();
-        fill_parts(&mut self.contacts, &lens, |part, out| {
-            let chunk = &source[part * CONTACT_CHUNK..];
-            let kept = chunk.iter().take(CONTACT_CHUNK).filter(|c| keep(c));
-            for (slot, c) in out.iter_mut().zip(kept) {
-                *slot = *c;
-            }
-        });
-        let contacts = &self.contacts;
-        self.index
-            .sort(contacts, people, |c| [c.a, c.b], |k| k as u32, cursor);
+        self.index.sort(
+            contacts,
+            people,
+            |c| [c.a, c.b],
+            |k, side| {
+                let c = &contacts[k];
+                Held {
+                    other: if side == 0 { c.b } else { c.a },
+                    salt: c.salt,
+                    setting: c.setting as u8,
+                    holder_is_a: side == 0,
+                }
+            },
+            cursor,
+        );
     }
 
     /// The contacts of `agent` on this day.
-    pub fn of(&self, agent: u32) -> impl Iterator<Item = &Contact> + '_ {
+    pub fn of(&self, agent: u32) -> impl Iterator<Item = Contact> + '_ {
         let offsets = &self.index.offsets;
         let (lo, hi) = (offsets[agent as usize], offsets[agent as usize + 1]);
         self.index.values[lo as usize..hi as usize]
             .iter()
-            .map(|&k| &self.contacts[k as usize])
+            .map(move |held| held.contact(agent))
     }
 
-    /// Every contact of the day.
-    pub fn all(&self) -> &[Contact] {
-        &self.contacts
+    /// The contacts of the day that `keep` accepts, each once, grouped by its `a`
+    /// (not in the order of the day), written to `out` in parallel.
+    fn contacts_into(&self, keep: impl Fn(&Contact) -> bool + Sync, out: &mut Vec<Contact>) {
+        let people = self.index.offsets.len().saturating_sub(1);
+        let per_chunk = people.div_ceil(rayon::current_num_threads().max(1)).max(1);
+        let chunks = people.div_ceil(per_chunk);
+        // The contacts each person holds as its `a`.
+        let of_chunk = |chunk: usize| {
+            (chunk * per_chunk..((chunk + 1) * per_chunk).min(people)).flat_map(|agent| {
+                let (lo, hi) = (self.index.offsets[agent], self.index.offsets[agent + 1]);
+                self.index.values[lo as usize..hi as usize]
+                    .iter()
+                    .filter(|held| held.holder_is_a)
+                    .map(move |held| held.contact(agent as u32))
+                    .filter(|c| keep(c))
+            })
+        };
+        let lens: Vec<usize> = (0..chunks)
+            .into_par_iter()
+            .map(|chunk| of_chunk(chunk).count())
+            .collect();
+        fill_parts(out, &lens, |chunk, part| {
+            for (slot, c) in part.iter_mut().zip(of_chunk(chunk)) {
+                *slot = c;
+            }
+        });
+    }
+}
+
+impl Held {
+    /// The contact, held by `holder`.
+    fn contact(&self, holder: u32) -> Contact {
+        let (a, b) = if self.holder_is_a {
+            (holder, self.other)
+        } else {
+            (self.other, holder)
+        };
+        Contact {
+            a,
+            b,
+            salt: self.salt,
+            setting: Setting::ALL[self.setting as usize],
+        }
     }
 }
 
@@ -79,6 +126,8 @@ pub struct Diary {
     keep_app: u32,
     /// Storage of forgotten and thinned days, for the next ones.
     spare: Vec<DayContacts>,
+    /// Scratch: contacts on their way into a day.
+    kept: Vec<Contact>,
     /// Scratch of the index by person.
     cursor: Vec<u32>,
 }
@@ -93,6 +142,7 @@ impl Diary {
             keep_all,
             keep_app: keep_app.max(keep_all),
             spare: Vec::new(),
+            kept: Vec::new(),
             cursor: Vec::new(),
         }
     }
@@ -120,26 +170,33 @@ impl Diary {
         if self.keep_app > self.keep_all && self.keep_all > 0 && day >= self.keep_all {
             let thin = day - self.keep_all;
             if let Some(slot) = self.days.iter().position(|d| d.day == thin) {
+                self.days[slot].contacts_into(app_only, &mut self.kept);
                 let mut kept = self.spare.pop().unwrap_or_default();
-                kept.refill(
-                    thin,
-                    &self.days[slot].contacts,
-                    app_only,
-                    self.people,
-                    &mut self.cursor,
-                );
+                kept.refill(thin, &self.kept, self.people, &mut self.cursor);
                 let full = std::mem::replace(&mut self.days[slot], kept);
                 self.spare.push(full);
             }
         }
         let mut today = self.spare.pop().unwrap_or_default();
         if self.keep_all == 0 {
-            today.refill(day, contacts, app_only, self.people, &mut self.cursor);
+            let kept = &mut self.kept;
+            let lens: Vec<usize> = contacts
+                .par_chunks(CONTACT_CHUNK)
+                .map(|chunk| chunk.iter().filter(|c| app_only(c)).count())
+                .collect();
+            fill_parts(kept, &lens, |part, out| {
+                let chunk = contacts[part * CONTACT_CHUNK..].iter().take(CONTACT_CHUNK);
+                for (slot, c) in out.iter_mut().zip(chunk.filter(|c| app_only(c))) {
+                    *slot = *c;
+                }
+            });
+            today.refill(day, kept, self.people, &mut self.cursor);
         } else {
-            today.refill(day, contacts, |_| true, self.people, &mut self.cursor);
+            today.refill(day, contacts, self.people, &mut self.cursor);
         }
         self.days.push_back(today);
     }
+
     /// The contacts of `day`, if still kept.
     pub fn day(&self, day: u32) -> Option<&DayContacts> {
         let first = self.days.front()?.day;
@@ -162,6 +219,12 @@ mod tests {
         }
     }
 
+    fn all(day: &DayContacts) -> Vec<Contact> {
+        let mut out = Vec::new();
+        day.contacts_into(|_| true, &mut out);
+        out
+    }
+
     #[test]
     fn keeps_all_contacts_then_app_users_only_then_nothing() {
         let mut diary = Diary::new(4, 2, 3);
@@ -171,17 +234,39 @@ mod tests {
         }
         assert!(diary.day(0).is_none());
         assert_eq!(
-            diary.day(1).unwrap().all().len(),
+            all(diary.day(1).unwrap()).len(),
             1,
             "only the app pair (0, 1)"
         );
-        assert_eq!(diary.day(3).unwrap().all().len(), 3);
+        assert_eq!(all(diary.day(3).unwrap()).len(), 3);
         let of_two: Vec<u32> = diary.day(3).unwrap().of(2).map(|c| c.other(2)).collect();
         assert_eq!(of_two, vec![1, 3]);
 
+        // A thinned day gives back each contact as it was: both ends, salt, setting.
+        let mut diary = Diary::new(5, 1, 3);
+        let app_user = |a: u32| a != 4;
+        let work = Contact {
+            a: 3,
+            b: 0,
+            salt: 7,
+            setting: Setting::Work,
+        };
+        let day = [contact(0, 1), work, contact(2, 4), contact(1, 3)];
+        for d in 0..2 {
+            diary.push(d, &day, app_user);
+        }
+        let held =
+            |d: u32, agent: u32| -> Vec<Contact> { diary.day(d).unwrap().of(agent).collect() };
+        assert_eq!(held(1, 4), [contact(2, 4)], "today is kept whole");
+        assert_eq!(held(0, 4), [], "yesterday only between app users");
+        let mut of_three = held(0, 3);
+        of_three.sort_by_key(|c| (c.a, c.b));
+        assert_eq!(of_three, [contact(1, 3), work]);
+        assert_eq!(held(0, 0), [contact(0, 1), work]);
+
         let mut app_only = Diary::new(4, 0, 2);
         app_only.push(0, &[contact(0, 1), contact(1, 2)], app);
-        assert_eq!(app_only.day(0).unwrap().all(), &[contact(0, 1)]);
+        assert_eq!(all(app_only.day(0).unwrap()), [contact(0, 1)]);
         let mut nothing = Diary::new(4, 0, 0);
         nothing.push(0, &[contact(0, 1)], app);
         assert!(nothing.day(0).is_none());

@@ -54,22 +54,23 @@ pub(crate) fn split_parts<T>(out: &mut [T], lens: impl Iterator<Item = usize>) -
 /// into one range per thread; each scans every item and writes only its own range,
 /// so the result does not depend on the number of threads.
 #[derive(Debug, Default)]
-pub(crate) struct Grouping {
+pub(crate) struct Grouping<V = u32> {
     /// Where each key's values start (`key_count + 1` entries).
     pub(crate) offsets: Vec<u32>,
     /// The values, grouped by key.
-    pub(crate) values: Vec<u32>,
+    pub(crate) values: Vec<V>,
 }
 
-impl Grouping {
-    /// Sorts `items` (see the type); `cursor` is scratch, shared by groupings that
-    /// are not sorted at once.
+impl<V: Copy + Default + Send + Sync> Grouping<V> {
+    /// Sorts `items` (see the type); `value(i, j)` is what item `i` puts under its
+    /// `j`-th key. `cursor` is scratch, shared by groupings that are not sorted at
+    /// once.
     pub(crate) fn sort<I: Sync, const K: usize>(
         &mut self,
         items: &[I],
         key_count: usize,
         keys: impl Fn(&I) -> [u32; K] + Sync,
-        value: impl Fn(usize) -> u32 + Sync,
+        value: impl Fn(usize, usize) -> V + Sync,
         cursor: &mut Vec<u32>,
     ) {
         let per_range = key_count
@@ -130,9 +131,9 @@ impl Grouping {
                     *slot = offsets[lo + k] - first;
                 }
                 for (i, item) in items.iter().enumerate() {
-                    for k in keys(item) {
+                    for (j, k) in keys(item).into_iter().enumerate() {
                         if let Some(slot) = cursor.get_mut((k as usize).wrapping_sub(lo)) {
-                            values[*slot as usize] = value(i);
+                            values[*slot as usize] = value(i, j);
                             *slot += 1;
                         }
                     }
@@ -169,7 +170,7 @@ mod tests {
                 .num_threads(threads)
                 .build()
                 .unwrap();
-            pool.install(|| grouping.sort(&items, key_count, |&k| k, |i| i as u32, &mut cursor));
+            pool.install(|| grouping.sort(&items, key_count, |&k| k, |i, _| i as u32, &mut cursor));
             assert_eq!(grouping.offsets.len(), key_count + 1);
             for (k, want) in expected.iter().enumerate() {
                 let (lo, hi) = (grouping.offsets[k], grouping.offsets[k + 1]);

@@ -542,7 +542,7 @@ impl Simulation {
             for c in contacts.of(uploader) {
                 let other = c.other(uploader);
                 if self.phones.has_app(other)
-                    && self.shapes.meeting(&self.streams, day, c).is_close()
+                    && self.shapes.meeting(&self.streams, day, &c).is_close()
                 {
                     self.close_contacts.insert(other);
                 }
