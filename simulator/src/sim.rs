@@ -18,6 +18,10 @@ use crate::stats::{Daily, Transmission};
 
 /// Contacts per parallel transmission task.
 const CONTACT_CHUNK: usize = 32_768;
+/// A person's status for transmission today: can infect.
+const INFECTIOUS: u8 = 1;
+/// ... or can be infected.
+const SUSCEPTIBLE: u8 = 2;
 
 /// Whether the app runs in this arm of the experiment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -162,6 +166,8 @@ pub struct Simulation {
     agenda: Vec<Vec<Event>>,
     uploads_today: Vec<u32>,
     drawer: ContactDrawer,
+    /// Everyone's [`INFECTIOUS`] or [`SUSCEPTIBLE`] status of the day.
+    status: Vec<u8>,
 }
 
 impl Simulation {
@@ -233,6 +239,7 @@ impl Simulation {
             agenda: vec![Vec::new(); scenario.days as usize + 64],
             uploads_today: Vec::new(),
             drawer,
+            status: Vec::new(),
         };
         sim.seed_infections();
         Ok(sim)
@@ -339,16 +346,33 @@ impl Simulation {
         let profile = &self.profile;
         let beta = self.beta;
         let asym = scenario.disease.asymptomatic_infectiousness;
+        // One byte per person, so the pass over millions of contacts reads a small
+        // array rather than the infection and recovery days of both ends.
+        self.status.clear();
+        self.status
+            .par_extend((0..people.infected.len()).into_par_iter().map(|i| {
+                if people.infectious(i, t) {
+                    INFECTIOUS
+                } else if people.infected[i] == NEVER {
+                    SUSCEPTIBLE
+                } else {
+                    0
+                }
+            }));
+        let status = &self.status;
         let mut infections: Vec<(u32, u32, u32)> = contacts
             .par_chunks(CONTACT_CHUNK)
             .enumerate()
             .flat_map_iter(|(chunk, cs)| {
                 let mut out = Vec::new();
                 for (i, c) in cs.iter().enumerate() {
+                    if (status[c.a as usize] | status[c.b as usize]) & INFECTIOUS == 0 {
+                        continue;
+                    }
                     let index = (chunk * CONTACT_CHUNK + i) as u32;
                     for (src, dst) in [(c.a, c.b), (c.b, c.a)] {
                         let (s, d) = (src as usize, dst as usize);
-                        if !people.infectious(s, t) || people.infected[d] != NEVER {
+                        if status[s] != INFECTIOUS || status[d] != SUSCEPTIBLE {
                             continue;
                         }
                         let rho = if people.asymptomatic[s] { asym } else { 1.0 };
