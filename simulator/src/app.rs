@@ -15,10 +15,11 @@
 //! phones regenerate only what matching asks for: the beacons of the uploader's
 //! contacts with them, and for each scan that heard one, what core's `ScanTimeline`
 //! needs to know of the phone's previous scan that heard anything — its time when it
-//! is less than 5 minutes before, otherwise only whether there was one. `tests/sim/per_device.rs` runs sampled
-//! phones through the full per-device path — [`kith_core::ExposureEngine`] with every
-//! sighting recorded and every export ingested, matched by core's
-//! [`kith_core::SightingIndex`] — and gets identical exposures.
+//! is less than 5 minutes before, otherwise only whether there was one.
+//! `tests/sim/per_device.rs` runs sampled phones through the full per-device path —
+//! [`kith_core::ExposureEngine`] with every sighting recorded and every export
+//! ingested, matched by core's [`kith_core::SightingIndex`] — and gets identical
+//! exposures.
 //!
 //! A phone airs the RPI of the current 10-minute interval and changes it (with its
 //! address) at every interval boundary, as Google's implementation does (its
@@ -578,7 +579,6 @@ impl<'r, 'a> PhoneScans<'r, 'a> {
         if earlier > 0 {
             return Some(heard[earlier - 1]);
         }
-        let rx = self.days[i].met.as_ref()?;
         self.radio
             .any_heard(rx, k)
             .or_else(|| (oldest..scan.day).rev().find_map(|day| self.last_of(day)))
