@@ -260,15 +260,6 @@ pub struct Scan {
 }
 
 impl Scan {
-    /// The scan a sighting was recorded in.
-    fn of(s: &Sighting) -> Self {
-        Self {
-            day: (s.scan_id >> 16) as u32,
-            k: (s.scan_id & 0xffff) as u32,
-            second: s.time.since(s.time.day().start()) as u32,
-        }
-    }
-
     /// The record core's `ScanTimeline` learns a heard scan from (its identifiers are
     /// not needed to know when it ran).
     fn timeline_entry(self) -> Sighting {
@@ -1138,11 +1129,13 @@ fn phone_windows(
     } = scratch;
     sightings.clear();
     matches.clear();
+    scans.clear();
     let mut phone_scans = PhoneScans::new(radio, phone);
     for &(key, beacons) in keys {
         heard.clear();
         phone_scans.heard_from(beacons.day, beacons.owner, heard);
         let first = sightings.len();
+        scans.extend(heard.iter().map(|h| h.scan));
         sightings.extend(heard.iter().map(|h| {
             let (rpi, aem) = beacons.beacons[(h.scan.second / 600) as usize];
             h.sighting(rpi, aem)
@@ -1158,14 +1151,17 @@ fn phone_windows(
     }
     // The timeline of the scans that heard the keys' owners and of their previous
     // heard scans, built from one record per scan in scan order (core then sorts
-    // nothing).
+    // nothing). Scans come in runs (each contact's in order), which a stable sort
+    // merges rather than sorts.
     let by_number = |s: &Scan| (s.day, s.k);
-    scans.clear();
-    scans.extend(sightings.iter().map(Scan::of));
-    scans.sort_unstable_by_key(by_number);
+    scans.sort_by_key(by_number);
     scans.dedup();
     previous.clear();
-    previous.extend(scans.iter().filter_map(|&scan| {
+    previous.extend(scans.iter().enumerate().filter_map(|(i, &scan)| {
+        // A scan right after a known one has it as its previous heard scan.
+        if i > 0 && by_number(&scans[i - 1]) == (scan.day, scan.k.wrapping_sub(1)) {
+            return None;
+        }
         phone_scans.heard_before(scan, oldest, scans).filter(|p| {
             scans
                 .binary_search_by_key(&by_number(p), by_number)
@@ -1173,7 +1169,7 @@ fn phone_windows(
         })
     }));
     scans.append(previous);
-    scans.sort_unstable_by_key(by_number);
+    scans.sort_by_key(by_number);
     scans.dedup();
     sightings.clear();
     sightings.extend(scans.iter().map(|s| s.timeline_entry()));
