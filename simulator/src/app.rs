@@ -27,7 +27,7 @@
 //! default rotation policy does; the random 10–20 minute rotation GAEN speaks of
 //! concerns the address, which the simulator does not model.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use kith_core::risk::{ExposureSummary, ExposureWindow, RiskConfig, RiskModel, ScanTimeline};
 use kith_core::{
@@ -691,26 +691,24 @@ impl PhoneExposures {
 
     /// Adds windows found today (and whose key each came from), each after the
     /// windows of its day; returns the days that got new windows, ascending.
-    fn add(&mut self, found: impl IntoIterator<Item = (ExposureWindow, u32)>) -> Vec<Day> {
-        // A stable sort keeps the new windows of a day in the order they were found;
-        // one merge then puts them after the windows held of their day.
-        let mut found: Vec<(ExposureWindow, u32)> = found.into_iter().collect();
+    fn add(&mut self, mut found: Vec<(ExposureWindow, u32)>) -> Vec<Day> {
+        // A stable sort keeps the new windows of a day in the order they were found.
         found.sort_by_key(|(w, _)| w.day());
-        let mut days: Vec<Day> = found.iter().map(|(w, _)| w.day()).collect();
-        days.dedup();
-        let held = std::mem::take(&mut self.windows);
-        let senders = std::mem::take(&mut self.senders);
-        let mut held = held.into_iter().zip(senders).peekable();
-        let mut merged = Vec::with_capacity(held.len() + found.len());
+        let mut days: Vec<Day> = Vec::new();
+        // Inserted in place, each day's after the windows held of it: a phone holds
+        // a few dozen windows, so moving the later ones costs less than rebuilding.
+        let mut at = 0;
         for (window, sender) in found {
-            let end = window.day().plus(1).start();
-            while let Some(earlier) = held.next_if(|(w, _)| w.start < end) {
-                merged.push(earlier);
+            let day = window.day();
+            if days.last() != Some(&day) {
+                days.push(day);
+                let end = day.plus(1).start();
+                at = self.windows.partition_point(|w| w.start < end);
             }
-            merged.push((window, sender));
+            self.windows.insert(at, window);
+            self.senders.insert(at, sender);
+            at += 1;
         }
-        merged.extend(held);
-        (self.windows, self.senders) = merged.into_iter().unzip();
         self.first_day = self.windows.first().map(ExposureWindow::day);
         days
     }
@@ -751,8 +749,12 @@ impl PhoneExposures {
             .iter()
             .filter(|&&(d, _)| threshold == 0 || today.days_after(d) <= threshold);
         let risk_level = scored.clone().filter_map(|&(_, level)| level).min();
+        if risk_level.is_none() {
+            // Most phones: no day reaches a level, no second pass.
+            return (None, Vec::new());
+        }
         let days = scored
-            .filter(|&&(_, level)| risk_level.is_some() && level == risk_level)
+            .filter(|&&(_, level)| level == risk_level)
             .map(|&(d, _)| d)
             .collect();
         (risk_level, days)
@@ -939,7 +941,7 @@ impl Exposures {
             .map(|(phone, state, windows)| {
                 let agent = radio.phones.agent_of[*phone as usize];
                 state.forget_before(day);
-                let changed = state.add(windows.drain(..));
+                let changed = state.add(std::mem::take(windows));
                 let mut first_times = vec![false; configs.len()];
                 let mut notification = None;
                 for (c, (_, config)) in configs.iter().enumerate() {
@@ -1016,17 +1018,23 @@ fn notification_of(
     // The attenuation buckets the model asks the phone's engine for.
     let buckets = config.exposure_configuration();
     let mut bucket = 3;
-    let mut senders = HashSet::new();
-    for (window, &sender) in state.windows.iter().zip(&state.senders) {
-        if days.contains(&window.day()) {
-            senders.insert(sender);
+    let mut senders = Vec::new();
+    // A day's windows found by their start times (held in day order), rather than
+    // the day of every window held.
+    for day in days {
+        let lo = state.windows.partition_point(|w| w.start < day.start());
+        let hi = state
+            .windows
+            .partition_point(|w| w.start < day.plus(1).start());
+        senders.extend_from_slice(&state.senders[lo..hi]);
+        for window in &state.windows[lo..hi] {
             for scan in &window.scan_instances {
                 bucket = bucket.min(buckets.attenuation_bucket(scan.typical_attenuation));
             }
         }
     }
-    let mut senders: Vec<u32> = senders.into_iter().collect();
     senders.sort_unstable();
+    senders.dedup();
     Notification {
         agent,
         exposure_day: days.iter().max().map_or(0, |d| d.get()) - EPOCH_DAY,

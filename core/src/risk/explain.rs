@@ -268,22 +268,12 @@ pub(crate) fn threshold_checks(
     classification: &Classification,
     day: &crate::risk::DailySummary,
 ) -> Vec<ThresholdCheck> {
-    let values = [
-        day.for_report_type(ReportType::ConfirmedTest).score_sum,
-        day.for_report_type(ReportType::ConfirmedClinicalDiagnosis)
-            .score_sum,
-        day.for_report_type(ReportType::SelfReport).score_sum,
-        day.for_report_type(ReportType::Recursive).score_sum,
-        day.summary.score_sum,
-        day.summary.max_score,
-        day.summary.weighted_duration_sum,
-    ];
-    let mut classification = classification.clone();
+    let values = day.threshold_values();
     crate::risk::config::CLASSIFICATION_KEYS
         .iter()
+        .zip(classification.thresholds())
         .zip(values)
-        .filter_map(|(&(name, field), value)| {
-            let threshold = *field(&mut classification);
+        .filter_map(|((&(name, _), threshold), value)| {
             (threshold > 0.0).then(|| ThresholdCheck {
                 name: format!("{name}_{level}"),
                 risk_level: level,

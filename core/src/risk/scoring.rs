@@ -1,10 +1,7 @@
 //! GAEN v2 scoring: window scores, daily summaries and the resulting risk level.
 
-use std::collections::BTreeMap;
-
 use crate::diagnosis::ReportType;
-use crate::risk::config::{Infectiousness, RiskConfig};
-use crate::risk::explain::threshold_checks;
+use crate::risk::config::{Classification, Infectiousness, RiskConfig};
 use crate::risk::window::ExposureWindow;
 use crate::time::{Day, UnixSeconds};
 
@@ -45,6 +42,37 @@ impl DailySummary {
     /// The day's summary of windows of keys with this (mapped) report type.
     pub fn for_report_type(&self, report_type: ReportType) -> SummaryData {
         self.per_report_type[report_type as usize]
+    }
+
+    /// The values classification thresholds are compared with, in the order of
+    /// [`Classification::thresholds`].
+    pub(crate) fn threshold_values(&self) -> [f64; 7] {
+        [
+            self.for_report_type(ReportType::ConfirmedTest).score_sum,
+            self.for_report_type(ReportType::ConfirmedClinicalDiagnosis)
+                .score_sum,
+            self.for_report_type(ReportType::SelfReport).score_sum,
+            self.for_report_type(ReportType::Recursive).score_sum,
+            self.summary.score_sum,
+            self.summary.max_score,
+            self.summary.weighted_duration_sum,
+        ]
+    }
+}
+
+impl Classification {
+    /// The thresholds, in the order of [`DailySummary::threshold_values`] and of
+    /// the ENX keys that set them; 0 disables one.
+    pub(crate) fn thresholds(&self) -> [f64; 7] {
+        [
+            self.confirmed_test_per_day_sum,
+            self.clinical_diagnosis_per_day_sum,
+            self.self_report_per_day_sum,
+            self.recursive_per_day_sum,
+            self.per_day_sum,
+            self.per_day_max,
+            self.weighted_duration,
+        ]
     }
 }
 
@@ -125,16 +153,22 @@ impl RiskConfig {
     /// The window's score: weighted duration × report-type weight × infectiousness
     /// weight; `None` if the window is dropped (report type or infectiousness none).
     pub fn window_score(&self, window: &ExposureWindow) -> Option<f64> {
-        let report_weight = self.report_type_weight(self.scored_report_type(window)?);
+        self.score_parts(window).map(|(_, score, _)| score)
+    }
+
+    /// The window's (scored report type, score, weighted duration), or `None` if it
+    /// is dropped: one pass over the scans gives both the score and the duration.
+    fn score_parts(&self, window: &ExposureWindow) -> Option<(ReportType, f64, f64)> {
+        let report_type = self.scored_report_type(window)?;
         let infectiousness = self.infectiousness(window.days_since_onset);
         if infectiousness == Infectiousness::None {
             return None;
         }
-        Some(
-            self.weighted_duration(window)
-                * report_weight
-                * self.infectiousness_weight(infectiousness),
-        )
+        let weighted_duration = self.weighted_duration(window);
+        let score = weighted_duration
+            * self.report_type_weight(report_type)
+            * self.infectiousness_weight(infectiousness);
+        Some((report_type, score, weighted_duration))
     }
 
     /// The window's (report type, score, weighted duration) if it is scored on
@@ -146,15 +180,13 @@ impl RiskConfig {
         window: &ExposureWindow,
         today: Day,
     ) -> Option<(ReportType, f64, f64)> {
-        let age = today.days_after(window.day());
+        // The age (a division) matters only when a threshold is set.
         if self.days_since_exposure_threshold > 0
-            && age > i64::from(self.days_since_exposure_threshold)
+            && today.days_after(window.day()) > i64::from(self.days_since_exposure_threshold)
         {
             return None;
         }
-        let report_type = self.scored_report_type(window)?;
-        let score = self.window_score(window)?;
-        Some((report_type, score, self.weighted_duration(window)))
+        self.score_parts(window)
     }
 
     /// Whether a scored window counts towards the sums (R15: not below
@@ -172,23 +204,37 @@ impl RiskConfig {
         now: UnixSeconds,
     ) -> Vec<DailySummary> {
         let today = now.day();
-        let mut days: BTreeMap<Day, DailySummary> = BTreeMap::new();
+        // Ascending by day. Windows mostly come grouped by day, so the day of the
+        // previous window is tried before searching; a vector, not a map, so that
+        // scoring one day's windows allocates once.
+        let mut days: Vec<DailySummary> = Vec::new();
         for window in windows {
             let Some((report_type, score, weighted_duration)) = self.scored(window, today) else {
                 continue;
             };
             let day = window.day();
-            let summary = days.entry(day).or_insert_with(|| DailySummary {
-                day,
-                summary: SummaryData::default(),
-                per_report_type: [SummaryData::default(); REPORT_TYPES],
-            });
+            let at = match days.last() {
+                Some(last) if last.day == day => days.len() - 1,
+                _ => match days.binary_search_by_key(&day, |d| d.day) {
+                    Ok(at) => at,
+                    Err(at) => {
+                        let summary = DailySummary {
+                            day,
+                            summary: SummaryData::default(),
+                            per_report_type: [SummaryData::default(); REPORT_TYPES],
+                        };
+                        days.insert(at, summary);
+                        at
+                    }
+                },
+            };
             if self.reaches_minimum(score) {
+                let summary = &mut days[at];
                 summary.summary.add(score, weighted_duration);
                 summary.per_report_type[report_type as usize].add(score, weighted_duration);
             }
         }
-        days.into_values().collect()
+        days
     }
 
     /// The windows that count at `now`, each with its report type as scored (R9:
@@ -214,10 +260,13 @@ impl RiskConfig {
     /// The exposure classification a day reaches, 1-based, if any (R17: the first
     /// whose enabled thresholds one is reached).
     pub fn classify(&self, day: &DailySummary) -> Option<u8> {
-        let index = self.classifications.iter().enumerate().position(|(i, c)| {
-            threshold_checks(i as u8 + 1, c, day)
-                .iter()
-                .any(|check| check.reached)
+        // What `threshold_checks` reports, without building the explanation.
+        let values = day.threshold_values();
+        let index = self.classifications.iter().position(|c| {
+            c.thresholds()
+                .into_iter()
+                .zip(values)
+                .any(|(threshold, value)| threshold > 0.0 && value >= threshold)
         })?;
         Some(index as u8 + 1)
     }
@@ -238,6 +287,25 @@ impl RiskConfig {
             days,
             daily_summaries,
             windows: self.counted_windows(windows, now),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::risk::config::CLASSIFICATION_KEYS;
+
+    /// `classify` and the explanation pair thresholds with values by position.
+    #[test]
+    fn thresholds_are_in_the_order_of_the_enx_keys() {
+        for (i, (name, field)) in CLASSIFICATION_KEYS.iter().enumerate() {
+            let mut classification = Classification::default();
+            *field(&mut classification) = 1.0;
+            let set: Vec<usize> = (0..7)
+                .filter(|&j| classification.thresholds()[j] == 1.0)
+                .collect();
+            assert_eq!(set, [i], "{name}");
         }
     }
 }
