@@ -679,6 +679,9 @@ impl PhoneExposures {
         let old = self.windows.partition_point(|w| w.start < oldest.start());
         self.windows.drain(..old);
         self.senders.drain(..old);
+        // Windows are added in place, so room freed here would stay held.
+        self.windows.shrink_to_fit();
+        self.senders.shrink_to_fit();
         for days in &mut self.notified_days {
             days.retain(|d| *d >= oldest);
         }
@@ -697,6 +700,9 @@ impl PhoneExposures {
         let mut days: Vec<Day> = Vec::new();
         // Inserted in place, each day's after the windows held of it: a phone holds
         // a few dozen windows, so moving the later ones costs less than rebuilding.
+        // Exactly: doubling would leave a million phones' vectors half empty.
+        self.windows.reserve_exact(found.len());
+        self.senders.reserve_exact(found.len());
         let mut at = 0;
         for (window, sender) in found {
             let day = window.day();
