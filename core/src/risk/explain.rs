@@ -273,14 +273,13 @@ pub(crate) fn threshold_checks(
         .iter()
         .zip(classification.thresholds())
         .zip(values)
-        .filter_map(|((&(name, _), threshold), value)| {
-            (threshold > 0.0).then(|| ThresholdCheck {
-                name: format!("{name}_{level}"),
-                risk_level: level,
-                value,
-                threshold,
-                reached: value >= threshold,
-            })
+        .filter(|&((_, threshold), _)| threshold > 0.0)
+        .map(|((&(name, _), threshold), value)| ThresholdCheck {
+            name: format!("{name}_{level}"),
+            risk_level: level,
+            value,
+            threshold,
+            reached: value >= threshold,
         })
         .collect()
 }
