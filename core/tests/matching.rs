@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use kith_core::{
-    BluetoothMetadata, DiagnosisKey, IntervalNumber, KeyValidity, Match, RollingPeriod, Sighting,
-    SightingIndex, TemporaryExposureKey, UnixSeconds,
+    BluetoothMetadata, DiagnosisKey, IntervalNumber, KeyValidity, Match, MatchedSighting,
+    RollingPeriod, Sighting, SightingIndex, TemporaryExposureKey, UnixSeconds,
 };
 use proptest::prelude::*;
 use rand::rngs::StdRng;
@@ -172,6 +172,69 @@ fn unrelated_keys_never_match() {
 fn no_sightings_no_matches() {
     let mut rng = StdRng::seed_from_u64(6);
     assert!(matches(&[], &[key(&mut rng, DAY_START, 144)]).is_empty());
+}
+
+/// `Match::new` done plainly: sightings sorted by (time, scan), then each RPI's
+/// sightings more than 20 minutes after its first dropped, remembering every
+/// interval's first sighting. The reference its shortcuts (no sort of sorted
+/// sightings, runs of one interval) are checked against.
+fn match_plainly(key: DiagnosisKey, mut sightings: Vec<MatchedSighting>) -> Option<Match> {
+    sightings.sort_by_key(|m| (m.sighting.time, m.sighting.scan_id));
+    let mut first: Vec<(IntervalNumber, UnixSeconds)> = Vec::new();
+    sightings.retain(|m| match first.iter().find(|(i, _)| *i == m.interval) {
+        Some(&(_, start)) => m.sighting.time.since(start) <= 1_200,
+        None => {
+            first.push((m.interval, m.sighting.time));
+            true
+        }
+    });
+    (!sightings.is_empty()).then_some(Match { key, sightings })
+}
+
+proptest! {
+    /// Sightings in time order or not, their intervals in time order (as heard
+    /// live, or replayed within each interval) or not (replayed at random), give
+    /// the match of the plain reference.
+    #[test]
+    fn matches_of_sightings_are_sorted_and_replays_dropped(
+        heard in prop::collection::vec((0u64..5_000, 0u32..4, 0u64..30), 0..60),
+        time_order in any::<bool>(),
+        intervals in 0..3,
+    ) {
+        let mut rng = StdRng::seed_from_u64(1);
+        let tek = key(&mut rng, DAY_START, 144);
+        let mut sightings: Vec<MatchedSighting> = heard
+            .iter()
+            .map(|&(offset, drift, scan_id)| {
+                let time = UnixSeconds::of_interval(IntervalNumber::new(DAY_START)) + offset;
+                let interval = match intervals {
+                    0 => time.interval(),
+                    // In time order, but one interval heard for 25 minutes: the
+                    // last 5 are replays.
+                    1 => IntervalNumber::new(DAY_START + (offset / 1_500) as u32),
+                    _ => IntervalNumber::new(DAY_START + drift),
+                };
+                MatchedSighting {
+                    sighting: Sighting::new(
+                        tek.beacon(interval, BluetoothMetadata::v1_0(-10)),
+                        -60,
+                        time,
+                        scan_id,
+                    ),
+                    interval,
+                    metadata: BluetoothMetadata::v1_0(-10),
+                }
+            })
+            .collect();
+        if time_order {
+            sightings.sort_by_key(|m| (m.sighting.time, m.sighting.scan_id));
+        }
+        let key = DiagnosisKey::new(tek);
+        prop_assert_eq!(
+            Match::new(key.clone(), sightings.clone()),
+            match_plainly(key, sightings)
+        );
+    }
 }
 
 proptest! {

@@ -486,7 +486,116 @@ fn attenuation_is_tx_power_minus_corrected_rssi_and_never_negative() {
     assert_eq!(attenuation(20, -128, -128), 255);
 }
 
+/// `ExposureWindow::from_match` done plainly, one sighting at a time, looking each
+/// scan up with `seconds_since_last_scan`: the reference that the implementation's
+/// shortcuts (scans searched near the last one, instances counted before they are
+/// summed) are checked against.
+fn windows_one_by_one(m: &Match, scans: &ScanTimeline, correction: i8) -> Vec<ExposureWindow> {
+    let mut windows: Vec<ExposureWindow> = Vec::new();
+    // (scan id, time of its first sighting, attenuations) of the current window.
+    let mut current: Vec<(u64, UnixSeconds, Vec<u8>)> = Vec::new();
+    let finish = |windows: &mut Vec<ExposureWindow>,
+                  current: &mut Vec<(u64, UnixSeconds, Vec<u8>)>| {
+        if let Some(window) = windows.last_mut() {
+            window.scan_instances = current
+                .drain(..)
+                .map(|(id, time, dbs)| {
+                    let (sum, count) = (
+                        dbs.iter().map(|&d| u32::from(d)).sum::<u32>(),
+                        dbs.len() as u32,
+                    );
+                    ScanInstance {
+                        typical_attenuation: ((2 * sum + count) / (2 * count)) as u8,
+                        min_attenuation: *dbs.iter().min().unwrap(),
+                        seconds_since_last_scan: scans.seconds_since_last_scan(id, time),
+                    }
+                })
+                .collect();
+        }
+    };
+    for matched in &m.sightings {
+        let s = &matched.sighting;
+        if windows
+            .last()
+            .is_none_or(|w| s.time.since(w.start) >= 1_800)
+        {
+            finish(&mut windows, &mut current);
+            windows.push(ExposureWindow {
+                start: s.time,
+                report_type: m.key.report_type,
+                days_since_onset: m.key.days_since_onset,
+                calibration_confidence: matched.metadata.calibration_confidence(),
+                scan_instances: Vec::new(),
+            });
+        }
+        let db = attenuation(matched.metadata.tx_power(), s.rssi, correction);
+        match current.last_mut() {
+            Some((id, _, dbs)) if *id == s.scan_id => dbs.push(db),
+            _ => current.push((s.scan_id, s.time, vec![db])),
+        }
+    }
+    finish(&mut windows, &mut current);
+    windows
+}
+
 proptest! {
+    /// The windows of random matches, over timelines that hold the key's scans, other
+    /// scans, or miss some, in scan order or not, are those built one sighting at a
+    /// time.
+    #[test]
+    fn windows_are_those_built_one_sighting_at_a_time(
+        heard in prop::collection::vec((0u64..7_200, -90i8..-30, -50i8..=20), 1..80),
+        ids_count_up in any::<bool>(),
+        time_order in any::<bool>(),
+        other_scans in prop::collection::vec((0u64..7_200, 0u64..100), 0..60),
+        missing in prop::collection::vec(any::<prop::sample::Index>(), 0..5),
+        correction in -20i8..20,
+    ) {
+        // Scans every 4 minutes: ids count up with time, or are scrambled.
+        let id = |offset: u64| if ids_count_up { offset / 240 } else { (offset / 240 * 37) % 101 };
+        let mut sightings: Vec<MatchedSighting> = heard
+            .iter()
+            .map(|&(offset, rssi, tx_power)| {
+                let time = NOON + offset;
+                MatchedSighting {
+                    sighting: Sighting {
+                        rpi: Rpi::from_bytes([0; 16]),
+                        aem: kith_core::Aem::from_bytes([0; 4]),
+                        rssi,
+                        time,
+                        scan_id: id(offset),
+                    },
+                    interval: time.interval(),
+                    metadata: BluetoothMetadata::v1_0(tx_power),
+                }
+            })
+            .collect();
+        if time_order {
+            sightings.sort_by_key(|m| (m.sighting.time, m.sighting.scan_id));
+        }
+        let m = Match { key: DiagnosisKey::new(tek()), sightings };
+        let mut scans: Vec<Sighting> = m.sightings.iter().map(|s| s.sighting).collect();
+        let heard_first = scans[0];
+        scans.extend(other_scans.iter().map(|&(offset, k)| Sighting {
+            time: NOON + offset,
+            scan_id: if ids_count_up { id(offset) } else { k },
+            ..heard_first
+        }));
+        for index in &missing {
+            let gone = scans[index.index(scans.len())].scan_id;
+            scans.retain(|s| s.scan_id != gone);
+        }
+        // In scan order, as a caller with one record per scan passes them, or not.
+        if time_order {
+            scans.sort_by_key(|s| (s.scan_id, s.time));
+        }
+        let timeline = ScanTimeline::new(&scans);
+        prop_assert_eq!(
+            ExposureWindow::from_match(&m, &timeline, correction),
+            windows_one_by_one(&m, &timeline, correction)
+        );
+    }
+
     /// The previous scan of each scan is the one just before it in time (ties broken by
     /// scan id), whether scan ids count up with time or not.
     #[test]
@@ -495,6 +604,7 @@ proptest! {
         shuffle in any::<bool>(),
         seed in any::<u64>(),
         repeats in prop::collection::vec(0usize..40, 0..10),
+        scan_order in 0..3,
     ) {
         let mut times: Vec<UnixSeconds> = Vec::new();
         let mut t = NOON;
@@ -520,6 +630,13 @@ proptest! {
             time: times[k] + 1,
             ..sighting(k)
         }));
+        // In scan order, as one record per scan comes (building the timeline takes
+        // one pass then), or in scan order but each scan's sightings late first.
+        match scan_order {
+            1 => sightings.sort_by_key(|s| (s.scan_id, s.time)),
+            2 => sightings.sort_by_key(|s| (s.scan_id, std::cmp::Reverse(s.time))),
+            _ => {}
+        }
         let timeline = ScanTimeline::new(&sightings);
         let mut order: Vec<(UnixSeconds, u64)> = times.iter().copied().zip(ids.iter().copied()).collect();
         order.sort_unstable();

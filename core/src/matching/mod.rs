@@ -79,7 +79,12 @@ impl Match {
         if sightings.is_empty() {
             return None;
         }
-        sightings.sort_by_key(|m| (m.sighting.time, m.sighting.scan_id));
+        let order = |m: &MatchedSighting| (m.sighting.time, m.sighting.scan_id);
+        // Callers often collect sightings in order already; checking is cheaper than
+        // a sort, which sets up a buffer even for sorted input.
+        if !sightings.is_sorted_by_key(order) {
+            sightings.sort_by_key(order);
+        }
         drop_replays(&mut sightings);
         Some(Self { key, sightings })
     }
@@ -197,6 +202,22 @@ pub const MAX_RPI_SECONDS: u64 = 20 * 60;
 /// Drops, from time-sorted sightings, those of an RPI more than
 /// [`MAX_RPI_SECONDS`] after its first sighting.
 fn drop_replays(sightings: &mut Vec<MatchedSighting>) {
+    // Sorted by time, a key's sightings usually come interval after interval. Then
+    // each interval's sightings form one run, and its first sighting is that of the
+    // run: nothing to remember but the current run.
+    if sightings.is_sorted_by_key(|m| m.interval) {
+        let mut run: Option<(IntervalNumber, UnixSeconds)> = None;
+        sightings.retain(|m| match run {
+            Some((interval, start)) if interval == m.interval => {
+                m.sighting.time.since(start) <= MAX_RPI_SECONDS
+            }
+            _ => {
+                run = Some((m.interval, m.sighting.time));
+                true
+            }
+        });
+        return;
+    }
     let mut first: Vec<(IntervalNumber, UnixSeconds)> = Vec::new();
     sightings.retain(|m| {
         let time = m.sighting.time;
