@@ -260,16 +260,9 @@ pub struct Scan {
 }
 
 impl Scan {
-    /// The record core's `ScanTimeline` learns a heard scan from (its identifiers are
-    /// not needed to know when it ran).
-    fn timeline_entry(self) -> Sighting {
-        Sighting {
-            rpi: kith_core::Rpi::from_bytes([0; 16]),
-            aem: kith_core::Aem::from_bytes([0; 4]),
-            rssi: 0,
-            time: unix_time(self.day, self.second),
-            scan_id: scan_id(self.day, self.k),
-        }
+    /// The (scan id, time) record core's `ScanTimeline` learns a heard scan from.
+    fn timeline_entry(self) -> (u64, UnixSeconds) {
+        (scan_id(self.day, self.k), unix_time(self.day, self.second))
     }
 }
 
@@ -1168,9 +1161,7 @@ fn phone_windows(
     scans.append(previous);
     scans.sort_by_key(by_number);
     scans.dedup();
-    sightings.clear();
-    sightings.extend(scans.iter().map(|s| s.timeline_entry()));
-    let timeline = ScanTimeline::new(sightings);
+    let timeline = ScanTimeline::from_scans(scans.iter().map(|s| s.timeline_entry()));
     let correction = radio.phones.model[phone as usize].rssi_correction;
     matches
         .iter()

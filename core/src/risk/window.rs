@@ -136,15 +136,27 @@ pub struct ScanTimeline {
 impl ScanTimeline {
     /// The timeline of the scans that produced `sightings`.
     pub fn new(sightings: &[Sighting]) -> Self {
-        // Sightings often come in scan order already (e.g. one record per scan):
-        // then one pass builds the timeline, with no copy to sort.
-        if let Some(scans) = Self::in_id_order(sightings.iter().map(|s| (s.scan_id, s.time))) {
+        Self::from_scans(sightings.iter().map(|s| (s.scan_id, s.time)))
+    }
+
+    /// The timeline of scans given as (scan id, time) pairs, in any order and as
+    /// many per scan as it had sightings: a scan's time is its earliest.
+    ///
+    /// A caller that knows its scans needs no [`Sighting`] for each. Pairs in scan
+    /// order whose times count up too are taken in one pass; others are iterated
+    /// again (hence `Clone`) and sorted.
+    pub fn from_scans<I>(scans: I) -> Self
+    where
+        I: IntoIterator<Item = (u64, UnixSeconds)>,
+        I::IntoIter: Clone,
+    {
+        let scans = scans.into_iter();
+        if let Some(scans) = Self::in_id_order(scans.clone()) {
             return Self { scans };
         }
         // Sorted vectors rather than hash maps: a device's day of sightings sorts in
         // microseconds, and look-ups need no hashing.
-        let mut first: Vec<(u64, UnixSeconds)> =
-            sightings.iter().map(|s| (s.scan_id, s.time)).collect();
+        let mut first: Vec<(u64, UnixSeconds)> = scans.collect();
         first.sort_unstable();
         // Scan ids usually count up with time (they do on every device we know of);
         // then id order is time order and no second sort is needed.
@@ -167,9 +179,9 @@ impl ScanTimeline {
     /// first pair is its earliest and those come in time order, so that id order
     /// is time order; `None` otherwise.
     fn in_id_order(
-        sightings: impl ExactSizeIterator<Item = (u64, UnixSeconds)>,
+        sightings: impl Iterator<Item = (u64, UnixSeconds)>,
     ) -> Option<Vec<(u64, Option<UnixSeconds>)>> {
-        let mut scans = Vec::with_capacity(sightings.len());
+        let mut scans = Vec::with_capacity(sightings.size_hint().0);
         // The last scan's id and time.
         let mut last: Option<(u64, UnixSeconds)> = None;
         for (id, time) in sightings {
