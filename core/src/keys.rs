@@ -277,6 +277,22 @@ impl AemKey {
         Aem::from_bytes(self.apply_keystream(rpi, metadata.to_bytes()))
     }
 
+    /// The AEMs of `rpis`, each hiding `metadata`: what [`encrypt`](Self::encrypt)
+    /// gives for each identifier, with the cipher working on several blocks at once
+    /// (a sender's whole day of beacons costs a fraction of one block at a time).
+    pub fn encrypt_all(&self, rpis: &[Rpi], metadata: BluetoothMetadata) -> Vec<Aem> {
+        let mut keystream: Vec<aes::Block> = rpis
+            .iter()
+            .map(|rpi| aes::Block::from(rpi.to_bytes()))
+            .collect();
+        self.cipher.encrypt_blocks(&mut keystream);
+        let plain = metadata.to_bytes();
+        keystream
+            .iter()
+            .map(|key| Aem::from_bytes(std::array::from_fn(|i| plain[i] ^ key[i])))
+            .collect()
+    }
+
     /// The metadata bytes hidden in `aem`, unvalidated; see [`BluetoothMetadata::parse`].
     pub fn decrypt(&self, rpi: Rpi, aem: Aem) -> RawMetadata {
         self.apply_keystream(rpi, aem.to_bytes())

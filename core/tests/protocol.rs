@@ -68,6 +68,18 @@ proptest! {
     }
 
     #[test]
+    fn aems_of_many_identifiers_are_each_ones_aem(
+        key in any::<[u8; 16]>(),
+        rpis in proptest::collection::vec(any::<[u8; 16]>(), 0..40),
+        m in metadata(),
+    ) {
+        let aemk = TemporaryExposureKey::from_bytes(key, KeyValidity::day_of(IntervalNumber::new(2_700_000))).aem_key();
+        let rpis: Vec<Rpi> = rpis.into_iter().map(Rpi::from_bytes).collect();
+        let one_by_one: Vec<Aem> = rpis.iter().map(|&rpi| aemk.encrypt(rpi, m)).collect();
+        prop_assert_eq!(aemk.encrypt_all(&rpis, m), one_by_one);
+    }
+
+    #[test]
     fn metadata_parse_never_panics_and_round_trips_what_it_accepts(bytes in any::<[u8; 4]>()) {
         if let Ok(m) = BluetoothMetadata::parse(bytes) {
             prop_assert_eq!(m.tx_power(), bytes[1] as i8);

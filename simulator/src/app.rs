@@ -1067,11 +1067,8 @@ impl KeyBeacons {
         let mut rpis =
             vec![kith_core::Rpi::from_bytes([0; 16]); kith_core::INTERVALS_PER_DAY as usize];
         rpik.rpis_into(day_interval(day), &mut rpis);
-        let meta = metadata(radio.phones.model[phone as usize]);
-        let beacons = rpis
-            .into_iter()
-            .map(|rpi| (rpi, aemk.encrypt(rpi, meta)))
-            .collect();
+        let aems = aemk.encrypt_all(&rpis, metadata(radio.phones.model[phone as usize]));
+        let beacons = rpis.into_iter().zip(aems).collect();
         Self {
             owner,
             day,

@@ -87,10 +87,12 @@ struct BenchArgs {
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Also run OpenABM-Covid19 from this checkout of
-    /// github.com/BDI-pathogens/OpenABM-Covid19 (`make` in its `src/` first), with the
-    /// same population, days, seeded infections and app uptake.
+    /// github.com/BDI-pathogens/OpenABM-Covid19 (`make all` done in it, which builds
+    /// `src/covid19ibm.exe`), with the same population, days, seeded infections and
+    /// app uptake. Repeat it to compare builds, e.g. its Makefile's -O0 and -O3; each
+    /// row is then named after its directory.
     #[arg(long, value_name = "DIR")]
-    openabm: Option<PathBuf>,
+    openabm: Vec<PathBuf>,
     /// Also run Covasim (`pip install covasim`) with the same settings.
     #[arg(long)]
     covasim: bool,
@@ -378,8 +380,13 @@ fn bench(args: &BenchArgs) -> kith_sim::Result<()> {
             failed = Some(e);
         }
     };
-    if let Some(dir) = &args.openabm {
-        report(peers::run_openabm(dir, &scratch, &run));
+    for dir in &args.openabm {
+        let mut measured = peers::run_openabm(dir, &scratch, &run);
+        if let (Ok(m), [_, _, ..]) = (&mut measured, args.openabm.as_slice()) {
+            let build = dir.file_name().unwrap_or(dir.as_os_str());
+            m.name = format!("{} ({})", m.name, build.to_string_lossy());
+        }
+        report(measured);
     }
     if args.covasim {
         report(peers::run_covasim(&args.python, &scratch, &run));

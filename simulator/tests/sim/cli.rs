@@ -290,3 +290,102 @@ fn published_cwa_and_gaen_v1_models_score_a_run() {
     // Under ENX's 15-minute alert, someone was notified: the run had exposures to score.
     assert!(configs[2]["notified"].as_u64().unwrap() > 0, "{configs:?}");
 }
+
+/// A stand-in for an OpenABM-Covid19 checkout in `dir`: a parameter file with the
+/// columns `bench` sets, and a `src/covid19ibm.exe` that prints one daily line whose
+/// total infected (7th field) is the `n_total` it was given.
+fn fake_openabm(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut columns: Vec<String> = ["rng_seed", "n_total", "end_time", "n_seed_infection"]
+        .map(String::from)
+        .into();
+    for age in [
+        "0_9", "10_19", "20_29", "30_39", "40_49", "50_59", "60_69", "70_79", "80",
+    ] {
+        columns.push(format!("population_{age}"));
+        columns.push(format!("app_users_fraction_{age}"));
+    }
+    columns.extend(
+        [
+            "test_on_symptoms",
+            "trace_on_positive",
+            "quarantine_on_traced",
+            "app_turn_on_time",
+            "intervention_start_time",
+        ]
+        .map(String::from),
+    );
+    let row = vec!["1"; columns.len()].join(",");
+    std::fs::create_dir_all(dir.join("tests/data")).unwrap();
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(
+        dir.join("tests/data/baseline_parameters.csv"),
+        format!("{}\n{row}\n", columns.join(",")),
+    )
+    .unwrap();
+    let exe = dir.join("src/covid19ibm.exe");
+    std::fs::write(
+        &exe,
+        "#!/bin/sh\nawk -F, 'NR==1{for(i=1;i<=NF;i++) if($i==\"n_total\") c=i} \
+         NR==2{print \"1,0,0,0,0,0,\" $c}' \"$1\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn bench_measures_itself_beside_each_openabm_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let (o0, o3) = (dir.path().join("openabm-O0"), dir.path().join("openabm-O3"));
+    fake_openabm(&o0);
+    fake_openabm(&o3);
+    let result = kith_sim(&[
+        "bench",
+        "--population",
+        "3000",
+        "--days",
+        "5",
+        "--openabm",
+        o0.to_str().unwrap(),
+        "--openabm",
+        o3.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    assert!(
+        result.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let row = |name: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no row {name} in {stdout}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+    };
+    let ours = row("kith-sim ");
+    assert_eq!(ours[1..3], ["3000", "5"], "{stdout}");
+    for build in ["openabm-O0", "openabm-O3"] {
+        let peer = row(&format!("OpenABM-Covid19 ({build})"));
+        // Same population and days; the stand-in reports the population it was given.
+        assert_eq!(peer[2..4], ["3000", "5"], "{stdout}");
+        assert_eq!(peer.last(), Some(&"3000"), "{stdout}");
+    }
+
+    // A checkout without its build is named in a clear error.
+    let empty = dir.path().join("not-built");
+    std::fs::create_dir_all(&empty).unwrap();
+    let result = kith_sim(&[
+        "bench",
+        "--population",
+        "3000",
+        "--days",
+        "2",
+        "--openabm",
+        empty.to_str().unwrap(),
+    ]);
+    assert!(!result.status.success());
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(stderr.contains("not-built"), "{stderr}");
+}
