@@ -582,6 +582,9 @@ proptest! {
             ..heard_first
         }));
         for index in &missing {
+            if scans.is_empty() {
+                break;
+            }
             let gone = scans[index.index(scans.len())].scan_id;
             scans.retain(|s| s.scan_id != gone);
         }
